@@ -1,0 +1,101 @@
+import Database from "better-sqlite3";
+import { bootId, storeNowMs } from "./clock.js";
+import { mapSqliteError } from "./errors.js";
+import { SCHEMA_VERSION, schemaSql } from "./schema.js";
+
+type Sql = Database.Database;
+
+/**
+ * One SQLite database file shared by the processes of one machine (WAL mode). better-sqlite3 is
+ * synchronous: a write that waits for another process's lock blocks this process's event loop, so
+ * the busy timeout is kept short (`busyTimeoutMs`, default 25 ms; transactions here take µs) and a
+ * busy database surfaces as a retryable `StoreUnavailableError` instead of a stalled node.
+ */
+export class SqliteDb {
+  private readonly sql: Sql;
+  private closed = false;
+
+  constructor(
+    readonly file: string,
+    /** The validated table prefix. */
+    readonly p: string,
+    private readonly busyTimeoutMs: number,
+  ) {
+    this.sql = this.open();
+  }
+
+  private open(): Sql {
+    try {
+      const sql = new Database(this.file);
+      sql.pragma("journal_mode = WAL");
+      sql.pragma("synchronous = NORMAL");
+      sql.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+      return sql;
+    } catch (error) {
+      throw mapSqliteError(error, this.file);
+    }
+  }
+
+  /** Another connection to the same file (a watcher's, so it sees this process's commits too). */
+  openSecondConnection(): Sql {
+    return this.open();
+  }
+
+  /** Runs `fn` and maps SQLite errors. */
+  guard<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      throw mapSqliteError(error, this.file);
+    }
+  }
+
+  /** A read with the store's now. */
+  async read<T>(fn: (sql: Sql, now: number) => T): Promise<T> {
+    return this.guard(() => fn(this.sql, storeNowMs()));
+  }
+
+  /** A read-check-write in one `BEGIN IMMEDIATE` transaction, with the store's now taken inside it. */
+  async write<T>(fn: (sql: Sql, now: number) => T): Promise<T> {
+    return this.guard(() => this.sql.transaction(() => fn(this.sql, storeNowMs())).immediate());
+  }
+
+  /**
+   * Creates the schema, and after a reboot of this machine forgets every lease expiry and liveness
+   * stamp taken on the old boot's monotonic clock (they are all in the past). Epochs are kept.
+   */
+  async migrate(): Promise<void> {
+    const previousBusy = this.busyTimeoutMs;
+    this.sql.pragma("busy_timeout = 5000"); // several nodes may start at once; this is one-off
+    try {
+      this.guard(() => {
+        this.sql.exec(schemaSql(this.p));
+        this.sql
+          .transaction(() => {
+            const boot = bootId();
+            const row = this.sql.prepare(`SELECT value FROM ${this.p}meta WHERE key = 'boot_id'`).get() as
+              | { value: string }
+              | undefined;
+            if (row && row.value !== boot) {
+              this.sql.prepare(`UPDATE ${this.p}leases SET holder = NULL, expires_at = 0`).run();
+              this.sql.prepare(`UPDATE ${this.p}nodes SET seen_at = -1e12`).run();
+            }
+            const put = this.sql.prepare(
+              `INSERT INTO ${this.p}meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
+            );
+            put.run("boot_id", boot);
+            put.run("schema_version", String(SCHEMA_VERSION));
+          })
+          .immediate();
+      });
+    } finally {
+      this.sql.pragma(`busy_timeout = ${previousBusy}`);
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.sql.close();
+  }
+}

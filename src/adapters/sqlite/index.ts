@@ -1,0 +1,57 @@
+import { SystemClock } from "../../core/clock.js";
+import { ConfigError } from "../../core/errors.js";
+import type { Clock } from "../../core/ports/clock.js";
+import type { Store, StoreCapabilities } from "../../core/ports/store.js";
+import { SqliteDb } from "./db.js";
+import { SqliteLeaseStore } from "./leases.js";
+import { SqliteLiveness } from "./liveness.js";
+import { SqliteShardMap } from "./shard-map.js";
+
+/** Settings of the embedded SQLite store. */
+export interface SqliteOptions {
+  /** The database file, shared by every node process on this machine. */
+  path: string;
+  /** Prefix of every table, so several clusters can share one file (default "mc_"). */
+  tablePrefix?: string;
+  /** How often watchers poll for other processes' commits (default 5 ms). */
+  pollIntervalMs?: number;
+  /** How long a write waits for another process's lock before failing as retryable (default 25 ms). */
+  busyTimeoutMs?: number;
+  clock?: Clock;
+}
+
+const PREFIX = /^[A-Za-z_][A-Za-z0-9_]{0,30}$/;
+
+/** Checks a table prefix: it is spliced into SQL, so only identifier characters are allowed. */
+export function checkTablePrefix(prefix: string, key = "store.table_prefix"): string {
+  if (!PREFIX.test(prefix)) throw new ConfigError(key, `must be letters, digits or _ (at most 31), got ${JSON.stringify(prefix)}`);
+  return prefix;
+}
+
+export function sqliteCapabilities(o: Pick<SqliteOptions, "pollIntervalMs">): StoreCapabilities {
+  return { pollIntervalMs: o.pollIntervalMs ?? 5 };
+}
+
+/** The embedded store: every port over one SQLite file. */
+export class SqliteStore implements Store {
+  readonly backend = "sqlite";
+  readonly leases: SqliteLeaseStore;
+  readonly liveness: SqliteLiveness;
+  readonly shardMap: SqliteShardMap;
+  private readonly db: SqliteDb;
+
+  constructor(o: SqliteOptions) {
+    this.db = new SqliteDb(o.path, checkTablePrefix(o.tablePrefix ?? "mc_"), o.busyTimeoutMs ?? 25);
+    this.leases = new SqliteLeaseStore(this.db);
+    this.liveness = new SqliteLiveness(this.db);
+    this.shardMap = new SqliteShardMap(this.db, o.clock ?? new SystemClock(), sqliteCapabilities(o).pollIntervalMs!);
+  }
+
+  migrate(): Promise<void> {
+    return this.db.migrate();
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}

@@ -1,0 +1,49 @@
+import type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "../../core/ports/liveness.js";
+import type { SqliteDb } from "./db.js";
+
+interface NodeRow {
+  id: string;
+  name: string;
+  role: NodeRole;
+  address: string;
+  meta: string;
+  seen_at: number;
+}
+
+/** Node records, stamped and aged by the store clock. */
+export class SqliteLiveness implements LivenessStore {
+  constructor(private readonly db: SqliteDb) {}
+
+  async beat(r: NodeRecord): Promise<void> {
+    await this.db.write((sql, now) => {
+      sql
+        .prepare(
+          `INSERT INTO ${this.db.p}nodes (id, name, role, address, meta, seen_at) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT(id) DO UPDATE SET name = excluded.name, role = excluded.role, address = excluded.address,
+             meta = excluded.meta, seen_at = excluded.seen_at`,
+        )
+        .run(r.id, r.name, r.role, r.address, JSON.stringify(r.meta), now);
+    });
+  }
+
+  async list(): Promise<NodeStatus[]> {
+    return this.db.read((sql, now) =>
+      (sql.prepare(`SELECT id, name, role, address, meta, seen_at FROM ${this.db.p}nodes ORDER BY id`).all() as NodeRow[]).map(
+        (row) => ({
+          id: row.id,
+          name: row.name,
+          role: row.role,
+          address: row.address,
+          meta: JSON.parse(row.meta) as Record<string, unknown>,
+          ageMs: Math.max(0, now - row.seen_at),
+        }),
+      ),
+    );
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.db.write((sql) => {
+      sql.prepare(`DELETE FROM ${this.db.p}nodes WHERE id = ?`).run(id);
+    });
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * The SDK's errors. Every error has a stable string `code` and may carry the underlying `cause`.
+ * Losing a race is never an error: ports return it as a value (`{ acquired: false, ... }`).
+ */
+export class MulticonnectError extends Error {
+  /** A stable, machine-readable name for the failure, e.g. `"store_unavailable"`. */
+  readonly code: string;
+  /** True when the same call may succeed if tried again later. */
+  readonly retryable: boolean;
+
+  constructor(code: string, message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+/**
+ * The store could not be reached or did not answer within its operation timeout. Retryable.
+ * Callers must treat the outcome of the operation as unknown, and "unknown" as "not the owner".
+ * The message names the backend and host, never a password.
+ */
+export class StoreUnavailableError extends MulticonnectError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super("store_unavailable", message, { ...options, retryable: true });
+  }
+}
+
+/** The store refused us for a reason that retrying will not fix (bad credentials, missing database). */
+export class StoreConfigurationError extends MulticonnectError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super("store_misconfigured", message, options);
+  }
+}
+
+/** A configuration value is missing, malformed or unsafe. `key` is the dotted path of the offending key. */
+export class ConfigError extends MulticonnectError {
+  readonly key: string;
+  constructor(key: string, problem: string) {
+    super("config_invalid", `config: ${key}: ${problem}`);
+    this.key = key;
+  }
+}
+
+/** A message between nodes failed authentication (bad signature, wrong receiver, replayed). */
+export class AuthenticationError extends MulticonnectError {
+  constructor(message: string) {
+    super("unauthenticated", `transport: ${message}`);
+  }
+}
+
+/** A node could not be reached over the transport, or did not answer in time. Retryable. */
+export class TransportUnavailableError extends MulticonnectError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super("transport_unavailable", message, { ...options, retryable: true });
+  }
+}

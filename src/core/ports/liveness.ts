@@ -1,0 +1,38 @@
+/**
+ * Liveness: the node registry and the store-based failure detector's evidence.
+ *
+ * Every node upserts its record every `db_heartbeat_interval`; the store stamps it with its own
+ * clock. `list()` reports each record's age measured by the store's clock, so no node ever compares
+ * its wall clock with another's.
+ */
+
+export type NodeRole = "master" | "coreapp" | "webapp";
+
+/** What a node says about itself. `id` is unique per process (name + a random suffix). */
+export interface NodeRecord {
+  readonly id: string;
+  /** The stable name from the node's configuration, for people. */
+  readonly name: string;
+  readonly role: NodeRole;
+  /** `host:port` where other nodes reach this node's transport listener ("" if it has none). */
+  readonly address: string;
+  /** Small role-specific facts (a coreapp's serving shard, a master's heartbeat view); JSON. */
+  readonly meta: Readonly<Record<string, unknown>>;
+}
+
+/** A record as the store holds it. */
+export interface NodeStatus extends NodeRecord {
+  /** Milliseconds since the node's last `beat()`, by the store's clock. */
+  readonly ageMs: number;
+}
+
+export interface LivenessStore {
+  /** Upserts `record` with "last seen" = the store's now. Throws `StoreUnavailableError`. */
+  beat(record: NodeRecord): Promise<void>;
+
+  /** Every registered node with its age, ordered by id. Throws `StoreUnavailableError`. */
+  list(): Promise<NodeStatus[]>;
+
+  /** Deletes a node's record (a graceful leave, or pruning of long-dead ids). Idempotent. */
+  remove(id: string): Promise<void>;
+}

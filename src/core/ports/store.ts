@@ -1,0 +1,32 @@
+import type { LeaseStore } from "./leases.js";
+import type { LivenessStore } from "./liveness.js";
+import type { ShardMapStore } from "./shard-map.js";
+
+/**
+ * Everything one backend provides: the three store ports over one shared storage (the shard map's
+ * compare-and-set reads the master lease in the same atomic operation), plus schema upkeep.
+ */
+export interface Store {
+  /** The backend's name as configured: "memory", "sqlite", "postgres", "mysql", "redis", "etcd". */
+  readonly backend: string;
+  readonly leases: LeaseStore;
+  readonly liveness: LivenessStore;
+  readonly shardMap: ShardMapStore;
+  /**
+   * Creates or upgrades the store's schema to this version of the SDK. Idempotent and safe to run
+   * from several nodes at once. Throws `StoreUnavailableError` / `StoreConfigurationError`.
+   */
+  migrate(): Promise<void>;
+  /** Closes connections and watchers. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** What a backend declares about itself, for the conformance suite and for timing validation. */
+export interface StoreCapabilities {
+  /** The store rounds lease TTLs up to whole seconds (etcd). */
+  readonly ttlWholeSeconds?: boolean;
+  /** The shortest lease TTL the store grants, in ms (etcd: 2000). */
+  readonly minTtlMs?: number;
+  /** Change notifications are polled, at this interval (ms); absent for push notifications. */
+  readonly pollIntervalMs?: number;
+}

@@ -1,0 +1,100 @@
+/**
+ * Transport: messages between nodes. Master → coreapp heartbeats, webapp → coreapp forwarded API
+ * requests, and operator commands to the primary master (switchover).
+ *
+ * Every message is authenticated with the cluster secret and bound to its receiver's node id and
+ * a per-sender sequence number, so a message cannot be forged, redirected to another node, or
+ * replayed; the receiver rejects such a message with `AuthenticationError` before any handler runs.
+ * No wall clock takes part in authentication.
+ */
+
+/** Where a node listens: its id (receivers reject messages addressed to another id) and `host:port`. */
+export interface Peer {
+  readonly id: string;
+  readonly address: string;
+}
+
+/** A master's heartbeat to a coreapp. */
+export interface HeartbeatMessage {
+  readonly master: string;
+}
+
+/** A coreapp's answer: what it is doing right now. */
+export interface HeartbeatReply {
+  readonly id: string;
+  /** The shard it serves as primary, or null. */
+  readonly shard: number | null;
+  readonly epoch: number | null;
+}
+
+/** An API request forwarded by a webapp to the shard's primary coreapp, stamped with the epoch it expects. */
+export interface ForwardRequest {
+  readonly shard: number;
+  readonly epoch: number;
+  readonly method: string;
+  /** Path and query of the original request. */
+  readonly path: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Uint8Array;
+}
+
+/** The coreapp's answer to a forwarded request, passed back to the client. */
+export interface ForwardResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Uint8Array;
+}
+
+/** An operator command to the primary master. */
+export interface SwitchoverCommand {
+  readonly shard: number;
+  /** The coreapp node id or name to move the shard to; any healthy standby when absent. */
+  readonly to?: string;
+}
+
+export interface SwitchoverReply {
+  readonly ok: boolean;
+  readonly shard: number;
+  readonly from: string | null;
+  readonly to: string | null;
+  readonly epoch: number;
+  /** On failure, why (e.g. 1017 Not Primary Master, no healthy standby). */
+  readonly error?: { readonly code: number; readonly message: string };
+  /** Milliseconds from the map write to the new owner serving, as the master observed it. */
+  readonly gapMs?: number;
+}
+
+/** What a listening node does with each kind of message. Absent handlers answer "not supported". */
+export interface TransportHandlers {
+  heartbeat?(from: string, message: HeartbeatMessage): Promise<HeartbeatReply> | HeartbeatReply;
+  forward?(from: string, request: ForwardRequest): Promise<ForwardResponse>;
+  switchover?(from: string, command: SwitchoverCommand): Promise<SwitchoverReply>;
+}
+
+/** A running listener. */
+export interface TransportServer {
+  /** The port actually bound (useful when 0 was asked). */
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export interface Transport {
+  /**
+   * Sends a heartbeat and waits for the reply at most `timeoutMs`.
+   * Throws `TransportUnavailableError` on refusal, reset or timeout, and `AuthenticationError`
+   * when the receiver rejected the message.
+   */
+  heartbeat(to: Peer, message: HeartbeatMessage, timeoutMs: number): Promise<HeartbeatReply>;
+
+  /** Forwards an API request over a pooled keep-alive connection. Throws as `heartbeat()`. */
+  forward(to: Peer, request: ForwardRequest, timeoutMs: number): Promise<ForwardResponse>;
+
+  /** Sends an operator command to a master. Throws as `heartbeat()`. */
+  switchover(to: Peer, command: SwitchoverCommand, timeoutMs: number): Promise<SwitchoverReply>;
+
+  /** Starts accepting authenticated messages addressed to `self` on `port` (0: any free port). */
+  listen(self: string, host: string, port: number, handlers: TransportHandlers): Promise<TransportServer>;
+
+  /** Closes pooled connections. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,93 @@
+import type { Clock } from "./ports/clock.js";
+import type { ShardAssignment, ShardMapWatch } from "./ports/shard-map.js";
+
+/**
+ * The one implementation of `ShardMapStore.watch()` semantics that every adapter shares: on each
+ * signal from the store's own mechanism (NOTIFY, pub/sub, etcd watch, a poll tick), and at least
+ * every `resyncMs`, re-read the map and deliver the entries whose epoch grew. Adapters only supply
+ * `read` and, if the store pushes, a way to be signalled; delivery order and de-duplication live here.
+ */
+export interface DiffingWatchOptions {
+  read(): Promise<ShardAssignment[]>;
+  /**
+   * Subscribes to the store's change signal; called again after a failure. Call `signal()` on every
+   * change and `lost()` when the channel broke (the watcher resyncs and subscribes again).
+   * Returns a function that unsubscribes. Absent for stores that only poll.
+   */
+  subscribe?(signal: () => void, lost: (error: unknown) => void): Promise<() => Promise<void>>;
+  /** Re-read at least this often even without a signal. */
+  resyncMs: number;
+  clock: Clock;
+  onChange(changed: ShardAssignment[]): void;
+  onError?(error: unknown): void;
+}
+
+export async function startDiffingWatch(o: DiffingWatchOptions): Promise<ShardMapWatch> {
+  const known = new Map<number, number>();
+  const stop = new AbortController();
+  let wake = new AbortController();
+  let pending = true;
+  let channelBroken = false;
+  let unsubscribe: (() => Promise<void>) | null = null;
+
+  const signal = () => {
+    pending = true;
+    wake.abort();
+  };
+  const lost = (error: unknown) => {
+    o.onError?.(error);
+    channelBroken = true;
+    signal();
+  };
+
+  const deliver = (entries: ShardAssignment[]) => {
+    const changed = entries.filter((a) => (known.get(a.shard) ?? -1) < a.epoch);
+    for (const a of changed) known.set(a.shard, a.epoch);
+    if (changed.length > 0) o.onChange(changed);
+  };
+
+  const subscribe = async () => {
+    if (!o.subscribe) return;
+    if (unsubscribe) await unsubscribe().catch(() => {});
+    unsubscribe = null;
+    unsubscribe = await o.subscribe(signal, lost);
+    channelBroken = false;
+  };
+
+  // The first read must succeed before watch() resolves, so callers start from a known map.
+  await subscribe();
+  deliver(await o.read());
+  pending = false;
+
+  const loop = async () => {
+    let backoff = 50;
+    while (!stop.signal.aborted) {
+      if (!pending) {
+        await o.clock.sleep(o.resyncMs, AbortSignal.any([stop.signal, wake.signal]));
+        if (stop.signal.aborted) break;
+      }
+      wake = new AbortController();
+      pending = false;
+      try {
+        if (channelBroken) await subscribe();
+        deliver(await o.read());
+        backoff = 50;
+      } catch (error) {
+        o.onError?.(error);
+        pending = true;
+        await o.clock.sleep(backoff, stop.signal);
+        backoff = Math.min(backoff * 2, Math.max(1000, o.resyncMs));
+      }
+    }
+  };
+  const running = loop();
+
+  return {
+    async close() {
+      if (stop.signal.aborted) return;
+      stop.abort();
+      await running;
+      if (unsubscribe) await unsubscribe().catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,116 @@
+import { ConfigError } from "./errors.js";
+
+/**
+ * The four cluster settings of SPEC §2, in milliseconds, and every timing the algorithms derive
+ * from them. This file is the one place where timing is decided; each rule carries its reason.
+ */
+export interface ClusterSettings {
+  /** Every master heartbeats every coreapp this often (default 5 s). */
+  readonly heartbeatIntervalMs: number;
+  /** A primary coreapp silent this long to the primary master and one secondary master is unhealthy (default 30 s). */
+  readonly unhealthyIntervalMs: number;
+  /** Every node writes its liveness record this often (default 60 s). */
+  readonly dbHeartbeatIntervalMs: number;
+  /** A primary coreapp whose liveness record is older than this is unhealthy (default 120 s). */
+  readonly dbUnhealthyIntervalMs: number;
+}
+
+export const DEFAULT_SETTINGS: ClusterSettings = {
+  heartbeatIntervalMs: 5_000,
+  unhealthyIntervalMs: 30_000,
+  dbHeartbeatIntervalMs: 60_000,
+  dbUnhealthyIntervalMs: 120_000,
+};
+
+/** Derived timings. */
+export interface Timing extends ClusterSettings {
+  /**
+   * TTL of the master lease and of each shard ownership lease = min(unhealthy, db_unhealthy).
+   * Why: a dead primary's ownership lease must have lapsed by the time either detector declares
+   * it unhealthy, so that promotion never waits on the lease after detection (L1), and a live
+   * primary cut off from the store must stop acting no later than detection (S4).
+   */
+  readonly leaseTtlMs: number;
+  /** Leases are renewed every ttl/3, so two renewals in a row may fail before the lease is at risk. */
+  readonly renewIntervalMs: number;
+  /**
+   * A holder stops acting at (send time of its last successful renewal + ttl − margin). The store
+   * stamped the renewal no earlier than it was sent, so the holder's deadline precedes the store's
+   * expiry by at least the margin, which absorbs timer lateness and clock-rate drift.
+   * margin = max(ttl/10, 20 ms).
+   */
+  readonly safetyMarginMs: number;
+  /**
+   * How often the primary master evaluates shard health from what it already knows (no store
+   * access): max(10 ms, min(heartbeat, unhealthy/50)). Detection lags silence by at most one tick.
+   */
+  readonly evaluateTickMs: number;
+  /** A heartbeat that has no answer after this long counts as unanswered (= heartbeat interval). */
+  readonly heartbeatTimeoutMs: number;
+  /** How often masters and coreapps write liveness: min(heartbeat, db_heartbeat) for masters. */
+  readonly masterBeatIntervalMs: number;
+  /** While waiting for a previous owner to release, a promoted coreapp retries acquire this often. */
+  readonly handoverPollMs: number;
+}
+
+/** Rejects unsafe or meaningless settings with a `ConfigError` naming the key and the reason. */
+export function validateSettings(s: ClusterSettings, keyPrefix = "settings"): void {
+  const positive: [keyof ClusterSettings, string][] = [
+    ["heartbeatIntervalMs", "heartbeat_interval"],
+    ["unhealthyIntervalMs", "unhealthy_interval"],
+    ["dbHeartbeatIntervalMs", "db_heartbeat_interval"],
+    ["dbUnhealthyIntervalMs", "db_unhealthy_interval"],
+  ];
+  for (const [field, key] of positive) {
+    const v = s[field];
+    if (!Number.isFinite(v) || v < 10) throw new ConfigError(`${keyPrefix}.${key}`, `must be at least 10 ms, got ${v}`);
+  }
+  if (s.unhealthyIntervalMs <= 2 * s.heartbeatIntervalMs) {
+    throw new ConfigError(
+      `${keyPrefix}.unhealthy_interval`,
+      `must be more than twice heartbeat_interval (${s.heartbeatIntervalMs} ms), got ${s.unhealthyIntervalMs} ms: ` +
+        "a single lost or late heartbeat would otherwise look like a failure",
+    );
+  }
+  if (s.dbUnhealthyIntervalMs <= 2 * s.dbHeartbeatIntervalMs) {
+    throw new ConfigError(
+      `${keyPrefix}.db_unhealthy_interval`,
+      `must be more than twice db_heartbeat_interval (${s.dbHeartbeatIntervalMs} ms), got ${s.dbUnhealthyIntervalMs} ms: ` +
+        "a single slow liveness write would otherwise look like a failure",
+    );
+  }
+}
+
+/** Derives every timing from validated settings. `minTtlMs` is the store's smallest lease (etcd: 2 s). */
+export function deriveTiming(s: ClusterSettings, minTtlMs = 0): Timing {
+  validateSettings(s);
+  const leaseTtlMs = Math.max(Math.min(s.unhealthyIntervalMs, s.dbUnhealthyIntervalMs), minTtlMs);
+  return {
+    ...s,
+    leaseTtlMs,
+    renewIntervalMs: Math.floor(leaseTtlMs / 3),
+    safetyMarginMs: Math.max(Math.floor(leaseTtlMs / 10), 20),
+    evaluateTickMs: Math.max(10, Math.min(s.heartbeatIntervalMs, Math.floor(s.unhealthyIntervalMs / 50))),
+    heartbeatTimeoutMs: s.heartbeatIntervalMs,
+    masterBeatIntervalMs: Math.min(s.heartbeatIntervalMs, s.dbHeartbeatIntervalMs),
+    handoverPollMs: Math.max(5, Math.min(25, Math.floor(leaseTtlMs / 20))),
+  };
+}
+
+/**
+ * The failover bound of L1: the longest time from a primary coreapp's failure to a healthy
+ * standby serving its shard, when nothing else fails.
+ * - detection: `unhealthy_interval` when more than one master runs (heartbeat detector), else
+ *   `db_unhealthy_interval` (store detector) — plus one evaluation tick, plus one liveness read
+ *   period for the store detector;
+ * - the old owner's lease: already lapsed by then (leaseTtl ≤ the detection window);
+ * - promotion: a compare-and-set, the new owner noticing it (notification or one poll), and an
+ *   acquire: `promotionAllowanceMs` (default 250 ms, plus the store's poll interval if it polls).
+ */
+export function failoverBoundMs(t: Timing, masters: number, storePollMs = 0, promotionAllowanceMs = 250): number {
+  const detection =
+    masters > 1
+      ? Math.min(t.unhealthyIntervalMs + t.evaluateTickMs, t.dbUnhealthyIntervalMs + t.masterBeatIntervalMs)
+      : t.dbUnhealthyIntervalMs + t.masterBeatIntervalMs;
+  return Math.max(detection, t.leaseTtlMs) + promotionAllowanceMs + storePollMs;
+}

@@ -1,0 +1,13 @@
+import { MemoryStorage, MemoryStore } from "../../src/adapters/memory/index.js";
+import { storeConformance } from "../conformance/store.suite.js";
+
+const storages = new Map<string, MemoryStorage>();
+
+storeConformance("memory", {
+  open: async (namespace) => {
+    let storage = storages.get(namespace);
+    if (!storage) storages.set(namespace, (storage = new MemoryStorage()));
+    return new MemoryStore(storage);
+  },
+  capabilities: { ttlMs: 300 },
+});

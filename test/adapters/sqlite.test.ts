@@ -1,0 +1,12 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SqliteStore } from "../../src/adapters/sqlite/index.js";
+import { storeConformance } from "../conformance/store.suite.js";
+
+const dir = mkdtempSync(join(tmpdir(), "mc-sqlite-"));
+
+storeConformance("sqlite", {
+  open: async (namespace) => new SqliteStore({ path: join(dir, "conformance.db"), tablePrefix: `${namespace}_` }),
+  capabilities: { ttlMs: 300, pollIntervalMs: 5 },
+});

@@ -1,0 +1,393 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { StoreUnavailableError } from "../../src/core/errors.js";
+import { MASTER_LEASE, type Lease } from "../../src/core/ports/leases.js";
+import type { ShardAssignment } from "../../src/core/ports/shard-map.js";
+import type { Store, StoreCapabilities } from "../../src/core/ports/store.js";
+import { randomNamespace, refusedPort, startBlackhole } from "../support/blackhole.js";
+
+/**
+ * The adapter conformance suite: every backend runs exactly these tests against a real server
+ * (memory and sqlite need none). Backend limits are declared in `capabilities`, never tested for
+ * by name here.
+ */
+export interface ConformanceOptions {
+  /** Opens a store on its own namespace (table or key prefix) so tests never share state. */
+  open(namespace: string): Promise<Store>;
+  capabilities: StoreCapabilities & {
+    /** The lease TTL the tests use; the store's own minimum where it has one. */
+    ttlMs: number;
+    /**
+     * Opens a store of this backend pointed at `host:port` with the given operation timeout, for
+     * the unreachable-store tests. Absent for stores without a server (memory, sqlite).
+     */
+    openAt?(namespace: string, host: string, port: number, operationTimeoutMs: number): Promise<Store>;
+    /** Breaks the store's notification channel (kills the LISTEN / subscriber connection). */
+    interruptNotifications?(store: Store): Promise<void>;
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `check` until it returns true or `timeoutMs` passes; returns whether it did. */
+async function eventually(check: () => boolean, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (check()) return true;
+    await sleep(10);
+  }
+  return check();
+}
+
+export function storeConformance(backend: string, options: ConformanceOptions): void {
+  const { ttlMs } = options.capabilities;
+  const notifyBudgetMs = (options.capabilities.pollIntervalMs ?? 0) + 2000;
+  const opened: Store[] = [];
+  const open = async (ns: string) => {
+    const store = await options.open(ns);
+    opened.push(store);
+    return store;
+  };
+  /** Two handles on one namespace: two "nodes" sharing one store. */
+  const openPair = async () => {
+    const ns = randomNamespace();
+    const a = await open(ns);
+    await a.migrate();
+    const b = await open(ns);
+    return [a, b] as const;
+  };
+
+  afterEach(async () => {
+    vi.useRealTimers();
+    await Promise.all(opened.splice(0).map((s) => s.close().catch(() => {})));
+  });
+
+  describe(`${backend}: store conformance`, { timeout: 30_000 }, () => {
+    describe("leases", () => {
+      it("acquire() gives a never-seen lease to the caller with a positive epoch", async () => {
+        const [a] = await openPair();
+        const r = await a.leases.acquire("l", "n1", ttlMs);
+        expect(r).toEqual({ acquired: true, lease: { name: "l", holder: "n1", epoch: expect.any(Number) } });
+        const epoch = r.acquired ? r.lease.epoch : 0;
+        expect(epoch).toBeGreaterThan(0);
+        expect(await a.leases.current("l")).toEqual({ name: "l", holder: "n1", epoch });
+      });
+
+      it("acquire() returns acquired=false naming the holder while another holder's lease is live", async () => {
+        const [a, b] = await openPair();
+        const first = await a.leases.acquire("l", "n1", ttlMs);
+        const r = await b.leases.acquire("l", "n2", ttlMs);
+        expect(r.acquired).toBe(false);
+        if (r.acquired || !first.acquired) return;
+        expect(r.holder).toBe("n1");
+        expect(r.epoch).toBe(first.lease.epoch);
+        expect(r.expiresInMs).toBeGreaterThan(0);
+        expect(r.expiresInMs).toBeLessThanOrEqual(ttlMs + 1000);
+      });
+
+      it("acquire() by the live holder is idempotent and keeps the epoch", async () => {
+        const [a] = await openPair();
+        const first = await a.leases.acquire("l", "n1", ttlMs);
+        const again = await a.leases.acquire("l", "n1", ttlMs);
+        expect(again).toEqual(first);
+        expect(again.acquired).toBe(true);
+      });
+
+      it("acquire() from many concurrent contenders gives the lease to exactly one", async () => {
+        const ns = randomNamespace();
+        const first = await open(ns);
+        await first.migrate();
+        const handles = [first, ...(await Promise.all(Array.from({ length: 7 }, () => open(ns))))];
+        const results = await Promise.all(
+          Array.from({ length: 24 }, (_, i) => handles[i % handles.length]!.leases.acquire("race", `n${i}`, ttlMs * 4)),
+        );
+        const winners = results.filter((r) => r.acquired);
+        expect(winners).toHaveLength(1);
+        const winner = winners[0]!.acquired ? winners[0]!.lease.holder : "";
+        for (const r of results) {
+          if (!r.acquired) expect([winner, null]).toContain(r.holder);
+        }
+        expect(await first.leases.current("race")).toMatchObject({ holder: winner });
+      });
+
+      it("acquire() after the holder's lease expired by store time succeeds with the next epoch, and the old holder's renew() returns false", async () => {
+        const [a, b] = await openPair();
+        const r1 = await a.leases.acquire("l", "n1", ttlMs);
+        if (!r1.acquired) throw new Error("setup: not acquired");
+        await sleep(ttlMs + 300);
+        expect(await a.leases.current("l")).toBeNull();
+        const r2 = await b.leases.acquire("l", "n2", ttlMs);
+        expect(r2.acquired && r2.lease.holder).toBe("n2");
+        expect(r2.acquired && r2.lease.epoch).toBeGreaterThan(r1.lease.epoch);
+        expect(await a.leases.renew(r1.lease, ttlMs)).toBe(false);
+      });
+
+      it("renew() keeps a lease live past its first ttl, and fails once it has expired", async () => {
+        const [a, b] = await openPair();
+        const r = await a.leases.acquire("l", "n1", ttlMs);
+        if (!r.acquired) throw new Error("setup: not acquired");
+        for (let i = 0; i < 4; i++) {
+          await sleep(ttlMs / 3);
+          expect(await a.leases.renew(r.lease, ttlMs)).toBe(true);
+        }
+        expect((await b.leases.acquire("l", "n2", ttlMs)).acquired).toBe(false);
+        await sleep(ttlMs + 300);
+        expect(await a.leases.renew(r.lease, ttlMs)).toBe(false);
+      });
+
+      it("release() frees the lease at once for another holder, with the next epoch", async () => {
+        const [a, b] = await openPair();
+        const r = await a.leases.acquire("l", "n1", ttlMs * 10);
+        if (!r.acquired) throw new Error("setup: not acquired");
+        await a.leases.release(r.lease);
+        expect(await a.leases.current("l")).toBeNull();
+        const r2 = await b.leases.acquire("l", "n2", ttlMs);
+        expect(r2.acquired && r2.lease.holder).toBe("n2");
+        expect(r2.acquired && r2.lease.epoch).toBeGreaterThan(r.lease.epoch);
+      });
+
+      it("release() of a lease no longer held changes nothing", async () => {
+        const [a, b] = await openPair();
+        const r = await a.leases.acquire("l", "n1", ttlMs * 10);
+        if (!r.acquired) throw new Error("setup: not acquired");
+        await b.leases.release({ ...r.lease, epoch: r.lease.epoch + 7 });
+        await b.leases.release({ ...r.lease, holder: "n2" });
+        expect(await a.leases.current("l")).toEqual(r.lease);
+      });
+
+      it("epochs of one lease name strictly increase across holders and are never reused", async () => {
+        const [a] = await openPair();
+        const seen: number[] = [];
+        for (let i = 0; i < 6; i++) {
+          const r = await a.leases.acquire("l", `n${i % 2}`, ttlMs * 10);
+          if (!r.acquired) throw new Error("not acquired");
+          seen.push(r.lease.epoch);
+          await a.leases.release(r.lease);
+        }
+        for (let i = 1; i < seen.length; i++) expect(seen[i]).toBeGreaterThan(seen[i - 1]!);
+      });
+
+      it("expiry is judged by the store's clock: a client wall clock one hour ahead changes nothing", async () => {
+        const [a, b] = await openPair();
+        vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 3_600_000 });
+        const r = await a.leases.acquire("l", "n1", ttlMs * 3);
+        expect(r.acquired).toBe(true);
+        expect((await b.leases.acquire("l", "n2", ttlMs)).acquired).toBe(false);
+        vi.setSystemTime(Date.now() - 7_200_000);
+        expect(await a.leases.current("l")).toMatchObject({ holder: "n1" });
+        vi.useRealTimers();
+      });
+    });
+
+    describe("shard map", () => {
+      const master = async (store: Store, holder = "m1"): Promise<Lease> => {
+        const r = await store.leases.acquire(MASTER_LEASE, holder, ttlMs * 20);
+        if (!r.acquired) throw new Error("setup: master lease not acquired");
+        return r.lease;
+      };
+
+      it("read() of a fresh store is empty", async () => {
+        const [a] = await openPair();
+        expect(await a.shardMap.read()).toEqual([]);
+      });
+
+      it("assign() under the live master lease sets the owner and raises the epoch", async () => {
+        const [a, b] = await openPair();
+        const m = await master(a);
+        const r1 = await a.shardMap.assign(0, 0, "c1", m);
+        if (!r1.ok) throw new Error("assign failed");
+        expect(r1.assignment).toMatchObject({ shard: 0, owner: "c1" });
+        expect(r1.assignment.epoch).toBeGreaterThan(0);
+        const r2 = await a.shardMap.assign(1, 0, "c2", m);
+        const r3 = await a.shardMap.assign(0, r1.assignment.epoch, null, m);
+        if (!r2.ok || !r3.ok) throw new Error("assign failed");
+        expect(r3.assignment.epoch).toBeGreaterThan(r1.assignment.epoch);
+        expect(await b.shardMap.read()).toEqual([
+          { shard: 0, owner: null, epoch: r3.assignment.epoch },
+          { shard: 1, owner: "c2", epoch: r2.assignment.epoch },
+        ]);
+      });
+
+      it("assign() with a stale expected epoch returns a conflict with the current entry and writes nothing", async () => {
+        const [a] = await openPair();
+        const m = await master(a);
+        const r1 = await a.shardMap.assign(0, 0, "c1", m);
+        if (!r1.ok) throw new Error("assign failed");
+        const r = await a.shardMap.assign(0, 0, "c2", m);
+        expect(r).toEqual({ ok: false, reason: "conflict", current: r1.assignment });
+        expect(await a.shardMap.read()).toEqual([r1.assignment]);
+      });
+
+      it("assign() from a deposed master (stale master epoch) is fenced and writes nothing", async () => {
+        const [a, b] = await openPair();
+        const r1 = await a.leases.acquire(MASTER_LEASE, "m1", ttlMs);
+        if (!r1.acquired) throw new Error("setup");
+        const first = await a.shardMap.assign(0, 0, "c1", r1.lease);
+        if (!first.ok) throw new Error("setup: assign failed");
+        const e = first.assignment.epoch;
+        await sleep(ttlMs + 300);
+        // The old master's lease has lapsed: fenced even before anyone else takes over.
+        expect(await a.shardMap.assign(0, e, "c9", r1.lease)).toEqual({ ok: false, reason: "fenced" });
+        const m2 = await master(b, "m2");
+        expect(await a.shardMap.assign(0, e, "c9", r1.lease)).toEqual({ ok: false, reason: "fenced" });
+        // The live holder's name with an older tenure's epoch is fenced too.
+        expect(await a.shardMap.assign(0, e, "c9", { ...m2, epoch: r1.lease.epoch })).toEqual({ ok: false, reason: "fenced" });
+        expect(await b.shardMap.read()).toEqual([first.assignment]);
+      });
+
+      it("assign() from concurrent writers with the same expected epoch succeeds exactly once", async () => {
+        const [a, b] = await openPair();
+        const m = await master(a);
+        const results = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).shardMap.assign(3, 0, `c${i}`, m)),
+        );
+        const winners = results.filter((r) => r.ok);
+        expect(winners).toHaveLength(1);
+        expect(await a.shardMap.read()).toEqual([winners[0]!.ok && winners[0]!.assignment]);
+      });
+
+      it("watch() delivers the whole map first, then every change in epoch order, to every watcher", async () => {
+        const [a, b] = await openPair();
+        const m = await master(a);
+        const r0 = await a.shardMap.assign(0, 0, "c1", m);
+        if (!r0.ok) throw new Error("setup: assign failed");
+        const seen: ShardAssignment[][] = [[], []];
+        const watches = await Promise.all(
+          [a, b].map((s, i) => s.shardMap.watch((changed) => seen[i]!.push(...changed))),
+        );
+        try {
+          expect(seen[0]).toEqual([r0.assignment]);
+          let last = r0.assignment;
+          for (let i = 2; i <= 6; i++) {
+            const r = await a.shardMap.assign(0, last.epoch, `c${i}`, m);
+            if (!r.ok) throw new Error("assign failed");
+            last = r.assignment;
+          }
+          for (const s of seen) {
+            expect(await eventually(() => s.at(-1)?.epoch === last.epoch, notifyBudgetMs)).toBe(true);
+            const epochs = s.map((x) => x.epoch);
+            expect(epochs).toEqual([...epochs].sort((x, y) => x - y));
+            expect(new Set(epochs).size).toBe(epochs.length);
+            expect(s.at(-1)).toEqual({ shard: 0, owner: "c6", epoch: last.epoch });
+          }
+        } finally {
+          await Promise.all(watches.map((w) => w.close()));
+        }
+      });
+
+      if (options.capabilities.interruptNotifications) {
+        const interrupt = options.capabilities.interruptNotifications;
+        it("watch() recovers after its notification connection drops and delivers what changed meanwhile", async () => {
+          const [a, b] = await openPair();
+          const m = await master(a);
+          const seen: ShardAssignment[] = [];
+          const w = await b.shardMap.watch((changed) => seen.push(...changed));
+          try {
+            await interrupt(b);
+            const r1 = await a.shardMap.assign(0, 0, "c1", m);
+            if (!r1.ok) throw new Error("assign failed");
+            expect(await eventually(() => seen.some((s) => s.owner === "c1"), notifyBudgetMs + 3000)).toBe(true);
+            await a.shardMap.assign(0, r1.assignment.epoch, "c2", m);
+            expect(await eventually(() => seen.some((s) => s.owner === "c2"), notifyBudgetMs)).toBe(true);
+          } finally {
+            await w.close();
+          }
+        });
+      }
+    });
+
+    describe("liveness", () => {
+      const rec = (id: string, meta: Record<string, unknown> = {}) => ({
+        id,
+        name: id.split(".")[0]!,
+        role: "coreapp" as const,
+        address: "127.0.0.1:6250",
+        meta,
+      });
+
+      it("beat() registers a node that list() returns with its meta and a small age", async () => {
+        const [a, b] = await openPair();
+        await a.liveness.beat(rec("c1.abc", { shard: 2, nested: { ok: true } }));
+        const list = await b.liveness.list();
+        expect(list).toHaveLength(1);
+        expect(list[0]).toMatchObject(rec("c1.abc", { shard: 2, nested: { ok: true } }));
+        expect(list[0]!.ageMs).toBeGreaterThanOrEqual(0);
+        expect(list[0]!.ageMs).toBeLessThan(1000);
+      });
+
+      it("list() ages grow with store time and beat() resets them", async () => {
+        const [a] = await openPair();
+        await a.liveness.beat(rec("c1.abc"));
+        await a.liveness.beat(rec("c2.abc"));
+        await sleep(400);
+        await a.liveness.beat(rec("c2.abc", { again: 1 }));
+        const [c1, c2] = await a.liveness.list();
+        expect(c1!.ageMs).toBeGreaterThanOrEqual(300);
+        expect(c2!.ageMs).toBeLessThan(300);
+        expect(c2!.meta).toEqual({ again: 1 });
+      });
+
+      it("remove() deletes a node and is idempotent", async () => {
+        const [a] = await openPair();
+        await a.liveness.beat(rec("c1.abc"));
+        await a.liveness.remove("c1.abc");
+        await a.liveness.remove("c1.abc");
+        expect(await a.liveness.list()).toEqual([]);
+      });
+    });
+
+    describe("schema", () => {
+      it("migrate() is idempotent, also when several nodes run it at once", async () => {
+        const ns = randomNamespace();
+        const stores = await Promise.all([open(ns), open(ns), open(ns)]);
+        await Promise.all(stores.map((s) => s.migrate()));
+        await stores[0]!.migrate();
+        expect((await stores[1]!.leases.acquire("l", "n1", ttlMs)).acquired).toBe(true);
+      });
+    });
+
+    if (options.capabilities.openAt) {
+      const openAt = options.capabilities.openAt;
+      describe("unreachable store", () => {
+        const timeoutMs = 500;
+        const expectUnavailableWithin = async (call: () => Promise<unknown>, budgetMs: number) => {
+          const started = Date.now();
+          const error = await call().then(
+            () => null,
+            (e: unknown) => e,
+          );
+          expect(error).toBeInstanceOf(StoreUnavailableError);
+          expect((error as StoreUnavailableError).retryable).toBe(true);
+          expect(Date.now() - started).toBeLessThan(budgetMs);
+        };
+
+        it("acquire() and renew() against a blackholed server throw StoreUnavailableError within the operation timeout, never hang", async () => {
+          const hole = await startBlackhole();
+          try {
+            const store = await openAt(randomNamespace(), hole.host, hole.port, timeoutMs).then((s) => {
+              opened.push(s);
+              return s;
+            });
+            await expectUnavailableWithin(() => store.leases.acquire("l", "n1", ttlMs), timeoutMs * 3 + 500);
+            await expectUnavailableWithin(
+              () => store.leases.renew({ name: "l", holder: "n1", epoch: 1 }, ttlMs),
+              timeoutMs * 3 + 500,
+            );
+          } finally {
+            await hole.close();
+          }
+        });
+
+        it("acquire() against a refused port throws StoreUnavailableError naming the backend and host", async () => {
+          const port = await refusedPort();
+          const store = await openAt(randomNamespace(), "127.0.0.1", port, timeoutMs).then((s) => {
+            opened.push(s);
+            return s;
+          });
+          const error = await store.leases.acquire("l", "n1", ttlMs).catch((e: unknown) => e);
+          expect(error).toBeInstanceOf(StoreUnavailableError);
+          expect(String((error as Error).message)).toContain("127.0.0.1");
+        });
+      });
+    }
+  });
+}
