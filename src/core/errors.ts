@@ -52,7 +52,13 @@ export class AuthenticationError extends MulticonnectError {
 
 /** A node could not be reached over the transport, or did not answer in time. Retryable. */
 export class TransportUnavailableError extends MulticonnectError {
-  constructor(message: string, options: { cause?: unknown } = {}) {
-    super("transport_unavailable", message, { ...options, retryable: true });
+  /**
+   * True when the message certainly never reached the receiver (the connection was refused or
+   * could not be opened), so sending it again cannot make it run twice.
+   */
+  readonly notDelivered: boolean;
+  constructor(message: string, options: { cause?: unknown; notDelivered?: boolean } = {}) {
+    super("transport_unavailable", message, { cause: options.cause, retryable: true });
+    this.notDelivered = options.notDelivered ?? false;
   }
 }

@@ -36,10 +36,13 @@ export class MemoryStorage {
 }
 
 class MemoryLeaseStore implements LeaseStore {
-  constructor(private readonly s: MemoryStorage) {}
+  constructor(
+    private readonly s: MemoryStorage,
+    private readonly check: () => void,
+  ) {}
 
   async acquire(name: string, holder: string, ttlMs: number): Promise<AcquireResult> {
-    this.s.check();
+    this.check();
     const now = this.s.clock.now();
     const row = this.s.leases.get(name);
     const live = this.s.liveLease(name);
@@ -52,7 +55,7 @@ class MemoryLeaseStore implements LeaseStore {
   }
 
   async renew(lease: Lease, ttlMs: number): Promise<boolean> {
-    this.s.check();
+    this.check();
     const live = this.s.liveLease(lease.name);
     if (!live || live.holder !== lease.holder || live.epoch !== lease.epoch) return false;
     this.s.leases.set(lease.name, { holder: lease.holder, epoch: lease.epoch, expiresAt: this.s.clock.now() + ttlMs });
@@ -60,7 +63,7 @@ class MemoryLeaseStore implements LeaseStore {
   }
 
   async release(lease: Lease): Promise<void> {
-    this.s.check();
+    this.check();
     const row = this.s.leases.get(lease.name);
     if (row && row.holder === lease.holder && row.epoch === lease.epoch) {
       this.s.leases.set(lease.name, { holder: null, epoch: row.epoch, expiresAt: 0 });
@@ -68,21 +71,24 @@ class MemoryLeaseStore implements LeaseStore {
   }
 
   async current(name: string): Promise<Lease | null> {
-    this.s.check();
+    this.check();
     return this.s.liveLease(name);
   }
 }
 
 class MemoryShardMap implements ShardMapStore {
-  constructor(private readonly s: MemoryStorage) {}
+  constructor(
+    private readonly s: MemoryStorage,
+    private readonly check: () => void,
+  ) {}
 
   async read(): Promise<ShardAssignment[]> {
-    this.s.check();
+    this.check();
     return [...this.s.shards.values()].sort((a, b) => a.shard - b.shard);
   }
 
   async assign(shard: number, expectedEpoch: number, owner: string | null, master: Lease): Promise<AssignResult> {
-    this.s.check();
+    this.check();
     const live = this.s.liveLease(MASTER_LEASE);
     if (!live || live.holder !== master.holder || live.epoch !== master.epoch) return { ok: false, reason: "fenced" };
     const current = this.s.shards.get(shard) ?? { shard, owner: null, epoch: 0 };
@@ -111,15 +117,18 @@ class MemoryShardMap implements ShardMapStore {
 }
 
 class MemoryLiveness implements LivenessStore {
-  constructor(private readonly s: MemoryStorage) {}
+  constructor(
+    private readonly s: MemoryStorage,
+    private readonly check: () => void,
+  ) {}
 
   async beat(record: NodeRecord): Promise<void> {
-    this.s.check();
+    this.check();
     this.s.nodes.set(record.id, { record: structuredClone(record), seenAt: this.s.clock.now() });
   }
 
   async list(): Promise<NodeStatus[]> {
-    this.s.check();
+    this.check();
     const now = this.s.clock.now();
     return [...this.s.nodes.values()]
       .map(({ record, seenAt }) => ({ ...record, ageMs: now - seenAt }))
@@ -127,7 +136,7 @@ class MemoryLiveness implements LivenessStore {
   }
 
   async remove(id: string): Promise<void> {
-    this.s.check();
+    this.check();
     this.s.nodes.delete(id);
   }
 }
@@ -139,10 +148,17 @@ export class MemoryStore implements Store {
   readonly liveness: LivenessStore;
   readonly shardMap: ShardMapStore;
 
+  /** Makes this handle alone fail as if its node were cut off from the store. */
+  unavailable = false;
+
   constructor(readonly storage: MemoryStorage = new MemoryStorage()) {
-    this.leases = new MemoryLeaseStore(storage);
-    this.liveness = new MemoryLiveness(storage);
-    this.shardMap = new MemoryShardMap(storage);
+    const check = () => {
+      if (this.unavailable) throw new StoreUnavailableError("memory store: unreachable from this node (simulated)");
+      storage.check();
+    };
+    this.leases = new MemoryLeaseStore(storage, check);
+    this.liveness = new MemoryLiveness(storage, check);
+    this.shardMap = new MemoryShardMap(storage, check);
   }
 
   async migrate(): Promise<void> {

@@ -1,0 +1,136 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, openSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { formatMs } from "../config/duration.js";
+import type { ClusterStatus } from "../nodes/cluster-status.js";
+import { renderStatus } from "./status.js";
+
+export interface DevOptions {
+  dir: string;
+  shards: number;
+  /** Use the product's default intervals instead of the dev cluster's short ones. */
+  defaults: boolean;
+  webappPort: number;
+}
+
+interface DevNode {
+  name: string;
+  role: "master" | "coreapp" | "webapp";
+  port: number;
+  child?: ChildProcess;
+}
+
+/** The dev cluster's intervals: the model product's, scaled down so a failover takes seconds. */
+const DEV_SETTINGS = { heartbeat_interval: "500ms", unhealthy_interval: "3s", db_heartbeat_interval: "1s", db_unhealthy_interval: "5s" };
+
+/**
+ * `multiconnect dev`: 2 masters, 3 coreapps (running the echo example) and 1 webapp as separate
+ * processes on one SQLite file, and a live view of roles, shard owners, epochs and failovers.
+ * Kill a coreapp (`kill -9 PID`, PIDs are listed) and watch another take its shard.
+ */
+export async function devCommand(o: DevOptions): Promise<void> {
+  const dir = resolve(o.dir);
+  mkdirSync(join(dir, "logs"), { recursive: true });
+  const configPath = join(dir, "cluster.yaml");
+  writeFileSync(configPath, devConfig(dir, o), { mode: 0o600 });
+  const cli = fileURLToPath(new URL("./main.js", import.meta.url));
+  const nodes: DevNode[] = [
+    { name: "master-1", role: "master", port: 6260 },
+    { name: "master-2", role: "master", port: 6261 },
+    { name: "coreapp-1", role: "coreapp", port: 6250 },
+    { name: "coreapp-2", role: "coreapp", port: 6251 },
+    { name: "coreapp-3", role: "coreapp", port: 6252 },
+    { name: "webapp-1", role: "webapp", port: o.webappPort },
+  ];
+  const events: string[] = [];
+  const event = (line: string) => {
+    events.push(`${new Date().toISOString().slice(11, 23)}  ${line}`);
+    if (!process.stdout.isTTY) process.stdout.write(`${events.at(-1)}\n`);
+  };
+  const deaths = new Map<string, number>();
+  for (const n of nodes) {
+    const log = openSync(join(dir, "logs", `${n.name}.log`), "a");
+    n.child = spawn(process.execPath, [cli, "start", "--config", configPath, "--role", n.role, "--name", n.name, "--port", String(n.port)], {
+      stdio: ["ignore", log, log],
+      env: { ...process.env, MC_EVENT_LOG: join(dir, "events.jsonl") },
+    });
+    n.child.on("exit", (code, signal) => {
+      deaths.set(n.name, Date.now());
+      event(`${n.name} (pid ${n.child?.pid}) exited (${signal ?? `code ${code}`})`);
+    });
+  }
+  event(`started ${nodes.length} processes; config ${configPath}; logs in ${join(dir, "logs")}`);
+  event(`pids: ${nodes.map((n) => `${n.name}=${n.child?.pid}`).join(" ")}`);
+
+  let stopping = false;
+  const stopAll = () => {
+    if (stopping) return;
+    stopping = true;
+    event("stopping the cluster");
+    for (const n of nodes) n.child?.kill("SIGTERM");
+    setTimeout(() => process.exit(0), 3000).unref();
+    Promise.all(nodes.map((n) => new Promise((r) => (n.child?.exitCode !== null ? r(null) : n.child?.once("exit", r))))).then(() => process.exit(0));
+  };
+  process.on("SIGINT", stopAll);
+  process.on("SIGTERM", stopAll);
+
+  const serving = new Map<number, { node: string; epoch: number }>();
+  let lastRender = "";
+  while (!stopping) {
+    const status = await fetchHealth(o.webappPort);
+    if (status) {
+      for (const a of status.shards) {
+        const primary = status.nodes.find((n) => n.role === "coreapp" && n.gateway_status === "connected" && n.shard === a.shard);
+        const before = serving.get(a.shard);
+        if (primary && (before?.node !== primary.name || before.epoch !== primary.epoch)) {
+          serving.set(a.shard, { node: primary.name, epoch: primary.epoch! });
+          const died = before ? deaths.get(before.node) : undefined;
+          const after = died ? `, ${formatMs(Date.now() - died)} after ${before!.node} died (bound ${formatMs(status.failover_bound_ms)})` : "";
+          event(`shard ${a.shard}: primary ${primary.name} at epoch ${primary.epoch}${before ? ` (was ${before.node} at epoch ${before.epoch})` : ""}${after}`);
+        }
+      }
+      const view = renderStatus(status);
+      if (process.stdout.isTTY) {
+        const screen = `multiconnect dev cluster — ${dir}\nCtrl-C stops it. Try: kill -9 <pid of the connected coreapp>\n\n${view}\nevents:\n${events.slice(-12).join("\n")}\n`;
+        if (screen !== lastRender) process.stdout.write(`\x1b[2J\x1b[H${screen}`);
+        lastRender = screen;
+      } else if (view !== lastRender) {
+        process.stdout.write(`${view}\n`);
+        lastRender = view;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function fetchHealth(port: number): Promise<ClusterStatus | null> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${port}/v1/health`, { signal: AbortSignal.timeout(1000) });
+    return r.ok ? ((await r.json()) as ClusterStatus) : null;
+  } catch {
+    return null;
+  }
+}
+
+function devConfig(dir: string, o: DevOptions): string {
+  const settings = o.defaults ? "" : `settings:\n${Object.entries(DEV_SETTINGS).map(([k, v]) => `  ${k}: ${v}`).join("\n")}\n`;
+  return [
+    "# Written by `multiconnect dev`: a local cluster on the embedded SQLite store.",
+    "cluster_name: dev",
+    `shards: ${o.shards}`,
+    `secret: ${randomBytes(24).toString("hex")}`,
+    settings.trimEnd(),
+    "store:",
+    "  backend: sqlite",
+    `  path: ${JSON.stringify(join(dir, "cluster.db"))}`,
+    "node:",
+    "  listen_host: 127.0.0.1",
+    "  external_hostname: 127.0.0.1",
+    "",
+  ]
+    .filter((l) => l !== "")
+    .join("\n")
+    .concat("\n");
+}

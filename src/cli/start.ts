@@ -1,0 +1,52 @@
+import { pathToFileURL } from "node:url";
+import { resolve } from "node:path";
+import { loadConfigFile } from "../config/load.js";
+import type { Role } from "../config/schema.js";
+import type { CoreappApplication } from "../core/coreapp/application.js";
+import { ConfigError } from "../core/errors.js";
+import { createEchoApp } from "../example/echo-app.js";
+import { createNode } from "../nodes/compose.js";
+import { checkMediaDir } from "../nodes/media-dir.js";
+
+export interface StartOptions {
+  config: string;
+  role?: Role;
+  name?: string;
+  port?: number;
+  /** A module whose default export is a CoreappApplication, or a function (name) => CoreappApplication. */
+  app?: string;
+}
+
+/** `multiconnect start`: runs one node in this process until SIGTERM or SIGINT. */
+export async function startCommand(o: StartOptions): Promise<void> {
+  const config = loadConfigFile(o.config);
+  const role = o.role ?? config.node.role;
+  const name = o.name ?? config.node.name ?? role ?? "node";
+  if (config.mediaDir) await checkMediaDir(config.mediaDir);
+  const app = role === "coreapp" ? await loadApp(o.app, name) : undefined;
+  const node = await createNode({ config, role, name, port: o.port, app });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`multiconnect: ${name}: ${signal}, leaving the cluster\n`);
+    void node.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  await node.start();
+  process.stderr.write(`multiconnect: ${name} (${node.id}) started as ${role}\n`);
+}
+
+async function loadApp(module: string | undefined, name: string): Promise<CoreappApplication> {
+  if (!module) return createEchoApp({ name, eventLog: process.env["MC_EVENT_LOG"] });
+  const loaded = (await import(pathToFileURL(resolve(module)).href)) as { default?: unknown };
+  const exported = loaded.default;
+  const app = typeof exported === "function" ? (exported as (n: string) => CoreappApplication)(name) : exported;
+  const ok = app && typeof app === "object" && ["onPromote", "onDemote", "handle"].every((k) => typeof (app as Record<string, unknown>)[k] === "function");
+  if (!ok) throw new ConfigError("--app", `${module} must export by default an object (or a function returning one) with onPromote, onDemote and handle`);
+  return app as CoreappApplication;
+}

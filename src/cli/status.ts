@@ -1,0 +1,44 @@
+import { loadConfigFile } from "../config/load.js";
+import { formatMs } from "../config/duration.js";
+import { readClusterStatus, type ClusterStatus } from "../nodes/cluster-status.js";
+import { openClusterAccess } from "./cluster-access.js";
+
+/** `multiconnect status`: nodes, roles, the shard map and epochs, read from the store. */
+export async function statusCommand(o: { config: string; json?: boolean }): Promise<void> {
+  const config = loadConfigFile(o.config);
+  const access = await openClusterAccess(config);
+  try {
+    const status = await readClusterStatus(access.store, access.timing, config.shards, access.pollIntervalMs);
+    process.stdout.write(o.json ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status));
+  } finally {
+    await access.close();
+  }
+}
+
+/** Renders a cluster status as text tables (shared with the dev cluster's live view). */
+export function renderStatus(s: ClusterStatus): string {
+  const rows = s.nodes.map((n) => [
+    n.name,
+    n.role,
+    n.gateway_status ?? "",
+    n.shard === undefined ? "" : String(n.shard),
+    n.epoch === undefined ? "" : String(n.epoch),
+    n.address,
+    `${formatMs(n.last_seen_ms)}${n.healthy ? "" : " (stale)"}`,
+  ]);
+  const shards = s.shards.map((a) => [String(a.shard), a.owner_name ?? a.owner ?? "(none)", String(a.epoch)]);
+  return [
+    table(["NODE", "ROLE", "GATEWAY", "SHARD", "EPOCH", "ADDRESS", "LAST SEEN"], rows),
+    "",
+    table(["SHARD", "PRIMARY COREAPP", "EPOCH"], shards),
+    "",
+    `failover bound: ${formatMs(s.failover_bound_ms)}`,
+    "",
+  ].join("\n");
+}
+
+function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  return [line(head), ...rows.map(line)].join("\n");
+}

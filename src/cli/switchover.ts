@@ -1,0 +1,32 @@
+import { loadConfigFile } from "../config/load.js";
+import { MASTER_LEASE } from "../core/ports/leases.js";
+import { openClusterAccess } from "./cluster-access.js";
+
+/**
+ * `multiconnect switchover --shard N [--to NODE]`: asks the primary master (found through the
+ * master lease and its liveness record) to move a shard; prints the outcome. Exit code 1 on failure.
+ */
+export async function switchoverCommand(o: { config: string; shard: number; to?: string }): Promise<boolean> {
+  const config = loadConfigFile(o.config);
+  const access = await openClusterAccess(config);
+  try {
+    const master = await access.store.leases.current(MASTER_LEASE);
+    if (!master) throw new Error("no primary master holds the lease right now; try again shortly");
+    const record = (await access.store.liveness.list()).find((n) => n.id === master.holder);
+    if (!record?.address) throw new Error(`the primary master ${master.holder} has no registered address`);
+    const timeout = access.timing.unhealthyIntervalMs + access.timing.leaseTtlMs + 5000;
+    const reply = await access.transport.switchover(
+      { id: record.id, address: record.address },
+      { shard: o.shard, ...(o.to ? { to: o.to } : {}) },
+      timeout,
+    );
+    if (reply.ok) {
+      process.stdout.write(`shard ${reply.shard}: ${reply.from ?? "(none)"} -> ${reply.to} at epoch ${reply.epoch}, serving after ${reply.gapMs?.toFixed(1)} ms\n`);
+      return true;
+    }
+    process.stderr.write(`switchover of shard ${o.shard} failed: ${reply.error?.code} ${reply.error?.message}\n`);
+    return false;
+  } finally {
+    await access.close();
+  }
+}

@@ -1,0 +1,115 @@
+import { z } from "zod";
+import { parseDuration } from "./duration.js";
+
+/**
+ * The config file's schema (YAML or JSON, snake_case keys as in the model product). Unknown keys
+ * are errors, so a typo never silently falls back to a default. See docs/configuration.md.
+ */
+const duration = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const ms = parseDuration(v);
+  if (ms === null) {
+    ctx.addIssue({ code: "custom", message: "must be a duration such as 500ms, 5s or 2m" });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const port = z.number().int().min(0).max(65535);
+const prefix = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,30}$/, "must be letters, digits or _ (at most 31)");
+const keyPrefix = z.string().regex(/^[A-Za-z0-9_.:/-]{1,64}$/, "must be 1-64 of letters, digits and _ . : / -");
+const timeouts = {
+  operation_timeout: duration.default(2000),
+  connect_timeout: duration.default(2000),
+};
+const sqlConnection = {
+  url: z.string().optional(),
+  host: z.string().default("127.0.0.1"),
+  user: z.string().optional(),
+  password: z.string().optional(),
+  database: z.string().default("test"),
+  ssl: z.union([z.boolean(), z.record(z.string(), z.unknown())]).optional(),
+  table_prefix: prefix.default("mc_"),
+  pool_size: z.number().int().min(1).max(100).default(4),
+  ...timeouts,
+};
+
+export const BACKENDS = ["sqlite", "postgres", "mysql", "redis", "etcd"] as const;
+export type Backend = (typeof BACKENDS)[number];
+
+export const storeSchemas = {
+  sqlite: z.strictObject({
+    backend: z.literal("sqlite"),
+    path: z.string().min(1).default("./multiconnect.db"),
+    table_prefix: prefix.default("mc_"),
+    poll_interval: duration.default(5),
+  }),
+  postgres: z.strictObject({ backend: z.literal("postgres"), port: port.default(5432), ...sqlConnection }),
+  mysql: z.strictObject({
+    backend: z.literal("mysql"),
+    port: port.default(3306),
+    poll_interval: duration.default(50),
+    ...sqlConnection,
+  }),
+  redis: z.strictObject({
+    backend: z.literal("redis"),
+    url: z.string().optional(),
+    host: z.string().default("127.0.0.1"),
+    port: port.default(6379),
+    username: z.string().optional(),
+    password: z.string().optional(),
+    db: z.number().int().min(0).default(0),
+    tls: z.boolean().default(false),
+    key_prefix: keyPrefix.default("mc:"),
+    ...timeouts,
+  }),
+  etcd: z.strictObject({
+    backend: z.literal("etcd"),
+    hosts: z.union([z.string(), z.array(z.string()).min(1)]).default("http://127.0.0.1:2379"),
+    username: z.string().optional(),
+    password: z.string().optional(),
+    key_prefix: keyPrefix.default("mc/"),
+    ...timeouts,
+  }),
+} as const;
+
+export type StoreConfig = { [B in Backend]: z.output<(typeof storeSchemas)[B]> }[Backend];
+
+export const ROLES = ["master", "coreapp", "webapp"] as const;
+export type Role = (typeof ROLES)[number];
+
+export const fileSchema = z.strictObject({
+  cluster_name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "must be 1-63 letters, digits, _ . -"),
+  shards: z.number().int().min(1).max(1024).default(1),
+  secret: z.string().min(16, "must be at least 16 characters (use ${ENV_VAR} to keep it out of the file)"),
+  settings: z
+    .strictObject({
+      heartbeat_interval: duration.default(5_000),
+      unhealthy_interval: duration.default(30_000),
+      db_heartbeat_interval: duration.default(60_000),
+      db_unhealthy_interval: duration.default(120_000),
+    })
+    .default({ heartbeat_interval: 5_000, unhealthy_interval: 30_000, db_heartbeat_interval: 60_000, db_unhealthy_interval: 120_000 }),
+  store: z.unknown(),
+  node: z
+    .strictObject({
+      role: z.enum(ROLES).optional(),
+      name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, "must be 1-63 letters, digits, _ -").optional(),
+      listen_host: z.string().default("0.0.0.0"),
+      port: port.optional(),
+      external_hostname: z.string().optional(),
+    })
+    .default({ listen_host: "0.0.0.0" }),
+  webapp: z
+    .strictObject({
+      shard_key_header: z.string().regex(/^[a-z0-9-]+$/, "must be a lower-case header name").default("x-shard-key"),
+      max_body_bytes: z.number().int().min(1).max(64 * 1024 * 1024).default(1024 * 1024),
+      retry_window: duration.default(5_000),
+      forward_timeout: duration.default(10_000),
+    })
+    .default({ shard_key_header: "x-shard-key", max_body_bytes: 1024 * 1024, retry_window: 5_000, forward_timeout: 10_000 }),
+  coreapp: z.strictObject({ drain_timeout: duration.default(5_000) }).default({ drain_timeout: 5_000 }),
+  media_dir: z.string().optional(),
+  log_level: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+});
+
+export type FileConfig = z.output<typeof fileSchema>;

@@ -1,0 +1,192 @@
+import { LeaseHolder, type LeaseTiming } from "../lease-holder.js";
+import type { Clock } from "../ports/clock.js";
+import { shardLeaseName, type LeaseStore } from "../ports/leases.js";
+import type { Logger } from "../ports/logger.js";
+import type { ShardAssignment } from "../ports/shard-map.js";
+import type { CoreappApplication } from "./application.js";
+
+/** What a coreapp is doing, as it reports it in heartbeats, liveness records and health. */
+export interface OwnerState {
+  readonly shard: number | null;
+  readonly epoch: number | null;
+  /** True only while it may answer requests for `shard` at `epoch`. */
+  readonly serving: boolean;
+}
+
+/** Promotion and demotion as they happen, for logs, the dev view and tests. */
+export type OwnerEvent =
+  | { readonly type: "promoted"; readonly shard: number; readonly epoch: number }
+  | { readonly type: "demoted"; readonly shard: number; readonly epoch: number; readonly reason: string };
+
+export interface ShardOwnerTiming extends LeaseTiming {
+  readonly handoverPollMs: number;
+  /** How long a demotion waits for in-flight requests before calling `onDemote` anyway. */
+  readonly drainTimeoutMs: number;
+}
+
+interface Tenure {
+  readonly shard: number;
+  readonly epoch: number;
+  readonly holder: LeaseHolder;
+  serving: boolean;
+}
+
+/**
+ * The coreapp's side of ownership. It follows the shard map; when the map names it as a shard's
+ * owner it takes that shard's ownership lease (waiting, if need be, until the previous owner
+ * released it or it lapsed), calls `onPromote`, and serves. It serves only while its lease holder
+ * says the lease is held — a local deadline that precedes the store's expiry — and while the map
+ * still names it at that epoch. When either stops being true it stops serving at once, drains
+ * in-flight requests (only if the lease is still held), calls `onDemote`, and only then releases
+ * the lease, so the next owner can start only after this one has stopped (S1, S4).
+ */
+export class ShardOwner {
+  private desired: ShardAssignment | null = null;
+  private tenure: Tenure | null = null;
+  /** An assignment whose `onPromote` failed: not retried until the map changes. */
+  private refused: string | null = null;
+  private inflight = 0;
+  private drained: (() => void) | null = null;
+  private wake = new AbortController();
+  private readonly stop = new AbortController();
+  private running: Promise<void> | null = null;
+
+  constructor(
+    private readonly self: string,
+    private readonly leases: LeaseStore,
+    private readonly app: CoreappApplication,
+    private readonly clock: Clock,
+    private readonly timing: ShardOwnerTiming,
+    private readonly log: Logger,
+    private readonly onEvent: (e: OwnerEvent) => void = () => {},
+  ) {}
+
+  /** Feeds the shard map (all of it, or what changed): this coreapp acts on entries naming it. */
+  onMapChange(changed: readonly ShardAssignment[]): void {
+    for (const a of changed) {
+      if (a.owner === this.self) this.desired = a;
+      else if (this.desired?.shard === a.shard && a.epoch >= this.desired.epoch) this.desired = null;
+    }
+    this.kick();
+  }
+
+  start(): void {
+    this.running ??= this.loop();
+  }
+
+  /** Stops serving (demoting gracefully and releasing the lease) and ends the loop. */
+  async close(): Promise<void> {
+    this.desired = null;
+    this.stop.abort();
+    this.kick();
+    await this.running;
+    if (this.tenure) await this.demote(this.tenure, "shutting down");
+  }
+
+  state(): OwnerState {
+    const t = this.tenure;
+    if (!t) return { shard: null, epoch: null, serving: false };
+    return { shard: t.shard, epoch: t.epoch, serving: this.serves(t.shard, t.epoch) };
+  }
+
+  /** True if this coreapp may answer a request for `shard` stamped `epoch` right now. */
+  serves(shard: number, epoch: number): boolean {
+    const t = this.tenure;
+    return !!t && t.serving && t.shard === shard && t.epoch === epoch && t.holder.held;
+  }
+
+  /**
+   * Runs `fn` as an in-flight request of `shard`/`epoch` if this coreapp serves it now; returns
+   * null (run nothing) otherwise. Demotion waits for running requests before `onDemote`.
+   */
+  async run<T>(shard: number, epoch: number, fn: () => Promise<T>): Promise<T | null> {
+    if (!this.serves(shard, epoch)) return null;
+    this.inflight++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.inflight === 0) this.drained?.();
+    }
+  }
+
+  private kick(): void {
+    this.wake.abort();
+  }
+
+  private async loop(): Promise<void> {
+    let backoff = 50;
+    while (!this.stop.signal.aborted) {
+      const signal = (this.wake = new AbortController()).signal;
+      const t = this.tenure;
+      const d = this.desired;
+      let wait = Infinity;
+      try {
+        if (t && (!t.holder.held || d?.shard !== t.shard || d.epoch !== t.epoch)) {
+          await this.demote(t, t.holder.held ? "the shard map no longer names this coreapp at this epoch" : await t.holder.lost);
+          continue;
+        }
+        if (!t && d && this.refused !== key(d)) {
+          wait = await this.takeOver(d);
+        }
+        backoff = 50;
+      } catch (error) {
+        this.log.warn({ err: String(error) }, "ownership step failed; retrying");
+        wait = backoff;
+        backoff = Math.min(backoff * 2, this.timing.renewIntervalMs);
+      }
+      await this.clock.sleep(wait === Infinity ? this.timing.renewIntervalMs : wait, AbortSignal.any([signal, this.stop.signal]));
+    }
+  }
+
+  /** One attempt at taking over `d`. Returns how long to wait before the next attempt. */
+  private async takeOver(d: ShardAssignment): Promise<number> {
+    const r = await LeaseHolder.acquire(this.leases, this.clock, shardLeaseName(d.shard), this.self, this.timing, this.log);
+    if (!(r instanceof LeaseHolder)) {
+      // The previous owner still holds it: it releases as soon as it sees the map change, or the
+      // lease lapses by the store's clock. Poll quickly, but not past the lapse.
+      return Math.max(1, Math.min(this.timing.handoverPollMs, r.expiresInMs));
+    }
+    const tenure: Tenure = { shard: d.shard, epoch: d.epoch, holder: r, serving: false };
+    this.tenure = tenure;
+    void r.lost.then(() => this.kick());
+    try {
+      await this.app.onPromote(d.shard, d.epoch);
+    } catch (error) {
+      this.log.error({ shard: d.shard, epoch: d.epoch, err: String(error) }, "onPromote failed; giving the shard back");
+      this.refused = key(d);
+      this.tenure = null;
+      await r.release();
+      return Infinity;
+    }
+    if (r.held && this.desired?.epoch === d.epoch && this.desired.shard === d.shard) {
+      tenure.serving = true;
+      this.log.info({ shard: d.shard, epoch: d.epoch }, "promoted: serving as primary");
+      this.onEvent({ type: "promoted", shard: d.shard, epoch: d.epoch });
+    }
+    return Infinity;
+  }
+
+  private async demote(t: Tenure, reason: string): Promise<void> {
+    if (this.tenure !== t) return;
+    t.serving = false;
+    if (t.holder.held && this.inflight > 0) {
+      // A graceful handover: let running requests finish, but never past the lease's own deadline.
+      const drained = new Promise<void>((resolve) => (this.drained = resolve));
+      await Promise.race([drained, this.clock.sleep(Math.min(this.timing.drainTimeoutMs, t.holder.remainingMs))]);
+      this.drained = null;
+    }
+    try {
+      await this.app.onDemote(t.shard, t.epoch);
+    } catch (error) {
+      this.log.error({ shard: t.shard, err: String(error) }, "onDemote failed");
+    }
+    this.tenure = null;
+    await t.holder.release();
+    this.log.info({ shard: t.shard, epoch: t.epoch, reason }, "demoted");
+    this.onEvent({ type: "demoted", shard: t.shard, epoch: t.epoch, reason });
+  }
+}
+
+function key(a: ShardAssignment): string {
+  return `${a.shard}:${a.epoch}`;
+}

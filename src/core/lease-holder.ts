@@ -1,0 +1,128 @@
+import type { Clock } from "./ports/clock.js";
+import type { Lease, LeaseStore } from "./ports/leases.js";
+import type { Logger } from "./ports/logger.js";
+
+/** The timings a lease holder keeps. See `Timing` in timing.ts for why each has its value. */
+export interface LeaseTiming {
+  readonly leaseTtlMs: number;
+  readonly renewIntervalMs: number;
+  readonly safetyMarginMs: number;
+}
+
+/**
+ * Holds one acquired lease: renews it every `renewIntervalMs` and keeps a *local* deadline,
+ * `send time of the last successful renewal + ttl − margin`, on this process's monotonic clock.
+ *
+ * `held` is true only before that deadline. The store stamped the renewal no earlier than it was
+ * sent, so the store's expiry is at least `margin` later than our deadline: whatever the store or
+ * network does (a renewal stuck in a blackholed connection, a paused store), this process stops
+ * treating the lease as its own before any other process can be given it (safety S4). A renewal
+ * the store refuses ends the tenure at once. When the tenure ends, for whatever reason, `lost`
+ * resolves (once) with the reason; a holder is never revived — acquire again for a new tenure.
+ */
+export class LeaseHolder {
+  private deadline: number;
+  private ended: string | null = null;
+  private readonly stop = new AbortController();
+  private resolveLost!: (reason: string) => void;
+  /** Resolves once with the reason when this tenure ends (including after `release()`). */
+  readonly lost: Promise<string>;
+
+  /** Starts holding `lease`, which was acquired by a call sent at `sentAt` (this clock). */
+  constructor(
+    readonly lease: Lease,
+    sentAt: number,
+    private readonly leases: LeaseStore,
+    private readonly clock: Clock,
+    private readonly timing: LeaseTiming,
+    private readonly log: Logger,
+  ) {
+    this.deadline = sentAt + timing.leaseTtlMs - timing.safetyMarginMs;
+    this.lost = new Promise((resolve) => (this.resolveLost = resolve));
+    void this.renewLoop();
+    void this.deadlineLoop();
+  }
+
+  /**
+   * Acquires `name` for `holder` once. Returns a running holder, or the lost race's answer.
+   * Throws `StoreUnavailableError` as `LeaseStore.acquire` does.
+   */
+  static async acquire(
+    leases: LeaseStore,
+    clock: Clock,
+    name: string,
+    holder: string,
+    timing: LeaseTiming,
+    log: Logger,
+  ): Promise<LeaseHolder | { holder: string | null; expiresInMs: number }> {
+    const sentAt = clock.now();
+    const r = await leases.acquire(name, holder, timing.leaseTtlMs);
+    if (!r.acquired) return { holder: r.holder, expiresInMs: r.expiresInMs };
+    return new LeaseHolder(r.lease, sentAt, leases, clock, timing, log);
+  }
+
+  /** True while this process may act on the lease: before the local deadline and not ended. */
+  get held(): boolean {
+    return this.ended === null && this.clock.now() < this.deadline;
+  }
+
+  /** Milliseconds left before the local deadline (≤ 0 once passed). */
+  get remainingMs(): number {
+    return this.ended === null ? this.deadline - this.clock.now() : 0;
+  }
+
+  /** Ends the tenure and gives the lease back so a successor need not wait for expiry. */
+  async release(): Promise<void> {
+    const wasHeld = this.ended === null;
+    this.end("released");
+    if (!wasHeld) return;
+    try {
+      await this.leases.release(this.lease);
+    } catch (error) {
+      // The lease will lapse by itself at its store expiry; nothing else to do.
+      this.log.warn({ lease: this.lease.name, err: String(error) }, "release failed; the lease will expire instead");
+    }
+  }
+
+  /** Ends the tenure without telling the store (the lease lapses at its expiry). */
+  abandon(reason = "abandoned"): void {
+    this.end(reason);
+  }
+
+  private end(reason: string): void {
+    if (this.ended !== null) return;
+    this.ended = reason;
+    this.stop.abort();
+    this.resolveLost(reason);
+  }
+
+  private async renewLoop(): Promise<void> {
+    const { leaseTtlMs, renewIntervalMs } = this.timing;
+    let wait = renewIntervalMs;
+    while (this.ended === null) {
+      await this.clock.sleep(wait, this.stop.signal);
+      if (this.ended !== null) return;
+      const sentAt = this.clock.now();
+      try {
+        const ok = await this.leases.renew(this.lease, leaseTtlMs);
+        if (this.ended !== null) return;
+        if (!ok) return this.end("renewal refused: the lease expired or has another holder");
+        this.deadline = Math.max(this.deadline, sentAt + leaseTtlMs - this.timing.safetyMarginMs);
+        wait = renewIntervalMs;
+      } catch (error) {
+        // Unknown outcome: keep the old deadline and try again soon; the deadline loop ends the
+        // tenure if no renewal succeeds in time.
+        this.log.warn({ lease: this.lease.name, err: String(error) }, "lease renewal failed; retrying");
+        wait = Math.max(10, Math.floor(renewIntervalMs / 4));
+      }
+    }
+  }
+
+  private async deadlineLoop(): Promise<void> {
+    while (this.ended === null) {
+      const left = this.deadline - this.clock.now();
+      if (left <= 0) return this.end("confirmation deadline passed without a successful renewal");
+      await this.clock.sleep(left, this.stop.signal);
+    }
+  }
+}

@@ -1,0 +1,57 @@
+import type { Clock } from "../ports/clock.js";
+import type { LivenessStore, NodeStatus } from "../ports/liveness.js";
+
+/**
+ * A master's latest copy of the liveness list, with each record's age corrected for the time
+ * since the list was read (on this process's monotonic clock), so stale reads never make a node
+ * look younger than it is. Refreshed by the master's beat loop, and on demand — at most once per
+ * `minRefreshMs` — when the primary master suspects an owner and wants the freshest evidence.
+ */
+export class ClusterView {
+  private nodes: NodeStatus[] = [];
+  private readAt = -Infinity;
+  private inflight: Promise<void> | null = null;
+
+  constructor(
+    private readonly liveness: LivenessStore,
+    private readonly clock: Clock,
+    private readonly minRefreshMs: number,
+  ) {}
+
+  /** Reads the list now (coalescing concurrent callers). Throws `StoreUnavailableError`. */
+  refresh(): Promise<void> {
+    this.inflight ??= (async () => {
+      try {
+        const sentAt = this.clock.now();
+        this.nodes = await this.liveness.list();
+        // Ages were measured when the store answered; taking the send time is the safe side
+        // (it over-states ages by at most one round trip).
+        this.readAt = sentAt;
+      } finally {
+        this.inflight = null;
+      }
+    })();
+    return this.inflight;
+  }
+
+  /** Refreshes unless the list is younger than `minRefreshMs`. */
+  async refreshIfOlderThan(ms = this.minRefreshMs): Promise<void> {
+    if (this.clock.now() - this.readAt >= ms) await this.refresh();
+  }
+
+  /** Every node with `ageMs` corrected to now. */
+  all(): NodeStatus[] {
+    const extra = this.clock.now() - this.readAt;
+    return this.nodes.map((n) => ({ ...n, ageMs: n.ageMs + extra }));
+  }
+
+  get(id: string): NodeStatus | null {
+    return this.all().find((n) => n.id === id) ?? null;
+  }
+
+  /** Finds a node by id, or by name when exactly one live node has that name. */
+  resolve(idOrName: string): NodeStatus | null {
+    const all = this.all();
+    return all.find((n) => n.id === idOrName) ?? (all.filter((n) => n.name === idOrName).length === 1 ? all.find((n) => n.name === idOrName)! : null);
+  }
+}

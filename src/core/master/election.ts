@@ -1,0 +1,51 @@
+import { LeaseHolder, type LeaseTiming } from "../lease-holder.js";
+import type { Clock } from "../ports/clock.js";
+import { MASTER_LEASE, type LeaseStore } from "../ports/leases.js";
+import type { Logger } from "../ports/logger.js";
+
+/**
+ * Master election: every master competes for the master lease; the holder is the primary master
+ * for one tenure, whose lease epoch fences its shard-map writes. A master that is not primary
+ * retries when the holder's lease would lapse (the store says when), so a dead primary is
+ * replaced about one lease TTL after its last renewal.
+ */
+export async function runElection(
+  leases: LeaseStore,
+  clock: Clock,
+  self: string,
+  timing: LeaseTiming,
+  log: Logger,
+  signal: AbortSignal,
+  /** Runs for one tenure; must return when `holder.lost` resolves. */
+  lead: (holder: LeaseHolder) => Promise<void>,
+): Promise<void> {
+  let backoff = 50;
+  while (!signal.aborted) {
+    let wait: number;
+    try {
+      const r = await LeaseHolder.acquire(leases, clock, MASTER_LEASE, self, timing, log);
+      backoff = 50;
+      if (r instanceof LeaseHolder) {
+        log.info({ epoch: r.lease.epoch }, "became primary master");
+        const stop = () => void r.release();
+        signal.addEventListener("abort", stop, { once: true });
+        try {
+          await lead(r);
+        } finally {
+          signal.removeEventListener("abort", stop);
+          if (signal.aborted) await r.release();
+        }
+        log.warn({ epoch: r.lease.epoch, reason: await r.lost }, "no longer primary master");
+        wait = 0;
+      } else {
+        // Come back just as the holder's lease would lapse; never sleep longer than a renewal period.
+        wait = Math.min(Math.max(r.expiresInMs, 5), timing.renewIntervalMs);
+      }
+    } catch (error) {
+      log.warn({ err: String(error) }, "master election: store unavailable; retrying");
+      wait = backoff;
+      backoff = Math.min(backoff * 2, timing.renewIntervalMs);
+    }
+    await clock.sleep(wait, signal);
+  }
+}

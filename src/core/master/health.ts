@@ -1,0 +1,43 @@
+import type { NodeStatus } from "../ports/liveness.js";
+import type { Timing } from "../timing.js";
+
+/** What the primary master knows about one shard's owner when it judges it. */
+export interface OwnerEvidence {
+  /** The owner's liveness record, its age corrected for how long ago the list was read; null if absent. */
+  readonly record: NodeStatus | null;
+  /** Milliseconds since the owner last answered this (primary) master. */
+  readonly ownSilenceMs: number;
+  /** The same, as each running secondary master last published it, corrected for the record's age. */
+  readonly secondarySilencesMs: readonly number[];
+  /** How long the owner has kept answering that it does not serve this assignment; 0 if it does. */
+  readonly notServingForMs: number;
+}
+
+export type Verdict = { readonly healthy: true } | { readonly healthy: false; readonly reason: string };
+
+/**
+ * SPEC §2's two detectors, plus one rule of ours, as a pure function:
+ * - store-based: the owner's liveness record is older than `db_unhealthy_interval`;
+ * - heartbeat-based (only when at least one secondary master runs): the owner has not answered
+ *   the primary master for `unhealthy_interval`, and at least one secondary master agrees;
+ * - the owner itself says it is not serving its assignment, continuously for
+ *   `unhealthy_interval + leaseTtl` (it may legitimately wait up to one lease TTL for the previous
+ *   owner to let go, and then gets the ordinary tolerance): it cannot reach the store, or its
+ *   application refused to start.
+ */
+export function judgeOwner(e: OwnerEvidence, t: Timing): Verdict {
+  if (!e.record) return { healthy: false, reason: "no liveness record (the node left or was never registered)" };
+  if (e.record.ageMs > t.dbUnhealthyIntervalMs) {
+    return { healthy: false, reason: `store detector: liveness record ${Math.round(e.record.ageMs)} ms old` };
+  }
+  if (e.ownSilenceMs >= t.unhealthyIntervalMs && e.secondarySilencesMs.some((s) => s >= t.unhealthyIntervalMs)) {
+    return {
+      healthy: false,
+      reason: `heartbeat detector: silent ${Math.round(e.ownSilenceMs)} ms to the primary master and to a secondary master`,
+    };
+  }
+  if (e.notServingForMs >= t.unhealthyIntervalMs + t.leaseTtlMs) {
+    return { healthy: false, reason: `not serving its assignment for ${Math.round(e.notServingForMs)} ms` };
+  }
+  return { healthy: true };
+}

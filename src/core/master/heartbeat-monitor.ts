@@ -1,0 +1,103 @@
+import type { Clock } from "../ports/clock.js";
+import type { NodeStatus } from "../ports/liveness.js";
+import type { Logger } from "../ports/logger.js";
+import type { HeartbeatReply, Transport } from "../ports/transport.js";
+
+interface PeerState {
+  address: string;
+  /** When this master first learned of the coreapp: silence is counted from here until a first ack. */
+  firstSeen: number;
+  lastAck: number | null;
+  lastReply: HeartbeatReply | null;
+}
+
+/**
+ * The heartbeat-based detector's evidence, kept by every master (primary or secondary): every
+ * `heartbeat_interval` it heartbeats every registered coreapp and records, on this process's
+ * monotonic clock, when each last answered and what it said it was doing.
+ */
+export class HeartbeatMonitor {
+  private readonly peers = new Map<string, PeerState>();
+  private readonly stop = new AbortController();
+  private running: Promise<void> | null = null;
+
+  constructor(
+    private readonly self: string,
+    private readonly transport: Transport,
+    private readonly clock: Clock,
+    private readonly intervalMs: number,
+    private readonly timeoutMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  /** Takes the coreapps from a fresh liveness list: new ones are added, vanished ones dropped. */
+  updatePeers(nodes: readonly NodeStatus[]): void {
+    const now = this.clock.now();
+    const coreapps = nodes.filter((n) => n.role === "coreapp" && n.address !== "");
+    const ids = new Set(coreapps.map((n) => n.id));
+    for (const id of this.peers.keys()) if (!ids.has(id)) this.peers.delete(id);
+    for (const n of coreapps) {
+      const known = this.peers.get(n.id);
+      if (known) known.address = n.address;
+      else this.peers.set(n.id, { address: n.address, firstSeen: now, lastAck: null, lastReply: null });
+    }
+  }
+
+  start(): void {
+    this.running ??= this.loop();
+  }
+
+  async close(): Promise<void> {
+    this.stop.abort();
+    await this.running;
+  }
+
+  /** Milliseconds since `id` last answered this master (or since it was first seen); null if unknown. */
+  silenceMs(id: string): number | null {
+    const p = this.peers.get(id);
+    if (!p) return null;
+    return this.clock.now() - (p.lastAck ?? p.firstSeen);
+  }
+
+  /** The coreapp's last answer, if it ever answered. */
+  lastReply(id: string): HeartbeatReply | null {
+    return this.peers.get(id)?.lastReply ?? null;
+  }
+
+  /** True if `id` answered within `withinMs`. */
+  answeredWithin(id: string, withinMs: number): boolean {
+    const p = this.peers.get(id);
+    return !!p && p.lastAck !== null && this.clock.now() - p.lastAck < withinMs;
+  }
+
+  /** This master's silence view of every coreapp, rounded, for publishing in its liveness record. */
+  view(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const id of this.peers.keys()) out[id] = Math.round(this.silenceMs(id) ?? 0);
+    return out;
+  }
+
+  /** Heartbeats one coreapp now and records the answer; returns it, or null when there was none. */
+  async probe(id: string): Promise<HeartbeatReply | null> {
+    const p = this.peers.get(id);
+    if (!p) return null;
+    try {
+      const reply = await this.transport.heartbeat({ id, address: p.address }, { master: this.self }, this.timeoutMs);
+      p.lastAck = this.clock.now();
+      p.lastReply = reply;
+      return reply;
+    } catch (error) {
+      this.log.debug({ coreapp: id, err: String(error) }, "heartbeat unanswered");
+      return null;
+    }
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stop.signal.aborted) {
+      const started = this.clock.now();
+      // Fire all probes without waiting for slow ones: one dead coreapp must not delay the others.
+      for (const id of this.peers.keys()) void this.probe(id);
+      await this.clock.sleep(this.intervalMs - (this.clock.now() - started), this.stop.signal);
+    }
+  }
+}

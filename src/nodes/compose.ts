@@ -1,0 +1,121 @@
+import "reflect-metadata";
+import type { IncomingMessage } from "node:http";
+import { container as rootContainer, type DependencyContainer } from "tsyringe";
+import { HttpTransport } from "../adapters/http/index.js";
+import type { Config } from "../config/load.js";
+import type { Role } from "../config/schema.js";
+import { SystemClock } from "../core/clock.js";
+import type { CoreappApplication } from "../core/coreapp/application.js";
+import { ConfigError } from "../core/errors.js";
+import type { Logger } from "../core/ports/logger.js";
+import { deriveTiming } from "../core/timing.js";
+import { Coreapp } from "./coreapp.js";
+import { newNodeId, type NodeDeps, type NodeIdentity } from "./deps.js";
+import { createLogger } from "./logger.js";
+import { Master } from "./master.js";
+import { openStore, storeTimingLimits } from "./open-store.js";
+import { TOKENS } from "./tokens.js";
+import { Webapp } from "./webapp.js";
+
+/** Default listen ports by role, as in the model product (coreapps from 6250, webapp 9090). */
+export const DEFAULT_PORTS: Record<Role, number> = { coreapp: 6250, master: 6260, webapp: 9090 };
+
+export interface CreateNodeOptions {
+  readonly config: Config;
+  /** Overrides `node.role` of the config. */
+  readonly role?: Role;
+  /** Overrides `node.name`; defaults to the role. */
+  readonly name?: string;
+  /** Overrides `node.port`; defaults by role. 0 picks a free port. */
+  readonly port?: number;
+  /** The application a coreapp runs (required for coreapps). */
+  readonly app?: CoreappApplication;
+  /** Webapps embedded in an existing service: derive the shard key from the request. */
+  readonly shardKey?: (req: IncomingMessage) => string | undefined;
+  readonly logger?: Logger;
+}
+
+export type AnyNode = Master | Coreapp | Webapp;
+
+/**
+ * The composition root: the one place that reads the config and wires the configured adapters
+ * into a node. tsyringe holds the graph in a child container per node, with factory registrations
+ * and explicit tokens (no decorator metadata is needed). Opens the store's connection, but touches
+ * no data until the node's `start()`.
+ */
+export async function createNode(o: CreateNodeOptions): Promise<AnyNode> {
+  const { config } = o;
+  const role = o.role ?? config.node.role;
+  if (!role) throw new ConfigError("node.role", "is required (or pass a role): master, coreapp or webapp");
+  if (role === "coreapp" && !o.app) throw new ConfigError("app", "a coreapp needs an application (onPromote, onDemote, handle)");
+  const name = o.name ?? config.node.name ?? role;
+  const c = childContainer(config, o.logger ?? createLogger(config.logLevel, { cluster: config.clusterName }));
+  const limits = storeTimingLimits(config.store);
+  const store = await openStore(config.store, c.resolve(TOKENS.clock));
+  c.register(TOKENS.store, { useValue: store });
+  c.register(TOKENS.timing, { useValue: deriveTiming(config.settings, limits.minTtlMs) });
+  c.register(TOKENS.identity, {
+    useValue: {
+      id: newNodeId(name),
+      name,
+      listenHost: config.node.listenHost,
+      port: o.port ?? config.node.port ?? DEFAULT_PORTS[role],
+      externalHostname: config.node.externalHostname,
+    },
+  });
+  if (o.app) c.register(TOKENS.application, { useValue: o.app });
+
+  const deps = (k: DependencyContainer): NodeDeps => ({
+    store: k.resolve(TOKENS.store),
+    transport: k.resolve(TOKENS.transport),
+    clock: k.resolve(TOKENS.clock),
+    timing: k.resolve(TOKENS.timing),
+    log: k.resolve(TOKENS.logger),
+  });
+  const identity = c.resolve(TOKENS.identity);
+  const node: AnyNode =
+    role === "master"
+      ? new Master(deps(c), identity, config.shards)
+      : role === "coreapp"
+        ? new Coreapp(deps(c), identity, c.resolve(TOKENS.application), config.coreapp.drainTimeoutMs)
+        : new Webapp(deps(c), identity, {
+            shards: config.shards,
+            shardKeyHeader: config.webapp.shardKeyHeader,
+            maxBodyBytes: config.webapp.maxBodyBytes,
+            retryWindowMs: config.webapp.retryWindowMs,
+            forwardTimeoutMs: config.webapp.forwardTimeoutMs,
+            storePollMs: limits.pollIntervalMs,
+            ...(o.shardKey ? { shardKey: o.shardKey } : {}),
+          });
+  return closingStoreOnStop(node, c);
+}
+
+function childContainer(config: Config, logger: Logger): DependencyContainer {
+  const c = rootContainer.createChildContainer();
+  c.register(TOKENS.config, { useValue: config });
+  c.register(TOKENS.logger, { useValue: logger });
+  c.register(TOKENS.clock, { useValue: new SystemClock() });
+  c.register(TOKENS.transport, {
+    useFactory: (k) => {
+      const cfg = k.resolve(TOKENS.config);
+      return new HttpTransport({
+        nodeId: k.resolve(TOKENS.identity).id,
+        secret: cfg.secret,
+        clusterName: cfg.clusterName,
+        maxBodyBytes: cfg.webapp.maxBodyBytes,
+      });
+    },
+  });
+  return c;
+}
+
+/** Makes `node.stop()` also close the connections the composition root opened for it. */
+function closingStoreOnStop<N extends AnyNode>(node: N, c: DependencyContainer): N {
+  const stop = node.stop.bind(node);
+  node.stop = async () => {
+    await stop();
+    await c.resolve(TOKENS.transport).close();
+    await c.resolve(TOKENS.store).close();
+  };
+  return node;
+}

@@ -1,0 +1,124 @@
+import { EventEmitter } from "node:events";
+import type { AppResponse, CoreappApplication } from "../core/coreapp/application.js";
+import { ShardOwner, type OwnerEvent, type OwnerState } from "../core/coreapp/shard-owner.js";
+import type { ShardMapWatch } from "../core/ports/shard-map.js";
+import type { ForwardRequest, ForwardResponse, TransportServer } from "../core/ports/transport.js";
+import { NOT_PRIMARY_HEADER } from "../core/webapp/router.js";
+import { every, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
+
+/** Response headers that tell the client which node and epoch served it. */
+export const SERVED_BY_HEADER = "x-multiconnect-node";
+export const EPOCH_HEADER = "x-multiconnect-epoch";
+
+export interface CoreappEvents {
+  owner: [event: OwnerEvent];
+}
+
+/**
+ * A coreapp node: a standby until the primary master names it a shard's owner; then it takes the
+ * shard's ownership lease, runs the application's `onPromote`, and answers forwarded requests
+ * stamped with its epoch. It needs only the store to keep serving, so it goes on when every
+ * master is down.
+ */
+export class Coreapp extends EventEmitter<CoreappEvents> implements MulticonnectNode {
+  readonly id: string;
+  readonly name: string;
+  private readonly owner: ShardOwner;
+  private readonly stop$ = new AbortController();
+  private server: TransportServer | null = null;
+  private watch: ShardMapWatch | null = null;
+  private loop: Promise<void> | null = null;
+  private address = "";
+
+  constructor(
+    private readonly deps: NodeDeps,
+    private readonly identity: NodeIdentity,
+    private readonly app: CoreappApplication,
+    drainTimeoutMs: number,
+  ) {
+    super();
+    this.id = identity.id;
+    this.name = identity.name;
+    const log = deps.log.child({ node: identity.name });
+    this.deps = { ...deps, log };
+    this.owner = new ShardOwner(identity.id, deps.store.leases, app, deps.clock, { ...deps.timing, drainTimeoutMs }, log, (e) => {
+      this.emit("owner", e);
+      void this.beat().catch(() => {}); // make the change visible in the store at once
+    });
+  }
+
+  state(): OwnerState {
+    return this.owner.state();
+  }
+
+  async start(): Promise<void> {
+    const { store, transport, clock, timing, log } = this.deps;
+    const signal = this.stop$.signal;
+    await withRetry(clock, signal, log, "schema migration", () => store.migrate());
+    this.server = await transport.listen(this.id, this.identity.listenHost, this.identity.port, {
+      heartbeat: () => {
+        const s = this.owner.state();
+        return { id: this.id, shard: s.serving ? s.shard : null, epoch: s.serving ? s.epoch : null };
+      },
+      forward: (_from, request) => this.forward(request),
+    });
+    this.address = `${this.identity.externalHostname}:${this.server.port}`;
+    await withRetry(clock, signal, log, "registration", () => this.beat());
+    this.watch = await withRetry(clock, signal, log, "shard-map watch", () =>
+      store.shardMap.watch(
+        (changed) => this.owner.onMapChange(changed),
+        (error) => log.warn({ err: String(error) }, "shard-map watch interrupted; resyncing"),
+      ),
+    );
+    this.owner.start();
+    this.loop = every(clock, timing.dbHeartbeatIntervalMs, signal, log, "coreapp liveness beat", () => this.beat());
+  }
+
+  private async beat(): Promise<void> {
+    if (this.stop$.signal.aborted) return;
+    const s = this.owner.state();
+    return this.deps.store.liveness.beat({
+      id: this.id,
+      name: this.name,
+      role: "coreapp",
+      address: this.address,
+      meta: { shard: s.shard, epoch: s.epoch, serving: s.serving },
+    });
+  }
+
+  private async forward(request: ForwardRequest): Promise<ForwardResponse> {
+    const answer = await this.owner.run(request.shard, request.epoch, async () => {
+      const r = await this.app.handle({ ...request });
+      return toForwardResponse(r);
+    });
+    const headers = { [SERVED_BY_HEADER]: this.name, [EPOCH_HEADER]: String(request.epoch) };
+    if (answer === null) {
+      const body = JSON.stringify({
+        errors: [{ code: 1018, title: "Not Primary Coreapp", details: `${this.name} does not serve shard ${request.shard} at epoch ${request.epoch}` }],
+      });
+      return {
+        status: 503,
+        headers: { "content-type": "application/json", [NOT_PRIMARY_HEADER]: "1018", [SERVED_BY_HEADER]: this.name },
+        body: Buffer.from(body),
+      };
+    }
+    return { ...answer, headers: { ...answer.headers, ...headers } };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stop$.signal.aborted) return;
+    this.stop$.abort();
+    await this.loop;
+    // Leave the registry first: the primary master then promotes a successor at once, which takes
+    // the shard as soon as this node has drained, called onDemote and released the lease.
+    await this.deps.store.liveness.remove(this.id).catch(() => {});
+    await this.owner.close();
+    await this.watch?.close();
+    await this.server?.close();
+  }
+}
+
+function toForwardResponse(r: AppResponse): ForwardResponse {
+  const body = r.body === undefined ? new Uint8Array() : typeof r.body === "string" ? Buffer.from(r.body) : r.body;
+  return { status: r.status, headers: { ...(r.headers ?? {}) }, body };
+}

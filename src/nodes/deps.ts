@@ -1,0 +1,77 @@
+import { randomBytes } from "node:crypto";
+import type { Clock } from "../core/ports/clock.js";
+import type { Logger } from "../core/ports/logger.js";
+import type { Store } from "../core/ports/store.js";
+import type { Transport } from "../core/ports/transport.js";
+import type { Timing } from "../core/timing.js";
+
+/** What every node is built from; the composition root (compose.ts) provides it. */
+export interface NodeDeps {
+  readonly store: Store;
+  readonly transport: Transport;
+  readonly clock: Clock;
+  readonly timing: Timing;
+  readonly log: Logger;
+}
+
+/** Who a node is and where it listens. */
+export interface NodeIdentity {
+  /** Unique per process: `name.<random>`, so a restarted process is a new node to the cluster. */
+  readonly id: string;
+  readonly name: string;
+  readonly listenHost: string;
+  /** Port to listen on (0: any free port). */
+  readonly port: number;
+  /** Host name other nodes use to reach this one (EXTERNAL_HOSTNAME). */
+  readonly externalHostname: string;
+}
+
+/** A process-unique node id for `name`. */
+export function newNodeId(name: string): string {
+  return `${name}.${randomBytes(3).toString("hex")}`;
+}
+
+/** The lifecycle every node class has. */
+export interface MulticonnectNode {
+  readonly id: string;
+  readonly name: string;
+  start(): Promise<void>;
+  /** Leaves gracefully: stops serving, releases leases, removes its liveness record. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `step` every `intervalMs` until `signal` aborts, logging (not throwing) its failures.
+ * The one place where the nodes' periodic loops are written.
+ */
+export async function every(
+  clock: Clock,
+  intervalMs: number,
+  signal: AbortSignal,
+  log: Logger,
+  what: string,
+  step: () => Promise<void>,
+): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      await step();
+    } catch (error) {
+      log.warn({ err: String(error) }, `${what} failed; will retry`);
+    }
+    await clock.sleep(intervalMs, signal);
+  }
+}
+
+/** Retries `fn` with backoff until it succeeds or `signal` aborts; used for start-up store access. */
+export async function withRetry<T>(clock: Clock, signal: AbortSignal, log: Logger, what: string, fn: () => Promise<T>): Promise<T> {
+  for (let backoff = 100; ; backoff = Math.min(backoff * 2, 5000)) {
+    try {
+      return await fn();
+    } catch (error) {
+      const retryable = (error as { retryable?: boolean }).retryable === true;
+      if (!retryable || signal.aborted) throw error;
+      log.warn({ err: String(error), retryInMs: backoff }, `${what}: store unavailable; retrying`);
+      await clock.sleep(backoff, signal);
+    }
+  }
+}

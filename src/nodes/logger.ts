@@ -1,0 +1,17 @@
+import { pino } from "pino";
+import type { Logger } from "../core/ports/logger.js";
+
+/**
+ * JSON-lines logs on stderr through pino. Secrets never reach a log call (configs are not logged);
+ * the redaction below is a second guard for fields that might carry one.
+ */
+export function createLogger(level: "debug" | "info" | "warn" | "error" | "silent", base: Record<string, unknown> = {}): Logger {
+  return pino(
+    {
+      level,
+      base,
+      redact: { paths: ["secret", "password", "*.secret", "*.password", "config"], censor: "[redacted]" },
+    },
+    pino.destination(2),
+  );
+}

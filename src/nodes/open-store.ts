@@ -1,0 +1,94 @@
+import type { StoreConfig } from "../config/schema.js";
+import type { Clock } from "../core/ports/clock.js";
+import type { Store } from "../core/ports/store.js";
+
+/**
+ * Opens the configured backend. Each adapter is loaded only when chosen, so a backend's driver
+ * is never required by a cluster that does not use it; a backend that cannot load is an error,
+ * never a silent fallback to another one.
+ */
+export async function openStore(c: StoreConfig, clock: Clock): Promise<Store> {
+  switch (c.backend) {
+    case "sqlite": {
+      const { SqliteStore } = await import("../adapters/sqlite/index.js");
+      return new SqliteStore({ path: c.path, tablePrefix: c.table_prefix, pollIntervalMs: c.poll_interval, clock });
+    }
+    case "postgres": {
+      const { PostgresStore } = await import("../adapters/postgres/index.js");
+      return new PostgresStore({
+        url: c.url,
+        host: c.host,
+        port: c.port,
+        user: c.user,
+        password: c.password,
+        database: c.database,
+        ssl: sslOption(c.ssl),
+        tablePrefix: c.table_prefix,
+        poolSize: c.pool_size,
+        operationTimeoutMs: c.operation_timeout,
+        connectTimeoutMs: c.connect_timeout,
+      });
+    }
+    case "mysql": {
+      const { MysqlStore } = await import("../adapters/mysql/index.js");
+      return new MysqlStore({
+        url: c.url,
+        host: c.host,
+        port: c.port,
+        user: c.user,
+        password: c.password,
+        database: c.database,
+        ssl: sslOption(c.ssl),
+        tablePrefix: c.table_prefix,
+        poolSize: c.pool_size,
+        pollIntervalMs: c.poll_interval,
+        operationTimeoutMs: c.operation_timeout,
+        connectTimeoutMs: c.connect_timeout,
+      });
+    }
+    case "redis": {
+      const { RedisStore } = await import("../adapters/redis/index.js");
+      return new RedisStore({
+        url: c.url,
+        host: c.host,
+        port: c.port,
+        username: c.username,
+        password: c.password,
+        db: c.db,
+        tls: c.tls,
+        keyPrefix: c.key_prefix,
+        operationTimeoutMs: c.operation_timeout,
+        connectTimeoutMs: c.connect_timeout,
+      });
+    }
+    case "etcd": {
+      const { EtcdStore } = await import("../adapters/etcd/index.js");
+      return new EtcdStore({
+        hosts: c.hosts,
+        username: c.username,
+        password: c.password,
+        keyPrefix: c.key_prefix,
+        operationTimeoutMs: c.operation_timeout,
+        connectTimeoutMs: c.connect_timeout,
+      });
+    }
+  }
+}
+
+/** The store's minimum lease TTL and poll interval, which the timing and the failover bound use. */
+export function storeTimingLimits(c: StoreConfig): { minTtlMs: number; pollIntervalMs: number } {
+  switch (c.backend) {
+    case "sqlite":
+    case "mysql":
+      return { minTtlMs: 0, pollIntervalMs: c.poll_interval };
+    case "etcd":
+      return { minTtlMs: 2000, pollIntervalMs: 0 };
+    default:
+      return { minTtlMs: 0, pollIntervalMs: 0 };
+  }
+}
+
+/** `ssl: true` means TLS with the defaults; a mapping is passed to the driver as its TLS options. */
+function sslOption(ssl: boolean | Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  return ssl === true ? {} : ssl === false ? undefined : ssl;
+}

@@ -1,0 +1,57 @@
+import { describe, expect, it } from "vitest";
+import { MemoryStorage, MemoryStore } from "../../src/adapters/memory/index.js";
+import { ManualClock } from "../../src/core/clock.js";
+import { LeaseHolder } from "../../src/core/lease-holder.js";
+import { silentLogger } from "../../src/core/silent-logger.js";
+
+const timing = { leaseTtlMs: 3000, renewIntervalMs: 1000, safetyMarginMs: 300 };
+
+async function setup() {
+  const clock = new ManualClock();
+  const storage = new MemoryStorage(clock);
+  const store = new MemoryStore(storage);
+  const h = await LeaseHolder.acquire(store.leases, clock, "l", "n1", timing, silentLogger);
+  if (!(h instanceof LeaseHolder)) throw new Error("not acquired");
+  return { clock, storage, store, h };
+}
+
+describe("LeaseHolder", () => {
+  it("held stays true across renewals for many ttls while the store answers", async () => {
+    const { clock, h } = await setup();
+    await clock.advance(10_000, 50);
+    expect(h.held).toBe(true);
+    expect(h.remainingMs).toBeGreaterThan(timing.leaseTtlMs - timing.renewIntervalMs - timing.safetyMarginMs - 100);
+  });
+
+  it("held turns false before the store's expiry when the store stops answering (S4)", async () => {
+    const { clock, storage, store, h } = await setup();
+    await clock.advance(1500, 10);
+    storage.unavailable = true;
+    let endedAt = -1;
+    void h.lost.then(() => (endedAt = clock.now()));
+    await clock.advance(5000, 10);
+    expect(h.held).toBe(false);
+    expect(await h.lost).toMatch(/deadline/);
+    storage.unavailable = false;
+    // The store's expiry is the last successful renewal (t=1000) + ttl; our deadline preceded it by the margin.
+    const storeExpiry = 1000 + timing.leaseTtlMs;
+    expect(endedAt).toBeLessThanOrEqual(storeExpiry - timing.safetyMarginMs);
+    expect(await store.leases.current("l")).toBeNull();
+  });
+
+  it("held turns false at once when the store refuses a renewal", async () => {
+    const { clock, storage, h } = await setup();
+    storage.leases.set("l", { holder: "someone-else", epoch: 9, expiresAt: 1e9 });
+    await clock.advance(1100, 10);
+    expect(h.held).toBe(false);
+    expect(await h.lost).toMatch(/refused/);
+  });
+
+  it("release() ends the tenure and frees the lease for the next holder with a higher epoch", async () => {
+    const { clock, store, h } = await setup();
+    await h.release();
+    expect(h.held).toBe(false);
+    const next = await LeaseHolder.acquire(store.leases, clock, "l", "n2", timing, silentLogger);
+    expect(next instanceof LeaseHolder && next.lease.epoch).toBeGreaterThan(h.lease.epoch);
+  });
+});

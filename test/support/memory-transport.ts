@@ -1,0 +1,72 @@
+import { TransportUnavailableError } from "../../src/core/errors.js";
+import type {
+  ForwardRequest,
+  ForwardResponse,
+  HeartbeatMessage,
+  HeartbeatReply,
+  Peer,
+  SwitchoverCommand,
+  SwitchoverReply,
+  Transport,
+  TransportHandlers,
+  TransportServer,
+} from "../../src/core/ports/transport.js";
+
+/**
+ * An in-process network for unit tests of the core: listeners register by address; calls go
+ * straight to the handlers. `cut(a, b)` makes messages between two node ids fail as refused
+ * connections would, to simulate partitions. Not for testing the HTTP transport itself.
+ */
+export class MemoryNetwork {
+  private readonly listeners = new Map<string, { self: string; handlers: TransportHandlers }>();
+  private readonly cuts = new Set<string>();
+  private nextPort = 1;
+
+  cut(a: string, b: string): void {
+    this.cuts.add(`${a}|${b}`).add(`${b}|${a}`);
+  }
+
+  heal(): void {
+    this.cuts.clear();
+  }
+
+  /** A transport endpoint for node `self`. */
+  endpoint(self: string): Transport {
+    const target = (to: Peer) => {
+      const l = this.listeners.get(to.address);
+      if (!l || l.self !== to.id || this.cuts.has(`${self}|${to.id}`)) {
+        throw new TransportUnavailableError(`memory network: ${to.address} unreachable`, { notDelivered: true });
+      }
+      return l.handlers;
+    };
+    return {
+      heartbeat: async (to: Peer, m: HeartbeatMessage): Promise<HeartbeatReply> => {
+        const h = target(to).heartbeat;
+        if (!h) throw new Error("no heartbeat handler");
+        return h(self, m);
+      },
+      forward: async (to: Peer, r: ForwardRequest): Promise<ForwardResponse> => {
+        const h = target(to).forward;
+        if (!h) throw new Error("no forward handler");
+        return h(self, r);
+      },
+      switchover: async (to: Peer, c: SwitchoverCommand): Promise<SwitchoverReply> => {
+        const h = target(to).switchover;
+        if (!h) throw new Error("no switchover handler");
+        return h(self, c);
+      },
+      listen: async (id: string, _host: string, port: number, handlers: TransportHandlers): Promise<TransportServer> => {
+        const p = port || this.nextPort++;
+        const address = `mem:${p}`;
+        this.listeners.set(address, { self: id, handlers });
+        return {
+          port: p,
+          close: async () => {
+            this.listeners.delete(address);
+          },
+        };
+      },
+      close: async () => {},
+    };
+  }
+}
