@@ -1,0 +1,99 @@
+/**
+ * Maps what can go wrong on a transport call to the SDK's errors, in one place. Messages name the
+ * peer's address and the kind of message; they never carry the secret (the transport does not even
+ * keep it) or a signature.
+ */
+import { AuthenticationError, MulticonnectError, TransportUnavailableError } from "../../core/errors.js";
+import type { MessageKind } from "./wire.js";
+
+/** Raised by our own timer when a call's budget runs out; mapped like any other timeout. */
+export class CallTimeout extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`no answer within ${timeoutMs} ms`);
+  }
+}
+
+/** Raised when a reply is larger than the client accepts. */
+export class ReplyTooLarge extends Error {}
+
+/** Node and undici codes that mean "the peer could not be reached or dropped us". */
+const NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EHOSTDOWN",
+  "ENETDOWN",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CLOSED",
+  "UND_ERR_DESTROYED",
+  "UND_ERR_ABORTED",
+  "UND_ERR_INFO",
+]);
+
+/** Codes that mean no connection was ever made, so the message certainly did not arrive. */
+const NOT_CONNECTED_CODES = new Set([
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EHOSTDOWN",
+  "ENETDOWN",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
+
+/** The error a failed call throws, from what undici or the socket reported. */
+export function mapCallError(error: unknown, kind: MessageKind, address: string): Error {
+  if (error instanceof MulticonnectError) return error;
+  if (error instanceof CallTimeout) {
+    return new TransportUnavailableError(`transport: ${kind} to ${address}: no answer within ${error.timeoutMs} ms`, { cause: error });
+  }
+  if (error instanceof ReplyTooLarge) {
+    return new MulticonnectError("transport_protocol", `transport: ${kind} to ${address}: ${error.message}`, { cause: error });
+  }
+  const code = networkCode(error);
+  if (code !== undefined && NETWORK_CODES.has(code)) {
+    return new TransportUnavailableError(`transport: ${kind} to ${address}: unreachable (${code})`, {
+      cause: error,
+      notDelivered: NOT_CONNECTED_CODES.has(code),
+    });
+  }
+  // Anything else (an unexpected undici state) is still "we could not talk to the peer": retryable,
+  // and never treated as an answer.
+  return new TransportUnavailableError(`transport: ${kind} to ${address}: failed (${code ?? "unknown error"})`, { cause: error });
+}
+
+/** The code of an error, or of the first error inside an AggregateError (happy-eyeballs connect failures). */
+function networkCode(error: unknown): string | undefined {
+  if (typeof error !== "object" || error === null) return undefined;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string") return code;
+  if (error instanceof AggregateError) return networkCode(error.errors[0]);
+  const cause = (error as { cause?: unknown }).cause;
+  return cause === undefined || cause === error ? undefined : networkCode(cause);
+}
+
+/** The error for a refusal status from the peer (anything but 200). */
+export function refusalError(status: number, reason: string, kind: MessageKind, address: string): Error {
+  const what = `transport: ${kind} to ${address}`;
+  if (status === 401) return new AuthenticationError(`${kind} to ${address} rejected: ${reason}`);
+  // The peer is up but failing, or something in between is: worth trying again later.
+  if (status >= 500 && status !== 501) return new TransportUnavailableError(`${what}: peer answered ${status} (${reason})`);
+  // 400, 404, 413, 501: trying again will not help; a version or configuration mismatch.
+  return new MulticonnectError("transport_rejected", `${what}: peer answered ${status} (${reason})`);
+}
+
+/** The error for a reply that arrived but cannot be used (bad signature, malformed content). */
+export function badReplyError(problem: string, kind: MessageKind, address: string, unauthenticated: boolean): Error {
+  if (unauthenticated) return new AuthenticationError(`${kind} reply from ${address} failed authentication: ${problem}`);
+  return new MulticonnectError("transport_protocol", `transport: ${kind} reply from ${address}: ${problem}`);
+}

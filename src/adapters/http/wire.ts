@@ -1,0 +1,207 @@
+/**
+ * The HTTP transport's wire format, and the validation of everything read from the network.
+ *
+ * Every message is a `POST /_mc/<kind>` with these headers:
+ *   x-mc-from, x-mc-to   sender and receiver node ids
+ *   x-mc-seq             the sender's sequence number (decimal, from 1)
+ *   x-mc-sig             HMAC-SHA256, base64url (see auth.ts)
+ * Heartbeat and switchover carry a JSON body. A forward carries the original request's body as raw
+ * bytes, and its metadata in headers: x-mc-shard, x-mc-epoch, x-mc-method, x-mc-path and
+ * x-mc-headers (the selected headers as a JSON object, non-ASCII escaped so it survives as latin1).
+ *
+ * A successful reply is 200 with x-mc-sig; a forward's reply adds x-mc-status and x-mc-headers and
+ * carries the coreapp's body raw. Any other status is the transport's own refusal, with a JSON body
+ * `{"error": "<reason>"}`: 400 malformed, 401 unauthenticated, 404 unknown path, 413 body too large,
+ * 501 no handler, 500 the handler failed.
+ */
+import type { HeartbeatMessage, HeartbeatReply, SwitchoverCommand, SwitchoverReply } from "../../core/ports/transport.js";
+
+/** The URL path of each kind of message. */
+export const PATHS = {
+  heartbeat: "/_mc/heartbeat",
+  forward: "/_mc/forward",
+  switchover: "/_mc/switchover",
+} as const;
+
+/** The three kinds of message. */
+export type MessageKind = keyof typeof PATHS;
+
+/** Header names (lower case, as node:http and undici report them). */
+export const H = {
+  from: "x-mc-from",
+  to: "x-mc-to",
+  seq: "x-mc-seq",
+  sig: "x-mc-sig",
+  shard: "x-mc-shard",
+  epoch: "x-mc-epoch",
+  method: "x-mc-method",
+  path: "x-mc-path",
+  headers: "x-mc-headers",
+  status: "x-mc-status",
+} as const;
+
+/** The forward-only fields of a request, as header text; empty strings for heartbeat and switchover. */
+export interface ForwardFields {
+  readonly shard: string;
+  readonly epoch: string;
+  readonly method: string;
+  readonly path: string;
+  readonly headers: string;
+}
+
+/** No forward fields: heartbeat and switchover. */
+export const NO_FORWARD: ForwardFields = { shard: "", epoch: "", method: "", path: "", headers: "" };
+
+/** Content that failed validation. Internal: the server answers 400, the client throws a protocol error. */
+export class MalformedMessage extends Error {}
+
+/** Visible ASCII only: ids and paths go into headers and into the signed text, where a line feed would be ambiguous. */
+const NODE_ID = /^[\x21-\x7e]{1,200}$/;
+const SEQ = /^[1-9][0-9]{0,15}$/;
+const UINT = /^(?:0|[1-9][0-9]{0,15})$/;
+const METHOD = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,32}$/;
+const PATH = /^\/[\x21-\x7e]{0,8191}$/;
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,256}$/;
+/** Header values may hold any byte but these (RFC 9110 §5.5). */
+const BAD_VALUE = /[\r\n\0]/;
+const NON_ASCII = /[^\x20-\x7e]/g;
+const MAX_HEADERS = 256;
+const MAX_TEXT = 1024;
+
+/** True for a node id the transport can carry. */
+export function isNodeId(value: unknown): value is string {
+  return typeof value === "string" && NODE_ID.test(value);
+}
+
+/** True for a method / a path-and-query a forward can carry. */
+export function isMethod(value: unknown): value is string {
+  return typeof value === "string" && METHOD.test(value);
+}
+
+/** True for a path-and-query a forward can carry (starts with "/", visible ASCII, at most 8 KiB). */
+export function isForwardPath(value: unknown): value is string {
+  return typeof value === "string" && PATH.test(value);
+}
+
+/** Parses a sequence number header: a positive safe integer, or undefined. */
+export function parseSeq(value: string | string[] | undefined): number | undefined {
+  if (typeof value !== "string" || !SEQ.test(value)) return undefined;
+  const n = Number(value);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** Parses a non-negative safe integer header (shard, epoch, status), or undefined. */
+export function parseUint(value: string | string[] | undefined): number | undefined {
+  if (typeof value !== "string" || !UINT.test(value)) return undefined;
+  const n = Number(value);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** True for a non-negative safe integer (shards, epochs). */
+function isUint(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+}
+
+function isText(value: unknown, max = MAX_TEXT): value is string {
+  return typeof value === "string" && value.length <= max;
+}
+
+/**
+ * Encodes a header map for the x-mc-headers header. Non-ASCII is escaped because header values
+ * travel as latin1; JSON already escapes control characters, so the result has no line feed.
+ */
+export function encodeHeaderMap(headers: Readonly<Record<string, string>>): string {
+  const json = JSON.stringify(headers);
+  return json.replace(NON_ASCII, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** Decodes and validates an x-mc-headers value. Throws MalformedMessage. */
+export function decodeHeaderMap(value: string | string[] | undefined): Record<string, string> {
+  if (typeof value !== "string") throw new MalformedMessage(`${H.headers} missing`);
+  const parsed = parseJson(value);
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new MalformedMessage(`${H.headers} is not an object`);
+  const out: Record<string, string> = {};
+  let count = 0;
+  for (const [name, v] of Object.entries(parsed)) {
+    if (++count > MAX_HEADERS) throw new MalformedMessage(`${H.headers} has more than ${MAX_HEADERS} entries`);
+    // "__proto__" would set the prototype of a plain object instead of adding a header.
+    if (!HEADER_NAME.test(name) || name === "__proto__") throw new MalformedMessage(`${H.headers} has an invalid name`);
+    if (typeof v !== "string" || BAD_VALUE.test(v)) throw new MalformedMessage(`${H.headers}: ${name} is not a valid value`);
+    out[name] = v;
+  }
+  return out;
+}
+
+/** JSON.parse that throws MalformedMessage instead of SyntaxError. */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new MalformedMessage("invalid JSON");
+  }
+}
+
+/** Reads a JSON object body. Throws MalformedMessage. */
+function objectBody(body: Uint8Array): Record<string, unknown> {
+  const parsed = parseJson(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8"));
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new MalformedMessage("body is not a JSON object");
+  return parsed as Record<string, unknown>;
+}
+
+/** Validates a heartbeat body. Unknown fields are dropped, not passed on. */
+export function parseHeartbeatMessage(body: Uint8Array): HeartbeatMessage {
+  const o = objectBody(body);
+  if (!isNodeId(o.master)) throw new MalformedMessage("heartbeat: master must be a node id");
+  return { master: o.master };
+}
+
+/** Validates a heartbeat reply. */
+export function parseHeartbeatReply(body: Uint8Array): HeartbeatReply {
+  const o = objectBody(body);
+  if (!isNodeId(o.id)) throw new MalformedMessage("heartbeat reply: id must be a node id");
+  if (o.shard !== null && !isUint(o.shard)) throw new MalformedMessage("heartbeat reply: shard must be a non-negative integer or null");
+  if (o.epoch !== null && !isUint(o.epoch)) throw new MalformedMessage("heartbeat reply: epoch must be a non-negative integer or null");
+  return { id: o.id, shard: o.shard, epoch: o.epoch };
+}
+
+/** Validates a switchover command. */
+export function parseSwitchoverCommand(body: Uint8Array): SwitchoverCommand {
+  const o = objectBody(body);
+  if (!isUint(o.shard)) throw new MalformedMessage("switchover: shard must be a non-negative integer");
+  if (o.to === undefined) return { shard: o.shard };
+  if (!isNodeId(o.to)) throw new MalformedMessage("switchover: to must be a node id or name");
+  return { shard: o.shard, to: o.to };
+}
+
+/** Validates a switchover reply. */
+export function parseSwitchoverReply(body: Uint8Array): SwitchoverReply {
+  const o = objectBody(body);
+  if (typeof o.ok !== "boolean") throw new MalformedMessage("switchover reply: ok must be a boolean");
+  if (!isUint(o.shard) || !isUint(o.epoch)) throw new MalformedMessage("switchover reply: shard and epoch must be non-negative integers");
+  if (o.from !== null && !isNodeId(o.from)) throw new MalformedMessage("switchover reply: from must be a node id or null");
+  if (o.to !== null && !isNodeId(o.to)) throw new MalformedMessage("switchover reply: to must be a node id or null");
+  const reply: { -readonly [K in keyof SwitchoverReply]: SwitchoverReply[K] } = { ok: o.ok, shard: o.shard, from: o.from, to: o.to, epoch: o.epoch };
+  if (o.error !== undefined) {
+    const e = o.error as Record<string, unknown> | null;
+    if (typeof e !== "object" || e === null || !Number.isSafeInteger(e.code) || !isText(e.message)) {
+      throw new MalformedMessage("switchover reply: error must be { code: integer, message: string }");
+    }
+    reply.error = { code: e.code as number, message: e.message };
+  }
+  if (o.gapMs !== undefined) {
+    if (typeof o.gapMs !== "number" || !Number.isFinite(o.gapMs) || o.gapMs < 0) throw new MalformedMessage("switchover reply: gapMs must be a non-negative number");
+    reply.gapMs = o.gapMs;
+  }
+  return reply;
+}
+
+/** A refusal's reason from its JSON body, reduced to short printable text (it comes from the network). */
+export function refusalReason(body: Uint8Array): string {
+  try {
+    const o = objectBody(body);
+    if (typeof o.error === "string") return o.error.replace(NON_ASCII, "?").slice(0, 200);
+  } catch {
+    // An unreadable refusal still has a status; the caller reports that.
+  }
+  return "no reason given";
+}
