@@ -1,0 +1,222 @@
+import { performance } from "node:perf_hooks";
+import pg from "pg";
+import { StoreConfigurationError } from "../../core/errors.js";
+import { closedError, deadlineError, mapPgError, type PgTarget } from "./errors.js";
+
+/** What `PgDb` needs, already validated by `PostgresStore`. */
+export interface PgDbSettings {
+  /** Where and how to connect, as node-postgres takes it (URL or fields, `ssl`). */
+  readonly connection: pg.ClientConfig;
+  /** The validated table prefix. */
+  readonly prefix: string;
+  readonly operationTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly poolSize: number;
+}
+
+/**
+ * The `application_name` of this store's connections, so that `pg_stat_activity` tells clusters
+ * (and their LISTEN connections) apart for an operator.
+ */
+export function applicationName(prefix: string, listen = false): string {
+  return `multiconnect/${prefix}${listen ? "/listen" : ""}`;
+}
+
+/**
+ * A connection pool with every timeout set. node-postgres sets none by default, so a blackholed
+ * server would stall a lease renewal for minutes; here each call has three bounds:
+ * - the server cancels any statement after `operationTimeoutMs` (`statement_timeout`,
+ *   `lock_timeout`) and aborts a transaction left idle by a vanished client;
+ * - the driver gives up on a silent reply (`query_timeout`) or a hung connect
+ *   (`connectionTimeoutMillis`), and TCP keep-alive reaps dead idle sockets;
+ * - and because a call may need a connect *and* a query, each call also runs under one client-side
+ *   deadline of `operationTimeoutMs` in all, measured on the monotonic clock.
+ */
+export class PgDb {
+  /** The validated table prefix. */
+  readonly p: string;
+  readonly target: PgTarget;
+  readonly operationTimeoutMs: number;
+  private readonly config: pg.ClientConfig;
+  private readonly pool: pg.Pool;
+  private closed = false;
+
+  constructor(s: PgDbSettings) {
+    this.p = s.prefix;
+    this.operationTimeoutMs = s.operationTimeoutMs;
+    this.target = resolveTarget(s.connection);
+    this.config = {
+      ...s.connection,
+      connectionTimeoutMillis: s.connectTimeoutMs,
+      query_timeout: s.operationTimeoutMs,
+      statement_timeout: s.operationTimeoutMs,
+      lock_timeout: s.operationTimeoutMs,
+      // Twice the operation timeout: only a client that vanished mid-transaction ever reaches it.
+      idle_in_transaction_session_timeout: Math.max(1000, 2 * s.operationTimeoutMs),
+      keepAlive: true,
+      keepAliveInitialDelayMillis: Math.max(1000, s.operationTimeoutMs),
+      application_name: applicationName(s.prefix),
+    };
+    this.pool = new pg.Pool({ ...this.config, max: s.poolSize, idleTimeoutMillis: 10_000, allowExitOnIdle: true });
+    // An idle pooled connection that dies emits 'error' on the pool, which removes it; without a
+    // listener Node would treat that as an uncaught exception and end the process.
+    this.pool.on("error", () => {});
+  }
+
+  /** A table of this store, quoted: PostgreSQL would fold a prefix's capitals otherwise. */
+  t(name: string): string {
+    return `"${this.p}${name}"`;
+  }
+
+  /** The NOTIFY channel of this store's shard map (namespaced like its tables). */
+  get channel(): string {
+    return `${this.p}shard_map`;
+  }
+
+  /** Runs one statement on a pooled connection under the call's deadline; returns its rows. */
+  async query<R extends pg.QueryResultRow>(what: string, text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
+    return this.withClient(what, (client) => client.query<R>(text, values));
+  }
+
+  /**
+   * Runs `fn` with a pooled connection, the whole call (checkout, connect, every query) bounded
+   * by `budgetMs`. Errors come out mapped (`StoreUnavailableError` / `StoreConfigurationError`).
+   */
+  async withClient<T>(what: string, fn: (client: pg.PoolClient) => Promise<T>, budgetMs = this.operationTimeoutMs): Promise<T> {
+    if (this.closed) throw closedError(this.target, what);
+    const until = performance.now() + budgetMs;
+    const late = () => deadlineError(this.target, what, budgetMs);
+    const checkout = this.pool.connect();
+    let client: pg.PoolClient;
+    try {
+      client = await before(checkout, until, late);
+    } catch (error) {
+      // A connection that opens after our deadline is still good: hand it back for the next call.
+      checkout.then(
+        (c) => c.release(),
+        () => {},
+      );
+      throw mapPgError(error, this.target);
+    }
+    // While checked out, the pool does not listen for the connection's errors; one dropped between
+    // two queries of this call would otherwise be an unhandled 'error' event.
+    let failed = false;
+    const onError = () => {
+      failed = true;
+    };
+    client.on("error", onError);
+    try {
+      return await before(fn(client), until, late);
+    } catch (error) {
+      failed = true;
+      throw mapPgError(error, this.target);
+    } finally {
+      client.off("error", onError);
+      // After any failure the connection may hold a half-read reply or an open transaction: the
+      // pool destroys it (pg ends a client with an active query by destroying its socket).
+      client.release(failed);
+    }
+  }
+
+  /**
+   * Runs `fn` inside BEGIN … COMMIT under one deadline. On any failure the connection is
+   * destroyed rather than rolled back, so the server rolls back when it sees the socket close
+   * (or after `idle_in_transaction_session_timeout` if the network swallowed the close).
+   */
+  async transaction<T>(what: string, fn: (client: pg.PoolClient) => Promise<T>, budgetMs?: number): Promise<T> {
+    return this.withClient(
+      what,
+      async (client) => {
+        await client.query("BEGIN");
+        const result = await fn(client);
+        await client.query("COMMIT");
+        return result;
+      },
+      budgetMs,
+    );
+  }
+
+  /**
+   * Opens a dedicated connection outside the pool (LISTEN belongs to one session, and a pooled
+   * connection is handed to other calls and closed when idle). Same timeouts as the pool.
+   */
+  async connectListener(): Promise<pg.Client> {
+    if (this.closed) throw closedError(this.target, "listen");
+    const client = new pg.Client({ ...this.config, application_name: applicationName(this.p, true) });
+    // The subscriber adds its own handler; this one keeps a late error from crashing the process.
+    client.on("error", () => {});
+    try {
+      await before(client.connect(), performance.now() + this.operationTimeoutMs, () =>
+        deadlineError(this.target, "listen connect", this.operationTimeoutMs),
+      );
+      return client;
+    } catch (error) {
+      destroyClient(client);
+      throw mapPgError(error, this.target);
+    }
+  }
+
+  /** Ends a dedicated connection politely, and forcibly if the server does not answer in time. */
+  async endClient(client: pg.Client): Promise<void> {
+    await before(client.end(), performance.now() + this.operationTimeoutMs, () => new Error("slow end")).catch(() =>
+      destroyClient(client),
+    );
+  }
+
+  /** Closes the pool. Idempotent; never waits longer than the operation timeout. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await before(this.pool.end(), performance.now() + this.operationTimeoutMs, () => new Error("slow close")).catch(
+      () => {},
+    );
+  }
+}
+
+/**
+ * Settles like `work`, or rejects with `late()` once monotonic time `until` (ms, `performance.now()`
+ * scale) has passed. A settlement of `work` after that is ignored; the caller cleans up.
+ */
+export function before<T>(work: Promise<T>, until: number, late: () => Error): Promise<T> {
+  work.catch(() => {});
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(late()), Math.max(0, until - performance.now()));
+    work.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+/**
+ * Ends a client at once, also when the peer is blackholed: `end()` alone half-closes the socket and
+ * waits for a server that will never answer. Reaches into the driver's socket, as pg-pool itself does.
+ */
+function destroyClient(client: pg.Client): void {
+  client.end().catch(() => {});
+  (client as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.();
+}
+
+/** Resolves host, port and database the way node-postgres will (URL, fields, PG* variables). */
+function resolveTarget(connection: pg.ClientConfig): PgTarget {
+  let probe: pg.Client;
+  try {
+    probe = new pg.Client(connection);
+  } catch {
+    // No cause attached: the parser's error could quote the URL, and with it the password.
+    throw new StoreConfigurationError("postgres: the connection settings cannot be parsed (check store.url)");
+  }
+  const password = typeof probe.password === "string" && probe.password.length > 0 ? probe.password : undefined;
+  return {
+    host: probe.host,
+    port: probe.port,
+    database: probe.database ?? probe.user ?? "",
+    ...(password === undefined ? {} : { secret: password }),
+  };
+}

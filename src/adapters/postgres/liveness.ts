@@ -1,0 +1,52 @@
+import type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "../../core/ports/liveness.js";
+import type { PgDb } from "./db.js";
+
+interface NodeRow {
+  id: string;
+  name: string;
+  role: NodeRole;
+  address: string;
+  meta: Record<string, unknown>;
+  age_ms: number;
+}
+
+/**
+ * Node records, stamped with the server's `clock_timestamp()` and aged by the server in the same
+ * statement that reads them, so no node's wall clock takes part in the failure detector.
+ */
+export class PostgresLiveness implements LivenessStore {
+  constructor(private readonly db: PgDb) {}
+
+  async beat(r: NodeRecord): Promise<void> {
+    await this.db.query(
+      "beat",
+      `INSERT INTO ${this.db.t("nodes")} (id, name, role, address, meta, seen_at)
+       VALUES ($1, $2, $3, $4, $5::jsonb, clock_timestamp())
+       ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, role = EXCLUDED.role, address = EXCLUDED.address,
+         meta = EXCLUDED.meta, seen_at = EXCLUDED.seen_at`,
+      [r.id, r.name, r.role, r.address, JSON.stringify(r.meta)],
+    );
+  }
+
+  async list(): Promise<NodeStatus[]> {
+    // COLLATE "C": order by code points like every other backend, not by the database's locale.
+    const r = await this.db.query<NodeRow>(
+      "list",
+      `SELECT id, name, role, address, meta,
+              GREATEST(0, EXTRACT(EPOCH FROM clock_timestamp() - seen_at) * 1000)::float8 AS age_ms
+         FROM ${this.db.t("nodes")} ORDER BY id COLLATE "C"`,
+    );
+    return r.rows.map((row) => ({
+      id: row.id,
+      name: row.name,
+      role: row.role,
+      address: row.address,
+      meta: row.meta,
+      ageMs: row.age_ms,
+    }));
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.db.query("remove", `DELETE FROM ${this.db.t("nodes")} WHERE id = $1`, [id]);
+  }
+}

@@ -1,0 +1,69 @@
+import type { PgDb } from "./db.js";
+
+/**
+ * The PostgreSQL schema, versioned. `prefix` is validated by the factory (letters, digits, `_`)
+ * and every name is quoted, so a prefix keeps its capitals.
+ *
+ * Epoch columns are never reset: a lease's or shard's row is kept after release so the next epoch
+ * is always the last one + 1, and PostgreSQL's durability keeps them across server restarts.
+ * Times are `timestamptz` written only from the server's `clock_timestamp()`.
+ */
+export const SCHEMA_VERSION = 1;
+
+/** The quoted names of every table of one prefix (the tests drop exactly these). */
+export function schemaTables(p: string): { meta: string; leases: string; shards: string; nodes: string } {
+  return { meta: `"${p}meta"`, leases: `"${p}leases"`, shards: `"${p}shards"`, nodes: `"${p}nodes"` };
+}
+
+/** The DDL of version `SCHEMA_VERSION`; every statement is idempotent. */
+export function schemaSql(p: string): string {
+  const t = schemaTables(p);
+  return `
+    CREATE TABLE IF NOT EXISTS ${t.meta} (key text PRIMARY KEY, value text NOT NULL);
+    CREATE TABLE IF NOT EXISTS ${t.leases} (
+      name text PRIMARY KEY,
+      holder text,
+      epoch bigint NOT NULL CHECK (epoch > 0),
+      expires_at timestamptz NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS ${t.shards} (
+      shard integer PRIMARY KEY CHECK (shard >= 0),
+      owner text,
+      epoch bigint NOT NULL CHECK (epoch > 0)
+    );
+    CREATE TABLE IF NOT EXISTS ${t.nodes} (
+      id text PRIMARY KEY,
+      name text NOT NULL,
+      role text NOT NULL,
+      address text NOT NULL,
+      meta jsonb NOT NULL,
+      seen_at timestamptz NOT NULL
+    );
+  `;
+}
+
+/**
+ * Creates or upgrades the schema. Safe when several nodes run it at once: two concurrent
+ * `CREATE TABLE IF NOT EXISTS` of one name can both pass the existence check and one then fails on
+ * the catalog's unique index, so the DDL runs under a transaction-scoped advisory lock keyed by the
+ * prefix (released at COMMIT or when the connection drops; a session lock could outlive a pooled
+ * connection's use). The recorded version only ever goes up, so an older node's migrate() does not
+ * hide a newer schema.
+ */
+export async function migrate(db: PgDb): Promise<void> {
+  const t = schemaTables(db.p);
+  // DDL and a wait behind another node's migrate: a little more time than one operation.
+  await db.transaction(
+    "migrate",
+    async (client) => {
+      await client.query("SELECT pg_advisory_xact_lock(hashtext('multiconnect'), hashtext($1))", [db.p]);
+      await client.query(schemaSql(db.p));
+      await client.query(
+        `INSERT INTO ${t.meta} AS m (key, value) VALUES ('schema_version', $1)
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value WHERE m.value::int < EXCLUDED.value::int`,
+        [String(SCHEMA_VERSION)],
+      );
+    },
+    3 * db.operationTimeoutMs,
+  );
+}
