@@ -1,0 +1,59 @@
+import type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "../../core/ports/liveness.js";
+import type { MysqlDb } from "./db.js";
+
+interface NodeRow {
+  id: string;
+  name: string;
+  role: NodeRole;
+  address: string;
+  meta: string;
+  /** Microseconds since the last beat, by the server's clock. */
+  age_us: number;
+}
+
+/**
+ * Node records. The server stamps each beat with its own `UTC_TIMESTAMP(6)` and computes ages in
+ * `list()`, so no node's wall clock is ever written or compared.
+ */
+export class MysqlLiveness implements LivenessStore {
+  constructor(private readonly db: MysqlDb) {}
+
+  /** One upsert; the parameters are repeated instead of `VALUES(col)`, which MySQL 8 deprecates. */
+  async beat(r: NodeRecord): Promise<void> {
+    const p = this.db.p;
+    const meta = JSON.stringify(r.meta);
+    await this.db.run((sql) =>
+      sql(
+        `INSERT INTO ${p}nodes (id, name, role, address, meta, seen_at)
+         VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(6))
+         ON DUPLICATE KEY UPDATE name = ?, role = ?, address = ?, meta = ?, seen_at = UTC_TIMESTAMP(6)`,
+        [r.id, r.name, r.role, r.address, meta, r.name, r.role, r.address, meta],
+      ),
+    );
+  }
+
+  async list(): Promise<NodeStatus[]> {
+    const p = this.db.p;
+    const rows = await this.db.run((sql) =>
+      sql<NodeRow[]>(
+        `SELECT CONVERT(id USING utf8mb4) AS id, name, role, address, meta,
+                TIMESTAMPDIFF(MICROSECOND, seen_at, UTC_TIMESTAMP(6)) AS age_us
+         FROM ${p}nodes AS n ORDER BY n.id`, // the column (bytes), not the converted alias
+      ),
+    );
+    return rows.map((row) => ({
+      id: row.id,
+      name: row.name,
+      role: row.role,
+      address: row.address,
+      meta: JSON.parse(row.meta) as Record<string, unknown>,
+      // A server clock stepped back can make a fresh stamp look "in the future": report it as new.
+      ageMs: Math.max(0, Number(row.age_us) / 1000),
+    }));
+  }
+
+  async remove(id: string): Promise<void> {
+    const p = this.db.p;
+    await this.db.run((sql) => sql(`DELETE FROM ${p}nodes WHERE id = ?`, [id]));
+  }
+}
