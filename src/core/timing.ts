@@ -65,17 +65,17 @@ export function validateSettings(s: ClusterSettings, keyPrefix = "settings"): vo
     const v = s[field];
     if (!Number.isFinite(v) || v < 10) throw new ConfigError(`${keyPrefix}.${key}`, `must be at least 10 ms, got ${v}`);
   }
-  if (s.unhealthyIntervalMs <= 2 * s.heartbeatIntervalMs) {
+  if (s.unhealthyIntervalMs < 2 * s.heartbeatIntervalMs) {
     throw new ConfigError(
       `${keyPrefix}.unhealthy_interval`,
-      `must be more than twice heartbeat_interval (${s.heartbeatIntervalMs} ms), got ${s.unhealthyIntervalMs} ms: ` +
+      `must be at least twice heartbeat_interval (${s.heartbeatIntervalMs} ms), got ${s.unhealthyIntervalMs} ms: ` +
         "a single lost or late heartbeat would otherwise look like a failure",
     );
   }
-  if (s.dbUnhealthyIntervalMs <= 2 * s.dbHeartbeatIntervalMs) {
+  if (s.dbUnhealthyIntervalMs < 2 * s.dbHeartbeatIntervalMs) {
     throw new ConfigError(
       `${keyPrefix}.db_unhealthy_interval`,
-      `must be more than twice db_heartbeat_interval (${s.dbHeartbeatIntervalMs} ms), got ${s.dbUnhealthyIntervalMs} ms: ` +
+      `must be at least twice db_heartbeat_interval (${s.dbHeartbeatIntervalMs} ms), got ${s.dbUnhealthyIntervalMs} ms: ` +
         "a single slow liveness write would otherwise look like a failure",
     );
   }

@@ -1,4 +1,4 @@
-import { TransportUnavailableError } from "../errors.js";
+import { AuthenticationError, TransportUnavailableError } from "../errors.js";
 import type { Clock } from "../ports/clock.js";
 import type { LivenessStore } from "../ports/liveness.js";
 import type { Logger } from "../ports/logger.js";
@@ -88,7 +88,10 @@ export class Router {
           }
           reason = `${a.owner} is not (or no longer) the primary of shard ${req.shard} at epoch ${a.epoch}`;
         } catch (error) {
-          if (!(error instanceof TransportUnavailableError) || !error.notDelivered) {
+          // Retry only what certainly did not run: no connection was made, or the receiver
+          // refused the message before any handler (e.g. a restarted node at the old address).
+          const notRun = (error instanceof TransportUnavailableError && error.notDelivered) || error instanceof AuthenticationError;
+          if (!notRun) {
             return { ok: false, shard: req.shard, reason: `forwarding to ${a.owner} failed: ${(error as Error).message}`, attempts };
           }
           reason = `${a.owner} is unreachable`;

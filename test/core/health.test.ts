@@ -1,0 +1,64 @@
+import { describe, expect, it } from "vitest";
+import { judgeOwner, type OwnerEvidence } from "../../src/core/master/health.js";
+import { shardOf } from "../../src/core/hash.js";
+import { deriveTiming, failoverBoundMs, DEFAULT_SETTINGS } from "../../src/core/timing.js";
+
+const t = deriveTiming(DEFAULT_SETTINGS);
+const record = { id: "c1.a", name: "c1", role: "coreapp" as const, address: "h:1", meta: {}, ageMs: 1000 };
+const healthy: OwnerEvidence = { record, ownSilenceMs: 1000, secondarySilencesMs: [1000], notServingForMs: 0 };
+
+describe("judgeOwner()", () => {
+  it("keeps an owner that answers and whose record is fresh", () => {
+    expect(judgeOwner(healthy, t)).toEqual({ healthy: true });
+  });
+
+  it("store detector: a record older than db_unhealthy_interval is unhealthy", () => {
+    expect(judgeOwner({ ...healthy, record: { ...record, ageMs: 120_001 } }, t).healthy).toBe(false);
+    expect(judgeOwner({ ...healthy, record: { ...record, ageMs: 119_000 } }, t).healthy).toBe(true);
+  });
+
+  it("heartbeat detector: unhealthy only when the primary master AND a secondary master hear nothing for unhealthy_interval", () => {
+    expect(judgeOwner({ ...healthy, ownSilenceMs: 30_000, secondarySilencesMs: [30_000] }, t).healthy).toBe(false);
+    expect(judgeOwner({ ...healthy, ownSilenceMs: 30_000, secondarySilencesMs: [2_000] }, t).healthy).toBe(true);
+    expect(judgeOwner({ ...healthy, ownSilenceMs: 2_000, secondarySilencesMs: [30_000] }, t).healthy).toBe(true);
+    // One master alone never judges by heartbeats.
+    expect(judgeOwner({ ...healthy, ownSilenceMs: 60_000, secondarySilencesMs: [] }, t).healthy).toBe(true);
+  });
+
+  it("an owner that keeps saying it does not serve is unhealthy after unhealthy_interval + lease ttl", () => {
+    expect(judgeOwner({ ...healthy, notServingForMs: t.unhealthyIntervalMs + t.leaseTtlMs }, t).healthy).toBe(false);
+    expect(judgeOwner({ ...healthy, notServingForMs: t.unhealthyIntervalMs }, t).healthy).toBe(true);
+  });
+
+  it("a missing record is unhealthy", () => {
+    expect(judgeOwner({ ...healthy, record: null }, t).healthy).toBe(false);
+  });
+});
+
+describe("timing", () => {
+  it("deriveTiming() makes the lease lapse no later than detection, and renewals three per ttl", () => {
+    expect(t.leaseTtlMs).toBe(30_000);
+    expect(t.renewIntervalMs).toBe(10_000);
+    expect(t.safetyMarginMs).toBe(3_000);
+    expect(deriveTiming(DEFAULT_SETTINGS, 40_000).leaseTtlMs).toBe(40_000);
+  });
+
+  it("failoverBoundMs() uses the heartbeat detector only with more than one master", () => {
+    expect(failoverBoundMs(t, 2)).toBe(30_000 + t.evaluateTickMs + 250);
+    expect(failoverBoundMs(t, 1)).toBe(120_000 + t.masterBeatIntervalMs + 250);
+  });
+});
+
+describe("shardOf()", () => {
+  it("is FNV-1a over UTF-8, fixed forever (known vectors)", () => {
+    expect(shardOf("", 1 << 30)).toBe(0x811c9dc5 % (1 << 30));
+    expect(shardOf("a", 2 ** 32)).toBe(0xe40c292c);
+    expect(shardOf("foobar", 2 ** 32)).toBe(0xbf9cf968);
+  });
+
+  it("spreads keys over all shards", () => {
+    const counts = new Array(8).fill(0);
+    for (let i = 0; i < 8000; i++) counts[shardOf(`+1555${i}`, 8)]++;
+    for (const c of counts) expect(c).toBeGreaterThan(700);
+  });
+});

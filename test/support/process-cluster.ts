@@ -1,0 +1,246 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, openSync, readFileSync, readdirSync, writeFileSync, existsSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { stringify } from "yaml";
+import type { ClusterStatus } from "../../src/nodes/cluster-status.js";
+
+/** The built CLI: integration tests run the same binary a user runs (`npm test` builds it first). */
+export const CLI = resolve("dist/cli/main.js");
+
+/** Milliseconds on CLOCK_MONOTONIC, the clock the example app stamps its event log with. */
+export const monoNow = (): number => Number(process.hrtime.bigint()) / 1e6;
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+/** One line of the example app's event log. */
+export interface AppEvent {
+  t: number;
+  node: string;
+  pid: number;
+  type: "promote" | "demote" | "request";
+  shard: number;
+  epoch: number;
+}
+
+export interface ProcessNode {
+  name: string;
+  role: "master" | "coreapp" | "webapp";
+  child: ChildProcess;
+  /** CLOCK_MONOTONIC ms when the harness killed it (SIGKILL), if it did. */
+  killedAt?: number;
+  /** When the harness froze it (SIGSTOP) and let it go on (SIGCONT). */
+  pausedAt?: number;
+  resumedAt?: number;
+}
+
+export interface ClusterOptions {
+  /** The `store:` section of the config. */
+  store: Record<string, unknown>;
+  shards?: number;
+  settings?: Record<string, string>;
+  masters?: number;
+  coreapps?: number;
+}
+
+/** Short intervals for process-level tests: failover in about 1.5 s. */
+export const TEST_SETTINGS = {
+  heartbeat_interval: "250ms",
+  unhealthy_interval: "1500ms",
+  db_heartbeat_interval: "500ms",
+  db_unhealthy_interval: "3s",
+};
+
+/**
+ * A real cluster of node processes started from the built CLI with one config file, as a user
+ * would run it. Records when it kills or pauses a node, on the same monotonic clock as the
+ * example app's event log, so safety can be checked from the log afterwards.
+ */
+export class ProcessCluster {
+  readonly dir = mkdtempSync(join(tmpdir(), "mc-cluster-"));
+  readonly config = join(this.dir, "cluster.yaml");
+  readonly eventLog = join(this.dir, "events.jsonl");
+  readonly nodes: ProcessNode[] = [];
+  webappPort = 0;
+
+  constructor(readonly options: ClusterOptions) {}
+
+  async start(): Promise<void> {
+    const o = this.options;
+    writeFileSync(
+      this.config,
+      stringify({
+        cluster_name: "itest",
+        shards: o.shards ?? 1,
+        secret: "integration-test-secret-0123456789",
+        settings: o.settings ?? TEST_SETTINGS,
+        store: o.store,
+        node: { listen_host: "127.0.0.1", external_hostname: "127.0.0.1" },
+        log_level: "info",
+      }),
+    );
+    this.webappPort = await freePort();
+    for (let i = 1; i <= (o.masters ?? 2); i++) this.spawn("master", `master-${i}`, 0);
+    for (let i = 1; i <= (o.coreapps ?? 3); i++) this.spawn("coreapp", `coreapp-${i}`, 0);
+    this.spawn("webapp", "webapp-1", this.webappPort);
+  }
+
+  spawn(role: ProcessNode["role"], name: string, port: number): ProcessNode {
+    const log = openSync(join(this.dir, `${name}.log`), "a");
+    const child = spawn(process.execPath, [CLI, "start", "--config", this.config, "--role", role, "--name", name, "--port", String(port)], {
+      stdio: ["ignore", log, log],
+      env: { ...process.env, MC_EVENT_LOG: this.eventLog },
+    });
+    const node = { name, role, child };
+    this.nodes.push(node);
+    return node;
+  }
+
+  node(name: string): ProcessNode {
+    const n = this.nodes.find((x) => x.name === name && x.child.exitCode === null && x.child.signalCode === null);
+    if (!n) throw new Error(`no running node ${name}`);
+    return n;
+  }
+
+  kill9(name: string): void {
+    const n = this.node(name);
+    n.killedAt = monoNow();
+    n.child.kill("SIGKILL");
+  }
+
+  pause(name: string): void {
+    const n = this.node(name);
+    n.pausedAt = monoNow();
+    n.child.kill("SIGSTOP");
+  }
+
+  resume(name: string): void {
+    const n = this.node(name);
+    n.child.kill("SIGCONT");
+    n.resumedAt = monoNow();
+  }
+
+  async health(): Promise<ClusterStatus | null> {
+    try {
+      const r = await fetch(`http://127.0.0.1:${this.webappPort}/v1/health`, { signal: AbortSignal.timeout(2000) });
+      return r.ok ? ((await r.json()) as ClusterStatus) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Waits until the health API shows every shard with a connected primary and one primary master. */
+  async waitReady(timeoutMs = 30_000): Promise<ClusterStatus> {
+    return this.waitFor(async () => {
+      const h = await this.health();
+      if (!h?.primary_master) return null;
+      const connected = h.nodes.filter((n) => n.gateway_status === "connected");
+      return connected.length === h.shards.length && h.shards.every((s) => s.owner) ? h : null;
+    }, timeoutMs);
+  }
+
+  async waitFor<T>(probe: () => Promise<T | null>, timeoutMs: number, stepMs = 50): Promise<T> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await probe();
+      if (v) return v;
+      if (Date.now() > end) throw new Error(`cluster condition not reached in ${timeoutMs} ms; logs in ${this.dir}`);
+      await sleep(stepMs);
+    }
+  }
+
+  /** Sends one request through the webapp; returns the serving node and epoch, or the error. */
+  async send(key = "k", body = "hello"): Promise<{ ok: boolean; status: number; node?: string; epoch?: number; text: string }> {
+    try {
+      const r = await fetch(`http://127.0.0.1:${this.webappPort}/v1/messages`, {
+        method: "POST",
+        headers: { "x-shard-key": key, "content-type": "text/plain" },
+        body,
+        signal: AbortSignal.timeout(15_000),
+      });
+      const text = await r.text();
+      const node = r.headers.get("x-multiconnect-node") ?? undefined;
+      const epoch = r.headers.has("x-multiconnect-epoch") ? Number(r.headers.get("x-multiconnect-epoch")) : undefined;
+      return { ok: r.ok, status: r.status, node, epoch, text };
+    } catch (error) {
+      return { ok: false, status: 0, text: String(error) };
+    }
+  }
+
+  events(): AppEvent[] {
+    if (!existsSync(this.eventLog)) return [];
+    return readFileSync(this.eventLog, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as AppEvent);
+  }
+
+  /**
+   * S1 from the event log: per shard, the intervals during which each coreapp process acted as
+   * primary never overlap, and every request was served inside its node's interval. An interval
+   * runs from `promote` to `demote`, or to the process's kill; a process frozen by SIGSTOP does
+   * nothing, so an interval that a freeze interrupted ends at the freeze — provided the process
+   * served nothing after it went on (a request then is reported). Returns the violations.
+   */
+  overlaps(): string[] {
+    type Tenure = { node: string; pid: number; shard: number; epoch: number; from: number; to: number };
+    const byPid = new Map(this.nodes.map((n) => [n.child.pid!, n]));
+    const tenures: Tenure[] = [];
+    const open = new Map<string, AppEvent>();
+    const events = this.events();
+    const close = (p: AppEvent, end: number) => {
+      const n = byPid.get(p.pid);
+      const froze = n?.pausedAt !== undefined && n.pausedAt > p.t && end > n.pausedAt ? n.pausedAt : end;
+      tenures.push({ node: p.node, pid: p.pid, shard: p.shard, epoch: p.epoch, from: p.t, to: Math.min(end, froze) });
+    };
+    for (const e of events) {
+      const k = `${e.pid}/${e.shard}`;
+      if (e.type === "promote") open.set(k, e);
+      if (e.type === "demote" && open.has(k)) {
+        close(open.get(k)!, e.t);
+        open.delete(k);
+      }
+    }
+    for (const p of open.values()) close(p, byPid.get(p.pid)?.killedAt ?? Infinity);
+    const out: string[] = [];
+    for (const a of tenures)
+      for (const b of tenures)
+        if (a.shard === b.shard && a.pid !== b.pid && a.from <= b.from && b.from < a.to) {
+          out.push(`shard ${a.shard}: ${a.node}@${a.epoch} [${a.from.toFixed(1)}, ${a.to.toFixed(1)}] overlaps ${b.node}@${b.epoch} from ${b.from.toFixed(1)}`);
+        }
+    for (const r of events.filter((e) => e.type === "request")) {
+      const inside = tenures.some((t) => t.pid === r.pid && t.shard === r.shard && t.epoch === r.epoch && t.from <= r.t && r.t <= t.to);
+      if (!inside) out.push(`shard ${r.shard}: ${r.node} served a request at epoch ${r.epoch} outside its tenure (t=${r.t.toFixed(1)})`);
+    }
+    return out;
+  }
+
+  logs(): string {
+    return readdirSync(this.dir)
+      .filter((f) => f.endsWith(".log"))
+      .map((f) => `--- ${f}\n${readFileSync(join(this.dir, f), "utf8").split("\n").slice(-15).join("\n")}`)
+      .join("\n");
+  }
+
+  async stop(): Promise<void> {
+    const running = this.nodes.filter((n) => n.child.exitCode === null && n.child.signalCode === null);
+    for (const n of running) {
+      n.child.kill("SIGCONT");
+      n.child.kill("SIGTERM");
+    }
+    await Promise.race([
+      Promise.all(running.map((n) => new Promise((r) => (n.child.exitCode !== null ? r(null) : n.child.once("exit", r))))),
+      sleep(5000),
+    ]);
+    for (const n of running) n.child.kill("SIGKILL");
+  }
+}
