@@ -55,8 +55,13 @@ export async function startDiffingWatch(o: DiffingWatchOptions): Promise<ShardMa
   };
 
   // The first read must succeed before watch() resolves, so callers start from a known map.
-  await subscribe();
-  deliver(await o.read());
+  try {
+    await subscribe();
+    deliver(await o.read());
+  } catch (error) {
+    if (unsubscribe) await (unsubscribe as () => Promise<void>)().catch(() => {});
+    throw error;
+  }
   pending = false;
 
   const loop = async () => {

@@ -10,6 +10,9 @@ import { every, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdenti
 export const SERVED_BY_HEADER = "x-multiconnect-node";
 export const EPOCH_HEADER = "x-multiconnect-epoch";
 
+/** How long a forwarded request may wait for this coreapp's promotion to its shard and epoch. */
+const HOLD_WHILE_PROMOTING_MS = 2000;
+
 export interface CoreappEvents {
   owner: [event: OwnerEvent];
 }
@@ -87,6 +90,11 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
   }
 
   private async forward(request: ForwardRequest): Promise<ForwardResponse> {
+    // Newly named owner still taking over (waiting for the previous owner's lease): hold the
+    // request briefly rather than bounce it, so the client sees latency instead of a retry.
+    if (!this.owner.serves(request.shard, request.epoch)) {
+      await this.owner.whenServing(request.shard, request.epoch, HOLD_WHILE_PROMOTING_MS);
+    }
     const answer = await this.owner.run(request.shard, request.epoch, async () => {
       const r = await this.app.handle({ ...request });
       return toForwardResponse(r);

@@ -48,6 +48,8 @@ export class ShardOwner {
   private inflight = 0;
   private drained: (() => void) | null = null;
   private wake = new AbortController();
+  /** Woken whenever this coreapp starts serving a tenure. */
+  private servingWaiters = new Set<() => void>();
   private readonly stop = new AbortController();
   private running: Promise<void> | null = null;
 
@@ -93,6 +95,26 @@ export class ShardOwner {
   serves(shard: number, epoch: number): boolean {
     const t = this.tenure;
     return !!t && t.serving && t.shard === shard && t.epoch === epoch && t.holder.held;
+  }
+
+  /**
+   * Resolves true as soon as this coreapp serves `shard` at `epoch`, or false after `timeoutMs` or
+   * once the map no longer names it for that assignment. Lets a request that reached the newly
+   * promoted owner a moment early wait for the promotion instead of bouncing back with 1018.
+   */
+  async whenServing(shard: number, epoch: number, timeoutMs: number): Promise<boolean> {
+    const deadline = this.clock.now() + timeoutMs;
+    while (!this.serves(shard, epoch)) {
+      const d = this.desired;
+      const left = deadline - this.clock.now();
+      if (d?.shard !== shard || d.epoch !== epoch || left <= 0 || this.stop.signal.aborted) return false;
+      const woken = new AbortController();
+      const wake = () => woken.abort();
+      this.servingWaiters.add(wake);
+      await this.clock.sleep(Math.min(left, 50), woken.signal);
+      this.servingWaiters.delete(wake);
+    }
+    return true;
   }
 
   /**
@@ -160,6 +182,7 @@ export class ShardOwner {
     }
     if (r.held && this.desired?.epoch === d.epoch && this.desired.shard === d.shard) {
       tenure.serving = true;
+      for (const wake of this.servingWaiters) wake();
       this.log.info({ shard: d.shard, epoch: d.epoch }, "promoted: serving as primary");
       this.onEvent({ type: "promoted", shard: d.shard, epoch: d.epoch });
     }

@@ -100,7 +100,7 @@ export class Router {
       if (this.clock.now() + backoff >= deadline) return { ok: false, shard: req.shard, reason, attempts };
       void this.refresh();
       await this.clock.sleep(backoff);
-      backoff = Math.min(backoff * 2, 100);
+      backoff = Math.min(backoff * 2, 50);
     }
   }
 
