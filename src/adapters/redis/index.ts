@@ -1,0 +1,194 @@
+import { randomBytes } from "node:crypto";
+import type { ConnectionOptions } from "node:tls";
+import { SystemClock } from "../../core/clock.js";
+import { ConfigError, StoreConfigurationError } from "../../core/errors.js";
+import type { Clock } from "../../core/ports/clock.js";
+import type { Store, StoreCapabilities } from "../../core/ports/store.js";
+import { RedisConnection, type RedisSettings } from "./connection.js";
+import { RedisLeaseStore } from "./leases.js";
+import { RedisLiveness } from "./liveness.js";
+import { MIGRATE, SCHEMA_VERSION, namespaceKeys } from "./scripts.js";
+import { RedisShardMap } from "./shard-map.js";
+
+/**
+ * Settings of the Redis store (Redis ≥ 7, standalone or a single primary; keys of a namespace share
+ * one hash slot). Give either `url` or the separate fields; when both are given the URL's parts win,
+ * and the separate fields fill in what the URL leaves out.
+ *
+ * Redis without persistence loses every key on restart. This adapter stays safe anyway (epochs from
+ * the server's clock, a quarantine of new acquisitions after a loss: see scripts.ts), at the price of
+ * one lease TTL without new primaries after each loss. Run it with `maxmemory-policy noeviction`:
+ * an evicted lease key would be handed to a second holder (`migrate()` refuses other policies).
+ */
+export interface RedisOptions {
+  /**
+   * `redis://[username:password@]host[:port][/db]`, or `rediss://` for TLS. It may hold a password:
+   * this adapter never prints it; messages name only host and port.
+   */
+  url?: string;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 6379. */
+  port?: number;
+  /** An ACL user (Redis ≥ 6); default the "default" user. */
+  username?: string;
+  /** Prefer an environment variable in the config file over a literal secret. */
+  password?: string;
+  /** Database index (default 0). Redis Cluster has only 0. */
+  db?: number;
+  /** TLS: `true`, or Node TLS options (`ca`, `servername`, ...). Default off (on for `rediss://`). */
+  tls?: boolean | ConnectionOptions;
+  /**
+   * Prefix of every key and of the pub/sub channel, also the hash tag `{prefix}` (default "mc:").
+   * Letters, digits and `_ . : / -`, at most 64.
+   */
+  keyPrefix?: string;
+  /**
+   * The most one call waits for an answer (default 2000 ms); a call waits at most this long for a
+   * connection too, so it fails with `StoreUnavailableError` within about twice this. Keep it well
+   * below the lease TTL, or a slow store can let a lease lapse while its renewal is still waiting.
+   */
+  operationTimeoutMs?: number;
+  /** How long one TCP (and TLS) connect may take before it is abandoned (default 2000 ms). */
+  connectTimeoutMs?: number;
+  /**
+   * The shortest quarantine of new lease acquisitions after the data were lost (default 0: each
+   * `acquire()` uses its own ttlMs, which is every holder's TTL). HAZARD: if nodes of one cluster may
+   * use different lease TTLs (a settings change rolling out), set this to the longest of them.
+   */
+  resetQuarantineMs?: number;
+  /** A watcher re-reads the shard map at least this often, even without a notification (default 5000 ms). */
+  watchResyncMs?: number;
+  clock?: Clock;
+}
+
+const PREFIX = /^[A-Za-z0-9_.:/-]{1,64}$/;
+
+/** What the Redis store declares: push notifications, millisecond TTLs, no minimum. */
+export const redisCapabilities: StoreCapabilities = {};
+
+/** The Redis store: every port over one namespace of keys (`{keyPrefix}...`) on one server. */
+export class RedisStore implements Store {
+  readonly backend = "redis";
+  readonly leases: RedisLeaseStore;
+  readonly liveness: RedisLiveness;
+  readonly shardMap: RedisShardMap;
+  /** The validated key prefix; connections are named `multiconnect:<prefix>` in CLIENT LIST. */
+  readonly keyPrefix: string;
+  private readonly settings: RedisSettings;
+  private readonly conn: RedisConnection;
+  private closing: Promise<void> | null = null;
+
+  constructor(o: RedisOptions = {}) {
+    const prefix = o.keyPrefix ?? "mc:";
+    if (!PREFIX.test(prefix)) {
+      throw new ConfigError("store.key_prefix", `must be 1-64 of letters, digits and _ . : / -, got ${JSON.stringify(prefix)}`);
+    }
+    this.keyPrefix = prefix;
+    this.settings = resolveSettings(o);
+    const keys = namespaceKeys(prefix);
+    // A random suffix tells this process's connections from other nodes' on the same namespace.
+    const id = randomBytes(3).toString("hex");
+    this.conn = new RedisConnection(this.settings, `multiconnect:${prefix}:${id}`, true);
+    let watchers = 0;
+    const openSubscriber = () => new RedisConnection(this.settings, `multiconnect-watch:${prefix}:${id}.${++watchers}`, false);
+    this.leases = new RedisLeaseStore(this.conn, keys, whole(o.resetQuarantineMs, 0, "store.reset_quarantine_ms", true));
+    this.liveness = new RedisLiveness(this.conn, keys);
+    this.shardMap = new RedisShardMap(
+      this.conn,
+      keys,
+      openSubscriber,
+      o.clock ?? new SystemClock(),
+      whole(o.watchResyncMs, 5000, "store.watch_resync_ms"),
+    );
+  }
+
+  /** "redis host:port/db", for logs and the CLI (never the password). */
+  describe(): string {
+    return `redis ${this.settings.address}/${this.settings.db}`;
+  }
+
+  /**
+   * Checks that the server will not evict keys, and stamps the namespace's incarnation marker (see
+   * scripts.ts: a namespace first marked here is not quarantined unless the server just started).
+   * Idempotent; several nodes may run it at once.
+   */
+  async migrate(): Promise<void> {
+    await this.checkEviction();
+    await this.conn.eval(MIGRATE, [namespaceKeys(this.keyPrefix).incarnation], [SCHEMA_VERSION]);
+  }
+
+  /** Closes every watch, then the connection. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.shardMap.closeWatches();
+      this.conn.close();
+    })();
+    return this.closing;
+  }
+
+  /**
+   * Refuses a server that may evict our keys under memory pressure. CONFIG is often disabled on
+   * managed Redis; then the check is skipped (the README's requirement still stands).
+   */
+  private async checkEviction(): Promise<void> {
+    const reply = await this.conn
+      .run((c) => c.config("GET", "maxmemory*") as Promise<string[]>)
+      .catch((error: unknown) => {
+        if (error instanceof StoreConfigurationError) return null; // NOPERM / renamed CONFIG
+        throw error;
+      });
+    if (!reply) return;
+    const config = new Map<string, string>();
+    for (let i = 0; i + 1 < reply.length; i += 2) config.set(reply[i]!, reply[i + 1]!);
+    const policy = config.get("maxmemory-policy") ?? "noeviction";
+    if (config.get("maxmemory") !== "0" && policy !== "noeviction") {
+      throw new StoreConfigurationError(
+        `redis ${this.settings.address}: maxmemory-policy is ${policy} with a maxmemory limit; set maxmemory-policy noeviction (an evicted lease key would be handed to a second holder)`,
+      );
+    }
+  }
+}
+
+/** Host, port, credentials and TLS from `url` and the separate fields (the URL's parts win). */
+function resolveSettings(o: RedisOptions): RedisSettings {
+  let url: URL | null = null;
+  if (o.url !== undefined) {
+    try {
+      url = new URL(o.url);
+    } catch {
+      // Never echo the URL: it may hold the password.
+      throw new ConfigError("store.url", "is not a valid URL (expected redis://[user:password@]host[:port][/db])");
+    }
+    if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+      throw new ConfigError("store.url", `must start with redis:// or rediss://, got ${url.protocol}//`);
+    }
+  }
+  const host = url?.hostname.replace(/^\[(.*)\]$/, "$1") || o.host || "127.0.0.1";
+  const port = url?.port ? Number(url.port) : url ? 6379 : whole(o.port, 6379, "store.port");
+  const path = url?.pathname.replace(/^\//, "") ?? "";
+  if (path !== "" && !/^\d+$/.test(path)) throw new ConfigError("store.url", "the path must be a database number, as in redis://host:6379/0");
+  const db = path !== "" ? Number(path) : whole(o.db, 0, "store.db", true);
+  const tlsOption = o.tls === true ? {} : o.tls || undefined;
+  const tls = url?.protocol === "rediss:" ? (tlsOption ?? {}) : tlsOption;
+  return {
+    host,
+    port,
+    address: `${host.includes(":") ? `[${host}]` : host}:${port}`,
+    username: (url?.username ? decodeURIComponent(url.username) : undefined) ?? o.username,
+    password: (url?.password ? decodeURIComponent(url.password) : undefined) ?? o.password,
+    db,
+    tls,
+    operationTimeoutMs: whole(o.operationTimeoutMs, 2000, "store.operation_timeout_ms"),
+    connectTimeoutMs: whole(o.connectTimeoutMs, 2000, "store.connect_timeout_ms"),
+  };
+}
+
+/** A whole number of milliseconds (or a port, an index), positive unless `zeroOk`; `fallback` when unset. */
+function whole(value: number | undefined, fallback: number, key: string, zeroOk = false): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < (zeroOk ? 0 : 1)) {
+    throw new ConfigError(key, `must be a whole number ${zeroOk ? "≥ 0" : "> 0"}, got ${value}`);
+  }
+  return value;
+}
