@@ -70,6 +70,7 @@ export const redisCapabilities: StoreCapabilities = {};
 /** The Redis store: every port over one namespace of keys (`{keyPrefix}...`) on one server. */
 export class RedisStore implements Store {
   readonly backend = "redis";
+  readonly capabilities = redisCapabilities;
   readonly leases: RedisLeaseStore;
   readonly liveness: RedisLiveness;
   readonly shardMap: RedisShardMap;

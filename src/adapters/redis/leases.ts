@@ -21,7 +21,7 @@ export class RedisLeaseStore implements LeaseStore {
     const ttl = wholeTtl(ttlMs);
     const reply = (await this.conn.eval(
       ACQUIRE,
-      [this.keys.lease(name), this.keys.epoch, this.keys.incarnation],
+      [this.keys.lease(name), this.keys.leaseEpoch(name), this.keys.incarnation],
       [holder, ttl, Math.max(ttl, this.resetQuarantineMs)],
     )) as [number, string, number?, string?];
     const [acquired, epoch, expiresInMs, current] = reply;

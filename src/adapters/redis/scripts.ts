@@ -8,12 +8,14 @@ import { createHash } from "node:crypto";
  * share the hash tag `{prefix}`, so each script's keys sit in one slot of a Redis Cluster.
  *
  * EPOCHS (fencing tokens, S2). This Redis may lose everything (no RDB/AOF: a restart empties it),
- * so an epoch cannot be "the last one + 1". Every new epoch, of any lease and any shard, is
- *     max(counter + 1, server time in µs [, expected shard epoch + 1])
- * and is stored back into the namespace's counter. Within one incarnation of the data this
- * strictly increases (counter + 1). After data loss the counter is gone and the next epoch is the
- * server's current time in µs, which exceeds every earlier epoch because each earlier epoch was
- * at most (its own issue time in µs + the number of epochs issued faster than one per µs).
+ * so an epoch cannot simply be "the last one + 1". Each lease name and each shard has its own
+ * epoch counter; a new epoch is
+ *     counter present: max(counter + 1 [, expected shard epoch + 1])
+ *     counter missing: max(server time in µs [, expected shard epoch + 1])
+ * and is stored back into the counter. Within one incarnation of the data epochs go up by one,
+ * as on the SQL stores. After data loss the counter is gone and the next epoch is the server's
+ * current time in µs, which exceeds every earlier epoch of that counter: each was at most its
+ * counter's base time in µs plus the number of epochs issued since, fewer than the µs elapsed.
  * Assumptions, stated plainly: (1) the Redis server's clock does not step back, across the loss,
  * by more than the time between the last epoch before the loss and the first one after it (a
  * restart takes long enough that this means "no large backward jump"); after a failover to a
@@ -62,7 +64,10 @@ export const SCHEMA_VERSION = 1;
 /** The keys (and the pub/sub channel) of one namespace. */
 export interface NamespaceKeys {
   lease(name: string): string;
-  readonly epoch: string;
+  /** The epoch counter of lease `name`. */
+  leaseEpoch(name: string): string;
+  /** The epoch counter of shard `shard`. */
+  shardEpoch(shard: number): string;
   readonly incarnation: string;
   readonly shards: string;
   readonly nodes: string;
@@ -74,7 +79,8 @@ export function namespaceKeys(prefix: string): NamespaceKeys {
   const tag = `{${prefix}}`;
   return {
     lease: (name) => `${tag}lease:${name}`,
-    epoch: `${tag}epoch`,
+    leaseEpoch: (name) => `${tag}epoch:lease:${name}`,
+    shardEpoch: (shard) => `${tag}epoch:shard:${shard}`,
     incarnation: `${tag}incarnation`,
     shards: `${tag}shards`,
     nodes: `${tag}nodes`,
@@ -99,7 +105,8 @@ local function maybe_wiped()
   return string.find(stats, 'cmdstat_flush') ~= nil or tonumber(string.match(stats, 'evicted_keys:(%d+)') or '0') > 0
 end
 local function next_epoch(counter, now, floor)
-  local e = math.max(tonumber(redis.call('GET', counter) or '0') + 1, now, floor + 1)
+  local last = redis.call('GET', counter)
+  local e = math.max(last and (tonumber(last) + 1) or now, floor + 1)
   redis.call('SET', counter, fmt(e))
   return fmt(e)
 end

@@ -42,7 +42,7 @@ export class RedisShardMap implements ShardMapStore {
     }
     const reply = (await this.conn.eval(
       ASSIGN,
-      [this.keys.lease(MASTER_LEASE), this.keys.shards, this.keys.epoch],
+      [this.keys.lease(MASTER_LEASE), this.keys.shards, this.keys.shardEpoch(shard)],
       [
         String(shard),
         String(expectedEpoch),
