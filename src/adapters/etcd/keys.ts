@@ -1,0 +1,54 @@
+import { ConfigError } from "../../core/errors.js";
+
+/**
+ * The key layout of one cluster under its `keyPrefix` (default "mc/"):
+ *
+ *   <p>schema          "1"                              no lease
+ *   <p>leases/<name>   the holder's id                  on the holder's etcd lease (TTL = the lease's)
+ *   <p>shards/<n>      {"owner":…,"epoch":…}            no lease; never deleted
+ *   <p>nodes/<id>      the node's record (JSON)         on a per-beat etcd lease of NODE_RECORD_TTL_S
+ *
+ * A lease key exists exactly while its etcd lease is live, so "the key exists with this value" is
+ * "held, live, by this holder" by etcd's own clock, and txn compares on it are fences.
+ */
+export class EtcdKeys {
+  constructor(readonly prefix: string) {}
+
+  get schema(): string {
+    return `${this.prefix}schema`;
+  }
+
+  lease(name: string): string {
+    return `${this.prefix}leases/${name}`;
+  }
+
+  get shards(): string {
+    return `${this.prefix}shards/`;
+  }
+
+  shard(shard: number): string {
+    return `${this.shards}${shard}`;
+  }
+
+  /** The shard number of a key under `shards`, or null for a key this SDK did not write. */
+  shardOf(key: string): number | null {
+    const tail = key.slice(this.shards.length);
+    return /^(0|[1-9][0-9]{0,8})$/.test(tail) ? Number(tail) : null;
+  }
+
+  get nodes(): string {
+    return `${this.prefix}nodes/`;
+  }
+
+  node(id: string): string {
+    return `${this.nodes}${id}`;
+  }
+}
+
+/** Checks a key prefix: non-empty, printable, and not so long that keys get unwieldy. */
+export function checkKeyPrefix(prefix: string, key = "store.key_prefix"): string {
+  if (prefix.length === 0 || prefix.length > 200 || /[\u0000-\u001f\u007f]/.test(prefix)) {
+    throw new ConfigError(key, `must be 1 to 200 printable characters, got ${JSON.stringify(prefix)}`);
+  }
+  return prefix;
+}

@@ -1,0 +1,109 @@
+import type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "../../core/ports/liveness.js";
+import type { Deadline, Kv } from "./client-types.js";
+import type { EtcdClient } from "./client.js";
+import type { EtcdKeys } from "./keys.js";
+
+/**
+ * TTL of the etcd lease each `beat()` attaches a node record to: 24 h. It is the clock ages are
+ * read from, and the bound after which a silent node's record disappears by itself; it must exceed
+ * every `db_unhealthy_interval` anyone configures (a record older than that is already unhealthy).
+ */
+export const NODE_RECORD_TTL_S = 24 * 60 * 60;
+
+/** The resolution of the ages `list()` reports: etcd reports a lease's remaining TTL in whole seconds. */
+export const ETCD_AGE_RESOLUTION_MS = 1000;
+
+/**
+ * Node records, aged by etcd's clock.
+ *
+ * etcd has no "now" query and stores no timestamps, and the client's clock must not be trusted, so
+ * the age is read off an etcd lease: every `beat()` grants a fresh lease of NODE_RECORD_TTL_S and
+ * puts the record on it (revoking the previous one), so the lease's remaining TTL counts down from
+ * the beat by the etcd leader's clock, and age = granted TTL − remaining TTL.
+ *
+ * Resolution is one second: etcd reports the remaining TTL truncated to whole seconds, so the true
+ * age lies in (G − TTL − 1, G − TTL] s. `list()` reports the lower end, (G − TTL − 1) s: an age
+ * that is never overstated, so the store-based detector can be late by under a second but never
+ * declares a live node dead early (L2). A record beaten 0.4 s ago reads as 0 ms, one beaten 1.4 s
+ * ago as 0 or 1000 ms. No sub-second server-side time exists in etcd 3.4 to do better.
+ *
+ * After an etcd restart or leader change etcd gives every lease its full TTL back, so every age
+ * restarts from 0: detection is delayed by up to `db_unhealthy_interval`, never hastened.
+ */
+export class EtcdLiveness implements LivenessStore {
+  constructor(
+    private readonly client: EtcdClient,
+    private readonly keys: EtcdKeys,
+  ) {}
+
+  async beat(record: NodeRecord): Promise<void> {
+    const d = this.client.deadline();
+    const value = JSON.stringify({
+      id: record.id,
+      name: record.name,
+      role: record.role,
+      address: record.address,
+      meta: record.meta,
+    });
+    const lease = await this.client.grant(NODE_RECORD_TTL_S, d);
+    let previous: Kv | null;
+    try {
+      previous = await this.client.put(this.keys.node(record.id), value, lease.id, d);
+    } catch (error) {
+      this.revokeQuietly(lease.id); // the put may have landed; then the record goes, and the next beat restores it
+      throw error;
+    }
+    // The record has moved to the new lease, so revoking the old one deletes nothing.
+    if (previous && previous.lease !== lease.id) this.revokeQuietly(previous.lease);
+  }
+
+  async list(): Promise<NodeStatus[]> {
+    const d = this.client.deadline();
+    const kvs = await this.client.range(this.keys.nodes, true, d);
+    const statuses = await Promise.all(kvs.map((kv) => this.status(kv, d)));
+    return statuses.filter((s): s is NodeStatus => s !== null).sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+  }
+
+  async remove(id: string): Promise<void> {
+    const key = this.keys.node(id);
+    const r = await this.client.txn([], [{ range: key }, { delete: key }], [], this.client.deadline());
+    const kv = r.results[0]?.[0];
+    if (kv) this.revokeQuietly(kv.lease);
+  }
+
+  /** One record with its age; a record whose lease vanished under us is read again once. */
+  private async status(kv: Kv, d: Deadline, again = true): Promise<NodeStatus | null> {
+    const ttl = kv.lease === "0" ? null : await this.client.timeToLive(kv.lease, d);
+    if (!ttl) {
+      // A concurrent beat moved the record to a new lease and revoked this one, or it expired and
+      // the record is gone: the key itself says which.
+      const fresh = again ? await this.client.get(kv.key, d) : null;
+      return fresh && fresh.lease !== kv.lease ? this.status(fresh, d, false) : null;
+    }
+    const ageS = Math.max(0, ttl.grantedS - ttl.ttlS - 1);
+    const r = parseRecord(kv.value);
+    return r && { ...r, ageMs: ageS * 1000 };
+  }
+
+  private revokeQuietly(lease: string): void {
+    if (lease === "0") return;
+    this.client.revoke(lease, this.client.deadline()).catch(() => {}); // it expires by its TTL otherwise
+  }
+}
+
+/** A record as stored, or null for a value this SDK did not write. */
+function parseRecord(value: string): NodeRecord | null {
+  try {
+    const r = JSON.parse(value) as Partial<Record<keyof NodeRecord, unknown>>;
+    if (typeof r.id !== "string" || typeof r.name !== "string" || typeof r.role !== "string") return null;
+    return {
+      id: r.id,
+      name: r.name,
+      role: r.role as NodeRole,
+      address: typeof r.address === "string" ? r.address : "",
+      meta: r.meta !== null && typeof r.meta === "object" ? (r.meta as Record<string, unknown>) : {},
+    };
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,143 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { EtcdClient } from "../../src/adapters/etcd/client.js";
+import { EtcdStore, etcdCapabilities } from "../../src/adapters/etcd/index.js";
+import { ConfigError } from "../../src/core/errors.js";
+import { storeConformance } from "../conformance/store.suite.js";
+import { randomNamespace, refusedPort } from "../support/blackhole.js";
+
+/**
+ * The conformance suite against a real etcd (MC_ETCD_HOSTS, default http://127.0.0.1:2379, which
+ * `bash scripts/services.sh start` provides). Each test works under its own random key prefix and
+ * deletes only that prefix afterwards. An unreachable etcd fails this file loudly; MC_SKIP_ETCD=1
+ * skips it instead, saying why.
+ */
+const hosts = (process.env.MC_ETCD_HOSTS ?? "http://127.0.0.1:2379").split(",");
+const ROOT = "mc-test/";
+const used = new Set<string>();
+
+/** Null when etcd answers, else why it did not. */
+async function unreachable(): Promise<string | null> {
+  const client = new EtcdClient({ hosts, operationTimeoutMs: 3000, connectTimeoutMs: 3000 });
+  try {
+    await client.get(`${ROOT}probe`, client.deadline());
+    return null;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  } finally {
+    client.close();
+  }
+}
+
+/** Deletes the prefixes the tests used, revoking their etcd leases so none lingers for a day. */
+async function cleanUp(): Promise<void> {
+  const client = new EtcdClient({ hosts, operationTimeoutMs: 5000, connectTimeoutMs: 5000 });
+  try {
+    for (const prefix of used) {
+      const kvs = await client.range(prefix, true, client.deadline());
+      const leases = new Set(kvs.map((kv) => kv.lease).filter((l) => l !== "0"));
+      await Promise.all([...leases].map((l) => client.revoke(l, client.deadline())));
+      await client.txn([], [{ delete: prefix, prefix: true }], [], client.deadline());
+    }
+  } finally {
+    client.close();
+  }
+}
+
+const skip = process.env.MC_SKIP_ETCD === "1";
+const why = skip ? null : await unreachable();
+
+if (skip) {
+  console.warn("etcd conformance: skipped because MC_SKIP_ETCD=1");
+  it.skip("etcd conformance (skipped: MC_SKIP_ETCD=1)", () => {});
+} else if (why !== null) {
+  throw new Error(
+    `etcd conformance: etcd at ${hosts.join(",")} is unreachable (${why}). ` +
+      "Start it with `bash scripts/services.sh start`, point MC_ETCD_HOSTS at one, or set MC_SKIP_ETCD=1 to skip.",
+  );
+} else {
+  afterAll(cleanUp);
+
+  describe("etcd adapter", () => {
+    it("new EtcdStore() rejects unusable options with a ConfigError naming the key", () => {
+      const bad = (o: Partial<ConstructorParameters<typeof EtcdStore>[0]>) => () => new EtcdStore({ hosts, ...o });
+      expect(bad({ hosts: [] })).toThrow(ConfigError);
+      expect(bad({ hosts: "http://user:pw@127.0.0.1:2379" })).toThrow(/store\.hosts: .*…@/);
+      expect(bad({ operationTimeoutMs: 0 })).toThrow(/store\.operation_timeout/);
+      expect(bad({ connectTimeoutMs: Number.NaN })).toThrow(/store\.connect_timeout/);
+      expect(bad({ keyPrefix: "" })).toThrow(/store\.key_prefix/);
+      expect(bad({ password: "pw" })).toThrow(/store\.username/);
+    });
+
+    const fresh = () => {
+      const keyPrefix = `${ROOT}${randomNamespace()}/`;
+      used.add(keyPrefix);
+      return new EtcdStore({ hosts, keyPrefix });
+    };
+
+    it("renew() with another ttl moves the lease onto an etcd lease of that ttl, same epoch", async () => {
+      const a = fresh();
+      try {
+        const r = await a.leases.acquire("l", "n1", 2000);
+        if (!r.acquired) throw new Error("setup: not acquired");
+        expect(await a.leases.renew(r.lease, 5000)).toBe(true);
+        const other = await a.leases.acquire("l", "n2", 2000);
+        expect(other).toMatchObject({ acquired: false, holder: "n1", epoch: r.lease.epoch });
+        expect(!other.acquired && other.expiresInMs).toBeGreaterThan(2000);
+        expect(await a.leases.renew(r.lease, 2000)).toBe(true);
+        expect(await a.leases.current("l")).toEqual(r.lease);
+      } finally {
+        await a.close();
+      }
+    });
+
+    it("list() reports ages in whole seconds by etcd's lease clock, rounded down", async () => {
+      const store = fresh();
+      const rec = (id: string) => ({ id, name: id, role: "coreapp" as const, address: "", meta: {} });
+      try {
+        await store.liveness.beat(rec("c1"));
+        await new Promise((r) => setTimeout(r, 1300));
+        await store.liveness.beat(rec("c2"));
+        expect((await store.liveness.list()).map((n) => [n.id, n.ageMs])).toEqual([
+          ["c1", 1000],
+          ["c2", 0],
+        ]);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("calls go to another host when one of the hosts refuses connections", async () => {
+      const dead = `http://127.0.0.1:${await refusedPort()}`;
+      const keyPrefix = `${ROOT}${randomNamespace()}/`;
+      used.add(keyPrefix);
+      const store = new EtcdStore({ hosts: [dead, ...hosts], keyPrefix }); // dead first: tried first half the time
+      try {
+        for (let i = 0; i < 8; i++) expect((await store.leases.acquire(`l${i}`, "n1", 2000)).acquired).toBe(true);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
+  storeConformance("etcd", {
+    open: async (namespace) => {
+      const keyPrefix = `${ROOT}${namespace}/`;
+      used.add(keyPrefix);
+      return new EtcdStore({ hosts, keyPrefix });
+    },
+    capabilities: {
+      ...etcdCapabilities,
+      ttlMs: 2000,
+      ttlWholeSeconds: true,
+      minTtlMs: 2000,
+      openAt: async (namespace, host, port, operationTimeoutMs) =>
+        new EtcdStore({
+          hosts: `http://${host}:${port}`,
+          keyPrefix: `${ROOT}${namespace}/`,
+          operationTimeoutMs,
+          connectTimeoutMs: operationTimeoutMs,
+        }),
+      interruptNotifications: async (store) => (store as EtcdStore).shardMap.interruptWatches(),
+    },
+  });
+}
