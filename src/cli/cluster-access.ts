@@ -4,26 +4,23 @@ import { SystemClock } from "../core/clock.js";
 import type { Store } from "../core/ports/store.js";
 import { deriveTiming, type Timing } from "../core/timing.js";
 import { newNodeId } from "../nodes/deps.js";
-import { openStore, storeTimingLimits } from "../nodes/open-store.js";
+import { openStore } from "../nodes/open-store.js";
 
 /** What an operator command needs: the store, the timing, and a transport of its own. */
 export interface ClusterAccess {
   readonly store: Store;
   readonly timing: Timing;
-  readonly pollIntervalMs: number;
   readonly transport: HttpTransport;
   close(): Promise<void>;
 }
 
 /** Opens the configured store and a transport for an operator command (`status`, `switchover`). */
 export async function openClusterAccess(config: Config): Promise<ClusterAccess> {
-  const limits = storeTimingLimits(config.store);
   const store = await openStore(config.store, new SystemClock());
   const transport = new HttpTransport({ nodeId: newNodeId("cli"), secret: config.secret, clusterName: config.clusterName });
   return {
     store,
-    timing: deriveTiming(config.settings, limits.minTtlMs),
-    pollIntervalMs: limits.pollIntervalMs,
+    timing: deriveTiming(config.settings, store.capabilities),
     transport,
     async close() {
       await transport.close();

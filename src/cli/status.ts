@@ -8,7 +8,7 @@ export async function statusCommand(o: { config: string; json?: boolean }): Prom
   const config = loadConfigFile(o.config);
   const access = await openClusterAccess(config);
   try {
-    const status = await readClusterStatus(access.store, access.timing, config.shards, access.pollIntervalMs);
+    const status = await readClusterStatus(access.store, access.timing, config.shards);
     process.stdout.write(o.json ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status));
   } finally {
     await access.close();

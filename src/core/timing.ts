@@ -1,4 +1,5 @@
 import { ConfigError } from "./errors.js";
+import type { StoreCapabilities } from "./ports/store.js";
 
 /**
  * The four cluster settings of SPEC §2, in milliseconds, and every timing the algorithms derive
@@ -81,10 +82,15 @@ export function validateSettings(s: ClusterSettings, keyPrefix = "settings"): vo
   }
 }
 
-/** Derives every timing from validated settings. `minTtlMs` is the store's smallest lease (etcd: 2 s). */
-export function deriveTiming(s: ClusterSettings, minTtlMs = 0): Timing {
+/**
+ * Derives every timing from validated settings and the store's limits: the lease TTL is raised to
+ * the store's minimum and, where the store counts whole seconds, rounded up to one, so that the
+ * TTL we compute deadlines with is the TTL the store really grants.
+ */
+export function deriveTiming(s: ClusterSettings, store: StoreCapabilities = {}): Timing {
   validateSettings(s);
-  const leaseTtlMs = Math.max(Math.min(s.unhealthyIntervalMs, s.dbUnhealthyIntervalMs), minTtlMs);
+  let leaseTtlMs = Math.max(Math.min(s.unhealthyIntervalMs, s.dbUnhealthyIntervalMs), store.minTtlMs ?? 0);
+  if (store.ttlWholeSeconds) leaseTtlMs = Math.ceil(leaseTtlMs / 1000) * 1000;
   return {
     ...s,
     leaseTtlMs,
@@ -102,15 +108,18 @@ export function deriveTiming(s: ClusterSettings, minTtlMs = 0): Timing {
  * standby serving its shard, when nothing else fails.
  * - detection: `unhealthy_interval` when more than one master runs (heartbeat detector), else
  *   `db_unhealthy_interval` (store detector) — plus one evaluation tick, plus one liveness read
- *   period for the store detector;
- * - the old owner's lease: already lapsed by then (leaseTtl ≤ the detection window);
+ *   period for the store detector, plus the store's age resolution (a secondary master's view is
+ *   aged by its liveness record);
+ * - the old owner's lease: lapsed by then when leaseTtl ≤ the detection window; otherwise (a store
+ *   minimum such as etcd's 2 s) the wait is the lease TTL, plus how late the store acts on expiry;
  * - promotion: a compare-and-set, the new owner noticing it (notification or one poll), and an
  *   acquire: `promotionAllowanceMs` (default 250 ms, plus the store's poll interval if it polls).
  */
-export function failoverBoundMs(t: Timing, masters: number, storePollMs = 0, promotionAllowanceMs = 250): number {
+export function failoverBoundMs(t: Timing, masters: number, store: StoreCapabilities = {}, promotionAllowanceMs = 250): number {
   const detection =
-    masters > 1
+    (masters > 1
       ? Math.min(t.unhealthyIntervalMs + t.evaluateTickMs, t.dbUnhealthyIntervalMs + t.masterBeatIntervalMs)
-      : t.dbUnhealthyIntervalMs + t.masterBeatIntervalMs;
-  return Math.max(detection, t.leaseTtlMs) + promotionAllowanceMs + storePollMs;
+      : t.dbUnhealthyIntervalMs + t.masterBeatIntervalMs) + (store.ageResolutionMs ?? 0);
+  const leaseLapse = t.leaseTtlMs + (store.expiryLagMs ?? 0);
+  return Math.max(detection, leaseLapse) + promotionAllowanceMs + (store.pollIntervalMs ?? 0);
 }

@@ -28,7 +28,7 @@ export interface ClusterStatus {
 }
 
 /** Reads the cluster's state from the store: three reads, no node is contacted. */
-export async function readClusterStatus(store: Store, timing: Timing, shards: number, storePollMs = 0): Promise<ClusterStatus> {
+export async function readClusterStatus(store: Store, timing: Timing, shards: number): Promise<ClusterStatus> {
   const [nodes, map, master] = await Promise.all([store.liveness.list(), store.shardMap.read(), store.leases.current(MASTER_LEASE)]);
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const entries = Array.from({ length: shards }, (_, shard) => map.find((a) => a.shard === shard) ?? { shard, owner: null, epoch: 0 });
@@ -38,7 +38,7 @@ export async function readClusterStatus(store: Store, timing: Timing, shards: nu
     primary_master: master ? { id: master.holder, epoch: master.epoch } : null,
     nodes: nodes.map((n) => describe(n, master?.holder ?? null, entries, fresh(n))),
     shards: entries.map((a) => ({ ...a, owner_name: a.owner ? byId.get(a.owner)?.name ?? null : null })),
-    failover_bound_ms: failoverBoundMs(timing, Math.max(liveMasters, 1), storePollMs),
+    failover_bound_ms: failoverBoundMs(timing, Math.max(liveMasters, 1), store.capabilities),
   };
 }
 

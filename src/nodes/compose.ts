@@ -13,7 +13,7 @@ import { Coreapp } from "./coreapp.js";
 import { newNodeId, type NodeDeps, type NodeIdentity } from "./deps.js";
 import { createLogger } from "./logger.js";
 import { Master } from "./master.js";
-import { openStore, storeTimingLimits } from "./open-store.js";
+import { openStore } from "./open-store.js";
 import { TOKENS } from "./tokens.js";
 import { Webapp } from "./webapp.js";
 
@@ -50,10 +50,9 @@ export async function createNode(o: CreateNodeOptions): Promise<AnyNode> {
   if (role === "coreapp" && !o.app) throw new ConfigError("app", "a coreapp needs an application (onPromote, onDemote, handle)");
   const name = o.name ?? config.node.name ?? role;
   const c = childContainer(config, o.logger ?? createLogger(config.logLevel, { cluster: config.clusterName }));
-  const limits = storeTimingLimits(config.store);
   const store = await openStore(config.store, c.resolve(TOKENS.clock));
   c.register(TOKENS.store, { useValue: store });
-  c.register(TOKENS.timing, { useValue: deriveTiming(config.settings, limits.minTtlMs) });
+  c.register(TOKENS.timing, { useValue: deriveTiming(config.settings, store.capabilities) });
   c.register(TOKENS.identity, {
     useValue: {
       id: newNodeId(name),
@@ -84,7 +83,6 @@ export async function createNode(o: CreateNodeOptions): Promise<AnyNode> {
             maxBodyBytes: config.webapp.maxBodyBytes,
             retryWindowMs: config.webapp.retryWindowMs,
             forwardTimeoutMs: config.webapp.forwardTimeoutMs,
-            storePollMs: limits.pollIntervalMs,
             ...(o.shardKey ? { shardKey: o.shardKey } : {}),
           });
   return closingStoreOnStop(node, c);

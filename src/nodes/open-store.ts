@@ -75,19 +75,6 @@ export async function openStore(c: StoreConfig, clock: Clock): Promise<Store> {
   }
 }
 
-/** The store's minimum lease TTL and poll interval, which the timing and the failover bound use. */
-export function storeTimingLimits(c: StoreConfig): { minTtlMs: number; pollIntervalMs: number } {
-  switch (c.backend) {
-    case "sqlite":
-    case "mysql":
-      return { minTtlMs: 0, pollIntervalMs: c.poll_interval };
-    case "etcd":
-      return { minTtlMs: 2000, pollIntervalMs: 0 };
-    default:
-      return { minTtlMs: 0, pollIntervalMs: 0 };
-  }
-}
-
 /** `ssl: true` means TLS with the defaults; a mapping is passed to the driver as its TLS options. */
 function sslOption(ssl: boolean | Record<string, unknown> | undefined): Record<string, unknown> | undefined {
   return ssl === true ? {} : ssl === false ? undefined : ssl;

@@ -17,8 +17,6 @@ export interface WebappOptions {
   readonly forwardTimeoutMs: number;
   /** When embedded: derive the shard key from the request instead of the header. */
   readonly shardKey?: (req: IncomingMessage) => string | undefined;
-  /** The store's poll interval, if it polls (for the failover bound shown in health). */
-  readonly storePollMs?: number;
 }
 
 /**
@@ -120,7 +118,7 @@ export class Webapp implements MulticonnectNode {
 
   private async health(res: ServerResponse): Promise<void> {
     try {
-      const status = await readClusterStatus(this.deps.store, this.deps.timing, this.options.shards, this.options.storePollMs);
+      const status = await readClusterStatus(this.deps.store, this.deps.timing, this.options.shards);
       sendJson(res, 200, status);
     } catch (error) {
       sendError(res, 503, 1016, "Store unavailable", (error as Error).message);

@@ -40,6 +40,8 @@ async function eventually(check: () => boolean, timeoutMs: number): Promise<bool
 
 export function storeConformance(backend: string, options: ConformanceOptions): void {
   const { ttlMs } = options.capabilities;
+  const expiryLagMs = options.capabilities.expiryLagMs ?? 0;
+  const ageResolutionMs = options.capabilities.ageResolutionMs ?? 0;
   const notifyBudgetMs = (options.capabilities.pollIntervalMs ?? 0) + 2000;
   const opened: Store[] = [];
   const open = async (ns: string) => {
@@ -113,7 +115,7 @@ export function storeConformance(backend: string, options: ConformanceOptions): 
         const [a, b] = await openPair();
         const r1 = await a.leases.acquire("l", "n1", ttlMs);
         if (!r1.acquired) throw new Error("setup: not acquired");
-        await sleep(ttlMs + 300);
+        await sleep(ttlMs + expiryLagMs + 300);
         expect(await a.leases.current("l")).toBeNull();
         const r2 = await b.leases.acquire("l", "n2", ttlMs);
         expect(r2.acquired && r2.lease.holder).toBe("n2");
@@ -130,7 +132,7 @@ export function storeConformance(backend: string, options: ConformanceOptions): 
           expect(await a.leases.renew(r.lease, ttlMs)).toBe(true);
         }
         expect((await b.leases.acquire("l", "n2", ttlMs)).acquired).toBe(false);
-        await sleep(ttlMs + 300);
+        await sleep(ttlMs + expiryLagMs + 300);
         expect(await a.leases.renew(r.lease, ttlMs)).toBe(false);
       });
 
@@ -224,7 +226,7 @@ export function storeConformance(backend: string, options: ConformanceOptions): 
         const first = await a.shardMap.assign(0, 0, "c1", r1.lease);
         if (!first.ok) throw new Error("setup: assign failed");
         const e = first.assignment.epoch;
-        await sleep(ttlMs + 300);
+        await sleep(ttlMs + expiryLagMs + 300);
         // The old master's lease has lapsed: fenced even before anyone else takes over.
         expect(await a.shardMap.assign(0, e, "c9", r1.lease)).toEqual({ ok: false, reason: "fenced" });
         const m2 = await master(b, "m2");
@@ -318,7 +320,7 @@ export function storeConformance(backend: string, options: ConformanceOptions): 
         const [a] = await openPair();
         await a.liveness.beat(rec("c1.abc"));
         await a.liveness.beat(rec("c2.abc"));
-        await sleep(400);
+        await sleep(ageResolutionMs + 400);
         await a.liveness.beat(rec("c2.abc", { again: 1 }));
         const [c1, c2] = await a.liveness.list();
         expect(c1!.ageMs).toBeGreaterThanOrEqual(300);

@@ -40,12 +40,20 @@ describe("timing", () => {
     expect(t.leaseTtlMs).toBe(30_000);
     expect(t.renewIntervalMs).toBe(10_000);
     expect(t.safetyMarginMs).toBe(3_000);
-    expect(deriveTiming(DEFAULT_SETTINGS, 40_000).leaseTtlMs).toBe(40_000);
+    expect(deriveTiming(DEFAULT_SETTINGS, { minTtlMs: 40_000 }).leaseTtlMs).toBe(40_000);
   });
 
   it("failoverBoundMs() uses the heartbeat detector only with more than one master", () => {
     expect(failoverBoundMs(t, 2)).toBe(30_000 + t.evaluateTickMs + 250);
     expect(failoverBoundMs(t, 1)).toBe(120_000 + t.masterBeatIntervalMs + 250);
+  });
+
+  it("deriveTiming() and failoverBoundMs() honour a store's whole-second TTLs, minimum, expiry lag and age resolution", () => {
+    const etcd = { ttlWholeSeconds: true, minTtlMs: 2000, expiryLagMs: 500, ageResolutionMs: 1000 };
+    const fast = deriveTiming({ heartbeatIntervalMs: 100, unhealthyIntervalMs: 500, dbHeartbeatIntervalMs: 200, dbUnhealthyIntervalMs: 1000 }, etcd);
+    expect(fast.leaseTtlMs).toBe(2000);
+    expect(deriveTiming({ ...DEFAULT_SETTINGS, unhealthyIntervalMs: 2500, heartbeatIntervalMs: 1000 }, etcd).leaseTtlMs).toBe(3000);
+    expect(failoverBoundMs(fast, 2, etcd)).toBe(2000 + 500 + 250);
   });
 });
 

@@ -5,7 +5,7 @@ import type { AcquireResult, Lease, LeaseStore } from "../../core/ports/leases.j
 import { MASTER_LEASE } from "../../core/ports/leases.js";
 import type { LivenessStore, NodeRecord, NodeStatus } from "../../core/ports/liveness.js";
 import type { AssignResult, ShardAssignment, ShardMapStore, ShardMapWatch } from "../../core/ports/shard-map.js";
-import type { Store } from "../../core/ports/store.js";
+import type { Store, StoreCapabilities } from "../../core/ports/store.js";
 import { startDiffingWatch } from "../../core/shard-map-watch.js";
 
 /**
@@ -144,6 +144,7 @@ class MemoryLiveness implements LivenessStore {
 /** A handle on shared `MemoryStorage`, with the same interface as every real backend. */
 export class MemoryStore implements Store {
   readonly backend = "memory";
+  readonly capabilities: StoreCapabilities = {};
   readonly leases: LeaseStore;
   readonly liveness: LivenessStore;
   readonly shardMap: ShardMapStore;

@@ -65,6 +65,7 @@ export function mysqlCapabilities(o: Pick<MysqlOptions, "pollIntervalMs">): Stor
 /** The store on a MySQL or MariaDB server (tested on MariaDB 10.11): every port over one connection pool. */
 export class MysqlStore implements Store {
   readonly backend = "mysql";
+  readonly capabilities: StoreCapabilities;
   readonly leases: MysqlLeaseStore;
   readonly liveness: MysqlLiveness;
   readonly shardMap: MysqlShardMap;
@@ -83,6 +84,7 @@ export class MysqlStore implements Store {
     this.leases = new MysqlLeaseStore(this.db);
     this.liveness = new MysqlLiveness(this.db);
     this.shardMap = new MysqlShardMap(this.db, o.clock ?? new SystemClock(), pollMs);
+    this.capabilities = mysqlCapabilities({ pollIntervalMs: pollMs });
   }
 
   migrate(): Promise<void> {

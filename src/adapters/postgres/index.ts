@@ -61,6 +61,7 @@ export const postgresCapabilities: StoreCapabilities = {};
 /** The PostgreSQL store: every port over one database, tables named by `tablePrefix`. */
 export class PostgresStore implements Store {
   readonly backend = "postgres";
+  readonly capabilities = postgresCapabilities;
   readonly leases: PostgresLeaseStore;
   readonly liveness: PostgresLiveness;
   readonly shardMap: PostgresShardMap;

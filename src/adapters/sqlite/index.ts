@@ -35,6 +35,7 @@ export function sqliteCapabilities(o: Pick<SqliteOptions, "pollIntervalMs">): St
 /** The embedded store: every port over one SQLite file. */
 export class SqliteStore implements Store {
   readonly backend = "sqlite";
+  readonly capabilities: StoreCapabilities;
   readonly leases: SqliteLeaseStore;
   readonly liveness: SqliteLiveness;
   readonly shardMap: SqliteShardMap;
@@ -44,7 +45,8 @@ export class SqliteStore implements Store {
     this.db = new SqliteDb(o.path, checkTablePrefix(o.tablePrefix ?? "mc_"), o.busyTimeoutMs ?? 25);
     this.leases = new SqliteLeaseStore(this.db);
     this.liveness = new SqliteLiveness(this.db);
-    this.shardMap = new SqliteShardMap(this.db, o.clock ?? new SystemClock(), sqliteCapabilities(o).pollIntervalMs!);
+    this.capabilities = sqliteCapabilities(o);
+    this.shardMap = new SqliteShardMap(this.db, o.clock ?? new SystemClock(), this.capabilities.pollIntervalMs!);
   }
 
   migrate(): Promise<void> {

@@ -17,6 +17,8 @@ export interface Store {
    * from several nodes at once. Throws `StoreUnavailableError` / `StoreConfigurationError`.
    */
   migrate(): Promise<void>;
+  /** What this backend declares about its timing limits. */
+  readonly capabilities: StoreCapabilities;
   /** Closes connections and watchers. Idempotent. */
   close(): Promise<void>;
 }
@@ -29,4 +31,8 @@ export interface StoreCapabilities {
   readonly minTtlMs?: number;
   /** Change notifications are polled, at this interval (ms); absent for push notifications. */
   readonly pollIntervalMs?: number;
+  /** How late, at most, the store acts on an expiry (etcd deletes expired keys in ~500 ms sweeps). */
+  readonly expiryLagMs?: number;
+  /** Liveness ages are only this fine (etcd: whole seconds, rounded down). */
+  readonly ageResolutionMs?: number;
 }
