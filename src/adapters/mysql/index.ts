@@ -3,7 +3,7 @@ import { SystemClock } from "../../core/clock.js";
 import { ConfigError } from "../../core/errors.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { Store, StoreCapabilities } from "../../core/ports/store.js";
-import { checkTablePrefix } from "../sqlite/index.js";
+import { checkTablePrefix } from "../table-prefix.js";
 import { MysqlDb, type MysqlLimits, type MysqlTarget } from "./db.js";
 import { MysqlLeaseStore } from "./leases.js";
 import { MysqlLiveness } from "./liveness.js";

@@ -1,5 +1,5 @@
 import { SystemClock } from "../../core/clock.js";
-import { ConfigError } from "../../core/errors.js";
+import { checkTablePrefix } from "../table-prefix.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { Store, StoreCapabilities } from "../../core/ports/store.js";
 import { SqliteDb } from "./db.js";
@@ -20,13 +20,6 @@ export interface SqliteOptions {
   clock?: Clock;
 }
 
-const PREFIX = /^[A-Za-z_][A-Za-z0-9_]{0,30}$/;
-
-/** Checks a table prefix: it is spliced into SQL, so only identifier characters are allowed. */
-export function checkTablePrefix(prefix: string, key = "store.table_prefix"): string {
-  if (!PREFIX.test(prefix)) throw new ConfigError(key, `must be letters, digits or _ (at most 31), got ${JSON.stringify(prefix)}`);
-  return prefix;
-}
 
 export function sqliteCapabilities(o: Pick<SqliteOptions, "pollIntervalMs">): StoreCapabilities {
   return { pollIntervalMs: o.pollIntervalMs ?? 5 };
