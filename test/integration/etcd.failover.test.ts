@@ -1,0 +1,7 @@
+import { failoverScenarios } from "./failover.suite.js";
+
+failoverScenarios("etcd", (namespace) => ({
+  backend: "etcd",
+  hosts: process.env["MC_ETCD_HOSTS"] ?? "http://127.0.0.1:2379",
+  key_prefix: `mc/${namespace}/`,
+}));
