@@ -1,8 +1,5 @@
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import net from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { inspect } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { RedisStore, type RedisOptions } from "../../src/adapters/redis/index.js";
@@ -10,6 +7,7 @@ import { StoreConfigurationError, StoreUnavailableError } from "../../src/core/e
 import { MASTER_LEASE, shardLeaseName, type Lease } from "../../src/core/ports/leases.js";
 import type { Store } from "../../src/core/ports/store.js";
 import { refusedPort } from "../support/blackhole.js";
+import { kill9, killPrivateRedises, startPrivateRedis } from "../support/private-redis.js";
 
 /**
  * The Redis adapter against private `redis-server` processes that these tests start, kill -9 and
@@ -21,36 +19,8 @@ if (missing && process.env.MC_SKIP_REDIS !== "1") {
   throw new Error(`redis: cannot run redis-server (${missing.message}); install it or set MC_SKIP_REDIS=1`);
 }
 
-const dir = mkdtempSync(join(tmpdir(), "mc-redis-"));
-const children = new Set<ChildProcess>();
 const stores: Store[] = [];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Starts a redis-server that keeps nothing on disk, on `port`, and waits until it accepts connections. */
-async function startServer(port: number, extra: string[] = []): Promise<ChildProcess> {
-  const child = spawn(
-    "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, ...extra],
-    { stdio: "ignore" },
-  );
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  for (let i = 0; i < 100; i++) {
-    if (await accepts(port)) return child;
-    await sleep(50);
-  }
-  throw new Error(`setup: redis-server on port ${port} did not start`);
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, "127.0.0.1");
-    socket.once("connect", () => resolve(true)).once("error", () => resolve(false));
-    socket.once("close", () => socket.destroy());
-    socket.unref();
-    setTimeout(() => socket.end(), 100).unref();
-  });
-}
 
 /** A TCP relay to `port` whose connections can be cut (and new ones refused) and restored. */
 async function startProxy(port: number): Promise<{ port: number; cut(): Promise<void>; restore(): Promise<void> }> {
@@ -79,12 +49,6 @@ async function startProxy(port: number): Promise<{ port: number; cut(): Promise<
 }
 
 /** Stops a server the way a crash does (SIGKILL) and waits for its exit. */
-async function kill9(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once("exit", r));
-  child.kill("SIGKILL");
-  await exited;
-}
 
 function open(port: number, o: RedisOptions = {}): RedisStore {
   const store = new RedisStore({ host: "127.0.0.1", port, keyPrefix: "mc-restart:", operationTimeoutMs: 500, ...o });
@@ -120,7 +84,7 @@ const settle = <T>(p: Promise<T>): Promise<T | unknown> => p.catch((e: unknown) 
 
 afterEach(async () => {
   await Promise.all(stores.splice(0).map((s) => s.close()));
-  await Promise.all([...children].map(kill9));
+  await killPrivateRedises();
 });
 
 describe.skipIf(missing)("redis: a private server without persistence", { timeout: 60_000 }, () => {
@@ -128,7 +92,7 @@ describe.skipIf(missing)("redis: a private server without persistence", { timeou
 
   it("after kill -9 and a restart, new lease and shard epochs exceed every earlier one, and acquire() is refused until the quarantine ends", async () => {
     const port = await refusedPort();
-    const server = await startServer(port);
+    const server = await startPrivateRedis(port);
     const a = open(port);
     const b = open(port);
     await a.migrate();
@@ -149,7 +113,7 @@ describe.skipIf(missing)("redis: a private server without persistence", { timeou
     const highest = Math.max(...epochs);
 
     await kill9(server);
-    await startServer(port);
+    await startPrivateRedis(port);
 
     // The old holder learns it lost the lease; a newcomer may not take it during the quarantine.
     expect(await settle(a.leases.renew(shard0, ttlMs))).not.toBe(true);
@@ -175,7 +139,7 @@ describe.skipIf(missing)("redis: a private server without persistence", { timeou
 
   it("renew() while the server shuts down without saving, and after it is back, never returns true", async () => {
     const port = await refusedPort();
-    const server = await startServer(port);
+    const server = await startPrivateRedis(port);
     const store = open(port);
     await store.migrate();
     const lease = await acquireSoon(store, shardLeaseName(0), "c1", ttlMs);
@@ -187,7 +151,7 @@ describe.skipIf(missing)("redis: a private server without persistence", { timeou
     const whileDown = await settle(store.leases.renew(lease, 5_000));
     expect(whileDown).toBeInstanceOf(StoreUnavailableError);
 
-    await startServer(port);
+    await startPrivateRedis(port);
     expect(await once(() => store.leases.renew(lease, 5_000))).toBe(false);
     expect(await store.leases.current(shardLeaseName(0))).toBeNull();
     expect(await store.leases.acquire(shardLeaseName(0), "c2", ttlMs)).toMatchObject({ acquired: false, holder: null });
@@ -195,7 +159,7 @@ describe.skipIf(missing)("redis: a private server without persistence", { timeou
 
   it("a wrong password gives StoreConfigurationError naming redis and the host, never the password", async () => {
     const port = await refusedPort();
-    await startServer(port, ["--requirepass", "correct-horse-battery"]);
+    await startPrivateRedis(port, ["--requirepass", "correct-horse-battery"]);
     const attempts = [
       open(port, { password: "wrong-staple-4711" }),
       open(port, { url: `redis://:wrong-staple-4711@127.0.0.1:${port}/0` }),
@@ -216,7 +180,7 @@ describe.skipIf(missing)("redis: a private server without persistence", { timeou
 
   it("migrate() refuses a server that may evict keys, naming maxmemory-policy", async () => {
     const port = await refusedPort();
-    await startServer(port, ["--maxmemory", "64mb", "--maxmemory-policy", "volatile-lru"]);
+    await startPrivateRedis(port, ["--maxmemory", "64mb", "--maxmemory-policy", "volatile-lru"]);
     const error = await settle(open(port).migrate());
     expect(error).toBeInstanceOf(StoreConfigurationError);
     expect((error as Error).message).toMatch(/maxmemory-policy is volatile-lru.*noeviction/);
@@ -224,7 +188,7 @@ describe.skipIf(missing)("redis: a private server without persistence", { timeou
 
   it("migrate() starts a new namespace unquarantined on a server up for longer than a ttl, but not after a FLUSHALL", async () => {
     const port = await refusedPort();
-    await startServer(port);
+    await startPrivateRedis(port);
     await sleep(2_100); // uptime is in whole seconds, and migrate() adds one for the rounding
     const store = open(port);
     await store.migrate();
@@ -237,7 +201,7 @@ describe.skipIf(missing)("redis: a private server without persistence", { timeou
 
   it("a call that failed while the connection was cut is never sent after it comes back", async () => {
     const port = await refusedPort();
-    await startServer(port);
+    await startPrivateRedis(port);
     const proxy = await startProxy(port);
     try {
       const store = open(proxy.port);
@@ -259,7 +223,7 @@ describe.skipIf(missing)("redis: a private server without persistence", { timeou
 
   it("a just-started server quarantines even a migrated namespace for one ttl, since it may have lost one", async () => {
     const port = await refusedPort();
-    await startServer(port);
+    await startPrivateRedis(port);
     const store = open(port);
     await store.migrate();
     const r = await store.leases.acquire(MASTER_LEASE, "m1", ttlMs);

@@ -71,6 +71,18 @@ describe("config", () => {
     expect(e.key).toBe("store.table_prefix");
   });
 
+  it("parseConfig() reads node.advertise_port (the port others dial, e.g. a proxy's) and leaves it unset by default", () => {
+    expect(parseConfig(base, {}).node.advertisePort).toBeUndefined();
+    const c = parseConfig({ ...base, node: { port: 6250, external_hostname: "10.0.0.7", advertise_port: 16250 } }, {});
+    expect(c.node).toMatchObject({ port: 6250, externalHostname: "10.0.0.7", advertisePort: 16250 });
+  });
+
+  it("parseConfig() rejects a node.advertise_port that is not a port, naming the key", () => {
+    expect(configError({ ...base, node: { advertise_port: 0 } }).key).toBe("node.advertise_port");
+    expect(configError({ ...base, node: { advertise_port: 70000 } }).key).toBe("node.advertise_port");
+    expect(configError({ ...base, node: { advertise_port: "6250" } }).key).toBe("node.advertise_port");
+  });
+
   it("loadConfigFile() reports unreadable and malformed files by name", () => {
     const dir = mkdtempSync(join(tmpdir(), "mc-config-"));
     expect(() => loadConfigFile(join(dir, "missing.yaml"), {})).toThrow(/missing\.yaml.*ENOENT/);
