@@ -96,9 +96,11 @@ export async function devCommand(o: DevOptions): Promise<void> {
         const screen = `multiconnect dev cluster — ${dir}\nCtrl-C stops it. Try: kill -9 <pid of the connected coreapp>\n\n${view}\nevents:\n${events.slice(-12).join("\n")}\n`;
         if (screen !== lastRender) process.stdout.write(`\x1b[2J\x1b[H${screen}`);
         lastRender = screen;
-      } else if (view !== lastRender) {
-        process.stdout.write(`${view}\n`);
-        lastRender = view;
+      } else {
+        // Without a terminal, print the tables only when roles or owners change, not every age tick.
+        const shape = renderStatus({ ...status, nodes: status.nodes.map((n) => ({ ...n, last_seen_ms: 0 })) });
+        if (shape !== lastRender) process.stdout.write(`${view}\n`);
+        lastRender = shape;
       }
     }
     await new Promise((r) => setTimeout(r, 250));
