@@ -24,6 +24,8 @@ program
   .option("--name <name>", "this node's name (overrides node.name)")
   .option("--port <port>", "listen port (overrides node.port)", int("--port"))
   .option("--app <module>", "coreapps: module exporting the application (default: the echo example)")
+  .option("--watchdog", "run under a supervisor that SIGKILLs the node if its event loop freezes (see docs/reliability.md)", false)
+  .option("--watchdog-deadline <ms>", "the watchdog's deadline (default: lease TTL - renew interval - 2 x margin)", int("--watchdog-deadline"))
   .action(async (o) => {
     if (o.role && !["master", "coreapp", "webapp"].includes(o.role)) throw new InvalidArgumentError("--role must be master, coreapp or webapp");
     await startCommand(o);

@@ -6,7 +6,9 @@ import type { CoreappApplication } from "../core/coreapp/application.js";
 import { ConfigError } from "../core/errors.js";
 import { createEchoApp } from "../example/echo-app.js";
 import { createNode } from "../nodes/compose.js";
-import { checkMediaDir } from "../nodes/media-dir.js";
+import { watchdogDeadlineMs } from "../watchdog/deadline.js";
+import { petWatchdogIfSupervised } from "../watchdog/pet.js";
+import { superviseWithWatchdog } from "../watchdog/supervisor.js";
 
 export interface StartOptions {
   config: string;
@@ -15,14 +17,25 @@ export interface StartOptions {
   port?: number;
   /** A module whose default export is a CoreappApplication, or a function (name) => CoreappApplication. */
   app?: string;
+  /** Run the node under a watchdog supervisor that SIGKILLs it when its event loop freezes. */
+  watchdog?: boolean;
+  /** The watchdog's deadline in ms (default: derived from the cluster settings, see watchdog/deadline.ts). */
+  watchdogDeadline?: number;
 }
 
 /** `multiconnect start`: runs one node in this process until SIGTERM or SIGINT. */
 export async function startCommand(o: StartOptions): Promise<void> {
   const config = loadConfigFile(o.config);
+  // The supervisor runs this same command as its child; the child (which has an IPC channel) runs the node.
+  if (o.watchdog && !process.send) {
+    const deadlineMs = o.watchdogDeadline ?? watchdogDeadlineMs(config.settings);
+    const log = (line: string) => process.stderr.write(`multiconnect: ${line}\n`);
+    log(`watchdog: supervising ${o.name ?? config.node.name ?? "node"} with a ${deadlineMs} ms deadline`);
+    process.exit(await superviseWithWatchdog({ argv: process.argv.slice(1), deadlineMs, log }));
+  }
+  petWatchdogIfSupervised();
   const role = o.role ?? config.node.role;
   const name = o.name ?? config.node.name ?? role ?? "node";
-  if (config.mediaDir) await checkMediaDir(config.mediaDir);
   const app = role === "coreapp" ? await loadApp(o.app, name) : undefined;
   const node = await createNode({ config, role, name, port: o.port, app });
   let stopping = false;
@@ -42,7 +55,7 @@ export async function startCommand(o: StartOptions): Promise<void> {
 }
 
 async function loadApp(module: string | undefined, name: string): Promise<CoreappApplication> {
-  if (!module) return createEchoApp({ name, eventLog: process.env["MC_EVENT_LOG"] });
+  if (!module) return createEchoApp({ name, eventLog: process.env["MC_EVENT_LOG"], upstream: process.env["MC_ORACLE"] });
   const loaded = (await import(pathToFileURL(resolve(module)).href)) as { default?: unknown };
   const exported = loaded.default;
   const app = typeof exported === "function" ? (exported as (n: string) => CoreappApplication)(name) : exported;

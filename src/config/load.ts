@@ -21,6 +21,8 @@ export interface Config {
     readonly port: number | undefined;
     /** How other machines reach this node: `EXTERNAL_HOSTNAME`, else the file, else the host name. */
     readonly externalHostname: string;
+    /** The port other nodes dial when it is not the listen port (a proxy or NAT in between). */
+    readonly advertisePort: number | undefined;
   };
   readonly webapp: { shardKeyHeader: string; maxBodyBytes: number; retryWindowMs: number; forwardTimeoutMs: number };
   readonly coreapp: { drainTimeoutMs: number };
@@ -69,6 +71,7 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
       listenHost: f.node.listen_host,
       port: f.node.port,
       externalHostname: env["EXTERNAL_HOSTNAME"] || f.node.external_hostname || hostname(),
+      advertisePort: f.node.advertise_port,
     },
     webapp: {
       shardKeyHeader: f.webapp.shard_key_header,

@@ -97,6 +97,8 @@ export const fileSchema = z.strictObject({
       listen_host: z.string().default("0.0.0.0"),
       port: port.optional(),
       external_hostname: z.string().optional(),
+      /** The port other nodes dial, when it differs from the listen port (a proxy or NAT in between). */
+      advertise_port: z.number().int().min(1).max(65535).optional(),
     })
     .default({ listen_host: "0.0.0.0" }),
   webapp: z

@@ -13,6 +13,7 @@ import { Coreapp } from "./coreapp.js";
 import { newNodeId, type NodeDeps, type NodeIdentity } from "./deps.js";
 import { createLogger } from "./logger.js";
 import { Master } from "./master.js";
+import { checkMediaDir } from "./media-dir.js";
 import { openStore } from "./open-store.js";
 import { TOKENS } from "./tokens.js";
 import { Webapp } from "./webapp.js";
@@ -49,6 +50,7 @@ export async function createNode(o: CreateNodeOptions): Promise<AnyNode> {
   if (!role) throw new ConfigError("node.role", "is required (or pass a role): master, coreapp or webapp");
   if (role === "coreapp" && !o.app) throw new ConfigError("app", "a coreapp needs an application (onPromote, onDemote, handle)");
   const name = o.name ?? config.node.name ?? role;
+  if (config.mediaDir) await checkMediaDir(config.mediaDir);
   const c = childContainer(config, o.logger ?? createLogger(config.logLevel, { cluster: config.clusterName }));
   const store = await openStore(config.store, c.resolve(TOKENS.clock));
   c.register(TOKENS.store, { useValue: store });
@@ -60,6 +62,7 @@ export async function createNode(o: CreateNodeOptions): Promise<AnyNode> {
       listenHost: config.node.listenHost,
       port: o.port ?? config.node.port ?? DEFAULT_PORTS[role],
       externalHostname: config.node.externalHostname,
+      advertisePort: config.node.advertisePort,
     },
   });
   if (o.app) c.register(TOKENS.application, { useValue: o.app });

@@ -65,11 +65,16 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
       },
       forward: (_from, request) => this.forward(request),
     });
-    this.address = `${this.identity.externalHostname}:${this.server.port}`;
+    this.address = `${this.identity.externalHostname}:${this.identity.advertisePort ?? this.server.port}`;
     await withRetry(clock, signal, log, "registration", () => this.beat());
     this.watch = await withRetry(clock, signal, log, "shard-map watch", () =>
       store.shardMap.watch(
-        (changed) => this.owner.onMapChange(changed),
+        (changed) => {
+          // When this node learned that it was named: separates the shard map's notification delay
+          // from the wait for the previous owner's lease in a failover (operators and bench/ read it).
+          for (const a of changed) if (a.owner === this.id) log.info({ shard: a.shard, epoch: a.epoch }, "named primary by the shard map");
+          this.owner.onMapChange(changed);
+        },
         (error) => log.warn({ err: String(error) }, "shard-map watch interrupted; resyncing"),
       ),
     );

@@ -24,6 +24,8 @@ export interface NodeIdentity {
   readonly port: number;
   /** Host name other nodes use to reach this one (EXTERNAL_HOSTNAME). */
   readonly externalHostname: string;
+  /** Port other nodes use to reach this one, when not the listen port (a proxy or NAT in between). */
+  readonly advertisePort?: number | undefined;
 }
 
 /** A process-unique node id for `name`. */

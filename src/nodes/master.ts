@@ -58,7 +58,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     this.server = await transport.listen(this.id, this.identity.listenHost, this.identity.port, {
       switchover: (_from, command) => this.manager.switchover(this.tenure, command),
     });
-    const address = `${this.identity.externalHostname}:${this.server.port}`;
+    const address = `${this.identity.externalHostname}:${this.identity.advertisePort ?? this.server.port}`;
     this.monitor.start();
     this.loops.push(
       every(clock, timing.masterBeatIntervalMs, signal, log, "master liveness beat", async () => {

@@ -61,7 +61,7 @@ export class Webapp implements MulticonnectNode {
       server.listen(this.identity.port, this.identity.listenHost, resolve);
     });
     this.server = server;
-    const address = `${this.identity.externalHostname}:${this.port}`;
+    const address = `${this.identity.externalHostname}:${this.identity.advertisePort ?? this.port}`;
     this.loop = every(clock, timing.dbHeartbeatIntervalMs, signal, log, "webapp liveness beat", () =>
       store.liveness.beat({ id: this.id, name: this.name, role: "webapp", address, meta: {} }),
     );
