@@ -114,6 +114,10 @@ export function failoverScenarios(backend: string, store: (namespace: string) =>
       expect(nodes.size).toBe(2);
       expect((await connected(c))?.name).not.toBe(old.name);
       expect(c.overlaps()).toEqual([]);
+      const status = spawnSync(process.execPath, [CLI, "status", "--config", c.config], { encoding: "utf8", timeout: 30_000 });
+      expect(status.status, status.stderr).toBe(0);
+      expect(status.stdout).toMatch(/primary_master/);
+      expect(status.stdout).toMatch(new RegExp(`^0\\s+${[...nodes].find((n) => n !== old.name)}\\s+\\d+`, "m"));
     });
   });
 }

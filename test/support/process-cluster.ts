@@ -138,11 +138,20 @@ export class ProcessCluster {
     }
   }
 
-  /** Waits until the health API shows every shard with a connected primary and one primary master. */
+  /**
+   * Waits until the health API shows every running master and coreapp registered and healthy,
+   * one primary master, and every shard with a connected primary — so the failover bound it
+   * reports is the one for the whole cluster.
+   */
   async waitReady(timeoutMs = 30_000): Promise<ClusterStatus> {
+    const running = (role: ProcessNode["role"]) =>
+      this.nodes.filter((n) => n.role === role && n.child.exitCode === null && n.child.signalCode === null).length;
     return this.waitFor(async () => {
       const h = await this.health();
       if (!h?.primary_master) return null;
+      const healthy = (test: (n: ClusterStatus["nodes"][number]) => boolean) => h.nodes.filter((n) => n.healthy && test(n)).length;
+      if (healthy((n) => n.role.endsWith("master")) < running("master")) return null;
+      if (healthy((n) => n.role === "coreapp") < running("coreapp")) return null;
       const connected = h.nodes.filter((n) => n.gateway_status === "connected");
       return connected.length === h.shards.length && h.shards.every((s) => s.owner) ? h : null;
     }, timeoutMs);
