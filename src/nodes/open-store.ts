@@ -15,36 +15,11 @@ export async function openStore(c: StoreConfig, clock: Clock): Promise<Store> {
     }
     case "postgres": {
       const { PostgresStore } = await import("../adapters/postgres/index.js");
-      return new PostgresStore({
-        url: c.url,
-        host: c.host,
-        port: c.port,
-        user: c.user,
-        password: c.password,
-        database: c.database,
-        ssl: sslOption(c.ssl),
-        tablePrefix: c.table_prefix,
-        poolSize: c.pool_size,
-        operationTimeoutMs: c.operation_timeout,
-        connectTimeoutMs: c.connect_timeout,
-      });
+      return new PostgresStore(sqlOptions(c));
     }
     case "mysql": {
       const { MysqlStore } = await import("../adapters/mysql/index.js");
-      return new MysqlStore({
-        url: c.url,
-        host: c.host,
-        port: c.port,
-        user: c.user,
-        password: c.password,
-        database: c.database,
-        ssl: sslOption(c.ssl),
-        tablePrefix: c.table_prefix,
-        poolSize: c.pool_size,
-        pollIntervalMs: c.poll_interval,
-        operationTimeoutMs: c.operation_timeout,
-        connectTimeoutMs: c.connect_timeout,
-      });
+      return new MysqlStore({ ...sqlOptions(c), pollIntervalMs: c.poll_interval });
     }
     case "redis": {
       const { RedisStore } = await import("../adapters/redis/index.js");
@@ -73,6 +48,23 @@ export async function openStore(c: StoreConfig, clock: Clock): Promise<Store> {
       });
     }
   }
+}
+
+/** The connection options PostgreSQL and MySQL share, from their config sections. */
+function sqlOptions(c: Extract<StoreConfig, { backend: "postgres" | "mysql" }>) {
+  return {
+    url: c.url,
+    host: c.host,
+    port: c.port,
+    user: c.user,
+    password: c.password,
+    database: c.database,
+    ssl: sslOption(c.ssl),
+    tablePrefix: c.table_prefix,
+    poolSize: c.pool_size,
+    operationTimeoutMs: c.operation_timeout,
+    connectTimeoutMs: c.connect_timeout,
+  };
 }
 
 /** `ssl: true` means TLS with the defaults; a mapping is passed to the driver as its TLS options. */

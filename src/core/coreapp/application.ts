@@ -1,3 +1,5 @@
+import type { ForwardRequest } from "../ports/transport.js";
+
 /**
  * What the application running on a coreapp gives the SDK. The SDK calls `onPromote` when this
  * coreapp becomes a shard's primary (open the exclusive upstream connection here, and pass `epoch`
@@ -11,15 +13,8 @@ export interface CoreappApplication {
   handle(request: AppRequest): Promise<AppResponse> | AppResponse;
 }
 
-/** A request forwarded to the primary coreapp of `shard`. */
-export interface AppRequest {
-  readonly shard: number;
-  readonly epoch: number;
-  readonly method: string;
-  readonly path: string;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly body: Uint8Array;
-}
+/** A request forwarded to the primary coreapp of `shard`, stamped with the epoch it was routed by. */
+export type AppRequest = ForwardRequest;
 
 /** The application's answer; `body` may be a string (sent as UTF-8) or bytes. */
 export interface AppResponse {
