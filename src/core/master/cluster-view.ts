@@ -49,9 +49,12 @@ export class ClusterView {
     return this.all().find((n) => n.id === id) ?? null;
   }
 
-  /** Finds a node by id, or by name when exactly one live node has that name. */
+  /** Finds a node by id, or by name when exactly one registered node has that name. */
   resolve(idOrName: string): NodeStatus | null {
     const all = this.all();
-    return all.find((n) => n.id === idOrName) ?? (all.filter((n) => n.name === idOrName).length === 1 ? all.find((n) => n.name === idOrName)! : null);
+    const byId = all.find((n) => n.id === idOrName);
+    if (byId) return byId;
+    const named = all.filter((n) => n.name === idOrName);
+    return named.length === 1 ? named[0]! : null;
   }
 }

@@ -53,6 +53,7 @@ export class ShardManager {
     const stop = AbortSignal.any([signal, abortOn(lease.lost)]);
     await this.reload(stop);
     let lastReload = this.clock.now();
+    let lastWarning = -Infinity;
     while (!stop.aborted && lease.held) {
       try {
         if (this.clock.now() - lastReload >= this.timing.masterBeatIntervalMs) {
@@ -61,7 +62,11 @@ export class ShardManager {
         }
         await this.reconcile(lease);
       } catch (error) {
-        this.log.warn({ err: String(error) }, "shard reconciliation failed; retrying");
+        // Every tick retries; say so once per second, not once per tick.
+        if (this.clock.now() - lastWarning >= 1000) {
+          lastWarning = this.clock.now();
+          this.log.warn({ err: String(error) }, "shard reconciliation failed; retrying every tick");
+        }
       }
       await this.clock.sleep(this.timing.evaluateTickMs, stop);
     }
