@@ -94,3 +94,12 @@ describe("config", () => {
     expect(loadConfigFile(good, { S: SECRET }).store).toMatchObject({ backend: "sqlite", table_prefix: "mc_" });
   });
 });
+
+describe("media_dir", () => {
+  it("checkMediaDir() accepts a writable directory and names media_dir for a missing one", async () => {
+    const { checkMediaDir } = await import("../../src/nodes/media-dir.js");
+    const dir = mkdtempSync(join(tmpdir(), "mc-media-"));
+    await expect(checkMediaDir(dir)).resolves.toBeUndefined();
+    await expect(checkMediaDir(join(dir, "absent"))).rejects.toThrow(/media_dir: .*absent is not readable and writable: ENOENT/);
+  });
+});
