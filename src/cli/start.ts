@@ -33,7 +33,6 @@ export async function startCommand(o: StartOptions): Promise<void> {
     log(`watchdog: supervising ${o.name ?? config.node.name ?? "node"} with a ${deadlineMs} ms deadline`);
     process.exit(await superviseWithWatchdog({ argv: process.argv.slice(1), deadlineMs, log }));
   }
-  petWatchdogIfSupervised();
   const role = o.role ?? config.node.role;
   const name = o.name ?? config.node.name ?? role ?? "node";
   const app = role === "coreapp" ? await loadApp(o.app, name) : undefined;
@@ -51,6 +50,9 @@ export async function startCommand(o: StartOptions): Promise<void> {
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
   await node.start();
+  // Armed only now: loading drivers (etcd's protobuf parsing) blocks the event loop for longer than a
+  // deadline, and a node that has not started holds no shard.
+  petWatchdogIfSupervised();
   process.stderr.write(`multiconnect: ${name} (${node.id}) started as ${role}\n`);
 }
 

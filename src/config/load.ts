@@ -57,6 +57,7 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
     unhealthyIntervalMs: f.settings.unhealthy_interval ?? DEFAULT_SETTINGS.unhealthyIntervalMs,
     dbHeartbeatIntervalMs: f.settings.db_heartbeat_interval ?? DEFAULT_SETTINGS.dbHeartbeatIntervalMs,
     dbUnhealthyIntervalMs: f.settings.db_unhealthy_interval ?? DEFAULT_SETTINGS.dbUnhealthyIntervalMs,
+    heartbeatQuorum: f.settings.heartbeat_quorum,
   };
   validateSettings(settings);
   return {

@@ -87,8 +87,15 @@ export const fileSchema = z.strictObject({
       unhealthy_interval: duration.default(30_000),
       db_heartbeat_interval: duration.default(60_000),
       db_unhealthy_interval: duration.default(120_000),
+      heartbeat_quorum: z.number().int().min(2).max(15).default(2),
     })
-    .default({ heartbeat_interval: 5_000, unhealthy_interval: 30_000, db_heartbeat_interval: 60_000, db_unhealthy_interval: 120_000 }),
+    .default({
+      heartbeat_interval: 5_000,
+      unhealthy_interval: 30_000,
+      db_heartbeat_interval: 60_000,
+      db_unhealthy_interval: 120_000,
+      heartbeat_quorum: 2,
+    }),
   store: z.unknown(),
   node: z
     .strictObject({

@@ -14,6 +14,14 @@ export interface ClusterSettings {
   readonly dbHeartbeatIntervalMs: number;
   /** A primary coreapp whose liveness record is older than this is unhealthy (default 120 s). */
   readonly dbUnhealthyIntervalMs: number;
+  /**
+   * How many masters, the primary included, must have heard nothing from a primary coreapp for
+   * `unhealthy_interval` before the heartbeat detector declares it unhealthy (default 2: the
+   * primary master and one secondary, as in the model product). With fewer masters running than
+   * this, only the store-based detector acts. A higher quorum resists a partition that isolates a
+   * coreapp from some masters only; it needs that many masters running.
+   */
+  readonly heartbeatQuorum?: number;
 }
 
 export const DEFAULT_SETTINGS: ClusterSettings = {
@@ -56,7 +64,7 @@ export interface Timing extends ClusterSettings {
 
 /** Rejects unsafe or meaningless settings with a `ConfigError` naming the key and the reason. */
 export function validateSettings(s: ClusterSettings, keyPrefix = "settings"): void {
-  const positive: [keyof ClusterSettings, string][] = [
+  const positive: [Exclude<keyof ClusterSettings, "heartbeatQuorum">, string][] = [
     ["heartbeatIntervalMs", "heartbeat_interval"],
     ["unhealthyIntervalMs", "unhealthy_interval"],
     ["dbHeartbeatIntervalMs", "db_heartbeat_interval"],
@@ -65,6 +73,10 @@ export function validateSettings(s: ClusterSettings, keyPrefix = "settings"): vo
   for (const [field, key] of positive) {
     const v = s[field];
     if (!Number.isFinite(v) || v < 10) throw new ConfigError(`${keyPrefix}.${key}`, `must be at least 10 ms, got ${v}`);
+  }
+  const quorum = s.heartbeatQuorum ?? 2;
+  if (!Number.isInteger(quorum) || quorum < 2) {
+    throw new ConfigError(`${keyPrefix}.heartbeat_quorum`, `must be an integer of at least 2 (the primary master and one secondary), got ${quorum}`);
   }
   if (s.unhealthyIntervalMs < 2 * s.heartbeatIntervalMs) {
     throw new ConfigError(
@@ -106,7 +118,7 @@ export function deriveTiming(s: ClusterSettings, store: StoreCapabilities = {}):
 /**
  * The failover bound of L1: the longest time from a primary coreapp's failure to a healthy
  * standby serving its shard, when nothing else fails.
- * - detection: `unhealthy_interval` when more than one master runs (heartbeat detector), else
+ * - detection: `unhealthy_interval` when at least `heartbeat_quorum` masters run (heartbeat detector), else
  *   `db_unhealthy_interval` (store detector) — plus one evaluation tick, plus one liveness read
  *   period for the store detector, plus the store's age resolution (a secondary master's view is
  *   aged by its liveness record);
@@ -117,7 +129,7 @@ export function deriveTiming(s: ClusterSettings, store: StoreCapabilities = {}):
  */
 export function failoverBoundMs(t: Timing, masters: number, store: StoreCapabilities = {}, promotionAllowanceMs = 250): number {
   const detection =
-    (masters > 1
+    (masters >= (t.heartbeatQuorum ?? 2)
       ? Math.min(t.unhealthyIntervalMs + t.evaluateTickMs, t.dbUnhealthyIntervalMs + t.masterBeatIntervalMs)
       : t.dbUnhealthyIntervalMs + t.masterBeatIntervalMs) + (store.ageResolutionMs ?? 0);
   const leaseLapse = t.leaseTtlMs + (store.expiryLagMs ?? 0);

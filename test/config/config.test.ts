@@ -22,7 +22,13 @@ function configError(raw: unknown, env: NodeJS.ProcessEnv = {}): ConfigError {
 describe("config", () => {
   it("parseConfig() fills the product's defaults", () => {
     const c = parseConfig(base, {});
-    expect(c.settings).toEqual({ heartbeatIntervalMs: 5000, unhealthyIntervalMs: 30000, dbHeartbeatIntervalMs: 60000, dbUnhealthyIntervalMs: 120000 });
+    expect(c.settings).toEqual({
+      heartbeatIntervalMs: 5000,
+      unhealthyIntervalMs: 30000,
+      dbHeartbeatIntervalMs: 60000,
+      dbUnhealthyIntervalMs: 120000,
+      heartbeatQuorum: 2,
+    });
     expect(c.shards).toBe(1);
     expect(c.webapp.shardKeyHeader).toBe("x-shard-key");
   });

@@ -21,6 +21,10 @@ describe("judgeOwner()", () => {
     expect(judgeOwner({ ...healthy, ownSilenceMs: 30_000, secondarySilencesMs: [30_000] }, t).healthy).toBe(false);
     expect(judgeOwner({ ...healthy, ownSilenceMs: 30_000, secondarySilencesMs: [2_000] }, t).healthy).toBe(true);
     expect(judgeOwner({ ...healthy, ownSilenceMs: 2_000, secondarySilencesMs: [30_000] }, t).healthy).toBe(true);
+    // A quorum of three masters needs two secondaries to agree.
+    const q3 = { ...t, heartbeatQuorum: 3 };
+    expect(judgeOwner({ ...healthy, ownSilenceMs: 30_000, secondarySilencesMs: [30_000, 1_000] }, q3).healthy).toBe(true);
+    expect(judgeOwner({ ...healthy, ownSilenceMs: 30_000, secondarySilencesMs: [30_000, 31_000] }, q3).healthy).toBe(false);
     // One master alone never judges by heartbeats.
     expect(judgeOwner({ ...healthy, ownSilenceMs: 60_000, secondarySilencesMs: [] }, t).healthy).toBe(true);
   });

@@ -18,8 +18,8 @@ export type Verdict = { readonly healthy: true } | { readonly healthy: false; re
 /**
  * SPEC §2's two detectors, plus one rule of ours, as a pure function:
  * - store-based: the owner's liveness record is older than `db_unhealthy_interval`;
- * - heartbeat-based (only when at least one secondary master runs): the owner has not answered
- *   the primary master for `unhealthy_interval`, and at least one secondary master agrees;
+ * - heartbeat-based: the owner has not answered the primary master for `unhealthy_interval`, and
+ *   at least `heartbeat_quorum − 1` secondary masters (default one) agree;
  * - the owner itself says it is not serving its assignment, continuously for
  *   `unhealthy_interval + leaseTtl` (it may legitimately wait up to one lease TTL for the previous
  *   owner to let go, and then gets the ordinary tolerance): it cannot reach the store, or its
@@ -30,10 +30,11 @@ export function judgeOwner(e: OwnerEvidence, t: Timing): Verdict {
   if (e.record.ageMs > t.dbUnhealthyIntervalMs) {
     return { healthy: false, reason: `store detector: liveness record ${Math.round(e.record.ageMs)} ms old` };
   }
-  if (e.ownSilenceMs >= t.unhealthyIntervalMs && e.secondarySilencesMs.some((s) => s >= t.unhealthyIntervalMs)) {
+  const agreeing = e.secondarySilencesMs.filter((s) => s >= t.unhealthyIntervalMs).length;
+  if (e.ownSilenceMs >= t.unhealthyIntervalMs && agreeing >= (t.heartbeatQuorum ?? 2) - 1) {
     return {
       healthy: false,
-      reason: `heartbeat detector: silent ${Math.round(e.ownSilenceMs)} ms to the primary master and to a secondary master`,
+      reason: `heartbeat detector: silent ${Math.round(e.ownSilenceMs)} ms to the primary master and to ${agreeing} secondary master(s)`,
     };
   }
   if (e.notServingForMs >= t.unhealthyIntervalMs + t.leaseTtlMs) {
