@@ -54,7 +54,12 @@ export interface Timing extends ClusterSettings {
    * access): max(10 ms, min(heartbeat, unhealthy/50)). Detection lags silence by at most one tick.
    */
   readonly evaluateTickMs: number;
-  /** A heartbeat that has no answer after this long counts as unanswered (= heartbeat interval). */
+  /**
+   * A heartbeat that has no answer after this long counts as unanswered: max(heartbeat,
+   * unhealthy/3). Not just one heartbeat interval: on a starved host an answer may come late, and
+   * a late answer still proves the coreapp alive — dropping it would turn CPU starvation into a
+   * false failover (L2). At most three probes per coreapp are then in flight.
+   */
   readonly heartbeatTimeoutMs: number;
   /** How often masters and coreapps write liveness: min(heartbeat, db_heartbeat) for masters. */
   readonly masterBeatIntervalMs: number;
@@ -109,7 +114,7 @@ export function deriveTiming(s: ClusterSettings, store: StoreCapabilities = {}):
     renewIntervalMs: Math.floor(leaseTtlMs / 3),
     safetyMarginMs: Math.max(Math.floor(leaseTtlMs / 10), 20),
     evaluateTickMs: Math.max(10, Math.min(s.heartbeatIntervalMs, Math.floor(s.unhealthyIntervalMs / 50))),
-    heartbeatTimeoutMs: s.heartbeatIntervalMs,
+    heartbeatTimeoutMs: Math.max(s.heartbeatIntervalMs, Math.floor(s.unhealthyIntervalMs / 3)),
     masterBeatIntervalMs: Math.min(s.heartbeatIntervalMs, s.dbHeartbeatIntervalMs),
     handoverPollMs: Math.max(5, Math.min(25, Math.floor(leaseTtlMs / 20))),
   };

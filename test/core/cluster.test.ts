@@ -162,6 +162,26 @@ describe("cluster on the memory store", () => {
     expect(c.overlaps).toEqual([]);
   });
 
+  it("heartbeat answers slower than heartbeat_interval are not a failure (no false promotion)", async () => {
+    const c = await started();
+    const serving = c.serving(0)[0]!;
+    const epoch = serving.state().epoch;
+    c.net.slowHeartbeats.set(serving.id, settings.heartbeatIntervalMs * 2);
+    await sleep(settings.unhealthyIntervalMs * 4);
+    expect(c.serving(0)).toEqual([serving]);
+    expect(serving.state().epoch).toBe(epoch);
+    expect(c.promotions).toHaveLength(1);
+  });
+
+  it("a store that loses its shard map gets it rewritten by the primary master, with one primary throughout", async () => {
+    const c = await started();
+    c.storage.shards.clear();
+    await c.waitFor(() => (c.storage.shards.get(0)?.owner ?? null) !== null);
+    await c.waitFor(() => c.serving(0).length === 1);
+    expect(c.storage.shards.get(0)!.epoch).toBeGreaterThan(0);
+    expect(c.overlaps).toEqual([]);
+  });
+
   it("with every master stopped, the primary coreapp keeps serving requests", async () => {
     const c = await started();
     const router = c.router();

@@ -20,6 +20,8 @@ import type {
 export class MemoryNetwork {
   private readonly listeners = new Map<string, { self: string; handlers: TransportHandlers }>();
   private readonly cuts = new Set<string>();
+  /** Heartbeat answers from these node ids arrive this much later (a slow or starved host). */
+  readonly slowHeartbeats = new Map<string, number>();
   private nextPort = 1;
 
   cut(a: string, b: string): void {
@@ -40,10 +42,17 @@ export class MemoryNetwork {
       return l.handlers;
     };
     return {
-      heartbeat: async (to: Peer, m: HeartbeatMessage): Promise<HeartbeatReply> => {
+      heartbeat: async (to: Peer, m: HeartbeatMessage, timeoutMs: number): Promise<HeartbeatReply> => {
         const h = target(to).heartbeat;
         if (!h) throw new Error("no heartbeat handler");
-        return h(self, m);
+        const reply = await h(self, m);
+        const delay = this.slowHeartbeats.get(to.id) ?? 0;
+        if (delay > 0) {
+          // Like a real transport: an answer later than the caller's timeout is no answer.
+          await new Promise((r) => setTimeout(r, Math.min(delay, timeoutMs)));
+          if (delay > timeoutMs) throw new TransportUnavailableError(`memory network: no answer within ${timeoutMs} ms`);
+        }
+        return reply;
       },
       forward: async (to: Peer, r: ForwardRequest): Promise<ForwardResponse> => {
         const h = target(to).forward;

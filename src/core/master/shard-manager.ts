@@ -117,11 +117,18 @@ export class ShardManager {
     return [...this.map.values()].sort((a, b) => a.shard - b.shard);
   }
 
+  /**
+   * Re-reads the map. An entry the store returns replaces ours unless ours is newer (a write of
+   * ours that the read did not see yet). A shard the store no longer has at all — a store that
+   * lost its data — is forgotten, so the next reconciliation assigns it again with a fresh epoch
+   * instead of trusting an assignment only this process remembers.
+   */
   private async reload(signal: AbortSignal): Promise<void> {
     for (let backoff = 50; !signal.aborted; backoff = Math.min(backoff * 2, 2000)) {
       try {
-        const entries = await this.shardMap.read();
-        for (const a of entries) this.map.set(a.shard, a);
+        const entries = new Map((await this.shardMap.read()).map((a) => [a.shard, a]));
+        for (const shard of [...this.map.keys()]) if (!entries.has(shard)) this.map.delete(shard);
+        for (const a of entries.values()) if ((this.map.get(a.shard)?.epoch ?? -1) <= a.epoch) this.map.set(a.shard, a);
         return;
       } catch (error) {
         this.log.warn({ err: String(error) }, "cannot read the shard map; retrying");
