@@ -1,0 +1,263 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { openSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { stringify } from "yaml";
+import type { ClusterStatus } from "../src/nodes/cluster-status.js";
+import { freePort, type Backend, type Endpoint } from "./backends.js";
+import { FaultProxy } from "./fault-proxy.js";
+import { monoNow } from "./oracle.js";
+
+/** The built CLI: the harness runs the binary a user runs (`npm run chaos` builds it first). */
+export const CLI = resolve("dist/cli/main.js");
+
+/** libfaketime, for wall-clock jumps on one node (Debian's `faketime` package). */
+export const FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
+/** Resolves after `ms` milliseconds. */
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Short intervals, as the integration tests use: failover in under 2 s. */
+export const CHAOS_SETTINGS = {
+  heartbeat_interval: "250ms",
+  unhealthy_interval: "1500ms",
+  db_heartbeat_interval: "500ms",
+  db_unhealthy_interval: "3s",
+};
+
+/** One node process and the proxies on its links. */
+export interface ChaosNode {
+  readonly name: string;
+  readonly role: "master" | "coreapp" | "webapp";
+  readonly child: ChildProcess;
+  /** This node's own link to the store (null for SQLite). */
+  readonly storeProxy: FaultProxy | null;
+  /** Coreapps: the proxy every other node dials to reach it. */
+  readonly inbound: FaultProxy | null;
+  /** With `faketime`: the file holding this node's wall-clock offset ("+0", "+1h", "-1h"). */
+  readonly clockFile: string | null;
+}
+
+/** How `ChaosCluster` builds a run's cluster. */
+export interface ChaosClusterOptions {
+  readonly backend: Backend;
+  /** The run's directory: configs, logs, the SQLite file. */
+  readonly dir: string;
+  /** Fresh table/key prefix for this run. */
+  readonly ns: string;
+  /** The store server to dial (shared, or a private one). */
+  readonly server: Endpoint | null;
+  /** The oracle's `host:port`. */
+  readonly oracle: string;
+  readonly masters?: number;
+  readonly coreapps?: number;
+  readonly shards?: number;
+  /** Coreapps run under `--watchdog`. */
+  readonly watchdog?: boolean;
+  /** Every node runs under libfaketime with its own offset file. */
+  readonly faketime?: boolean;
+}
+
+/** A response the load generator saw. */
+export interface Sample {
+  readonly sentAt: number;
+  readonly doneAt: number;
+  readonly ok: boolean;
+  readonly status: number;
+  readonly node?: string;
+  readonly epoch?: number;
+}
+
+/**
+ * A cluster of real node processes for one chaos run: every node has a config file of its own so
+ * that its store link goes through its own fault proxy, and every coreapp advertises a proxy in front
+ * of its listener (`node.advertise_port`), so links node→store and node→coreapp can be cut one by one.
+ */
+export class ChaosCluster {
+  readonly nodes: ChaosNode[] = [];
+  readonly samples: Sample[] = [];
+  webappPort = 0;
+  private loadRunning = false;
+  private loadDone: Promise<void> | null = null;
+  private readonly secret = `chaos-${Math.random().toString(36).slice(2)}-secret-value`;
+
+  constructor(readonly o: ChaosClusterOptions) {}
+
+  async start(): Promise<void> {
+    this.webappPort = await freePort();
+    for (let i = 1; i <= (this.o.masters ?? 2); i++) await this.spawn("master", `master-${i}`);
+    for (let i = 1; i <= (this.o.coreapps ?? 3); i++) await this.spawn("coreapp", `coreapp-${i}`);
+    await this.spawn("webapp", "webapp-1");
+  }
+
+  /** Starts one node (also used to bring a node back after a kill: a new process, a new id). */
+  async spawn(role: ChaosNode["role"], name: string): Promise<ChaosNode> {
+    const { o } = this;
+    let storeProxy: FaultProxy | null = null;
+    if (o.server) {
+      storeProxy = new FaultProxy(o.server.host, o.server.port, `${name}→store`);
+      await storeProxy.start();
+    }
+    const port = role === "webapp" ? this.webappPort : await freePort();
+    let inbound: FaultProxy | null = null;
+    if (role === "coreapp") {
+      inbound = new FaultProxy("127.0.0.1", port, `→${name}`);
+      await inbound.start();
+    }
+    const config = join(o.dir, `${name}.yaml`);
+    writeFileSync(
+      config,
+      stringify({
+        cluster_name: "chaos",
+        shards: o.shards ?? 1,
+        secret: this.secret,
+        settings: CHAOS_SETTINGS,
+        store: o.backend.store(o.ns, storeProxy ? { host: "127.0.0.1", port: storeProxy.port } : null, o.dir),
+        node: { listen_host: "127.0.0.1", external_hostname: "127.0.0.1", port, ...(inbound ? { advertise_port: inbound.port } : {}) },
+        log_level: process.env["MC_CHAOS_LOG_LEVEL"] ?? "info",
+      }),
+      { mode: 0o600 },
+    );
+    const env: NodeJS.ProcessEnv = { ...process.env, MC_EVENT_LOG: join(o.dir, "events.jsonl"), MC_ORACLE: o.oracle };
+    let clockFile: string | null = null;
+    if (o.faketime) {
+      clockFile = join(o.dir, `${name}.faketime`);
+      writeFileSync(clockFile, "+0\n");
+      // Only the wall clock moves; timers and performance.now() stay on the real monotonic clock.
+      Object.assign(env, { LD_PRELOAD: FAKETIME_LIB, FAKETIME_TIMESTAMP_FILE: clockFile, FAKETIME_DONT_FAKE_MONOTONIC: "1", FAKETIME_CACHE_DURATION: "1" });
+    }
+    const args = [CLI, "start", "--config", config, "--role", role, "--name", name];
+    if (role === "coreapp" && o.watchdog) args.push("--watchdog");
+    const log = openSync(join(o.dir, `${name}.log`), "a");
+    const child = spawn(process.execPath, args, { stdio: ["ignore", log, log], env });
+    const node: ChaosNode = { name, role, child, storeProxy, inbound, clockFile };
+    this.nodes.push(node);
+    return node;
+  }
+
+  /** The running node called `name` (the latest one, if it was restarted). */
+  node(name: string): ChaosNode {
+    const n = this.nodes.filter((x) => x.name === name).at(-1);
+    if (!n) throw new Error(`no node ${name}`);
+    return n;
+  }
+
+  running(role?: ChaosNode["role"]): ChaosNode[] {
+    return this.nodes.filter((n) => n.child.exitCode === null && n.child.signalCode === null && (!role || n.role === role));
+  }
+
+  async health(): Promise<ClusterStatus | null> {
+    try {
+      const r = await fetch(`http://127.0.0.1:${this.webappPort}/v1/health`, { signal: AbortSignal.timeout(2000) });
+      return r.ok ? ((await r.json()) as ClusterStatus) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Waits until every shard has a connected primary and a primary master exists. */
+  async waitReady(timeoutMs = 30_000): Promise<ClusterStatus> {
+    return this.waitFor(async () => {
+      const h = await this.health();
+      if (!h?.primary_master) return null;
+      const connected = h.nodes.filter((n) => n.gateway_status === "connected");
+      return connected.length === h.shards.length && h.shards.every((s) => s.owner) ? h : null;
+    }, timeoutMs);
+  }
+
+  async waitFor<T>(probe: () => Promise<T | null>, timeoutMs: number, stepMs = 50): Promise<T> {
+    const end = performance.now() + timeoutMs;
+    for (;;) {
+      const v = await probe();
+      if (v) return v;
+      if (performance.now() > end) throw new Error(`cluster condition not reached in ${timeoutMs} ms; logs in ${this.o.dir}`);
+      await sleep(stepMs);
+    }
+  }
+
+  /**
+   * Sends requests through the webapp every `everyMs` (never more than `maxInflight` at once, so a
+   * blackholed request does not stop the others) and records every answer on the monotonic clock.
+   */
+  startLoad(everyMs = 50, maxInflight = 400): void {
+    this.loadRunning = true;
+    let inflight = 0;
+    const pending = new Set<Promise<void>>();
+    this.loadDone = (async () => {
+      while (this.loadRunning) {
+        if (inflight < maxInflight) {
+          inflight++;
+          const p = this.send().then((s) => {
+            this.samples.push(s);
+            inflight--;
+          });
+          pending.add(p);
+          void p.finally(() => pending.delete(p));
+        }
+        await sleep(everyMs);
+      }
+      await Promise.all(pending);
+    })();
+  }
+
+  async stopLoad(): Promise<void> {
+    this.loadRunning = false;
+    await this.loadDone;
+  }
+
+  private async send(): Promise<Sample> {
+    const sentAt = monoNow();
+    try {
+      const r = await fetch(`http://127.0.0.1:${this.webappPort}/v1/messages`, {
+        method: "POST",
+        headers: { "x-shard-key": "k", "content-type": "text/plain" },
+        body: "chaos",
+        signal: AbortSignal.timeout(12_000),
+      });
+      await r.arrayBuffer();
+      const node = r.headers.get("x-multiconnect-node") ?? undefined;
+      const epoch = r.headers.has("x-multiconnect-epoch") ? Number(r.headers.get("x-multiconnect-epoch")) : undefined;
+      return { sentAt, doneAt: monoNow(), ok: r.ok, status: r.status, ...(node ? { node } : {}), ...(epoch !== undefined ? { epoch } : {}) };
+    } catch {
+      return { sentAt, doneAt: monoNow(), ok: false, status: 0 };
+    }
+  }
+
+  /** The last lines of every node's log, for a failed run's report. */
+  logs(lines = 20): string {
+    return readdirSync(this.o.dir)
+      .filter((f) => f.endsWith(".log"))
+      .map((f) => `--- ${f}\n${readFileSync(join(this.o.dir, f), "utf8").split("\n").slice(-lines).join("\n")}`)
+      .join("\n");
+  }
+
+  /** Stops every node (SIGCONT + SIGTERM, then SIGKILL after 3 s) and closes the proxies. */
+  async stop(extraPids: number[] = []): Promise<void> {
+    await this.stopLoad();
+    for (const p of this.nodes.flatMap((n) => [n.storeProxy, n.inbound])) p?.set({ kind: "pass" });
+    const running = this.running();
+    for (const pid of extraPids) signal(pid, "SIGCONT");
+    for (const n of running) {
+      n.child.kill("SIGCONT");
+      n.child.kill("SIGTERM");
+    }
+    await Promise.race([Promise.all(running.map((n) => new Promise((r) => (n.child.exitCode !== null ? r(null) : n.child.once("exit", r))))), sleep(3000)]);
+    for (const n of running) n.child.kill("SIGKILL");
+    // Watchdog children (known to the oracle by pid) must not outlive the run.
+    for (const pid of extraPids) signal(pid, "SIGKILL");
+    await Promise.all(this.nodes.flatMap((n) => [n.storeProxy?.close(), n.inbound?.close()]));
+  }
+
+  /** Faults injected by every proxy so far. */
+  proxyFaults(): number {
+    return this.nodes.reduce((sum, n) => sum + (n.storeProxy?.faults ?? 0) + (n.inbound?.faults ?? 0), 0);
+  }
+}
+
+/** Sends `sig` to `pid`, ignoring a process that is already gone. */
+export function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already exited
+  }
+}

@@ -1,0 +1,162 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Backend, PrivateServer } from "./backends.js";
+import { ChaosCluster, sleep } from "./cluster.js";
+import { monoNow, Oracle, type OracleReport } from "./oracle.js";
+import type { Primary, Scenario } from "./scenarios.js";
+
+/** The outcome of one run of one scenario on one backend. */
+export interface RunResult {
+  readonly scenario: string;
+  readonly backend: string;
+  readonly seed: number;
+  /** Process and store faults the scenario injected, plus the proxies' faults. */
+  readonly faults: number;
+  readonly report: OracleReport;
+  /** Milliseconds from the first fault to the first request served at a newer epoch; null if none. */
+  readonly failoverMs: number | null;
+  readonly boundMs: number;
+  /** New epochs the upstream saw opened after the first fault. */
+  readonly promotions: number;
+  /** Promotions where the scenario expects none (L2). */
+  readonly falsePromotions: number;
+  /** A failover was expected and none was served before the run ended (L1). */
+  readonly missedFailover: boolean;
+  /** Safety violations that count (overlaps excluded where the scenario documents a hazard). */
+  readonly violations: number;
+  readonly error: string | null;
+  readonly dir: string;
+  /** Where the run's time went (ms), for tuning the profiles. */
+  readonly phases: string;
+}
+
+/** A small seeded PRNG (mulberry32): the same seed gives the same fault mix. */
+export function seededRng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** How long after the faults the run keeps watching (for a failover, or for late misbehaviour). */
+const SETTLE_MS = 2000;
+/** How long a run waits for an expected failover after the faults ended. */
+const FAILOVER_WAIT_MS = 15_000;
+
+/**
+ * Runs `scenario` once on `backend`: a fresh oracle, a fresh namespace and a fresh cluster of real
+ * processes; load through the webapp during the whole run; the faults; then the oracle's verdict.
+ */
+export async function runOnce(scenario: Scenario, backend: Backend, seed: number, log: (line: string) => void): Promise<RunResult> {
+  const dir = mkdtempSync(join(tmpdir(), `mc-chaos-${scenario.name}-${backend.name}-`));
+  const ns = `x${seed.toString(36)}${Math.random().toString(36).slice(2, 7)}_`;
+  const oracle = new Oracle(scenario.oracleMode ?? "strict");
+  await oracle.start();
+  let server: PrivateServer | null = null;
+  let cluster: ChaosCluster | null = null;
+  let injected = 0;
+  let firstFault: number | null = null;
+  const notes: string[] = [];
+  const base = { scenario: scenario.name, backend: backend.name, seed, dir };
+  try {
+    if (scenario.privateStore && backend.privateServer) server = await backend.privateServer(dir);
+    cluster = new ChaosCluster({
+      backend,
+      dir,
+      ns,
+      server: server?.endpoint ?? backend.shared,
+      oracle: oracle.address,
+      watchdog: scenario.watchdog ?? false,
+      faketime: scenario.faketime ?? false,
+    });
+    const t = monoNow();
+    await cluster.start();
+    const ready = await cluster.waitReady();
+    const phases = [`ready ${Math.round(monoNow() - t)}`];
+    const session = await cluster.waitFor(async () => oracle.current(0), 10_000);
+    const primary: Primary = { name: session.node, pid: session.pid, epoch: session.epoch };
+    cluster.startLoad();
+    await sleep(300);
+    const c = cluster;
+    // Proxy faults count from their first mode change: take the earliest of both as the fault time.
+    const proxyFaultsBefore = c.proxyFaults();
+    const watchProxies = setInterval(() => {
+      if (firstFault === null && c.proxyFaults() > proxyFaultsBefore) firstFault = monoNow();
+    }, 5);
+    await scenario.inject({
+      backend,
+      cluster: c,
+      oracle,
+      ready,
+      primary,
+      server,
+      rng: seededRng(seed),
+      fault(what) {
+        injected++;
+        firstFault ??= monoNow();
+        notes.push(`${monoNow().toFixed(1)} ${what}`);
+      },
+    });
+    clearInterval(watchProxies);
+    phases.push(`faults ${Math.round(monoNow() - (firstFault ?? monoNow()))}`);
+    const t0 = firstFault ?? monoNow();
+    await sleep(SETTLE_MS);
+    const newer = () => c.samples.find((s) => s.ok && (s.epoch ?? 0) > primary.epoch && s.doneAt > t0) ?? null;
+    if (scenario.expect === "failover") await c.waitFor(async () => newer(), FAILOVER_WAIT_MS).catch(() => null);
+    await c.stopLoad();
+    const served = newer();
+    const pids = oracle.sessions.map((s) => s.pid);
+    const report = oracle.report();
+    const promotions = new Set(oracle.openedAfter(t0).filter((s) => s.epoch > primary.epoch).map((s) => s.epoch)).size;
+    const falsePromotions = scenario.expect === "none" ? promotions : 0;
+    const missedFailover = scenario.expect === "failover" && !served;
+    const overlaps = scenario.hazard ? 0 : report.overlaps;
+    const violations = overlaps + report.staleAccepted + report.epochRegressions + report.outsideSession;
+    writeFileSync(join(dir, "oracle.json"), JSON.stringify({ faults: notes, primary, report, sessions: oracle.sessions }, null, 2));
+    if (violations > 0 || falsePromotions > 0 || missedFailover) {
+      log(`  ${scenario.name}/${backend.name} seed ${seed}: ${report.details.join("; ") || "see below"}\n${c.logs(12)}`);
+    }
+    const stopping = monoNow();
+    await c.stop(pids);
+    cluster = null;
+    phases.push(`stop ${Math.round(monoNow() - stopping)}`);
+    return {
+      ...base,
+      faults: injected + c.proxyFaults(),
+      report,
+      failoverMs: served ? served.doneAt - t0 : null,
+      boundMs: ready.failover_bound_ms,
+      promotions,
+      falsePromotions,
+      missedFailover,
+      violations,
+      error: null,
+      phases: phases.join(", "),
+    };
+  } catch (error) {
+    const message = (error as Error).message;
+    log(`  ${scenario.name}/${backend.name} seed ${seed}: run failed: ${message}\n${cluster?.logs(12) ?? ""}`);
+    return {
+      ...base,
+      faults: injected,
+      report: oracle.report(),
+      failoverMs: null,
+      boundMs: 0,
+      promotions: 0,
+      falsePromotions: 0,
+      missedFailover: false,
+      violations: 0,
+      error: message,
+      phases: "",
+    };
+  } finally {
+    await cluster?.stop(oracle.sessions.map((s) => s.pid));
+    await oracle.close();
+    await server?.stop();
+  }
+}

@@ -1,0 +1,336 @@
+import { writeFileSync } from "node:fs";
+import type { ClusterStatus } from "../src/nodes/cluster-status.js";
+import type { Backend, PrivateServer } from "./backends.js";
+import { signal, sleep, type ChaosCluster, type ChaosNode } from "./cluster.js";
+import type { FaultProxy } from "./fault-proxy.js";
+import type { Oracle, OracleMode } from "./oracle.js";
+
+/** The primary coreapp of shard 0 when the fault starts, as the oracle saw it connect. */
+export interface Primary {
+  readonly name: string;
+  /** The coreapp process itself (with the watchdog: the supervised child, not the supervisor). */
+  readonly pid: number;
+  readonly epoch: number;
+}
+
+/** What a scenario gets to inject its faults with. */
+export interface RunContext {
+  readonly backend: Backend;
+  readonly cluster: ChaosCluster;
+  readonly oracle: Oracle;
+  readonly ready: ClusterStatus;
+  readonly primary: Primary;
+  /** The private store server, for scenarios that declare `privateStore`. */
+  readonly server: PrivateServer | null;
+  /** Seeded randomness: a run replays from its printed seed. */
+  readonly rng: () => number;
+  /** Counts one injected process or store fault (proxy faults are counted by the proxies). */
+  fault(what: string): void;
+}
+
+/**
+ * One scenario. `expect` says what the SDK should do: "failover" (a new epoch serves, within the
+ * bound when `bounded`), "none" (a fault below the thresholds: any promotion is a false promotion,
+ * L2), "any" (promotion allowed, only safety is judged).
+ */
+export interface Scenario {
+  readonly name: string;
+  readonly summary: string;
+  readonly expect: "failover" | "none" | "any";
+  /** The failover must be within the health API's `failover_bound_ms` (L1: a crash-like failure). */
+  readonly bounded?: boolean;
+  /** Overlap the SDK cannot prevent here, documented in docs/reliability.md: reported, not failed. */
+  readonly hazard?: string;
+  readonly oracleMode?: OracleMode;
+  readonly watchdog?: boolean;
+  readonly faketime?: boolean;
+  readonly privateStore?: boolean;
+  /** Why the scenario does not apply to `backend`, or null. */
+  notApplicable?(backend: Backend): string | null;
+  /** Injects the faults; returns when they are over (healed). */
+  inject(ctx: RunContext): Promise<void>;
+}
+
+const PAUSE_SHORT_MS = 500; // a third of unhealthy_interval and of the lease: below every threshold
+const PAUSE_LONG_MS = 3500; // past unhealthy_interval + lease TTL: a standby must take over
+const CUT_MS = 3500;
+
+const networked = (b: Backend) => (b.shared ? null : "no network link to the store (embedded)");
+
+function storeLinks(c: ChaosCluster): FaultProxy[] {
+  return c.running().flatMap((n) => (n.storeProxy ? [n.storeProxy] : []));
+}
+
+function primaryNode(ctx: RunContext): ChaosNode {
+  return ctx.cluster.node(ctx.primary.name);
+}
+
+/** The primary master's process, found through the health API's node list. */
+function primaryMaster(ctx: RunContext): ChaosNode {
+  const id = ctx.ready.primary_master?.id;
+  const name = ctx.ready.nodes.find((n) => n.id === id)?.name;
+  if (!name) throw new Error("no primary master in the health report");
+  return ctx.cluster.node(name);
+}
+
+async function pause(ctx: RunContext, pid: number, ms: number, what: string): Promise<void> {
+  ctx.fault(`SIGSTOP ${what} for ${ms} ms`);
+  signal(pid, "SIGSTOP");
+  await sleep(ms);
+  signal(pid, "SIGCONT");
+}
+
+async function blackhole(ctx: RunContext, proxies: FaultProxy[], ms: number): Promise<void> {
+  for (const p of proxies) p.set({ kind: "blackhole" });
+  await sleep(ms);
+  for (const p of proxies) p.set({ kind: "pass" });
+}
+
+/** The scenarios, in the order the table prints them. */
+export const SCENARIOS: Scenario[] = [
+  {
+    name: "kill9-primary",
+    summary: "kill -9 of the primary coreapp",
+    expect: "failover",
+    bounded: true,
+    async inject(ctx) {
+      ctx.fault("kill -9 primary coreapp");
+      signal(ctx.primary.pid, "SIGKILL");
+    },
+  },
+  {
+    name: "sigterm-primary",
+    summary: "SIGTERM of the primary coreapp (graceful handoff)",
+    expect: "failover",
+    bounded: true,
+    async inject(ctx) {
+      ctx.fault("SIGTERM primary coreapp");
+      signal(ctx.primary.pid, "SIGTERM");
+    },
+  },
+  {
+    name: "pause-short",
+    summary: `SIGSTOP of the primary coreapp for ${PAUSE_SHORT_MS} ms (below the thresholds)`,
+    expect: "none",
+    async inject(ctx) {
+      await pause(ctx, ctx.primary.pid, PAUSE_SHORT_MS, "primary coreapp");
+    },
+  },
+  {
+    name: "pause-long",
+    summary: `SIGSTOP of the primary coreapp for ${PAUSE_LONG_MS} ms, then SIGCONT; coreapps under --watchdog`,
+    expect: "failover",
+    bounded: true,
+    watchdog: true,
+    async inject(ctx) {
+      await pause(ctx, ctx.primary.pid, PAUSE_LONG_MS, "primary coreapp");
+    },
+  },
+  {
+    name: "pause-long-nowd",
+    summary: `the same without the watchdog, strict upstream: the frozen process keeps its socket open`,
+    expect: "failover",
+    bounded: true,
+    hazard: "a frozen process cannot close its upstream socket; only the watchdog or a fencing upstream can end it",
+    async inject(ctx) {
+      await pause(ctx, ctx.primary.pid, PAUSE_LONG_MS, "primary coreapp");
+    },
+  },
+  {
+    name: "pause-long-fencing",
+    summary: "the same without the watchdog, against an upstream that honours the epoch as fencing token",
+    expect: "failover",
+    bounded: true,
+    oracleMode: "fencing",
+    async inject(ctx) {
+      await pause(ctx, ctx.primary.pid, PAUSE_LONG_MS, "primary coreapp");
+    },
+  },
+  {
+    name: "store-cut-primary",
+    summary: `the primary coreapp's store link blackholed for ${CUT_MS} ms, then healed`,
+    expect: "failover",
+    notApplicable: networked,
+    async inject(ctx) {
+      await blackhole(ctx, [primaryNode(ctx).storeProxy!], CUT_MS);
+    },
+  },
+  {
+    name: "masters-cut-primary",
+    summary: `every node's link to the primary coreapp blackholed for ${CUT_MS} ms (the store still sees it)`,
+    expect: "failover",
+    async inject(ctx) {
+      await blackhole(ctx, [primaryNode(ctx).inbound!], CUT_MS);
+    },
+  },
+  {
+    name: "kill9-master",
+    summary: "kill -9 of the primary master (no coreapp failover expected)",
+    expect: "none",
+    async inject(ctx) {
+      ctx.fault("kill -9 primary master");
+      primaryMaster(ctx).child.kill("SIGKILL");
+      await sleep(3000);
+    },
+  },
+  {
+    name: "pause-master",
+    summary: "SIGSTOP of the primary master for 3 s (past its lease), then SIGCONT",
+    expect: "none",
+    async inject(ctx) {
+      await pause(ctx, primaryMaster(ctx).child.pid!, 3000, "primary master");
+    },
+  },
+  {
+    name: "store-blip",
+    summary: "every store link blackholed for 400 ms (shorter than the lease)",
+    expect: "none",
+    notApplicable: networked,
+    async inject(ctx) {
+      await blackhole(ctx, storeLinks(ctx.cluster), 400);
+    },
+  },
+  {
+    name: "store-outage",
+    summary: "every store link blackholed for 3 s (longer than the lease), then healed",
+    expect: "any",
+    notApplicable: networked,
+    async inject(ctx) {
+      await blackhole(ctx, storeLinks(ctx.cluster), 3000);
+    },
+  },
+  {
+    name: "store-restart",
+    summary: "the store killed (-9) and restarted; for the shared SQL servers: every connection reset and refused for 1 s",
+    expect: "any",
+    privateStore: true,
+    notApplicable: networked,
+    async inject(ctx) {
+      if (ctx.server) {
+        ctx.fault("kill -9 store");
+        await ctx.server.kill9();
+        await sleep(500);
+        await ctx.server.start();
+        return;
+      }
+      const links = storeLinks(ctx.cluster);
+      for (const p of links) p.resetAll();
+      await Promise.all(links.map((p) => p.refuse()));
+      await sleep(1000);
+      await Promise.all(links.map((p) => p.reopen()));
+    },
+  },
+  {
+    name: "store-slow",
+    summary: "every store link delayed by 50 ms each way for 3 s (below every timeout)",
+    expect: "none",
+    notApplicable: networked,
+    async inject(ctx) {
+      const links = storeLinks(ctx.cluster);
+      for (const p of links) p.set({ kind: "delay", delayMs: 50 });
+      await sleep(3000);
+      for (const p of links) p.set({ kind: "pass" });
+    },
+  },
+  {
+    name: "store-slower",
+    summary: "every store link delayed by 2.5 s each way for 4 s (past operation_timeout)",
+    expect: "any",
+    notApplicable: networked,
+    async inject(ctx) {
+      const links = storeLinks(ctx.cluster);
+      for (const p of links) p.set({ kind: "delay", delayMs: 2500 });
+      await sleep(4000);
+      for (const p of links) p.set({ kind: "pass" });
+    },
+  },
+  {
+    name: "clock-jump",
+    summary: "wall clock +1 h on the primary coreapp, then -1 h on the primary master (libfaketime; monotonic untouched)",
+    expect: "none",
+    faketime: true,
+    async inject(ctx) {
+      ctx.fault("wall clock +1h on the primary coreapp");
+      writeFileSync(primaryNode(ctx).clockFile!, "+1h\n");
+      await sleep(2500);
+      ctx.fault("wall clock -1h on the primary master");
+      writeFileSync(primaryMaster(ctx).clockFile!, "-1h\n");
+      await sleep(2500);
+    },
+  },
+  {
+    name: "flapping",
+    summary: "the primary coreapp's store link cut and healed at random 100-900 ms intervals for 6 s",
+    expect: "any",
+    notApplicable: networked,
+    async inject(ctx) {
+      const link = primaryNode(ctx).storeProxy!;
+      for (const end = performance.now() + 6000; performance.now() < end; ) {
+        link.set({ kind: link.mode.kind === "pass" ? "blackhole" : "pass" });
+        await sleep(100 + Math.floor(ctx.rng() * 800));
+      }
+      link.set({ kind: "pass" });
+    },
+  },
+  {
+    name: "kill9-primary-standby",
+    summary: "kill -9 of the primary coreapp and one standby together",
+    expect: "failover",
+    bounded: true,
+    async inject(ctx) {
+      const standby = ctx.cluster.running("coreapp").find((n) => n.name !== ctx.primary.name)!;
+      ctx.fault("kill -9 primary coreapp");
+      ctx.fault(`kill -9 standby ${standby.name}`);
+      signal(ctx.primary.pid, "SIGKILL");
+      standby.child.kill("SIGKILL");
+    },
+  },
+  {
+    name: "all-coreapps-down",
+    summary: "kill -9 of every coreapp; 2 s later one new coreapp starts",
+    expect: "failover",
+    async inject(ctx) {
+      for (const n of ctx.cluster.running("coreapp")) {
+        ctx.fault(`kill -9 ${n.name}`);
+        n.child.kill("SIGKILL");
+      }
+      signal(ctx.primary.pid, "SIGKILL");
+      await sleep(2000);
+      await ctx.cluster.spawn("coreapp", "coreapp-4");
+    },
+  },
+  {
+    name: "random-mix",
+    summary: "three faults drawn with the seed from: kill -9, short/long pause (watchdog on), store blip, store cut, node cut, master kill",
+    expect: "any",
+    watchdog: true,
+    async inject(ctx) {
+      const picks = ["kill9", "pause-short", "pause-long", "store-blip", "store-cut", "node-cut", "master-kill"];
+      for (let i = 0; i < 3; i++) {
+        const current = ctx.oracle.current(0);
+        const pick = picks[Math.floor(ctx.rng() * picks.length)]!;
+        const target = current ? ctx.cluster.node(current.node) : null;
+        const networkedStore = ctx.backend.shared !== null;
+        if (pick === "kill9" && current) {
+          ctx.fault("kill -9 primary coreapp");
+          signal(current.pid, "SIGKILL");
+        } else if (pick === "pause-short" && current) await pause(ctx, current.pid, PAUSE_SHORT_MS, "primary coreapp");
+        else if (pick === "pause-long" && current) await pause(ctx, current.pid, PAUSE_LONG_MS, "primary coreapp");
+        else if (pick === "store-blip" && networkedStore) await blackhole(ctx, storeLinks(ctx.cluster), 400);
+        else if (pick === "store-cut" && target?.storeProxy) await blackhole(ctx, [target.storeProxy], CUT_MS);
+        else if (pick === "node-cut" && target?.inbound) await blackhole(ctx, [target.inbound], CUT_MS);
+        else if (pick === "master-kill") {
+          const m = ctx.cluster.running("master")[0];
+          if (m && ctx.cluster.running("master").length > 1) {
+            ctx.fault(`kill -9 ${m.name}`);
+            m.child.kill("SIGKILL");
+          }
+        }
+        await sleep(1500 + Math.floor(ctx.rng() * 1500));
+      }
+    },
+  },
+];
+
+/** The scenarios the short profile runs on every backend in CI (about a minute per backend). */
+export const CI_SCENARIOS = ["kill9-primary", "pause-short", "pause-long", "store-cut-primary", "masters-cut-primary"];
