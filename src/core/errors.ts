@@ -45,8 +45,15 @@ export class ConfigError extends MulticonnectError {
 
 /** A message between nodes failed authentication (bad signature, wrong receiver, replayed). */
 export class AuthenticationError extends MulticonnectError {
-  constructor(message: string) {
+  /**
+   * True when the receiver refused the message before running any handler, so sending it again
+   * cannot make it run twice. False when it was the *reply* that failed authentication: the
+   * receiver may have acted on the message.
+   */
+  readonly refusedByReceiver: boolean;
+  constructor(message: string, options: { refusedByReceiver?: boolean } = {}) {
     super("unauthenticated", `transport: ${message}`);
+    this.refusedByReceiver = options.refusedByReceiver ?? false;
   }
 }
 

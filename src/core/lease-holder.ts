@@ -2,6 +2,8 @@ import type { Clock } from "./ports/clock.js";
 import type { Lease, LeaseStore } from "./ports/leases.js";
 import type { Logger } from "./ports/logger.js";
 
+const DEADLINE_PASSED = "confirmation deadline passed without a successful renewal";
+
 /** The timings a lease holder keeps. See `Timing` in timing.ts for why each has its value. */
 export interface LeaseTiming {
   readonly leaseTtlMs: number;
@@ -23,6 +25,8 @@ export interface LeaseTiming {
 export class LeaseHolder {
   private deadline: number;
   private ended: string | null = null;
+  private releaseSent = false;
+  private abandoned = false;
   private readonly stop = new AbortController();
   private resolveLost!: (reason: string) => void;
   /** Resolves once with the reason when this tenure ends (including after `release()`). */
@@ -61,9 +65,21 @@ export class LeaseHolder {
     return new LeaseHolder(r.lease, sentAt, leases, clock, timing, log);
   }
 
-  /** True while this process may act on the lease: before the local deadline and not ended. */
+  /**
+   * True while this process may act on the lease: before the local deadline and not ended. Once
+   * false it stays false: reaching the deadline ends the tenure right here, not only when the
+   * deadline timer gets to run, so a renewal answer that arrives in between cannot revive it.
+   */
   get held(): boolean {
-    return this.ended === null && this.clock.now() < this.deadline;
+    if (this.ended !== null) return false;
+    if (this.clock.now() < this.deadline) return true;
+    this.end(DEADLINE_PASSED);
+    return false;
+  }
+
+  /** Why the tenure ended, or null while it lasts. */
+  get endReason(): string | null {
+    return this.held ? null : this.ended;
   }
 
   /** Milliseconds left before the local deadline (≤ 0 once passed). */
@@ -71,11 +87,15 @@ export class LeaseHolder {
     return this.ended === null ? this.deadline - this.clock.now() : 0;
   }
 
-  /** Ends the tenure and gives the lease back so a successor need not wait for expiry. */
+  /**
+   * Ends the tenure and gives the lease back so a successor need not wait for expiry — also after
+   * the local deadline passed: the store may still count the lease as ours, and the release only
+   * matches this holder at this epoch. Once per holder; `abandon` instead never tells the store.
+   */
   async release(): Promise<void> {
-    const wasHeld = this.ended === null;
+    if (this.releaseSent || this.abandoned) return;
+    this.releaseSent = true;
     this.end("released");
-    if (!wasHeld) return;
     try {
       await this.leases.release(this.lease);
     } catch (error) {
@@ -86,6 +106,7 @@ export class LeaseHolder {
 
   /** Ends the tenure without telling the store (the lease lapses at its expiry). */
   abandon(reason = "abandoned"): void {
+    this.abandoned = true;
     this.end(reason);
   }
 
@@ -105,7 +126,7 @@ export class LeaseHolder {
       const sentAt = this.clock.now();
       try {
         const ok = await this.leases.renew(this.lease, leaseTtlMs);
-        if (this.ended !== null) return;
+        if (!this.held) return; // the deadline passed while the renewal was in flight: too late
         if (!ok) return this.end("renewal refused: the lease expired or has another holder");
         this.deadline = Math.max(this.deadline, sentAt + leaseTtlMs - this.timing.safetyMarginMs);
         wait = renewIntervalMs;
@@ -121,7 +142,7 @@ export class LeaseHolder {
   private async deadlineLoop(): Promise<void> {
     while (this.ended === null) {
       const left = this.deadline - this.clock.now();
-      if (left <= 0) return this.end("confirmation deadline passed without a successful renewal");
+      if (left <= 0) return this.end(DEADLINE_PASSED);
       await this.clock.sleep(left, this.stop.signal);
     }
   }

@@ -115,7 +115,10 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
         body: Buffer.from(body),
       };
     }
-    return { ...answer, headers: { ...answer.headers, ...headers } };
+    // The "not primary" marker is ours alone: an application header of that name must not make
+    // the webapp believe the request did not run and send it again.
+    const { [NOT_PRIMARY_HEADER]: _ignored, ...appHeaders } = answer.headers;
+    return { ...answer, headers: { ...appHeaders, ...headers } };
   }
 
   async stop(): Promise<void> {

@@ -85,7 +85,7 @@ function networkCode(error: unknown): string | undefined {
 /** The error for a refusal status from the peer (anything but 200). */
 export function refusalError(status: number, reason: string, kind: MessageKind, address: string): Error {
   const what = `transport: ${kind} to ${address}`;
-  if (status === 401) return new AuthenticationError(`${kind} to ${address} rejected: ${reason}`);
+  if (status === 401) return new AuthenticationError(`${kind} to ${address} rejected: ${reason}`, { refusedByReceiver: true });
   // The peer is up but failing, or something in between is: worth trying again later.
   if (status >= 500 && status !== 501) return new TransportUnavailableError(`${what}: peer answered ${status} (${reason})`);
   // 400, 404, 413, 501: trying again will not help; a version or configuration mismatch.

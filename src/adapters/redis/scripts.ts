@@ -10,12 +10,13 @@ import { createHash } from "node:crypto";
  * EPOCHS (fencing tokens, S2). This Redis may lose everything (no RDB/AOF: a restart empties it),
  * so an epoch cannot simply be "the last one + 1". Each lease name and each shard has its own
  * epoch counter; a new epoch is
- *     counter present: max(counter + 1 [, expected shard epoch + 1])
- *     counter missing: max(server time in µs [, expected shard epoch + 1])
- * and is stored back into the counter. Within one incarnation of the data epochs go up by one,
- * as on the SQL stores. After data loss the counter is gone and the next epoch is the server's
- * current time in µs, which exceeds every earlier epoch of that counter: each was at most its
- * counter's base time in µs plus the number of epochs issued since, fewer than the µs elapsed.
+ *     counter written by this server process (same run_id): max(counter + 1 [, expected + 1])
+ *     counter missing, or written by another run_id: max(server time in µs [, expected + 1])
+ * and is stored back into the counter with the run_id. Within one server process epochs go up by
+ * one, as on the SQL stores. After a restart — with data lost, or restored from a snapshot or a
+ * replica that may be behind — the next epoch is the server's current time in µs, which exceeds
+ * every earlier epoch of that counter: each was at most its counter's base time in µs plus the
+ * number of epochs issued since, fewer than the µs elapsed.
  * Assumptions, stated plainly: (1) the Redis server's clock does not step back, across the loss,
  * by more than the time between the last epoch before the loss and the first one after it (a
  * restart takes long enough that this means "no large backward jump"); after a failover to a
@@ -105,9 +106,19 @@ local function maybe_wiped()
   return string.find(stats, 'cmdstat_flush') ~= nil or tonumber(string.match(stats, 'evicted_keys:(%d+)') or '0') > 0
 end
 local function next_epoch(counter, now, floor)
-  local last = redis.call('GET', counter)
-  local e = math.max(last and (tonumber(last) + 1) or now, floor + 1)
-  redis.call('SET', counter, fmt(e))
+  local run = server_info()
+  local c = redis.call('HMGET', counter, 'v', 'r')
+  local last = tonumber(c[1])
+  local e
+  if last and c[2] == run then
+    e = last + 1
+  else
+    -- Missing, or written by another server incarnation (a restart from a snapshot, a replica
+    -- that took over): the value may be behind epochs already issued, so re-base on TIME.
+    e = math.max(now, (last or 0) + 1)
+  end
+  e = math.max(e, floor + 1)
+  redis.call('HSET', counter, 'v', fmt(e), 'r', run)
   return fmt(e)
 end
 local function quarantine_left_ms(marker, now, window_ms)

@@ -2,12 +2,15 @@ import { StoreConfigurationError, StoreUnavailableError } from "../../core/error
 
 /** Maps better-sqlite3's errors to ours. The one place that looks at SQLite error codes. */
 export function mapSqliteError(error: unknown, file: string): Error {
-  const code = (error as { code?: unknown }).code;
+  // better-sqlite3 reports extended result codes (SQLITE_BUSY_RECOVERY, SQLITE_IOERR_FSYNC...):
+  // judge by the primary code they start with.
+  const full = String((error as { code?: unknown }).code ?? "");
+  const code = /^SQLITE_[A-Z]+/.exec(full)?.[0];
   if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED" || code === "SQLITE_IOERR") {
-    return new StoreUnavailableError(`sqlite: ${file}: database busy or unreadable (${String(code)})`, { cause: error });
+    return new StoreUnavailableError(`sqlite: ${file}: database busy or unreadable (${full})`, { cause: error });
   }
   if (code === "SQLITE_CANTOPEN" || code === "SQLITE_READONLY" || code === "SQLITE_PERM" || code === "SQLITE_NOTADB") {
-    return new StoreConfigurationError(`sqlite: ${file}: cannot use the database file (${String(code)})`, { cause: error });
+    return new StoreConfigurationError(`sqlite: ${file}: cannot use the database file (${full})`, { cause: error });
   }
   return error instanceof Error ? error : new Error(String(error));
 }

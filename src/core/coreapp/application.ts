@@ -8,7 +8,11 @@ import type { ForwardRequest } from "../ports/transport.js";
  * it returns, no other coreapp can be given the shard unless this one's lease lapses).
  */
 export interface CoreappApplication {
-  onPromote(shard: number, epoch: number): Promise<void> | void;
+  /**
+   * `lost` aborts if this coreapp loses the shard's lease while `onPromote` is still running (its
+   * confirmation deadline passed): stop opening the connection then — `onDemote` follows.
+   */
+  onPromote(shard: number, epoch: number, lost: AbortSignal): Promise<void> | void;
   onDemote(shard: number, epoch: number): Promise<void> | void;
   handle(request: AppRequest): Promise<AppResponse> | AppResponse;
 }

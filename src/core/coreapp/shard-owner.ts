@@ -46,6 +46,7 @@ export class ShardOwner {
   /** An assignment whose `onPromote` failed: not retried until the map changes. */
   private refused: string | null = null;
   private inflight = 0;
+  private tenures = 0;
   private drained: (() => void) | null = null;
   private wake = new AbortController();
   /** Woken whenever this coreapp starts serving a tenure. */
@@ -144,7 +145,7 @@ export class ShardOwner {
       let wait = Infinity;
       try {
         if (t && (!t.holder.held || d?.shard !== t.shard || d.epoch !== t.epoch)) {
-          await this.demote(t, t.holder.held ? "the shard map no longer names this coreapp at this epoch" : await t.holder.lost);
+          await this.demote(t, t.holder.endReason ?? "the shard map no longer names this coreapp at this epoch");
           continue;
         }
         if (!t && d && this.refused !== key(d)) {
@@ -162,17 +163,33 @@ export class ShardOwner {
 
   /** One attempt at taking over `d`. Returns how long to wait before the next attempt. */
   private async takeOver(d: ShardAssignment): Promise<number> {
-    const r = await LeaseHolder.acquire(this.leases, this.clock, shardLeaseName(d.shard), this.self, this.timing, this.log);
+    // A holder name of its own per tenure: a release or renewal of an earlier tenure that reaches
+    // the store late (a slow store, a pooled connection) can never match, and so never free or
+    // extend, the lease of a later tenure of this same node.
+    const holder = `${this.self}#${++this.tenures}`;
+    const r = await LeaseHolder.acquire(this.leases, this.clock, shardLeaseName(d.shard), holder, this.timing, this.log);
     if (!(r instanceof LeaseHolder)) {
       // The previous owner still holds it: it releases as soon as it sees the map change, or the
       // lease lapses by the store's clock. Poll quickly, but not past the lapse.
       return Math.max(1, Math.min(this.timing.handoverPollMs, r.expiresInMs));
     }
+    if (!r.held || this.stop.signal.aborted || !sameAssignment(this.desired, d)) {
+      // The answer came too late (this process was paused, or the store was slow past the
+      // lease's deadline) or the shard has moved on meanwhile: promoting now could overlap the
+      // next owner. Give the lease back and look again.
+      this.log.warn({ shard: d.shard, epoch: d.epoch }, "lease granted too late or for a stale assignment; not promoting");
+      await r.release();
+      return 0;
+    }
     const tenure: Tenure = { shard: d.shard, epoch: d.epoch, holder: r, serving: false };
     this.tenure = tenure;
-    void r.lost.then(() => this.kick());
+    const lost = new AbortController();
+    void r.lost.then(() => {
+      lost.abort();
+      this.kick();
+    });
     try {
-      await this.app.onPromote(d.shard, d.epoch);
+      await this.app.onPromote(d.shard, d.epoch, lost.signal);
     } catch (error) {
       this.log.error({ shard: d.shard, epoch: d.epoch, err: String(error) }, "onPromote failed; giving the shard back");
       this.refused = key(d);
@@ -180,7 +197,7 @@ export class ShardOwner {
       await r.release();
       return Infinity;
     }
-    if (r.held && this.desired?.epoch === d.epoch && this.desired.shard === d.shard) {
+    if (r.held && sameAssignment(this.desired, d)) {
       tenure.serving = true;
       for (const wake of this.servingWaiters) wake();
       this.log.info({ shard: d.shard, epoch: d.epoch }, "promoted: serving as primary");
@@ -208,6 +225,10 @@ export class ShardOwner {
     this.log.info({ shard: t.shard, epoch: t.epoch, reason }, "demoted");
     this.onEvent({ type: "demoted", shard: t.shard, epoch: t.epoch, reason });
   }
+}
+
+function sameAssignment(a: ShardAssignment | null, b: ShardAssignment): boolean {
+  return !!a && a.shard === b.shard && a.epoch === b.epoch && a.owner === b.owner;
 }
 
 function key(a: ShardAssignment): string {

@@ -185,7 +185,11 @@ export class ShardManager {
 
   private evidence(a: ShardAssignment): OwnerEvidence {
     const owner = a.owner!;
-    const masters = this.view.all().filter((n) => n.role === "master" && n.id !== this.self && n.ageMs < this.timing.unhealthyIntervalMs);
+    // Only secondaries whose record is fresh (at most a couple of missed beats) have a view worth
+    // counting: a stale record's silence, aged by the record's age, would make a secondary that is
+    // cut off from the store — or dead — "agree" that a healthy coreapp is silent.
+    const fresh = 3 * this.timing.masterBeatIntervalMs;
+    const masters = this.view.all().filter((n) => n.role === "master" && n.id !== this.self && n.ageMs <= fresh);
     const secondarySilencesMs = masters.map((m) => {
       const published = (m.meta["view"] as Record<string, number> | undefined)?.[owner];
       return published === undefined ? 0 : published + m.ageMs;

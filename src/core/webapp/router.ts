@@ -90,7 +90,9 @@ export class Router {
         } catch (error) {
           // Retry only what certainly did not run: no connection was made, or the receiver
           // refused the message before any handler (e.g. a restarted node at the old address).
-          const notRun = (error instanceof TransportUnavailableError && error.notDelivered) || error instanceof AuthenticationError;
+          const notRun =
+            (error instanceof TransportUnavailableError && error.notDelivered) ||
+            (error instanceof AuthenticationError && error.refusedByReceiver);
           if (!notRun) {
             return { ok: false, shard: req.shard, reason: `forwarding to ${a.owner} failed: ${(error as Error).message}`, attempts };
           }

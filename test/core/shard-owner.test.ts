@@ -1,0 +1,111 @@
+import { describe, expect, it } from "vitest";
+import { ShardOwner } from "../../src/core/coreapp/shard-owner.js";
+import type { Clock } from "../../src/core/ports/clock.js";
+import type { AcquireResult, LeaseStore } from "../../src/core/ports/leases.js";
+import { silentLogger } from "../../src/core/silent-logger.js";
+
+/**
+ * ShardOwner against interleavings that real clocks make rare: a lease granted after a pause, and
+ * a renewal answer that lands after the deadline but before the deadline timer runs. (Found by
+ * review; each test failed before its fix.)
+ */
+const flush = async () => {
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+};
+const app = (promoted: string[] = []) => ({
+  onPromote(shard: number, epoch: number) {
+    promoted.push(`${shard}@${epoch}`);
+  },
+  onDemote() {},
+  handle() {
+    return { status: 200 };
+  },
+});
+
+/** A clock whose timers fire only when the test says so: a late timer callback on demand. */
+class HandClock implements Clock {
+  t = 0;
+  private n = 0;
+  sleepers: { id: number; ms: number; until: number; wake: () => void }[] = [];
+  now() {
+    return this.t;
+  }
+  sleep(ms: number, signal?: AbortSignal) {
+    return new Promise<void>((resolve) => {
+      if (signal?.aborted) return resolve();
+      const s = {
+        id: ++this.n,
+        ms,
+        until: this.t + ms,
+        wake: () => {
+          this.sleepers = this.sleepers.filter((x) => x !== s);
+          resolve();
+        },
+      };
+      this.sleepers.push(s);
+      signal?.addEventListener("abort", s.wake, { once: true });
+    });
+  }
+  fire(ms: number) {
+    const s = this.sleepers.find((x) => x.ms === ms);
+    if (!s) throw new Error(`no sleeper of ${ms} ms`);
+    s.wake();
+  }
+}
+
+describe("ShardOwner", () => {
+  it("does not call onPromote for a lease granted after its deadline passed, or for an assignment that moved meanwhile", async () => {
+    const clock = new HandClock();
+    let answer!: (r: AcquireResult) => void;
+    const releases: number[] = [];
+    const leases: LeaseStore = {
+      acquire: () => new Promise((r) => (answer = r)),
+      renew: async () => true,
+      release: async (l) => void releases.push(l.epoch),
+      current: async () => null,
+    };
+    const promoted: string[] = [];
+    const timing = { leaseTtlMs: 30_000, renewIntervalMs: 10_000, safetyMarginMs: 3_000, handoverPollMs: 25, drainTimeoutMs: 5_000 };
+    const owner = new ShardOwner("A", leases, app(promoted), clock, timing, silentLogger);
+    owner.onMapChange([{ shard: 0, owner: "A", epoch: 7 }]);
+    owner.start();
+    await flush(); // acquire sent at t=0
+    clock.t = 40_000; // paused 40 s; the master moved the shard to B@8 meanwhile
+    owner.onMapChange([{ shard: 0, owner: "B", epoch: 8 }]);
+    answer({ acquired: true, lease: { name: "shard/0", holder: "A", epoch: 5 } });
+    await flush();
+    expect(promoted).toEqual([]);
+    expect(owner.state()).toEqual({ shard: null, epoch: null, serving: false });
+    expect(releases).toEqual([5]);
+  });
+
+  it("a renewal answer arriving after the deadline does not revive the tenure: the owner demotes and gives the lease back", async () => {
+    const clock = new HandClock();
+    let pendingRenew: ((ok: boolean) => void) | null = null;
+    let releases = 0;
+    const leases: LeaseStore = {
+      acquire: async (name, holder) => ({ acquired: true, lease: { name, holder, epoch: 1 } }),
+      renew: () => new Promise<boolean>((r) => (pendingRenew = r)),
+      release: async () => void releases++,
+      current: async () => null,
+    };
+    const timing = { leaseTtlMs: 300, renewIntervalMs: 100, safetyMarginMs: 30, handoverPollMs: 5, drainTimeoutMs: 50 };
+    const owner = new ShardOwner("A", leases, app(), clock, timing, silentLogger);
+    owner.onMapChange([{ shard: 0, owner: "A", epoch: 1 }]);
+    owner.start();
+    await flush();
+    expect(owner.serves(0, 1)).toBe(true);
+    clock.t = 100;
+    clock.fire(100); // the renewal loop's sleep: a renewal goes out at t=100 and hangs
+    await flush();
+    expect(pendingRenew).not.toBeNull();
+    clock.t = 280; // past the local deadline (270); the deadline timer has not run yet
+    owner.onMapChange([{ shard: 0, owner: "B", epoch: 2 }]);
+    await flush();
+    pendingRenew!(true); // the renewal sent at t=100 succeeds, late
+    await flush();
+    expect(owner.serves(0, 1)).toBe(false);
+    expect(owner.state().shard).toBeNull();
+    expect(releases).toBe(1); // given back, so B need not wait for the store's expiry
+  });
+});
