@@ -103,7 +103,8 @@ class ReplyCollector implements Dispatcher.DispatchHandler {
 export class TransportClient {
   private readonly pools = new Map<string, Pool>();
   /** Starts at 0 so the first message is 1; a new process has a new id, so numbering never restarts under one id. */
-  private seq = 0;
+  /** One sequence per receiver: the receiver's replay window then spans only messages sent to it. */
+  private readonly seqs = new Map<string, number>();
   private closed = false;
 
   constructor(
@@ -121,7 +122,9 @@ export class TransportClient {
     if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) throw new ConfigError("timeoutMs", "must be a positive number of milliseconds");
     if (this.closed) throw new TransportUnavailableError(`transport: ${kind} to ${to.address}: transport is closed`);
     const pool = this.pool(to.address);
-    const seq = String(++this.seq);
+    const next = (this.seqs.get(to.id) ?? 0) + 1;
+    this.seqs.set(to.id, next);
+    const seq = String(next);
     const sig = signRequest(this.key, { kind, from: this.self, to: to.id, seq, ...fwd, body });
     const headers = [H.from, this.self, H.to, to.id, H.seq, seq, H.sig, sig];
     if (kind === "forward") headers.push(H.shard, fwd.shard, H.epoch, fwd.epoch, H.method, fwd.method, H.path, fwd.path, H.headers, fwd.headers);

@@ -25,6 +25,8 @@ export class SenderWindow {
   private readonly bits = new Uint32Array(WORDS);
   /** Local monotonic time of the last accepted-or-refused authenticated message; for eviction only. */
   lastSeen = 0;
+  /** When the table last moved this sender to its most-recent end. */
+  movedAt = 0;
 
   /** True the first time `seq` (a positive safe integer) is offered; false when seen or too old. */
   accept(seq: number): boolean {
@@ -97,12 +99,15 @@ export class ReplayGuard {
     if (window === undefined) {
       this.evict(now);
       window = new SenderWindow();
+      window.movedAt = now;
       this.senders.set(sender, window);
-    } else if (now - window.lastSeen >= RECENCY_GRANULARITY_MS) {
+    } else if (now - window.movedAt >= RECENCY_GRANULARITY_MS) {
       // Map iteration order is insertion order: moving the entry to the end keeps the map sorted
-      // from least to most recently seen, so eviction only ever looks at the front.
+      // from least to most recently seen, so eviction only ever looks at the front. Timed from the
+      // last move, not the last message, so a sender that never pauses is moved too.
       this.senders.delete(sender);
       this.senders.set(sender, window);
+      window.movedAt = now;
     }
     window.lastSeen = now;
     return window.accept(seq);
