@@ -9,6 +9,8 @@ import type { LivenessStore, NodeStatus } from "../ports/liveness.js";
  */
 export class ClusterView {
   private nodes: NodeStatus[] = [];
+  private byId = new Map<string, NodeStatus>();
+  private masterNodes: NodeStatus[] = [];
   private readAt = -Infinity;
   private inflight: Promise<void> | null = null;
 
@@ -24,6 +26,8 @@ export class ClusterView {
       try {
         const sentAt = this.clock.now();
         this.nodes = await this.liveness.list();
+        this.byId = new Map(this.nodes.map((n) => [n.id, n]));
+        this.masterNodes = this.nodes.filter((n) => n.role === "master");
         // Ages were measured when the store answered; taking the send time is the safe side
         // (it over-states ages by at most one round trip).
         this.readAt = sentAt;
@@ -45,8 +49,16 @@ export class ClusterView {
     return this.nodes.map((n) => ({ ...n, ageMs: n.ageMs + extra }));
   }
 
+  /** One node with `ageMs` corrected to now; O(1), as the primary master asks once per shard per tick. */
   get(id: string): NodeStatus | null {
-    return this.all().find((n) => n.id === id) ?? null;
+    const n = this.byId.get(id);
+    return n ? { ...n, ageMs: n.ageMs + (this.clock.now() - this.readAt) } : null;
+  }
+
+  /** The masters, with `ageMs` corrected to now. */
+  masters(): NodeStatus[] {
+    const extra = this.clock.now() - this.readAt;
+    return this.masterNodes.map((n) => ({ ...n, ageMs: n.ageMs + extra }));
   }
 
   /** Finds a node by id, or by name when exactly one registered node has that name. */

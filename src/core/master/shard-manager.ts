@@ -94,7 +94,7 @@ export class ShardManager {
       const current = this.entry(shard);
       const target = command.to ? this.view.resolve(command.to)?.id ?? null : this.pickStandby();
       if (!target) return fail(404, command.to ? `no node named ${command.to}` : "no healthy standby coreapp", current.epoch);
-      if (!this.isStandby(target)) return fail(409, `${command.to ?? target} is not a healthy standby coreapp`, current.epoch);
+      if (!this.isStandby(target, this.owners())) return fail(409, `${command.to ?? target} is not a healthy standby coreapp`, current.epoch);
       const written = await this.write(lease, current, target, "switchover requested");
       if (!written) return fail(NOT_PRIMARY_MASTER, "the shard map changed or the master lease was lost", current.epoch);
       const started = this.clock.now();
@@ -189,7 +189,7 @@ export class ShardManager {
     // counting: a stale record's silence, aged by the record's age, would make a secondary that is
     // cut off from the store — or dead — "agree" that a healthy coreapp is silent.
     const fresh = 3 * this.timing.masterBeatIntervalMs;
-    const masters = this.view.all().filter((n) => n.role === "master" && n.id !== this.self && n.ageMs <= fresh);
+    const masters = this.view.masters().filter((n) => n.id !== this.self && n.ageMs <= fresh);
     const secondarySilencesMs = masters.map((m) => {
       const published = (m.meta["view"] as Record<string, number> | undefined)?.[owner];
       return published === undefined ? 0 : published + m.ageMs;
@@ -216,21 +216,29 @@ export class ShardManager {
     return this.clock.now() - since;
   }
 
-  private isStandby(id: string): boolean {
+  /** Every coreapp the map names as an owner. */
+  private owners(): Set<string> {
+    const owners = new Set<string>();
+    for (const a of this.map.values()) if (a.owner) owners.add(a.owner);
+    return owners;
+  }
+
+  private isStandby(id: string, owners: Set<string>): boolean {
     const n = this.view.get(id);
     if (!n || n.role !== "coreapp" || n.ageMs > this.timing.dbUnhealthyIntervalMs) return false;
-    if ([...this.map.values()].some((a) => a.owner === id)) return false;
+    if (owners.has(id)) return false;
     if (!this.monitor.answeredWithin(id, this.timing.unhealthyIntervalMs)) return false;
     return this.monitor.lastReply(id)?.shard === null;
   }
 
   /** A healthy standby: registered and fresh, answering heartbeats, owning and serving nothing. */
   private pickStandby(): string | null {
+    const owners = this.owners();
     return (
       this.view
         .all()
         .map((n) => n.id)
-        .filter((id) => this.isStandby(id))
+        .filter((id) => this.isStandby(id, owners))
         .sort((a, b) => (this.monitor.silenceMs(a) ?? 0) - (this.monitor.silenceMs(b) ?? 0) || a.localeCompare(b))[0] ?? null
     );
   }
