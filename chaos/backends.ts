@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, openSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
+import { freePort } from "../test/support/process-cluster.js";
 
 /** Where a networked store listens. */
 export interface Endpoint {
@@ -33,14 +34,7 @@ export interface Backend {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A free TCP port on loopback. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
+export { freePort };
 
 /** True once `port` accepts a TCP connection. */
 export function accepts(port: number): Promise<boolean> {
