@@ -296,9 +296,9 @@ function report(
     prof.push(
       `**${pr.role}** — ${num(pr.summary.busyMs)} ms busy for ${pr.requests} requests (≈ ${num(perReq)} µs per request):`,
       "",
-      table(["where (self time)", "share of busy time"], pr.summary.byFile.map(([c, t]) => [c, `${num((100 * t) / pr.summary.busyMs, 1)} %`])),
+      table(["where (self time)", "share of busy time"], pr.summary.byFile.slice(0, pr.summary.top).map(([c, t]) => [c, `${num((100 * t) / pr.summary.busyMs, 1)} %`])),
       "",
-      table(["top functions (self time)", "share"], pr.summary.byFunction.map(([f, t]) => [f, `${num((100 * t) / pr.summary.busyMs, 1)} %`])),
+      table(["top functions (self time)", "share"], pr.summary.byFunction.slice(0, pr.summary.top).map(([f, t]) => [f, `${num((100 * t) / pr.summary.busyMs, 1)} %`])),
       "",
     );
   }

@@ -4,8 +4,11 @@ import { readFileSync } from "node:fs";
 export interface ProfileSummary {
   /** Sampled time not idle, ms. */
   readonly busyMs: number;
+  /** Every bucket, largest first (tables show the first `top`; shares are summed over all). */
   readonly byFile: [string, number][];
   readonly byFunction: [string, number][];
+  /** How many rows a table of this summary shows. */
+  readonly top: number;
 }
 
 /** A readable bucket for a frame: the SDK file, the library, Node's internals, or the native side. */
@@ -56,6 +59,6 @@ export function summarizeProfile(file: string, top = 12, window?: { from: number
     const key = `${cf.functionName || "(anonymous)"} (${where})`;
     fns.set(key, (fns.get(key) ?? 0) + t);
   }
-  const sorted = (m: Map<string, number>) => [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, top);
-  return { busyMs: busy, byFile: sorted(files), byFunction: sorted(fns) };
+  const sorted = (m: Map<string, number>) => [...m.entries()].sort((a, b) => b[1] - a[1]);
+  return { busyMs: busy, byFile: sorted(files), byFunction: sorted(fns), top };
 }

@@ -8,6 +8,10 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { sdk } from "./sdk.js";
 
+// tsx turns source-mapped stack traces on; the CLI runs without them, and every Error (undici makes
+// one per closed connection) would cost a source-map lookup here that it does not cost in production.
+process.setSourceMapsEnabled(false);
+
 const app = sdk.createEchoApp({ name: "direct" });
 const server = createServer((req, res) => {
   const chunks: Buffer[] = [];

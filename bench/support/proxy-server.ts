@@ -6,6 +6,10 @@ import { Agent, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import httpProxy from "http-proxy";
 
+// tsx turns source-mapped stack traces on; the CLI runs without them, and every Error (undici makes
+// one per closed connection) would cost a source-map lookup here that it does not cost in production.
+process.setSourceMapsEnabled(false);
+
 const target = `http://127.0.0.1:${process.argv[2]}`;
 const proxy = httpProxy.createProxyServer({ target, agent: new Agent({ keepAlive: true, maxSockets: 256 }) });
 proxy.on("error", (_error, _req, res) => {

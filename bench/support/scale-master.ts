@@ -19,6 +19,10 @@ import { monoNow, sleep } from "./clock.js";
 import { buildNode, nodeStore } from "./in-process.js";
 import { sdk } from "./sdk.js";
 
+// tsx turns source-mapped stack traces on; the CLI runs without them, and every Error (undici makes
+// one per closed connection) would cost a source-map lookup here that it does not cost in production.
+process.setSourceMapsEnabled(false);
+
 const { MemoryStorage: Storage, MemoryStore, deriveTiming } = sdk;
 
 const o = JSON.parse(process.argv[2]!) as { shards: number; section: Record<string, unknown> | null; warmupS: number; windowS: number };

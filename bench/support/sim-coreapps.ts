@@ -12,6 +12,10 @@ import { parseConfig } from "../../src/config/load.js";
 import { buildNode } from "./in-process.js";
 import { sdk } from "./sdk.js";
 
+// tsx turns source-mapped stack traces on; the CLI runs without them, and every Error (undici makes
+// one per closed connection) would cost a source-map lookup here that it does not cost in production.
+process.setSourceMapsEnabled(false);
+
 const { HttpTransport, SystemClock, DEFAULT_SETTINGS, openStore } = sdk;
 
 const o = JSON.parse(process.argv[2]!) as { count: number; shards: number; section: Record<string, unknown> | null };

@@ -8,6 +8,10 @@ import { parseConfig } from "../../src/config/load.js";
 import { monoNow } from "./clock.js";
 import { sdk } from "./sdk.js";
 
+// tsx turns source-mapped stack traces on; the CLI runs without them, and every Error (undici makes
+// one per closed connection) would cost a source-map lookup here that it does not cost in production.
+process.setSourceMapsEnabled(false);
+
 const { SystemClock, openStore } = sdk;
 
 const section = JSON.parse(process.argv[2]!) as Record<string, unknown>;
