@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Backend, PrivateServer } from "./backends.js";
 import { ChaosCluster, sleep } from "./cluster.js";
+import { dropNamespace } from "./namespace.js";
 import { monoNow, Oracle, type OracleReport } from "./oracle.js";
 import type { Primary, Scenario } from "./scenarios.js";
 
@@ -158,5 +159,6 @@ export async function runOnce(scenario: Scenario, backend: Backend, seed: number
     await cluster?.stop(oracle.sessions.map((s) => s.pid));
     await oracle.close();
     await server?.stop();
+    if (!server && backend.shared) await dropNamespace(backend, ns, backend.shared).catch((e: Error) => log(`  could not drop namespace ${ns}: ${e.message}`));
   }
 }

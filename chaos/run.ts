@@ -1,21 +1,29 @@
-import { existsSync } from "node:fs";
-import { spawnSync } from "node:child_process";
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { fork, spawnSync } from "node:child_process";
 import { cpus } from "node:os";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { BACKENDS, type Backend } from "./backends.js";
 import { CLI, FAKETIME_LIB } from "./cluster.js";
-import { runOnce } from "./run-once.js";
+import { runOnce, type RunResult } from "./run-once.js";
 import { CI_SCENARIOS, SCENARIOS, type Scenario } from "./scenarios.js";
 import { failed, renderTable, type Cell } from "./table.js";
+import type { FromWorker, Job, ToWorker } from "./worker.js";
 
 /**
  * `npm run chaos -- [--profile short|long] [--backend sqlite,postgres,...] [--scenario a,b|all]
- * [--seed N] [--runs N]`: runs each scenario on each backend with real node processes, the
+ * [--seed N] [--runs N] [--workers N] [--out results.jsonl]`: runs each scenario on each backend with real node processes, the
  * upstream oracle and the fault proxies, and prints one table. Exit code 1 when any run broke
  * safety, promoted below the thresholds, missed an expected failover or could not run.
  *
  * Profiles: short = the CI scenarios once each (all scenarios with `--scenario all`);
  * long = every scenario 30 times. Run i of a scenario uses seed (seed + i): a printed seed replays.
+ *
+ * `--workers N` runs N runs at once, each in a worker process of its own (chaos/worker.ts). Every run
+ * has its own ports, namespace and oracle, so runs cannot see each other; but they share the CPU,
+ * and a starved host stretches failover times (docs/reliability.md): the table records the worker
+ * count next to the figures. `--out FILE` appends every result to FILE (JSON lines) and skips the
+ * runs already in it, so a long profile can be stopped and resumed with the same arguments.
  */
 const { values } = parseArgs({
   options: {
@@ -24,6 +32,8 @@ const { values } = parseArgs({
     scenario: { type: "string" },
     seed: { type: "string" },
     runs: { type: "string" },
+    workers: { type: "string", default: "1" },
+    out: { type: "string" },
   },
 });
 
@@ -39,7 +49,9 @@ const names = values.scenario === "all" || (!values.scenario && profile === "lon
 const scenarios: Scenario[] = names.map((n) => SCENARIOS.find((s) => s.name === n.trim()) ?? fail(`unknown scenario ${n}; known: ${SCENARIOS.map((s) => s.name).join(", ")}`));
 const runs = values.runs ? Number(values.runs) : profile === "long" ? 30 : 1;
 const seed = values.seed ? Number(values.seed) : Math.floor(Math.random() * 1_000_000);
+const workers = Number(values.workers);
 if (!Number.isInteger(runs) || runs < 1 || !Number.isInteger(seed)) fail("--runs and --seed must be integers");
+if (!Number.isInteger(workers) || workers < 1) fail("--workers must be a positive integer");
 if (!existsSync(CLI)) fail(`${CLI} is missing; run \`npm run build\` first (npm run chaos does)`);
 
 /** Installs Debian's faketime when a clock-jump scenario needs it and it is missing. */
@@ -52,27 +64,71 @@ function ensureFaketime(): string | null {
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const faketimeMissing = scenarios.some((s) => s.faketime) ? ensureFaketime() : null;
 const started = performance.now();
-log(`chaos: profile ${profile}, ${runs} run(s) per cell, seed ${seed}, ${cpus().length} cores, node ${process.version}`);
+log(`chaos: profile ${profile}, ${runs} run(s) per cell, seed ${seed}, ${workers} worker(s), ${cpus().length} cores, node ${process.version}`);
 log(`chaos: replay with: npm run chaos -- --profile ${profile} --backend ${values.backend} --scenario ${names.join(",")} --seed ${seed}${values.runs ? ` --runs ${runs}` : ""}`);
 
+const jobs: Job[] = [];
 const cells: Cell[] = [];
 for (const backend of backends) {
   for (const scenario of scenarios) {
     const na = scenario.notApplicable?.(backend) ?? (scenario.faketime ? faketimeMissing : null);
-    const cell: Cell = { scenario, backend: backend.name, runs: [], notApplicable: na };
-    cells.push(cell);
-    if (na) continue;
-    for (let i = 0; i < runs; i++) {
-      const t = performance.now();
-      const r = await runOnce(scenario, backend, seed + i, log);
-      cell.runs.push(r);
-      const verdict = r.error ? "ERROR" : r.violations || r.falsePromotions || r.missedFailover ? "FAIL" : "ok";
-      log(`chaos: ${scenario.name} ${backend.name} run ${i + 1}/${runs} seed ${seed + i}: ${verdict}` +
-        ` (failover ${r.failoverMs === null ? "-" : Math.round(r.failoverMs)} ms, overlaps ${r.report.overlaps}, ${Math.round(performance.now() - t)} ms: ${r.phases}; ${r.dir})`);
-    }
+    cells.push({ scenario, backend: backend.name, runs: [], notApplicable: na });
+    if (!na) for (let i = 0; i < runs; i++) jobs.push({ scenario: scenario.name, backend: backend.name, seed: seed + i });
   }
+}
+const cellOf = (r: RunResult) => cells.find((c) => c.scenario.name === r.scenario && c.backend === r.backend);
+const jobKey = (j: { scenario: string; backend: string; seed: number }) => `${j.scenario}/${j.backend}/${j.seed}`;
+
+// A results file makes a long profile resumable: runs already in it are not run again.
+const done = new Set<string>();
+if (values.out && existsSync(values.out)) {
+  if (!values.seed) fail(`${values.out} exists: pass the --seed it was made with to resume it, or choose another --out`);
+  for (const line of readFileSync(values.out, "utf8").split("\n")) {
+    if (!line.trim()) continue;
+    const r = JSON.parse(line) as RunResult;
+    if (!jobs.some((j) => jobKey(j) === jobKey(r)) || done.has(jobKey(r))) continue;
+    done.add(jobKey(r));
+    (cellOf(r)!.runs as RunResult[]).push(r);
+  }
+  log(`chaos: ${done.size} run(s) already in ${values.out}; ${jobs.length - done.size} to go`);
+}
+const todo = jobs.filter((j) => !done.has(jobKey(j)));
+
+let finished = 0;
+function record(r: RunResult, worker: string): void {
+  (cellOf(r)!.runs as RunResult[]).push(r);
+  if (values.out) appendFileSync(values.out, `${JSON.stringify(r)}\n`);
+  finished++;
+  const verdict = r.error ? "ERROR" : r.violations || r.falsePromotions || r.missedFailover ? "FAIL" : "ok";
+  const elapsed = performance.now() - started;
+  const eta = Math.round(((elapsed / finished) * (todo.length - finished)) / 60_000);
+  log(`chaos:${worker} [${finished}/${todo.length}, ~${eta} min left] ${r.scenario} ${r.backend} seed ${r.seed}: ${verdict}` +
+    ` (failover ${r.failoverMs === null ? "-" : Math.round(r.failoverMs)} ms, overlaps ${r.report.overlaps}, ${r.phases}; ${r.dir})`);
+}
+
+if (workers === 1) {
+  for (const j of todo) record(await runOnce(SCENARIOS.find((s) => s.name === j.scenario)!, BACKENDS[j.backend], j.seed, log), "");
+} else {
+  // Each worker takes the next run when it finishes one, so long and short scenarios even out.
+  const queue = [...todo];
+  await Promise.all(
+    Array.from({ length: Math.min(workers, todo.length) }, (_, w) =>
+      new Promise<void>((resolve, reject) => {
+        const child = fork(fileURLToPath(new URL("./worker.ts", import.meta.url)), { env: { ...process.env, MC_CHAOS_WORKER: String(w + 1) } });
+        const next = () => {
+          const job = queue.shift();
+          child.send(job ? ({ kind: "run", job } satisfies ToWorker) : ({ kind: "stop" } satisfies ToWorker));
+        };
+        child.on("message", (m: FromWorker) => {
+          if (m.kind === "result") record(m.result, ` w${w + 1}`);
+          next();
+        });
+        child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`chaos worker ${w + 1} exited with ${code}`))));
+      }),
+    ),
+  );
 }
 
 process.stdout.write(`\n${renderTable(cells)}\n\n`);
-process.stdout.write(`seed ${seed}; ${Math.round((performance.now() - started) / 1000)} s; bound = failover_bound_ms from GET /v1/health\n`);
+process.stdout.write(`seed ${seed}; ${Math.round((performance.now() - started) / 1000)} s; ${workers} worker(s); bound = failover_bound_ms from GET /v1/health\n`);
 process.exit(cells.some(failed) ? 1 : 0);
