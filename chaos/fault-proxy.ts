@@ -1,3 +1,4 @@
+import { readFileSync, readdirSync, readlinkSync } from "node:fs";
 import net from "node:net";
 
 /**
@@ -22,12 +23,12 @@ class Lane {
   private last = 0;
 
   constructor(
-    private readonly proxy: FaultProxy,
+    private readonly mode: () => ProxyMode,
     private readonly out: () => net.Socket | null,
   ) {}
 
   push(chunk: Buffer | null): void {
-    const mode = this.proxy.mode;
+    const mode = this.mode();
     const now = performance.now();
     // Held items (blackhole) get released when the mode changes; `Infinity` keeps them queued.
     const at = mode.kind === "blackhole" ? Infinity : Math.max(now + (mode.kind === "delay" ? mode.delayMs : 0), this.last);
@@ -39,7 +40,7 @@ class Lane {
   /** Re-times held items after a mode change and releases what is due. */
   retime(): void {
     const now = performance.now();
-    const mode = this.proxy.mode;
+    const mode = this.mode();
     if (mode.kind === "blackhole") return;
     for (let i = 0; i < this.queue.length; i++) {
       const item = this.queue[i]!;
@@ -80,22 +81,75 @@ class Lane {
 
 interface Pair {
   readonly client: net.Socket;
+  /** The inode of the dialer's socket (null if it was gone before the proxy looked). */
+  readonly inode: string | null;
+  /** This connection's own mode (set by source), or null to follow the proxy's mode. */
+  mode: ProxyMode | null;
   upstream: net.Socket | null;
   readonly up: Lane;
   readonly down: Lane;
+}
+
+/** Hex `addr:port` of 127.0.0.1:`port` as /proc/net/tcp prints it (and as tcp6 prints a v4-mapped address). */
+const procAddrs = (port: number) => {
+  const p = port.toString(16).toUpperCase().padStart(4, "0");
+  return [`0100007F:${p}`, `0000000000000000FFFF00000100007F:${p}`];
+};
+
+/**
+ * The inode of the loopback socket bound to `localPort` and connected to `remotePort`: the dialer's
+ * end of a connection this proxy accepted. Both ports are matched because Linux may give the same
+ * ephemeral port to connections towards different destinations.
+ */
+function socketInode(localPort: number, remotePort: number): string | null {
+  const local = procAddrs(localPort);
+  const remote = procAddrs(remotePort);
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of readFileSync(table, "utf8").split("\n")) {
+      const f = line.trim().split(/\s+/);
+      if (local.includes(f[1]!) && remote.includes(f[2]!)) return f[9] ?? null;
+    }
+  }
+  return null;
+}
+
+/** The socket inodes `pid` holds open (empty if the process is gone). */
+function socketsOf(pid: number): Set<string> {
+  const inodes = new Set<string>();
+  const dir = `/proc/${pid}/fd`;
+  let fds: string[];
+  try {
+    fds = readdirSync(dir);
+  } catch {
+    return inodes;
+  }
+  for (const fd of fds) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`${dir}/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch {
+      // closed while listing
+    }
+  }
+  return inodes;
 }
 
 /**
  * A TCP fault proxy on loopback: listens on its own port and relays each connection to `target`.
  * Placed on a link (a node's store connection, or in front of a coreapp's listener) it injects the
  * faults of a network: blackhole, delay, reset of every connection, refusal of new connections.
+ * A mode can also be applied only to the connections dialled by given processes (`set(mode, { from })`),
+ * which cuts one party off a shared listener: the proxy finds each connection's owner through /proc.
  * Counts what it injected so the harness can report it.
  */
 export class FaultProxy {
+  /** The mode of every connection that has no mode of its own (see `set`). */
   mode: ProxyMode = { kind: "pass" };
   /** Faults injected so far (mode changes away from pass, resets, refusals). */
   faults = 0;
   private readonly pairs = new Set<Pair>();
+  /** Modes by dialling process, for connections accepted later (connections already open are tagged by `set`). */
+  private readonly bySource = new Map<number, ProxyMode>();
   private server: net.Server | null = null;
   private ownPort = 0;
 
@@ -122,16 +176,23 @@ export class FaultProxy {
     this.server = server;
   }
 
-  /** Switches mode; held bytes are released (in order) when the new mode lets them through. */
-  set(mode: ProxyMode): void {
+  /**
+   * Switches mode; held bytes are released (in order) when the new mode lets them through.
+   * Without `from`, for every connection (and per-process modes are forgotten). With `from`, only for
+   * connections dialled by one of those pids — already open ones (a keep-alive pool) and later ones;
+   * every other connection keeps its mode (one whose dialler was not found follows `mode`).
+   */
+  set(mode: ProxyMode, opts?: { readonly from: readonly number[] }): void {
     if (mode.kind !== "pass") this.faults++;
-    const wasHole = this.mode.kind === "blackhole";
-    this.mode = mode;
-    for (const p of this.pairs) {
-      if (wasHole && mode.kind !== "blackhole" && !p.upstream) this.connectUpstream(p);
-      p.up.retime();
-      p.down.retime();
+    if (!opts) {
+      this.mode = mode;
+      this.bySource.clear();
+      for (const p of this.pairs) this.apply(p, null);
+      return;
     }
+    const owned = new Set(opts.from.flatMap((pid) => [...socketsOf(pid)]));
+    for (const pid of opts.from) this.bySource.set(pid, mode);
+    for (const p of this.pairs) if (p.inode !== null && owned.has(p.inode)) this.apply(p, mode);
   }
 
   /** Resets (RST) every open connection, both sides. The mode is unchanged. */
@@ -143,7 +204,10 @@ export class FaultProxy {
   /** Stops accepting: new connections are refused by the kernel (ECONNREFUSED). Existing ones go on. */
   async refuse(): Promise<void> {
     this.faults++;
-    await this.closeListener();
+    // Not awaited: `server.close` calls back only once every accepted connection has ended, and
+    // these are meant to go on. The listening socket itself is closed at once.
+    this.server?.close();
+    this.server = null;
   }
 
   /** Accepts again on the same port after `refuse()`. */
@@ -154,21 +218,45 @@ export class FaultProxy {
   /** Closes the listener and every connection. */
   async close(): Promise<void> {
     for (const p of [...this.pairs]) this.drop(p, false);
-    await this.closeListener();
-  }
-
-  private async closeListener(): Promise<void> {
     const server = this.server;
     this.server = null;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
+  /** The mode `pair`'s bytes follow. */
+  private modeOf(pair: Pair): ProxyMode {
+    return pair.mode ?? this.mode;
+  }
+
+  /** Gives `pair` its own mode (null: the proxy's), connecting and releasing what the new mode lets through. */
+  private apply(pair: Pair, mode: ProxyMode | null): void {
+    pair.mode = mode;
+    if (this.modeOf(pair).kind !== "blackhole" && !pair.upstream) this.connectUpstream(pair);
+    pair.up.retime();
+    pair.down.retime();
+  }
+
+  /**
+   * The mode a new connection gets from `bySource`, or null. Synchronous, before any of its bytes
+   * can be forwarded: the dialler's socket is found by port in /proc/net/tcp*, then among the
+   * sockets of the pids that have a mode of their own.
+   */
+  private sourceMode(inode: string | null): ProxyMode | null {
+    if (inode === null) return null;
+    for (const [pid, mode] of this.bySource) if (socketsOf(pid).has(inode)) return mode;
+    return null;
+  }
+
   private accept(client: net.Socket): void {
+    // Every connection is tagged, since pooled ones opened before a cut must be found when it starts.
+    const inode = socketInode(client.remotePort!, this.ownPort);
     const pair: Pair = {
       client,
+      inode,
+      mode: this.sourceMode(inode),
       upstream: null,
-      up: new Lane(this, () => pair.upstream),
-      down: new Lane(this, () => pair.client),
+      up: new Lane(() => this.modeOf(pair), () => pair.upstream),
+      down: new Lane(() => this.modeOf(pair), () => pair.client),
     };
     this.pairs.add(pair);
     client.setNoDelay(true);
@@ -177,7 +265,7 @@ export class FaultProxy {
     client.on("error", () => {});
     client.on("close", () => this.drop(pair, false));
     // A connection that arrives during a blackhole waits, like a SYN retransmitted until the route heals.
-    if (this.mode.kind !== "blackhole") this.connectUpstream(pair);
+    if (this.modeOf(pair).kind !== "blackhole") this.connectUpstream(pair);
   }
 
   private connectUpstream(pair: Pair): void {
