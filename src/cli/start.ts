@@ -5,8 +5,9 @@ import type { Role } from "../config/schema.js";
 import type { CoreappApplication } from "../core/coreapp/application.js";
 import { ConfigError } from "../core/errors.js";
 import { createEchoApp } from "../example/echo-app.js";
+import { Coreapp } from "../nodes/coreapp.js";
 import { createNode } from "../nodes/compose.js";
-import { watchdogDeadlineMs } from "../watchdog/deadline.js";
+import { watchdogDeadlineMs, watchdogTenureGraceMs } from "../watchdog/deadline.js";
 import { petWatchdogIfSupervised } from "../watchdog/pet.js";
 import { superviseWithWatchdog } from "../watchdog/supervisor.js";
 
@@ -30,8 +31,9 @@ export async function startCommand(o: StartOptions): Promise<void> {
   if (o.watchdog && !process.send) {
     const deadlineMs = o.watchdogDeadline ?? watchdogDeadlineMs(config.settings);
     const log = (line: string) => process.stderr.write(`multiconnect: ${line}\n`);
-    log(`watchdog: supervising ${o.name ?? config.node.name ?? "node"} with a ${deadlineMs} ms deadline`);
-    process.exit(await superviseWithWatchdog({ argv: process.argv.slice(1), deadlineMs, log }));
+    const tenureGraceMs = watchdogTenureGraceMs(config.settings);
+    log(`watchdog: supervising ${o.name ?? config.node.name ?? "node"} with a ${deadlineMs} ms deadline and a ${tenureGraceMs} ms tenure grace`);
+    process.exit(await superviseWithWatchdog({ argv: process.argv.slice(1), deadlineMs, tenureGraceMs, log }));
   }
   const role = o.role ?? config.node.role;
   const name = o.name ?? config.node.name ?? role ?? "node";
@@ -52,7 +54,8 @@ export async function startCommand(o: StartOptions): Promise<void> {
   await node.start();
   // Armed only now: loading drivers (etcd's protobuf parsing) blocks the event loop for longer than a
   // deadline, and a node that has not started holds no shard.
-  petWatchdogIfSupervised();
+  const petNow = petWatchdogIfSupervised(node instanceof Coreapp ? node : undefined);
+  if (petNow && node instanceof Coreapp) node.on("owner", (e) => e.type === "demoted" && petNow());
   process.stderr.write(`multiconnect: ${name} (${node.id}) started as ${role}\n`);
 }
 

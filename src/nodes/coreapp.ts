@@ -54,6 +54,11 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     return this.owner.state();
   }
 
+  /** See `ShardOwner.tenureRemainingMs`: what the watchdog enforces (src/watchdog). */
+  tenureRemainingMs(): number | null {
+    return this.owner.tenureRemainingMs();
+  }
+
   async start(): Promise<void> {
     const { store, transport, clock, timing, log } = this.deps;
     const signal = this.stop$.signal;

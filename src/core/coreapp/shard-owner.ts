@@ -92,6 +92,17 @@ export class ShardOwner {
     return { shard: t.shard, epoch: t.epoch, serving: this.serves(t.shard, t.epoch) };
   }
 
+  /**
+   * While a tenure is open — from taking the shard's lease until `onDemote` has returned — the
+   * milliseconds left before the lease's local deadline (≤ 0 once it passed); null with no tenure.
+   * Past that deadline the store may expire the lease and another coreapp may be promoted, so by
+   * then the tenure must be closed; a process that cannot close it (frozen) is what the watchdog
+   * kills (src/watchdog).
+   */
+  tenureRemainingMs(): number | null {
+    return this.tenure ? Math.max(0, this.tenure.holder.remainingMs) : null;
+  }
+
   /** True if this coreapp may answer a request for `shard` stamped `epoch` right now. */
   serves(shard: number, epoch: number): boolean {
     const t = this.tenure;
@@ -220,10 +231,11 @@ export class ShardOwner {
     } catch (error) {
       this.log.error({ shard: t.shard, err: String(error) }, "onDemote failed");
     }
+    // Stopped acting: say so before the release, which may wait on an unreachable store.
     this.tenure = null;
-    await t.holder.release();
     this.log.info({ shard: t.shard, epoch: t.epoch, reason }, "demoted");
     this.onEvent({ type: "demoted", shard: t.shard, epoch: t.epoch, reason });
+    await t.holder.release();
   }
 }
 

@@ -1,0 +1,17 @@
+// A stand-in node for the watchdog tests (test/watchdog/supervisor.test.ts), run by the supervisor.
+// argv[2] is the behaviour:
+// - freeze: pets (no tenure) for 100 ms, then blocks its event loop for good;
+// - tenure-stuck: keeps petting with a tenure that ends 150 ms after start and never closes it;
+// - tenure-closes: the same tenure, but closes it (a pet with null) when it ends, then exits 0 at 600 ms.
+const mode = process.argv[2];
+const started = performance.now();
+const remaining = () => Math.max(0, 150 - (performance.now() - started));
+let open = mode !== "freeze";
+const pet = () => process.send({ type: "pet", tenureRemainingMs: open ? remaining() : null });
+pet();
+setInterval(pet, 20);
+if (mode === "freeze") setTimeout(() => { for (;;); }, 100);
+if (mode === "tenure-closes") {
+  setTimeout(() => { open = false; pet(); }, 150);
+  setTimeout(() => process.exit(0), 600);
+}

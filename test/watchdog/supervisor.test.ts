@@ -1,0 +1,37 @@
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { superviseWithWatchdog } from "../../src/watchdog/supervisor.js";
+
+const child = fileURLToPath(new URL("../support/watchdog-child.mjs", import.meta.url));
+
+/** Runs the stand-in child under the watchdog; resolves with the exit code and what the supervisor logged. */
+async function supervise(mode: string, deadlineMs: number, tenureGraceMs: number) {
+  const lines: string[] = [];
+  const t0 = performance.now();
+  const code = await superviseWithWatchdog({ argv: [child, mode], deadlineMs, tenureGraceMs, log: (l) => lines.push(l) });
+  return { code, ms: performance.now() - t0, lines };
+}
+
+describe("watchdog supervisor", () => {
+  it("kills a child whose event loop stops petting, and exits 70", async () => {
+    const r = await supervise("freeze", 300, 50);
+    expect(r.code).toBe(70);
+    expect(r.lines.join("\n")).toMatch(/missed its 300 ms deadline/);
+    expect(r.ms).toBeGreaterThanOrEqual(400); // 100 ms of pets, then the whole deadline
+  });
+
+  it("kills a child that still reports its shard tenure open after the tenure's deadline, though it keeps petting", async () => {
+    const r = await supervise("tenure-stuck", 5000, 50);
+    expect(r.code).toBe(70);
+    expect(r.lines.join("\n")).toMatch(/still in its shard tenure/);
+    // Not the pet deadline (5 s): the tenure's end (150 ms) plus the grace.
+    expect(r.ms).toBeGreaterThanOrEqual(200);
+    expect(r.ms).toBeLessThan(5000);
+  });
+
+  it("leaves alone a child that closes its tenure at the deadline and reports it", async () => {
+    const r = await supervise("tenure-closes", 5000, 50);
+    expect(r.lines).toEqual([]);
+    expect(r.code).toBe(0);
+  });
+});
