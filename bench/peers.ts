@@ -20,7 +20,8 @@ import { BenchCluster, type Settings } from "./support/cluster.js";
 import type { BenchProfile } from "./support/profiles.js";
 import { table, type Headline, type ItemReport } from "./support/report.js";
 import { ms, spreadMs, summarize, type Summary } from "./support/stats.js";
-import { benchStore, deleteEtcd, deleteRedis, namespace, SERVERS } from "./support/stores.js";
+import { deleteEtcdPrefix, deleteRedisKeys } from "../test/support/store-cleanup.js";
+import { benchStore, namespace, SERVERS } from "./support/stores.js";
 
 interface Interval {
   pid: string;
@@ -134,8 +135,8 @@ async function peerVariant(mode: "etcd" | "redis", p: BenchProfile, dir: string,
     return result;
   } finally {
     for (const c of candidates) await stopChild(c);
-    if (mode === "etcd") await deleteEtcd(`mc-bench/${ns}/`).catch(() => {});
-    else await deleteRedis("", `mc-bench:${ns}:*`).catch(() => {});
+    if (mode === "etcd") await deleteEtcdPrefix(SERVERS.etcd.split(","), `mc-bench/${ns}/`).catch(() => {});
+    else await deleteRedisKeys(SERVERS.redis, "", `mc-bench:${ns}:*`).catch(() => {});
   }
 }
 

@@ -1,11 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { Etcd3 } from "etcd3";
-import { Redis } from "ioredis";
-import mysql from "mysql2/promise";
-import pg from "pg";
 import type { StoreCapabilities } from "../../src/core/ports/store.js";
+import { deleteEtcdPrefix, deleteRedisKeys, dropTables } from "../../test/support/store-cleanup.js";
 
 /** The five real backends, in the order the report lists them. */
 export const BACKENDS = ["sqlite", "postgres", "mysql", "redis", "etcd"] as const;
@@ -50,69 +47,20 @@ export function benchStore(backend: Backend, dir: string): BenchStore {
     }
     case "postgres": {
       const prefix = `bench_${ns}_`;
-      return { backend, section: { backend, url: SERVERS.postgres, table_prefix: prefix }, cleanup: () => dropPostgres(prefix) };
+      return { backend, section: { backend, url: SERVERS.postgres, table_prefix: prefix }, cleanup: () => dropTables("postgres", SERVERS.postgres, prefix) };
     }
     case "mysql": {
       const prefix = `bench_${ns}_`;
-      return { backend, section: { backend, url: SERVERS.mysql, table_prefix: prefix }, cleanup: () => dropMysql(prefix) };
+      return { backend, section: { backend, url: SERVERS.mysql, table_prefix: prefix }, cleanup: () => dropTables("mysql", SERVERS.mysql, prefix) };
     }
     case "redis": {
       const prefix = `mc-bench:${ns}:`;
-      return { backend, section: { backend, url: SERVERS.redis, key_prefix: prefix }, cleanup: () => deleteRedis(prefix) };
+      return { backend, section: { backend, url: SERVERS.redis, key_prefix: prefix }, cleanup: () => deleteRedisKeys(SERVERS.redis, prefix) };
     }
     case "etcd": {
       const prefix = `mc-bench/${ns}/`;
-      return { backend, section: { backend, hosts: SERVERS.etcd, key_prefix: prefix }, cleanup: () => deleteEtcd(prefix) };
+      return { backend, section: { backend, hosts: SERVERS.etcd, key_prefix: prefix }, cleanup: () => deleteEtcdPrefix(SERVERS.etcd.split(","), prefix) };
     }
-  }
-}
-
-const TABLES = ["meta", "leases", "shards", "nodes"];
-
-async function dropPostgres(prefix: string): Promise<void> {
-  const client = new pg.Client({ connectionString: SERVERS.postgres, connectionTimeoutMillis: 5000 });
-  client.on("error", () => {});
-  await client.connect();
-  try {
-    await client.query(`DROP TABLE IF EXISTS ${TABLES.map((t) => `"${prefix}${t}"`).join(", ")}`);
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
-
-async function dropMysql(prefix: string): Promise<void> {
-  const conn = await mysql.createConnection({ uri: SERVERS.mysql, connectTimeout: 5000 });
-  try {
-    await conn.query(`DROP TABLE IF EXISTS ${TABLES.map((t) => `\`${prefix}${t}\``).join(", ")}`);
-  } finally {
-    await conn.end().catch(() => {});
-  }
-}
-
-/** Deletes the keys of one Redis namespace (`{prefix}...`, see the adapter's key layout) with SCAN, never FLUSH*. */
-export async function deleteRedis(prefix: string, pattern = `{${prefix}}*`): Promise<void> {
-  const client = new Redis(SERVERS.redis, { lazyConnect: true, maxRetriesPerRequest: 1, commandTimeout: 5000 });
-  client.on("error", () => {});
-  try {
-    await client.connect();
-    let cursor = "0";
-    do {
-      const [next, keys] = await client.scan(cursor, "MATCH", pattern, "COUNT", 1000);
-      if (keys.length > 0) await client.del(...keys);
-      cursor = next;
-    } while (cursor !== "0");
-  } finally {
-    client.disconnect();
-  }
-}
-
-/** Deletes every key under an etcd prefix. */
-export async function deleteEtcd(prefix: string): Promise<void> {
-  const client = new Etcd3({ hosts: SERVERS.etcd.split(",") });
-  try {
-    await client.delete().prefix(prefix);
-  } finally {
-    client.close();
   }
 }
 

@@ -4,6 +4,7 @@ import { EtcdStore, etcdCapabilities } from "../../src/adapters/etcd/index.js";
 import { ConfigError } from "../../src/core/errors.js";
 import { storeConformance } from "../conformance/store.suite.js";
 import { randomNamespace, refusedPort } from "../support/blackhole.js";
+import { deleteEtcdPrefix } from "../support/store-cleanup.js";
 
 /**
  * The conformance suite against a real etcd (MC_ETCD_HOSTS, default http://127.0.0.1:2379, which
@@ -30,17 +31,7 @@ async function unreachable(): Promise<string | null> {
 
 /** Deletes the prefixes the tests used, revoking their etcd leases so none lingers for a day. */
 async function cleanUp(): Promise<void> {
-  const client = new EtcdClient({ hosts, operationTimeoutMs: 5000, connectTimeoutMs: 5000 });
-  try {
-    for (const prefix of used) {
-      const kvs = await client.range(prefix, true, client.deadline());
-      const leases = new Set(kvs.map((kv) => kv.lease).filter((l) => l !== "0"));
-      await Promise.all([...leases].map((l) => client.revoke(l, client.deadline())));
-      await client.txn([], [{ delete: prefix, prefix: true }], [], client.deadline());
-    }
-  } finally {
-    client.close();
-  }
+  for (const prefix of used) await deleteEtcdPrefix(hosts, prefix);
 }
 
 const skip = process.env.MC_SKIP_ETCD === "1";

@@ -6,6 +6,7 @@ import { MASTER_LEASE } from "../../src/core/ports/leases.js";
 import type { Store } from "../../src/core/ports/store.js";
 import { storeConformance } from "../conformance/store.suite.js";
 import { randomNamespace } from "../support/blackhole.js";
+import { deleteRedisKeys } from "../support/store-cleanup.js";
 
 /**
  * The Redis adapter against the shared server (MC_REDIS_URL, default redis://127.0.0.1:6379).
@@ -34,21 +35,7 @@ if (unreachable) {
   it.skip(why, () => {});
 } else {
   afterAll(async () => {
-    const client = admin();
-    try {
-      for (const prefix of prefixes) {
-        const keys: string[] = [];
-        let cursor = "0";
-        do {
-          const [next, batch] = await client.scan(cursor, "MATCH", `{${prefix}}*`, "COUNT", 1000);
-          keys.push(...batch);
-          cursor = next;
-        } while (cursor !== "0");
-        if (keys.length > 0) await client.del(...keys);
-      }
-    } finally {
-      client.disconnect();
-    }
+    for (const prefix of prefixes) await deleteRedisKeys(url, prefix);
   });
 
   storeConformance("redis", {
