@@ -30,6 +30,8 @@ export interface RunResult {
   readonly dir: string;
   /** Where the run's time went (ms), for tuning the profiles. */
   readonly phases: string;
+  /** The git revision of the code under test (set by the runner; results files keep it). */
+  readonly revision?: string;
 }
 
 /** A small seeded PRNG (mulberry32): the same seed gives the same fault mix. */

@@ -64,6 +64,12 @@ function ensureFaketime(): string | null {
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const faketimeMissing = scenarios.some((s) => s.faketime) ? ensureFaketime() : null;
 const started = performance.now();
+/** The code a run exercised: HEAD, marked when the tree differs from it (kept with every result). */
+const revision = (() => {
+  const head = spawnSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).stdout.trim() || "unknown";
+  const dirty = spawnSync("git", ["status", "--porcelain", "--untracked-files=no", "src"], { encoding: "utf8" }).stdout.trim() !== "";
+  return dirty ? `${head}+changes` : head;
+})();
 log(`chaos: profile ${profile}, ${runs} run(s) per cell, seed ${seed}, ${workers} worker(s), ${cpus().length} cores, node ${process.version}`);
 log(`chaos: replay with: npm run chaos -- --profile ${profile} --backend ${values.backend} --scenario ${names.join(",")} --seed ${seed}${values.runs ? ` --runs ${runs}` : ""}`);
 
@@ -95,7 +101,8 @@ if (values.out && existsSync(values.out)) {
 const todo = jobs.filter((j) => !done.has(jobKey(j)));
 
 let finished = 0;
-function record(r: RunResult, worker: string): void {
+function record(run: RunResult, worker: string): void {
+  const r = { ...run, revision };
   (cellOf(r)!.runs as RunResult[]).push(r);
   if (values.out) appendFileSync(values.out, `${JSON.stringify(r)}\n`);
   finished++;
@@ -130,5 +137,8 @@ if (workers === 1) {
 }
 
 process.stdout.write(`\n${renderTable(cells)}\n\n`);
-process.stdout.write(`seed ${seed}; ${Math.round((performance.now() - started) / 1000)} s; ${workers} worker(s); bound = failover_bound_ms from GET /v1/health\n`);
+const revisions = new Map<string, number>();
+for (const r of cells.flatMap((c) => c.runs)) revisions.set(r.revision ?? "unknown", (revisions.get(r.revision ?? "unknown") ?? 0) + 1);
+process.stdout.write(`seed ${seed}; ${Math.round((performance.now() - started) / 1000)} s; ${workers} worker(s); ` +
+  `code: ${[...revisions].map(([rev, n]) => `${rev} (${n} runs)`).join(", ")}; bound = failover_bound_ms from GET /v1/health\n`);
 process.exit(cells.some(failed) ? 1 : 0);
