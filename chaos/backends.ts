@@ -11,11 +11,14 @@ export interface Endpoint {
 }
 
 /**
- * A store server of the harness's own (for the "store restarted" scenario): never the shared one,
- * which other people's tests use. `restart()` is kill -9 then start on the same port and data.
+ * A store server of the harness's own (for the "store restarted" and "store paused" scenarios):
+ * never the shared one, which other people's tests use. `kill9()` then `start()` restarts it on the
+ * same port and data.
  */
 export interface PrivateServer {
   readonly endpoint: Endpoint;
+  /** The server process's pid, null while it is not running (the pause scenarios SIGSTOP it). */
+  readonly pid: number | null;
   kill9(): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -67,6 +70,9 @@ function restartable(endpoint: Endpoint, what: string, cmd: string, args: string
   };
   return {
     endpoint,
+    get pid() {
+      return child?.pid ?? null;
+    },
     kill9: kill,
     stop: kill,
     async start() {

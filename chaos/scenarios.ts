@@ -57,6 +57,10 @@ const CUT_MS = 3500;
 
 const networked = (b: Backend) => (b.shared ? null : "no network link to the store (embedded)");
 
+/** The store pause scenarios SIGSTOP the store server: only one of the harness's own. */
+const pausable = (b: Backend) =>
+  !b.shared ? "embedded store: no server process to pause" : b.privateServer ? null : "shared server, not ours to pause (other sessions' tests use it)";
+
 function storeLinks(c: ChaosCluster): FaultProxy[] {
   return c.running().flatMap((n) => (n.storeProxy ? [n.storeProxy] : []));
 }
@@ -84,6 +88,16 @@ async function blackhole(ctx: RunContext, proxies: FaultProxy[], ms: number): Pr
   for (const p of proxies) p.set({ kind: "blackhole" });
   await sleep(ms);
   for (const p of proxies) p.set({ kind: "pass" });
+}
+
+/**
+ * Blackholes only the masters' connections to the primary coreapp (heartbeats): the webapp still
+ * reaches it through the same proxy, and its store link is untouched. Until `heal()`.
+ */
+function cutMastersFromPrimary(ctx: RunContext): { heal(): void } {
+  const inbound = primaryNode(ctx).inbound!;
+  inbound.set({ kind: "blackhole" }, { from: ctx.cluster.running("master").map((m) => m.child.pid!) });
+  return { heal: () => inbound.set({ kind: "pass" }) };
 }
 
 /** The scenarios, in the order the table prints them. */
@@ -157,10 +171,29 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: "masters-cut-primary",
-    summary: `every node's link to the primary coreapp blackholed for ${CUT_MS} ms (the store still sees it)`,
+    summary: `the masters' links to the primary coreapp blackholed for ${CUT_MS} ms (the store and the webapp still reach it)`,
     expect: "failover",
     async inject(ctx) {
-      await blackhole(ctx, [primaryNode(ctx).inbound!], CUT_MS);
+      const cut = cutMastersFromPrimary(ctx);
+      await sleep(CUT_MS);
+      cut.heal();
+    },
+  },
+  {
+    name: "webapp-stale-map",
+    // A failover is certain: the cut outlasts unhealthy_interval, so the heartbeat detector promotes a
+    // standby during it; the webapp serves from it once its store link heals. Until then it routes to
+    // the old primary with its stale map, which must refuse (the oracle counts any stale action).
+    summary: `the webapp's store link blackholed (its shard map goes stale) and the masters cut from the primary, ${CUT_MS} ms; failover served after the heal`,
+    expect: "failover",
+    notApplicable: networked,
+    async inject(ctx) {
+      const webappStore = ctx.cluster.node("webapp-1").storeProxy!;
+      webappStore.set({ kind: "blackhole" });
+      const cut = cutMastersFromPrimary(ctx);
+      await sleep(CUT_MS);
+      cut.heal();
+      webappStore.set({ kind: "pass" });
     },
   },
   {
@@ -218,6 +251,26 @@ export const SCENARIOS: Scenario[] = [
       await Promise.all(links.map((p) => p.refuse()));
       await sleep(1000);
       await Promise.all(links.map((p) => p.reopen()));
+    },
+  },
+  {
+    name: "store-pause-short",
+    summary: "the store server SIGSTOPped for 400 ms (shorter than the lease), then SIGCONT",
+    expect: "none",
+    privateStore: true,
+    notApplicable: pausable,
+    async inject(ctx) {
+      await pause(ctx, ctx.server!.pid!, 400, "store server");
+    },
+  },
+  {
+    name: "store-pause-long",
+    summary: "the store server SIGSTOPped for 3 s (longer than the lease), then SIGCONT",
+    expect: "any",
+    privateStore: true,
+    notApplicable: pausable,
+    async inject(ctx) {
+      await pause(ctx, ctx.server!.pid!, 3000, "store server");
     },
   },
   {
