@@ -154,11 +154,17 @@ export class ChaosCluster {
     }
   }
 
-  /** Waits until every shard has a connected primary and a primary master exists. */
+  /**
+   * Waits until every shard has a connected primary, a primary master exists and every running
+   * master is healthy (so the health API's failover bound is the one for this cluster's masters,
+   * not a momentary count while one of them has not written its liveness record yet).
+   */
   async waitReady(timeoutMs = 30_000): Promise<ClusterStatus> {
     return this.waitFor(async () => {
       const h = await this.health();
       if (!h?.primary_master) return null;
+      const masters = h.nodes.filter((n) => (n.role === "primary_master" || n.role === "secondary_master") && n.healthy);
+      if (masters.length < this.running("master").length) return null;
       const connected = h.nodes.filter((n) => n.gateway_status === "connected");
       return connected.length === h.shards.length && h.shards.every((s) => s.owner) ? h : null;
     }, timeoutMs);

@@ -54,6 +54,11 @@ export interface Scenario {
 const PAUSE_SHORT_MS = 500; // a third of unhealthy_interval and of the lease: below every threshold
 const PAUSE_LONG_MS = 3500; // past unhealthy_interval + lease TTL: a standby must take over
 const CUT_MS = 3500;
+// isolated-freeze: the last renewal went out at most one renew interval (500 ms) before the store
+// cut, so the local deadline (last renewal + TTL − margin = + 1350 ms) falls 850–1350 ms after it:
+// freezing 800 ms after the cut always freezes a process that still holds its tenure.
+const ISOLATE_STORE_AFTER_MS = 1000;
+const FREEZE_AFTER_MS = 800;
 
 const networked = (b: Backend) => (b.shared ? null : "no network link to the store (embedded)");
 
@@ -158,6 +163,27 @@ export const SCENARIOS: Scenario[] = [
     oracleMode: "fencing",
     async inject(ctx) {
       await pause(ctx, ctx.primary.pid, PAUSE_LONG_MS, "primary coreapp");
+    },
+  },
+  {
+    name: "isolated-freeze",
+    // The case the watchdog's pet deadline alone misses: renewals were already failing when the
+    // process froze, so its lease lapses sooner than (freeze + pet deadline). The masters lost the
+    // primary first, so a standby is promoted as soon as that lease lapses; only the tenure deadline
+    // (the lease's local deadline + half the margin) kills the frozen process before then.
+    summary: `the masters cut from the primary; ${ISOLATE_STORE_AFTER_MS} ms later its store link too; ${FREEZE_AFTER_MS} ms later it freezes for ${PAUSE_LONG_MS} ms (before its lease's local deadline); coreapps under --watchdog`,
+    expect: "failover",
+    watchdog: true,
+    notApplicable: networked,
+    async inject(ctx) {
+      const cut = cutMastersFromPrimary(ctx);
+      await sleep(ISOLATE_STORE_AFTER_MS);
+      const store = primaryNode(ctx).storeProxy!;
+      store.set({ kind: "blackhole" });
+      await sleep(FREEZE_AFTER_MS);
+      await pause(ctx, ctx.primary.pid, PAUSE_LONG_MS, "primary coreapp");
+      store.set({ kind: "pass" });
+      cut.heal();
     },
   },
   {
