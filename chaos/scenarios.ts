@@ -412,4 +412,4 @@ export const SCENARIOS: Scenario[] = [
 ];
 
 /** The scenarios the short profile runs on every backend in CI (about a minute per backend). */
-export const CI_SCENARIOS = ["kill9-primary", "pause-short", "pause-long", "store-cut-primary", "masters-cut-primary"];
+export const CI_SCENARIOS = ["kill9-primary", "pause-short", "pause-long", "isolated-freeze", "store-cut-primary", "masters-cut-primary"];
