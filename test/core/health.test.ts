@@ -5,7 +5,7 @@ import { deriveTiming, failoverBoundMs, DEFAULT_SETTINGS } from "../../src/core/
 
 const t = deriveTiming(DEFAULT_SETTINGS);
 const record = { id: "c1.a", name: "c1", role: "coreapp" as const, address: "h:1", meta: {}, ageMs: 1000 };
-const healthy: OwnerEvidence = { record, ownSilenceMs: 1000, secondarySilencesMs: [1000], notServingForMs: 0 };
+const healthy: OwnerEvidence = { record, ownSilenceMs: 1000, secondarySilencesMs: [1000], notServingForMs: 0, masterTenureMs: 600_000 };
 
 describe("judgeOwner()", () => {
   it("keeps an owner that answers and whose record is fresh", () => {
@@ -36,6 +36,17 @@ describe("judgeOwner()", () => {
 
   it("a missing record is unhealthy", () => {
     expect(judgeOwner({ ...healthy, record: null }, t).healthy).toBe(false);
+  });
+
+  it("a new primary master counts an old or missing record only after two db_heartbeat_intervals (the store may just be back)", () => {
+    const justElected = { ...healthy, masterTenureMs: 2 * t.dbHeartbeatIntervalMs - 1 };
+    expect(judgeOwner({ ...justElected, record: { ...record, ageMs: 120_001 } }, t).healthy).toBe(true);
+    expect(judgeOwner({ ...justElected, record: null }, t).healthy).toBe(true);
+    const settled = { ...healthy, masterTenureMs: 2 * t.dbHeartbeatIntervalMs };
+    expect(judgeOwner({ ...settled, record: { ...record, ageMs: 120_001 } }, t).healthy).toBe(false);
+    expect(judgeOwner({ ...settled, record: null }, t).healthy).toBe(false);
+    // The heartbeat detector is not delayed.
+    expect(judgeOwner({ ...justElected, ownSilenceMs: 30_000, secondarySilencesMs: [30_000] }, t).healthy).toBe(false);
   });
 });
 

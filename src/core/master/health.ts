@@ -11,13 +11,29 @@ export interface OwnerEvidence {
   readonly secondarySilencesMs: readonly number[];
   /** How long the owner has kept answering that it does not serve this assignment; 0 if it does. */
   readonly notServingForMs: number;
+  /** How long this master has been the primary master (since it acquired the master lease). */
+  readonly masterTenureMs: number;
+}
+
+/**
+ * How long a new primary master waits before the store detector's evidence counts: two
+ * `db_heartbeat_interval`s (one beat that may have come due while nobody could write, one to land).
+ * Why: a master is often elected right after the store came back from an outage (the old primary
+ * master lost its lease in it); then every record is old and some are missing (a Redis restart
+ * without persistence) because the *store* was away, not the nodes. Judging at once would replace
+ * healthy owners; waiting lets every live node write again. A crash that happened meanwhile is
+ * still found after the wait, or sooner by the heartbeat detector, which this does not delay.
+ */
+export function storeEvidenceAfterMs(t: Timing): number {
+  return 2 * t.dbHeartbeatIntervalMs;
 }
 
 export type Verdict = { readonly healthy: true } | { readonly healthy: false; readonly reason: string };
 
 /**
  * SPEC §2's two detectors, plus one rule of ours, as a pure function:
- * - store-based: the owner's liveness record is older than `db_unhealthy_interval`;
+ * - store-based: the owner's liveness record is older than `db_unhealthy_interval`, or missing —
+ *   counted once this master has been primary for `storeEvidenceAfterMs` (see there);
  * - heartbeat-based: the owner has not answered the primary master for `unhealthy_interval`, and
  *   at least `heartbeat_quorum − 1` secondary masters (default one) agree;
  * - the owner itself says it is not serving its assignment, continuously for
@@ -26,9 +42,11 @@ export type Verdict = { readonly healthy: true } | { readonly healthy: false; re
  *   application refused to start.
  */
 export function judgeOwner(e: OwnerEvidence, t: Timing): Verdict {
-  if (!e.record) return { healthy: false, reason: "no liveness record (the node left or was never registered)" };
-  if (e.record.ageMs > t.dbUnhealthyIntervalMs) {
-    return { healthy: false, reason: `store detector: liveness record ${Math.round(e.record.ageMs)} ms old` };
+  if (e.masterTenureMs >= storeEvidenceAfterMs(t)) {
+    if (!e.record) return { healthy: false, reason: "no liveness record (the node left or was never registered)" };
+    if (e.record.ageMs > t.dbUnhealthyIntervalMs) {
+      return { healthy: false, reason: `store detector: liveness record ${Math.round(e.record.ageMs)} ms old` };
+    }
   }
   const agreeing = e.secondarySilencesMs.filter((s) => s >= t.unhealthyIntervalMs).length;
   if (e.ownSilenceMs >= t.unhealthyIntervalMs && agreeing >= (t.heartbeatQuorum ?? 2) - 1) {

@@ -35,6 +35,8 @@ export class ShardManager {
   /** Per assignment (`shard:epoch`): since when its owner has been answering "not serving it". */
   private readonly notServingSince = new Map<string, number>();
   private readonly warned = new Set<string>();
+  /** When this master's current tenure as primary began (evidence.masterTenureMs). */
+  private tenureStart = 0;
 
   constructor(
     private readonly self: string,
@@ -50,6 +52,7 @@ export class ShardManager {
 
   /** Runs until the lease's tenure ends or `signal` aborts. */
   async run(lease: LeaseHolder, signal: AbortSignal): Promise<void> {
+    this.tenureStart = this.clock.now();
     const stop = AbortSignal.any([signal, abortOn(lease.lost)]);
     await this.reload(stop);
     let lastReload = this.clock.now();
@@ -199,6 +202,7 @@ export class ShardManager {
       ownSilenceMs: this.monitor.silenceMs(owner) ?? 0,
       secondarySilencesMs,
       notServingForMs: this.notServingFor(a),
+      masterTenureMs: this.clock.now() - this.tenureStart,
     };
   }
 
