@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, openSync } from "node:fs";
+import { mkdirSync, openSync, rmSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 import { freePort } from "../test/support/process-cluster.js";
@@ -58,7 +58,7 @@ async function waitAccepting(port: number, what: string, ms = 20_000): Promise<v
 }
 
 /** A child process the harness can kill -9 and start again with the same arguments. */
-function restartable(endpoint: Endpoint, what: string, cmd: string, args: string[], log: string): PrivateServer {
+function restartable(endpoint: Endpoint, what: string, cmd: string, args: string[], log: string, data?: string): PrivateServer {
   let child: ChildProcess | null = null;
   const kill = async () => {
     const c = child;
@@ -74,7 +74,11 @@ function restartable(endpoint: Endpoint, what: string, cmd: string, args: string
       return child?.pid ?? null;
     },
     kill9: kill,
-    stop: kill,
+    // The data directory goes with the server (etcd preallocates 64 MB of WAL per run); the log stays.
+    async stop() {
+      await kill();
+      if (data) rmSync(data, { recursive: true, force: true });
+    },
     async start() {
       const out = openSync(log, "a");
       child = spawn(cmd, args, { stdio: ["ignore", out, out] });
@@ -127,7 +131,7 @@ export const BACKENDS: Record<Backend["name"], Backend> = {
       const p = `http://127.0.0.1:${peer}`;
       const args = ["--name", "chaos", "--data-dir", data, "--listen-client-urls", c, "--advertise-client-urls", c,
         "--listen-peer-urls", p, "--initial-advertise-peer-urls", p, "--initial-cluster", `chaos=${p}`];
-      const s = restartable(local(client), "etcd", "etcd", args, join(dir, "etcd.log"));
+      const s = restartable(local(client), "etcd", "etcd", args, join(dir, "etcd.log"), data);
       await s.start();
       return s;
     },
