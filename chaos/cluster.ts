@@ -80,7 +80,9 @@ export class ChaosCluster {
   private loadDone: Promise<void> | null = null;
   private readonly secret = `chaos-${Math.random().toString(36).slice(2)}-secret-value`;
 
-  constructor(readonly o: ChaosClusterOptions) {}
+  constructor(readonly o: ChaosClusterOptions) {
+    live.add(this);
+  }
 
   async start(): Promise<void> {
     this.webappPort = await freePort();
@@ -238,6 +240,7 @@ export class ChaosCluster {
 
   /** Stops every node (SIGCONT + SIGTERM, then SIGKILL after 3 s) and closes the proxies. */
   async stop(extraPids: number[] = []): Promise<void> {
+    live.delete(this);
     await this.stopLoad();
     for (const p of this.nodes.flatMap((n) => [n.storeProxy, n.inbound])) p?.set({ kind: "pass" });
     const running = this.running();
@@ -256,6 +259,25 @@ export class ChaosCluster {
   /** Faults injected by every proxy so far. */
   proxyFaults(): number {
     return this.nodes.reduce((sum, n) => sum + (n.storeProxy?.faults ?? 0) + (n.inbound?.faults ?? 0), 0);
+  }
+}
+
+/** Every cluster not stopped yet (see `killClustersOnExit`). */
+const live = new Set<ChaosCluster>();
+
+/**
+ * Makes SIGINT and SIGTERM kill every node of every running cluster before this process exits: the
+ * nodes are ordinary children, and an interrupted runner would otherwise leave whole clusters
+ * running (and loading the machine) behind it. A supervised coreapp's child dies with its supervisor.
+ * `also` runs first (the runner passes the signal on to its worker processes).
+ */
+export function killClustersOnExit(also: () => void = () => {}): void {
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    process.once(sig, () => {
+      also();
+      for (const c of live) for (const n of c.nodes) n.child.kill("SIGKILL");
+      process.exit(130);
+    });
   }
 }
 

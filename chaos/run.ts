@@ -1,10 +1,10 @@
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
-import { fork, spawnSync } from "node:child_process";
+import { fork, spawnSync, type ChildProcess } from "node:child_process";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { BACKENDS, type Backend } from "./backends.js";
-import { CLI, FAKETIME_LIB } from "./cluster.js";
+import { CLI, FAKETIME_LIB, killClustersOnExit } from "./cluster.js";
 import { runOnce, type RunResult } from "./run-once.js";
 import { CI_SCENARIOS, SCENARIOS, type Scenario } from "./scenarios.js";
 import { failed, renderTable, type Cell } from "./table.js";
@@ -62,6 +62,10 @@ function ensureFaketime(): string | null {
 }
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
+const workerProcesses = new Set<ChildProcess>();
+killClustersOnExit(() => {
+  for (const w of workerProcesses) w.kill("SIGTERM");
+});
 const faketimeMissing = scenarios.some((s) => s.faketime) ? ensureFaketime() : null;
 const started = performance.now();
 /** The code a run exercised: HEAD, marked when the tree differs from it (kept with every result). */
@@ -122,6 +126,7 @@ if (workers === 1) {
     Array.from({ length: Math.min(workers, todo.length) }, (_, w) =>
       new Promise<void>((resolve, reject) => {
         const child = fork(fileURLToPath(new URL("./worker.ts", import.meta.url)), { env: { ...process.env, MC_CHAOS_WORKER: String(w + 1) } });
+        workerProcesses.add(child);
         const next = () => {
           const job = queue.shift();
           child.send(job ? ({ kind: "run", job } satisfies ToWorker) : ({ kind: "stop" } satisfies ToWorker));

@@ -1,4 +1,5 @@
 import { BACKENDS, type Backend } from "./backends.js";
+import { killClustersOnExit } from "./cluster.js";
 import { runOnce, type RunResult } from "./run-once.js";
 import { SCENARIOS } from "./scenarios.js";
 
@@ -20,6 +21,7 @@ const tag = `[w${process.env["MC_CHAOS_WORKER"] ?? "?"}]`;
 const log = (line: string) => process.stderr.write(`${tag} ${line}\n`);
 const send = (m: FromWorker) => process.send!(m);
 
+killClustersOnExit();
 process.on("message", (m: ToWorker) => {
   if (m.kind === "stop") process.exit(0);
   const { scenario, backend, seed } = m.job;
