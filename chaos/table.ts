@@ -30,6 +30,7 @@ export function renderTable(cells: Cell[]): string {
   const rows = cells.map((c) => {
     if (c.notApplicable) return [c.scenario.name, c.backend, "0", "", "", "", "", "", "", "", "", "", "", `n/a: ${c.notApplicable}`];
     const rs = c.runs;
+    if (rs.length === 0) return [c.scenario.name, c.backend, "0", "", "", "", "", "", "", "", "", "", "", "not run (yet)"];
     const sum = (f: (r: RunResult) => number) => rs.reduce((a, r) => a + f(r), 0);
     const times = rs.flatMap((r) => (r.failoverMs === null ? [] : [r.failoverMs]));
     const bound = Math.max(0, ...rs.map((r) => r.boundMs));
