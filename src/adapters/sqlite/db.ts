@@ -1,9 +1,13 @@
 import Database from "better-sqlite3";
 import { bootId, storeNowMs } from "./clock.js";
+import { StoreUnavailableError } from "../../core/errors.js";
 import { mapSqliteError } from "./errors.js";
 import { SCHEMA_VERSION, schemaSql } from "./schema.js";
 
 type Sql = Database.Database;
+
+/** How long opening and migrating wait for another process's lock (one-off steps at start). */
+const OPEN_BUSY_TIMEOUT_MS = 5000;
 
 /**
  * One SQLite database file shared by the processes of one machine (WAL mode). better-sqlite3 is
@@ -24,15 +28,32 @@ export class SqliteDb {
     this.sql = this.open();
   }
 
+  /**
+   * Opens a connection in WAL mode. The nodes of a machine start together, and switching a new file
+   * to WAL takes it for a moment to one connection: SQLite answers another connection that tries at
+   * the same moment SQLITE_BUSY *without* waiting when waiting could deadlock (two connections each
+   * holding a shared lock and wanting the exclusive one). So a busy open is retried, with a short
+   * jittered pause, for up to `OPEN_BUSY_TIMEOUT_MS`. Found by the chaos harness: about one sqlite
+   * cluster start in sixty had a node exit at start with SQLITE_BUSY.
+   */
   private open(): Sql {
-    try {
-      const sql = new Database(this.file);
-      sql.pragma("journal_mode = WAL");
-      sql.pragma("synchronous = NORMAL");
-      sql.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
-      return sql;
-    } catch (error) {
-      throw mapSqliteError(error, this.file);
+    const giveUp = performance.now() + OPEN_BUSY_TIMEOUT_MS;
+    for (;;) {
+      let sql: Sql | null = null;
+      try {
+        sql = new Database(this.file);
+        sql.pragma(`busy_timeout = ${OPEN_BUSY_TIMEOUT_MS}`);
+        sql.pragma("journal_mode = WAL");
+        sql.pragma("synchronous = NORMAL");
+        sql.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+        return sql;
+      } catch (error) {
+        sql?.close();
+        const mapped = mapSqliteError(error, this.file);
+        if (!(mapped instanceof StoreUnavailableError) || performance.now() > giveUp) throw mapped;
+        // Synchronous: this runs in a constructor at start, or once when a watch opens.
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5 + Math.random() * 20);
+      }
     }
   }
 
@@ -66,7 +87,7 @@ export class SqliteDb {
    */
   async migrate(): Promise<void> {
     const previousBusy = this.busyTimeoutMs;
-    this.sql.pragma("busy_timeout = 5000"); // several nodes may start at once; this is one-off
+    this.sql.pragma(`busy_timeout = ${OPEN_BUSY_TIMEOUT_MS}`); // several nodes may start at once; this is one-off
     try {
       this.guard(() => {
         this.sql.exec(schemaSql(this.p));
