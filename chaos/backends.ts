@@ -1,8 +1,10 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, openSync, rmSync } from "node:fs";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { chownSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync } from "node:fs";
 import net from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../test/support/process-cluster.js";
+import { signal } from "./cluster.js";
 
 /** Where a networked store listens. */
 export interface Endpoint {
@@ -17,7 +19,10 @@ export interface Endpoint {
  */
 export interface PrivateServer {
   readonly endpoint: Endpoint;
-  /** The server process's pid, null while it is not running (the pause scenarios SIGSTOP it). */
+  /**
+   * The server's process group as a negative pid (signal it to reach every process of the server,
+   * such as PostgreSQL's backends), null while it is not running. The pause scenarios SIGSTOP it.
+   */
   readonly pid: number | null;
   kill9(): Promise<void>;
   start(): Promise<void>;
@@ -57,34 +62,94 @@ async function waitAccepting(port: number, what: string, ms = 20_000): Promise<v
   throw new Error(`${what} on port ${port} did not start`);
 }
 
-/** A child process the harness can kill -9 and start again with the same arguments. */
-function restartable(endpoint: Endpoint, what: string, cmd: string, args: string[], log: string, data?: string): PrivateServer {
+/** How a private server runs: its command line, and where its data lives. */
+interface ServerSpec {
+  readonly cmd: string;
+  readonly args: readonly string[];
+  readonly log: string;
+  /** Removed with the server (the log stays, in the run's directory). */
+  readonly data?: string;
+  /** Run as this user (PostgreSQL refuses to run as root). */
+  readonly user?: { readonly uid: number; readonly gid: number };
+}
+
+/**
+ * A server the harness can kill -9 and start again with the same arguments. It runs in a process
+ * group of its own, and kill -9 and pauses hit the whole group: a store that crashes or stops takes
+ * all its processes with it (PostgreSQL's backends outlive a killed postmaster otherwise, and a new
+ * postmaster would refuse their shared memory).
+ */
+function restartable(endpoint: Endpoint, what: string, spec: ServerSpec): PrivateServer {
   let child: ChildProcess | null = null;
   const kill = async () => {
     const c = child;
     child = null;
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise((r) => c.once("exit", r));
-    c.kill("SIGKILL");
+    signal(-c.pid!, "SIGKILL");
     await exited;
+    await sleep(50); // let the group's other processes go before a restart binds the same port
   };
   return {
     endpoint,
     get pid() {
-      return child?.pid ?? null;
+      return child?.pid ? -child.pid : null;
     },
     kill9: kill,
-    // The data directory goes with the server (etcd preallocates 64 MB of WAL per run); the log stays.
     async stop() {
       await kill();
-      if (data) rmSync(data, { recursive: true, force: true });
+      if (spec.data) rmSync(spec.data, { recursive: true, force: true });
     },
     async start() {
-      const out = openSync(log, "a");
-      child = spawn(cmd, args, { stdio: ["ignore", out, out] });
+      const out = openSync(spec.log, "a");
+      child = spawn(spec.cmd, [...spec.args], { stdio: ["ignore", out, out], detached: true, ...spec.user });
       await waitAccepting(endpoint.port, what);
     },
   };
+}
+
+/**
+ * A data directory for one run, copied from a template made once per machine with `make(dir)` (an
+ * initdb takes seconds; a copy, a fraction of one). Concurrent runs may both make the template: the
+ * first rename wins and the other copy is dropped.
+ */
+function fromTemplate(name: string, make: (dir: string) => void, owner?: { uid: number; gid: number }): string {
+  const template = join(tmpdir(), `mc-chaos-template-${name}`);
+  if (!existsSync(template)) {
+    const fresh = mkdtempSync(join(tmpdir(), `mc-chaos-template-${name}-`));
+    if (owner) chownSync(fresh, owner.uid, owner.gid);
+    make(fresh);
+    try {
+      renameSync(fresh, template);
+    } catch {
+      rmSync(fresh, { recursive: true, force: true });
+    }
+  }
+  const dir = mkdtempSync(join(tmpdir(), `mc-chaos-${name}-`));
+  const copy = spawnSync("cp", ["-a", `${template}/.`, dir]);
+  if (copy.status !== 0) throw new Error(`copying the ${name} template failed: ${copy.stderr}`);
+  if (owner) chownSync(dir, owner.uid, owner.gid);
+  return dir;
+}
+
+/** Runs a setup command, throwing with its output when it fails. */
+function run(cmd: string, args: string[], options: { input?: string; uid?: number; gid?: number } = {}): void {
+  const r = spawnSync(cmd, args, { encoding: "utf8", ...options });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.error?.message ?? ""}${r.stderr}${r.stdout}`);
+}
+
+/** PostgreSQL's server binaries (Debian keeps them out of PATH, one directory per major version). */
+function postgresBin(tool: string): string {
+  const versions = existsSync("/usr/lib/postgresql") ? readdirSync("/usr/lib/postgresql").sort() : [];
+  if (versions.length === 0) throw new Error("PostgreSQL's server binaries are not installed (/usr/lib/postgresql)");
+  return join("/usr/lib/postgresql", versions.at(-1)!, "bin", tool);
+}
+
+function postgresUser(): { uid: number; gid: number } {
+  const id = (flag: string) => Number(spawnSync("id", [flag, "postgres"], { encoding: "utf8" }).stdout.trim());
+  const user = { uid: id("-u"), gid: id("-g") };
+  if (!Number.isInteger(user.uid) || !Number.isInteger(user.gid)) throw new Error("no postgres system user to run a private PostgreSQL as");
+  return user;
 }
 
 const local = (port: number): Endpoint => ({ host: "127.0.0.1", port });
@@ -100,11 +165,38 @@ export const BACKENDS: Record<Backend["name"], Backend> = {
     name: "postgres",
     shared: local(5432),
     store: (ns, via) => ({ backend: "postgres", host: via!.host, port: via!.port, user: "postgres", database: "test", table_prefix: ns }),
+    async privateServer(dir) {
+      const port = await freePort();
+      const user = postgresUser();
+      const data = fromTemplate("postgres", (d) => {
+        run(postgresBin("initdb"), ["-D", d, "--auth=trust", "-U", "postgres", "--no-sync", "-E", "UTF8"], user);
+        run(postgresBin("postgres"), ["--single", "-D", d, "postgres"], { ...user, input: "CREATE DATABASE test;\n" });
+      }, user);
+      // fsync off: a killed server process loses nothing the kernel already has, and runs start faster.
+      const args = ["-D", data, "-p", String(port), "-k", data, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+        "-c", "max_connections=200", "-c", "shared_buffers=16MB"];
+      const s = restartable(local(port), "postgres", { cmd: postgresBin("postgres"), args, log: join(dir, "postgres.log"), data, user });
+      await s.start();
+      return s;
+    },
   },
   mysql: {
     name: "mysql",
     shared: local(3306),
     store: (ns, via) => ({ backend: "mysql", host: via!.host, port: via!.port, user: "root", database: "test", table_prefix: ns }),
+    async privateServer(dir) {
+      const port = await freePort();
+      const innodb = ["--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M"];
+      const data = fromTemplate("mariadb", (d) =>
+        run("mariadb-install-db", ["--no-defaults", `--datadir=${d}`, "--user=root", "--auth-root-authentication-method=normal", ...innodb]),
+      );
+      // No grant tables: root without a password from 127.0.0.1, as on the shared server.
+      const args = ["--no-defaults", `--datadir=${data}`, `--port=${port}`, "--bind-address=127.0.0.1", `--socket=${join(data, "mysqld.sock")}`,
+        `--pid-file=${join(data, "mysqld.pid")}`, "--user=root", "--skip-grant-tables", "--skip-name-resolve", "--skip-log-bin", ...innodb];
+      const s = restartable(local(port), "mariadbd", { cmd: "mariadbd", args, log: join(dir, "mariadb.log"), data });
+      await s.start();
+      return s;
+    },
   },
   redis: {
     name: "redis",
@@ -114,7 +206,7 @@ export const BACKENDS: Record<Backend["name"], Backend> = {
       const port = await freePort();
       // Like the shared server: nothing kept on disk, so a restart loses every key (the hard case).
       const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir];
-      const s = restartable(local(port), "redis-server", "redis-server", args, join(dir, "redis.log"));
+      const s = restartable(local(port), "redis-server", { cmd: "redis-server", args, log: join(dir, "redis.log") });
       await s.start();
       return s;
     },
@@ -131,7 +223,8 @@ export const BACKENDS: Record<Backend["name"], Backend> = {
       const p = `http://127.0.0.1:${peer}`;
       const args = ["--name", "chaos", "--data-dir", data, "--listen-client-urls", c, "--advertise-client-urls", c,
         "--listen-peer-urls", p, "--initial-advertise-peer-urls", p, "--initial-cluster", `chaos=${p}`];
-      const s = restartable(local(client), "etcd", "etcd", args, join(dir, "etcd.log"), data);
+      // The data directory goes with the server (etcd preallocates 64 MB of WAL per run).
+      const s = restartable(local(client), "etcd", { cmd: "etcd", args, log: join(dir, "etcd.log"), data });
       await s.start();
       return s;
     },

@@ -63,8 +63,8 @@ const FREEZE_AFTER_MS = 800;
 const networked = (b: Backend) => (b.shared ? null : "no network link to the store (embedded)");
 
 /** The store pause scenarios SIGSTOP the store server: only one of the harness's own. */
-const pausable = (b: Backend) =>
-  !b.shared ? "embedded store: no server process to pause" : b.privateServer ? null : "shared server, not ours to pause (other sessions' tests use it)";
+/** Store-process faults need a server of the harness's own (chaos/backends.ts). */
+const ownServer = (b: Backend) => (!b.shared ? "embedded store: no server process" : b.privateServer ? null : "no private server of this backend");
 
 function storeLinks(c: ChaosCluster): FaultProxy[] {
   return c.running().flatMap((n) => (n.storeProxy ? [n.storeProxy] : []));
@@ -260,18 +260,23 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: "store-restart",
-    summary: "the store killed (-9) and restarted; for the shared SQL servers: every connection reset and refused for 1 s",
+    summary: "the store's server (a private one) killed with -9, every process of it, and restarted 500 ms later on the same data",
     expect: "any",
     privateStore: true,
+    notApplicable: ownServer,
+    async inject(ctx) {
+      ctx.fault("kill -9 store");
+      await ctx.server!.kill9();
+      await sleep(500);
+      await ctx.server!.start();
+    },
+  },
+  {
+    name: "store-reset",
+    summary: "every store connection reset (TCP RST), and new ones refused for 1 s (shorter than the lease)",
+    expect: "none",
     notApplicable: networked,
     async inject(ctx) {
-      if (ctx.server) {
-        ctx.fault("kill -9 store");
-        await ctx.server.kill9();
-        await sleep(500);
-        await ctx.server.start();
-        return;
-      }
       const links = storeLinks(ctx.cluster);
       for (const p of links) p.resetAll();
       await Promise.all(links.map((p) => p.refuse()));
@@ -284,7 +289,7 @@ export const SCENARIOS: Scenario[] = [
     summary: "the store server SIGSTOPped for 400 ms (shorter than the lease), then SIGCONT",
     expect: "none",
     privateStore: true,
-    notApplicable: pausable,
+    notApplicable: ownServer,
     async inject(ctx) {
       await pause(ctx, ctx.server!.pid!, 400, "store server");
     },
@@ -294,7 +299,7 @@ export const SCENARIOS: Scenario[] = [
     summary: "the store server SIGSTOPped for 3 s (longer than the lease), then SIGCONT",
     expect: "any",
     privateStore: true,
-    notApplicable: pausable,
+    notApplicable: ownServer,
     async inject(ctx) {
       await pause(ctx, ctx.server!.pid!, 3000, "store server");
     },
