@@ -95,10 +95,11 @@ const jobKey = (j: { scenario: string; backend: string; seed: number }) => `${j.
 const done = new Set<string>();
 if (values.out && existsSync(values.out)) {
   if (!values.seed) fail(`${values.out} exists: pass the --seed it was made with to resume it, or choose another --out`);
+  const wanted = new Set(jobs.map(jobKey));
   for (const line of readFileSync(values.out, "utf8").split("\n")) {
     if (!line.trim()) continue;
     const r = JSON.parse(line) as RunResult;
-    if (!jobs.some((j) => jobKey(j) === jobKey(r)) || done.has(jobKey(r))) continue;
+    if (!wanted.has(jobKey(r)) || done.has(jobKey(r))) continue;
     done.add(jobKey(r));
     (cellOf(r)!.runs as RunResult[]).push(r);
   }
