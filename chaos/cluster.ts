@@ -163,6 +163,8 @@ export class ChaosCluster {
    */
   async waitReady(timeoutMs = 30_000): Promise<ClusterStatus> {
     return this.waitFor(async () => {
+      const dead = this.nodes.find((n) => n.child.exitCode !== null || n.child.signalCode !== null);
+      if (dead) throw new NodeStartError(dead.name, this.lastLogLine(dead.name));
       const h = await this.health();
       if (!h?.primary_master) return null;
       const masters = h.nodes.filter((n) => (n.role === "primary_master" || n.role === "secondary_master") && n.healthy);
@@ -230,6 +232,11 @@ export class ChaosCluster {
     }
   }
 
+  private lastLogLine(name: string): string {
+    const lines = readFileSync(join(this.o.dir, `${name}.log`), "utf8").trim().split("\n");
+    return lines.at(-1) ?? "";
+  }
+
   /** The last lines of every node's log, for a failed run's report. */
   logs(lines = 20): string {
     return readdirSync(this.o.dir)
@@ -259,6 +266,19 @@ export class ChaosCluster {
   /** Faults injected by every proxy so far. */
   proxyFaults(): number {
     return this.nodes.reduce((sum, n) => sum + (n.storeProxy?.faults ?? 0) + (n.inbound?.faults ?? 0), 0);
+  }
+}
+
+/**
+ * A node exited before the cluster was ready: the run never had the cluster it meant to test (a
+ * port taken in the meantime, say). The runner starts such a run again rather than judge it.
+ */
+export class NodeStartError extends Error {
+  constructor(
+    readonly node: string,
+    readonly lastLine: string,
+  ) {
+    super(`${node} exited before the cluster was ready: ${lastLine}`);
   }
 }
 

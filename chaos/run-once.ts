@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Backend, PrivateServer } from "./backends.js";
-import { ChaosCluster, sleep } from "./cluster.js";
+import { ChaosCluster, NodeStartError, sleep } from "./cluster.js";
 import { dropNamespace } from "./namespace.js";
 import { monoNow, Oracle, type OracleReport } from "./oracle.js";
 import type { Primary, Scenario } from "./scenarios.js";
@@ -56,6 +56,21 @@ const FAILOVER_WAIT_MS = 15_000;
  * processes; load through the webapp during the whole run; the faults; then the oracle's verdict.
  */
 export async function runOnce(scenario: Scenario, backend: Backend, seed: number, log: (line: string) => void): Promise<RunResult> {
+  // A cluster that lost a node before it was ready is not the cluster the run meant to test: start
+  // the run again (twice at most) rather than judge the SDK by a harness accident. Said in `phases`.
+  const restarts: string[] = [];
+  for (;;) {
+    const r = await attempt(scenario, backend, seed, log);
+    if (!(r.error && r.nodeStartFailed) || restarts.length === 2) {
+      const { nodeStartFailed: _, ...result } = r;
+      return restarts.length ? { ...result, phases: `${result.phases}${result.phases ? ", " : ""}started again after: ${restarts.join("; ")}` } : result;
+    }
+    restarts.push(r.error);
+    log(`  ${scenario.name}/${backend.name} seed ${seed}: ${r.error}; starting the run again`);
+  }
+}
+
+async function attempt(scenario: Scenario, backend: Backend, seed: number, log: (line: string) => void): Promise<RunResult & { nodeStartFailed?: boolean }> {
   const dir = mkdtempSync(join(tmpdir(), `mc-chaos-${scenario.name}-${backend.name}-`));
   const ns = `x${seed.toString(36)}${Math.random().toString(36).slice(2, 7)}_`;
   const oracle = new Oracle(scenario.oracleMode ?? "strict");
@@ -156,6 +171,7 @@ export async function runOnce(scenario: Scenario, backend: Backend, seed: number
       violations: 0,
       error: message,
       phases: "",
+      nodeStartFailed: error instanceof NodeStartError,
     };
   } finally {
     await cluster?.stop(oracle.sessions.map((s) => s.pid));

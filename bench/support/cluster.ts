@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, openSync, closeSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import { join, resolve } from "node:path";
 import { stringify } from "yaml";
 import type { ClusterStatus } from "../../src/nodes/cluster-status.js";
+import { freePort } from "../../test/support/process-cluster.js";
 import { monoNow, sleep } from "./clock.js";
 import { JsonLog, type PinoLine } from "./logs.js";
 import type { BenchStore } from "./stores.js";
@@ -67,13 +67,7 @@ export interface BenchClusterOptions {
 }
 
 /** A free TCP port on the loopback interface. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
+export { freePort };
 
 /** Parses a duration as the config file writes it ("500ms", "3s") into milliseconds. */
 export function durationMs(text: string): number {
