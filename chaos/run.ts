@@ -70,9 +70,13 @@ killClustersOnExit(() => {
 });
 const faketimeMissing = scenarios.some((s) => s.faketime) ? ensureFaketime() : null;
 const started = performance.now();
-/** The code a run exercised: HEAD, marked when the tree differs from it (kept with every result). */
+/**
+ * The SDK code a run exercised (kept with every result): the last commit that changed src/, marked
+ * when src/ differs from it. Harness and docs commits do not change it, so a profile resumed after
+ * them still counts as one revision.
+ */
 const revision = (() => {
-  const head = spawnSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).stdout.trim() || "unknown";
+  const head = spawnSync("git", ["log", "-1", "--format=%h", "--", "src"], { encoding: "utf8" }).stdout.trim() || "unknown";
   const dirty = spawnSync("git", ["status", "--porcelain", "--untracked-files=no", "src"], { encoding: "utf8" }).stdout.trim() !== "";
   return dirty ? `${head}+changes` : head;
 })();
