@@ -30,6 +30,8 @@ export interface RunResult {
   readonly dir: string;
   /** Where the run's time went (ms), for tuning the profiles. */
   readonly phases: string;
+  /** Wall-clock start of the run, to match it with what else the machine was doing. */
+  readonly startedAt: string;
   /** The git revision of the code under test (set by the runner; results files keep it). */
   readonly revision?: string;
 }
@@ -80,7 +82,7 @@ async function attempt(scenario: Scenario, backend: Backend, seed: number, log: 
   let injected = 0;
   let firstFault: number | null = null;
   const notes: string[] = [];
-  const base = { scenario: scenario.name, backend: backend.name, seed, dir };
+  const base = { scenario: scenario.name, backend: backend.name, seed, dir, startedAt: new Date().toISOString() };
   try {
     if (scenario.privateStore && backend.privateServer) server = await backend.privateServer(dir);
     cluster = new ChaosCluster({
