@@ -268,7 +268,7 @@ export function failoverReport(sessions: FailoverSession[]): ItemReport {
     "",
     "Settings: **scaled defaults** = heartbeat 0.5 s, unhealthy 3 s, db_heartbeat 1 s, db_unhealthy 6 s (the store detector is",
     "kept behind the heartbeat detector, as with the product defaults 30 s / 120 s); **aggressive** = 0.1 s / 0.5 s with",
-    "db 0.25 s / 1.5 s. Lease TTL = min(unhealthy, db_unhealthy), raised to the store's minimum (etcd: 2 s, whole seconds).",
+    "db 0.25 s / 1.5 s. Lease TTL = min(unhealthy − heartbeat, db_unhealthy), raised to the store's minimum (etcd: 2 s, whole seconds).",
     "",
     "Anchors: the model product fails over in about `unhealthy_interval` (ratio ≈ 1.0); Kubernetes leader election's worst",
     "case is ≈ 1.13 × its lease; Patroni's ≈ 1.33 × its ttl.",

@@ -6,8 +6,8 @@ import net from "node:net";
  * protocol: newline-delimited JSON, one reply line per request line). It timestamps every open,
  * close and action on this process's monotonic clock and reports what a real upstream would punish:
  * two sessions of one shard open at the same time (the "ban"), actions stamped with an epoch older
- * than one already seen, epochs that go backwards or are reused by another node, actions outside a
- * session.
+ * than one already seen, epochs that go backwards or are used for a second session, actions outside
+ * a session.
  *
  * The kernel closes a killed process's sockets, so kill -9 ends a session; a SIGSTOPped process's
  * socket stays open, so a frozen primary's session lives on — exactly the hazard the watchdog exists for.
@@ -41,7 +41,10 @@ export interface OracleReport {
   readonly staleAccepted: number;
   /** The same, refused (fencing mode only; informative). */
   readonly staleRejected: number;
-  /** Opens whose epoch is lower than an earlier open's, or equal to another node's. */
+  /**
+   * Opens whose epoch is lower than an earlier open's, or equal to one (also the same node's: an
+   * upstream that wants a strictly higher fencing token for each new session refuses it).
+   */
   readonly epochRegressions: number;
   /** Actions on a connection with no open session, or for another shard/epoch than its session. */
   readonly outsideSession: number;
@@ -164,10 +167,9 @@ export class Oracle {
   private open(socket: net.Socket, t: number, shard: number, epoch: number, node: string, pid: number): void {
     const max = this.maxEpoch.get(shard) ?? 0;
     const owner = this.epochOwner.get(`${shard}:${epoch}`);
-    const regress = epoch < max || (owner !== undefined && owner !== node);
-    if (regress) {
+    if (epoch < max || owner !== undefined) {
       this.regressions++;
-      this.details.push(`epoch regression shard ${shard}: ${node} opened epoch ${epoch} after epoch ${max}${owner ? ` (epoch ${epoch} was ${owner}'s)` : ""}`);
+      this.details.push(`epoch regression shard ${shard}: ${node} opened epoch ${epoch} after epoch ${max}${owner ? ` (epoch ${epoch} was opened before by ${owner})` : ""}`);
     }
     if (this.mode === "fencing" && epoch < max) {
       this.staleRejected++;

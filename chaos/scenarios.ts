@@ -51,14 +51,14 @@ export interface Scenario {
   inject(ctx: RunContext): Promise<void>;
 }
 
-const PAUSE_SHORT_MS = 500; // a third of unhealthy_interval and of the lease: below every threshold
+const PAUSE_SHORT_MS = 500; // a third of unhealthy_interval, 70% of what the lease tolerates (TTL − margin − renew interval = 709 ms): below every threshold
 const PAUSE_LONG_MS = 3500; // past unhealthy_interval + lease TTL: a standby must take over
 const CUT_MS = 3500;
-// isolated-freeze: the last renewal went out at most one renew interval (500 ms) before the store
-// cut, so the local deadline (last renewal + TTL − margin = + 1350 ms) falls 850–1350 ms after it:
-// freezing 800 ms after the cut always freezes a process that still holds its tenure.
+// isolated-freeze: the last renewal went out at most one renew interval (416 ms) before the store
+// cut, so the local deadline (last renewal + TTL − margin = + 1125 ms) falls 709–1125 ms after it:
+// freezing 600 ms after the cut always freezes a process that still holds its tenure.
 const ISOLATE_STORE_AFTER_MS = 1000;
-const FREEZE_AFTER_MS = 800;
+const FREEZE_AFTER_MS = 600;
 
 const networked = (b: Backend) => (b.shared ? null : "no network link to the store (embedded)");
 
@@ -188,8 +188,11 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: "store-cut-primary",
+    // Bounded: the primary stops at its lease's deadline and says so in its heartbeat answers, so
+    // the primary master replaces it at once (src/core/timing.ts failoverBoundMs).
     summary: `the primary coreapp's store link blackholed for ${CUT_MS} ms, then healed`,
     expect: "failover",
+    bounded: true,
     notApplicable: networked,
     async inject(ctx) {
       await blackhole(ctx, [primaryNode(ctx).storeProxy!], CUT_MS);
@@ -199,6 +202,7 @@ export const SCENARIOS: Scenario[] = [
     name: "masters-cut-primary",
     summary: `the masters' links to the primary coreapp blackholed for ${CUT_MS} ms (the store and the webapp still reach it)`,
     expect: "failover",
+    bounded: true,
     async inject(ctx) {
       const cut = cutMastersFromPrimary(ctx);
       await sleep(CUT_MS);

@@ -4,8 +4,10 @@ import type { ShardAssignment, ShardMapWatch } from "./ports/shard-map.js";
 /**
  * The one implementation of `ShardMapStore.watch()` semantics that every adapter shares: on each
  * signal from the store's own mechanism (NOTIFY, pub/sub, etcd watch, a poll tick), and at least
- * every `resyncMs`, re-read the map and deliver the entries whose epoch grew. Adapters only supply
- * `read` and, if the store pushes, a way to be signalled; delivery order and de-duplication live here.
+ * every `resyncMs`, re-read the map and deliver the entries whose epoch grew, and a void entry
+ * (`owner: null` at the last epoch delivered) for each shard the store no longer has at all. Adapters
+ * only supply `read` and, if the store pushes, a way to be signalled; delivery order, de-duplication
+ * and loss detection live here.
  */
 export interface DiffingWatchOptions {
   read(): Promise<ShardAssignment[]>;
@@ -24,6 +26,8 @@ export interface DiffingWatchOptions {
 
 export async function startDiffingWatch(o: DiffingWatchOptions): Promise<ShardMapWatch> {
   const known = new Map<number, number>();
+  /** Shards whose entry the store lost, already delivered as void. */
+  const voided = new Set<number>();
   const stop = new AbortController();
   let wake = new AbortController();
   let pending = true;
@@ -42,7 +46,19 @@ export async function startDiffingWatch(o: DiffingWatchOptions): Promise<ShardMa
 
   const deliver = (entries: ShardAssignment[]) => {
     const changed = entries.filter((a) => (known.get(a.shard) ?? -1) < a.epoch);
-    for (const a of changed) known.set(a.shard, a.epoch);
+    for (const a of changed) {
+      known.set(a.shard, a.epoch);
+      voided.delete(a.shard);
+    }
+    // A store that lost its data (Redis without persistence, a restore) no longer has entries it
+    // had: the assignments in them are void. Say so, so that no reader keeps acting on a cached
+    // one — a coreapp must serve only while the store's map names it at its epoch (S1).
+    const present = new Set(entries.map((a) => a.shard));
+    for (const [shard, epoch] of known) {
+      if (present.has(shard) || voided.has(shard)) continue;
+      voided.add(shard);
+      changed.push({ shard, owner: null, epoch });
+    }
     if (changed.length > 0) o.onChange(changed);
   };
 

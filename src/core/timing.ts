@@ -34,10 +34,15 @@ export const DEFAULT_SETTINGS: ClusterSettings = {
 /** Derived timings. */
 export interface Timing extends ClusterSettings {
   /**
-   * TTL of the master lease and of each shard ownership lease = min(unhealthy, db_unhealthy).
-   * Why: a dead primary's ownership lease must have lapsed by the time either detector declares
-   * it unhealthy, so that promotion never waits on the lease after detection (L1), and a live
-   * primary cut off from the store must stop acting no later than detection (S4).
+   * TTL of the master lease and of each shard ownership lease =
+   * min(unhealthy − heartbeat, db_unhealthy). Why:
+   * - a dead primary's ownership lease must have lapsed by the time either detector declares it
+   *   unhealthy, so that promotion never waits on the lease after detection (L1);
+   * - a live primary cut off from the store (only) stops at its lease's local deadline, at most
+   *   ttl − margin after the cut, and says so in its next heartbeat answer, at most one
+   *   `heartbeat_interval` later; the primary master then replaces it at once. Keeping the ttl a
+   *   heartbeat interval below `unhealthy_interval` makes that path no slower than the heartbeat
+   *   detector, so one bound covers both (see `failoverBoundMs`).
    */
   readonly leaseTtlMs: number;
   /** Leases are renewed every ttl/3, so two renewals in a row may fail before the lease is at risk. */
@@ -106,7 +111,7 @@ export function validateSettings(s: ClusterSettings, keyPrefix = "settings"): vo
  */
 export function deriveTiming(s: ClusterSettings, store: StoreCapabilities = {}): Timing {
   validateSettings(s);
-  let leaseTtlMs = Math.max(Math.min(s.unhealthyIntervalMs, s.dbUnhealthyIntervalMs), store.minTtlMs ?? 0);
+  let leaseTtlMs = Math.max(Math.min(s.unhealthyIntervalMs - s.heartbeatIntervalMs, s.dbUnhealthyIntervalMs), store.minTtlMs ?? 0);
   if (store.ttlWholeSeconds) leaseTtlMs = Math.ceil(leaseTtlMs / 1000) * 1000;
   return {
     ...s,
@@ -121,22 +126,29 @@ export function deriveTiming(s: ClusterSettings, store: StoreCapabilities = {}):
 }
 
 /**
- * The failover bound of L1: the longest time from a primary coreapp's failure to a healthy
- * standby serving its shard, when nothing else fails.
- * - detection: `unhealthy_interval` when at least `heartbeat_quorum` masters run (heartbeat detector), else
- *   `db_unhealthy_interval` (store detector) — plus one evaluation tick, plus one liveness read
- *   period for the store detector, plus the store's age resolution (a secondary master's view is
- *   aged by its liveness record);
+ * The failover bound of L1: the longest time from a single fault of a primary coreapp — a crash,
+ * a freeze, a cut from the masters, from the store, or from everything — to a healthy standby
+ * serving its shard, when nothing else fails.
+ * - detection, the slowest path that applies:
+ *   - `unhealthy_interval` when at least `heartbeat_quorum` masters run (heartbeat detector), else
+ *     `db_unhealthy_interval` (store detector) — plus one evaluation tick, plus one liveness read
+ *     period for the store detector, plus the store's age resolution (a secondary master's view is
+ *     aged by its liveness record);
+ *   - a primary cut from the store only keeps answering heartbeats: it stops at its lease's local
+ *     deadline (≤ ttl − margin after the cut), says so in its next answer (≤ one heartbeat
+ *     interval) and is replaced at the next tick;
  * - the old owner's lease: lapsed by then when leaseTtl ≤ the detection window; otherwise (a store
  *   minimum such as etcd's 2 s) the wait is the lease TTL, plus how late the store acts on expiry;
  * - promotion: a compare-and-set, the new owner noticing it (notification or one poll), and an
  *   acquire: `promotionAllowanceMs` (default 250 ms, plus the store's poll interval if it polls).
  */
 export function failoverBoundMs(t: Timing, masters: number, store: StoreCapabilities = {}, promotionAllowanceMs = 250): number {
-  const detection =
+  const detectors =
     (masters >= (t.heartbeatQuorum ?? 2)
       ? Math.min(t.unhealthyIntervalMs + t.evaluateTickMs, t.dbUnhealthyIntervalMs + t.masterBeatIntervalMs)
       : t.dbUnhealthyIntervalMs + t.masterBeatIntervalMs) + (store.ageResolutionMs ?? 0);
+  const selfFenced = t.leaseTtlMs - t.safetyMarginMs + t.heartbeatIntervalMs + t.evaluateTickMs;
+  const detection = Math.max(detectors, selfFenced);
   const leaseLapse = t.leaseTtlMs + (store.expiryLagMs ?? 0);
   return Math.max(detection, leaseLapse) + promotionAllowanceMs + (store.pollIntervalMs ?? 0);
 }

@@ -66,7 +66,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     this.server = await transport.listen(this.id, this.identity.listenHost, this.identity.port, {
       heartbeat: () => {
         const s = this.owner.state();
-        return { id: this.id, shard: s.serving ? s.shard : null, epoch: s.serving ? s.epoch : null };
+        return { id: this.id, shard: s.serving ? s.shard : null, epoch: s.serving ? s.epoch : null, ended: s.ended };
       },
       forward: (_from, request) => this.forward(request),
     });

@@ -94,8 +94,16 @@ describe("HttpTransport", () => {
   it("heartbeat() returns the coreapp's reply and the handler sees the authenticated sender", async () => {
     const core = await coreapp();
     const master = transport({ nodeId: "master-1.abcd" });
-    await expect(master.heartbeat(core.peer, { master: "master-1.abcd" }, 2000)).resolves.toEqual({ id: core.self, shard: 0, epoch: 7 });
+    // A reply without `ended` (an SDK before that field) reads as null.
+    await expect(master.heartbeat(core.peer, { master: "master-1.abcd" }, 2000)).resolves.toEqual({ id: core.self, shard: 0, epoch: 7, ended: null });
     expect(core.heartbeat).toHaveBeenCalledWith("master-1.abcd", { master: "master-1.abcd" });
+  });
+
+  it("heartbeat() carries the assignment a coreapp gave up, its reason reduced to printable text", async () => {
+    const ended = { shard: 3, epoch: 9, reason: "lease lost\n\u0000", refused: false };
+    const core = await coreapp({ heartbeat: () => ({ id: "coreapp-1.abcd", shard: null, epoch: null, ended }) });
+    const reply = await transport({ nodeId: "master-1.abcd" }).heartbeat(core.peer, { master: "master-1.abcd" }, 2000);
+    expect(reply.ended).toEqual({ shard: 3, epoch: 9, reason: "lease lost??", refused: false });
   });
 
   it("forward() returns the coreapp's status, headers and body unchanged", async () => {

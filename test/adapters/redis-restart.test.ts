@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { RedisStore, type RedisOptions } from "../../src/adapters/redis/index.js";
 import { StoreConfigurationError, StoreUnavailableError } from "../../src/core/errors.js";
 import { MASTER_LEASE, shardLeaseName, type Lease } from "../../src/core/ports/leases.js";
+import type { ShardAssignment } from "../../src/core/ports/shard-map.js";
 import type { Store } from "../../src/core/ports/store.js";
 import { refusedPort } from "../support/blackhole.js";
 import { kill9, killPrivateRedises, startPrivateRedis } from "../support/private-redis.js";
@@ -79,6 +80,15 @@ async function once<T>(call: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Waits until `check()` holds; fails naming what it waited for after `timeoutMs`. */
+async function waitUntil(check: () => boolean, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`condition not reached within ${timeoutMs} ms: ${check.toString()}`);
+    await sleep(20);
+  }
+}
+
 /** A call's outcome as a value: its result, or the error it threw. */
 const settle = <T>(p: Promise<T>): Promise<T | unknown> => p.catch((e: unknown) => e);
 
@@ -135,6 +145,34 @@ describe.skipIf(missing)("redis: a private server without persistence", { timeou
     expect(assigned.ok && assigned.assignment.epoch).toBeGreaterThan(highest);
     // The deposed master's epoch no longer opens the shard map.
     expect(await a.shardMap.assign(1, 0, "c9", master)).toEqual({ ok: false, reason: "fenced" });
+  });
+
+  it("watch() delivers each shard the server lost as void (owner null), then the new assignment at a higher epoch", async () => {
+    const port = await refusedPort();
+    const server = await startPrivateRedis(port);
+    const a = open(port);
+    await a.migrate();
+    const master = await acquireSoon(a, MASTER_LEASE, "m1", ttlMs);
+    const first = await a.shardMap.assign(0, 0, "c1", master);
+    if (!first.ok) throw new Error("setup: assign failed");
+    const seen: ShardAssignment[] = [];
+    const watch = await a.shardMap.watch((changed) => seen.push(...changed));
+    try {
+      expect(seen).toEqual([first.assignment]);
+      await kill9(server);
+      await startPrivateRedis(port);
+      await waitUntil(() => seen.length >= 2, 10_000);
+      // A coreapp acting on its cached entry would promote at the old epoch on a map that no longer names it.
+      expect(seen[1]).toEqual({ shard: 0, owner: null, epoch: first.assignment.epoch });
+      const master2 = await acquireSoon(a, MASTER_LEASE, "m2", ttlMs);
+      const again = await once(() => a.shardMap.assign(0, 0, "c2", master2));
+      if (!again.ok) throw new Error("setup: assign after the restart failed");
+      await waitUntil(() => seen.length >= 3, 10_000);
+      expect(seen[2]).toEqual(again.assignment);
+      expect(again.assignment.epoch).toBeGreaterThan(first.assignment.epoch);
+    } finally {
+      await watch.close();
+    }
   });
 
   it("renew() while the server shuts down without saving, and after it is back, never returns true", async () => {

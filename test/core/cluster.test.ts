@@ -6,6 +6,7 @@ import { silentLogger } from "../../src/core/silent-logger.js";
 import { deriveTiming } from "../../src/core/timing.js";
 import { Router } from "../../src/core/webapp/router.js";
 import { Coreapp } from "../../src/nodes/coreapp.js";
+import type { PromotionEvent } from "../../src/core/master/shard-manager.js";
 import { Master } from "../../src/nodes/master.js";
 import { MemoryNetwork } from "../support/memory-transport.js";
 
@@ -27,6 +28,8 @@ class Cluster {
   readonly stores = new Map<string, MemoryStore>();
   readonly overlaps: string[] = [];
   readonly promotions: { name: string; shard: number; epoch: number }[] = [];
+  /** The primary masters' shard-map writes, with their reasons. */
+  readonly assignments: PromotionEvent[] = [];
   private readonly guard: NodeJS.Timeout;
 
   constructor(readonly shards = 1) {
@@ -45,6 +48,7 @@ class Cluster {
 
   async addMaster(name: string): Promise<Master> {
     const m = new Master(this.deps(`${name}.x`), this.identity(name), this.shards);
+    m.on("promotion", (e) => this.assignments.push(e));
     this.masters.push(m);
     await m.start();
     return m;
@@ -145,6 +149,33 @@ describe("cluster on the memory store", () => {
     for (const m of c.masters) c.net.cut(m.id, old.id);
     await c.waitFor(() => c.serving(0).some((x) => x !== old));
     await c.waitFor(() => old.state().shard === null);
+    expect(c.overlaps).toEqual([]);
+  });
+
+  it("a primary cut from the store only says it gave its tenure up, and is replaced at once, not after the not-serving rule", async () => {
+    const c = await started();
+    const old = c.serving(0)[0]!;
+    c.stores.get(old.id)!.unavailable = true;
+    await c.waitFor(() => c.serving(0).some((x) => x !== old));
+    const replaced = c.assignments.at(-1)!;
+    expect(replaced.from).toBe(old.id);
+    expect(replaced.reason).toBe("the owner gave up this assignment: confirmation deadline passed without a successful renewal");
+    expect(old.state().ended).toMatchObject({ shard: 0, refused: false });
+    expect(c.overlaps).toEqual([]);
+  });
+
+  it("after a store outage longer than the lease, every tenure has a higher epoch than the last: the same coreapp resumes under a new one", async () => {
+    const c = await started(1, 1);
+    const only = c.coreapps[0]!;
+    const before = only.state().epoch!;
+    for (const store of c.stores.values()) store.unavailable = true;
+    await c.waitFor(() => !only.state().serving);
+    for (const store of c.stores.values()) store.unavailable = false;
+    await c.waitFor(() => c.serving(0).length === 1);
+    expect(only.state().epoch).toBeGreaterThan(before);
+    const epochs = c.promotions.map((p) => p.epoch);
+    expect(epochs).toEqual([...epochs].sort((a, b) => a - b));
+    expect(new Set(epochs).size).toBe(epochs.length);
     expect(c.overlaps).toEqual([]);
   });
 

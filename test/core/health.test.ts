@@ -5,7 +5,7 @@ import { deriveTiming, failoverBoundMs, DEFAULT_SETTINGS } from "../../src/core/
 
 const t = deriveTiming(DEFAULT_SETTINGS);
 const record = { id: "c1.a", name: "c1", role: "coreapp" as const, address: "h:1", meta: {}, ageMs: 1000 };
-const healthy: OwnerEvidence = { record, ownSilenceMs: 1000, secondarySilencesMs: [1000], notServingForMs: 0, masterTenureMs: 600_000 };
+const healthy: OwnerEvidence = { record, ownSilenceMs: 1000, secondarySilencesMs: [1000], notServingForMs: 0, endedReason: null, masterTenureMs: 600_000 };
 
 describe("judgeOwner()", () => {
   it("keeps an owner that answers and whose record is fresh", () => {
@@ -34,6 +34,11 @@ describe("judgeOwner()", () => {
     expect(judgeOwner({ ...healthy, notServingForMs: t.unhealthyIntervalMs }, t).healthy).toBe(true);
   });
 
+  it("an owner that said it gave this assignment up is unhealthy at once, whatever the detectors say", () => {
+    const verdict = judgeOwner({ ...healthy, endedReason: "confirmation deadline passed without a successful renewal" }, t);
+    expect(verdict).toEqual({ healthy: false, reason: "the owner gave up this assignment: confirmation deadline passed without a successful renewal" });
+  });
+
   it("a missing record is unhealthy", () => {
     expect(judgeOwner({ ...healthy, record: null }, t).healthy).toBe(false);
   });
@@ -51,10 +56,10 @@ describe("judgeOwner()", () => {
 });
 
 describe("timing", () => {
-  it("deriveTiming() makes the lease lapse no later than detection, and renewals three per ttl", () => {
-    expect(t.leaseTtlMs).toBe(30_000);
-    expect(t.renewIntervalMs).toBe(10_000);
-    expect(t.safetyMarginMs).toBe(3_000);
+  it("deriveTiming() makes the lease lapse a heartbeat interval before detection, and renewals three per ttl", () => {
+    expect(t.leaseTtlMs).toBe(25_000);
+    expect(t.renewIntervalMs).toBe(8_333);
+    expect(t.safetyMarginMs).toBe(2_500);
     expect(deriveTiming(DEFAULT_SETTINGS, { minTtlMs: 40_000 }).leaseTtlMs).toBe(40_000);
   });
 
@@ -63,11 +68,20 @@ describe("timing", () => {
     expect(failoverBoundMs(t, 1)).toBe(120_000 + t.masterBeatIntervalMs + 250);
   });
 
+  it("failoverBoundMs() covers a primary cut from the store only: its lease's deadline, one heartbeat to say so, one tick", () => {
+    // With the ttl a heartbeat below unhealthy_interval, that path is never the slowest...
+    const cut = (x: typeof t) => x.leaseTtlMs - x.safetyMarginMs + x.heartbeatIntervalMs + x.evaluateTickMs;
+    expect(cut(t)).toBeLessThan(t.unhealthyIntervalMs + t.evaluateTickMs);
+    // ...unless a store's minimum ttl stretches the lease: then the bound follows it.
+    const long = deriveTiming({ heartbeatIntervalMs: 400, unhealthyIntervalMs: 1000, dbHeartbeatIntervalMs: 500, dbUnhealthyIntervalMs: 2000 }, { minTtlMs: 2000 });
+    expect(failoverBoundMs(long, 2, { minTtlMs: 2000 })).toBe(cut(long) + 250);
+  });
+
   it("deriveTiming() and failoverBoundMs() honour a store's whole-second TTLs, minimum, expiry lag and age resolution", () => {
     const etcd = { ttlWholeSeconds: true, minTtlMs: 2000, expiryLagMs: 500, ageResolutionMs: 1000 };
     const fast = deriveTiming({ heartbeatIntervalMs: 100, unhealthyIntervalMs: 500, dbHeartbeatIntervalMs: 200, dbUnhealthyIntervalMs: 1000 }, etcd);
     expect(fast.leaseTtlMs).toBe(2000);
-    expect(deriveTiming({ ...DEFAULT_SETTINGS, unhealthyIntervalMs: 2500, heartbeatIntervalMs: 1000 }, etcd).leaseTtlMs).toBe(3000);
+    expect(deriveTiming({ ...DEFAULT_SETTINGS, unhealthyIntervalMs: 3500, heartbeatIntervalMs: 1000 }, etcd).leaseTtlMs).toBe(3000);
     expect(failoverBoundMs(fast, 2, etcd)).toBe(2000 + 500 + 250);
   });
 });

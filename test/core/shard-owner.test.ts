@@ -75,7 +75,7 @@ describe("ShardOwner", () => {
     answer({ acquired: true, lease: { name: "shard/0", holder: "A", epoch: 5 } });
     await flush();
     expect(promoted).toEqual([]);
-    expect(owner.state()).toEqual({ shard: null, epoch: null, serving: false });
+    expect(owner.state()).toEqual({ shard: null, epoch: null, serving: false, ended: null });
     expect(releases).toEqual([5]);
   });
 
@@ -107,5 +107,66 @@ describe("ShardOwner", () => {
     expect(owner.serves(0, 1)).toBe(false);
     expect(owner.state().shard).toBeNull();
     expect(releases).toBe(1); // given back, so B need not wait for the store's expiry
+  });
+
+  it("acts at most once per assignment: after its lease lapsed it does not promote at that epoch again, says so, and promotes at the next", async () => {
+    const clock = new HandClock();
+    let renewOk = true;
+    const leases: LeaseStore = {
+      acquire: async (name, holder) => ({ acquired: true, lease: { name, holder, epoch: 1 } }),
+      renew: async () => renewOk,
+      release: async () => {},
+      current: async () => null,
+    };
+    const promoted: string[] = [];
+    const timing = { leaseTtlMs: 300, renewIntervalMs: 100, safetyMarginMs: 30, handoverPollMs: 5, drainTimeoutMs: 50 };
+    const owner = new ShardOwner("A", leases, app(promoted), clock, timing, silentLogger);
+    owner.onMapChange([{ shard: 0, owner: "A", epoch: 4 }]);
+    owner.start();
+    await flush();
+    expect(promoted).toEqual(["0@4"]);
+    renewOk = false; // the store refuses the renewal: its lease was lost (a store outage, a data loss)
+    clock.t = 100;
+    clock.fire(100);
+    await flush();
+    expect(owner.state()).toMatchObject({ shard: null, serving: false, ended: { shard: 0, epoch: 4, refused: false } });
+    // The store is back and the map still names A at epoch 4: taking it again would reuse the token.
+    renewOk = true;
+    for (let i = 0; i < 5; i++) {
+      clock.t += timing.renewIntervalMs;
+      for (const s of [...clock.sleepers]) s.wake();
+      await flush();
+    }
+    expect(promoted).toEqual(["0@4"]);
+    owner.onMapChange([{ shard: 0, owner: "A", epoch: 5 }]); // the primary master re-issued it
+    await flush();
+    expect(promoted).toEqual(["0@4", "0@5"]);
+    expect(owner.serves(0, 5)).toBe(true);
+  });
+
+  it("a void entry (the store lost the shard map) ends the tenure, and the cached assignment is never taken again", async () => {
+    const clock = new HandClock();
+    const leases: LeaseStore = {
+      acquire: async (name, holder) => ({ acquired: true, lease: { name, holder, epoch: 1 } }),
+      renew: async () => true,
+      release: async () => {},
+      current: async () => null,
+    };
+    const promoted: string[] = [];
+    const timing = { leaseTtlMs: 300, renewIntervalMs: 100, safetyMarginMs: 30, handoverPollMs: 5, drainTimeoutMs: 50 };
+    const owner = new ShardOwner("A", leases, app(promoted), clock, timing, silentLogger);
+    owner.onMapChange([{ shard: 0, owner: "A", epoch: 4 }]);
+    owner.start();
+    await flush();
+    expect(owner.serves(0, 4)).toBe(true);
+    owner.onMapChange([{ shard: 0, owner: null, epoch: 4 }]);
+    await flush();
+    expect(owner.state()).toMatchObject({ shard: null, serving: false, ended: { shard: 0, epoch: 4 } });
+    for (let i = 0; i < 3; i++) {
+      clock.t += timing.renewIntervalMs;
+      for (const s of [...clock.sleepers]) s.wake();
+      await flush();
+    }
+    expect(promoted).toEqual(["0@4"]);
   });
 });

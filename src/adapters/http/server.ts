@@ -99,7 +99,7 @@ class Receiver {
       case "heartbeat": {
         if (handlers.heartbeat === undefined) return undefined;
         const r = await handlers.heartbeat(from, wire.parseHeartbeatMessage(body));
-        return json({ id: r.id, shard: r.shard, epoch: r.epoch });
+        return json({ id: r.id, shard: r.shard, epoch: r.epoch, ended: r.ended ?? null });
       }
       case "switchover": {
         if (handlers.switchover === undefined) return undefined;

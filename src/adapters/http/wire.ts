@@ -14,7 +14,7 @@
  * `{"error": "<reason>"}`: 400 malformed, 401 unauthenticated, 404 unknown path, 413 body too large,
  * 501 no handler, 500 the handler failed.
  */
-import type { HeartbeatMessage, HeartbeatReply, SwitchoverCommand, SwitchoverReply } from "../../core/ports/transport.js";
+import type { EndedTenure, HeartbeatMessage, HeartbeatReply, SwitchoverCommand, SwitchoverReply } from "../../core/ports/transport.js";
 
 /** The URL path of each kind of message. */
 export const PATHS = {
@@ -161,7 +161,17 @@ export function parseHeartbeatReply(body: Uint8Array): HeartbeatReply {
   if (!isNodeId(o.id)) throw new MalformedMessage("heartbeat reply: id must be a node id");
   if (o.shard !== null && !isUint(o.shard)) throw new MalformedMessage("heartbeat reply: shard must be a non-negative integer or null");
   if (o.epoch !== null && !isUint(o.epoch)) throw new MalformedMessage("heartbeat reply: epoch must be a non-negative integer or null");
-  return { id: o.id, shard: o.shard, epoch: o.epoch };
+  return { id: o.id, shard: o.shard, epoch: o.epoch, ended: parseEndedTenure(o.ended) };
+}
+
+/** A heartbeat reply's `ended` field: absent or null, or `{ shard, epoch, reason }`. */
+function parseEndedTenure(v: unknown): EndedTenure | null {
+  if (v === undefined || v === null) return null;
+  const e = v as Record<string, unknown>;
+  if (typeof v !== "object" || !isUint(e.shard) || !isUint(e.epoch) || typeof e.reason !== "string" || typeof e.refused !== "boolean") {
+    throw new MalformedMessage("heartbeat reply: ended must be null or { shard, epoch, reason, refused }");
+  }
+  return { shard: e.shard, epoch: e.epoch, reason: e.reason.replace(NON_ASCII, "?").slice(0, 200), refused: e.refused };
 }
 
 /** Validates a switchover command. */

@@ -3,6 +3,7 @@ import type { Clock } from "../ports/clock.js";
 import { shardLeaseName, type LeaseStore } from "../ports/leases.js";
 import type { Logger } from "../ports/logger.js";
 import type { ShardAssignment } from "../ports/shard-map.js";
+import type { EndedTenure } from "../ports/transport.js";
 import type { CoreappApplication } from "./application.js";
 
 /** What a coreapp is doing, as it reports it in heartbeats, liveness records and health. */
@@ -11,6 +12,8 @@ export interface OwnerState {
   readonly epoch: number | null;
   /** True only while it may answer requests for `shard` at `epoch`. */
   readonly serving: boolean;
+  /** The last assignment it gave up and will never serve again (see `EndedTenure`), or null. */
+  readonly ended: EndedTenure | null;
 }
 
 /** Promotion and demotion as they happen, for logs, the dev view and tests. */
@@ -39,12 +42,18 @@ interface Tenure {
  * still names it at that epoch. When either stops being true it stops serving at once, drains
  * in-flight requests (only if the lease is still held), calls `onDemote`, and only then releases
  * the lease, so the next owner can start only after this one has stopped (S1, S4).
+ *
+ * It acts at most once per assignment: once a tenure at (shard, epoch) has ended — for whatever
+ * reason, including a lease that lapsed while the map still names it — it never promotes at that
+ * epoch again, and says so in its heartbeat answers (`OwnerState.ended`) so the primary master
+ * writes a new assignment at once. Every tenure therefore has an epoch of its own, strictly higher
+ * than the last (S2): an upstream that requires a higher fencing token for each session accepts it.
  */
 export class ShardOwner {
   private desired: ShardAssignment | null = null;
   private tenure: Tenure | null = null;
-  /** An assignment whose `onPromote` failed: not retried until the map changes. */
-  private refused: string | null = null;
+  /** The last assignment given up (a tenure that ended, or an `onPromote` that failed). */
+  private ended: EndedTenure | null = null;
   private inflight = 0;
   private tenures = 0;
   private drained: (() => void) | null = null;
@@ -88,8 +97,8 @@ export class ShardOwner {
 
   state(): OwnerState {
     const t = this.tenure;
-    if (!t) return { shard: null, epoch: null, serving: false };
-    return { shard: t.shard, epoch: t.epoch, serving: this.serves(t.shard, t.epoch) };
+    if (!t) return { shard: null, epoch: null, serving: false, ended: this.ended };
+    return { shard: t.shard, epoch: t.epoch, serving: this.serves(t.shard, t.epoch), ended: this.ended };
   }
 
   /**
@@ -143,6 +152,11 @@ export class ShardOwner {
     }
   }
 
+  /** True if this coreapp already held (or refused) assignment `a`: it is not taken again. */
+  private hasEnded(a: ShardAssignment): boolean {
+    return this.ended?.shard === a.shard && this.ended.epoch === a.epoch;
+  }
+
   private kick(): void {
     this.wake.abort();
   }
@@ -159,7 +173,7 @@ export class ShardOwner {
           await this.demote(t, t.holder.endReason ?? "the shard map no longer names this coreapp at this epoch");
           continue;
         }
-        if (!t && d && this.refused !== key(d)) {
+        if (!t && d && !this.hasEnded(d)) {
           wait = await this.takeOver(d);
         }
         backoff = 50;
@@ -203,7 +217,7 @@ export class ShardOwner {
       await this.app.onPromote(d.shard, d.epoch, lost.signal);
     } catch (error) {
       this.log.error({ shard: d.shard, epoch: d.epoch, err: String(error) }, "onPromote failed; giving the shard back");
-      this.refused = key(d);
+      this.ended = { shard: d.shard, epoch: d.epoch, reason: `onPromote failed: ${String(error)}`, refused: true };
       this.tenure = null;
       await r.release();
       return Infinity;
@@ -220,6 +234,7 @@ export class ShardOwner {
   private async demote(t: Tenure, reason: string): Promise<void> {
     if (this.tenure !== t) return;
     t.serving = false;
+    this.ended = { shard: t.shard, epoch: t.epoch, reason, refused: false };
     if (t.holder.held && this.inflight > 0) {
       // A graceful handover: let running requests finish, but never past the lease's own deadline.
       const drained = new Promise<void>((resolve) => (this.drained = resolve));
@@ -243,6 +258,3 @@ function sameAssignment(a: ShardAssignment | null, b: ShardAssignment): boolean 
   return !!a && a.shard === b.shard && a.epoch === b.epoch && a.owner === b.owner;
 }
 
-function key(a: ShardAssignment): string {
-  return `${a.shard}:${a.epoch}`;
-}

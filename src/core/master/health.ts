@@ -11,6 +11,8 @@ export interface OwnerEvidence {
   readonly secondarySilencesMs: readonly number[];
   /** How long the owner has kept answering that it does not serve this assignment; 0 if it does. */
   readonly notServingForMs: number;
+  /** Why the owner gave this very assignment up, if it said so in a heartbeat answer; else null. */
+  readonly endedReason: string | null;
   /** How long this master has been the primary master (since it acquired the master lease). */
   readonly masterTenureMs: number;
 }
@@ -31,7 +33,10 @@ export function storeEvidenceAfterMs(t: Timing): number {
 export type Verdict = { readonly healthy: true } | { readonly healthy: false; readonly reason: string };
 
 /**
- * SPEC §2's two detectors, plus one rule of ours, as a pure function:
+ * SPEC §2's two detectors, plus two rules of ours, as a pure function:
+ * - the owner said it gave this assignment up (its tenure ended: the lease lapsed while it could
+ *   not reach the store, or its application refused): it will never serve this epoch again, so
+ *   waiting for a detector would only lengthen the outage — replaced at once;
  * - store-based: the owner's liveness record is older than `db_unhealthy_interval`, or missing —
  *   counted once this master has been primary for `storeEvidenceAfterMs` (see there);
  * - heartbeat-based: the owner has not answered the primary master for `unhealthy_interval`, and
@@ -42,6 +47,7 @@ export type Verdict = { readonly healthy: true } | { readonly healthy: false; re
  *   application refused to start.
  */
 export function judgeOwner(e: OwnerEvidence, t: Timing): Verdict {
+  if (e.endedReason !== null) return { healthy: false, reason: `the owner gave up this assignment: ${e.endedReason}` };
   if (e.masterTenureMs >= storeEvidenceAfterMs(t)) {
     if (!e.record) return { healthy: false, reason: "no liveness record (the node left or was never registered)" };
     if (e.record.ageMs > t.dbUnhealthyIntervalMs) {

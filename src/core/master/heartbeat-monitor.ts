@@ -7,6 +7,7 @@ interface PeerState {
   address: string;
   /** When this master first learned of the coreapp: silence is counted from here until a first ack. */
   firstSeen: number;
+  /** When the newest answered heartbeat was *sent* (see `probe`). */
   lastAck: number | null;
   lastReply: HeartbeatReply | null;
 }
@@ -14,7 +15,7 @@ interface PeerState {
 /**
  * The heartbeat-based detector's evidence, kept by every master (primary or secondary): every
  * `heartbeat_interval` it heartbeats every registered coreapp and records, on this process's
- * monotonic clock, when each last answered and what it said it was doing.
+ * monotonic clock, when the newest answered heartbeat to each was sent and what it said it was doing.
  */
 export class HeartbeatMonitor {
   private readonly peers = new Map<string, PeerState>();
@@ -81,10 +82,19 @@ export class HeartbeatMonitor {
   async probe(id: string): Promise<HeartbeatReply | null> {
     const p = this.peers.get(id);
     if (!p) return null;
+    const sentAt = this.clock.now();
     try {
       const reply = await this.transport.heartbeat({ id, address: p.address }, { master: this.self }, this.timeoutMs);
-      p.lastAck = this.clock.now();
-      p.lastReply = reply;
+      // An answer proves the coreapp alive at some instant after the heartbeat was sent, and no
+      // later than that can be proven. Counting silence from the send, not from when this process
+      // got round to the answer, keeps a loaded master's event-loop lag out of the detector: with
+      // the handling time, detection came up to 400 ms past unhealthy_interval on a loaded host and
+      // missed the failover bound. Up to three probes may be in flight: an older one's answer
+      // arriving last neither moves the time back nor replaces the newer reply.
+      if (p.lastAck === null || sentAt >= p.lastAck) {
+        p.lastAck = sentAt;
+        p.lastReply = reply;
+      }
       return reply;
     } catch (error) {
       this.log.debug({ coreapp: id, err: String(error) }, "heartbeat unanswered");

@@ -2,7 +2,7 @@ import type { LeaseHolder } from "../lease-holder.js";
 import type { Clock } from "../ports/clock.js";
 import type { Logger } from "../ports/logger.js";
 import type { ShardAssignment, ShardMapStore } from "../ports/shard-map.js";
-import type { SwitchoverCommand, SwitchoverReply } from "../ports/transport.js";
+import type { EndedTenure, SwitchoverCommand, SwitchoverReply } from "../ports/transport.js";
 import type { Timing } from "../timing.js";
 import type { ClusterView } from "./cluster-view.js";
 import { judgeOwner, type OwnerEvidence } from "./health.js";
@@ -159,7 +159,7 @@ export class ShardManager {
         if (verdict.healthy) continue;
         reason = verdict.reason;
       }
-      const target = this.pickStandby();
+      const target = this.pickStandby() ?? this.takesItBack(a);
       if (!target) {
         this.warnOnce(`nostandby:${shard}:${a.epoch}`, { shard, reason }, "shard needs a primary but no healthy standby coreapp exists");
         continue;
@@ -202,8 +202,28 @@ export class ShardManager {
       ownSilenceMs: this.monitor.silenceMs(owner) ?? 0,
       secondarySilencesMs,
       notServingForMs: this.notServingFor(a),
+      endedReason: this.endedTenure(a)?.reason ?? null,
       masterTenureMs: this.clock.now() - this.tenureStart,
     };
+  }
+
+  /** The owner's word that it gave assignment `a` up (final: it never serves that epoch again). */
+  private endedTenure(a: ShardAssignment): EndedTenure | null {
+    const ended = this.monitor.lastReply(a.owner!)?.ended ?? null;
+    return ended?.shard === a.shard && ended.epoch === a.epoch ? ended : null;
+  }
+
+  /**
+   * With no other standby, the owner that gave `a` up takes the shard back under a new epoch, if
+   * it is otherwise a healthy standby and its application did not refuse (a store outage longer
+   * than the lease ends every tenure; the same coreapps then resume, each at a higher epoch).
+   */
+  private takesItBack(a: ShardAssignment): string | null {
+    const ended = a.owner ? this.endedTenure(a) : null;
+    if (!ended || ended.refused) return null;
+    const others = this.owners();
+    others.delete(a.owner!);
+    return this.isStandby(a.owner!, others) ? a.owner : null;
   }
 
   /** How long the owner has kept answering that it does not serve assignment `a`. */

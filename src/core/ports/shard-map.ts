@@ -50,7 +50,9 @@ export interface ShardMapStore {
   /**
    * Calls `onChange` with the entries that changed since the last delivery, each at most once per
    * epoch and never with an older epoch than already delivered for that shard. The first delivery
-   * is the whole map. After a lost notification channel the adapter re-reads and delivers what it
+   * is the whole map. A shard whose entry the store no longer has (it lost its data) is delivered
+   * once as `{ owner: null }` at the last epoch delivered: that assignment is void, and nobody may
+   * act on it; a later entry with a higher epoch is delivered as usual. After a lost notification channel the adapter re-reads and delivers what it
    * missed (a resync); it also re-reads at least every `resyncMs` so a lost notification delays a
    * change by no more than that. Store errors while watching go to `onError` and are retried.
    */

@@ -19,12 +19,37 @@ export interface HeartbeatMessage {
   readonly master: string;
 }
 
+/**
+ * An assignment a coreapp has given up: its tenure at `shard`/`epoch` ended (the lease's deadline
+ * passed, the store refused a renewal, the map moved away, `onPromote` failed). A coreapp acts at
+ * most once per assignment, so it never serves that epoch again; only a new assignment (a new
+ * epoch, written by the primary master) makes it serve the shard again.
+ */
+export interface EndedTenure {
+  readonly shard: number;
+  readonly epoch: number;
+  /** Why it ended, for logs and the history: short printable text. */
+  readonly reason: string;
+  /**
+   * True when its application refused the promotion (`onPromote` threw). The primary master then
+   * does not hand the shard straight back to it; after any other ending (a lapsed lease, a store
+   * outage) it may, when no other standby exists.
+   */
+  readonly refused: boolean;
+}
+
 /** A coreapp's answer: what it is doing right now. */
 export interface HeartbeatReply {
   readonly id: string;
   /** The shard it serves as primary, or null. */
   readonly shard: number | null;
   readonly epoch: number | null;
+  /**
+   * The last assignment it gave up, or null. The primary master replaces an owner at once when
+   * the map still names it at exactly that assignment: the owner has said it will not serve it.
+   * Absent in answers from SDK versions before this field existed (read as null).
+   */
+  readonly ended?: EndedTenure | null;
 }
 
 /** An API request forwarded by a webapp to the shard's primary coreapp, stamped with the epoch it expects. */

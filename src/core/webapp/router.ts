@@ -108,7 +108,9 @@ export class Router {
 
   private apply(changed: readonly ShardAssignment[]): void {
     for (const a of changed) {
-      if ((this.map.get(a.shard)?.epoch ?? -1) < a.epoch) this.map.set(a.shard, a);
+      const current = this.map.get(a.shard);
+      // A void entry (owner null at the same epoch: the store lost it) replaces the assignment.
+      if (!current || current.epoch < a.epoch || (current.epoch === a.epoch && a.owner === null)) this.map.set(a.shard, a);
       if (a.owner && !this.peers.has(a.owner)) void this.refresh();
     }
   }
