@@ -22,6 +22,16 @@ const app = (promoted: string[] = []) => ({
   },
 });
 
+const shortTiming = { leaseTtlMs: 300, renewIntervalMs: 100, safetyMarginMs: 30, handoverPollMs: 5, drainTimeoutMs: 50 };
+
+/** A lease store that grants every acquire and answers renewals with `renewOk()`. */
+const grantingLeases = (renewOk: () => boolean): LeaseStore => ({
+  acquire: async (name, holder) => ({ acquired: true, lease: { name, holder, epoch: 1 } }),
+  renew: async () => renewOk(),
+  release: async () => {},
+  current: async () => null,
+});
+
 /** A clock whose timers fire only when the test says so: a late timer callback on demand. */
 class HandClock implements Clock {
   t = 0;
@@ -112,15 +122,8 @@ describe("ShardOwner", () => {
   it("acts at most once per assignment: after its lease lapsed it does not promote at that epoch again, says so, and promotes at the next", async () => {
     const clock = new HandClock();
     let renewOk = true;
-    const leases: LeaseStore = {
-      acquire: async (name, holder) => ({ acquired: true, lease: { name, holder, epoch: 1 } }),
-      renew: async () => renewOk,
-      release: async () => {},
-      current: async () => null,
-    };
     const promoted: string[] = [];
-    const timing = { leaseTtlMs: 300, renewIntervalMs: 100, safetyMarginMs: 30, handoverPollMs: 5, drainTimeoutMs: 50 };
-    const owner = new ShardOwner("A", leases, app(promoted), clock, timing, silentLogger);
+    const owner = new ShardOwner("A", grantingLeases(() => renewOk), app(promoted), clock, shortTiming, silentLogger);
     owner.onMapChange([{ shard: 0, owner: "A", epoch: 4 }]);
     owner.start();
     await flush();
@@ -133,7 +136,7 @@ describe("ShardOwner", () => {
     // The store is back and the map still names A at epoch 4: taking it again would reuse the token.
     renewOk = true;
     for (let i = 0; i < 5; i++) {
-      clock.t += timing.renewIntervalMs;
+      clock.t += shortTiming.renewIntervalMs;
       for (const s of [...clock.sleepers]) s.wake();
       await flush();
     }
@@ -146,15 +149,8 @@ describe("ShardOwner", () => {
 
   it("a void entry (the store lost the shard map) ends the tenure, and the cached assignment is never taken again", async () => {
     const clock = new HandClock();
-    const leases: LeaseStore = {
-      acquire: async (name, holder) => ({ acquired: true, lease: { name, holder, epoch: 1 } }),
-      renew: async () => true,
-      release: async () => {},
-      current: async () => null,
-    };
     const promoted: string[] = [];
-    const timing = { leaseTtlMs: 300, renewIntervalMs: 100, safetyMarginMs: 30, handoverPollMs: 5, drainTimeoutMs: 50 };
-    const owner = new ShardOwner("A", leases, app(promoted), clock, timing, silentLogger);
+    const owner = new ShardOwner("A", grantingLeases(() => true), app(promoted), clock, shortTiming, silentLogger);
     owner.onMapChange([{ shard: 0, owner: "A", epoch: 4 }]);
     owner.start();
     await flush();
@@ -163,7 +159,7 @@ describe("ShardOwner", () => {
     await flush();
     expect(owner.state()).toMatchObject({ shard: null, serving: false, ended: { shard: 0, epoch: 4 } });
     for (let i = 0; i < 3; i++) {
-      clock.t += timing.renewIntervalMs;
+      clock.t += shortTiming.renewIntervalMs;
       for (const s of [...clock.sleepers]) s.wake();
       await flush();
     }
