@@ -53,6 +53,7 @@ program
   .requiredOption("-c, --config <file>", "the cluster's config file")
   .requiredOption("--shard <n>", "the shard to move", int("--shard"))
   .option("--to <node>", "the coreapp (name or id) to move it to; any healthy standby if absent")
+  .option("--force", "allow --to to name a coreapp marked node.nofailover", false)
   .action(async (o) => {
     if (!(await switchoverCommand(o))) process.exitCode = 1;
   });

@@ -3,10 +3,10 @@ import { MASTER_LEASE } from "../core/ports/leases.js";
 import { openClusterAccess } from "./cluster-access.js";
 
 /**
- * `multiconnect switchover --shard N [--to NODE]`: asks the primary master (found through the
+ * `multiconnect switchover --shard N [--to NODE] [--force]`: asks the primary master (found through the
  * master lease and its liveness record) to move a shard; prints the outcome. Exit code 1 on failure.
  */
-export async function switchoverCommand(o: { config: string; shard: number; to?: string }): Promise<boolean> {
+export async function switchoverCommand(o: { config: string; shard: number; to?: string; force?: boolean }): Promise<boolean> {
   const config = loadConfigFile(o.config);
   const access = await openClusterAccess(config);
   try {
@@ -17,7 +17,7 @@ export async function switchoverCommand(o: { config: string; shard: number; to?:
     const timeout = access.timing.unhealthyIntervalMs + access.timing.leaseTtlMs + 5000;
     const reply = await access.transport.switchover(
       { id: record.id, address: record.address },
-      { shard: o.shard, ...(o.to ? { to: o.to } : {}) },
+      { shard: o.shard, ...(o.to ? { to: o.to } : {}), ...(o.force ? { force: true } : {}) },
       timeout,
     );
     if (reply.ok) {

@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import { ConfigError } from "../core/errors.js";
+import type { Placement } from "../core/master/placement.js";
 import { DEFAULT_SETTINGS, validateSettings, type ClusterSettings } from "../core/timing.js";
 import { interpolateEnv } from "./interpolate.js";
 import { BACKENDS, fileSchema, storeSchemas, type Backend, type Role, type StoreConfig } from "./schema.js";
@@ -23,6 +24,8 @@ export interface Config {
     readonly externalHostname: string;
     /** The port other nodes dial when it is not the listen port (a proxy or NAT in between). */
     readonly advertisePort: number | undefined;
+    /** Coreapps: standby preference and the never-promote tag (src/core/master/placement.ts). */
+    readonly placement: Placement;
   };
   readonly webapp: { shardKeyHeader: string; maxBodyBytes: number; retryWindowMs: number; forwardTimeoutMs: number };
   readonly coreapp: { drainTimeoutMs: number };
@@ -73,6 +76,7 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
       port: f.node.port,
       externalHostname: env["EXTERNAL_HOSTNAME"] || f.node.external_hostname || hostname(),
       advertisePort: f.node.advertise_port,
+      placement: { priority: f.node.priority, nofailover: f.node.nofailover },
     },
     webapp: {
       shardKeyHeader: f.webapp.shard_key_header,

@@ -106,8 +106,12 @@ export const fileSchema = z.strictObject({
       external_hostname: z.string().optional(),
       /** The port other nodes dial, when it differs from the listen port (a proxy or NAT in between). */
       advertise_port: z.number().int().min(1).max(65535).optional(),
+      /** Coreapps: preferred as standbys in descending order (default 0). */
+      priority: z.number().int().min(-1000).max(1000).default(0),
+      /** Coreapps: never promoted automatically; a switchover to it needs --force. */
+      nofailover: z.boolean().default(false),
     })
-    .default({ listen_host: "0.0.0.0" }),
+    .default({ listen_host: "0.0.0.0", priority: 0, nofailover: false }),
   webapp: z
     .strictObject({
       shard_key_header: z.string().regex(/^[a-z0-9-]+$/, "must be a lower-case header name").default("x-shard-key"),

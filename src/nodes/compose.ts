@@ -79,7 +79,7 @@ export async function createNode(o: CreateNodeOptions): Promise<AnyNode> {
     role === "master"
       ? new Master(deps(c), identity, config.shards)
       : role === "coreapp"
-        ? new Coreapp(deps(c), identity, c.resolve(TOKENS.application), config.coreapp.drainTimeoutMs)
+        ? new Coreapp(deps(c), identity, c.resolve(TOKENS.application), config.coreapp.drainTimeoutMs, config.node.placement)
         : new Webapp(deps(c), identity, {
             shards: config.shards,
             shardKeyHeader: config.webapp.shardKeyHeader,

@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { AppResponse, CoreappApplication } from "../core/coreapp/application.js";
 import { ShardOwner, type OwnerEvent, type OwnerState } from "../core/coreapp/shard-owner.js";
+import { DEFAULT_PLACEMENT, type Placement } from "../core/master/placement.js";
 import type { ShardMapWatch } from "../core/ports/shard-map.js";
 import type { ForwardRequest, ForwardResponse, TransportServer } from "../core/ports/transport.js";
 import { NOT_PRIMARY_HEADER } from "../core/webapp/router.js";
@@ -38,6 +39,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     private readonly identity: NodeIdentity,
     private readonly app: CoreappApplication,
     drainTimeoutMs: number,
+    private readonly placement: Placement = DEFAULT_PLACEMENT,
   ) {
     super();
     this.id = identity.id;
@@ -95,7 +97,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
       name: this.name,
       role: "coreapp",
       address: this.address,
-      meta: { shard: s.shard, epoch: s.epoch, serving: s.serving },
+      meta: { shard: s.shard, epoch: s.epoch, serving: s.serving, ...this.placement },
     });
   }
 

@@ -6,6 +6,7 @@ import { silentLogger } from "../../src/core/silent-logger.js";
 import { deriveTiming } from "../../src/core/timing.js";
 import { Router } from "../../src/core/webapp/router.js";
 import { Coreapp } from "../../src/nodes/coreapp.js";
+import { DEFAULT_PLACEMENT, type Placement } from "../../src/core/master/placement.js";
 import type { PromotionEvent } from "../../src/core/master/shard-manager.js";
 import { Master } from "../../src/nodes/master.js";
 import { MemoryNetwork } from "../support/memory-transport.js";
@@ -54,13 +55,13 @@ class Cluster {
     return m;
   }
 
-  async addCoreapp(name: string): Promise<Coreapp> {
+  async addCoreapp(name: string, placement: Placement = DEFAULT_PLACEMENT): Promise<Coreapp> {
     const app: CoreappApplication = {
       onPromote: (shard, epoch) => void this.promotions.push({ name, shard, epoch }),
       onDemote: () => {},
       handle: (req) => ({ status: 200, body: `${name}:${req.epoch}` }),
     };
-    const c = new Coreapp(this.deps(`${name}.x`), this.identity(name), app, 1000);
+    const c = new Coreapp(this.deps(`${name}.x`), this.identity(name), app, 1000, placement);
     this.coreapps.push(c);
     await c.start();
     return c;
@@ -176,6 +177,30 @@ describe("cluster on the memory store", () => {
     const epochs = c.promotions.map((p) => p.epoch);
     expect(epochs).toEqual([...epochs].sort((a, b) => a - b));
     expect(new Set(epochs).size).toBe(epochs.length);
+    expect(c.overlaps).toEqual([]);
+  });
+
+  it("placement: the standby with the higher node.priority is promoted; a nofailover one never automatically, and by switchover only with force", async () => {
+    const c = (cluster = new Cluster(1));
+    await c.addMaster("m1");
+    await c.addMaster("m2");
+    const first = await c.addCoreapp("c1");
+    await c.waitFor(() => c.serving(0).length === 1);
+    const never = await c.addCoreapp("c2", { priority: 100, nofailover: true });
+    await c.addCoreapp("c3", { priority: -1, nofailover: false });
+    const preferred = await c.addCoreapp("c4", { priority: 5, nofailover: false });
+    await sleep(settings.heartbeatIntervalMs * 3); // every master has heard every standby
+    c.isolate(first);
+    await c.waitFor(() => c.serving(0).some((x) => x !== first));
+    expect(c.serving(0)).toEqual([preferred]);
+
+    const primary = c.masters.find((m) => m.role === "primary_master")!;
+    const address = (await c.stores.get(primary.id)!.liveness.list()).find((n) => n.id === primary.id)!.address;
+    const ask = (force: boolean) => c.net.endpoint("cli.x").switchover({ id: primary.id, address }, { shard: 0, to: "c2", ...(force ? { force } : {}) }, 5000);
+    const refused = await ask(false);
+    expect(refused).toMatchObject({ ok: false, error: { code: 409, message: "c2 is marked nofailover: switch to it with force" } });
+    expect(await ask(true)).toMatchObject({ ok: true, to: never.id });
+    expect(c.serving(0)).toEqual([never]);
     expect(c.overlaps).toEqual([]);
   });
 

@@ -5,7 +5,7 @@ import { deriveTiming, failoverBoundMs, DEFAULT_SETTINGS } from "../../src/core/
 
 const t = deriveTiming(DEFAULT_SETTINGS);
 const record = { id: "c1.a", name: "c1", role: "coreapp" as const, address: "h:1", meta: {}, ageMs: 1000 };
-const healthy: OwnerEvidence = { record, ownSilenceMs: 1000, secondarySilencesMs: [1000], notServingForMs: 0, endedReason: null, masterTenureMs: 600_000 };
+const healthy: OwnerEvidence = { record, ownSilenceMs: 1000, secondarySilencesMs: [1000], notServingForMs: 0, ended: null, masterTenureMs: 600_000 };
 
 describe("judgeOwner()", () => {
   it("keeps an owner that answers and whose record is fresh", () => {
@@ -35,8 +35,13 @@ describe("judgeOwner()", () => {
   });
 
   it("an owner that said it gave this assignment up is unhealthy at once, whatever the detectors say", () => {
-    const verdict = judgeOwner({ ...healthy, endedReason: "confirmation deadline passed without a successful renewal" }, t);
-    expect(verdict).toEqual({ healthy: false, reason: "the owner gave up this assignment: confirmation deadline passed without a successful renewal" });
+    const lapsed = { shard: 0, epoch: 3, reason: "confirmation deadline passed without a successful renewal", refused: false };
+    expect(judgeOwner({ ...healthy, ended: lapsed }, t)).toEqual({
+      healthy: false,
+      reason: "the owner gave up this assignment: confirmation deadline passed without a successful renewal",
+      blamesOwner: false, // its store link failed, not the coreapp: no cooldown for it
+    });
+    expect(judgeOwner({ ...healthy, ended: { ...lapsed, reason: "onPromote failed: Error: no", refused: true } }, t)).toMatchObject({ blamesOwner: true });
   });
 
   it("a missing record is unhealthy", () => {

@@ -178,9 +178,11 @@ function parseEndedTenure(v: unknown): EndedTenure | null {
 export function parseSwitchoverCommand(body: Uint8Array): SwitchoverCommand {
   const o = objectBody(body);
   if (!isUint(o.shard)) throw new MalformedMessage("switchover: shard must be a non-negative integer");
-  if (o.to === undefined) return { shard: o.shard };
+  if (o.force !== undefined && typeof o.force !== "boolean") throw new MalformedMessage("switchover: force must be a boolean");
+  const force = o.force === true ? { force: true } : {};
+  if (o.to === undefined) return { shard: o.shard, ...force };
   if (!isNodeId(o.to)) throw new MalformedMessage("switchover: to must be a node id or name");
-  return { shard: o.shard, to: o.to };
+  return { shard: o.shard, to: o.to, ...force };
 }
 
 /** Validates a switchover reply. */

@@ -1,4 +1,5 @@
 import type { NodeStatus } from "../ports/liveness.js";
+import type { EndedTenure } from "../ports/transport.js";
 import type { Timing } from "../timing.js";
 
 /** What the primary master knows about one shard's owner when it judges it. */
@@ -11,8 +12,8 @@ export interface OwnerEvidence {
   readonly secondarySilencesMs: readonly number[];
   /** How long the owner has kept answering that it does not serve this assignment; 0 if it does. */
   readonly notServingForMs: number;
-  /** Why the owner gave this very assignment up, if it said so in a heartbeat answer; else null. */
-  readonly endedReason: string | null;
+  /** The owner's word that it gave this very assignment up (a heartbeat answer); else null. */
+  readonly ended: EndedTenure | null;
   /** How long this master has been the primary master (since it acquired the master lease). */
   readonly masterTenureMs: number;
 }
@@ -30,7 +31,12 @@ export function storeEvidenceAfterMs(t: Timing): number {
   return 2 * t.dbHeartbeatIntervalMs;
 }
 
-export type Verdict = { readonly healthy: true } | { readonly healthy: false; readonly reason: string };
+/**
+ * The judgement. `blamesOwner` says whether the owner itself failed (a detector fired, or its
+ * application refused the promotion) rather than its store link (a lapsed lease it reported
+ * itself): placement cools down and eventually holds out only owners that failed.
+ */
+export type Verdict = { readonly healthy: true } | { readonly healthy: false; readonly reason: string; readonly blamesOwner: boolean };
 
 /**
  * SPEC §2's two detectors, plus two rules of ours, as a pure function:
@@ -47,11 +53,11 @@ export type Verdict = { readonly healthy: true } | { readonly healthy: false; re
  *   application refused to start.
  */
 export function judgeOwner(e: OwnerEvidence, t: Timing): Verdict {
-  if (e.endedReason !== null) return { healthy: false, reason: `the owner gave up this assignment: ${e.endedReason}` };
+  if (e.ended !== null) return { healthy: false, reason: `the owner gave up this assignment: ${e.ended.reason}`, blamesOwner: e.ended.refused };
   if (e.masterTenureMs >= storeEvidenceAfterMs(t)) {
-    if (!e.record) return { healthy: false, reason: "no liveness record (the node left or was never registered)" };
+    if (!e.record) return { healthy: false, reason: "no liveness record (the node left or was never registered)", blamesOwner: true };
     if (e.record.ageMs > t.dbUnhealthyIntervalMs) {
-      return { healthy: false, reason: `store detector: liveness record ${Math.round(e.record.ageMs)} ms old` };
+      return { healthy: false, reason: `store detector: liveness record ${Math.round(e.record.ageMs)} ms old`, blamesOwner: true };
     }
   }
   const agreeing = e.secondarySilencesMs.filter((s) => s >= t.unhealthyIntervalMs).length;
@@ -59,10 +65,11 @@ export function judgeOwner(e: OwnerEvidence, t: Timing): Verdict {
     return {
       healthy: false,
       reason: `heartbeat detector: silent ${Math.round(e.ownSilenceMs)} ms to the primary master and to ${agreeing} secondary master(s)`,
+      blamesOwner: true,
     };
   }
   if (e.notServingForMs >= t.unhealthyIntervalMs + t.leaseTtlMs) {
-    return { healthy: false, reason: `not serving its assignment for ${Math.round(e.notServingForMs)} ms` };
+    return { healthy: false, reason: `not serving its assignment for ${Math.round(e.notServingForMs)} ms`, blamesOwner: true };
   }
   return { healthy: true };
 }

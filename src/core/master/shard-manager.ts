@@ -7,6 +7,7 @@ import type { Timing } from "../timing.js";
 import type { ClusterView } from "./cluster-view.js";
 import { judgeOwner, type OwnerEvidence } from "./health.js";
 import type { HeartbeatMonitor } from "./heartbeat-monitor.js";
+import { chooseStandby, placementOf, ReplacementMemory } from "./placement.js";
 
 /** Something the primary master did to the shard map, for logs, the dev view and tests. */
 export interface PromotionEvent {
@@ -35,6 +36,8 @@ export class ShardManager {
   /** Per assignment (`shard:epoch`): since when its owner has been answering "not serving it". */
   private readonly notServingSince = new Map<string, number>();
   private readonly warned = new Set<string>();
+  /** Which coreapps this master replaced for failing, for placement's cooldown and hold-out. */
+  private readonly replacements = new ReplacementMemory();
   /** When this master's current tenure as primary began (evidence.masterTenureMs). */
   private tenureStart = 0;
 
@@ -98,6 +101,12 @@ export class ShardManager {
       const target = command.to ? this.view.resolve(command.to)?.id ?? null : this.pickStandby();
       if (!target) return fail(404, command.to ? `no node named ${command.to}` : "no healthy standby coreapp", current.epoch);
       if (!this.isStandby(target, this.owners())) return fail(409, `${command.to ?? target} is not a healthy standby coreapp`, current.epoch);
+      const chosen = this.view.get(target)!;
+      if (placementOf(chosen.meta).nofailover && !command.force) {
+        return fail(409, `${chosen.name} is marked nofailover: switch to it with force`, current.epoch);
+      }
+      // An operator chose this coreapp: whatever placement held against it is cleared.
+      this.replacements.clear(chosen.name, this.clock.now());
       const written = await this.write(lease, current, target, "switchover requested");
       if (!written) return fail(NOT_PRIMARY_MASTER, "the shard map changed or the master lease was lost", current.epoch);
       const started = this.clock.now();
@@ -149,6 +158,7 @@ export class ShardManager {
       if (this.switching.has(shard) || !lease.held) continue;
       const a = this.entry(shard);
       let reason = "shard has no owner";
+      let failed: string | null = null;
       if (a.owner) {
         let verdict = judgeOwner(this.evidence(a), this.timing);
         if (verdict.healthy && (this.monitor.silenceMs(a.owner) ?? 0) >= this.timing.unhealthyIntervalMs) {
@@ -158,13 +168,15 @@ export class ShardManager {
         }
         if (verdict.healthy) continue;
         reason = verdict.reason;
+        if (verdict.blamesOwner) failed = a.owner;
       }
       const target = this.pickStandby() ?? this.takesItBack(a);
       if (!target) {
         this.warnOnce(`nostandby:${shard}:${a.epoch}`, { shard, reason }, "shard needs a primary but no healthy standby coreapp exists");
         continue;
       }
-      await this.write(lease, a, target, reason);
+      const written = await this.write(lease, a, target, reason);
+      if (written && failed) this.replacements.replaced(this.view.get(failed)?.name ?? failed, this.clock.now());
     }
   }
 
@@ -202,7 +214,7 @@ export class ShardManager {
       ownSilenceMs: this.monitor.silenceMs(owner) ?? 0,
       secondarySilencesMs,
       notServingForMs: this.notServingFor(a),
-      endedReason: this.endedTenure(a)?.reason ?? null,
+      ended: this.endedTenure(a),
       masterTenureMs: this.clock.now() - this.tenureStart,
     };
   }
@@ -255,16 +267,14 @@ export class ShardManager {
     return this.monitor.lastReply(id)?.shard === null;
   }
 
-  /** A healthy standby: registered and fresh, answering heartbeats, owning and serving nothing. */
+  /** The healthy standby placement prefers (src/core/master/placement.ts), or null. */
   private pickStandby(): string | null {
     const owners = this.owners();
-    return (
-      this.view
-        .all()
-        .map((n) => n.id)
-        .filter((id) => this.isStandby(id, owners))
-        .sort((a, b) => (this.monitor.silenceMs(a) ?? 0) - (this.monitor.silenceMs(b) ?? 0) || a.localeCompare(b))[0] ?? null
-    );
+    const candidates = this.view
+      .all()
+      .filter((n) => this.isStandby(n.id, owners))
+      .map((n) => ({ id: n.id, name: n.name, silenceMs: this.monitor.silenceMs(n.id) ?? 0, ...placementOf(n.meta) }));
+    return chooseStandby(candidates, this.replacements, this.clock.now(), 2 * this.timing.unhealthyIntervalMs)?.id ?? null;
   }
 
   private warnOnce(key: string, fields: Record<string, unknown>, message: string): void {

@@ -75,6 +75,8 @@ export interface SwitchoverCommand {
   readonly shard: number;
   /** The coreapp node id or name to move the shard to; any healthy standby when absent. */
   readonly to?: string;
+  /** Allows `to` to name a coreapp marked `nofailover`. */
+  readonly force?: boolean;
 }
 
 export interface SwitchoverReply {
