@@ -28,20 +28,22 @@ export class LeaseHolder {
   private releaseSent = false;
   private abandoned = false;
   private readonly stop = new AbortController();
+  /** Aborted when a renewal moves the deadline earlier (a shorter TTL), to wake the deadline loop. */
+  private deadlineMoved = new AbortController();
   private resolveLost!: (reason: string) => void;
   /** Resolves once with the reason when this tenure ends (including after `release()`). */
   readonly lost: Promise<string>;
 
-  /** Starts holding `lease`, which was acquired by a call sent at `sentAt` (this clock). */
-  constructor(
+  /** Starts holding `lease` until `deadline` (this clock), to be extended by renewals. */
+  private constructor(
     readonly lease: Lease,
-    sentAt: number,
+    deadline: number,
     private readonly leases: LeaseStore,
     private readonly clock: Clock,
     private readonly timing: LeaseTiming,
     private readonly log: Logger,
   ) {
-    this.deadline = sentAt + timing.leaseTtlMs - timing.safetyMarginMs;
+    this.deadline = deadline;
     this.lost = new Promise((resolve) => (this.resolveLost = resolve));
     void this.renewLoop();
     void this.deadlineLoop();
@@ -60,9 +62,10 @@ export class LeaseHolder {
     log: Logger,
   ): Promise<LeaseHolder | { holder: string | null; expiresInMs: number }> {
     const sentAt = clock.now();
-    const r = await leases.acquire(name, holder, timing.leaseTtlMs);
+    const { leaseTtlMs, safetyMarginMs } = timing; // one read: the store is asked for exactly this TTL
+    const r = await leases.acquire(name, holder, leaseTtlMs);
     if (!r.acquired) return { holder: r.holder, expiresInMs: r.expiresInMs };
-    return new LeaseHolder(r.lease, sentAt, leases, clock, timing, log);
+    return new LeaseHolder(r.lease, sentAt + leaseTtlMs - safetyMarginMs, leases, clock, timing, log);
   }
 
   /**
@@ -117,18 +120,27 @@ export class LeaseHolder {
     this.resolveLost(reason);
   }
 
+  /**
+   * The timings are read afresh for every renewal, so a change of the cluster's settings reaches a
+   * lease at its next renewal. The TTL the store is asked for and the one the deadline is computed
+   * with are the same read, and the deadline is *set*, not maximised: a renewal with a shorter TTL
+   * also shortens the store's expiry, so an earlier, longer deadline must not outlive it.
+   */
   private async renewLoop(): Promise<void> {
-    const { leaseTtlMs, renewIntervalMs } = this.timing;
-    let wait = renewIntervalMs;
+    let wait = this.timing.renewIntervalMs;
     while (this.ended === null) {
       await this.clock.sleep(wait, this.stop.signal);
       if (this.ended !== null) return;
+      const { leaseTtlMs, renewIntervalMs, safetyMarginMs } = this.timing;
       const sentAt = this.clock.now();
       try {
         const ok = await this.leases.renew(this.lease, leaseTtlMs);
         if (!this.held) return; // the deadline passed while the renewal was in flight: too late
         if (!ok) return this.end("renewal refused: the lease expired or has another holder");
-        this.deadline = Math.max(this.deadline, sentAt + leaseTtlMs - this.timing.safetyMarginMs);
+        const deadline = sentAt + leaseTtlMs - safetyMarginMs;
+        const earlier = deadline < this.deadline;
+        this.deadline = deadline;
+        if (earlier) this.deadlineMoved.abort(); // the deadline loop sleeps until the old one
         wait = renewIntervalMs;
       } catch (error) {
         // Unknown outcome: keep the old deadline and try again soon; the deadline loop ends the
@@ -143,7 +155,8 @@ export class LeaseHolder {
     while (this.ended === null) {
       const left = this.deadline - this.clock.now();
       if (left <= 0) return this.end(DEADLINE_PASSED);
-      await this.clock.sleep(left, this.stop.signal);
+      this.deadlineMoved = new AbortController();
+      await this.clock.sleep(left, AbortSignal.any([this.stop.signal, this.deadlineMoved.signal]));
     }
   }
 }

@@ -126,6 +126,16 @@ export function deriveTiming(s: ClusterSettings, store: StoreCapabilities = {}):
 }
 
 /**
+ * Applies new cluster settings to a node's `Timing` in place. Every component of a node holds the
+ * same `Timing` object and reads its fields when it needs them — never copies them — so the
+ * detectors use new thresholds at their next tick and every lease its new TTL at its next renewal
+ * (src/core/lease-holder.ts). Throws `ConfigError` (and changes nothing) for unsafe settings.
+ */
+export function applySettings(timing: Timing, s: ClusterSettings, store: StoreCapabilities = {}): void {
+  Object.assign(timing, deriveTiming(s, store));
+}
+
+/**
  * The failover bound of L1: the longest time from a single fault of a primary coreapp — a crash,
  * a freeze, a cut from the masters, from the store, or from everything — to a healthy standby
  * serving its shard, when nothing else fails.

@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { AppResponse, CoreappApplication } from "../core/coreapp/application.js";
-import { ShardOwner, type OwnerEvent, type OwnerState } from "../core/coreapp/shard-owner.js";
+import { ShardOwner, type OwnerEvent, type OwnerState, type ShardOwnerTiming } from "../core/coreapp/shard-owner.js";
+import type { Timing } from "../core/timing.js";
 import { DEFAULT_PLACEMENT, type Placement } from "../core/master/placement.js";
 import type { ShardMapWatch } from "../core/ports/shard-map.js";
 import type { ForwardRequest, ForwardResponse, TransportServer } from "../core/ports/transport.js";
@@ -46,7 +47,9 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     this.name = identity.name;
     const log = deps.log.child({ node: identity.name });
     this.deps = { ...deps, log };
-    this.owner = new ShardOwner(identity.id, deps.store.leases, app, deps.clock, { ...deps.timing, drainTimeoutMs }, log, (e) => {
+    // A view of the node's live timing (read through, never copied: settings change at run time) plus the drain timeout.
+    const ownerTiming: ShardOwnerTiming = Object.assign(Object.create(deps.timing) as Timing, { drainTimeoutMs });
+    this.owner = new ShardOwner(identity.id, deps.store.leases, app, deps.clock, ownerTiming, log, (e) => {
       this.emit("owner", e);
       void this.beat().catch(() => {}); // make the change visible in the store at once
     });
@@ -86,7 +89,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
       ),
     );
     this.owner.start();
-    this.loop = every(clock, timing.dbHeartbeatIntervalMs, signal, log, "coreapp liveness beat", () => this.beat());
+    this.loop = every(clock, () => timing.dbHeartbeatIntervalMs, signal, log, "coreapp liveness beat", () => this.beat());
   }
 
   private async beat(): Promise<void> {

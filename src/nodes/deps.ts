@@ -43,7 +43,8 @@ export interface MulticonnectNode {
 }
 
 /**
- * Runs `step` every `intervalMs` until `signal` aborts, logging (not throwing) its failures.
+ * Runs `step` every `intervalMs()` (read again each time: settings change at run time) until
+ * `signal` aborts, logging (not throwing) its failures.
  * The one place where the nodes' periodic loops are written. A failed step is tried again soon
  * (a tenth of the interval, at most 1 s), not a whole interval later: a liveness beat lost to a
  * short store blip must not leave the record a full extra interval old, or a healthy primary
@@ -51,18 +52,18 @@ export interface MulticonnectNode {
  */
 export async function every(
   clock: Clock,
-  intervalMs: number,
+  intervalMs: () => number,
   signal: AbortSignal,
   log: Logger,
   what: string,
   step: () => Promise<void>,
 ): Promise<void> {
   while (!signal.aborted) {
-    let wait = intervalMs;
+    let wait = intervalMs();
     try {
       await step();
     } catch (error) {
-      wait = Math.min(intervalMs / 10, 1000);
+      wait = Math.min(wait / 10, 1000);
       log.warn({ err: String(error), retryInMs: wait }, `${what} failed; will retry`);
     }
     await clock.sleep(wait, signal);

@@ -41,7 +41,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     const log = deps.log.child({ node: identity.name });
     this.deps = { ...deps, log };
     this.view = new ClusterView(store.liveness, clock, timing.evaluateTickMs);
-    this.monitor = new HeartbeatMonitor(identity.id, transport, clock, timing.heartbeatIntervalMs, timing.heartbeatTimeoutMs, log);
+    this.monitor = new HeartbeatMonitor(identity.id, transport, clock, timing, log);
     this.manager = new ShardManager(identity.id, shards, store.shardMap, this.view, this.monitor, clock, timing, log, (e) =>
       this.emit("promotion", e),
     );
@@ -61,7 +61,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     const address = `${this.identity.externalHostname}:${this.identity.advertisePort ?? this.server.port}`;
     this.monitor.start();
     this.loops.push(
-      every(clock, timing.masterBeatIntervalMs, signal, log, "master liveness beat", async () => {
+      every(clock, () => timing.masterBeatIntervalMs, signal, log, "master liveness beat", async () => {
         await store.liveness.beat({
           id: this.id,
           name: this.name,

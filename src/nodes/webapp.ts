@@ -62,7 +62,7 @@ export class Webapp implements MulticonnectNode {
     });
     this.server = server;
     const address = `${this.identity.externalHostname}:${this.identity.advertisePort ?? this.port}`;
-    this.loop = every(clock, timing.dbHeartbeatIntervalMs, signal, log, "webapp liveness beat", () =>
+    this.loop = every(clock, () => timing.dbHeartbeatIntervalMs, signal, log, "webapp liveness beat", () =>
       store.liveness.beat({ id: this.id, name: this.name, role: "webapp", address, meta: {} }),
     );
   }

@@ -29,7 +29,7 @@ describe("HeartbeatMonitor", () => {
   it("counts silence from when the answered heartbeat was sent, not from when this (busy) process handled the answer", async () => {
     const clock = new ManualClock();
     const { transport, pending } = heldTransport();
-    const monitor = new HeartbeatMonitor("m1.x", transport, clock, 100, 500, silentLogger);
+    const monitor = new HeartbeatMonitor("m1.x", transport, clock, { heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500 }, silentLogger);
     monitor.updatePeers([coreapp]);
     clock.t = 1000;
     const probe = monitor.probe("c1.x"); // sent at 1000
@@ -43,7 +43,7 @@ describe("HeartbeatMonitor", () => {
   it("an older heartbeat's late answer neither moves the last answer back nor replaces the newer reply", async () => {
     const clock = new ManualClock();
     const { transport, pending } = heldTransport();
-    const monitor = new HeartbeatMonitor("m1.x", transport, clock, 100, 500, silentLogger);
+    const monitor = new HeartbeatMonitor("m1.x", transport, clock, { heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500 }, silentLogger);
     monitor.updatePeers([coreapp]);
     clock.t = 100;
     const older = monitor.probe("c1.x");

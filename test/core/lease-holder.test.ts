@@ -54,4 +54,27 @@ describe("LeaseHolder", () => {
     const next = await LeaseHolder.acquire(store.leases, clock, "l", "n2", timing, silentLogger);
     expect(next instanceof LeaseHolder && next.lease.epoch).toBeGreaterThan(h.lease.epoch);
   });
+
+  it("a shorter TTL from new settings reaches the store at the next renewal, and the local deadline still precedes the store's expiry", async () => {
+    const clock = new ManualClock();
+    const storage = new MemoryStorage(clock);
+    const store = new MemoryStore(storage);
+    const live = { ...timing };
+    const h = await LeaseHolder.acquire(store.leases, clock, "l", "n1", live, silentLogger);
+    if (!(h instanceof LeaseHolder)) throw new Error("not acquired");
+    await clock.advance(500, 10);
+    Object.assign(live, { leaseTtlMs: 600, renewIntervalMs: 200, safetyMarginMs: 60 }); // settings changed
+    await clock.advance(600, 10); // the renewal at t=1000 asks for 600 ms
+    const renewedAt = 1000;
+    expect(h.remainingMs).toBeLessThanOrEqual(renewedAt + 600 - 60 - clock.now());
+    storage.unavailable = true; // from now on no renewal succeeds
+    let endedAt = -1;
+    void h.lost.then(() => (endedAt = clock.now()));
+    await clock.advance(3000, 10);
+    expect(await h.lost).toMatch(/deadline/);
+    // The last successful renewal was sent at or before t=1100 with a 600 ms TTL: the store's expiry
+    // is at least that + 600; the holder stopped a margin before, not at the old 3000 ms deadline.
+    expect(endedAt).toBeLessThanOrEqual(1100 + 600 - 60);
+    expect(endedAt).toBeGreaterThan(0);
+  });
 });

@@ -2,6 +2,7 @@ import type { Clock } from "../ports/clock.js";
 import type { NodeStatus } from "../ports/liveness.js";
 import type { Logger } from "../ports/logger.js";
 import type { HeartbeatReply, Transport } from "../ports/transport.js";
+import type { Timing } from "../timing.js";
 
 interface PeerState {
   address: string;
@@ -26,8 +27,8 @@ export class HeartbeatMonitor {
     private readonly self: string,
     private readonly transport: Transport,
     private readonly clock: Clock,
-    private readonly intervalMs: number,
-    private readonly timeoutMs: number,
+    /** The node's live timing: `heartbeat_interval` and the answer timeout, read at each use. */
+    private readonly timing: Pick<Timing, "heartbeatIntervalMs" | "heartbeatTimeoutMs">,
     private readonly log: Logger,
   ) {}
 
@@ -84,7 +85,7 @@ export class HeartbeatMonitor {
     if (!p) return null;
     const sentAt = this.clock.now();
     try {
-      const reply = await this.transport.heartbeat({ id, address: p.address }, { master: this.self }, this.timeoutMs);
+      const reply = await this.transport.heartbeat({ id, address: p.address }, { master: this.self }, this.timing.heartbeatTimeoutMs);
       // An answer proves the coreapp alive at some instant after the heartbeat was sent, and no
       // later than that can be proven. Counting silence from the send, not from when this process
       // got round to the answer, keeps a loaded master's event-loop lag out of the detector: with
@@ -107,7 +108,7 @@ export class HeartbeatMonitor {
       const started = this.clock.now();
       // Fire all probes without waiting for slow ones: one dead coreapp must not delay the others.
       for (const id of this.peers.keys()) void this.probe(id);
-      await this.clock.sleep(this.intervalMs - (this.clock.now() - started), this.stop.signal);
+      await this.clock.sleep(this.timing.heartbeatIntervalMs - (this.clock.now() - started), this.stop.signal);
     }
   }
 }
