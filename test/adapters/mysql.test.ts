@@ -4,6 +4,7 @@ import { MysqlStore } from "../../src/adapters/mysql/index.js";
 import { tableNames } from "../../src/adapters/mysql/schema.js";
 import { StoreConfigurationError } from "../../src/core/errors.js";
 import { randomNamespace } from "../support/blackhole.js";
+import { controlConformance } from "../conformance/control.suite.js";
 import { storeConformance } from "../conformance/store.suite.js";
 
 /**
@@ -57,21 +58,17 @@ if (process.env.MC_SKIP_MYSQL === "1") {
     }
   });
 
+  const openAt = async (namespace: string, host: string, port: number, operationTimeoutMs: number) =>
+    new MysqlStore({ host, port, user: "root", database: "test", tablePrefix: prefixOf(namespace), operationTimeoutMs });
+
   storeConformance("mysql", {
     open: async (namespace) => new MysqlStore({ url, tablePrefix: prefixOf(namespace), pollIntervalMs }),
-    capabilities: {
-      ttlMs,
-      pollIntervalMs,
-      openAt: async (namespace, host, port, operationTimeoutMs) =>
-        new MysqlStore({
-          host,
-          port,
-          user: "root",
-          database: "test",
-          tablePrefix: prefixOf(namespace),
-          operationTimeoutMs,
-        }),
-    },
+    capabilities: { ttlMs, pollIntervalMs, openAt },
+  });
+
+  controlConformance("mysql", {
+    open: async (namespace, o) => new MysqlStore({ url, tablePrefix: prefixOf(namespace), pollIntervalMs, ...o }),
+    capabilities: { ttlMs, pollIntervalMs, openAt },
   });
 
   describe("mysql: credentials", () => {

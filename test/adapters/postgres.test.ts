@@ -8,6 +8,7 @@ import { MASTER_LEASE } from "../../src/core/ports/leases.js";
 import type { ShardAssignment } from "../../src/core/ports/shard-map.js";
 import type { Store } from "../../src/core/ports/store.js";
 import { randomNamespace } from "../support/blackhole.js";
+import { controlConformance } from "../conformance/control.suite.js";
 import { storeConformance } from "../conformance/store.suite.js";
 
 /**
@@ -70,20 +71,27 @@ function registerTests(): void {
     if (tables.length > 0) await admin((c) => c.query(`DROP TABLE IF EXISTS ${tables.join(", ")}`));
   });
 
+  const openAt = async (namespace: string, host: string, port: number, operationTimeoutMs: number) =>
+    new PostgresStore({
+      host,
+      port,
+      user: server.user,
+      ...(server.password === undefined ? {} : { password: server.password }),
+      database: server.database,
+      tablePrefix: `${namespace}_`,
+      operationTimeoutMs,
+    });
+
+  controlConformance("postgres", {
+    open: async (namespace, o) => open(namespace, o),
+    capabilities: { ttlMs: 300, openAt },
+  });
+
   storeConformance("postgres", {
     open: async (namespace) => open(namespace),
     capabilities: {
       ttlMs: 300,
-      openAt: async (namespace, host, port, operationTimeoutMs) =>
-        new PostgresStore({
-          host,
-          port,
-          user: server.user,
-          ...(server.password === undefined ? {} : { password: server.password }),
-          database: server.database,
-          tablePrefix: `${namespace}_`,
-          operationTimeoutMs,
-        }),
+      openAt,
       interruptNotifications: async (store) => {
         const prefix = prefixOf.get(store);
         if (!prefix) throw new Error("interruptNotifications: not a store of this test file");
