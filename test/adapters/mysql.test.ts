@@ -71,6 +71,28 @@ if (process.env.MC_SKIP_MYSQL === "1") {
     capabilities: { ttlMs, pollIntervalMs, openAt },
   });
 
+  describe("mysql: schema upgrade", () => {
+    it("migrate() upgrades a version-1 schema: the control-plane tables appear and the recorded version becomes 2", async () => {
+      const prefix = prefixOf(randomNamespace());
+      const store = new MysqlStore({ url, tablePrefix: prefix });
+      const conn = await adminConnection();
+      try {
+        await store.migrate();
+        // Back to what a version-1 SDK left: no control-plane tables, version 1 recorded.
+        await conn.query(`DROP TABLE \`${prefix}cluster\`, \`${prefix}history\``);
+        await conn.query(`UPDATE \`${prefix}meta\` SET v = '1' WHERE k = 'schema_version'`);
+        await store.migrate();
+        const [rows] = await conn.query(`SELECT v FROM \`${prefix}meta\` WHERE k = 'schema_version'`);
+        expect((rows as { v: string }[])[0]?.v).toBe("2");
+        expect(await store.clusterDocument.read()).toBeNull();
+        expect(await store.history.list()).toEqual([]);
+      } finally {
+        await conn.end();
+        await store.close();
+      }
+    });
+  });
+
   describe("mysql: credentials", () => {
     const secret = "Wr0ng-S3cret-Pa55";
 

@@ -156,6 +156,25 @@ function registerTests(): void {
     });
   });
 
+  describe("postgres: schema upgrade", () => {
+    it("migrate() upgrades a version-1 schema: the control-plane tables appear and the recorded version becomes 2", async () => {
+      const store = open(randomNamespace());
+      const t = schemaTables(prefixOf.get(store)!);
+      try {
+        await store.migrate();
+        // Back to what a version-1 SDK left: no control-plane tables, version 1 recorded.
+        await admin((c) => c.query(`DROP TABLE ${t.cluster}, ${t.history}; UPDATE ${t.meta} SET value = '1' WHERE key = 'schema_version'`));
+        await store.migrate();
+        const r = await admin((c) => c.query<{ value: string }>(`SELECT value FROM ${t.meta} WHERE key = 'schema_version'`));
+        expect(r.rows[0]?.value).toBe("2");
+        expect(await store.clusterDocument.read()).toBeNull();
+        expect(await store.history.list()).toEqual([]);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
   describe("postgres: connection settings", () => {
     const expectNamedWithoutSecret = (error: unknown, secret: string) => {
       expect((error as Error).message).toContain("postgres");
