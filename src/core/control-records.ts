@@ -2,6 +2,7 @@ import { ClusterDocumentError, ConfigError } from "./errors.js";
 import type { ClusterDocument, ClusterDocumentInput, Pause } from "./ports/cluster-document.js";
 import {
   HISTORY_EVENT_MAX_BYTES,
+  HISTORY_EVENT_TYPES,
   type HistoryEvent,
   type HistoryEventInput,
   type HistoryEventType,
@@ -43,17 +44,7 @@ const SETTINGS_KEYS: Record<keyof ClusterSettings, string> = {
   heartbeatQuorum: "heartbeat_quorum",
 };
 
-const HISTORY_TYPES: ReadonlySet<HistoryEventType> = new Set<HistoryEventType>([
-  "master_elected",
-  "promoted",
-  "demoted",
-  "switchover",
-  "paused",
-  "resumed",
-  "settings_changed",
-  "shard_count_changed",
-  "node_removed",
-]);
+const HISTORY_TYPES: ReadonlySet<string> = new Set<HistoryEventType>(HISTORY_EVENT_TYPES);
 
 const isShard = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const text = (v: unknown, max: number): v is string => typeof v === "string" && v.length <= max;

@@ -30,7 +30,7 @@ type EtcdStoredDocument = Omit<StoredClusterDocument, "pauses"> & {
  *
  * `write()` grants the pauses' leases, then runs one txn that compares the master lease key (value
  * = holder, create_revision = epoch: it exists only while that lease lives, safety S3) and the
- * document's mod_revision, and puts the document. Leases of a failed write, and those of pauses the
+ * document's mod_revision, and puts the document and a marker key on each pause's lease. Leases of a failed write, and those of pauses the
  * new document no longer holds, are revoked afterwards (a failed revoke only lets one run out).
  */
 export class EtcdClusterDocument implements ClusterDocumentStore {
@@ -69,7 +69,13 @@ export class EtcdClusterDocument implements ClusterDocumentStore {
           { key: masterKey, target: "create", equals: master.epoch },
           { key, target: "mod", equals: expectedVersion },
         ],
-        [{ range: key }, { put: { key, value: JSON.stringify(value) } }],
+        [
+          { range: key },
+          { put: { key, value: JSON.stringify(value) } },
+          // Keys on the pauses' leases, so that tooling that clears the prefix (revoking the leases
+          // of its keys) ends the pauses too, instead of leaving leases to run out.
+          ...granted.map((lease) => ({ put: { key: this.keys.pause(lease), value: "", lease } })),
+        ],
         [{ range: masterKey }],
         d,
       );

@@ -8,6 +8,8 @@ import { ConfigError } from "../../core/errors.js";
  *   <p>shards/<n>      {"owner":…,"epoch":…}            no lease; never deleted
  *   <p>nodes/<id>      the node's record (JSON)         on a per-beat etcd lease of NODE_RECORD_TTL_S
  *   <p>cluster         the cluster document (JSON)      no lease; its mod_revision is its version
+ *   <p>pauses/<lease>  "" (names a pause's etcd lease)  on that lease: gone when the pause ends; a
+ *                                                     reset that revokes the leases under the prefix ends it
  *   <p>history-seq     ""; its version is the last seq  no lease
  *   <p>history/<seq>   one event (JSON); seq 16 digits  no lease; deleted when it falls off the bound
  *
@@ -41,6 +43,11 @@ export class EtcdKeys {
 
   get cluster(): string {
     return `${this.prefix}cluster`;
+  }
+
+  /** The marker key of a pause's etcd lease. */
+  pause(lease: string): string {
+    return `${this.prefix}pauses/${lease}`;
   }
 
   get historySeq(): string {

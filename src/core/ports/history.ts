@@ -18,17 +18,27 @@ import type { Lease } from "./leases.js";
  * `writerWallClock`). Sequence order is the order of the appends; timestamps are for people only.
  */
 
+/**
+ * Every kind of control-plane step an event can record. A pause that ends by itself is recorded by
+ * the primary master as "resumed" with the cause saying so; "held_out" / "hold_cleared" are a
+ * coreapp kept from promotion after repeated failures, and an operator clearing it.
+ */
+export const HISTORY_EVENT_TYPES = [
+  "master_elected",
+  "promoted",
+  "demoted",
+  "switchover",
+  "paused",
+  "resumed",
+  "settings_changed",
+  "shard_count_changed",
+  "node_removed",
+  "held_out",
+  "hold_cleared",
+] as const;
+
 /** What kind of control-plane step an event records. */
-export type HistoryEventType =
-  | "master_elected"
-  | "promoted"
-  | "demoted"
-  | "switchover"
-  | "paused"
-  | "resumed"
-  | "settings_changed"
-  | "shard_count_changed"
-  | "node_removed";
+export type HistoryEventType = (typeof HISTORY_EVENT_TYPES)[number];
 
 /** An event as the primary master appends it. Its JSON form may be at most `HISTORY_EVENT_MAX_BYTES`. */
 export interface HistoryEventInput {
