@@ -122,7 +122,8 @@ export function decodeClusterDocument(json: string, version: number, nowMs: numb
       throw problem(`pauses[${i}]: malformed`);
     }
     const left = Number(p.expiresAtMs) - nowMs;
-    if (left > 0) pauses.push({ shard: p.shard, by: p.by, reason: p.reason, pausedAtMs: p.pausedAtMs ?? stampMs!, expiresInMs: left });
+    if (left > 0)
+      pauses.push({ shard: p.shard, by: p.by, reason: p.reason, pausedAtMs: p.pausedAtMs ?? stampMs!, expiresInMs: left });
   }
   return { settings: copySettings(d.settings), shardCount: d.shardCount as number, pauses };
 }
@@ -136,7 +137,8 @@ function checkSettings(s: ClusterSettings, fail: (key: string, why: string) => E
   try {
     validateSettings(s, "settings");
   } catch (error) {
-    if (error instanceof ConfigError) throw fail(error.key.replace(/^settings\./, ""), error.message.replace(/^config: [^:]+: /, ""));
+    if (error instanceof ConfigError)
+      throw fail(error.key.replace(/^settings\./, ""), error.message.replace(/^config: [^:]+: /, ""));
     throw error;
   }
 }
@@ -154,7 +156,8 @@ function copySettings(s: ClusterSettings): ClusterSettings {
 /** The stored body of an event (everything but seq, time and shard), checked. Throws `RangeError`. */
 export function encodeHistoryEvent(e: HistoryEventInput): string {
   if (!HISTORY_TYPES.has(e.type)) throw new RangeError(`history: unknown event type ${JSON.stringify(e.type)}`);
-  if (e.shard !== null && !isShard(e.shard)) throw new RangeError(`history: shard must be null or a whole number ≥ 0, got ${e.shard}`);
+  if (e.shard !== null && !isShard(e.shard))
+    throw new RangeError(`history: shard must be null or a whole number ≥ 0, got ${e.shard}`);
   if (!text(e.cause, 1000)) throw new RangeError("history: cause must be a string of at most 1000 characters");
   if (!text(e.node, 255) || e.node.length === 0) throw new RangeError("history: node must be a node id of 1 to 255 characters");
   if (typeof e.evidence !== "object" || e.evidence === null || Array.isArray(e.evidence)) {
@@ -179,8 +182,10 @@ export function decodeHistoryEvent(seq: number, atMs: number, shard: number | nu
 /** How many events a `list()` returns at most: the query's limit, capped by the store's bound. */
 export function historyListLimit(query: HistoryQuery, bound: number): number {
   const limit = query.limit ?? bound;
-  if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`history: limit must be a positive whole number, got ${limit}`);
-  if (query.shard !== undefined && !isShard(query.shard)) throw new RangeError(`history: shard must be a whole number ≥ 0, got ${query.shard}`);
+  if (!Number.isSafeInteger(limit) || limit < 1)
+    throw new RangeError(`history: limit must be a positive whole number, got ${limit}`);
+  if (query.shard !== undefined && !isShard(query.shard))
+    throw new RangeError(`history: shard must be a whole number ≥ 0, got ${query.shard}`);
   if (query.before !== undefined && !Number.isSafeInteger(query.before)) {
     throw new RangeError(`history: before must be a sequence number, got ${query.before}`);
   }

@@ -163,7 +163,9 @@ function registerTests(): void {
       try {
         await store.migrate();
         // Back to what a version-1 SDK left: no control-plane tables, version 1 recorded.
-        await admin((c) => c.query(`DROP TABLE ${t.cluster}, ${t.history}; UPDATE ${t.meta} SET value = '1' WHERE key = 'schema_version'`));
+        await admin((c) =>
+          c.query(`DROP TABLE ${t.cluster}, ${t.history}; UPDATE ${t.meta} SET value = '1' WHERE key = 'schema_version'`),
+        );
         await store.migrate();
         const r = await admin((c) => c.query<{ value: string }>(`SELECT value FROM ${t.meta} WHERE key = 'schema_version'`));
         expect(r.rows[0]?.value).toBe("2");

@@ -119,7 +119,10 @@ export function controlConformance(backend: string, options: ControlConformanceO
         if (!first.ok) throw new Error("setup: write failed");
         const before = await a.clusterDocument.read();
         const m2 = await lapse();
-        expect(await a.clusterDocument.write(first.version, doc({ shardCount: 1 }), old)).toEqual({ ok: false, reason: "fenced" });
+        expect(await a.clusterDocument.write(first.version, doc({ shardCount: 1 }), old)).toEqual({
+          ok: false,
+          reason: "fenced",
+        });
         expect(await a.clusterDocument.write(first.version, doc({ shardCount: 1 }), { ...m2, epoch: old.epoch })).toEqual({
           ok: false,
           reason: "fenced",
@@ -151,7 +154,10 @@ export function controlConformance(backend: string, options: ControlConformanceO
           expect(winners).toHaveLength(expected === before ? 1 : 0);
           if (winners[0]?.ok) {
             const won = results.indexOf(winners[0]);
-            expect(await a.clusterDocument.read()).toMatchObject({ version: winners[0].version, document: { shardCount: 1 + won } });
+            expect(await a.clusterDocument.read()).toMatchObject({
+              version: winners[0].version,
+              document: { shardCount: 1 + won },
+            });
           }
         }
       });
@@ -210,7 +216,11 @@ export function controlConformance(backend: string, options: ControlConformanceO
         const m = await master(a);
         const realNow = Date.now();
         vi.useFakeTimers({ toFake: ["Date"], now: realNow + 3_600_000 });
-        const r = await a.clusterDocument.write(0, doc({ pauses: [{ shard: null, by: "ops", reason: "", expiresInMs: 60_000 }] }), m);
+        const r = await a.clusterDocument.write(
+          0,
+          doc({ pauses: [{ shard: null, by: "ops", reason: "", expiresInMs: 60_000 }] }),
+          m,
+        );
         if (!r.ok) throw new Error("setup: write failed");
         vi.setSystemTime(realNow - 3_600_000);
         const [p] = (await b.clusterDocument.read())!.document.pauses;

@@ -10,7 +10,9 @@ describe("cluster document records", () => {
   it("decodeClusterDocument() reports a stored document with unsafe settings, naming the version and the key", () => {
     const json = stored({ settings: { ...DEFAULT_SETTINGS, unhealthyIntervalMs: 5_000 } });
     expect(() => decodeClusterDocument(json, 7, 0)).toThrow(ClusterDocumentError);
-    expect(() => decodeClusterDocument(json, 7, 0)).toThrow(/version 7 .*settings\.unhealthy_interval: must be at least twice heartbeat_interval/);
+    expect(() => decodeClusterDocument(json, 7, 0)).toThrow(
+      /version 7 .*settings\.unhealthy_interval: must be at least twice heartbeat_interval/,
+    );
   });
 
   it("decodeClusterDocument() reports malformed JSON, a missing shard count and a malformed pause", () => {
@@ -38,7 +40,11 @@ describe("cluster document records", () => {
 
   it("an unstamped pause takes the write's time given to decodeClusterDocument()", () => {
     const json = JSON.stringify(
-      encodeClusterDocument({ settings: DEFAULT_SETTINGS, shardCount: 1, pauses: [{ shard: null, by: "ops", reason: "", expiresInMs: 10 }] }, 0, null),
+      encodeClusterDocument(
+        { settings: DEFAULT_SETTINGS, shardCount: 1, pauses: [{ shard: null, by: "ops", reason: "", expiresInMs: 10 }] },
+        0,
+        null,
+      ),
     );
     expect(decodeClusterDocument(json, 1, 5, 1_234).pauses[0]).toMatchObject({ pausedAtMs: 1_234, expiresInMs: 5 });
   });

@@ -64,21 +64,21 @@ export class EtcdClusterDocument implements ClusterDocumentStore {
     const key = this.keys.cluster;
     // If this throws, the write may have landed: the leases are kept (they run out by themselves).
     const r = await this.client.txn(
-        [
-          { key: masterKey, target: "value", equals: master.holder },
-          { key: masterKey, target: "create", equals: master.epoch },
-          { key, target: "mod", equals: expectedVersion },
-        ],
-        [
-          { range: key },
-          { put: { key, value: JSON.stringify(value) } },
-          // Keys on the pauses' leases, so that tooling that clears the prefix (revoking the leases
-          // of its keys) ends the pauses too, instead of leaving leases to run out.
-          ...granted.map((lease) => ({ put: { key: this.keys.pause(lease), value: "", lease } })),
-        ],
-        [{ range: masterKey }],
-        d,
-      );
+      [
+        { key: masterKey, target: "value", equals: master.holder },
+        { key: masterKey, target: "create", equals: master.epoch },
+        { key, target: "mod", equals: expectedVersion },
+      ],
+      [
+        { range: key },
+        { put: { key, value: JSON.stringify(value) } },
+        // Keys on the pauses' leases, so that tooling that clears the prefix (revoking the leases
+        // of its keys) ends the pauses too, instead of leaving leases to run out.
+        ...granted.map((lease) => ({ put: { key: this.keys.pause(lease), value: "", lease } })),
+      ],
+      [{ range: masterKey }],
+      d,
+    );
     if (r.succeeded) {
       const previous = r.results[0]?.[0];
       if (previous) this.revokeQuietly(leasesOf(previous).filter((l) => !granted.includes(l)));
@@ -98,7 +98,8 @@ export class EtcdClusterDocument implements ClusterDocumentStore {
     } catch {
       // decodeClusterDocument reports it, naming the version.
     }
-    if (!parsed || !Array.isArray(parsed.pauses)) return { version: kv.modRevision, document: decodeClusterDocument(kv.value, kv.modRevision, 0) };
+    if (!parsed || !Array.isArray(parsed.pauses))
+      return { version: kv.modRevision, document: decodeClusterDocument(kv.value, kv.modRevision, 0) };
     const pauses = await Promise.all(
       parsed.pauses.map(async (p) => {
         const ttl = typeof p.lease === "string" ? await this.client.timeToLive(p.lease, d) : null;

@@ -1,5 +1,11 @@
 import { decodeHistoryEvent, encodeHistoryEvent, historyListLimit } from "../../core/control-records.js";
-import type { HistoryAppendResult, HistoryEvent, HistoryEventInput, HistoryQuery, HistoryStore } from "../../core/ports/history.js";
+import type {
+  HistoryAppendResult,
+  HistoryEvent,
+  HistoryEventInput,
+  HistoryQuery,
+  HistoryStore,
+} from "../../core/ports/history.js";
 import { StoreUnavailableError } from "../../core/errors.js";
 import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
 import type { Kv } from "./client-types.js";
@@ -56,7 +62,9 @@ export class EtcdHistory implements HistoryStore {
       const held = r.results[0]?.[0];
       if (!held || held.value !== master.holder || held.createRevision !== master.epoch) return { ok: false, reason: "fenced" };
       if (attempt >= SEQ_RETRIES) {
-        throw new StoreUnavailableError(`${this.client.where}: history append lost ${SEQ_RETRIES + 1} races for a sequence number in a row`);
+        throw new StoreUnavailableError(
+          `${this.client.where}: history append lost ${SEQ_RETRIES + 1} races for a sequence number in a row`,
+        );
       }
       last = r.results[1]?.[0]?.version ?? 0;
     }
@@ -69,7 +77,8 @@ export class EtcdHistory implements HistoryStore {
     const events: HistoryEvent[] = [];
     for (const kv of kvs.reverse()) {
       const e = toEvent(kv, this.keys.history.length);
-      if (!e || (query.shard !== undefined && e.shard !== query.shard) || (query.before !== undefined && e.seq >= query.before)) continue;
+      if (!e || (query.shard !== undefined && e.shard !== query.shard) || (query.before !== undefined && e.seq >= query.before))
+        continue;
       events.push(e);
       if (events.length === limit) break;
     }

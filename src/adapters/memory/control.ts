@@ -1,11 +1,23 @@
-import { decodeClusterDocument, decodeHistoryEvent, encodeClusterDocument, encodeHistoryEvent, historyListLimit } from "../../core/control-records.js";
+import {
+  decodeClusterDocument,
+  decodeHistoryEvent,
+  encodeClusterDocument,
+  encodeHistoryEvent,
+  historyListLimit,
+} from "../../core/control-records.js";
 import type {
   ClusterDocumentInput,
   ClusterDocumentStore,
   ClusterDocumentWriteResult,
   VersionedClusterDocument,
 } from "../../core/ports/cluster-document.js";
-import type { HistoryAppendResult, HistoryEvent, HistoryEventInput, HistoryQuery, HistoryStore } from "../../core/ports/history.js";
+import type {
+  HistoryAppendResult,
+  HistoryEvent,
+  HistoryEventInput,
+  HistoryQuery,
+  HistoryStore,
+} from "../../core/ports/history.js";
 import type { Lease } from "../../core/ports/leases.js";
 
 /** What the memory adapter's control-plane stores need from `MemoryStorage`. */
@@ -77,7 +89,9 @@ export class MemoryHistory implements HistoryStore {
     const limit = historyListLimit(query, this.limit);
     this.check();
     return this.s.history
-      .filter((e) => (query.shard === undefined || e.shard === query.shard) && (query.before === undefined || e.seq < query.before))
+      .filter(
+        (e) => (query.shard === undefined || e.shard === query.shard) && (query.before === undefined || e.seq < query.before),
+      )
       .slice(-limit)
       .reverse()
       .map((e) => decodeHistoryEvent(e.seq, e.atMs, e.shard, e.body));

@@ -1,5 +1,11 @@
 import { decodeHistoryEvent, encodeHistoryEvent, historyListLimit } from "../../core/control-records.js";
-import type { HistoryAppendResult, HistoryEvent, HistoryEventInput, HistoryQuery, HistoryStore } from "../../core/ports/history.js";
+import type {
+  HistoryAppendResult,
+  HistoryEvent,
+  HistoryEventInput,
+  HistoryQuery,
+  HistoryStore,
+} from "../../core/ports/history.js";
 import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
 import type { SqliteDb } from "./db.js";
 
@@ -31,9 +37,7 @@ export class SqliteHistory implements HistoryStore {
       if (!fence) return { ok: false, reason: "fenced" } as const;
       const atMs = Date.now();
       const r = sql.prepare(`INSERT INTO ${h} (at_ms, shard, body) VALUES (?, ?, ?)`).run(atMs, event.shard, body);
-      sql
-        .prepare(`DELETE FROM ${h} WHERE seq <= (SELECT seq FROM ${h} ORDER BY seq DESC LIMIT 1 OFFSET ?)`)
-        .run(this.limit);
+      sql.prepare(`DELETE FROM ${h} WHERE seq <= (SELECT seq FROM ${h} ORDER BY seq DESC LIMIT 1 OFFSET ?)`).run(this.limit);
       return { ok: true, event: decodeHistoryEvent(Number(r.lastInsertRowid), atMs, event.shard, body) } as const;
     });
   }
