@@ -18,8 +18,26 @@ export {
   ConfigError,
   AuthenticationError,
   TransportUnavailableError,
+  ClusterDocumentError,
 } from "./core/errors.js";
 export { DEFAULT_SETTINGS, deriveTiming, failoverBoundMs, type ClusterSettings, type Timing } from "./core/timing.js";
 export { shardOf } from "./core/hash.js";
 export type { Store, StoreCapabilities } from "./core/ports/store.js";
+export type {
+  ClusterDocument,
+  ClusterDocumentInput,
+  ClusterDocumentStore,
+  ClusterDocumentWriteResult,
+  Pause,
+  PauseInput,
+  VersionedClusterDocument,
+} from "./core/ports/cluster-document.js";
+export type {
+  HistoryAppendResult,
+  HistoryEvent,
+  HistoryEventInput,
+  HistoryEventType,
+  HistoryQuery,
+  HistoryStore,
+} from "./core/ports/history.js";
 export { createEchoApp } from "./example/echo-app.js";

@@ -21,6 +21,10 @@ const timeouts = {
   operation_timeout: duration.default(2000),
   connect_timeout: duration.default(2000),
 };
+/** Keys every backend has beyond its connection: how many failover-history events are kept. */
+const common = {
+  history_limit: z.number().int().min(1).max(1_000_000).default(1000),
+};
 const sqlConnection = {
   url: z.string().optional(),
   host: z.string().default("127.0.0.1"),
@@ -31,6 +35,7 @@ const sqlConnection = {
   table_prefix: prefix.default("mc_"),
   pool_size: z.number().int().min(1).max(100).default(4),
   ...timeouts,
+  ...common,
 };
 
 export const BACKENDS = ["sqlite", "postgres", "mysql", "redis", "etcd"] as const;
@@ -42,6 +47,7 @@ export const storeSchemas = {
     path: z.string().min(1).default("./multiconnect.db"),
     table_prefix: prefix.default("mc_"),
     poll_interval: duration.default(5),
+    ...common,
   }),
   postgres: z.strictObject({ backend: z.literal("postgres"), port: port.default(5432), ...sqlConnection }),
   mysql: z.strictObject({
@@ -61,6 +67,7 @@ export const storeSchemas = {
     tls: z.boolean().default(false),
     key_prefix: keyPrefix.default("mc:"),
     ...timeouts,
+    ...common,
   }),
   etcd: z.strictObject({
     backend: z.literal("etcd"),
@@ -69,6 +76,7 @@ export const storeSchemas = {
     password: z.string().optional(),
     key_prefix: keyPrefix.default("mc/"),
     ...timeouts,
+    ...common,
   }),
 } as const;
 

@@ -69,3 +69,14 @@ export class TransportUnavailableError extends MulticonnectError {
     this.notDelivered = options.notDelivered ?? false;
   }
 }
+
+/**
+ * The stored cluster document is malformed or its settings fail validation, or a document offered
+ * for writing is. Not retryable: the primary master must write a valid document (from its config
+ * file's values) to repair it. The message names the version and the offending key.
+ */
+export class ClusterDocumentError extends MulticonnectError {
+  constructor(message: string) {
+    super("cluster_document_invalid", `cluster document: ${message}`);
+  }
+}

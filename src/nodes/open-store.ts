@@ -11,7 +11,13 @@ export async function openStore(c: StoreConfig, clock: Clock): Promise<Store> {
   switch (c.backend) {
     case "sqlite": {
       const { SqliteStore } = await import("../adapters/sqlite/index.js");
-      return new SqliteStore({ path: c.path, tablePrefix: c.table_prefix, pollIntervalMs: c.poll_interval, clock });
+      return new SqliteStore({
+        path: c.path,
+        tablePrefix: c.table_prefix,
+        pollIntervalMs: c.poll_interval,
+        historyLimit: c.history_limit,
+        clock,
+      });
     }
     case "postgres": {
       const { PostgresStore } = await import("../adapters/postgres/index.js");
@@ -34,6 +40,7 @@ export async function openStore(c: StoreConfig, clock: Clock): Promise<Store> {
         keyPrefix: c.key_prefix,
         operationTimeoutMs: c.operation_timeout,
         connectTimeoutMs: c.connect_timeout,
+        historyLimit: c.history_limit,
       });
     }
     case "etcd": {
@@ -45,6 +52,7 @@ export async function openStore(c: StoreConfig, clock: Clock): Promise<Store> {
         keyPrefix: c.key_prefix,
         operationTimeoutMs: c.operation_timeout,
         connectTimeoutMs: c.connect_timeout,
+        historyLimit: c.history_limit,
       });
     }
   }
@@ -64,6 +72,7 @@ function sqlOptions(c: Extract<StoreConfig, { backend: "postgres" | "mysql" }>) 
     poolSize: c.pool_size,
     operationTimeoutMs: c.operation_timeout,
     connectTimeoutMs: c.connect_timeout,
+    historyLimit: c.history_limit,
   };
 }
 

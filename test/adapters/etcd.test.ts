@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { EtcdClient } from "../../src/adapters/etcd/client.js";
 import { EtcdStore, etcdCapabilities } from "../../src/adapters/etcd/index.js";
 import { ConfigError } from "../../src/core/errors.js";
+import { controlConformance } from "../conformance/control.suite.js";
 import { storeConformance } from "../conformance/store.suite.js";
 import { randomNamespace, refusedPort } from "../support/blackhole.js";
 import { deleteEtcdPrefix } from "../support/store-cleanup.js";
@@ -129,6 +130,25 @@ if (skip) {
           connectTimeoutMs: operationTimeoutMs,
         }),
       interruptNotifications: async (store) => (store as EtcdStore).shardMap.interruptWatches(),
+    },
+  });
+
+  controlConformance("etcd", {
+    open: async (namespace, o) => {
+      const keyPrefix = `${ROOT}${namespace}/`;
+      used.add(keyPrefix);
+      return new EtcdStore({ hosts, keyPrefix, ...o });
+    },
+    capabilities: {
+      ...etcdCapabilities,
+      ttlMs: 2000,
+      openAt: async (namespace, host, port, operationTimeoutMs) =>
+        new EtcdStore({
+          hosts: `http://${host}:${port}`,
+          keyPrefix: `${ROOT}${namespace}/`,
+          operationTimeoutMs,
+          connectTimeoutMs: operationTimeoutMs,
+        }),
     },
   });
 }

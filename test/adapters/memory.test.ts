@@ -1,4 +1,5 @@
 import { MemoryStorage, MemoryStore } from "../../src/adapters/memory/index.js";
+import { controlConformance } from "../conformance/control.suite.js";
 import { storeConformance } from "../conformance/store.suite.js";
 
 const storages = new Map<string, MemoryStorage>();
@@ -10,4 +11,13 @@ storeConformance("memory", {
     return new MemoryStore(storage);
   },
   capabilities: { ttlMs: 300 },
+});
+
+controlConformance("memory", {
+  open: async (namespace, o) => {
+    let storage = storages.get(namespace);
+    if (!storage) storages.set(namespace, (storage = new MemoryStorage()));
+    return new MemoryStore(storage, o);
+  },
+  capabilities: { ttlMs: 300, writerWallClock: true },
 });

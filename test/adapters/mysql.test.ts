@@ -4,6 +4,7 @@ import { MysqlStore } from "../../src/adapters/mysql/index.js";
 import { tableNames } from "../../src/adapters/mysql/schema.js";
 import { StoreConfigurationError } from "../../src/core/errors.js";
 import { randomNamespace } from "../support/blackhole.js";
+import { controlConformance } from "../conformance/control.suite.js";
 import { storeConformance } from "../conformance/store.suite.js";
 
 /**
@@ -57,21 +58,39 @@ if (process.env.MC_SKIP_MYSQL === "1") {
     }
   });
 
+  const openAt = async (namespace: string, host: string, port: number, operationTimeoutMs: number) =>
+    new MysqlStore({ host, port, user: "root", database: "test", tablePrefix: prefixOf(namespace), operationTimeoutMs });
+
   storeConformance("mysql", {
     open: async (namespace) => new MysqlStore({ url, tablePrefix: prefixOf(namespace), pollIntervalMs }),
-    capabilities: {
-      ttlMs,
-      pollIntervalMs,
-      openAt: async (namespace, host, port, operationTimeoutMs) =>
-        new MysqlStore({
-          host,
-          port,
-          user: "root",
-          database: "test",
-          tablePrefix: prefixOf(namespace),
-          operationTimeoutMs,
-        }),
-    },
+    capabilities: { ttlMs, pollIntervalMs, openAt },
+  });
+
+  controlConformance("mysql", {
+    open: async (namespace, o) => new MysqlStore({ url, tablePrefix: prefixOf(namespace), pollIntervalMs, ...o }),
+    capabilities: { ttlMs, pollIntervalMs, openAt },
+  });
+
+  describe("mysql: schema upgrade", () => {
+    it("migrate() upgrades a version-1 schema: the control-plane tables appear and the recorded version becomes 2", async () => {
+      const prefix = prefixOf(randomNamespace());
+      const store = new MysqlStore({ url, tablePrefix: prefix });
+      const conn = await adminConnection();
+      try {
+        await store.migrate();
+        // Back to what a version-1 SDK left: no control-plane tables, version 1 recorded.
+        await conn.query(`DROP TABLE \`${prefix}cluster\`, \`${prefix}history\``);
+        await conn.query(`UPDATE \`${prefix}meta\` SET v = '1' WHERE k = 'schema_version'`);
+        await store.migrate();
+        const [rows] = await conn.query(`SELECT v FROM \`${prefix}meta\` WHERE k = 'schema_version'`);
+        expect((rows as { v: string }[])[0]?.v).toBe("2");
+        expect(await store.clusterDocument.read()).toBeNull();
+        expect(await store.history.list()).toEqual([]);
+      } finally {
+        await conn.end();
+        await store.close();
+      }
+    });
   });
 
   describe("mysql: credentials", () => {

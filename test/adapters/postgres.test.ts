@@ -8,6 +8,7 @@ import { MASTER_LEASE } from "../../src/core/ports/leases.js";
 import type { ShardAssignment } from "../../src/core/ports/shard-map.js";
 import type { Store } from "../../src/core/ports/store.js";
 import { randomNamespace } from "../support/blackhole.js";
+import { controlConformance } from "../conformance/control.suite.js";
 import { storeConformance } from "../conformance/store.suite.js";
 
 /**
@@ -70,20 +71,27 @@ function registerTests(): void {
     if (tables.length > 0) await admin((c) => c.query(`DROP TABLE IF EXISTS ${tables.join(", ")}`));
   });
 
+  const openAt = async (namespace: string, host: string, port: number, operationTimeoutMs: number) =>
+    new PostgresStore({
+      host,
+      port,
+      user: server.user,
+      ...(server.password === undefined ? {} : { password: server.password }),
+      database: server.database,
+      tablePrefix: `${namespace}_`,
+      operationTimeoutMs,
+    });
+
+  controlConformance("postgres", {
+    open: async (namespace, o) => open(namespace, o),
+    capabilities: { ttlMs: 300, openAt },
+  });
+
   storeConformance("postgres", {
     open: async (namespace) => open(namespace),
     capabilities: {
       ttlMs: 300,
-      openAt: async (namespace, host, port, operationTimeoutMs) =>
-        new PostgresStore({
-          host,
-          port,
-          user: server.user,
-          ...(server.password === undefined ? {} : { password: server.password }),
-          database: server.database,
-          tablePrefix: `${namespace}_`,
-          operationTimeoutMs,
-        }),
+      openAt,
       interruptNotifications: async (store) => {
         const prefix = prefixOf.get(store);
         if (!prefix) throw new Error("interruptNotifications: not a store of this test file");
@@ -145,6 +153,27 @@ function registerTests(): void {
         await Promise.all([a.close(), b.close()]);
       }
       expect(await listenerPids(prefix)).toEqual([]);
+    });
+  });
+
+  describe("postgres: schema upgrade", () => {
+    it("migrate() upgrades a version-1 schema: the control-plane tables appear and the recorded version becomes 2", async () => {
+      const store = open(randomNamespace());
+      const t = schemaTables(prefixOf.get(store)!);
+      try {
+        await store.migrate();
+        // Back to what a version-1 SDK left: no control-plane tables, version 1 recorded.
+        await admin((c) =>
+          c.query(`DROP TABLE ${t.cluster}, ${t.history}; UPDATE ${t.meta} SET value = '1' WHERE key = 'schema_version'`),
+        );
+        await store.migrate();
+        const r = await admin((c) => c.query<{ value: string }>(`SELECT value FROM ${t.meta} WHERE key = 'schema_version'`));
+        expect(r.rows[0]?.value).toBe("2");
+        expect(await store.clusterDocument.read()).toBeNull();
+        expect(await store.history.list()).toEqual([]);
+      } finally {
+        await store.close();
+      }
     });
   });
 

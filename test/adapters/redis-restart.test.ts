@@ -7,6 +7,7 @@ import { StoreConfigurationError, StoreUnavailableError } from "../../src/core/e
 import { MASTER_LEASE, shardLeaseName, type Lease } from "../../src/core/ports/leases.js";
 import type { ShardAssignment } from "../../src/core/ports/shard-map.js";
 import type { Store } from "../../src/core/ports/store.js";
+import { DEFAULT_SETTINGS } from "../../src/core/timing.js";
 import { refusedPort } from "../support/blackhole.js";
 import { kill9, killPrivateRedises, startPrivateRedis } from "../support/private-redis.js";
 
@@ -99,6 +100,38 @@ afterEach(async () => {
 
 describe.skipIf(missing)("redis: a private server without persistence", { timeout: 60_000 }, () => {
   const ttlMs = 800;
+
+  it("after kill -9 and a restart, the cluster document reads as lost, and its rewrite's version and new history sequence numbers exceed every earlier one", async () => {
+    const port = await refusedPort();
+    const server = await startPrivateRedis(port);
+    const a = open(port);
+    await a.migrate();
+    const master = await acquireSoon(a, MASTER_LEASE, "m1", ttlMs * 2);
+    const doc = { settings: DEFAULT_SETTINGS, shardCount: 2, pauses: [] };
+    let version = 0;
+    for (let i = 0; i < 3; i++) {
+      const w = await a.clusterDocument.write(version, doc, master);
+      if (!w.ok) throw new Error(`setup: write failed (${w.reason})`);
+      version = w.version;
+    }
+    const event = { type: "promoted", shard: 0, cause: "test", evidence: {}, epochs: {}, node: "m1" } as const;
+    const before = await a.history.append(event, master);
+    if (!before.ok) throw new Error("setup: append failed");
+
+    await kill9(server);
+    await startPrivateRedis(port);
+
+    expect(await once(() => a.clusterDocument.read())).toBeNull();
+    expect(await a.clusterDocument.version()).toBe(0);
+    expect(await a.history.list()).toEqual([]);
+    const again = await acquireSoon(a, MASTER_LEASE, "m1", ttlMs * 2);
+    // A writer still holding the old version is told the document is gone, then rewrites it from 0.
+    expect(await a.clusterDocument.write(version, doc, again)).toEqual({ ok: false, reason: "conflict", current: null });
+    const rewritten = await a.clusterDocument.write(0, doc, again);
+    expect(rewritten.ok && rewritten.version).toBeGreaterThan(version);
+    const after = await a.history.append(event, again);
+    expect(after.ok && after.event.seq).toBeGreaterThan(before.event.seq);
+  });
 
   it("after kill -9 and a restart, new lease and shard epochs exceed every earlier one, and acquire() is refused until the quarantine ends", async () => {
     const port = await refusedPort();

@@ -4,6 +4,7 @@ import { RedisStore } from "../../src/adapters/redis/index.js";
 import { StoreUnavailableError } from "../../src/core/errors.js";
 import { MASTER_LEASE } from "../../src/core/ports/leases.js";
 import type { Store } from "../../src/core/ports/store.js";
+import { controlConformance } from "../conformance/control.suite.js";
 import { storeConformance } from "../conformance/store.suite.js";
 import { randomNamespace } from "../support/blackhole.js";
 import { deleteRedisKeys } from "../support/store-cleanup.js";
@@ -48,6 +49,15 @@ if (unreachable) {
         const killed = await killConnections(`multiconnect-watch:${(store as RedisStore).keyPrefix}:`);
         if (killed === 0) throw new Error("setup: no subscriber connection to kill");
       },
+    },
+  });
+
+  controlConformance("redis", {
+    open: async (namespace, o) => new RedisStore({ url, keyPrefix: prefixOf(namespace), ...o }),
+    capabilities: {
+      ttlMs: 300,
+      openAt: async (namespace, host, port, operationTimeoutMs) =>
+        new RedisStore({ host, port, keyPrefix: prefixOf(namespace), operationTimeoutMs, connectTimeoutMs: operationTimeoutMs }),
     },
   });
 

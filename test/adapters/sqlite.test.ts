@@ -1,7 +1,14 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
+import { describe, expect, it } from "vitest";
 import { SqliteStore } from "../../src/adapters/sqlite/index.js";
+import { ClusterDocumentError } from "../../src/core/errors.js";
+import { MASTER_LEASE } from "../../src/core/ports/leases.js";
+import { DEFAULT_SETTINGS } from "../../src/core/timing.js";
+import { randomNamespace } from "../support/blackhole.js";
+import { controlConformance } from "../conformance/control.suite.js";
 import { storeConformance } from "../conformance/store.suite.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mc-sqlite-"));
@@ -9,4 +16,35 @@ const dir = mkdtempSync(join(tmpdir(), "mc-sqlite-"));
 storeConformance("sqlite", {
   open: async (namespace) => new SqliteStore({ path: join(dir, "conformance.db"), tablePrefix: `${namespace}_` }),
   capabilities: { ttlMs: 300, pollIntervalMs: 5 },
+});
+
+controlConformance("sqlite", {
+  open: async (namespace, o) => new SqliteStore({ path: join(dir, "conformance.db"), tablePrefix: `${namespace}_`, ...o }),
+  capabilities: { ttlMs: 300, writerWallClock: true, pollIntervalMs: 5 },
+});
+
+describe("sqlite: cluster document", () => {
+  it("read() reports a stored document whose settings fail validation with ClusterDocumentError naming the version and the key", async () => {
+    const prefix = `${randomNamespace()}_`;
+    const file = join(dir, "conformance.db");
+    const store = new SqliteStore({ path: file, tablePrefix: prefix });
+    try {
+      await store.migrate();
+      const m = await store.leases.acquire(MASTER_LEASE, "m1", 10_000);
+      if (!m.acquired) throw new Error("setup: master lease");
+      const w = await store.clusterDocument.write(0, { settings: DEFAULT_SETTINGS, shardCount: 2, pauses: [] }, m.lease);
+      if (!w.ok) throw new Error("setup: write");
+      // Another tool (or an older SDK) left settings this SDK refuses.
+      const raw = new Database(file);
+      const unsafe = JSON.stringify({ settings: { ...DEFAULT_SETTINGS, unhealthyIntervalMs: 1_000 }, shardCount: 2, pauses: [] });
+      raw.prepare(`UPDATE ${prefix}cluster SET document = ?`).run(unsafe);
+      raw.close();
+      const error = await store.clusterDocument.read().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ClusterDocumentError);
+      expect((error as Error).message).toMatch(new RegExp(`version ${w.version} .*settings\\.unhealthy_interval`));
+      expect(await store.clusterDocument.version()).toBe(w.version);
+    } finally {
+      await store.close();
+    }
+  });
 });

@@ -89,6 +89,12 @@ describe("config", () => {
     expect(configError({ ...base, node: { advertise_port: "6250" } }).key).toBe("node.advertise_port");
   });
 
+  it("parseConfig() reads store.history_limit (default 1000) and rejects a non-positive one, naming the key", () => {
+    expect(parseConfig(base, {}).store).toMatchObject({ history_limit: 1000 });
+    expect(parseConfig({ ...base, store: { ...base.store, history_limit: 50 } }, {}).store).toMatchObject({ history_limit: 50 });
+    expect(configError({ ...base, store: { ...base.store, history_limit: 0 } }).key).toBe("store.history_limit");
+  });
+
   it("loadConfigFile() reports unreadable and malformed files by name", () => {
     const dir = mkdtempSync(join(tmpdir(), "mc-config-"));
     expect(() => loadConfigFile(join(dir, "missing.yaml"), {})).toThrow(/missing\.yaml.*ENOENT/);

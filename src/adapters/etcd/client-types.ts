@@ -19,7 +19,7 @@ export interface Kv {
 
 /** One predicate of a txn; all of a txn's compares must hold for its `success` branch to run. */
 export type Compare =
-  | { readonly key: string; readonly target: "create" | "version"; readonly equals: number }
+  | { readonly key: string; readonly target: "create" | "mod" | "version"; readonly equals: number }
   | { readonly key: string; readonly target: "value" | "lease"; readonly equals: string };
 
 /** One operation of a txn branch. `prefix` widens a range or delete to every key under `key`. */

@@ -281,6 +281,7 @@ function toKv(kv: IKeyValue): Kv {
 function toCompare(c: Compare): ICompare {
   const eq = { key: buf(c.key), result: "Equal" } as const;
   if (c.target === "create") return { ...eq, target: "Create", create_revision: c.equals };
+  if (c.target === "mod") return { ...eq, target: "Mod", mod_revision: c.equals };
   if (c.target === "version") return { ...eq, target: "Version", version: c.equals };
   if (c.target === "value") return { ...eq, target: "Value", value: buf(c.equals) };
   return { ...eq, target: "Lease", lease: c.equals };

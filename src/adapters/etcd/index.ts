@@ -7,6 +7,9 @@ import { checkKeyPrefix, EtcdKeys } from "./keys.js";
 import { EtcdLeaseStore } from "./leases.js";
 import { EtcdLiveness } from "./liveness.js";
 import { EtcdShardMap } from "./shard-map.js";
+import { checkHistoryLimit } from "../../core/control-records.js";
+import { EtcdClusterDocument } from "./cluster-document.js";
+import { EtcdHistory } from "./history.js";
 
 export { EtcdLeaseStore, ETCD_MIN_TTL_S, ttlSeconds } from "./leases.js";
 export { EtcdLiveness, ETCD_AGE_RESOLUTION_MS, NODE_RECORD_TTL_S } from "./liveness.js";
@@ -36,18 +39,31 @@ export interface EtcdOptions {
    * attempts are spaced at most this far apart, so a recovered etcd is used again within about it.
    */
   connectTimeoutMs?: number;
+  /** How many history events are kept; each append deletes the one that falls off (default 1000). */
+  historyLimit?: number;
   /** The clock that paces shard-map watchers (default: the process's monotonic clock). */
   clock?: Clock;
 }
 
 /**
  * What etcd can and cannot do, for timing validation and the conformance suite: lease TTLs are
- * whole seconds and at least 2 s. (Liveness ages have a resolution of 1 s: ETCD_AGE_RESOLUTION_MS.)
+ * whole seconds and at least 2 s (pause durations too), and timestamps for people come from the
+ * writer's clock (etcd has none a client can read). (Liveness ages have a resolution of 1 s: ETCD_AGE_RESOLUTION_MS.)
  */
-export const etcdCapabilities: StoreCapabilities = { ttlWholeSeconds: true, minTtlMs: 2000, expiryLagMs: 500, ageResolutionMs: 1000 };
+export const etcdCapabilities: StoreCapabilities = {
+  ttlWholeSeconds: true,
+  minTtlMs: 2000,
+  expiryLagMs: 500,
+  ageResolutionMs: 1000,
+  writerWallClock: true,
+};
 
-/** The schema version this SDK writes; etcd is schemaless, so it only marks the prefix as ours. */
-const SCHEMA_VERSION = 1;
+/**
+ * The schema version this SDK writes; etcd is schemaless, so it only marks the prefix as ours.
+ * Version 2 adds the control plane's keys (`cluster`, `history-seq`, `history/`), created on first
+ * write.
+ */
+const SCHEMA_VERSION = 2;
 
 /** The etcd store: every port over one etcd cluster, under one key prefix. */
 export class EtcdStore implements Store {
@@ -56,6 +72,8 @@ export class EtcdStore implements Store {
   readonly leases: EtcdLeaseStore;
   readonly liveness: EtcdLiveness;
   readonly shardMap: EtcdShardMap;
+  readonly clusterDocument: EtcdClusterDocument;
+  readonly history: EtcdHistory;
   private readonly client: EtcdClient;
   private readonly keys: EtcdKeys;
   private readonly connectTimeoutMs: number;
@@ -82,6 +100,8 @@ export class EtcdStore implements Store {
     this.leases = new EtcdLeaseStore(this.client, this.keys);
     this.liveness = new EtcdLiveness(this.client, this.keys);
     this.shardMap = new EtcdShardMap(this.client, this.keys, o.clock ?? new SystemClock());
+    this.clusterDocument = new EtcdClusterDocument(this.client, this.keys);
+    this.history = new EtcdHistory(this.client, this.keys, checkHistoryLimit(o.historyLimit));
   }
 
   /**

@@ -3,10 +3,15 @@ import { ConfigError } from "../../core/errors.js";
 /**
  * The key layout of one cluster under its `keyPrefix` (default "mc/"):
  *
- *   <p>schema          "1"                              no lease
+ *   <p>schema          "2" (the schema version)         no lease
  *   <p>leases/<name>   the holder's id                  on the holder's etcd lease (TTL = the lease's)
  *   <p>shards/<n>      {"owner":…,"epoch":…}            no lease; never deleted
  *   <p>nodes/<id>      the node's record (JSON)         on a per-beat etcd lease of NODE_RECORD_TTL_S
+ *   <p>cluster         the cluster document (JSON)      no lease; its mod_revision is its version
+ *   <p>pauses/<lease>  "" (names a pause's etcd lease)  on that lease: gone when the pause ends; a
+ *                                                     reset that revokes the leases under the prefix ends it
+ *   <p>history-seq     ""; its version is the last seq  no lease
+ *   <p>history/<seq>   one event (JSON); seq 16 digits  no lease; deleted when it falls off the bound
  *
  * A lease key exists exactly while its etcd lease is live, so "the key exists with this value" is
  * "held, live, by this holder" by etcd's own clock, and txn compares on it are fences.
@@ -34,6 +39,28 @@ export class EtcdKeys {
   shardOf(key: string): number | null {
     const tail = key.slice(this.shards.length);
     return /^(0|[1-9][0-9]{0,8})$/.test(tail) ? Number(tail) : null;
+  }
+
+  get cluster(): string {
+    return `${this.prefix}cluster`;
+  }
+
+  /** The marker key of a pause's etcd lease. */
+  pause(lease: string): string {
+    return `${this.prefix}pauses/${lease}`;
+  }
+
+  get historySeq(): string {
+    return `${this.prefix}history-seq`;
+  }
+
+  get history(): string {
+    return `${this.prefix}history/`;
+  }
+
+  /** The key of history event `seq`, zero-padded so that key order is sequence order. */
+  historyEvent(seq: number): string {
+    return `${this.history}${String(seq).padStart(16, "0")}`;
   }
 
   get nodes(): string {

@@ -7,6 +7,10 @@ import type { LivenessStore, NodeRecord, NodeStatus } from "../../core/ports/liv
 import type { AssignResult, ShardAssignment, ShardMapStore, ShardMapWatch } from "../../core/ports/shard-map.js";
 import type { Store, StoreCapabilities } from "../../core/ports/store.js";
 import { startDiffingWatch } from "../../core/shard-map-watch.js";
+import { checkHistoryLimit } from "../../core/control-records.js";
+import type { ClusterDocumentStore } from "../../core/ports/cluster-document.js";
+import type { HistoryStore } from "../../core/ports/history.js";
+import { MemoryClusterDocument, MemoryHistory, type MemoryControlStorage } from "./control.js";
 
 /**
  * The in-memory store: one `MemoryStorage` shared by any number of `MemoryStore` handles, as one
@@ -14,12 +18,16 @@ import { startDiffingWatch } from "../../core/shard-map-watch.js";
  * in one process. `storage.unavailable = true` makes every operation throw `StoreUnavailableError`,
  * as an unreachable server would.
  */
-export class MemoryStorage {
+export class MemoryStorage implements MemoryControlStorage {
   unavailable = false;
   readonly leases = new Map<string, { holder: string | null; epoch: number; expiresAt: number }>();
   readonly shards = new Map<number, ShardAssignment>();
   readonly nodes = new Map<string, { record: NodeRecord; seenAt: number }>();
   readonly listeners = new Set<() => void>();
+  cluster: { version: number; json: string } | null = null;
+  clusterVersionFloor = 0;
+  readonly history: { seq: number; atMs: number; shard: number | null; body: string }[] = [];
+  historySeq = 0;
 
   /** `clock` is the store's clock: expiry and ages are judged by it alone. */
   constructor(readonly clock: Clock = new SystemClock()) {}
@@ -144,15 +152,21 @@ class MemoryLiveness implements LivenessStore {
 /** A handle on shared `MemoryStorage`, with the same interface as every real backend. */
 export class MemoryStore implements Store {
   readonly backend = "memory";
-  readonly capabilities: StoreCapabilities = {};
+  readonly capabilities: StoreCapabilities = { writerWallClock: true };
   readonly leases: LeaseStore;
   readonly liveness: LivenessStore;
   readonly shardMap: ShardMapStore;
+  readonly clusterDocument: ClusterDocumentStore;
+  readonly history: HistoryStore;
 
   /** Makes this handle alone fail as if its node were cut off from the store. */
   unavailable = false;
 
-  constructor(readonly storage: MemoryStorage = new MemoryStorage()) {
+  /** `historyLimit`: how many history events are kept (default 1000). */
+  constructor(
+    readonly storage: MemoryStorage = new MemoryStorage(),
+    options: { historyLimit?: number } = {},
+  ) {
     const check = () => {
       if (this.unavailable) throw new StoreUnavailableError("memory store: unreachable from this node (simulated)");
       storage.check();
@@ -160,6 +174,8 @@ export class MemoryStore implements Store {
     this.leases = new MemoryLeaseStore(storage, check);
     this.liveness = new MemoryLiveness(storage, check);
     this.shardMap = new MemoryShardMap(storage, check);
+    this.clusterDocument = new MemoryClusterDocument(storage, check);
+    this.history = new MemoryHistory(storage, check, checkHistoryLimit(options.historyLimit));
   }
 
   async migrate(): Promise<void> {

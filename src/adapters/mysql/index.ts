@@ -9,6 +9,9 @@ import { MysqlLeaseStore } from "./leases.js";
 import { MysqlLiveness } from "./liveness.js";
 import { migrate } from "./schema.js";
 import { MysqlShardMap } from "./shard-map.js";
+import { checkHistoryLimit } from "../../core/control-records.js";
+import { MysqlClusterDocument } from "./cluster-document.js";
+import { MysqlHistory } from "./history.js";
 
 /**
  * Settings of the MySQL / MariaDB store. Give `url`, or `host` with the separate fields. When both
@@ -51,6 +54,8 @@ export interface MysqlOptions {
   poolSize?: number;
   /** How often shard-map watchers re-read the map (default 50 ms): the delay of a change, at most. */
   pollIntervalMs?: number;
+  /** How many history events are kept; older ones are deleted by each append (default 1000). */
+  historyLimit?: number;
   /** Paces the watchers' polling (default: the system clock). */
   clock?: Clock;
 }
@@ -69,6 +74,8 @@ export class MysqlStore implements Store {
   readonly leases: MysqlLeaseStore;
   readonly liveness: MysqlLiveness;
   readonly shardMap: MysqlShardMap;
+  readonly clusterDocument: MysqlClusterDocument;
+  readonly history: MysqlHistory;
   private readonly db: MysqlDb;
   private readonly limits: MysqlLimits;
 
@@ -84,6 +91,8 @@ export class MysqlStore implements Store {
     this.leases = new MysqlLeaseStore(this.db);
     this.liveness = new MysqlLiveness(this.db);
     this.shardMap = new MysqlShardMap(this.db, o.clock ?? new SystemClock(), pollMs);
+    this.clusterDocument = new MysqlClusterDocument(this.db);
+    this.history = new MysqlHistory(this.db, checkHistoryLimit(o.historyLimit));
     this.capabilities = mysqlCapabilities({ pollIntervalMs: pollMs });
   }
 

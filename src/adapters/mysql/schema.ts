@@ -39,6 +39,25 @@ const MIGRATIONS: ReadonlyArray<(p: string) => readonly string[]> = [
        seen_at DATETIME(6) NOT NULL
      ) ENGINE = InnoDB`,
   ],
+  // Version 2: the control plane. `cluster` holds the one cluster document (id 1; version 0 is a
+  // placeholder, as for shards); its pauses' expiries are relative to `written_at`, which the
+  // writing statement stamps with the server's clock. `history` sequence numbers come from
+  // AUTO_INCREMENT, persisted by InnoDB, and the newest rows are always kept.
+  (p) => [
+    `CREATE TABLE IF NOT EXISTS ${p}cluster (
+       id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
+       version BIGINT UNSIGNED NOT NULL,
+       document MEDIUMTEXT CHARACTER SET utf8mb4 NOT NULL,
+       written_at DATETIME(6) NOT NULL
+     ) ENGINE = InnoDB`,
+    `CREATE TABLE IF NOT EXISTS ${p}history (
+       seq BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+       at DATETIME(6) NOT NULL,
+       shard INT UNSIGNED NULL,
+       body MEDIUMTEXT CHARACTER SET utf8mb4 NOT NULL,
+       KEY shard_seq (shard, seq)
+     ) ENGINE = InnoDB`,
+  ],
 ];
 
 /** The schema version this SDK writes and expects. */
@@ -90,5 +109,5 @@ export async function migrate(db: MysqlDb, operationTimeoutMs: number): Promise<
 
 /** Every table of one prefix, for tests and tooling that clean up a namespace they own. */
 export function tableNames(p: string): string[] {
-  return ["meta", "leases", "shards", "nodes"].map((t) => `${p}${t}`);
+  return ["meta", "leases", "shards", "nodes", "cluster", "history"].map((t) => `${p}${t}`);
 }

@@ -10,6 +10,9 @@ import { PostgresLeaseStore } from "./leases.js";
 import { PostgresLiveness } from "./liveness.js";
 import { migrate } from "./schema.js";
 import { PostgresShardMap } from "./shard-map.js";
+import { checkHistoryLimit } from "../../core/control-records.js";
+import { PostgresClusterDocument } from "./cluster-document.js";
+import { PostgresHistory } from "./history.js";
 
 /**
  * Settings of the PostgreSQL store. Give either `url` or the separate fields; when both are given
@@ -51,6 +54,8 @@ export interface PostgresOptions {
   poolSize?: number;
   /** A watcher re-reads the shard map at least this often, even without a notification (default 1000 ms). */
   resyncMs?: number;
+  /** How many history events are kept; older ones are deleted by each append (default 1000). */
+  historyLimit?: number;
   /** The local clock the watcher sleeps on (default the system's monotonic clock); never used for expiry. */
   clock?: Clock;
 }
@@ -65,6 +70,8 @@ export class PostgresStore implements Store {
   readonly leases: PostgresLeaseStore;
   readonly liveness: PostgresLiveness;
   readonly shardMap: PostgresShardMap;
+  readonly clusterDocument: PostgresClusterDocument;
+  readonly history: PostgresHistory;
   /** The validated table prefix (also names the NOTIFY channel and `application_name`). */
   readonly tablePrefix: string;
   private readonly db: PgDb;
@@ -87,6 +94,8 @@ export class PostgresStore implements Store {
       o.clock ?? new SystemClock(),
       positive(o.resyncMs, 1000, "store.resync_ms"),
     );
+    this.clusterDocument = new PostgresClusterDocument(this.db);
+    this.history = new PostgresHistory(this.db, checkHistoryLimit(o.historyLimit));
   }
 
   /** "postgres host:port/database", for logs and the CLI (never the password). */

@@ -7,12 +7,24 @@ import type { PgDb } from "./db.js";
  * Epoch columns are never reset: a lease's or shard's row is kept after release so the next epoch
  * is always the last one + 1, and PostgreSQL's durability keeps them across server restarts.
  * Times are `timestamptz` written only from the server's `clock_timestamp()`.
+ *
+ * Version 2 adds the control plane's tables: `cluster` (the one cluster document row; its pause
+ * expiries are ms since the Unix epoch by `clock_timestamp()`) and `history` (an identity column:
+ * a sequence never goes back, also after rows are deleted or a transaction rolls back). The DDL is
+ * `IF NOT EXISTS` throughout, so running it on a version-1 database is the migration.
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** The quoted names of every table of one prefix (the tests drop exactly these). */
-export function schemaTables(p: string): { meta: string; leases: string; shards: string; nodes: string } {
-  return { meta: `"${p}meta"`, leases: `"${p}leases"`, shards: `"${p}shards"`, nodes: `"${p}nodes"` };
+export function schemaTables(p: string): Record<"meta" | "leases" | "shards" | "nodes" | "cluster" | "history", string> {
+  return {
+    meta: `"${p}meta"`,
+    leases: `"${p}leases"`,
+    shards: `"${p}shards"`,
+    nodes: `"${p}nodes"`,
+    cluster: `"${p}cluster"`,
+    history: `"${p}history"`,
+  };
 }
 
 /** The DDL of version `SCHEMA_VERSION`; every statement is idempotent. */
@@ -39,6 +51,18 @@ export function schemaSql(p: string): string {
       meta jsonb NOT NULL,
       seen_at timestamptz NOT NULL
     );
+    CREATE TABLE IF NOT EXISTS ${t.cluster} (
+      id smallint PRIMARY KEY CHECK (id = 1),
+      version bigint NOT NULL CHECK (version > 0),
+      document text NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS ${t.history} (
+      seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      at timestamptz NOT NULL,
+      shard integer,
+      body text NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS "${p}history_shard" ON ${t.history} (shard, seq);
   `;
 }
 

@@ -9,6 +9,9 @@ import { RedisLeaseStore } from "./leases.js";
 import { RedisLiveness } from "./liveness.js";
 import { MIGRATE, SCHEMA_VERSION, namespaceKeys } from "./scripts.js";
 import { RedisShardMap } from "./shard-map.js";
+import { checkHistoryLimit } from "../../core/control-records.js";
+import { RedisClusterDocument } from "./cluster-document.js";
+import { RedisHistory } from "./history.js";
 
 /**
  * Settings of the Redis store (Redis ≥ 7, standalone or a single primary; keys of a namespace share
@@ -59,6 +62,8 @@ export interface RedisOptions {
   resetQuarantineMs?: number;
   /** A watcher re-reads the shard map at least this often, even without a notification (default 5000 ms). */
   watchResyncMs?: number;
+  /** How many history events are kept; older ones are deleted by each append (default 1000). */
+  historyLimit?: number;
   clock?: Clock;
 }
 
@@ -74,6 +79,8 @@ export class RedisStore implements Store {
   readonly leases: RedisLeaseStore;
   readonly liveness: RedisLiveness;
   readonly shardMap: RedisShardMap;
+  readonly clusterDocument: RedisClusterDocument;
+  readonly history: RedisHistory;
   /** The validated key prefix; connections are named `multiconnect:<prefix>` in CLIENT LIST. */
   readonly keyPrefix: string;
   private readonly settings: RedisSettings;
@@ -102,6 +109,8 @@ export class RedisStore implements Store {
       o.clock ?? new SystemClock(),
       whole(o.watchResyncMs, 5000, "store.watch_resync_ms"),
     );
+    this.clusterDocument = new RedisClusterDocument(this.conn, keys);
+    this.history = new RedisHistory(this.conn, keys, checkHistoryLimit(o.historyLimit));
   }
 
   /** "redis host:port/db", for logs and the CLI (never the password). */

@@ -59,8 +59,12 @@ function script(body: string): LuaScript {
   return { lua, sha: createHash("sha1").update(lua).digest("hex") };
 }
 
-/** The version `migrate()` stamps on the marker; bump it when the key layout changes. */
-export const SCHEMA_VERSION = 1;
+/**
+ * The version `migrate()` stamps on the marker; bump it when the key layout changes.
+ * Version 2 adds the control plane's keys (`cluster`, `history` and their counters); keys are
+ * created on first write, so nothing is converted.
+ */
+export const SCHEMA_VERSION = 2;
 
 /** The keys (and the pub/sub channel) of one namespace. */
 export interface NamespaceKeys {
@@ -69,6 +73,14 @@ export interface NamespaceKeys {
   leaseEpoch(name: string): string;
   /** The epoch counter of shard `shard`. */
   shardEpoch(shard: number): string;
+  /** The cluster document: a hash of `v` (version), `doc` (JSON) and `at` (written at, server µs). */
+  readonly cluster: string;
+  /** The cluster document's version counter (re-based like an epoch counter). */
+  readonly clusterVersion: string;
+  /** The history: a sorted set scored by sequence number, members "seq|atMs|shard|body". */
+  readonly history: string;
+  /** The history's sequence counter (re-based like an epoch counter). */
+  readonly historySeq: string;
   readonly incarnation: string;
   readonly shards: string;
   readonly nodes: string;
@@ -82,6 +94,10 @@ export function namespaceKeys(prefix: string): NamespaceKeys {
     lease: (name) => `${tag}lease:${name}`,
     leaseEpoch: (name) => `${tag}epoch:lease:${name}`,
     shardEpoch: (shard) => `${tag}epoch:shard:${shard}`,
+    cluster: `${tag}cluster`,
+    clusterVersion: `${tag}epoch:cluster`,
+    history: `${tag}history`,
+    historySeq: `${tag}epoch:history`,
     incarnation: `${tag}incarnation`,
     shards: `${tag}shards`,
     nodes: `${tag}nodes`,
@@ -190,6 +206,44 @@ if ARGV[3] == '1' then entry = e .. '|' .. ARGV[4] end
 redis.call('HSET', KEYS[2], ARGV[1], entry)
 redis.call('PUBLISH', ARGV[7], ARGV[1])
 return {'ok', entry}
+`);
+
+/**
+ * KEYS: master lease, cluster hash, version counter. ARGV: master holder, master epoch, expected
+ * version, document JSON. The version comes from the counter, re-based on TIME after a data loss
+ * like an epoch, so it only grows. Returns {'fenced'}, {'conflict'} or {'ok', version}.
+ */
+export const CLUSTER_WRITE = script(String.raw`
+local m = redis.call('HMGET', KEYS[1], 'h', 'e')
+if m[1] ~= ARGV[1] or m[2] ~= ARGV[2] then return {'fenced'} end
+local cur = redis.call('HGET', KEYS[2], 'v') or '0'
+if cur ~= ARGV[3] then return {'conflict'} end
+local now = now_us()
+local v = next_epoch(KEYS[3], now, tonumber(ARGV[3]))
+redis.call('HSET', KEYS[2], 'v', v, 'doc', ARGV[4], 'at', fmt(now))
+return {'ok', v}
+`);
+
+/** KEYS: cluster hash. Returns {now µs, version, document JSON, written µs}, read at one instant. */
+export const CLUSTER_READ = script(String.raw`
+local c = redis.call('HMGET', KEYS[1], 'v', 'doc', 'at')
+return {fmt(now_us()), c[1] or '0', c[2] or '', c[3] or '0'}
+`);
+
+/**
+ * KEYS: master lease, history sorted set, sequence counter. ARGV: master holder, master epoch,
+ * limit, shard ('' for none), body. Appends "seq|atMs|shard|body" and keeps the newest `limit`.
+ * Returns {'fenced'} or {'ok', member}.
+ */
+export const HISTORY_APPEND = script(String.raw`
+local m = redis.call('HMGET', KEYS[1], 'h', 'e')
+if m[1] ~= ARGV[1] or m[2] ~= ARGV[2] then return {'fenced'} end
+local now = now_us()
+local seq = next_epoch(KEYS[3], now, 0)
+local member = seq .. '|' .. fmt(math.floor(now / 1000)) .. '|' .. ARGV[4] .. '|' .. ARGV[5]
+redis.call('ZADD', KEYS[2], seq, member)
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[3]) + 1))
+return {'ok', member}
 `);
 
 /** KEYS: nodes hash. ARGV: id, record JSON. Stores "seen µs|json" stamped by the server's clock. */

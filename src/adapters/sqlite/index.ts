@@ -6,6 +6,9 @@ import { SqliteDb } from "./db.js";
 import { SqliteLeaseStore } from "./leases.js";
 import { SqliteLiveness } from "./liveness.js";
 import { SqliteShardMap } from "./shard-map.js";
+import { checkHistoryLimit } from "../../core/control-records.js";
+import { SqliteClusterDocument } from "./cluster-document.js";
+import { SqliteHistory } from "./history.js";
 
 /** Settings of the embedded SQLite store. */
 export interface SqliteOptions {
@@ -17,12 +20,14 @@ export interface SqliteOptions {
   pollIntervalMs?: number;
   /** How long a write waits for another process's lock before failing as retryable (default 25 ms). */
   busyTimeoutMs?: number;
+  /** How many history events are kept; older ones are deleted by each append (default 1000). */
+  historyLimit?: number;
   clock?: Clock;
 }
 
 
 export function sqliteCapabilities(o: Pick<SqliteOptions, "pollIntervalMs">): StoreCapabilities {
-  return { pollIntervalMs: o.pollIntervalMs ?? 5 };
+  return { pollIntervalMs: o.pollIntervalMs ?? 5, writerWallClock: true };
 }
 
 /** The embedded store: every port over one SQLite file. */
@@ -32,6 +37,8 @@ export class SqliteStore implements Store {
   readonly leases: SqliteLeaseStore;
   readonly liveness: SqliteLiveness;
   readonly shardMap: SqliteShardMap;
+  readonly clusterDocument: SqliteClusterDocument;
+  readonly history: SqliteHistory;
   private readonly db: SqliteDb;
 
   constructor(o: SqliteOptions) {
@@ -40,6 +47,8 @@ export class SqliteStore implements Store {
     this.liveness = new SqliteLiveness(this.db);
     this.capabilities = sqliteCapabilities(o);
     this.shardMap = new SqliteShardMap(this.db, o.clock ?? new SystemClock(), this.capabilities.pollIntervalMs!);
+    this.clusterDocument = new SqliteClusterDocument(this.db);
+    this.history = new SqliteHistory(this.db, checkHistoryLimit(o.historyLimit));
   }
 
   migrate(): Promise<void> {

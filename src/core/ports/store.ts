@@ -1,10 +1,13 @@
+import type { ClusterDocumentStore } from "./cluster-document.js";
+import type { HistoryStore } from "./history.js";
 import type { LeaseStore } from "./leases.js";
 import type { LivenessStore } from "./liveness.js";
 import type { ShardMapStore } from "./shard-map.js";
 
 /**
- * Everything one backend provides: the three store ports over one shared storage (the shard map's
- * compare-and-set reads the master lease in the same atomic operation), plus schema upkeep.
+ * Everything one backend provides: the store ports over one shared storage (the shard map's, the
+ * cluster document's and the history's writes read the master lease in the same atomic operation),
+ * plus schema upkeep.
  */
 export interface Store {
   /** The backend's name as configured: "memory", "sqlite", "postgres", "mysql", "redis", "etcd". */
@@ -12,6 +15,10 @@ export interface Store {
   readonly leases: LeaseStore;
   readonly liveness: LivenessStore;
   readonly shardMap: ShardMapStore;
+  /** The versioned cluster document: live settings, pauses, shard count. */
+  readonly clusterDocument: ClusterDocumentStore;
+  /** The bounded failover history. */
+  readonly history: HistoryStore;
   /**
    * Creates or upgrades the store's schema to this version of the SDK. Idempotent and safe to run
    * from several nodes at once. Throws `StoreUnavailableError` / `StoreConfigurationError`.
@@ -35,4 +42,11 @@ export interface StoreCapabilities {
   readonly expiryLagMs?: number;
   /** Liveness ages are only this fine (etcd: whole seconds, rounded down). */
   readonly ageResolutionMs?: number;
+  /**
+   * Timestamps meant for people (a pause's `pausedAtMs`, a history event's `atMs`) come from the
+   * writing node's wall clock: the store has no clock a client can read (etcd), or the store is on
+   * the writer's machine and shares its clock (SQLite, memory). Expiry is still judged by the
+   * store's clock. Absent: the store's own clock stamps them.
+   */
+  readonly writerWallClock?: boolean;
 }
