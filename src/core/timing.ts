@@ -125,6 +125,12 @@ export function deriveTiming(s: ClusterSettings, store: StoreCapabilities = {}):
   };
 }
 
+/** The five cluster settings of a `Timing`, as a fresh object (a copy: `Timing` is live). */
+export function settingsOf(t: ClusterSettings): ClusterSettings {
+  const { heartbeatIntervalMs, unhealthyIntervalMs, dbHeartbeatIntervalMs, dbUnhealthyIntervalMs, heartbeatQuorum } = t;
+  return { heartbeatIntervalMs, unhealthyIntervalMs, dbHeartbeatIntervalMs, dbUnhealthyIntervalMs, ...(heartbeatQuorum === undefined ? {} : { heartbeatQuorum }) };
+}
+
 /**
  * Applies new cluster settings to a node's `Timing` in place. Every component of a node holds the
  * same `Timing` object and reads its fields when it needs them — never copies them — so the

@@ -6,7 +6,8 @@ import { DEFAULT_PLACEMENT, type Placement } from "../core/master/placement.js";
 import type { ShardMapWatch } from "../core/ports/shard-map.js";
 import type { ForwardRequest, ForwardResponse, TransportServer } from "../core/ports/transport.js";
 import { NOT_PRIMARY_HEADER } from "../core/webapp/router.js";
-import { every, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
+import { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
+import { every, startFollowing, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
 
 /** Response headers that tell the client which node and epoch served it. */
 export const SERVED_BY_HEADER = "x-multiconnect-node";
@@ -29,6 +30,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
   readonly id: string;
   readonly name: string;
   private readonly owner: ShardOwner;
+  private readonly follower: ClusterDocumentFollower;
   private readonly stop$ = new AbortController();
   private server: TransportServer | null = null;
   private watch: ShardMapWatch | null = null;
@@ -49,10 +51,16 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     this.deps = { ...deps, log };
     // A view of the node's live timing (read through, never copied: settings change at run time) plus the drain timeout.
     const ownerTiming: ShardOwnerTiming = Object.assign(Object.create(deps.timing) as Timing, { drainTimeoutMs });
+    this.follower = new ClusterDocumentFollower(deps.store.clusterDocument, deps.timing, deps.store.capabilities, deps.clock, log);
     this.owner = new ShardOwner(identity.id, deps.store.leases, app, deps.clock, ownerTiming, log, (e) => {
       this.emit("owner", e);
       void this.beat().catch(() => {}); // make the change visible in the store at once
     });
+  }
+
+  /** The cluster document as this node last read it (its live settings), or null. */
+  get clusterDocument(): ClusterDocumentFollower {
+    return this.follower;
   }
 
   state(): OwnerState {
@@ -68,6 +76,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     const { store, transport, clock, timing, log } = this.deps;
     const signal = this.stop$.signal;
     await withRetry(clock, signal, log, "schema migration", () => store.migrate());
+    await startFollowing(this.follower, null);
     this.server = await transport.listen(this.id, this.identity.listenHost, this.identity.port, {
       heartbeat: () => {
         const s = this.owner.state();
@@ -139,6 +148,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     // the shard as soon as this node has drained, called onDemote and released the lease.
     await this.deps.store.liveness.remove(this.id).catch(() => {});
     await this.owner.close();
+    await this.follower.close();
     await this.watch?.close();
     await this.server?.close();
   }

@@ -1,4 +1,6 @@
 import { randomBytes } from "node:crypto";
+import type { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
+import { ConfigError } from "../core/errors.js";
 import type { Clock } from "../core/ports/clock.js";
 import type { Logger } from "../core/ports/logger.js";
 import type { Store } from "../core/ports/store.js";
@@ -67,6 +69,20 @@ export async function every(
       log.warn({ err: String(error), retryInMs: wait }, `${what} failed; will retry`);
     }
     await clock.sleep(wait, signal);
+  }
+}
+
+/**
+ * Starts following the cluster document (live settings, pauses) and, when the cluster has written
+ * one, refuses a node whose shard count disagrees: routing by `hash % shards` with two different
+ * counts would send one key to two shards. Throws `ConfigError` naming both values.
+ */
+export async function startFollowing(follower: ClusterDocumentFollower, shards: number | null): Promise<void> {
+  await follower.start();
+  const stored = follower.document?.document.shardCount;
+  if (shards !== null && stored !== undefined && stored !== shards) {
+    await follower.close();
+    throw new ConfigError("shards", `the cluster has ${stored} shards (stored in its cluster document) but this node's config says ${shards}`);
   }
 }
 

@@ -5,7 +5,10 @@ import { runElection } from "../core/master/election.js";
 import { HeartbeatMonitor } from "../core/master/heartbeat-monitor.js";
 import { ShardManager, type PromotionEvent } from "../core/master/shard-manager.js";
 import type { TransportServer } from "../core/ports/transport.js";
-import { every, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
+import { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
+import { ControlPlane } from "../core/master/control-plane.js";
+import { settingsOf } from "../core/timing.js";
+import { every, startFollowing, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
 
 /** Events a master emits: `"role"` (primary_master | secondary_master) and `"promotion"`. */
 export interface MasterEvents {
@@ -25,6 +28,8 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
   private readonly view: ClusterView;
   private readonly monitor: HeartbeatMonitor;
   private readonly manager: ShardManager;
+  private readonly follower: ClusterDocumentFollower;
+  private readonly control: ControlPlane;
   private tenure: LeaseHolder | null = null;
   private server: TransportServer | null = null;
   private loops: Promise<void>[] = [];
@@ -32,7 +37,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
   constructor(
     private readonly deps: NodeDeps,
     private readonly identity: NodeIdentity,
-    shards: number,
+    private readonly shards: number,
   ) {
     super();
     this.id = identity.id;
@@ -42,9 +47,24 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     this.deps = { ...deps, log };
     this.view = new ClusterView(store.liveness, clock, timing.evaluateTickMs);
     this.monitor = new HeartbeatMonitor(identity.id, transport, clock, timing, log);
-    this.manager = new ShardManager(identity.id, shards, store.shardMap, this.view, this.monitor, clock, timing, log, (e) =>
-      this.emit("promotion", e),
+    this.follower = new ClusterDocumentFollower(store.clusterDocument, timing, store.capabilities, clock, log);
+    // The file's settings, copied before the cluster document may change the live timing.
+    const seed = { settings: settingsOf(timing), shardCount: shards };
+    this.control = new ControlPlane(identity.id, store.clusterDocument, store.history, this.follower, seed, clock, log, (node) =>
+      this.manager.clearHold(node),
     );
+    const control = { pauseOf: (shard: number) => this.follower.pauseOf(shard), record: this.control.record.bind(this.control) };
+    this.manager = new ShardManager(identity.id, shards, store.shardMap, this.view, this.monitor, clock, timing, log, (e) => this.emit("promotion", e), control);
+  }
+
+  /** The cluster document as this master last read it (settings, pauses, shard count), or null. */
+  get clusterDocument(): ClusterDocumentFollower {
+    return this.follower;
+  }
+
+  /** The coreapps held out of automatic promotion (meaningful on the primary master). */
+  heldOut(): string[] {
+    return this.manager.heldOut();
   }
 
   get role(): "primary_master" | "secondary_master" {
@@ -55,8 +75,10 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     const { store, transport, clock, timing, log } = this.deps;
     const signal = this.stop$.signal;
     await withRetry(clock, signal, log, "schema migration", () => store.migrate());
+    await startFollowing(this.follower, this.shards);
     this.server = await transport.listen(this.id, this.identity.listenHost, this.identity.port, {
       switchover: (_from, command) => this.manager.switchover(this.tenure, command),
+      admin: (_from, command) => this.control.handle(this.tenure, command),
     });
     const address = `${this.identity.externalHostname}:${this.identity.advertisePort ?? this.server.port}`;
     this.monitor.start();
@@ -71,6 +93,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
         });
         await this.view.refresh();
         this.monitor.updatePeers(this.view.all());
+        if (this.tenure?.held) this.control.notePauseExpiries(this.tenure.lease);
       }),
       runElection(store.leases, clock, this.id, timing, log, signal, (holder) => this.lead(holder)),
     );
@@ -82,6 +105,8 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     try {
       // The primary master upgrades the schema (idempotent), loads the map, then manages shards.
       await this.deps.store.migrate().catch((e: unknown) => this.deps.log.warn({ err: String(e) }, "migration failed"));
+      this.control.record(holder.lease, { type: "master_elected", shard: null, cause: "acquired the master lease", evidence: { name: this.name }, epochs: { master: holder.lease.epoch } });
+      await this.control.ensureDocument(holder.lease).catch((e: unknown) => this.deps.log.warn({ err: String(e) }, "cannot write the cluster document yet"));
       await this.view.refresh().catch(() => {});
       this.monitor.updatePeers(this.view.all());
       await this.manager.run(holder, this.stop$.signal);
@@ -97,6 +122,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     this.stop$.abort();
     await this.tenure?.release();
     await Promise.allSettled(this.loops);
+    await this.follower.close();
     await this.monitor.close();
     await this.server?.close();
     await this.deps.store.liveness.remove(this.id).catch(() => {});

@@ -4,7 +4,8 @@ import { performance } from "node:perf_hooks";
 import { shardOf } from "../core/hash.js";
 import { Router } from "../core/webapp/router.js";
 import { readClusterStatus } from "./cluster-status.js";
-import { every, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
+import { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
+import { every, startFollowing, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
 import { BodyTooLargeError, forwardableHeaders, readBody, responseHeaders, sendError, sendJson } from "./webapp-http.js";
 import { WebappMetrics } from "./webapp-metrics.js";
 
@@ -28,6 +29,7 @@ export class Webapp implements MulticonnectNode {
   readonly id: string;
   readonly name: string;
   private readonly router: Router;
+  private readonly follower: ClusterDocumentFollower;
   private readonly metrics = new WebappMetrics();
   private readonly stop$ = new AbortController();
   private server: Server | null = null;
@@ -43,6 +45,7 @@ export class Webapp implements MulticonnectNode {
     this.name = identity.name;
     this.deps = { ...deps, log: deps.log.child({ node: identity.name }) };
     this.router = new Router(deps.store.shardMap, deps.store.liveness, deps.transport, deps.clock, options, this.deps.log);
+    this.follower = new ClusterDocumentFollower(deps.store.clusterDocument, deps.timing, deps.store.capabilities, deps.clock, this.deps.log);
   }
 
   /** The port the webapp listens on (after `start`). */
@@ -54,6 +57,7 @@ export class Webapp implements MulticonnectNode {
     const { store, clock, timing, log } = this.deps;
     const signal = this.stop$.signal;
     await withRetry(clock, signal, log, "schema migration", () => store.migrate());
+    await startFollowing(this.follower, this.options.shards);
     await withRetry(clock, signal, log, "router start", () => this.router.start());
     const server = createServer({ keepAliveTimeout: 65_000 }, this.handler);
     await new Promise<void>((resolve, reject) => {
@@ -129,6 +133,7 @@ export class Webapp implements MulticonnectNode {
     if (this.stop$.signal.aborted) return;
     this.stop$.abort();
     await this.loop;
+    await this.follower.close();
     await this.router.close();
     if (this.server) {
       const server = this.server;

@@ -1,5 +1,7 @@
 import { TransportUnavailableError } from "../../src/core/errors.js";
 import type {
+  AdminCommand,
+  AdminReply,
   ForwardRequest,
   ForwardResponse,
   HeartbeatMessage,
@@ -58,6 +60,11 @@ export class MemoryNetwork {
         const h = target(to).forward;
         if (!h) throw new Error("no forward handler");
         return h(self, r);
+      },
+      admin: async (to: Peer, c: AdminCommand): Promise<AdminReply> => {
+        const h = target(to).admin;
+        if (!h) throw new Error("no admin handler");
+        return h(self, c);
       },
       switchover: async (to: Peer, c: SwitchoverCommand): Promise<SwitchoverReply> => {
         const h = target(to).switchover;

@@ -18,6 +18,8 @@ import type { Logger } from "../../core/ports/logger.js";
 import type {
   ForwardRequest,
   ForwardResponse,
+  AdminCommand,
+  AdminReply,
   HeartbeatMessage,
   HeartbeatReply,
   Peer,
@@ -123,8 +125,17 @@ export class HttpTransport implements Transport {
     }
   }
 
+  async admin(to: Peer, command: AdminCommand, timeoutMs: number): Promise<AdminReply> {
+    const reply = await this.client.send(to, "admin", NO_FORWARD, Buffer.from(JSON.stringify(command)), timeoutMs);
+    try {
+      return wire.parseAdminReply(reply.body);
+    } catch (error) {
+      throw protocolError(error, "admin", to.address);
+    }
+  }
+
   async switchover(to: Peer, command: SwitchoverCommand, timeoutMs: number): Promise<SwitchoverReply> {
-    const body = Buffer.from(JSON.stringify(command.to === undefined ? { shard: command.shard } : { shard: command.shard, to: command.to }));
+    const body = Buffer.from(JSON.stringify({ shard: command.shard, to: command.to, force: command.force })); // undefined fields are left out
     const reply = await this.client.send(to, "switchover", NO_FORWARD, body, timeoutMs);
     try {
       return wire.parseSwitchoverReply(reply.body);

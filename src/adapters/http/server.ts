@@ -106,6 +106,10 @@ class Receiver {
         const r = await handlers.switchover(from, wire.parseSwitchoverCommand(body));
         return json(r);
       }
+      case "admin": {
+        if (handlers.admin === undefined) return undefined;
+        return json(await handlers.admin(from, wire.parseAdminCommand(body)));
+      }
       case "forward": {
         if (handlers.forward === undefined) return undefined;
         const request = {

@@ -14,16 +14,26 @@
  * `{"error": "<reason>"}`: 400 malformed, 401 unauthenticated, 404 unknown path, 413 body too large,
  * 501 no handler, 500 the handler failed.
  */
-import type { EndedTenure, HeartbeatMessage, HeartbeatReply, SwitchoverCommand, SwitchoverReply } from "../../core/ports/transport.js";
+import type {
+  AdminCommand,
+  AdminReply,
+  EndedTenure,
+  HeartbeatMessage,
+  HeartbeatReply,
+  SettingKey,
+  SwitchoverCommand,
+  SwitchoverReply,
+} from "../../core/ports/transport.js";
 
 /** The URL path of each kind of message. */
 export const PATHS = {
   heartbeat: "/_mc/heartbeat",
   forward: "/_mc/forward",
   switchover: "/_mc/switchover",
+  admin: "/_mc/admin",
 } as const;
 
-/** The three kinds of message. */
+/** The kinds of message. */
 export type MessageKind = keyof typeof PATHS;
 
 /** Header names (lower case, as node:http and undici report them). */
@@ -203,6 +213,68 @@ export function parseSwitchoverReply(body: Uint8Array): SwitchoverReply {
   if (o.gapMs !== undefined) {
     if (typeof o.gapMs !== "number" || !Number.isFinite(o.gapMs) || o.gapMs < 0) throw new MalformedMessage("switchover reply: gapMs must be a non-negative number");
     reply.gapMs = o.gapMs;
+  }
+  return reply;
+}
+
+const SETTING_KEYS: ReadonlySet<string> = new Set<SettingKey>(["heartbeat_interval", "unhealthy_interval", "db_heartbeat_interval", "db_unhealthy_interval", "heartbeat_quorum"]);
+
+/** A shard number or null (the whole cluster). */
+function shardOrNull(v: unknown, what: string): number | null {
+  if (v === null) return null;
+  if (!isUint(v)) throw new MalformedMessage(`admin: ${what} must be a non-negative integer or null`);
+  return v;
+}
+
+/** Validates an admin command. Unknown operations and fields are refused; text is bounded. */
+export function parseAdminCommand(body: Uint8Array): AdminCommand {
+  const o = objectBody(body);
+  if (!isText(o.by, 200)) throw new MalformedMessage("admin: by must be text of at most 200 characters");
+  const by = o.by;
+  switch (o.op) {
+    case "settings": {
+      const s = o.settings as Record<string, unknown> | null;
+      if (typeof s !== "object" || s === null || Array.isArray(s)) throw new MalformedMessage("admin: settings must be an object");
+      const settings: Partial<Record<SettingKey, number>> = {};
+      for (const [key, value] of Object.entries(s)) {
+        if (!SETTING_KEYS.has(key)) throw new MalformedMessage(`admin: unknown setting ${key.replace(NON_ASCII, "?").slice(0, 64)}`);
+        if (typeof value !== "number" || !Number.isFinite(value) || value < 0) throw new MalformedMessage(`admin: ${key} must be a non-negative number`);
+        settings[key as SettingKey] = value;
+      }
+      return { op: "settings", settings, by };
+    }
+    case "pause": {
+      if (!isText(o.reason, 1000)) throw new MalformedMessage("admin: reason must be text of at most 1000 characters");
+      if (typeof o.durationMs !== "number" || !Number.isSafeInteger(o.durationMs) || o.durationMs <= 0) {
+        throw new MalformedMessage("admin: durationMs must be a positive integer");
+      }
+      return { op: "pause", shard: shardOrNull(o.shard, "shard"), reason: o.reason, durationMs: o.durationMs, by };
+    }
+    case "resume":
+      return { op: "resume", shard: shardOrNull(o.shard, "shard"), by };
+    case "clear-hold":
+      if (!isNodeId(o.node)) throw new MalformedMessage("admin: node must be a node id or name");
+      return { op: "clear-hold", node: o.node, by };
+    default:
+      throw new MalformedMessage("admin: op must be settings, pause, resume or clear-hold");
+  }
+}
+
+/** Validates an admin reply. */
+export function parseAdminReply(body: Uint8Array): AdminReply {
+  const o = objectBody(body);
+  if (typeof o.ok !== "boolean") throw new MalformedMessage("admin reply: ok must be a boolean");
+  const reply: { -readonly [K in keyof AdminReply]: AdminReply[K] } = { ok: o.ok };
+  if (o.version !== undefined) {
+    if (!isUint(o.version)) throw new MalformedMessage("admin reply: version must be a non-negative integer");
+    reply.version = o.version;
+  }
+  if (o.error !== undefined) {
+    const e = o.error as Record<string, unknown> | null;
+    if (typeof e !== "object" || e === null || !Number.isSafeInteger(e.code) || !isText(e.message)) {
+      throw new MalformedMessage("admin reply: error must be { code: integer, message: string }");
+    }
+    reply.error = { code: e.code as number, message: e.message.replace(NON_ASCII, "?") };
   }
   return reply;
 }

@@ -54,11 +54,18 @@ export class ReplacementMemory {
   private readonly replacedAt = new Map<string, number[]>();
   private readonly cleared = new Map<string, number>();
 
-  /** Records that the coreapp named `name` was replaced for being unhealthy at `now`. */
-  replaced(name: string, now: number): void {
+  /** Records that the coreapp named `name` was replaced for being unhealthy at `now`; true if that holds it out now. */
+  replaced(name: string, now: number): boolean {
+    const was = this.heldOut(name, now);
     const recent = (this.replacedAt.get(name) ?? []).filter((t) => now - t < HOLD_WINDOW_MS);
     recent.push(now);
     this.replacedAt.set(name, recent);
+    return !was && this.heldOut(name, now);
+  }
+
+  /** True if `name` has replacements on record (so a hold-out can be cleared). */
+  knows(name: string): boolean {
+    return this.replacedAt.has(name);
   }
 
   /** Forgets the hold-out of `name` (an operator's decision); the cooldown of its last replacement stays. */

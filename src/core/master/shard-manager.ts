@@ -1,5 +1,8 @@
 import type { LeaseHolder } from "../lease-holder.js";
 import type { Clock } from "../ports/clock.js";
+import type { Pause } from "../ports/cluster-document.js";
+import type { Lease } from "../ports/leases.js";
+import type { HistoryNote } from "./control-plane.js";
 import type { Logger } from "../ports/logger.js";
 import type { ShardAssignment, ShardMapStore } from "../ports/shard-map.js";
 import type { EndedTenure, SwitchoverCommand, SwitchoverReply } from "../ports/transport.js";
@@ -7,7 +10,7 @@ import type { Timing } from "../timing.js";
 import type { ClusterView } from "./cluster-view.js";
 import { judgeOwner, type OwnerEvidence } from "./health.js";
 import type { HeartbeatMonitor } from "./heartbeat-monitor.js";
-import { chooseStandby, placementOf, ReplacementMemory } from "./placement.js";
+import { chooseStandby, HOLD_AFTER_REPLACEMENTS, placementOf, ReplacementMemory } from "./placement.js";
 
 /** Something the primary master did to the shard map, for logs, the dev view and tests. */
 export interface PromotionEvent {
@@ -16,6 +19,16 @@ export interface PromotionEvent {
   readonly to: string;
   readonly epoch: number;
   readonly reason: string;
+  /** The facts behind `reason` (silences, the liveness record's age, the owner's own word), for the history. */
+  readonly evidence: Readonly<Record<string, unknown>>;
+}
+
+/** What the shard manager needs from the control plane: pauses, and the history. */
+export interface ShardControl {
+  /** The pause stopping automatic failover of `shard` now, or null. */
+  pauseOf(shard: number): Pause | null;
+  /** Appends to the history under the master lease (in the background). */
+  record(lease: Lease, note: HistoryNote): void;
 }
 
 /** Error codes of the model product, where they fit. */
@@ -51,7 +64,21 @@ export class ShardManager {
     private readonly timing: Timing,
     private readonly log: Logger,
     private readonly onPromotion: (e: PromotionEvent) => void,
+    private readonly control: ShardControl,
   ) {}
+
+  /** Ends the hold-out of the coreapp named `name` (an operator's decision); false if it had none. */
+  clearHold(name: string): boolean {
+    const now = this.clock.now();
+    if (!this.replacements.heldOut(name, now)) return false;
+    this.replacements.clear(name, now);
+    return true;
+  }
+
+  /** The coreapps held out of automatic promotion now (placement), by name. */
+  heldOut(): string[] {
+    return this.replacements.heldOutNames(this.clock.now());
+  }
 
   /** Runs until the lease's tenure ends or `signal` aborts. */
   async run(lease: LeaseHolder, signal: AbortSignal): Promise<void> {
@@ -107,7 +134,7 @@ export class ShardManager {
       }
       // An operator chose this coreapp: whatever placement held against it is cleared.
       this.replacements.clear(chosen.name, this.clock.now());
-      const written = await this.write(lease, current, target, "switchover requested");
+      const written = await this.write(lease, current, target, "switchover requested", { requested: true, force: command.force === true });
       if (!written) return fail(NOT_PRIMARY_MASTER, "the shard map changed or the master lease was lost", current.epoch);
       const started = this.clock.now();
       const deadline = started + this.timing.unhealthyIntervalMs + this.timing.leaseTtlMs;
@@ -159,34 +186,59 @@ export class ShardManager {
       const a = this.entry(shard);
       let reason = "shard has no owner";
       let failed: string | null = null;
+      let evidence: Record<string, unknown> = {};
       if (a.owner) {
-        let verdict = judgeOwner(this.evidence(a), this.timing);
+        let e = this.evidence(a);
+        let verdict = judgeOwner(e, this.timing);
         if (verdict.healthy && (this.monitor.silenceMs(a.owner) ?? 0) >= this.timing.unhealthyIntervalMs) {
           // Suspicious to us: get the secondary masters' freshest views before deciding.
           await this.view.refreshIfOlderThan(Math.max(this.timing.evaluateTickMs, 50));
-          verdict = judgeOwner(this.evidence(a), this.timing);
+          e = this.evidence(a);
+          verdict = judgeOwner(e, this.timing);
         }
         if (verdict.healthy) continue;
         reason = verdict.reason;
         if (verdict.blamesOwner) failed = a.owner;
+        evidence = summarize(e);
       }
-      const target = this.pickStandby() ?? this.takesItBack(a);
+      const pause = a.owner ? this.control.pauseOf(shard) : null;
+      // Paused: no failover. Handing the shard back to an owner that gave it up (a new epoch for the
+      // same coreapp, after a store outage) moves nothing and stays allowed.
+      const target = pause ? this.takesItBack(a) : (this.pickStandby() ?? this.takesItBack(a));
+      if (!target && pause) {
+        this.warnOnce(`paused:${shard}:${a.epoch}:${pause.pausedAtMs}`, { shard, reason, pausedBy: pause.by }, "automatic failover is paused: the shard's owner is not replaced");
+        continue;
+      }
       if (!target) {
         this.warnOnce(`nostandby:${shard}:${a.epoch}`, { shard, reason }, "shard needs a primary but no healthy standby coreapp exists");
         continue;
       }
-      const written = await this.write(lease, a, target, reason);
-      if (written && failed) this.replacements.replaced(this.view.get(failed)?.name ?? failed, this.clock.now());
+      const written = await this.write(lease, a, target, reason, evidence);
+      if (written && failed) {
+        const name = this.view.get(failed)?.name ?? failed;
+        if (this.replacements.replaced(name, this.clock.now())) {
+          this.log.warn({ node: name }, "coreapp held out of automatic promotion: replaced too often (clear it with a switchover to it or clear-hold)");
+          this.control.record(lease.lease, { type: "held_out", shard, cause: `replaced ${HOLD_AFTER_REPLACEMENTS} times within an hour`, evidence: { node: name }, epochs: { master: lease.lease.epoch } });
+        }
+      }
     }
   }
 
-  private async write(lease: LeaseHolder, from: ShardAssignment, to: string, reason: string): Promise<ShardAssignment | null> {
+  private async write(lease: LeaseHolder, from: ShardAssignment, to: string, reason: string, evidence: Record<string, unknown>): Promise<ShardAssignment | null> {
     if (!lease.held) return null;
     const r = await this.shardMap.assign(from.shard, from.epoch, to, lease.lease);
     if (r.ok) {
       this.map.set(from.shard, r.assignment);
       this.log.info({ shard: from.shard, from: from.owner, to, epoch: r.assignment.epoch, reason }, "promoted");
-      this.onPromotion({ shard: from.shard, from: from.owner, to, epoch: r.assignment.epoch, reason });
+      const requested = evidence["requested"] === true;
+      this.control.record(lease.lease, {
+        type: requested ? "switchover" : "promoted",
+        shard: from.shard,
+        cause: reason,
+        evidence: { ...evidence, from: from.owner, to },
+        epochs: { master: lease.lease.epoch, from: from.epoch, to: r.assignment.epoch },
+      });
+      this.onPromotion({ shard: from.shard, from: from.owner, to, epoch: r.assignment.epoch, reason, evidence });
       return r.assignment;
     }
     if (r.reason === "conflict") {
@@ -282,6 +334,17 @@ export class ShardManager {
     this.warned.add(key);
     this.log.warn(fields, message);
   }
+}
+
+/** The evidence of a verdict, small and JSON-friendly, for the history. */
+function summarize(e: OwnerEvidence): Record<string, unknown> {
+  return {
+    ownSilenceMs: Math.round(e.ownSilenceMs),
+    secondarySilencesMs: e.secondarySilencesMs.map(Math.round),
+    recordAgeMs: e.record ? Math.round(e.record.ageMs) : null,
+    notServingForMs: Math.round(e.notServingForMs),
+    ...(e.ended ? { ended: e.ended.reason } : {}),
+  };
 }
 
 /** An AbortSignal that aborts when `p` settles. */

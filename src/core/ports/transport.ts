@@ -91,11 +91,34 @@ export interface SwitchoverReply {
   readonly gapMs?: number;
 }
 
+/** A cluster setting's name in the config file's words (`unhealthy_interval`, …). */
+export type SettingKey = "heartbeat_interval" | "unhealthy_interval" | "db_heartbeat_interval" | "db_unhealthy_interval" | "heartbeat_quorum";
+
+/**
+ * An operator command to the primary master that changes the cluster document (other than a
+ * switchover): new settings (the given keys, in ms or a count; the others unchanged), a pause of
+ * automatic failover for the whole cluster (`shard` null) or one shard, its end, or the end of a
+ * coreapp's hold-out. `by` says who asked, for the history.
+ */
+export type AdminCommand =
+  | { readonly op: "settings"; readonly settings: Readonly<Partial<Record<SettingKey, number>>>; readonly by: string }
+  | { readonly op: "pause"; readonly shard: number | null; readonly reason: string; readonly durationMs: number; readonly by: string }
+  | { readonly op: "resume"; readonly shard: number | null; readonly by: string }
+  | { readonly op: "clear-hold"; readonly node: string; readonly by: string };
+
+/** The primary master's answer: the document's new version, or why not (1017 Not Primary Master, 400 invalid, …). */
+export interface AdminReply {
+  readonly ok: boolean;
+  readonly version?: number;
+  readonly error?: { readonly code: number; readonly message: string };
+}
+
 /** What a listening node does with each kind of message. Absent handlers answer "not supported". */
 export interface TransportHandlers {
   heartbeat?(from: string, message: HeartbeatMessage): Promise<HeartbeatReply> | HeartbeatReply;
   forward?(from: string, request: ForwardRequest): Promise<ForwardResponse>;
   switchover?(from: string, command: SwitchoverCommand): Promise<SwitchoverReply>;
+  admin?(from: string, command: AdminCommand): Promise<AdminReply>;
 }
 
 /** A running listener. */
@@ -118,6 +141,9 @@ export interface Transport {
 
   /** Sends an operator command to a master. Throws as `heartbeat()`. */
   switchover(to: Peer, command: SwitchoverCommand, timeoutMs: number): Promise<SwitchoverReply>;
+
+  /** Sends a settings, pause, resume or clear-hold command to a master. Throws as `heartbeat()`. */
+  admin(to: Peer, command: AdminCommand, timeoutMs: number): Promise<AdminReply>;
 
   /** Starts accepting authenticated messages addressed to `self` on `port` (0: any free port). */
   listen(self: string, host: string, port: number, handlers: TransportHandlers): Promise<TransportServer>;

@@ -1,0 +1,71 @@
+import { afterEach, describe, expect, it } from "vitest";
+import type { AdminCommand } from "../../src/core/ports/transport.js";
+import { Cluster, sleep, startCluster } from "../support/memory-cluster.js";
+
+/**
+ * The control plane on an in-process cluster (memory store, in-process network): live settings
+ * through the primary master (1017 elsewhere), pauses of automatic failover, and the history.
+ */
+let cluster: Cluster | null = null;
+afterEach(async () => {
+  await cluster?.close();
+  cluster = null;
+});
+
+async function admin(c: Cluster, to: "primary" | "secondary", command: AdminCommand) {
+  const master = c.masters.find((m) => (m.role === "primary_master") === (to === "primary"))!;
+  const address = (await c.stores.get(master.id)!.liveness.list()).find((n) => n.id === master.id)!.address;
+  return c.net.endpoint("cli.x").admin({ id: master.id, address }, command, 5000);
+}
+
+describe("control plane", () => {
+  it("settings change only through the primary master (1017 elsewhere) and reach every node, with the failover bound following", async () => {
+    const c = await startCluster((cluster = new Cluster(1)));
+    const refused = await admin(c, "secondary", { op: "settings", settings: { unhealthy_interval: 120 }, by: "test" });
+    expect(refused).toMatchObject({ ok: false, error: { code: 1017 } });
+    const invalid = await admin(c, "primary", { op: "settings", settings: { unhealthy_interval: 30 }, by: "test" });
+    expect(invalid).toMatchObject({ ok: false, error: { code: 400, message: expect.stringContaining("unhealthy_interval: must be at least twice heartbeat_interval") } });
+
+    const before = c.coreapps[0]!.clusterDocument.document!.version;
+    const ok = await admin(c, "primary", { op: "settings", settings: { unhealthy_interval: 120 }, by: "test" });
+    expect(ok).toMatchObject({ ok: true, version: expect.any(Number) });
+    expect(ok.version).toBeGreaterThan(before);
+    const nodes = [...c.masters, ...c.coreapps];
+    await c.waitFor(() => nodes.every((n) => n.clusterDocument.document?.version === ok.version), 2000);
+    for (const n of nodes) expect(n.clusterDocument.document!.document.settings.unhealthyIntervalMs).toBe(120);
+    const events = await c.stores.get(c.masters[0]!.id)!.history.list();
+    expect(events.find((e) => e.type === "settings_changed" && e.cause === "changed by test")).toMatchObject({
+      evidence: { from: { unhealthy_interval: 150 }, to: { unhealthy_interval: 120 } },
+    });
+    expect(c.overlaps).toEqual([]);
+  });
+
+  it("while failover is paused an isolated primary is not replaced; after resume it is, and history tells the story", async () => {
+    const c = await startCluster((cluster = new Cluster(1)));
+    expect(await admin(c, "primary", { op: "pause", shard: null, reason: "maintenance", durationMs: 60_000, by: "ops" })).toMatchObject({ ok: true });
+    await c.waitFor(() => c.masters.every((m) => m.clusterDocument.pauseOf(0)?.by === "ops"), 2000);
+    const old = c.serving(0)[0]!;
+    c.isolate(old);
+    await sleep(600); // well past unhealthy_interval (150 ms) and the lease
+    expect(c.serving(0)).toEqual([]);
+    expect(c.assignments.filter((a) => a.from === old.id)).toEqual([]);
+
+    expect(await admin(c, "primary", { op: "resume", shard: null, by: "ops" })).toMatchObject({ ok: true });
+    await c.waitFor(() => c.serving(0).length === 1 && c.serving(0)[0] !== old, 3000);
+    const types = (await c.stores.get(c.masters[0]!.id)!.history.list()).map((e) => e.type).reverse();
+    expect(types.slice(types.indexOf("paused"))).toEqual(expect.arrayContaining(["paused", "resumed", "promoted"]));
+    expect(types.indexOf("promoted", types.indexOf("resumed"))).toBeGreaterThan(types.indexOf("resumed"));
+    expect(c.overlaps).toEqual([]);
+  });
+
+  it("a pause ends by itself when its time runs out, and the history says so", async () => {
+    const c = await startCluster((cluster = new Cluster(1)));
+    expect(await admin(c, "primary", { op: "pause", shard: 0, reason: "short", durationMs: 300, by: "ops" })).toMatchObject({ ok: true });
+    const old = c.serving(0)[0]!;
+    c.isolate(old);
+    await c.waitFor(() => c.serving(0).some((x) => x !== old), 5000);
+    const resumed = (await c.stores.get(c.masters[0]!.id)!.history.list({ shard: 0 })).find((e) => e.type === "resumed");
+    expect(resumed).toMatchObject({ cause: "the pause ran out" });
+    expect(c.overlaps).toEqual([]);
+  });
+});
