@@ -5,6 +5,7 @@ import { devCommand } from "./dev.js";
 import { startCommand } from "./start.js";
 import { statusCommand } from "./status.js";
 import { switchoverCommand } from "./switchover.js";
+import { clearHoldCommand, historyCommand, pauseCommand, resumeCommand, settingsGetCommand, settingsSetCommand } from "./control.js";
 
 const int = (what: string) => (v: string) => {
   const n = Number(v);
@@ -57,6 +58,64 @@ program
   .action(async (o) => {
     if (!(await switchoverCommand(o))) process.exitCode = 1;
   });
+
+const settings = program.command("settings").description("the cluster's live settings (changed through the primary master)");
+settings
+  .command("get")
+  .description("print the live settings, their version and the failover bound")
+  .requiredOption("-c, --config <file>", "the cluster's config file")
+  .option("--json", "print JSON", false)
+  .action(settingsGetCommand);
+settings
+  .command("set")
+  .description("change settings, e.g. unhealthy_interval=10s heartbeat_interval=2s (every node applies them within one heartbeat interval)")
+  .argument("<key=value...>", "settings keys of the config file with durations (heartbeat_quorum: a count)")
+  .requiredOption("-c, --config <file>", "the cluster's config file")
+  .option("--by <name>", "who asks, for the history (default: $USER)")
+  .action(async (pairs: string[], o) => {
+    if (!(await settingsSetCommand({ ...o, pairs }))) process.exitCode = 1;
+  });
+
+program
+  .command("pause")
+  .description("stop automatic failover (a switchover still works) until resumed or the time runs out")
+  .requiredOption("-c, --config <file>", "the cluster's config file")
+  .option("--shard <n>", "pause one shard only (default: the whole cluster)", int("--shard"))
+  .option("--for <duration>", "how long, e.g. 30m, 2h (default 1h); pause again to renew")
+  .option("--reason <text>", "why, for status and the history")
+  .option("--by <name>", "who asks (default: $USER)")
+  .action(async (o) => {
+    if (!(await pauseCommand(o))) process.exitCode = 1;
+  });
+
+program
+  .command("resume")
+  .description("end a pause of automatic failover")
+  .requiredOption("-c, --config <file>", "the cluster's config file")
+  .option("--shard <n>", "the paused shard (default: the cluster-wide pause)", int("--shard"))
+  .option("--by <name>", "who asks (default: $USER)")
+  .action(async (o) => {
+    if (!(await resumeCommand(o))) process.exitCode = 1;
+  });
+
+program
+  .command("clear-hold")
+  .description("let the primary master promote a coreapp it holds out after repeated failures")
+  .argument("<node>", "the coreapp's name")
+  .requiredOption("-c, --config <file>", "the cluster's config file")
+  .option("--by <name>", "who asks (default: $USER)")
+  .action(async (node: string, o) => {
+    if (!(await clearHoldCommand({ ...o, node }))) process.exitCode = 1;
+  });
+
+program
+  .command("history")
+  .description("elections, promotions, switchovers, pauses and settings changes, newest first, with causes and evidence")
+  .requiredOption("-c, --config <file>", "the cluster's config file")
+  .option("--shard <n>", "only this shard's events", int("--shard"))
+  .option("--limit <n>", "at most this many events (default 50)", int("--limit"))
+  .option("--json", "print JSON", false)
+  .action(historyCommand);
 
 program.parseAsync().catch((error: unknown) => {
   const known = error instanceof MulticonnectError;

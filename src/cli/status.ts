@@ -32,7 +32,13 @@ export function renderStatus(s: ClusterStatus): string {
     "",
     table(["SHARD", "PRIMARY COREAPP", "EPOCH"], shards),
     "",
+    `settings (version ${s.settings.version}): ${Object.entries(s.settings)
+      .filter(([k]) => k !== "version")
+      .map(([k, v]) => `${k}=${k === "heartbeat_quorum" ? v : formatMs(v)}`)
+      .join(" ")}`,
     `failover bound: ${formatMs(s.failover_bound_ms)}`,
+    ...s.pauses.map((p) => `PAUSED ${p.shard === null ? "(whole cluster)" : `shard ${p.shard}`} by ${p.by} at ${p.paused_at}${p.reason ? `: ${p.reason}` : ""}; ends in ${formatMs(p.ends_in_ms)}`),
+    ...(s.held_out.length ? [`held out of automatic promotion: ${s.held_out.join(", ")} (multiconnect clear-hold NODE)`] : []),
     "",
   ].join("\n");
 }

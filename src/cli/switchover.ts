@@ -1,6 +1,5 @@
 import { loadConfigFile } from "../config/load.js";
-import { MASTER_LEASE } from "../core/ports/leases.js";
-import { openClusterAccess } from "./cluster-access.js";
+import { openClusterAccess, primaryMaster } from "./cluster-access.js";
 
 /**
  * `multiconnect switchover --shard N [--to NODE] [--force]`: asks the primary master (found through the
@@ -10,13 +9,10 @@ export async function switchoverCommand(o: { config: string; shard: number; to?:
   const config = loadConfigFile(o.config);
   const access = await openClusterAccess(config);
   try {
-    const master = await access.store.leases.current(MASTER_LEASE);
-    if (!master) throw new Error("no primary master holds the lease right now; try again shortly");
-    const record = (await access.store.liveness.list()).find((n) => n.id === master.holder);
-    if (!record?.address) throw new Error(`the primary master ${master.holder} has no registered address`);
+    const master = await primaryMaster(access);
     const timeout = access.timing.unhealthyIntervalMs + access.timing.leaseTtlMs + 5000;
     const reply = await access.transport.switchover(
-      { id: record.id, address: record.address },
+      master,
       { shard: o.shard, ...(o.to ? { to: o.to } : {}), ...(o.force ? { force: true } : {}) },
       timeout,
     );

@@ -1,7 +1,8 @@
 import { MASTER_LEASE } from "../core/ports/leases.js";
 import type { NodeStatus } from "../core/ports/liveness.js";
 import type { Store } from "../core/ports/store.js";
-import { failoverBoundMs, type Timing } from "../core/timing.js";
+import { toKeys } from "../core/master/control-plane.js";
+import { deriveTiming, failoverBoundMs, type Timing } from "../core/timing.js";
 
 /** One node as the health API and `multiconnect status` show it. */
 export interface NodeHealth {
@@ -19,26 +20,63 @@ export interface NodeHealth {
   readonly healthy: boolean;
 }
 
+/** A pause of automatic failover, as status shows it. */
+export interface PauseStatus {
+  /** The paused shard, or null for the whole cluster. */
+  readonly shard: number | null;
+  readonly by: string;
+  readonly reason: string;
+  /** When it began, ISO 8601 (the store's clock; see StoreCapabilities.writerWallClock). */
+  readonly paused_at: string;
+  /** Milliseconds until it ends by itself, by the store's clock. */
+  readonly ends_in_ms: number;
+}
+
 export interface ClusterStatus {
   readonly primary_master: { id: string; epoch: number } | null;
   readonly nodes: NodeHealth[];
   readonly shards: { shard: number; owner: string | null; owner_name: string | null; epoch: number }[];
-  /** L1's bound for this configuration, as computed in core/timing.ts. */
+  /** The live settings (config file keys) and the cluster document's version (0: none written yet). */
+  readonly settings: { readonly version: number } & Readonly<Record<string, number>>;
+  readonly pauses: PauseStatus[];
+  /** Coreapps the primary master holds out of automatic promotion after repeated failures. */
+  readonly held_out: string[];
+  /** L1's bound for the live settings, as computed in core/timing.ts. */
   readonly failover_bound_ms: number;
 }
 
-/** Reads the cluster's state from the store: three reads, no node is contacted. */
+/**
+ * Reads the cluster's state from the store: four reads, no node is contacted. The bound is computed
+ * from the cluster document's settings when there is one (they are the cluster's truth), else from
+ * `timing`.
+ */
 export async function readClusterStatus(store: Store, timing: Timing, shards: number): Promise<ClusterStatus> {
-  const [nodes, map, master] = await Promise.all([store.liveness.list(), store.shardMap.read(), store.leases.current(MASTER_LEASE)]);
+  const [nodes, map, master, doc] = await Promise.all([
+    store.liveness.list(),
+    store.shardMap.read(),
+    store.leases.current(MASTER_LEASE),
+    store.clusterDocument.read(),
+  ]);
+  const live = doc ? deriveTiming(doc.document.settings, store.capabilities) : timing;
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const entries = Array.from({ length: shards }, (_, shard) => map.find((a) => a.shard === shard) ?? { shard, owner: null, epoch: 0 });
-  const fresh = (n: NodeStatus) => n.ageMs <= timing.dbUnhealthyIntervalMs;
+  const fresh = (n: NodeStatus) => n.ageMs <= live.dbUnhealthyIntervalMs;
   const liveMasters = nodes.filter((n) => n.role === "master" && fresh(n)).length;
+  const heldOut = master ? byId.get(master.holder)?.meta["heldOut"] : undefined;
   return {
     primary_master: master ? { id: master.holder, epoch: master.epoch } : null,
     nodes: nodes.map((n) => describe(n, master?.holder ?? null, entries, fresh(n))),
     shards: entries.map((a) => ({ ...a, owner_name: a.owner ? byId.get(a.owner)?.name ?? null : null })),
-    failover_bound_ms: failoverBoundMs(timing, Math.max(liveMasters, 1), store.capabilities),
+    settings: { version: doc?.version ?? 0, ...toKeys(live) },
+    pauses: (doc?.document.pauses ?? []).map((p) => ({
+      shard: p.shard,
+      by: p.by,
+      reason: p.reason,
+      paused_at: new Date(p.pausedAtMs).toISOString(),
+      ends_in_ms: Math.round(p.expiresInMs),
+    })),
+    held_out: Array.isArray(heldOut) ? heldOut.filter((x): x is string => typeof x === "string") : [],
+    failover_bound_ms: failoverBoundMs(live, Math.max(liveMasters, 1), store.capabilities),
   };
 }
 

@@ -89,7 +89,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
           name: this.name,
           role: "master",
           address,
-          meta: { view: this.monitor.view(), primary: this.role === "primary_master" },
+          meta: { view: this.monitor.view(), primary: this.role === "primary_master", heldOut: this.role === "primary_master" ? this.manager.heldOut() : [] },
         });
         await this.view.refresh();
         this.monitor.updatePeers(this.view.all());

@@ -1,0 +1,114 @@
+import { formatMs, parseDuration } from "../config/duration.js";
+import { loadConfigFile } from "../config/load.js";
+import { DEFAULT_PAUSE_MS, SETTING_FIELDS, toKeys } from "../core/master/control-plane.js";
+import type { AdminCommand, SettingKey } from "../core/ports/transport.js";
+import { deriveTiming, failoverBoundMs } from "../core/timing.js";
+import { openClusterAccess, primaryMaster, type ClusterAccess } from "./cluster-access.js";
+
+/**
+ * The operator commands on the cluster document and the history: `settings get|set`, `pause`,
+ * `resume`, `clear-hold`, `history`. Reads come straight from the store; every change goes to the
+ * primary master, the only writer (a command it refuses exits 1 with its code and reason).
+ */
+
+/** Who an operator command says asked, for the history: `--by`, else the login name. */
+export function operator(by: string | undefined): string {
+  return by ?? process.env["USER"] ?? "operator";
+}
+
+async function withAccess<T>(file: string, fn: (access: ClusterAccess) => Promise<T>): Promise<T> {
+  const access = await openClusterAccess(loadConfigFile(file));
+  try {
+    return await fn(access);
+  } finally {
+    await access.close();
+  }
+}
+
+/** Sends `command` to the primary master; prints the outcome; false when it was refused. */
+async function send(access: ClusterAccess, command: AdminCommand, done: string): Promise<boolean> {
+  const reply = await access.transport.admin(await primaryMaster(access), command, 10_000);
+  if (!reply.ok) {
+    process.stderr.write(`${command.op} refused: ${reply.error?.code} ${reply.error?.message}\n`);
+    return false;
+  }
+  process.stdout.write(`${done}${reply.version === undefined ? "" : ` (cluster document version ${reply.version})`}\n`);
+  return true;
+}
+
+/** `multiconnect settings get`: the cluster's live settings, their version and the failover bound. */
+export async function settingsGetCommand(o: { config: string; json?: boolean }): Promise<void> {
+  await withAccess(o.config, async (access) => {
+    const doc = await access.store.clusterDocument.read();
+    const settings = doc?.document.settings ?? access.timing;
+    const masters = (await access.store.liveness.list()).filter((n) => n.role === "master").length;
+    const bound = failoverBoundMs(deriveTiming(settings, access.store.capabilities), Math.max(masters, 1), access.store.capabilities);
+    const out = { version: doc?.version ?? 0, settings: toKeys(settings), failover_bound_ms: bound };
+    if (o.json) return void process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    const lines = Object.entries(out.settings).map(([k, v]) => `${k.padEnd(22)} ${k === "heartbeat_quorum" ? v : formatMs(v)}`);
+    const source = doc ? `version ${doc.version}` : "no cluster document yet: the config file's values";
+    process.stdout.write(`${lines.join("\n")}\n\n${source}; failover bound ${formatMs(bound)} with ${masters} master(s)\n`);
+  });
+}
+
+/**
+ * Parses `key=value` pairs of `settings set`: a settings key of the config file and a duration
+ * (or a count for heartbeat_quorum). Throws naming the pair.
+ */
+export function parseSettingPairs(pairs: readonly string[]): Partial<Record<SettingKey, number>> {
+  if (pairs.length === 0) throw new Error("settings set: give at least one key=value, e.g. unhealthy_interval=10s");
+  const out: Partial<Record<SettingKey, number>> = {};
+  for (const pair of pairs) {
+    const [key, value, extra] = pair.split("=");
+    if (!key || value === undefined || extra !== undefined || !(key in SETTING_FIELDS)) {
+      throw new Error(`settings set: ${pair}: expected key=value with key one of ${Object.keys(SETTING_FIELDS).join(", ")}`);
+    }
+    const n = key === "heartbeat_quorum" ? Number(value) : parseDuration(value);
+    if (n === null || !Number.isFinite(n)) throw new Error(`settings set: ${key}: ${value} is not a ${key === "heartbeat_quorum" ? "number" : "duration such as 500ms, 5s or 2m"}`);
+    out[key as SettingKey] = n;
+  }
+  return out;
+}
+
+/** `multiconnect settings set key=value …`: through the primary master. */
+export async function settingsSetCommand(o: { config: string; pairs: string[]; by?: string }): Promise<boolean> {
+  const settings = parseSettingPairs(o.pairs);
+  return withAccess(o.config, (access) => send(access, { op: "settings", settings, by: operator(o.by) }, "settings changed"));
+}
+
+/** `multiconnect pause [--shard N] [--for D] [--reason R]`: no automatic failover until resumed or D has passed. */
+export async function pauseCommand(o: { config: string; shard?: number; for?: string; reason?: string; by?: string }): Promise<boolean> {
+  const durationMs = o.for === undefined ? DEFAULT_PAUSE_MS : parseDuration(o.for);
+  if (durationMs === null || durationMs <= 0) throw new Error(`pause: --for ${o.for} is not a positive duration such as 30m or 1h`);
+  const shard = o.shard ?? null;
+  const what = shard === null ? "automatic failover paused for the whole cluster" : `automatic failover paused for shard ${shard}`;
+  return withAccess(o.config, (access) =>
+    send(access, { op: "pause", shard, durationMs: Math.round(durationMs), reason: o.reason ?? "", by: operator(o.by) }, `${what} for ${formatMs(durationMs)}`),
+  );
+}
+
+/** `multiconnect resume [--shard N]`. */
+export async function resumeCommand(o: { config: string; shard?: number; by?: string }): Promise<boolean> {
+  const shard = o.shard ?? null;
+  return withAccess(o.config, (access) => send(access, { op: "resume", shard, by: operator(o.by) }, shard === null ? "automatic failover resumed" : `automatic failover resumed for shard ${shard}`));
+}
+
+/** `multiconnect clear-hold NODE`: lets the primary master promote a held-out coreapp again. */
+export async function clearHoldCommand(o: { config: string; node: string; by?: string }): Promise<boolean> {
+  return withAccess(o.config, (access) => send(access, { op: "clear-hold", node: o.node, by: operator(o.by) }, `${o.node} may be promoted again`));
+}
+
+/** `multiconnect history [--shard N] [--limit N] [--json]`: newest first. */
+export async function historyCommand(o: { config: string; shard?: number; limit?: number; json?: boolean }): Promise<void> {
+  await withAccess(o.config, async (access) => {
+    const events = await access.store.history.list({ ...(o.shard === undefined ? {} : { shard: o.shard }), limit: o.limit ?? 50 });
+    if (o.json) return void process.stdout.write(`${JSON.stringify(events, null, 2)}\n`);
+    const lines = events.map((e) => {
+      const when = new Date(e.atMs).toISOString();
+      const shard = e.shard === null ? "cluster" : `shard ${e.shard}`;
+      const epochs = Object.entries(e.epochs).map(([k, v]) => `${k}=${v}`).join(" ");
+      return `${when}  ${e.type.padEnd(16)} ${shard.padEnd(9)} ${e.cause}${epochs ? `  [${epochs}]` : ""}\n    ${JSON.stringify(e.evidence)}`;
+    });
+    process.stdout.write(lines.length ? `${lines.join("\n")}\n` : "no history yet\n");
+  });
+}
