@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError } from "commander";
 import { MulticonnectError } from "../core/errors.js";
 import { devCommand } from "./dev.js";
@@ -12,8 +13,19 @@ const int = (what: string) => (v: string) => {
   return n;
 };
 
+/** The installed package's own version: package.json sits two levels above dist/cli/main.js. */
+const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+
+/**
+ * Exit code 2: the configuration cannot work as written (a bad key, a store that refuses us, a
+ * backend whose driver is not installed), so a supervisor restarting the node would only repeat it.
+ */
+const EXIT_CONFIGURATION = 2;
+const CONFIGURATION_CODES = new Set(["config_invalid", "store_misconfigured"]);
+
 const program = new Command("multiconnect")
   .description("High availability for work that only one process may do at a time.")
+  .version(version, "-V, --version", "print the multiconnect version")
   .showHelpAfterError();
 
 program
@@ -60,5 +72,5 @@ program
 program.parseAsync().catch((error: unknown) => {
   const known = error instanceof MulticonnectError;
   process.stderr.write(`multiconnect: ${known ? error.message : String((error as Error)?.stack ?? error)}\n`);
-  process.exit(known && error.code === "config_invalid" ? 2 : 1);
+  process.exit(known && CONFIGURATION_CODES.has(error.code) ? EXIT_CONFIGURATION : 1);
 });
