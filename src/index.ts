@@ -22,4 +22,3 @@ export {
 export { DEFAULT_SETTINGS, deriveTiming, failoverBoundMs, type ClusterSettings, type Timing } from "./core/timing.js";
 export { shardOf } from "./core/hash.js";
 export type { Store, StoreCapabilities } from "./core/ports/store.js";
-export { createEchoApp } from "./example/echo-app.js";
