@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError } from "commander";
 import { MulticonnectError } from "../core/errors.js";
 import { devCommand } from "./dev.js";
-import { startCommand } from "./start.js";
+import { startCommand, type StartOptions } from "./start.js";
 import { statusCommand } from "./status.js";
 import { switchoverCommand } from "./switchover.js";
 
@@ -38,7 +38,8 @@ program
   .option("--app <module>", "coreapps: module exporting the application (default: the echo example)")
   .option("--watchdog", "run under a supervisor that SIGKILLs the node if its event loop freezes (see docs/reliability.md)", false)
   .option("--watchdog-deadline <ms>", "the watchdog's deadline (default: lease TTL - renew interval - 2 x margin)", int("--watchdog-deadline"))
-  .action(async (o) => {
+  // commander types the parsed options as `any`; these annotations state what the options above produce.
+  .action(async (o: StartOptions) => {
     if (o.role && !["master", "coreapp", "webapp"].includes(o.role)) throw new InvalidArgumentError("--role must be master, coreapp or webapp");
     await startCommand(o);
   });
@@ -50,14 +51,16 @@ program
   .option("--shards <n>", "number of shards", int("--shards"), 1)
   .option("--port <port>", "the webapp's port", int("--port"), 9090)
   .option("--defaults", "use the product's default intervals (30 s failover) instead of the dev ones (3 s)", false)
-  .action(async (o) => devCommand({ dir: o.dir, shards: o.shards, defaults: o.defaults, webappPort: o.port }));
+  .action(async (o: { dir: string; shards: number; port: number; defaults: boolean }) =>
+    devCommand({ dir: o.dir, shards: o.shards, defaults: o.defaults, webappPort: o.port }),
+  );
 
 program
   .command("status")
   .description("print nodes, roles, the shard map, epochs and the failover bound")
   .requiredOption("-c, --config <file>", "the cluster's config file")
   .option("--json", "print JSON", false)
-  .action(async (o) => statusCommand(o));
+  .action(async (o: { config: string; json: boolean }) => statusCommand(o));
 
 program
   .command("switchover")
@@ -65,7 +68,7 @@ program
   .requiredOption("-c, --config <file>", "the cluster's config file")
   .requiredOption("--shard <n>", "the shard to move", int("--shard"))
   .option("--to <node>", "the coreapp (name or id) to move it to; any healthy standby if absent")
-  .action(async (o) => {
+  .action(async (o: { config: string; shard: number; to?: string }) => {
     if (!(await switchoverCommand(o))) process.exitCode = 1;
   });
 

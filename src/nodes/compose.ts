@@ -10,7 +10,7 @@ import { ConfigError } from "../core/errors.js";
 import type { Logger } from "../core/ports/logger.js";
 import { deriveTiming } from "../core/timing.js";
 import { Coreapp } from "./coreapp.js";
-import { newNodeId, type NodeDeps, type NodeIdentity } from "./deps.js";
+import { newNodeId, type NodeDeps } from "./deps.js";
 import { createLogger } from "./logger.js";
 import { Master } from "./master.js";
 import { checkMediaDir } from "./media-dir.js";
