@@ -22,3 +22,25 @@ export {
 export { DEFAULT_SETTINGS, deriveTiming, failoverBoundMs, type ClusterSettings, type Timing } from "./core/timing.js";
 export { shardOf } from "./core/hash.js";
 export type { Store, StoreCapabilities } from "./core/ports/store.js";
+export type { Backend, Role, StoreConfig } from "./config/schema.js";
+export type { Logger } from "./core/ports/logger.js";
+export type { Clock } from "./core/ports/clock.js";
+export type { LeaseStore, Lease, AcquireResult } from "./core/ports/leases.js";
+export type { LivenessStore, NodeRecord, NodeStatus, NodeRole } from "./core/ports/liveness.js";
+export type { ShardMapStore, ShardAssignment, AssignResult, ShardMapWatch } from "./core/ports/shard-map.js";
+export type {
+  Transport,
+  TransportHandlers,
+  TransportServer,
+  Peer,
+  HeartbeatMessage,
+  HeartbeatReply,
+  ForwardRequest,
+  ForwardResponse,
+  SwitchoverCommand,
+  SwitchoverReply,
+} from "./core/ports/transport.js";
+export type { OwnerState, OwnerEvent } from "./core/coreapp/shard-owner.js";
+export type { PromotionEvent } from "./core/master/shard-manager.js";
+export type { MasterEvents } from "./nodes/master.js";
+export type { CoreappEvents } from "./nodes/coreapp.js";
