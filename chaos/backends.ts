@@ -127,7 +127,7 @@ function fromTemplate(name: string, make: (dir: string) => void, owner?: { uid: 
   }
   const dir = mkdtempSync(join(tmpdir(), `mc-chaos-${name}-`));
   const copy = spawnSync("cp", ["-a", `${template}/.`, dir]);
-  if (copy.status !== 0) throw new Error(`copying the ${name} template failed: ${copy.stderr}`);
+  if (copy.status !== 0) throw new Error(`copying the ${name} template failed: ${copy.stderr.toString()}`);
   if (owner) chownSync(dir, owner.uid, owner.gid);
   return dir;
 }

@@ -260,7 +260,7 @@ export class ChaosCluster {
     for (const n of running) n.child.kill("SIGKILL");
     // Watchdog children (known to the oracle by pid) must not outlive the run.
     for (const pid of extraPids) signal(pid, "SIGKILL");
-    await Promise.all(this.nodes.flatMap((n) => [n.storeProxy?.close(), n.inbound?.close()]));
+    await Promise.all(this.nodes.flatMap((n) => [n.storeProxy, n.inbound]).flatMap((proxy) => (proxy ? [proxy.close()] : [])));
   }
 
   /** Faults injected by every proxy so far. */

@@ -40,4 +40,25 @@ export type {
   HistoryQuery,
   HistoryStore,
 } from "./core/ports/history.js";
-export { createEchoApp } from "./example/echo-app.js";
+export type { Backend, Role, StoreConfig } from "./config/schema.js";
+export type { Logger } from "./core/ports/logger.js";
+export type { Clock } from "./core/ports/clock.js";
+export type { LeaseStore, Lease, AcquireResult } from "./core/ports/leases.js";
+export type { LivenessStore, NodeRecord, NodeStatus, NodeRole } from "./core/ports/liveness.js";
+export type { ShardMapStore, ShardAssignment, AssignResult, ShardMapWatch } from "./core/ports/shard-map.js";
+export type {
+  Transport,
+  TransportHandlers,
+  TransportServer,
+  Peer,
+  HeartbeatMessage,
+  HeartbeatReply,
+  ForwardRequest,
+  ForwardResponse,
+  SwitchoverCommand,
+  SwitchoverReply,
+} from "./core/ports/transport.js";
+export type { OwnerState, OwnerEvent } from "./core/coreapp/shard-owner.js";
+export type { PromotionEvent } from "./core/master/shard-manager.js";
+export type { MasterEvents } from "./nodes/master.js";
+export type { CoreappEvents } from "./nodes/coreapp.js";

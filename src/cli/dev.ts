@@ -71,7 +71,7 @@ export async function devCommand(o: DevOptions): Promise<void> {
     event("stopping the cluster");
     for (const n of nodes) n.child?.kill("SIGTERM");
     setTimeout(() => process.exit(0), 3000).unref();
-    Promise.all(nodes.map((n) => new Promise((r) => (n.child?.exitCode !== null ? r(null) : n.child?.once("exit", r))))).then(() => process.exit(0));
+    void Promise.all(nodes.map((n) => new Promise((r) => (n.child?.exitCode !== null ? r(null) : n.child?.once("exit", r))))).then(() => process.exit(0));
   };
   process.on("SIGINT", stopAll);
   process.on("SIGTERM", stopAll);

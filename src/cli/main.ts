@@ -1,8 +1,9 @@
 #!/usr/bin/env node
+import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError } from "commander";
 import { MulticonnectError } from "../core/errors.js";
 import { devCommand } from "./dev.js";
-import { startCommand } from "./start.js";
+import { startCommand, type StartOptions } from "./start.js";
 import { statusCommand } from "./status.js";
 import { switchoverCommand } from "./switchover.js";
 import { clearHoldCommand, historyCommand, pauseCommand, resumeCommand, settingsGetCommand, settingsSetCommand } from "./control.js";
@@ -13,8 +14,19 @@ const int = (what: string) => (v: string) => {
   return n;
 };
 
+/** The installed package's own version: package.json sits two levels above dist/cli/main.js. */
+const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+
+/**
+ * Exit code 2: the configuration cannot work as written (a bad key, a store that refuses us, a
+ * backend whose driver is not installed), so a supervisor restarting the node would only repeat it.
+ */
+const EXIT_CONFIGURATION = 2;
+const CONFIGURATION_CODES = new Set(["config_invalid", "store_misconfigured"]);
+
 const program = new Command("multiconnect")
   .description("High availability for work that only one process may do at a time.")
+  .version(version, "-V, --version", "print the multiconnect version")
   .showHelpAfterError();
 
 program
@@ -27,7 +39,8 @@ program
   .option("--app <module>", "coreapps: module exporting the application (default: the echo example)")
   .option("--watchdog", "run under a supervisor that SIGKILLs the node if its event loop freezes (see docs/reliability.md)", false)
   .option("--watchdog-deadline <ms>", "the watchdog's deadline (default: lease TTL - renew interval - 2 x margin)", int("--watchdog-deadline"))
-  .action(async (o) => {
+  // commander types the parsed options as `any`; these annotations state what the options above produce.
+  .action(async (o: StartOptions) => {
     if (o.role && !["master", "coreapp", "webapp"].includes(o.role)) throw new InvalidArgumentError("--role must be master, coreapp or webapp");
     await startCommand(o);
   });
@@ -39,14 +52,16 @@ program
   .option("--shards <n>", "number of shards", int("--shards"), 1)
   .option("--port <port>", "the webapp's port", int("--port"), 9090)
   .option("--defaults", "use the product's default intervals (30 s failover) instead of the dev ones (3 s)", false)
-  .action(async (o) => devCommand({ dir: o.dir, shards: o.shards, defaults: o.defaults, webappPort: o.port }));
+  .action(async (o: { dir: string; shards: number; port: number; defaults: boolean }) =>
+    devCommand({ dir: o.dir, shards: o.shards, defaults: o.defaults, webappPort: o.port }),
+  );
 
 program
   .command("status")
   .description("print nodes, roles, the shard map, epochs and the failover bound")
   .requiredOption("-c, --config <file>", "the cluster's config file")
   .option("--json", "print JSON", false)
-  .action(async (o) => statusCommand(o));
+  .action(async (o: { config: string; json: boolean }) => statusCommand(o));
 
 program
   .command("switchover")
@@ -55,7 +70,7 @@ program
   .requiredOption("--shard <n>", "the shard to move", int("--shard"))
   .option("--to <node>", "the coreapp (name or id) to move it to; any healthy standby if absent")
   .option("--force", "allow --to to name a coreapp marked node.nofailover", false)
-  .action(async (o) => {
+  .action(async (o: { config: string; shard: number; to?: string; force: boolean }) => {
     if (!(await switchoverCommand(o))) process.exitCode = 1;
   });
 
@@ -120,5 +135,5 @@ program
 program.parseAsync().catch((error: unknown) => {
   const known = error instanceof MulticonnectError;
   process.stderr.write(`multiconnect: ${known ? error.message : String((error as Error)?.stack ?? error)}\n`);
-  process.exit(known && error.code === "config_invalid" ? 2 : 1);
+  process.exit(known && CONFIGURATION_CODES.has(error.code) ? EXIT_CONFIGURATION : 1);
 });

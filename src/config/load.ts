@@ -10,15 +10,25 @@ import { BACKENDS, fileSchema, storeSchemas, type Backend, type Role, type Store
 
 /** A validated configuration, ready for the composition root. */
 export interface Config {
+  /** `cluster_name`: names the cluster in logs and in the store. */
   readonly clusterName: string;
+  /** `shards`: the number of shards; fixed for the cluster's life (the shard of a key depends on it). */
   readonly shards: number;
+  /** `secret`: authenticates every node-to-node message (at least 16 characters); never logged. */
   readonly secret: string;
+  /** `settings`: the failure-detection intervals (docs/configuration.md). */
   readonly settings: ClusterSettings;
+  /** `store`: the backend and its connection options, defaults filled in. */
   readonly store: StoreConfig;
+  /** `node`: this process's defaults (each can be overridden when the node is created). */
   readonly node: {
+    /** `node.role`: master, coreapp or webapp. */
     readonly role: Role | undefined;
+    /** `node.name`: the node's name (default: its role). */
     readonly name: string | undefined;
+    /** `node.listen_host`: the address to listen on (default `0.0.0.0`). */
     readonly listenHost: string;
+    /** `node.port`: the port to listen on (default by role: master 6260, coreapp 6250, webapp 9090). */
     readonly port: number | undefined;
     /** How other machines reach this node: `EXTERNAL_HOSTNAME`, else the file, else the host name. */
     readonly externalHostname: string;
@@ -27,9 +37,25 @@ export interface Config {
     /** Coreapps: standby preference and the never-promote tag (src/core/master/placement.ts). */
     readonly placement: Placement;
   };
-  readonly webapp: { shardKeyHeader: string; maxBodyBytes: number; retryWindowMs: number; forwardTimeoutMs: number };
-  readonly coreapp: { drainTimeoutMs: number };
+  /** `webapp`: request routing. */
+  readonly webapp: {
+    /** `webapp.shard_key_header`: the header carrying the shard key (default `x-shard-key`). */
+    shardKeyHeader: string;
+    /** `webapp.max_body_bytes`: larger request bodies get a 413 (default 1 MiB). */
+    maxBodyBytes: number;
+    /** `webapp.retry_window`: how long a request waits through a failover before the 503 (default 5 s). */
+    retryWindowMs: number;
+    /** `webapp.forward_timeout`: the timeout of one forwarding attempt (default 10 s). */
+    forwardTimeoutMs: number;
+  };
+  /** `coreapp`: shard ownership. */
+  readonly coreapp: {
+    /** `coreapp.drain_timeout`: on a planned handover, how long the old primary waits for requests in flight before `onDemote` (default 5 s). */
+    drainTimeoutMs: number;
+  };
+  /** `media_dir`: a directory every node checks for read/write access at start (optional). */
   readonly mediaDir: string | undefined;
+  /** `log_level`: the default logger's level (default `info`). */
   readonly logLevel: "debug" | "info" | "warn" | "error" | "silent";
 }
 

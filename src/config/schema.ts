@@ -38,7 +38,9 @@ const sqlConnection = {
   ...common,
 };
 
+/** The store backends. */
 export const BACKENDS = ["sqlite", "postgres", "mysql", "redis", "etcd"] as const;
+/** A store backend's name. */
 export type Backend = (typeof BACKENDS)[number];
 
 export const storeSchemas = {
@@ -80,9 +82,12 @@ export const storeSchemas = {
   }),
 } as const;
 
+/** The `store` section of the config, validated, defaults filled in: one shape per backend. */
 export type StoreConfig = { [B in Backend]: z.output<(typeof storeSchemas)[B]> }[Backend];
 
+/** The three node roles. */
 export const ROLES = ["master", "coreapp", "webapp"] as const;
+/** A node's role. */
 export type Role = (typeof ROLES)[number];
 
 export const fileSchema = z.strictObject({

@@ -36,6 +36,7 @@ export class StoreConfigurationError extends MulticonnectError {
 
 /** A configuration value is missing, malformed or unsafe. `key` is the dotted path of the offending key. */
 export class ConfigError extends MulticonnectError {
+  /** The dotted path of the offending key, e.g. `store.url`. */
   readonly key: string;
   constructor(key: string, problem: string) {
     super("config_invalid", `config: ${key}: ${problem}`);

@@ -24,6 +24,7 @@ export interface ClusterSettings {
   readonly heartbeatQuorum?: number;
 }
 
+/** The model product's intervals: heartbeats every 5 s (unhealthy after 30 s), store liveness every 60 s (unhealthy after 120 s). */
 export const DEFAULT_SETTINGS: ClusterSettings = {
   heartbeatIntervalMs: 5_000,
   unhealthyIntervalMs: 30_000,

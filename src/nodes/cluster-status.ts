@@ -6,13 +6,19 @@ import { deriveTiming, failoverBoundMs, type Timing } from "../core/timing.js";
 
 /** One node as the health API and `multiconnect status` show it. */
 export interface NodeHealth {
+  /** The node's id (`name.<random>`). */
   readonly id: string;
+  /** The node's name. */
   readonly name: string;
+  /** The node's role; a master's says whether it holds the master lease. */
   readonly role: "primary_master" | "secondary_master" | "coreapp" | "webapp";
   /** Coreapps: `connected` for a shard's serving primary, `disconnected` otherwise. */
   readonly gateway_status?: "connected" | "disconnected";
+  /** Coreapps: the shard it owns or is taking. */
   readonly shard?: number;
+  /** Coreapps: the epoch of that ownership. */
   readonly epoch?: number;
+  /** `host:port` other nodes reach it at. */
   readonly address: string;
   /** Milliseconds since the node's last liveness record, by the store's clock. */
   readonly last_seen_ms: number;
@@ -32,10 +38,28 @@ export interface PauseStatus {
   readonly ends_in_ms: number;
 }
 
+/** The cluster as the store records it, as `GET /v1/health` and `multiconnect status` show it. */
 export interface ClusterStatus {
-  readonly primary_master: { id: string; epoch: number } | null;
+  /** The holder of the master lease and its epoch; null while no master holds it. */
+  readonly primary_master: {
+    /** The primary master's node id. */
+    id: string;
+    /** Its master-lease epoch. */
+    epoch: number;
+  } | null;
+  /** Every node with a liveness record. */
   readonly nodes: NodeHealth[];
-  readonly shards: { shard: number; owner: string | null; owner_name: string | null; epoch: number }[];
+  /** Every shard with its owner's id and name (null when none) and the epoch of that ownership. */
+  readonly shards: {
+    /** The shard number. */
+    shard: number;
+    /** The owner's node id, or null. */
+    owner: string | null;
+    /** The owner's name, or null. */
+    owner_name: string | null;
+    /** The epoch of that ownership. */
+    epoch: number;
+  }[];
   /** The live settings (config file keys) and the cluster document's version (0: none written yet). */
   readonly settings: { readonly version: number } & Readonly<Record<string, number>>;
   readonly pauses: PauseStatus[];

@@ -10,7 +10,7 @@ import { ConfigError } from "../core/errors.js";
 import type { Logger } from "../core/ports/logger.js";
 import { deriveTiming } from "../core/timing.js";
 import { Coreapp } from "./coreapp.js";
-import { newNodeId, type NodeDeps, type NodeIdentity } from "./deps.js";
+import { newNodeId, type NodeDeps } from "./deps.js";
 import { createLogger } from "./logger.js";
 import { Master } from "./master.js";
 import { checkMediaDir } from "./media-dir.js";
@@ -21,7 +21,9 @@ import { Webapp } from "./webapp.js";
 /** Default listen ports by role, as in the model product (coreapps from 6250, webapp 9090). */
 export const DEFAULT_PORTS: Record<Role, number> = { coreapp: 6250, master: 6260, webapp: 9090 };
 
+/** What `createNode` needs: the config, and the per-process choices that override it. */
 export interface CreateNodeOptions {
+  /** The validated cluster config (`parseConfig` or `loadConfigFile`). */
   readonly config: Config;
   /** Overrides `node.role` of the config. */
   readonly role?: Role;
@@ -33,6 +35,7 @@ export interface CreateNodeOptions {
   readonly app?: CoreappApplication;
   /** Webapps embedded in an existing service: derive the shard key from the request. */
   readonly shardKey?: (req: IncomingMessage) => string | undefined;
+  /** Where the node logs (a pino logger fits); default: JSON lines on stderr at `log_level`. */
   readonly logger?: Logger;
 }
 

@@ -9,14 +9,17 @@ import { NOT_PRIMARY_HEADER } from "../core/webapp/router.js";
 import { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
 import { every, startFollowing, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
 
-/** Response headers that tell the client which node and epoch served it. */
+/** Response header with the name of the coreapp that served the request. */
 export const SERVED_BY_HEADER = "x-multiconnect-node";
+/** Response header with the epoch of the shard's primary that served the request. */
 export const EPOCH_HEADER = "x-multiconnect-epoch";
 
 /** How long a forwarded request may wait for this coreapp's promotion to its shard and epoch. */
 const HOLD_WHILE_PROMOTING_MS = 2000;
 
+/** Events a coreapp emits: `"owner"` when it is promoted to or demoted from a shard. */
 export interface CoreappEvents {
+  /** This coreapp was promoted for a shard, or demoted. */
   owner: [event: OwnerEvent];
 }
 
@@ -63,6 +66,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     return this.follower;
   }
 
+  /** The shard this coreapp owns or is taking, if any, and its epoch. */
   state(): OwnerState {
     return this.owner.state();
   }
@@ -72,6 +76,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     return this.owner.tenureRemainingMs();
   }
 
+  /** Joins the cluster as a standby: migrates the schema, listens, and waits to be named primary. */
   async start(): Promise<void> {
     const { store, transport, clock, timing, log } = this.deps;
     const signal = this.stop$.signal;

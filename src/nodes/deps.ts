@@ -9,10 +9,15 @@ import type { Timing } from "../core/timing.js";
 
 /** What every node is built from; the composition root (compose.ts) provides it. */
 export interface NodeDeps {
+  /** The cluster's store: leases, liveness and the shard map. */
   readonly store: Store;
+  /** How nodes talk to each other (heartbeats, forwarded requests, switchover). */
   readonly transport: Transport;
+  /** The time source; tests inject a manual one. */
   readonly clock: Clock;
+  /** Every interval and timeout, derived from the cluster settings. */
   readonly timing: Timing;
+  /** Where the node logs. */
   readonly log: Logger;
 }
 
@@ -20,7 +25,9 @@ export interface NodeDeps {
 export interface NodeIdentity {
   /** Unique per process: `name.<random>`, so a restarted process is a new node to the cluster. */
   readonly id: string;
+  /** The name it was given (several processes may share one over time). */
   readonly name: string;
+  /** The address to listen on. */
   readonly listenHost: string;
   /** Port to listen on (0: any free port). */
   readonly port: number;
@@ -37,8 +44,11 @@ export function newNodeId(name: string): string {
 
 /** The lifecycle every node class has. */
 export interface MulticonnectNode {
+  /** Unique per process: `name.<random>`. */
   readonly id: string;
+  /** The name the node was given. */
   readonly name: string;
+  /** Joins the cluster; retries while the store is unreachable. */
   start(): Promise<void>;
   /** Leaves gracefully: stops serving, releases leases, removes its liveness record. */
   stop(): Promise<void>;

@@ -12,7 +12,9 @@ import { every, startFollowing, withRetry, type MulticonnectNode, type NodeDeps,
 
 /** Events a master emits: `"role"` (primary_master | secondary_master) and `"promotion"`. */
 export interface MasterEvents {
+  /** This master became primary or secondary. */
   role: [role: "primary_master" | "secondary_master"];
+  /** As primary, this master named a new owner for a shard. */
   promotion: [event: PromotionEvent];
 }
 
@@ -67,10 +69,12 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     return this.manager.heldOut();
   }
 
+  /** `primary_master` while this master holds the master lease, else `secondary_master`. */
   get role(): "primary_master" | "secondary_master" {
     return this.tenure?.held ? "primary_master" : "secondary_master";
   }
 
+  /** Joins the cluster: migrates the schema, listens, and competes for the master lease. */
   async start(): Promise<void> {
     const { store, transport, clock, timing, log } = this.deps;
     const signal = this.stop$.signal;

@@ -1,34 +1,31 @@
 import type { StoreConfig } from "../config/schema.js";
 import type { Clock } from "../core/ports/clock.js";
 import type { Store } from "../core/ports/store.js";
+import { StoreConfigurationError } from "../core/errors.js";
 
 /**
  * Opens the configured backend. Each adapter is loaded only when chosen, so a backend's driver
- * is never required by a cluster that does not use it; a backend that cannot load is an error,
- * never a silent fallback to another one.
+ * is never required by a cluster that does not use it (the drivers are optional peer
+ * dependencies); a backend that cannot load is an error, never a silent fallback to another one.
+ * Throws `StoreConfigurationError` naming the package to install when the backend's driver is
+ * missing.
  */
 export async function openStore(c: StoreConfig, clock: Clock): Promise<Store> {
   switch (c.backend) {
     case "sqlite": {
-      const { SqliteStore } = await import("../adapters/sqlite/index.js");
-      return new SqliteStore({
-        path: c.path,
-        tablePrefix: c.table_prefix,
-        pollIntervalMs: c.poll_interval,
-        historyLimit: c.history_limit,
-        clock,
-      });
+      const { SqliteStore } = await loadAdapter("sqlite", "better-sqlite3", () => import("../adapters/sqlite/index.js"));
+      return new SqliteStore({ path: c.path, tablePrefix: c.table_prefix, pollIntervalMs: c.poll_interval, historyLimit: c.history_limit, clock });
     }
     case "postgres": {
-      const { PostgresStore } = await import("../adapters/postgres/index.js");
+      const { PostgresStore } = await loadAdapter("postgres", "pg", () => import("../adapters/postgres/index.js"));
       return new PostgresStore(sqlOptions(c));
     }
     case "mysql": {
-      const { MysqlStore } = await import("../adapters/mysql/index.js");
+      const { MysqlStore } = await loadAdapter("mysql", "mysql2", () => import("../adapters/mysql/index.js"));
       return new MysqlStore({ ...sqlOptions(c), pollIntervalMs: c.poll_interval });
     }
     case "redis": {
-      const { RedisStore } = await import("../adapters/redis/index.js");
+      const { RedisStore } = await loadAdapter("redis", "ioredis", () => import("../adapters/redis/index.js"));
       return new RedisStore({
         url: c.url,
         host: c.host,
@@ -44,7 +41,7 @@ export async function openStore(c: StoreConfig, clock: Clock): Promise<Store> {
       });
     }
     case "etcd": {
-      const { EtcdStore } = await import("../adapters/etcd/index.js");
+      const { EtcdStore } = await loadAdapter("etcd", "etcd3", () => import("../adapters/etcd/index.js"));
       return new EtcdStore({
         hosts: c.hosts,
         username: c.username,
@@ -56,6 +53,29 @@ export async function openStore(c: StoreConfig, clock: Clock): Promise<Store> {
       });
     }
   }
+}
+
+/**
+ * Imports a backend's adapter, turning "its driver is not installed" into one clear line. Only the
+ * driver's own absence is translated: any other load failure (a broken install, a native build
+ * that does not match this Node) keeps its original error and stack.
+ */
+async function loadAdapter<T>(backend: StoreConfig["backend"], driver: string, load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (error) {
+    if (!isMissingPackage(error, driver)) throw error;
+    throw new StoreConfigurationError(
+      `store: the ${backend} backend needs the "${driver}" package, which is not installed: run npm install ${driver}`,
+      { cause: error },
+    );
+  }
+}
+
+/** Node's ESM loader reports an absent package as ERR_MODULE_NOT_FOUND "Cannot find package 'name' …". */
+function isMissingPackage(error: unknown, name: string): boolean {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  return e?.code === "ERR_MODULE_NOT_FOUND" && typeof e.message === "string" && e.message.includes(`'${name}'`);
 }
 
 /** The connection options PostgreSQL and MySQL share, from their config sections. */

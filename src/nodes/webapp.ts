@@ -9,12 +9,17 @@ import { every, startFollowing, withRetry, type MulticonnectNode, type NodeDeps,
 import { BodyTooLargeError, forwardableHeaders, readBody, responseHeaders, sendError, sendJson } from "./webapp-http.js";
 import { WebappMetrics } from "./webapp-metrics.js";
 
+/** How a webapp routes requests; `createNode` fills these in from the config's `webapp` section. */
 export interface WebappOptions {
+  /** The cluster's shard count. */
   readonly shards: number;
   /** The request header whose value is the shard key (default `x-shard-key`). */
   readonly shardKeyHeader: string;
+  /** Larger request bodies get a 413 and never reach a coreapp. */
   readonly maxBodyBytes: number;
+  /** How long a request waits through a failover before the 503 with code 1018. */
   readonly retryWindowMs: number;
+  /** The timeout of one forwarding attempt; a request that may have reached a coreapp is never retried. */
   readonly forwardTimeoutMs: number;
   /** When embedded: derive the shard key from the request instead of the header. */
   readonly shardKey?: (req: IncomingMessage) => string | undefined;
@@ -53,6 +58,7 @@ export class Webapp implements MulticonnectNode {
     return (this.server?.address() as AddressInfo | null)?.port ?? this.identity.port;
   }
 
+  /** Joins the cluster: migrates the schema, follows the shard map and listens on its port. */
   async start(): Promise<void> {
     const { store, clock, timing, log } = this.deps;
     const signal = this.stop$.signal;

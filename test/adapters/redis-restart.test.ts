@@ -91,7 +91,7 @@ async function waitUntil(check: () => boolean, timeoutMs: number): Promise<void>
 }
 
 /** A call's outcome as a value: its result, or the error it threw. */
-const settle = <T>(p: Promise<T>): Promise<T | unknown> => p.catch((e: unknown) => e);
+const settle = (p: Promise<unknown>): Promise<unknown> => p.catch((e: unknown) => e);
 
 afterEach(async () => {
   await Promise.all(stores.splice(0).map((s) => s.close()));

@@ -74,6 +74,7 @@ export class EtcdKeys {
 
 /** Checks a key prefix: non-empty, printable, and not so long that keys get unwieldy. */
 export function checkKeyPrefix(prefix: string, key = "store.key_prefix"): string {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what this rejects
   if (prefix.length === 0 || prefix.length > 200 || /[\u0000-\u001f\u007f]/.test(prefix)) {
     throw new ConfigError(key, `must be 1 to 200 printable characters, got ${JSON.stringify(prefix)}`);
   }

@@ -63,7 +63,8 @@ export interface RedisWhere {
 export function mapRedisError(error: unknown, where: RedisWhere): Error {
   if (error instanceof MulticonnectError) return error;
   const message = scrub(error instanceof Error ? error.message : String(error), where);
-  const code = String((error as { code?: unknown } | null)?.code ?? "");
+  const raw = (error as { code?: unknown } | null)?.code;
+  const code = typeof raw === "string" ? raw : "";
   const name = error instanceof Error ? error.name : "";
   const cause = scrubbed(error, message);
 

@@ -4,7 +4,8 @@ import { StoreConfigurationError, StoreUnavailableError } from "../../core/error
 export function mapSqliteError(error: unknown, file: string): Error {
   // better-sqlite3 reports extended result codes (SQLITE_BUSY_RECOVERY, SQLITE_IOERR_FSYNC...):
   // judge by the primary code they start with.
-  const full = String((error as { code?: unknown }).code ?? "");
+  const raw = (error as { code?: unknown } | null)?.code;
+  const full = typeof raw === "string" ? raw : "";
   const code = /^SQLITE_[A-Z]+/.exec(full)?.[0];
   if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED" || code === "SQLITE_IOERR") {
     return new StoreUnavailableError(`sqlite: ${file}: database busy or unreadable (${full})`, { cause: error });

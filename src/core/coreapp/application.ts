@@ -13,7 +13,9 @@ export interface CoreappApplication {
    * confirmation deadline passed): stop opening the connection then — `onDemote` follows.
    */
   onPromote(shard: number, epoch: number, lost: AbortSignal): Promise<void> | void;
+  /** This coreapp must stop serving `shard`: close the upstream connection before returning. */
   onDemote(shard: number, epoch: number): Promise<void> | void;
+  /** Serves one request the webapp forwarded to this coreapp while it is the shard's primary. */
   handle(request: AppRequest): Promise<AppResponse> | AppResponse;
 }
 
@@ -22,7 +24,10 @@ export type AppRequest = ForwardRequest;
 
 /** The application's answer; `body` may be a string (sent as UTF-8) or bytes. */
 export interface AppResponse {
+  /** The HTTP status the client gets. */
   readonly status: number;
+  /** Response headers the client gets (the SDK adds its own `x-multiconnect-*` ones). */
   readonly headers?: Readonly<Record<string, string>>;
+  /** The response body (none when absent). */
   readonly body?: Uint8Array | string;
 }

@@ -8,7 +8,9 @@ import type { CoreappApplication } from "./application.js";
 
 /** What a coreapp is doing, as it reports it in heartbeats, liveness records and health. */
 export interface OwnerState {
+  /** The shard it owns or is taking, or null for a standby. */
   readonly shard: number | null;
+  /** The epoch of that ownership, or null. */
   readonly epoch: number | null;
   /** True only while it may answer requests for `shard` at `epoch`. */
   readonly serving: boolean;
@@ -18,8 +20,24 @@ export interface OwnerState {
 
 /** Promotion and demotion as they happen, for logs, the dev view and tests. */
 export type OwnerEvent =
-  | { readonly type: "promoted"; readonly shard: number; readonly epoch: number }
-  | { readonly type: "demoted"; readonly shard: number; readonly epoch: number; readonly reason: string };
+  | {
+      /** It became the shard's serving primary. */
+      readonly type: "promoted";
+      /** The shard it now serves. */
+      readonly shard: number;
+      /** The epoch it serves it at. */
+      readonly epoch: number;
+    }
+  | {
+      /** It stopped serving the shard (`onDemote` has returned or thrown). */
+      readonly type: "demoted";
+      /** The shard it stopped serving. */
+      readonly shard: number;
+      /** The epoch it served it at. */
+      readonly epoch: number;
+      /** Why, e.g. "shutting down" or a lost lease. */
+      readonly reason: string;
+    };
 
 export interface ShardOwnerTiming extends LeaseTiming {
   readonly handoverPollMs: number;

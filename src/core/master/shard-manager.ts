@@ -14,10 +14,15 @@ import { chooseStandby, HOLD_AFTER_REPLACEMENTS, placementOf, ReplacementMemory 
 
 /** Something the primary master did to the shard map, for logs, the dev view and tests. */
 export interface PromotionEvent {
+  /** The shard. */
   readonly shard: number;
+  /** The previous owner's node id, or null. */
   readonly from: string | null;
+  /** The new owner's node id. */
   readonly to: string;
+  /** The shard's new epoch. */
   readonly epoch: number;
+  /** Why, e.g. "shard has no owner" or the failure detector's finding. */
   readonly reason: string;
   /** The facts behind `reason` (silences, the liveness record's age, the owner's own word), for the history. */
   readonly evidence: Readonly<Record<string, unknown>>;

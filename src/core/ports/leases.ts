@@ -9,15 +9,24 @@
 
 /** A lease as held by one holder. `epoch` is the fencing token of this tenure. */
 export interface Lease {
+  /** The lease's name: `master`, or `shard/<n>` for a shard's ownership. */
   readonly name: string;
+  /** The holder's node id. */
   readonly holder: string;
+  /** This tenure's epoch: greater than every earlier epoch of the same name. */
   readonly epoch: number;
 }
 
 /** The outcome of `acquire()`: a lost race is a value, not an exception. */
 export type AcquireResult =
-  | { readonly acquired: true; readonly lease: Lease }
   | {
+      /** The caller holds the lease. */
+      readonly acquired: true;
+      /** The lease now held by the caller. */
+      readonly lease: Lease;
+    }
+  | {
+      /** Another holder has it. */
       readonly acquired: false;
       /** The live holder, or null when the store reports none (for example, during a race). */
       readonly holder: string | null;
@@ -27,6 +36,7 @@ export type AcquireResult =
       readonly expiresInMs: number;
     };
 
+/** Named leases with fencing epochs, judged by the store's clock. One implementation per backend. */
 export interface LeaseStore {
   /**
    * Takes lease `name` for `holder` for `ttlMs` of store time.

@@ -6,13 +6,16 @@
  * its wall clock with another's.
  */
 
+/** The three roles a node can have. */
 export type NodeRole = "master" | "coreapp" | "webapp";
 
 /** What a node says about itself. `id` is unique per process (name + a random suffix). */
 export interface NodeRecord {
+  /** The node's process-unique id. */
   readonly id: string;
   /** The stable name from the node's configuration, for people. */
   readonly name: string;
+  /** The node's role. */
   readonly role: NodeRole;
   /** `host:port` where other nodes reach this node's transport listener ("" if it has none). */
   readonly address: string;
@@ -26,6 +29,7 @@ export interface NodeStatus extends NodeRecord {
   readonly ageMs: number;
 }
 
+/** Each node's liveness record, with its age by the store's clock. One implementation per backend. */
 export interface LivenessStore {
   /** Upserts `record` with "last seen" = the store's now. Throws `StoreUnavailableError`. */
   beat(record: NodeRecord): Promise<void>;

@@ -11,18 +11,38 @@ import type { Lease } from "./leases.js";
 
 /** One shard's entry. `owner` is a coreapp's node id, or null when the shard has no assigned owner. */
 export interface ShardAssignment {
+  /** The shard number, from 0. */
   readonly shard: number;
+  /** The primary coreapp's node id, or null. */
   readonly owner: string | null;
+  /** The epoch of this assignment (0 for a shard never written). */
   readonly epoch: number;
 }
 
 /** The outcome of `assign()`: a conflict or a lost master lease is a value, not an exception. */
 export type AssignResult =
-  | { readonly ok: true; readonly assignment: ShardAssignment }
+  | {
+      /** Written. */
+      readonly ok: true;
+      /** The entry as written. */
+      readonly assignment: ShardAssignment;
+    }
   /** The shard's epoch was no longer `expectedEpoch`; `current` is what the store holds now. */
-  | { readonly ok: false; readonly reason: "conflict"; readonly current: ShardAssignment }
+  | {
+      /** Not written. */
+      readonly ok: false;
+      /** Another write changed the shard first. */
+      readonly reason: "conflict";
+      /** What the store holds now. */
+      readonly current: ShardAssignment;
+    }
   /** The master lease was not held, live, by the given holder and epoch: nothing was written. */
-  | { readonly ok: false; readonly reason: "fenced" };
+  | {
+      /** Not written. */
+      readonly ok: false;
+      /** The caller is not the live primary master at that epoch. */
+      readonly reason: "fenced";
+    };
 
 /** A live subscription to shard-map changes. */
 export interface ShardMapWatch {
@@ -30,6 +50,7 @@ export interface ShardMapWatch {
   close(): Promise<void>;
 }
 
+/** The shard map: each shard's primary coreapp and epoch, written only by the primary master. One implementation per backend. */
 export interface ShardMapStore {
   /**
    * Every shard entry that exists, ordered by shard number (a shard never written is absent;

@@ -12,8 +12,11 @@ import type { ShardMapStore } from "./shard-map.js";
 export interface Store {
   /** The backend's name as configured: "memory", "sqlite", "postgres", "mysql", "redis", "etcd". */
   readonly backend: string;
+  /** Named leases with epochs: the master lease and each shard's ownership lease. */
   readonly leases: LeaseStore;
+  /** Each node's liveness record, aged by the store's clock. */
   readonly liveness: LivenessStore;
+  /** The shard map: which coreapp is each shard's primary, at which epoch. */
   readonly shardMap: ShardMapStore;
   /** The versioned cluster document: live settings, pauses, shard count. */
   readonly clusterDocument: ClusterDocumentStore;

@@ -10,12 +10,15 @@
 
 /** Where a node listens: its id (receivers reject messages addressed to another id) and `host:port`. */
 export interface Peer {
+  /** The node id the message is addressed to. */
   readonly id: string;
+  /** `host:port` of its listener. */
   readonly address: string;
 }
 
 /** A master's heartbeat to a coreapp. */
 export interface HeartbeatMessage {
+  /** The sending master's node id. */
   readonly master: string;
 }
 
@@ -40,9 +43,11 @@ export interface EndedTenure {
 
 /** A coreapp's answer: what it is doing right now. */
 export interface HeartbeatReply {
+  /** The coreapp's node id. */
   readonly id: string;
   /** The shard it serves as primary, or null. */
   readonly shard: number | null;
+  /** The epoch it serves that shard at, or null. */
   readonly epoch: number | null;
   /**
    * The last assignment it gave up, or null. The primary master replaces an owner at once when
@@ -54,24 +59,33 @@ export interface HeartbeatReply {
 
 /** An API request forwarded by a webapp to the shard's primary coreapp, stamped with the epoch it expects. */
 export interface ForwardRequest {
+  /** The request's shard. */
   readonly shard: number;
+  /** The epoch the webapp routed by; a coreapp serving another epoch refuses the request. */
   readonly epoch: number;
+  /** The HTTP method. */
   readonly method: string;
   /** Path and query of the original request. */
   readonly path: string;
+  /** The request headers that are forwarded (hop-by-hop headers are not). */
   readonly headers: Readonly<Record<string, string>>;
+  /** The whole request body. */
   readonly body: Uint8Array;
 }
 
 /** The coreapp's answer to a forwarded request, passed back to the client. */
 export interface ForwardResponse {
+  /** The HTTP status. */
   readonly status: number;
+  /** The response headers. */
   readonly headers: Readonly<Record<string, string>>;
+  /** The whole response body. */
   readonly body: Uint8Array;
 }
 
 /** An operator command to the primary master. */
 export interface SwitchoverCommand {
+  /** The shard to move. */
   readonly shard: number;
   /** The coreapp node id or name to move the shard to; any healthy standby when absent. */
   readonly to?: string;
@@ -79,14 +93,25 @@ export interface SwitchoverCommand {
   readonly force?: boolean;
 }
 
+/** The primary master's answer to a switchover command. */
 export interface SwitchoverReply {
+  /** True when the shard moved. */
   readonly ok: boolean;
+  /** The shard. */
   readonly shard: number;
+  /** The previous owner's node id, or null. */
   readonly from: string | null;
+  /** The new owner's node id, or null. */
   readonly to: string | null;
+  /** The shard's epoch after the command. */
   readonly epoch: number;
   /** On failure, why (e.g. 1017 Not Primary Master, no healthy standby). */
-  readonly error?: { readonly code: number; readonly message: string };
+  readonly error?: {
+    /** The model product's error code. */
+    readonly code: number;
+    /** What went wrong, for people. */
+    readonly message: string;
+  };
   /** Milliseconds from the map write to the new owner serving, as the master observed it. */
   readonly gapMs?: number;
 }
@@ -115,8 +140,11 @@ export interface AdminReply {
 
 /** What a listening node does with each kind of message. Absent handlers answer "not supported". */
 export interface TransportHandlers {
+  /** A coreapp answers a master's heartbeat. */
   heartbeat?(from: string, message: HeartbeatMessage): Promise<HeartbeatReply> | HeartbeatReply;
+  /** A coreapp serves a request a webapp forwarded. */
   forward?(from: string, request: ForwardRequest): Promise<ForwardResponse>;
+  /** The primary master moves a shard. */
   switchover?(from: string, command: SwitchoverCommand): Promise<SwitchoverReply>;
   admin?(from: string, command: AdminCommand): Promise<AdminReply>;
 }
@@ -125,9 +153,11 @@ export interface TransportHandlers {
 export interface TransportServer {
   /** The port actually bound (useful when 0 was asked). */
   readonly port: number;
+  /** Stops listening. */
   close(): Promise<void>;
 }
 
+/** Authenticated messages between nodes: heartbeats, forwarded requests, switchover commands. */
 export interface Transport {
   /**
    * Sends a heartbeat and waits for the reply at most `timeoutMs`.
