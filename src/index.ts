@@ -32,6 +32,11 @@ export type {
   PauseInput,
   VersionedClusterDocument,
 } from "./core/ports/cluster-document.js";
+export {
+  followClusterDocument,
+  type ClusterDocumentFollower,
+  type ClusterDocumentFollowerOptions,
+} from "./core/cluster-document-follower.js";
 export type {
   HistoryAppendResult,
   HistoryEvent,
