@@ -32,6 +32,7 @@ export type {
   PauseInput,
   VersionedClusterDocument,
 } from "./core/ports/cluster-document.js";
+export { ClusterDocumentFollower, type HeldPause } from "./core/cluster-document-follower.js";
 export type {
   HistoryAppendResult,
   HistoryEvent,

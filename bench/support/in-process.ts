@@ -40,6 +40,8 @@ const PORT_METHODS = {
   leases: ["acquire", "renew", "release", "current"],
   liveness: ["beat", "list", "remove"],
   shardMap: ["read", "assign"],
+  clusterDocument: ["read", "version", "write"],
+  history: ["append", "list"],
 } as const;
 
 /**

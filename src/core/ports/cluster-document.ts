@@ -18,8 +18,9 @@ import type { Lease } from "./leases.js";
  * keep the settings they last applied until they see a new version.
  *
  * CHANGE NOTIFICATION is a poll of `version()`: one primary-key read (or one key get) per call.
- * A node polls it at least every heartbeat interval / 2 and re-reads on a change, which applies a
- * change within one heartbeat interval on every backend, push-capable or not.
+ * A node polls it at least every heartbeat interval / 2 and re-reads on a change
+ * (`ClusterDocumentFollower`), which applies a change within one heartbeat interval on every backend,
+ * push-capable or not.
  *
  * PAUSE EXPIRY is judged by the store's clock: a pause carries how long it still has, as the store
  * measured at the read (`expiresInMs`), and a pause the store judges over is not returned at all.
