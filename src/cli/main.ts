@@ -87,7 +87,7 @@ settings
   .argument("<key=value...>", "settings keys of the config file with durations (heartbeat_quorum: a count)")
   .requiredOption("-c, --config <file>", "the cluster's config file")
   .option("--by <name>", "who asks, for the history (default: $USER)")
-  .action(async (pairs: string[], o) => {
+  .action(async (pairs: string[], o: { config: string; by?: string }) => {
     if (!(await settingsSetCommand({ ...o, pairs }))) process.exitCode = 1;
   });
 
@@ -99,7 +99,7 @@ program
   .option("--for <duration>", "how long, e.g. 30m, 2h (default 1h); pause again to renew")
   .option("--reason <text>", "why, for status and the history")
   .option("--by <name>", "who asks (default: $USER)")
-  .action(async (o) => {
+  .action(async (o: { config: string; shard?: number; for?: string; reason?: string; by?: string }) => {
     if (!(await pauseCommand(o))) process.exitCode = 1;
   });
 
@@ -109,7 +109,7 @@ program
   .requiredOption("-c, --config <file>", "the cluster's config file")
   .option("--shard <n>", "the paused shard (default: the cluster-wide pause)", int("--shard"))
   .option("--by <name>", "who asks (default: $USER)")
-  .action(async (o) => {
+  .action(async (o: { config: string; shard?: number; by?: string }) => {
     if (!(await resumeCommand(o))) process.exitCode = 1;
   });
 
@@ -119,7 +119,7 @@ program
   .argument("<node>", "the coreapp's name")
   .requiredOption("-c, --config <file>", "the cluster's config file")
   .option("--by <name>", "who asks (default: $USER)")
-  .action(async (node: string, o) => {
+  .action(async (node: string, o: { config: string; by?: string }) => {
     if (!(await clearHoldCommand({ ...o, node }))) process.exitCode = 1;
   });
 

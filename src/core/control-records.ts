@@ -60,7 +60,8 @@ export function encodeClusterDocument(doc: ClusterDocumentInput, nowMs: number, 
   if (!Number.isSafeInteger(doc.shardCount) || doc.shardCount < 1) {
     throw problem(`shard_count: must be a positive integer, got ${doc.shardCount}`);
   }
-  if (!Array.isArray(doc.pauses)) throw problem("pauses: must be a list");
+  // `unknown` first: Array.isArray would narrow the typed list to any[].
+  if (!Array.isArray(doc.pauses as unknown)) throw problem("pauses: must be a list");
   const seen = new Set<number | null>();
   const pauses = doc.pauses.map((p, i): StoredPause => {
     const at = `pauses[${i}]`;
@@ -157,7 +158,7 @@ function copySettings(s: ClusterSettings): ClusterSettings {
 export function encodeHistoryEvent(e: HistoryEventInput): string {
   if (!HISTORY_TYPES.has(e.type)) throw new RangeError(`history: unknown event type ${JSON.stringify(e.type)}`);
   if (e.shard !== null && !isShard(e.shard))
-    throw new RangeError(`history: shard must be null or a whole number ≥ 0, got ${e.shard}`);
+    throw new RangeError(`history: shard must be null or a whole number ≥ 0, got ${String(e.shard)}`);
   if (!text(e.cause, 1000)) throw new RangeError("history: cause must be a string of at most 1000 characters");
   if (!text(e.node, 255) || e.node.length === 0) throw new RangeError("history: node must be a node id of 1 to 255 characters");
   if (typeof e.evidence !== "object" || e.evidence === null || Array.isArray(e.evidence)) {
@@ -185,7 +186,7 @@ export function historyListLimit(query: HistoryQuery, bound: number): number {
   if (!Number.isSafeInteger(limit) || limit < 1)
     throw new RangeError(`history: limit must be a positive whole number, got ${limit}`);
   if (query.shard !== undefined && !isShard(query.shard))
-    throw new RangeError(`history: shard must be a whole number ≥ 0, got ${query.shard}`);
+    throw new RangeError(`history: shard must be a whole number ≥ 0, got ${String(query.shard)}`);
   if (query.before !== undefined && !Number.isSafeInteger(query.before)) {
     throw new RangeError(`history: before must be a sequence number, got ${query.before}`);
   }

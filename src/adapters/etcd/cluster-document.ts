@@ -98,7 +98,8 @@ export class EtcdClusterDocument implements ClusterDocumentStore {
     } catch {
       // decodeClusterDocument reports it, naming the version.
     }
-    if (!parsed || !Array.isArray(parsed.pauses))
+    const stored = parsed?.pauses as unknown; // checked here: Array.isArray would make a typed list any[]
+    if (!parsed || !Array.isArray(stored))
       return { version: kv.modRevision, document: decodeClusterDocument(kv.value, kv.modRevision, 0) };
     const pauses = await Promise.all(
       parsed.pauses.map(async (p) => {
