@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { formatMs } from "../config/duration.js";
 import type { ClusterStatus } from "../nodes/cluster-status.js";
+import { requireStoreDriver } from "../nodes/open-store.js";
 import { renderStatus } from "./status.js";
 
 export interface DevOptions {
@@ -31,6 +32,8 @@ const DEV_SETTINGS = { heartbeat_interval: "500ms", unhealthy_interval: "3s", db
  * Kill a coreapp (`kill -9 PID`, PIDs are listed) and watch another take its shard.
  */
 export async function devCommand(o: DevOptions): Promise<void> {
+  // Outside this repository better-sqlite3 is an optional peer: say so once, before any node is spawned.
+  await requireStoreDriver("sqlite");
   const dir = resolve(o.dir);
   mkdirSync(join(dir, "logs"), { recursive: true });
   const configPath = join(dir, "cluster.yaml");

@@ -1,7 +1,25 @@
-import type { StoreConfig } from "../config/schema.js";
+import type { Backend, StoreConfig } from "../config/schema.js";
 import type { Clock } from "../core/ports/clock.js";
 import type { Store } from "../core/ports/store.js";
 import { StoreConfigurationError } from "../core/errors.js";
+
+/** Each backend's adapter, loaded on first use; the driver it needs is named for the error. */
+const adapters = {
+  sqlite: () => loadAdapter("sqlite", "better-sqlite3", () => import("../adapters/sqlite/index.js")),
+  postgres: () => loadAdapter("postgres", "pg", () => import("../adapters/postgres/index.js")),
+  mysql: () => loadAdapter("mysql", "mysql2", () => import("../adapters/mysql/index.js")),
+  redis: () => loadAdapter("redis", "ioredis", () => import("../adapters/redis/index.js")),
+  etcd: () => loadAdapter("etcd", "etcd3", () => import("../adapters/etcd/index.js")),
+} satisfies Record<Backend, () => Promise<unknown>>;
+
+/**
+ * Loads `backend`'s adapter and driver without opening anything, so that a missing driver is
+ * reported before a command starts work (the dev cluster checks before spawning its nodes).
+ * Throws `StoreConfigurationError` naming the package to install.
+ */
+export async function requireStoreDriver(backend: Backend): Promise<void> {
+  await adapters[backend]();
+}
 
 /**
  * Opens the configured backend. Each adapter is loaded only when chosen, so a backend's driver
@@ -13,19 +31,19 @@ import { StoreConfigurationError } from "../core/errors.js";
 export async function openStore(c: StoreConfig, clock: Clock): Promise<Store> {
   switch (c.backend) {
     case "sqlite": {
-      const { SqliteStore } = await loadAdapter("sqlite", "better-sqlite3", () => import("../adapters/sqlite/index.js"));
+      const { SqliteStore } = await adapters.sqlite();
       return new SqliteStore({ path: c.path, tablePrefix: c.table_prefix, pollIntervalMs: c.poll_interval, historyLimit: c.history_limit, clock });
     }
     case "postgres": {
-      const { PostgresStore } = await loadAdapter("postgres", "pg", () => import("../adapters/postgres/index.js"));
+      const { PostgresStore } = await adapters.postgres();
       return new PostgresStore(sqlOptions(c));
     }
     case "mysql": {
-      const { MysqlStore } = await loadAdapter("mysql", "mysql2", () => import("../adapters/mysql/index.js"));
+      const { MysqlStore } = await adapters.mysql();
       return new MysqlStore({ ...sqlOptions(c), pollIntervalMs: c.poll_interval });
     }
     case "redis": {
-      const { RedisStore } = await loadAdapter("redis", "ioredis", () => import("../adapters/redis/index.js"));
+      const { RedisStore } = await adapters.redis();
       return new RedisStore({
         url: c.url,
         host: c.host,
@@ -41,7 +59,7 @@ export async function openStore(c: StoreConfig, clock: Clock): Promise<Store> {
       });
     }
     case "etcd": {
-      const { EtcdStore } = await loadAdapter("etcd", "etcd3", () => import("../adapters/etcd/index.js"));
+      const { EtcdStore } = await adapters.etcd();
       return new EtcdStore({
         hosts: c.hosts,
         username: c.username,

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -56,4 +56,12 @@ describe("optional store drivers", () => {
       expect(lines).toEqual([`multiconnect: store: the ${backend} backend needs the "${driver}" package, which is not installed: run npm install ${driver}`]);
     });
   }
+
+  it("multiconnect dev without better-sqlite3 exits 2 with the same line before it writes or spawns anything", () => {
+    const dir = join(root, "dev");
+    const r = run(["dev", "--dir", dir, "--port", "1"]);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim()).toBe('multiconnect: store: the sqlite backend needs the "better-sqlite3" package, which is not installed: run npm install better-sqlite3');
+    expect(existsSync(dir)).toBe(false);
+  });
 });
