@@ -24,7 +24,16 @@ export interface Config {
     /** The port other nodes dial when it is not the listen port (a proxy or NAT in between). */
     readonly advertisePort: number | undefined;
   };
-  readonly webapp: { shardKeyHeader: string; maxBodyBytes: number; retryWindowMs: number; forwardTimeoutMs: number };
+  readonly webapp: {
+    shardKeyHeader: string;
+    maxBodyBytes: number;
+    retryWindowMs: number;
+    forwardTimeoutMs: number;
+    /** How long a client may take to send the request body before it gets 408. */
+    bodyTimeoutMs: number;
+    /** Whether a webapp opens its own listener (an embedded one may serve only through its host). */
+    listen: boolean;
+  };
   readonly coreapp: { drainTimeoutMs: number };
   readonly mediaDir: string | undefined;
   readonly logLevel: "debug" | "info" | "warn" | "error" | "silent";
@@ -79,6 +88,8 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
       maxBodyBytes: f.webapp.max_body_bytes,
       retryWindowMs: f.webapp.retry_window,
       forwardTimeoutMs: f.webapp.forward_timeout,
+      bodyTimeoutMs: f.webapp.body_timeout,
+      listen: f.webapp.listen,
     },
     coreapp: { drainTimeoutMs: f.coreapp.drain_timeout },
     mediaDir: f.media_dir,

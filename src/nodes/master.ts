@@ -5,9 +5,13 @@ import { runElection } from "../core/master/election.js";
 import { HeartbeatMonitor } from "../core/master/heartbeat-monitor.js";
 import { ShardManager, type PromotionEvent } from "../core/master/shard-manager.js";
 import type { TransportServer } from "../core/ports/transport.js";
-import { every, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
+import { every, startSignal, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity, type StartOptions } from "./deps.js";
 
-/** Events a master emits: `"role"` (primary_master | secondary_master) and `"promotion"`. */
+/**
+ * Events a master emits: `"role"` when this master becomes the primary master or stops being it,
+ * and (on the primary) `"promotion"` when it names a shard's new primary coreapp, with the
+ * previous owner, the new epoch and the cause (`reason`).
+ */
 export interface MasterEvents {
   role: [role: "primary_master" | "secondary_master"];
   promotion: [event: PromotionEvent];
@@ -51,9 +55,13 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     return this.tenure?.held ? "primary_master" : "secondary_master";
   }
 
-  async start(): Promise<void> {
+  /**
+   * Joins the cluster. Retries while the store is unreachable until `options.signal` aborts; then
+   * it rejects with the signal's reason, and `stop()` releases what was opened.
+   */
+  async start(options: StartOptions = {}): Promise<void> {
     const { store, transport, clock, timing, log } = this.deps;
-    const signal = this.stop$.signal;
+    const signal = startSignal(this.stop$.signal, options.signal);
     await withRetry(clock, signal, log, "schema migration", () => store.migrate());
     this.server = await transport.listen(this.id, this.identity.listenHost, this.identity.port, {
       switchover: (_from, command) => this.manager.switchover(this.tenure, command),
@@ -61,7 +69,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     const address = `${this.identity.externalHostname}:${this.identity.advertisePort ?? this.server.port}`;
     this.monitor.start();
     this.loops.push(
-      every(clock, timing.masterBeatIntervalMs, signal, log, "master liveness beat", async () => {
+      every(clock, timing.masterBeatIntervalMs, this.stop$.signal, log, "master liveness beat", async () => {
         await store.liveness.beat({
           id: this.id,
           name: this.name,
@@ -72,7 +80,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
         await this.view.refresh();
         this.monitor.updatePeers(this.view.all());
       }),
-      runElection(store.leases, clock, this.id, timing, log, signal, (holder) => this.lead(holder)),
+      runElection(store.leases, clock, this.id, timing, log, this.stop$.signal, (holder) => this.lead(holder)),
     );
   }
 
@@ -100,5 +108,9 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     await this.monitor.close();
     await this.server?.close();
     await this.deps.store.liveness.remove(this.id).catch(() => {});
+  }
+  /** `await using node = ...` stops it at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
   }
 }
