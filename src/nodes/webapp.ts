@@ -99,6 +99,11 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     this.router = new Router(this.announcingMapChanges(deps.store.shardMap), deps.store.liveness, deps.transport, deps.clock, options, this.deps.log);
   }
 
+  /** The largest request body this webapp forwards (`webapp.max_body_bytes`). */
+  get maxBodyBytes(): number {
+    return this.options.maxBodyBytes;
+  }
+
   /** The port of the webapp's own listener (after `start`; the configured one when `listen` is off). */
   get port(): number {
     return (this.server?.address() as AddressInfo | null)?.port ?? this.identity.port;
