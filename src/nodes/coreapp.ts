@@ -167,6 +167,6 @@ function toForwardResponse(r: AppResponse): ForwardResponse {
   const body = r.body === undefined ? new Uint8Array() : typeof r.body === "string" ? Buffer.from(r.body) : r.body;
   // The marker header is ours alone: an application header of that name must not make the
   // webapp believe the request did not run and send it again.
-  const { [NOT_PRIMARY_HEADER]: _ignored, ...headers } = r.headers ?? {};
+  const headers = Object.fromEntries(Object.entries(r.headers ?? {}).filter(([name]) => name.toLowerCase() !== NOT_PRIMARY_HEADER));
   return { status: r.status, headers, body };
 }
