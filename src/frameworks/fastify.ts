@@ -24,8 +24,15 @@ export interface MulticonnectFastifyOptions {
  */
 export const multiconnect: FastifyPluginAsync<MulticonnectFastifyOptions> = async (instance, { webapp }) => {
   instance.removeAllContentTypeParsers();
-  // One byte over the webapp's limit, so the webapp, not Fastify, answers 413 in its own format.
-  instance.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: webapp.maxBodyBytes + 1 }, (_req, body, done) => done(null, body));
+  instance.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: webapp.maxBodyBytes }, (_req, body, done) => done(null, body));
+  // Fastify refuses a body over the limit (413) or a malformed request while reading it, before
+  // the webapp runs: answer those in the webapp's error shape, as the webapp itself would.
+  instance.setErrorHandler((error: { statusCode?: number; message: string }, _request, reply) => {
+    const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    const title = status === 413 ? "Request too large" : status === 500 ? "Internal Error" : "Bad request";
+    const details = status === 413 ? `the body exceeds ${webapp.maxBodyBytes} bytes` : status === 500 ? "the request could not be read" : error.message;
+    void reply.code(status).send({ errors: [{ code: status, title, details }] });
+  });
   const prefix = instance.prefix;
   const serve = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     // The webapp writes the answer on the raw response itself; Fastify must not send one too.

@@ -79,6 +79,7 @@ describe("multiconnect/fastify", () => {
     const before = cluster.handled.length;
     const r = await fetch(`${base}/api/v1/messages`, { method: "POST", headers: { ...phone, "content-type": "text/plain" }, body: "x".repeat(4096) });
     expect(r.status).toBe(413);
+    expect(await r.json()).toEqual({ errors: [{ code: 413, title: "Request too large", details: "the body exceeds 1024 bytes" }] });
     expect(cluster.handled.length).toBe(before);
   });
 
