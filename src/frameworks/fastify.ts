@@ -38,8 +38,8 @@ export const multiconnect: FastifyPluginAsync<MulticonnectFastifyOptions> = asyn
     // The webapp writes the answer on the raw response itself; Fastify must not send one too.
     reply.hijack();
     const raw = request.raw;
-    // Fastify read the body into request.body; a body-less request may have had its empty stream read too.
-    const body = request.body instanceof Uint8Array ? request.body : raw.readableEnded ? Buffer.alloc(0) : undefined;
+    // Fastify read the body into request.body (nothing there for a request without one).
+    const body = request.body instanceof Uint8Array ? request.body : undefined;
     const url = raw.url ?? "/";
     const localPath = url.startsWith(prefix) ? url.slice(prefix.length) || "/" : url;
     await webapp.serve(raw, reply.raw, { ...(body ? { body } : {}), localPath });

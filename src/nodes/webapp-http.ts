@@ -54,8 +54,9 @@ interface ParsedRequest extends IncomingMessage {
 /**
  * The body a framework's parser already read, or undefined when the stream is still unread. Raw
  * bytes win (`req.rawBody`, kept by `keepRawBody` from multiconnect/express or other raw-body
- * hooks), then a `Buffer` or UTF-8 string body (express.raw(), express.text()). A parsed value,
- * or a consumed stream with nothing usable left, throws {@link BodyAlreadyParsedError}.
+ * hooks), then a `Buffer` or UTF-8 string body (express.raw(), express.text()). A stream that
+ * someone else consumed with nothing usable left (a parsed value) throws
+ * {@link BodyAlreadyParsedError}; one that declared no body counts as empty.
  */
 export function preReadBody(req: IncomingMessage): Buffer | undefined {
   const r = req as ParsedRequest;
@@ -67,9 +68,13 @@ export function preReadBody(req: IncomingMessage): Buffer | undefined {
     if (charset === undefined || charset === "utf-8" || charset === "utf8" || charset === "us-ascii") return Buffer.from(r.body, "utf8");
     throw new BodyAlreadyParsedError(`a body parser decoded the ${charset} body to text`);
   }
+  // A parsed value alone proves nothing (some middleware sets `req.body = {}` on every request);
+  // a consumed stream does: someone else read the bytes.
   const consumed = req.readableEnded || (req.complete && !req.readable);
-  if (consumed || (r.body !== undefined && r.body !== null)) throw new BodyAlreadyParsedError("a body parser (such as express.json()) already read and parsed the body");
-  return undefined;
+  if (!consumed) return undefined;
+  const declared = req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? "0") > 0;
+  if (!declared) return Buffer.alloc(0);
+  throw new BodyAlreadyParsedError("a body parser (such as express.json()) already read and parsed the body");
 }
 
 /**

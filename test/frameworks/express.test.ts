@@ -70,6 +70,11 @@ describe("multiconnect/express", () => {
     expect(await r.json()).toMatchObject({ path: "/api/v1/messages?x=1", body: sent });
   });
 
+  it("forwards a GET, with no body, under the prefix", async () => {
+    const r = await fetch(`${base}/api/v1/contacts/7?full=1`, { headers: phone });
+    expect(await r.json()).toMatchObject({ path: "/api/v1/contacts/7?full=1", body: "" });
+  });
+
   it("forwards a text/plain body that express.text() read, unchanged", async () => {
     const r = await fetch(`${base}/api/v1/notes`, { method: "POST", headers: { ...phone, "content-type": "text/plain" }, body: "héllo\n" });
     expect(await r.json()).toMatchObject({ path: "/api/v1/notes", body: "héllo\n" });
