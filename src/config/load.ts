@@ -56,7 +56,12 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
   return parseConfig(raw, env);
 }
 
-/** Validates an already-parsed config object (for embedding). Throws `ConfigError` naming the key. */
+/**
+ * Validates an already-parsed config object (for embedding): the file's keys, typed as
+ * `ConfigInput` (write `parseConfig({ ... } satisfies ConfigInput)` to have them checked while
+ * typing). Takes `unknown` because it also validates what a file or another program produced.
+ * Throws `ConfigError` naming the key.
+ */
 export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): Config {
   if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError("(root)", "must be a mapping of keys to values");
   const f = check(fileSchema, interpolateEnv(raw, env), "");

@@ -156,6 +156,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     await this.watch?.close();
     await this.server?.close();
   }
+
   /** `await using node = ...` stops it at the end of the scope. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();

@@ -109,6 +109,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     await this.server?.close();
     await this.deps.store.liveness.remove(this.id).catch(() => {});
   }
+
   /** `await using node = ...` stops it at the end of the scope. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
