@@ -43,6 +43,7 @@ beforeAll(async () => {
     webapp: { body_timeout: "300ms" },
     handle(req, name) {
       if (req.path.startsWith("/v1/boom")) throw new Error(`boom in ${name}`);
+      if (req.path.startsWith("/v1/spoof")) return { status: 200, headers: { "X-MC-Error": "1018" }, body: "ran" };
       return { status: 200, body: `ok from ${name}` };
     },
   });
@@ -80,6 +81,15 @@ describe("application errors", () => {
     const err = logged!["err"] as { message: string; stack: string };
     expect(err.message).toMatch(/^boom in c[123]$/);
     expect(err.stack).toMatch(/embedding-api\.test\.ts/);
+  });
+
+  it("an application header named like the SDK's marker neither reaches the client nor makes the webapp retry", async () => {
+    const before = cluster.handled.length;
+    const r = await fetch(`${base}/v1/spoof`, { method: "POST", headers: { "x-phone": "+15550003" }, body: "x" });
+    expect(r.status).toBe(200);
+    expect(await r.text()).toBe("ran");
+    expect(r.headers.get("x-mc-error")).toBeNull();
+    expect(cluster.handled.length - before).toBe(1);
   });
 
   it("GET /metrics counts the application error under its own outcome, not no_primary", async () => {
