@@ -1,5 +1,8 @@
+import { mkdtempSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { connect, type AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -160,6 +163,20 @@ describe("start-up and disposal", () => {
     await expect(master.start({ signal: AbortSignal.timeout(500) })).rejects.toMatchObject({ name: "TimeoutError" });
     expect(performance.now() - started).toBeLessThan(10_000);
     await master.stop();
+  });
+
+  it("stop() right after start() returns, even while the master lease is still being acquired", async () => {
+    const config = parseConfig(
+      { cluster_name: "quick", secret: "embedded-test-secret-0123456789", store: { backend: "sqlite", path: join(mkdtempSync(join(tmpdir(), "mc-quick-")), "c.db") } } satisfies ConfigInput,
+      {},
+    );
+    const master = await createMaster({ config, port: 0, logger: pino({ level: "silent" }) });
+    await master.start();
+    const started = performance.now();
+    await master[Symbol.asyncDispose]();
+    const ms = performance.now() - started;
+    console.log(`master stopped ${Math.round(ms)} ms after start() returned`);
+    expect(ms).toBeLessThan(10_000);
   });
 
   it("[Symbol.asyncDispose]() stops the node: it leaves the cluster's registry", async () => {
