@@ -2,14 +2,32 @@
  * multiconnect — high availability for work that only one process may do at a time.
  * The public API: build nodes from a config (`createNode`), or use the classes directly.
  */
-export { createNode, DEFAULT_PORTS, type AnyNode, type CreateNodeOptions } from "./nodes/compose.js";
-export { Master } from "./nodes/master.js";
-export { Coreapp, SERVED_BY_HEADER, EPOCH_HEADER } from "./nodes/coreapp.js";
-export { Webapp, type WebappOptions } from "./nodes/webapp.js";
+export {
+  createNode,
+  createMaster,
+  createCoreapp,
+  createWebapp,
+  DEFAULT_PORTS,
+  type AnyNode,
+  type CreateNodeOptions,
+  type NodeOptions,
+  type MasterNodeOptions,
+  type CoreappNodeOptions,
+  type WebappNodeOptions,
+} from "./nodes/compose.js";
+export { Master, type MasterEvents } from "./nodes/master.js";
+export { Coreapp, SERVED_BY_HEADER, EPOCH_HEADER, type CoreappEvents } from "./nodes/coreapp.js";
+export { Webapp, type WebappOptions, type WebappEvents, type ServeOptions } from "./nodes/webapp.js";
 export { readClusterStatus, type ClusterStatus, type NodeHealth } from "./nodes/cluster-status.js";
-export type { MulticonnectNode, NodeDeps, NodeIdentity } from "./nodes/deps.js";
+export type { MulticonnectNode, NodeDeps, NodeIdentity, StartOptions } from "./nodes/deps.js";
 export { openStore } from "./nodes/open-store.js";
 export { loadConfigFile, parseConfig, type Config } from "./config/load.js";
+export type { ConfigInput, StoreConfigInput } from "./config/schema.js";
+export type { Logger } from "./core/ports/logger.js";
+export type { PromotionEvent } from "./core/master/shard-manager.js";
+export type { OwnerEvent } from "./core/coreapp/shard-owner.js";
+export type { ShardAssignment } from "./core/ports/shard-map.js";
+export { APP_ERROR_CODE } from "./core/webapp/router.js";
 export type { AppRequest, AppResponse, CoreappApplication } from "./core/coreapp/application.js";
 export {
   MulticonnectError,
@@ -42,11 +60,10 @@ export type {
   HistoryStore,
 } from "./core/ports/history.js";
 export type { Backend, Role, StoreConfig } from "./config/schema.js";
-export type { Logger } from "./core/ports/logger.js";
 export type { Clock } from "./core/ports/clock.js";
 export type { LeaseStore, Lease, AcquireResult } from "./core/ports/leases.js";
 export type { LivenessStore, NodeRecord, NodeStatus, NodeRole } from "./core/ports/liveness.js";
-export type { ShardMapStore, ShardAssignment, AssignResult, ShardMapWatch } from "./core/ports/shard-map.js";
+export type { ShardMapStore, AssignResult, ShardMapWatch } from "./core/ports/shard-map.js";
 export type {
   Transport,
   TransportHandlers,
@@ -58,8 +75,9 @@ export type {
   ForwardResponse,
   SwitchoverCommand,
   SwitchoverReply,
+  AdminCommand,
+  AdminReply,
+  SettingKey,
+  EndedTenure,
 } from "./core/ports/transport.js";
-export type { OwnerState, OwnerEvent } from "./core/coreapp/shard-owner.js";
-export type { PromotionEvent } from "./core/master/shard-manager.js";
-export type { MasterEvents } from "./nodes/master.js";
-export type { CoreappEvents } from "./nodes/coreapp.js";
+export type { OwnerState } from "./core/coreapp/shard-owner.js";

@@ -130,13 +130,7 @@ export async function buildNode<R extends "master" | "coreapp" | "webapp">(
       ? new MasterNode(deps, identity, config.shards)
       : role === "coreapp"
         ? new CoreappNode(deps, identity, createEchoApp({ name }), config.coreapp.drainTimeoutMs)
-        : new WebappNode(deps, identity, {
-            shards: config.shards,
-            shardKeyHeader: config.webapp.shardKeyHeader,
-            maxBodyBytes: config.webapp.maxBodyBytes,
-            retryWindowMs: config.webapp.retryWindowMs,
-            forwardTimeoutMs: config.webapp.forwardTimeoutMs,
-          });
+        : new WebappNode(deps, identity, { shards: config.shards, ...config.webapp });
   return {
     node: node as never,
     ops,

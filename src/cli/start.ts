@@ -37,6 +37,9 @@ export async function startCommand(o: StartOptions): Promise<void> {
   }
   const role = o.role ?? config.node.role;
   const name = o.name ?? config.node.name ?? role ?? "node";
+  if (role === "webapp" && !config.webapp.listen) {
+    throw new ConfigError("webapp.listen", "is false, but a webapp run by the CLI has no host server to serve through: it would answer nothing");
+  }
   const app = role === "coreapp" ? await loadApp(o.app, name) : undefined;
   const node = await createNode({ config, role, name, port: o.port, app });
   let stopping = false;

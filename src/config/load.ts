@@ -47,6 +47,10 @@ export interface Config {
     retryWindowMs: number;
     /** `webapp.forward_timeout`: the timeout of one forwarding attempt (default 10 s). */
     forwardTimeoutMs: number;
+    /** `webapp.body_timeout`: how long a client may take to send the request body before it gets 408 (default 10 s). */
+    bodyTimeoutMs: number;
+    /** `webapp.listen`: whether a webapp opens its own listener (an embedded one may serve only through its host; default true). */
+    listen: boolean;
   };
   /** `coreapp`: shard ownership. */
   readonly coreapp: {
@@ -76,7 +80,12 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
   return parseConfig(raw, env);
 }
 
-/** Validates an already-parsed config object (for embedding). Throws `ConfigError` naming the key. */
+/**
+ * Validates an already-parsed config object (for embedding): the file's keys, typed as
+ * `ConfigInput` (write `parseConfig({ ... } satisfies ConfigInput)` to have them checked while
+ * typing). Takes `unknown` because it also validates what a file or another program produced.
+ * Throws `ConfigError` naming the key.
+ */
 export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): Config {
   if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError("(root)", "must be a mapping of keys to values");
   const f = check(fileSchema, interpolateEnv(raw, env), "");
@@ -109,6 +118,8 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
       maxBodyBytes: f.webapp.max_body_bytes,
       retryWindowMs: f.webapp.retry_window,
       forwardTimeoutMs: f.webapp.forward_timeout,
+      bodyTimeoutMs: f.webapp.body_timeout,
+      listen: f.webapp.listen,
     },
     coreapp: { drainTimeoutMs: f.coreapp.drain_timeout },
     mediaDir: f.media_dir,

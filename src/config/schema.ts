@@ -131,11 +131,23 @@ export const fileSchema = z.strictObject({
       max_body_bytes: z.number().int().min(1).max(64 * 1024 * 1024).default(1024 * 1024),
       retry_window: duration.default(5_000),
       forward_timeout: duration.default(10_000),
+      body_timeout: duration.default(10_000),
+      listen: z.boolean().default(true),
     })
-    .default({ shard_key_header: "x-shard-key", max_body_bytes: 1024 * 1024, retry_window: 5_000, forward_timeout: 10_000 }),
+    .default({ shard_key_header: "x-shard-key", max_body_bytes: 1024 * 1024, retry_window: 5_000, forward_timeout: 10_000, body_timeout: 10_000, listen: true }),
   coreapp: z.strictObject({ drain_timeout: duration.default(5_000) }).default({ drain_timeout: 5_000 }),
   media_dir: z.string().optional(),
   log_level: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
 });
 
 export type FileConfig = z.output<typeof fileSchema>;
+
+/** What one store section of the config accepts (before defaults), by backend. */
+export type StoreConfigInput = { [B in Backend]: z.input<(typeof storeSchemas)[B]> }[Backend];
+
+/**
+ * What `parseConfig` accepts: the config file's keys (snake_case), before defaults. Durations
+ * are milliseconds or text such as `"5s"`; `${ENV}` in a string is replaced from the environment.
+ * Annotate a literal with it (`{ ... } satisfies ConfigInput`) to have keys checked as you type.
+ */
+export type ConfigInput = Omit<z.input<typeof fileSchema>, "store"> & { readonly store: StoreConfigInput };

@@ -21,32 +21,83 @@ import { Webapp } from "./webapp.js";
 /** Default listen ports by role, as in the model product (coreapps from 6250, webapp 9090). */
 export const DEFAULT_PORTS: Record<Role, number> = { coreapp: 6250, master: 6260, webapp: 9090 };
 
-/** What `createNode` needs: the config, and the per-process choices that override it. */
-export interface CreateNodeOptions {
-  /** The validated cluster config (`parseConfig` or `loadConfigFile`). */
+/** What every node is built from: the config and, optionally, who it is and where it logs. */
+export interface NodeOptions {
   readonly config: Config;
-  /** Overrides `node.role` of the config. */
-  readonly role?: Role;
   /** Overrides `node.name`; defaults to the role. */
   readonly name?: string;
   /** Overrides `node.port`; defaults by role. 0 picks a free port. */
   readonly port?: number;
+  /**
+   * Where the node logs (default: JSON lines on stderr at `log_level`, through pino). Any object
+   * with pino's `debug/info/warn/error(fields, message)` and `child(fields)` works, so a pino
+   * instance of the host service can be passed as it is; errors are logged under `err`.
+   */
+  readonly logger?: Logger;
+}
+
+/** Options of {@link createMaster}. */
+export type MasterNodeOptions = NodeOptions;
+
+/** Options of {@link createCoreapp}. */
+export interface CoreappNodeOptions extends NodeOptions {
+  /** The application the coreapp runs: `onPromote`, `onDemote`, `handle`. */
+  readonly app: CoreappApplication;
+}
+
+/** Options of {@link createWebapp}. */
+export interface WebappNodeOptions extends NodeOptions {
+  /** Derive the shard key from the request (default: the `webapp.shard_key_header` header). */
+  readonly shardKey?: (req: IncomingMessage) => string | undefined;
+  /**
+   * Overrides `webapp.listen` (default true): whether `start()` opens the webapp's own listener
+   * on port 9090. Hazard: that listener skips the host service's middleware (its auth); pass false
+   * to serve only through the host's server.
+   */
+  readonly listen?: boolean;
+}
+
+/** Options of {@link createNode}: any role, chosen by `role` or the config's `node.role`. */
+export interface CreateNodeOptions extends NodeOptions {
+  /** Overrides `node.role` of the config. */
+  readonly role?: Role;
   /** The application a coreapp runs (required for coreapps). */
   readonly app?: CoreappApplication;
   /** Webapps embedded in an existing service: derive the shard key from the request. */
   readonly shardKey?: (req: IncomingMessage) => string | undefined;
-  /** Where the node logs (a pino logger fits); default: JSON lines on stderr at `log_level`. */
-  readonly logger?: Logger;
+  /** Webapps: overrides `webapp.listen`. */
+  readonly listen?: boolean;
 }
 
+/** Any node: what {@link createNode} returns when the role is known only at run time. */
 export type AnyNode = Master | Coreapp | Webapp;
+
+/** A master node (see {@link Master}). Opens the store's connection; touches no data until `start()`. */
+export function createMaster(o: MasterNodeOptions): Promise<Master> {
+  return createNode({ ...o, role: "master" });
+}
+
+/** A coreapp node running `o.app` (see {@link Coreapp}). Opens the store's connection; touches no data until `start()`. */
+export function createCoreapp(o: CoreappNodeOptions): Promise<Coreapp> {
+  return createNode({ ...o, role: "coreapp" });
+}
+
+/** A webapp node (see {@link Webapp}). Opens the store's connection; touches no data until `start()`. */
+export function createWebapp(o: WebappNodeOptions): Promise<Webapp> {
+  return createNode({ ...o, role: "webapp" });
+}
 
 /**
  * The composition root: the one place that reads the config and wires the configured adapters
  * into a node. tsyringe holds the graph in a child container per node, with factory registrations
  * and explicit tokens (no decorator metadata is needed). Opens the store's connection, but touches
- * no data until the node's `start()`.
+ * no data until the node's `start()`. With a literal `role` it returns that node's class; prefer
+ * `createMaster`, `createCoreapp`, `createWebapp`, whose options say what each role needs.
  */
+export function createNode(o: CreateNodeOptions & { readonly role: "master" }): Promise<Master>;
+export function createNode(o: CreateNodeOptions & { readonly role: "coreapp"; readonly app: CoreappApplication }): Promise<Coreapp>;
+export function createNode(o: CreateNodeOptions & { readonly role: "webapp" }): Promise<Webapp>;
+export function createNode(o: CreateNodeOptions): Promise<AnyNode>;
 export async function createNode(o: CreateNodeOptions): Promise<AnyNode> {
   const { config } = o;
   const role = o.role ?? config.node.role;
@@ -85,10 +136,8 @@ export async function createNode(o: CreateNodeOptions): Promise<AnyNode> {
         ? new Coreapp(deps(c), identity, c.resolve(TOKENS.application), config.coreapp.drainTimeoutMs, config.node.placement)
         : new Webapp(deps(c), identity, {
             shards: config.shards,
-            shardKeyHeader: config.webapp.shardKeyHeader,
-            maxBodyBytes: config.webapp.maxBodyBytes,
-            retryWindowMs: config.webapp.retryWindowMs,
-            forwardTimeoutMs: config.webapp.forwardTimeoutMs,
+            ...config.webapp,
+            listen: o.listen ?? config.webapp.listen,
             ...(o.shardKey ? { shardKey: o.shardKey } : {}),
           });
   return closingStoreOnStop(node, c);
@@ -107,6 +156,7 @@ function childContainer(config: Config, logger: Logger): DependencyContainer {
         secret: cfg.secret,
         clusterName: cfg.clusterName,
         maxBodyBytes: cfg.webapp.maxBodyBytes,
+        logger: k.resolve(TOKENS.logger),
       });
     },
   });

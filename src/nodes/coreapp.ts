@@ -5,9 +5,9 @@ import type { Timing } from "../core/timing.js";
 import { DEFAULT_PLACEMENT, type Placement } from "../core/master/placement.js";
 import type { ShardMapWatch } from "../core/ports/shard-map.js";
 import type { ForwardRequest, ForwardResponse, TransportServer } from "../core/ports/transport.js";
-import { NOT_PRIMARY_HEADER } from "../core/webapp/router.js";
+import { APP_ERROR_CODE, NOT_PRIMARY_HEADER } from "../core/webapp/router.js";
 import { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
-import { every, startFollowing, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
+import { every, startFollowing, startSignal, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity, type StartOptions } from "./deps.js";
 
 /** Response header with the name of the coreapp that served the request. */
 export const SERVED_BY_HEADER = "x-multiconnect-node";
@@ -17,7 +17,10 @@ export const EPOCH_HEADER = "x-multiconnect-epoch";
 /** How long a forwarded request may wait for this coreapp's promotion to its shard and epoch. */
 const HOLD_WHILE_PROMOTING_MS = 2000;
 
-/** Events a coreapp emits: `"owner"` when it is promoted to or demoted from a shard. */
+/**
+ * Events a coreapp emits: `"owner"` when it is promoted to a shard's primary at an epoch, and when
+ * it is demoted from it, with the reason (lease lost, renamed by the master, stopping).
+ */
 export interface CoreappEvents {
   /** This coreapp was promoted for a shard, or demoted. */
   owner: [event: OwnerEvent];
@@ -76,10 +79,13 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     return this.owner.tenureRemainingMs();
   }
 
-  /** Joins the cluster as a standby: migrates the schema, listens, and waits to be named primary. */
-  async start(): Promise<void> {
+  /**
+   * Joins the cluster. Retries while the store is unreachable until `options.signal` aborts; then
+   * it rejects with the signal's reason, and `stop()` releases what was opened.
+   */
+  async start(options: StartOptions = {}): Promise<void> {
     const { store, transport, clock, timing, log } = this.deps;
-    const signal = this.stop$.signal;
+    const signal = startSignal(this.stop$.signal, options.signal);
     await withRetry(clock, signal, log, "schema migration", () => store.migrate());
     await startFollowing(this.follower, null);
     this.server = await transport.listen(this.id, this.identity.listenHost, this.identity.port, {
@@ -103,7 +109,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
       ),
     );
     this.owner.start();
-    this.loop = every(clock, () => timing.dbHeartbeatIntervalMs, signal, log, "coreapp liveness beat", () => this.beat());
+    this.loop = every(clock, () => timing.dbHeartbeatIntervalMs, this.stop$.signal, log, "coreapp liveness beat", () => this.beat());
   }
 
   private async beat(): Promise<void> {
@@ -124,10 +130,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     if (!this.owner.serves(request.shard, request.epoch)) {
       await this.owner.whenServing(request.shard, request.epoch, HOLD_WHILE_PROMOTING_MS);
     }
-    const answer = await this.owner.run(request.shard, request.epoch, async () => {
-      const r = await this.app.handle({ ...request });
-      return toForwardResponse(r);
-    });
+    const answer = await this.owner.run(request.shard, request.epoch, () => this.handle(request));
     const headers = { [SERVED_BY_HEADER]: this.name, [EPOCH_HEADER]: String(request.epoch) };
     if (answer === null) {
       const body = JSON.stringify({
@@ -139,10 +142,24 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
         body: Buffer.from(body),
       };
     }
-    // The "not primary" marker is ours alone: an application header of that name must not make
-    // the webapp believe the request did not run and send it again.
-    const { [NOT_PRIMARY_HEADER]: _ignored, ...appHeaders } = answer.headers;
-    return { ...answer, headers: { ...appHeaders, ...headers } };
+    return { ...answer, headers: { ...answer.headers, ...headers } };
+  }
+
+  /**
+   * Runs the application's `handle()`. An exception is the application's failure, not the
+   * cluster's: it is logged with its stack and answered 500 with its own code, and the marker
+   * header tells the webapp it ran, so the webapp counts it and never sends it again. The body
+   * names no exception text: that may carry data the client must not see.
+   */
+  private async handle(request: ForwardRequest): Promise<ForwardResponse> {
+    try {
+      return toForwardResponse(await this.app.handle({ ...request }));
+    } catch (error) {
+      this.deps.log.error({ err: error, shard: request.shard, epoch: request.epoch, method: request.method }, "application handle() threw");
+      const details = `the application on ${this.name} failed to handle the request; its log has the error`;
+      const body = JSON.stringify({ errors: [{ code: APP_ERROR_CODE, title: "Application Error", details }] });
+      return { status: 500, headers: { "content-type": "application/json", [NOT_PRIMARY_HEADER]: String(APP_ERROR_CODE) }, body: Buffer.from(body) };
+    }
   }
 
   async stop(): Promise<void> {
@@ -157,9 +174,18 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     await this.watch?.close();
     await this.server?.close();
   }
+
+  /** `await using node = ...` stops it at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
 }
 
 function toForwardResponse(r: AppResponse): ForwardResponse {
+  if (!Number.isInteger(r?.status) || r.status < 100 || r.status > 599) throw new TypeError(`handle() returned status ${String(r?.status)}, not an HTTP status`);
   const body = r.body === undefined ? new Uint8Array() : typeof r.body === "string" ? Buffer.from(r.body) : r.body;
-  return { status: r.status, headers: { ...(r.headers ?? {}) }, body };
+  // The marker header is ours alone: an application header of that name must not make the
+  // webapp believe the request did not run and send it again.
+  const headers = Object.fromEntries(Object.entries(r.headers ?? {}).filter(([name]) => name.toLowerCase() !== NOT_PRIMARY_HEADER));
+  return { status: r.status, headers, body };
 }

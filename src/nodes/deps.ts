@@ -42,16 +42,31 @@ export function newNodeId(name: string): string {
   return `${name}.${randomBytes(3).toString("hex")}`;
 }
 
+/** Options of a node's `start()`. */
+export interface StartOptions {
+  /**
+   * Aborts the start-up: `start()` retries while the store is unreachable (a node may be started
+   * before its store), and without a signal it waits for as long as that takes. Aborting makes
+   * `start()` reject with the signal's reason; call `stop()` afterwards to close what was opened.
+   * Only the start-up listens to it: once started, a node runs until `stop()`.
+   */
+  readonly signal?: AbortSignal;
+}
+
 /** The lifecycle every node class has. */
-export interface MulticonnectNode {
+export interface MulticonnectNode extends AsyncDisposable {
   /** Unique per process: `name.<random>`. */
   readonly id: string;
   /** The name the node was given. */
   readonly name: string;
-  /** Joins the cluster; retries while the store is unreachable. */
-  start(): Promise<void>;
+  start(options?: StartOptions): Promise<void>;
   /** Leaves gracefully: stops serving, releases leases, removes its liveness record. */
   stop(): Promise<void>;
+}
+
+/** The signal a start-up runs under: the node's own stop, and the caller's signal if any. */
+export function startSignal(stop: AbortSignal, caller: AbortSignal | undefined): AbortSignal {
+  return caller ? AbortSignal.any([stop, caller]) : stop;
 }
 
 /**
@@ -96,14 +111,19 @@ export async function startFollowing(follower: ClusterDocumentFollower, shards: 
   }
 }
 
-/** Retries `fn` with backoff until it succeeds or `signal` aborts; used for start-up store access. */
+/**
+ * Retries `fn` with backoff until it succeeds or `signal` aborts (then it rejects with the
+ * signal's reason); used for start-up store access.
+ */
 export async function withRetry<T>(clock: Clock, signal: AbortSignal, log: Logger, what: string, fn: () => Promise<T>): Promise<T> {
   for (let backoff = 100; ; backoff = Math.min(backoff * 2, 5000)) {
+    signal.throwIfAborted();
     try {
       return await fn();
     } catch (error) {
       const retryable = (error as { retryable?: boolean }).retryable === true;
-      if (!retryable || signal.aborted) throw error;
+      if (!retryable) throw error;
+      signal.throwIfAborted();
       log.warn({ err: String(error), retryInMs: backoff }, `${what}: store unavailable; retrying`);
       await clock.sleep(backoff, signal);
     }

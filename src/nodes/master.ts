@@ -8,9 +8,13 @@ import type { TransportServer } from "../core/ports/transport.js";
 import { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
 import { ControlPlane } from "../core/master/control-plane.js";
 import { settingsOf } from "../core/timing.js";
-import { every, startFollowing, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
+import { every, startFollowing, startSignal, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity, type StartOptions } from "./deps.js";
 
-/** Events a master emits: `"role"` (primary_master | secondary_master) and `"promotion"`. */
+/**
+ * Events a master emits: `"role"` when this master becomes the primary master or stops being it,
+ * and (on the primary) `"promotion"` when it names a shard's new primary coreapp, with the
+ * previous owner, the new epoch and the cause (`reason`).
+ */
 export interface MasterEvents {
   /** This master became primary or secondary. */
   role: [role: "primary_master" | "secondary_master"];
@@ -74,10 +78,13 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     return this.tenure?.held ? "primary_master" : "secondary_master";
   }
 
-  /** Joins the cluster: migrates the schema, listens, and competes for the master lease. */
-  async start(): Promise<void> {
+  /**
+   * Joins the cluster. Retries while the store is unreachable until `options.signal` aborts; then
+   * it rejects with the signal's reason, and `stop()` releases what was opened.
+   */
+  async start(options: StartOptions = {}): Promise<void> {
     const { store, transport, clock, timing, log } = this.deps;
-    const signal = this.stop$.signal;
+    const signal = startSignal(this.stop$.signal, options.signal);
     await withRetry(clock, signal, log, "schema migration", () => store.migrate());
     await startFollowing(this.follower, this.shards);
     this.server = await transport.listen(this.id, this.identity.listenHost, this.identity.port, {
@@ -87,7 +94,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     const address = `${this.identity.externalHostname}:${this.identity.advertisePort ?? this.server.port}`;
     this.monitor.start();
     this.loops.push(
-      every(clock, () => timing.masterBeatIntervalMs, signal, log, "master liveness beat", async () => {
+      every(clock, () => timing.masterBeatIntervalMs, this.stop$.signal, log, "master liveness beat", async () => {
         await store.liveness.beat({
           id: this.id,
           name: this.name,
@@ -99,7 +106,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
         this.monitor.updatePeers(this.view.all());
         if (this.tenure?.held) this.control.notePauseExpiries(this.tenure.lease);
       }),
-      runElection(store.leases, clock, this.id, timing, log, signal, (holder) => this.lead(holder)),
+      runElection(store.leases, clock, this.id, timing, log, this.stop$.signal, (holder) => this.lead(holder)),
     );
   }
 
@@ -114,6 +121,9 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
       await this.view.refresh().catch(() => {});
       this.monitor.updatePeers(this.view.all());
       await this.manager.run(holder, this.stop$.signal);
+      // stop() may have come while this lease was being acquired, when there was no tenure yet to
+      // release: without this, the holder would keep renewing and stop() would wait forever.
+      if (this.stop$.signal.aborted) await holder.release();
       await holder.lost;
     } finally {
       this.tenure = null;
@@ -130,5 +140,10 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     await this.monitor.close();
     await this.server?.close();
     await this.deps.store.liveness.remove(this.id).catch(() => {});
+  }
+
+  /** `await using node = ...` stops it at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
   }
 }

@@ -32,30 +32,80 @@ export function responseHeaders(headers: Readonly<Record<string, string>>): Reco
   return out;
 }
 
+/** The body passed its size limit (413). */
 export class BodyTooLargeError extends Error {}
 
+/** The client did not send the whole body in time (408). */
+export class BodyTimeoutError extends Error {}
+
 /**
- * Reads a request body of at most `limit` bytes. Refuses at once when Content-Length says more,
- * and stops reading (destroying the stream) as soon as a chunked body passes the limit.
+ * A body parser (express.json(), urlencoded, ...) read the body and kept only its parsed value:
+ * the original bytes cannot be forwarded faithfully (re-serializing changes whitespace, number
+ * precision and any signature over the body), so the request fails at once instead of hanging.
  */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+export class BodyAlreadyParsedError extends Error {}
+
+/** A request as Express, Fastify or other frameworks may leave it after their body parsers ran. */
+interface ParsedRequest extends IncomingMessage {
+  readonly rawBody?: unknown;
+  readonly body?: unknown;
+}
+
+/**
+ * The body a framework's parser already read, or undefined when the stream is still unread. Raw
+ * bytes win (`req.rawBody`, kept by `keepRawBody` from multiconnect/express or other raw-body
+ * hooks), then a `Buffer` or UTF-8 string body (express.raw(), express.text()). A stream that
+ * someone else consumed with nothing usable left (a parsed value) throws
+ * {@link BodyAlreadyParsedError}; one that declared no body counts as empty.
+ */
+export function preReadBody(req: IncomingMessage): Buffer | undefined {
+  const r = req as ParsedRequest;
+  if (r.rawBody instanceof Uint8Array) return Buffer.from(r.rawBody.buffer, r.rawBody.byteOffset, r.rawBody.byteLength);
+  if (r.body instanceof Uint8Array) return Buffer.from(r.body.buffer, r.body.byteOffset, r.body.byteLength);
+  if (typeof r.body === "string") {
+    // express.text() decodes with the request's charset; only UTF-8 encodes back to the same bytes.
+    const charset = /;\s*charset=("?)([^";]+)\1/i.exec(req.headers["content-type"] ?? "")?.[2]?.toLowerCase();
+    if (charset === undefined || charset === "utf-8" || charset === "utf8" || charset === "us-ascii") return Buffer.from(r.body, "utf8");
+    throw new BodyAlreadyParsedError(`a body parser decoded the ${charset} body to text`);
+  }
+  // A parsed value alone proves nothing (some middleware sets `req.body = {}` on every request);
+  // a consumed stream does: someone else read the bytes.
+  const consumed = req.readableEnded || (req.complete && !req.readable);
+  if (!consumed) return undefined;
+  const declared = req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? "0") > 0;
+  if (!declared) return Buffer.alloc(0);
+  throw new BodyAlreadyParsedError("a body parser (such as express.json()) already read and parsed the body");
+}
+
+/**
+ * Reads a request body of at most `limit` bytes within `timeoutMs`. Refuses at once when
+ * Content-Length says more, and stops reading (destroying the stream) as soon as a chunked body
+ * passes the limit; a client that stalls gets {@link BodyTimeoutError} instead of holding the
+ * request forever.
+ */
+export function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<Buffer> {
   const declared = Number(req.headers["content-length"] ?? "0");
   if (declared > limit) return Promise.reject(new BodyTooLargeError());
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners("data");
+    const finish = (error: Error | null): void => {
+      clearTimeout(timer);
+      req.off("data", onData).off("end", onEnd).off("error", finish);
+      if (error === null) resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+      else {
         req.resume();
-        reject(new BodyTooLargeError());
-        return;
+        reject(error);
       }
-      chunks.push(chunk);
-    });
-    req.on("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
-    req.on("error", reject);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) finish(new BodyTooLargeError());
+      else chunks.push(chunk);
+    };
+    const onEnd = (): void => finish(null);
+    const timer = setTimeout(() => finish(new BodyTimeoutError()), timeoutMs);
+    req.on("data", onData).on("end", onEnd).on("error", finish);
   });
 }
 

@@ -1,36 +1,85 @@
+import { EventEmitter } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { shardOf } from "../core/hash.js";
-import { Router } from "../core/webapp/router.js";
+import type { ShardAssignment, ShardMapStore } from "../core/ports/shard-map.js";
+import { APP_ERROR_CODE, NOT_PRIMARY_HEADER, Router } from "../core/webapp/router.js";
 import { readClusterStatus } from "./cluster-status.js";
 import { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
-import { every, startFollowing, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
-import { BodyTooLargeError, forwardableHeaders, readBody, responseHeaders, sendError, sendJson } from "./webapp-http.js";
+import { every, startFollowing, startSignal, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity, type StartOptions } from "./deps.js";
+import {
+  BodyAlreadyParsedError,
+  BodyTimeoutError,
+  BodyTooLargeError,
+  forwardableHeaders,
+  preReadBody,
+  readBody,
+  responseHeaders,
+  sendError,
+  sendJson,
+} from "./webapp-http.js";
 import { WebappMetrics } from "./webapp-metrics.js";
 
-/** How a webapp routes requests; `createNode` fills these in from the config's `webapp` section. */
+/** How a webapp routes and reads requests (built from the config's `webapp` section). */
 export interface WebappOptions {
   /** The cluster's shard count. */
   readonly shards: number;
   /** The request header whose value is the shard key (default `x-shard-key`). */
   readonly shardKeyHeader: string;
-  /** Larger request bodies get a 413 and never reach a coreapp. */
+  /** Largest request body (default 1 MiB); larger gets 413 and never reaches a coreapp. */
   readonly maxBodyBytes: number;
-  /** How long a request waits through a failover before the 503 with code 1018. */
+  /** How long one request retries through a failover before it gets 503/1018 (default 5 s). */
   readonly retryWindowMs: number;
-  /** The timeout of one forwarding attempt; a request that may have reached a coreapp is never retried. */
+  /** Timeout of one forwarding attempt (default 10 s). */
   readonly forwardTimeoutMs: number;
-  /** When embedded: derive the shard key from the request instead of the header. */
+  /**
+   * How long a client may take to send the body (default 10 s); past it the webapp answers 408.
+   * Too short cuts off slow uploads; too long lets stalled clients hold connections.
+   */
+  readonly bodyTimeoutMs: number;
+  /**
+   * Whether `start()` opens the webapp's own listener on `node.listen_host:node.port` (default
+   * true; 9090). Hazard: that listener is a second entry point that skips the host service's
+   * middleware (its authentication, rate limits, logging). An embedded webapp that should be
+   * reached only through its host's routes sets this to false.
+   */
+  readonly listen: boolean;
+  /**
+   * When embedded: derives the shard key from the request instead of the header. Returning
+   * undefined or "" answers 400 (with more than one shard).
+   */
   readonly shardKey?: (req: IncomingMessage) => string | undefined;
 }
 
+/** Events a webapp emits: `"map"` when the route of one or more shards moved to a newer epoch. */
+export interface WebappEvents {
+  map: [changed: readonly ShardAssignment[]];
+}
+
+/** What a framework adapter tells {@link Webapp.serve} beyond the raw request. */
+export interface ServeOptions {
+  /**
+   * The body, when the host framework already read it: the bytes as received (a string is sent as
+   * UTF-8). Without it the webapp takes the body from `req.rawBody`, a Buffer or string `req.body`,
+   * or reads the stream itself.
+   */
+  readonly body?: Uint8Array | string;
+  /**
+   * The request's path below the mount point, for matching the webapp's own routes (`/v1/health`,
+   * `/metrics`); default `req.url` (which Express already makes mount-relative).
+   */
+  readonly localPath?: string;
+}
+
 /**
- * A webapp node: the API entry point. `handler` mounts into node:http, Express or Fastify; `start`
- * also listens on its own port (9090 by default). It serves `GET /v1/health` and `GET /metrics`,
- * and forwards every other request to the primary coreapp of the request's shard.
+ * A webapp node: the API entry point. `handler` mounts into node:http or Express (see also
+ * `multiconnect/express` and `multiconnect/fastify`); `start` also listens on its own port (9090
+ * by default) unless `listen` is off. It serves `GET /v1/health` and `GET /metrics`, and
+ * forwards every other request, with its full original path, to the primary coreapp of the
+ * request's shard.
  */
-export class Webapp implements MulticonnectNode {
+export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNode {
   readonly id: string;
   readonly name: string;
   private readonly router: Router;
@@ -46,84 +95,155 @@ export class Webapp implements MulticonnectNode {
     private readonly identity: NodeIdentity,
     private readonly options: WebappOptions,
   ) {
+    super();
     this.id = identity.id;
     this.name = identity.name;
     this.deps = { ...deps, log: deps.log.child({ node: identity.name }) };
-    this.router = new Router(deps.store.shardMap, deps.store.liveness, deps.transport, deps.clock, options, this.deps.log);
+    this.router = new Router(this.announcingMapChanges(deps.store.shardMap), deps.store.liveness, deps.transport, deps.clock, options, this.deps.log);
     this.follower = new ClusterDocumentFollower(deps.store.clusterDocument, deps.timing, deps.store.capabilities, deps.clock, this.deps.log);
   }
 
-  /** The port the webapp listens on (after `start`). */
+  /** The largest request body this webapp forwards (`webapp.max_body_bytes`). */
+  get maxBodyBytes(): number {
+    return this.options.maxBodyBytes;
+  }
+
+  /** The port of the webapp's own listener (after `start`; the configured one when `listen` is off). */
   get port(): number {
     return (this.server?.address() as AddressInfo | null)?.port ?? this.identity.port;
   }
 
-  /** Joins the cluster: migrates the schema, follows the shard map and listens on its port. */
-  async start(): Promise<void> {
+  /**
+   * Loads the routes and starts the liveness beat (and the own listener unless `listen` is off).
+   * Retries while the store is unreachable until `signal` aborts; then it rejects with the
+   * signal's reason, and `stop()` releases what was opened.
+   */
+  async start(options: StartOptions = {}): Promise<void> {
     const { store, clock, timing, log } = this.deps;
-    const signal = this.stop$.signal;
+    const signal = startSignal(this.stop$.signal, options.signal);
     await withRetry(clock, signal, log, "schema migration", () => store.migrate());
     await startFollowing(this.follower, this.options.shards);
     await withRetry(clock, signal, log, "router start", () => this.router.start());
-    const server = createServer({ keepAliveTimeout: 65_000 }, this.handler);
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.identity.port, this.identity.listenHost, resolve);
-    });
-    this.server = server;
-    const address = `${this.identity.externalHostname}:${this.identity.advertisePort ?? this.port}`;
-    this.loop = every(clock, () => timing.dbHeartbeatIntervalMs, signal, log, "webapp liveness beat", () =>
+    signal.throwIfAborted();
+    let address = `${this.identity.externalHostname}:embedded`;
+    if (this.options.listen) {
+      const server = createServer({ keepAliveTimeout: 65_000 }, this.handler);
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(this.identity.port, this.identity.listenHost, resolve);
+      });
+      this.server = server;
+      address = `${this.identity.externalHostname}:${this.identity.advertisePort ?? this.port}`;
+    }
+    this.loop = every(clock, () => timing.dbHeartbeatIntervalMs, this.stop$.signal, log, "webapp liveness beat", () =>
       store.liveness.beat({ id: this.id, name: this.name, role: "webapp", address, meta: {} }),
     );
   }
 
-  /** The request handler, for mounting into an existing HTTP server. */
+  /**
+   * The request handler, for mounting into an existing HTTP server: `(req, res)` as node:http and
+   * Express call it. It keeps the original URL under a mount prefix (Express's `req.originalUrl`).
+   */
   readonly handler = (req: IncomingMessage, res: ServerResponse): void => {
-    void this.handle(req, res).catch((error: unknown) => {
-      this.deps.log.error({ err: String(error) }, "request failed");
+    void this.serve(req, res);
+  };
+
+  /**
+   * Serves one request, like `handler`, with what a framework adapter knows (a body its parser
+   * already read, the mount-relative path). Never rejects: failures become HTTP answers.
+   */
+  async serve(req: IncomingMessage, res: ServerResponse, options: ServeOptions = {}): Promise<void> {
+    try {
+      await this.handle(req, res, options);
+    } catch (error) {
+      this.deps.log.error({ err: error }, "request failed");
       this.metrics.request("error");
       if (!res.headersSent) sendError(res, 500, 500, "Internal Error", "the webapp failed to handle the request");
       else res.destroy();
-    });
-  };
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = req.url ?? "/";
-    if (req.method === "GET" && path === "/v1/health") return this.health(res);
-    if (req.method === "GET" && path === "/metrics") {
-      const body = this.metrics.render(
-        Array.from({ length: this.options.shards }, (_, shard) => this.router.route(shard) ?? { shard, epoch: 0, owner: null }),
-      );
-      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
-      res.end(body);
-      return;
     }
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse, o: ServeOptions): Promise<void> {
+    // Express strips its mount prefix from req.url and keeps the full URL in originalUrl: the
+    // coreapp must see the path the client sent, whatever the mount point.
+    const path = (req as { originalUrl?: string }).originalUrl ?? req.url ?? "/";
+    const own = this.ownRoute(req.method, o.localPath ?? req.url ?? "/", path);
+    if (own === "health") return this.health(res);
+    if (own === "metrics") return this.sendMetrics(res);
     const key = this.options.shardKey ? this.options.shardKey(req) : (req.headers[this.options.shardKeyHeader] as string | undefined);
     if (this.options.shards > 1 && (key === undefined || key === "")) {
       this.metrics.request("bad_request");
       req.resume();
-      return sendError(res, 400, 400, "Missing shard key", `send the shard key in the ${this.options.shardKeyHeader} header`);
+      const details = this.options.shardKey
+        ? "the request carries no shard key (the service's shardKey function found none)"
+        : `send the shard key in the ${this.options.shardKeyHeader} header`;
+      return sendError(res, 400, 400, "Missing shard key", details);
     }
-    let body: Buffer;
-    try {
-      body = await readBody(req, this.options.maxBodyBytes);
-    } catch (error) {
-      if (!(error instanceof BodyTooLargeError)) throw error;
-      this.metrics.request("too_large");
-      return sendError(res, 413, 413, "Request too large", `the body exceeds ${this.options.maxBodyBytes} bytes`, { connection: "close" });
-    }
+    const body = await this.body(req, res, o);
+    if (body === null) return;
+    const headers = forwardableHeaders(req);
+    // A body parser inflated a compressed body: the bytes we forward are no longer encoded.
+    if (o.body !== undefined || body.preRead) delete headers["content-encoding"];
     const shard = this.options.shards > 1 ? shardOf(key!, this.options.shards) : 0;
     const started = performance.now();
-    const result = await this.router.forward({ shard, method: req.method ?? "GET", path, headers: forwardableHeaders(req), body });
+    const result = await this.router.forward({ shard, method: req.method ?? "GET", path, headers, body: body.bytes });
     if (!result.ok) {
       this.metrics.request("no_primary");
       return sendError(res, 503, 1018, "Not Primary Coreapp", result.reason, { "retry-after": "1" });
     }
-    this.metrics.request("ok");
-    this.metrics.forwarded((performance.now() - started) / 1000, result.attempts);
     const { response } = result;
-    res.writeHead(response.status, { ...responseHeaders(response.headers), "content-length": response.body.byteLength });
+    const { [NOT_PRIMARY_HEADER]: marker, ...answerHeaders } = response.headers;
+    // The application's handle() threw: it ran once, and is answered as it is, never sent again.
+    this.metrics.request(marker === String(APP_ERROR_CODE) ? "app_error" : "ok");
+    this.metrics.forwarded((performance.now() - started) / 1000, result.attempts);
+    res.writeHead(response.status, { ...responseHeaders(answerHeaders), "content-length": response.body.byteLength });
     res.end(response.body);
+  }
+
+  /** The webapp's own routes match below the mount point, or at the root when mounted there. */
+  private ownRoute(method: string | undefined, local: string, full: string): "health" | "metrics" | null {
+    if (method !== "GET") return null;
+    for (const url of [local, full]) {
+      const p = url.split("?", 1)[0];
+      if (p === "/v1/health") return "health";
+      if (p === "/metrics") return "metrics";
+    }
+    return null;
+  }
+
+  /** The request body, or null when an error answer was already sent. */
+  private async body(req: IncomingMessage, res: ServerResponse, o: ServeOptions): Promise<{ bytes: Buffer; preRead: boolean } | null> {
+    const limit = this.options.maxBodyBytes;
+    try {
+      const given = o.body === undefined ? preReadBody(req) : typeof o.body === "string" ? Buffer.from(o.body) : Buffer.from(o.body.buffer, o.body.byteOffset, o.body.byteLength);
+      if (given !== undefined && given.byteLength > limit) throw new BodyTooLargeError();
+      if (given !== undefined) return { bytes: given, preRead: true };
+      return { bytes: await readBody(req, limit, this.options.bodyTimeoutMs), preRead: false };
+    } catch (error) {
+      if (error instanceof BodyTooLargeError) {
+        this.metrics.request("too_large");
+        sendError(res, 413, 413, "Request too large", `the body exceeds ${limit} bytes`, { connection: "close" });
+      } else if (error instanceof BodyTimeoutError) {
+        this.metrics.request("body_timeout");
+        sendError(res, 408, 408, "Request Timeout", `the body did not arrive within ${this.options.bodyTimeoutMs} ms`, { connection: "close" });
+      } else if (error instanceof BodyAlreadyParsedError) {
+        this.metrics.request("error");
+        this.deps.log.error({ path: req.url }, `webapp: ${error.message}; cannot forward the original bytes`);
+        const fix =
+          `${error.message}, so its original bytes are gone. Mount the webapp before the body parser, ` +
+          "use multiconnect/express (or pass keepRawBody from it as the parser's verify option), or use express.raw()";
+        sendError(res, 500, 500, "Body already parsed", fix);
+      } else throw error;
+      return null;
+    }
+  }
+
+  private sendMetrics(res: ServerResponse): void {
+    const body = this.metrics.render(
+      Array.from({ length: this.options.shards }, (_, shard) => this.router.route(shard) ?? { shard, epoch: 0, owner: null }),
+    );
+    res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
+    res.end(body);
   }
 
   private async health(res: ServerResponse): Promise<void> {
@@ -135,6 +255,22 @@ export class Webapp implements MulticonnectNode {
     }
   }
 
+  /** The shard map as the router sees it, emitting `"map"` for the shards whose route moved on. */
+  private announcingMapChanges(source: ShardMapStore): ShardMapStore {
+    return {
+      read: () => source.read(),
+      assign: (...args) => source.assign(...args),
+      watch: (onChange, onError) =>
+        source.watch((changed) => {
+          const before = changed.map((a) => this.router.route(a.shard)?.epoch ?? -1);
+          onChange(changed);
+          const moved = changed.filter((a, i) => (this.router.route(a.shard)?.epoch ?? -1) > before[i]!);
+          if (moved.length > 0) this.emit("map", moved);
+        }, onError),
+    };
+  }
+
+  /** Leaves gracefully: stops the liveness beat, closes the own listener, removes its record. */
   async stop(): Promise<void> {
     if (this.stop$.signal.aborted) return;
     this.stop$.abort();
@@ -149,5 +285,10 @@ export class Webapp implements MulticonnectNode {
       });
     }
     await this.deps.store.liveness.remove(this.id).catch(() => {});
+  }
+
+  /** `await using webapp = ...` stops it at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
   }
 }

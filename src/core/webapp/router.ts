@@ -5,8 +5,18 @@ import type { Logger } from "../ports/logger.js";
 import type { ShardAssignment, ShardMapStore, ShardMapWatch } from "../ports/shard-map.js";
 import type { ForwardResponse, Peer, Transport } from "../ports/transport.js";
 
-/** The header a coreapp sets on a response to say "not the primary of that shard at that epoch". */
+/**
+ * The header a coreapp sets on a response that the SDK, not the application, wrote: `1018` says
+ * "not the primary of that shard at that epoch" (nothing ran; the router may retry), and
+ * {@link APP_ERROR_CODE} says "the application's handle() threw" (it ran; never retried).
+ */
 export const NOT_PRIMARY_HEADER = "x-mc-error";
+
+/**
+ * The error code of a 500 answered when the application's `handle()` threw. Outside the model
+ * product's 10xx codes, so a client never mistakes it for 1018 (which means "nothing ran, retry").
+ */
+export const APP_ERROR_CODE = 1500;
 
 export interface RouterOptions {
   readonly shards: number;

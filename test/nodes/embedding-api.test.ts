@@ -1,0 +1,190 @@
+import { mkdtempSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import { connect, type AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseConfig } from "../../src/config/load.js";
+import type { ConfigInput } from "../../src/config/schema.js";
+import type { ShardAssignment } from "../../src/core/ports/shard-map.js";
+import { APP_ERROR_CODE } from "../../src/core/webapp/router.js";
+import { createMaster, createWebapp } from "../../src/nodes/compose.js";
+import type { ClusterStatus } from "../../src/nodes/cluster-status.js";
+import type { Webapp } from "../../src/nodes/webapp.js";
+import { refusedPort } from "../support/blackhole.js";
+import { startEmbeddedCluster, type EmbeddedCluster } from "../support/embedded-cluster.js";
+import { freePort } from "../support/process-cluster.js";
+
+/**
+ * The embedding API as a host service uses it: per-role constructors, a pino logger of the host,
+ * typed events, a webapp served only through the host's node:http server, honest application
+ * errors, and start-up that can be aborted.
+ */
+const lines: Record<string, unknown>[] = [];
+const logger = pino(
+  { level: "info" },
+  new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split("\n")) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  }),
+);
+
+let cluster: EmbeddedCluster;
+let webapp: Webapp;
+let host: Server;
+let base = "";
+let ownPort = 0;
+const mapEvents: ShardAssignment[][] = [];
+
+beforeAll(async () => {
+  cluster = await startEmbeddedCluster({
+    logger,
+    webapp: { body_timeout: "300ms" },
+    handle(req, name) {
+      if (req.path.startsWith("/v1/boom")) throw new Error(`boom in ${name}`);
+      if (req.path.startsWith("/v1/spoof")) return { status: 200, headers: { "X-MC-Error": "1018" }, body: "ran" };
+      return { status: 200, body: `ok from ${name}` };
+    },
+  });
+  ownPort = await freePort();
+  webapp = await createWebapp({ config: cluster.config, port: ownPort, listen: false, logger, shardKey: (req) => req.headers["x-phone"] as string | undefined });
+  webapp.on("map", (changed) => mapEvents.push([...changed]));
+  await webapp.start();
+  host = createServer((req, res) => webapp.handler(req, res));
+  await new Promise<void>((resolve) => host.listen(0, "127.0.0.1", resolve));
+  base = `http://127.0.0.1:${(host.address() as AddressInfo).port}`;
+  await cluster.ready();
+}, 30_000);
+
+afterAll(async () => {
+  await webapp?.stop();
+  host?.close();
+  await cluster?.stop();
+});
+
+describe("application errors", () => {
+  it("a handle() that throws gets 500 with code 1500, no retry-after, runs once, and its stack is logged", async () => {
+    const before = cluster.handled.length;
+    const r = await fetch(`${base}/v1/boom`, { method: "POST", headers: { "x-phone": "+15550001" }, body: "once" });
+    expect(r.status).toBe(500);
+    expect(r.headers.get("retry-after")).toBeNull();
+    expect(r.headers.get("x-mc-error")).toBeNull();
+    const body = (await r.json()) as { errors: { code: number; title: string; details: string }[] };
+    expect(body.errors[0]).toMatchObject({ code: APP_ERROR_CODE, title: "Application Error" });
+    expect(APP_ERROR_CODE).toBe(1500);
+    // The exception's text stays in the log, not in the answer to the client.
+    expect(body.errors[0]!.details).not.toMatch(/boom/);
+    expect(cluster.handled.length - before).toBe(1);
+    const logged = lines.find((l) => l["msg"] === "application handle() threw");
+    expect(logged).toBeDefined();
+    const err = logged!["err"] as { message: string; stack: string };
+    expect(err.message).toMatch(/^boom in c[123]$/);
+    expect(err.stack).toMatch(/embedding-api\.test\.ts/);
+  });
+
+  it("an application header named like the SDK's marker neither reaches the client nor makes the webapp retry", async () => {
+    const before = cluster.handled.length;
+    const r = await fetch(`${base}/v1/spoof`, { method: "POST", headers: { "x-phone": "+15550003" }, body: "x" });
+    expect(r.status).toBe(200);
+    expect(await r.text()).toBe("ran");
+    expect(r.headers.get("x-mc-error")).toBeNull();
+    expect(cluster.handled.length - before).toBe(1);
+  });
+
+  it("GET /metrics counts the application error under its own outcome, not no_primary", async () => {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).toMatch(/multiconnect_requests_total\{outcome="app_error"\} 1/);
+    expect(text).not.toMatch(/outcome="no_primary"/);
+  });
+});
+
+describe("a webapp served only through the host's server", () => {
+  it("forwards through the host's handler and opens no listener of its own", async () => {
+    const r = await fetch(`${base}/v1/messages?to=1`, { method: "POST", headers: { "x-phone": "+15550002" }, body: "hi" });
+    expect(r.status).toBe(200);
+    expect(await r.text()).toMatch(/^ok from c[123]$/);
+    const refused = await new Promise<boolean>((resolve) => {
+      const s = connect(ownPort, "127.0.0.1");
+      s.once("connect", () => (s.destroy(), resolve(false)));
+      s.once("error", () => resolve(true));
+    });
+    expect(refused).toBe(true);
+  });
+
+  it("a missing shard key with a shardKey function gets a 400 that does not name the header", async () => {
+    const r = await fetch(`${base}/v1/messages`, { method: "POST", body: "x" });
+    expect(r.status).toBe(400);
+    const { errors } = (await r.json()) as { errors: { details: string }[] };
+    expect(errors[0]!.details).not.toMatch(/x-shard-key|header/);
+    expect(errors[0]!.details).toMatch(/shardKey function/);
+  });
+
+  it("a client that stalls mid-body gets 408 after body_timeout and nothing reaches a coreapp", async () => {
+    const before = cluster.handled.length;
+    const { port } = host.address() as AddressInfo;
+    const started = performance.now();
+    const answer = await new Promise<string>((resolve, reject) => {
+      const s = connect(port, "127.0.0.1", () => {
+        s.write("POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-phone: 1\r\ncontent-length: 10\r\n\r\nhalf");
+      });
+      let text = "";
+      s.on("data", (d: Buffer) => (text += d.toString()));
+      s.on("close", () => resolve(text));
+      s.on("error", reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(250);
+    expect(cluster.handled.length).toBe(before);
+  });
+
+  it("emits a typed \"map\" event with each shard's route as it moves to a newer epoch", () => {
+    const seen = new Set(mapEvents.flat().map((a) => a.shard));
+    expect([...seen].sort()).toEqual([0, 1]);
+    for (const a of mapEvents.flat()) expect(a.epoch).toBeGreaterThan(0);
+  });
+});
+
+describe("start-up and disposal", () => {
+  it("start({ signal }) stops retrying an unreachable store when the signal aborts", async () => {
+    const config = parseConfig(
+      {
+        cluster_name: "unreachable",
+        secret: "embedded-test-secret-0123456789",
+        store: { backend: "postgres", url: `postgres://postgres@127.0.0.1:${await refusedPort()}/test`, connect_timeout: "200ms" },
+      } satisfies ConfigInput,
+      {},
+    );
+    const master = await createMaster({ config, port: 0, logger: pino({ level: "silent" }) });
+    const started = performance.now();
+    await expect(master.start({ signal: AbortSignal.timeout(500) })).rejects.toMatchObject({ name: "TimeoutError" });
+    expect(performance.now() - started).toBeLessThan(10_000);
+    await master.stop();
+  });
+
+  it("stop() right after start() returns, even while the master lease is still being acquired", async () => {
+    const config = parseConfig(
+      { cluster_name: "quick", secret: "embedded-test-secret-0123456789", store: { backend: "sqlite", path: join(mkdtempSync(join(tmpdir(), "mc-quick-")), "c.db") } } satisfies ConfigInput,
+      {},
+    );
+    const master = await createMaster({ config, port: 0, logger: pino({ level: "silent" }) });
+    await master.start();
+    const started = performance.now();
+    await master[Symbol.asyncDispose]();
+    const ms = performance.now() - started;
+    console.log(`master stopped ${Math.round(ms)} ms after start() returned`);
+    expect(ms).toBeLessThan(10_000);
+  });
+
+  it("[Symbol.asyncDispose]() stops the node: it leaves the cluster's registry", async () => {
+    const extra = await createWebapp({ config: cluster.config, name: "disposable", port: 0, listen: false, logger });
+    await extra.start();
+    const registered = async () => ((await (await fetch(`${base}/v1/health`)).json()) as ClusterStatus).nodes.some((n) => n.id === extra.id);
+    expect(await registered()).toBe(true);
+    await extra[Symbol.asyncDispose]();
+    expect(await registered()).toBe(false);
+  });
+});
