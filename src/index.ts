@@ -15,6 +15,7 @@ export {
   MulticonnectError,
   StoreUnavailableError,
   StoreConfigurationError,
+  SchemaTooNewError,
   ConfigError,
   AuthenticationError,
   TransportUnavailableError,

@@ -4,6 +4,7 @@ import { MysqlStore } from "../../src/adapters/mysql/index.js";
 import { tableNames } from "../../src/adapters/mysql/schema.js";
 import { StoreConfigurationError } from "../../src/core/errors.js";
 import { randomNamespace } from "../support/blackhole.js";
+import { schemaConformance } from "../conformance/schema.suite.js";
 import { storeConformance } from "../conformance/store.suite.js";
 
 /**
@@ -55,6 +56,33 @@ if (process.env.MC_SKIP_MYSQL === "1") {
     } finally {
       await conn.end();
     }
+  });
+
+  const sql = async <T,>(statement: string, values: unknown[] = []): Promise<T> => {
+    const conn = await adminConnection();
+    try {
+      return (await conn.query(statement, values))[0] as T;
+    } finally {
+      await conn.end();
+    }
+  };
+  schemaConformance("mysql", {
+    open: async (namespace) => new MysqlStore({ url, tablePrefix: prefixOf(namespace), pollIntervalMs }),
+    setSchemaVersion: async (namespace, version) => {
+      await sql(`UPDATE \`${namespace}_meta\` SET v = ? WHERE k = 'schema_version'`, [String(version)]);
+    },
+    addUnknown: async (namespace) => {
+      await sql(`CREATE TABLE \`${namespace}_future\` (x INT) ENGINE = InnoDB`);
+    },
+    listRaw: async (namespace) =>
+      (
+        await sql<{ name: string }[]>(
+          `SELECT table_name AS name FROM information_schema.tables
+           WHERE table_schema = DATABASE() AND BINARY LEFT(table_name, CHAR_LENGTH(?)) = BINARY ? ORDER BY name`,
+          [`${namespace}_`, `${namespace}_`],
+        )
+      ).map((r) => String(r.name)),
+    nested: (namespace) => `${namespace}_x`,
   });
 
   storeConformance("mysql", {

@@ -4,6 +4,8 @@ import { RedisStore } from "../../src/adapters/redis/index.js";
 import { StoreUnavailableError } from "../../src/core/errors.js";
 import { MASTER_LEASE } from "../../src/core/ports/leases.js";
 import type { Store } from "../../src/core/ports/store.js";
+import { namespaceKeys } from "../../src/adapters/redis/scripts.js";
+import { schemaConformance } from "../conformance/schema.suite.js";
 import { storeConformance } from "../conformance/store.suite.js";
 import { randomNamespace } from "../support/blackhole.js";
 import { deleteRedisKeys } from "../support/store-cleanup.js";
@@ -49,6 +51,27 @@ if (unreachable) {
         if (killed === 0) throw new Error("setup: no subscriber connection to kill");
       },
     },
+  });
+
+  const withAdmin = async <T,>(fn: (client: Redis) => Promise<T>): Promise<T> => {
+    const client = admin();
+    try {
+      await client.connect();
+      return await fn(client);
+    } finally {
+      client.disconnect();
+    }
+  };
+  schemaConformance("redis", {
+    open: async (namespace) => new RedisStore({ url, keyPrefix: prefixOf(namespace) }),
+    setSchemaVersion: async (namespace, version) => {
+      await withAdmin((c) => c.hset(namespaceKeys(prefixOf(namespace)).incarnation, "v", String(version)));
+    },
+    addUnknown: async (namespace) => {
+      await withAdmin((c) => c.set(`{${prefixOf(namespace)}}future`, "x"));
+    },
+    listRaw: async (namespace) => withAdmin(async (c) => (await c.keys(`{${prefixOf(namespace)}}*`)).sort()),
+    nested: (namespace) => `${namespace}:x`,
   });
 
   describe("redis: adapter specifics", { timeout: 30_000 }, () => {

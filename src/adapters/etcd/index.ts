@@ -1,5 +1,6 @@
 import { SystemClock } from "../../core/clock.js";
-import { ConfigError, StoreConfigurationError } from "../../core/errors.js";
+import { ownedNames } from "../prefix-owned.js";
+import { ConfigError, SchemaTooNewError, StoreConfigurationError } from "../../core/errors.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { Store, StoreCapabilities } from "../../core/ports/store.js";
 import { EtcdClient } from "./client.js";
@@ -47,7 +48,7 @@ export interface EtcdOptions {
 export const etcdCapabilities: StoreCapabilities = { ttlWholeSeconds: true, minTtlMs: 2000, expiryLagMs: 500, ageResolutionMs: 1000 };
 
 /** The schema version this SDK writes; etcd is schemaless, so it only marks the prefix as ours. */
-const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 1;
 
 /** The etcd store: every port over one etcd cluster, under one key prefix. */
 export class EtcdStore implements Store {
@@ -99,11 +100,26 @@ export class EtcdStore implements Store {
       d,
     );
     const found = r.succeeded ? SCHEMA_VERSION : Number(r.results[0]?.[0]?.value);
-    if (!(found <= SCHEMA_VERSION)) {
-      throw new StoreConfigurationError(
-        `${this.client.where}: ${key} says schema ${r.results[0]?.[0]?.value}; this SDK knows up to ${SCHEMA_VERSION}`,
-      );
+    if (!Number.isInteger(found)) {
+      throw new StoreConfigurationError(`${this.client.where}: ${key} holds an unreadable schema version`);
     }
+    if (found > SCHEMA_VERSION) throw new SchemaTooNewError(`${this.client.where} (key ${key})`, found, SCHEMA_VERSION);
+  }
+
+  /** See `Store.purge()`: deletes the prefix's keys in one txn (their etcd leases expire on their own). */
+  async purge(): Promise<string[]> {
+    const d = this.client.deadline(Math.max(this.connectTimeoutMs, this.operationTimeoutMs));
+    const found = await this.client.range(this.keys.prefix, true, d);
+    const mine = ownedNames(found.map((kv) => kv.key), this.keys.prefix, "schema");
+    // One prefix delete when nothing nested is there; otherwise key by key (etcd caps a txn at 128 ops).
+    if (mine.length === found.length) {
+      await this.client.txn([], [{ delete: this.keys.prefix, prefix: true }], [], d);
+    } else {
+      for (let i = 0; i < mine.length; i += 100) {
+        await this.client.txn([], mine.slice(i, i + 100).map((key) => ({ delete: key })), [], d);
+      }
+    }
+    return mine;
   }
 
   async close(): Promise<void> {

@@ -166,5 +166,20 @@ export class MemoryStore implements Store {
     this.storage.check();
   }
 
+  /** Forgets every lease, shard and node; names them as "leases/<name>", "shards/<n>", "nodes/<id>". */
+  async purge(): Promise<string[]> {
+    this.storage.check();
+    const s = this.storage;
+    const removed = [
+      ...[...s.leases.keys()].map((k) => `leases/${k}`),
+      ...[...s.shards.keys()].map((k) => `shards/${k}`),
+      ...[...s.nodes.keys()].map((k) => `nodes/${k}`),
+    ];
+    s.leases.clear();
+    s.shards.clear();
+    s.nodes.clear();
+    return removed.sort();
+  }
+
   async close(): Promise<void> {}
 }

@@ -7,7 +7,7 @@ import { checkTablePrefix } from "../table-prefix.js";
 import { MysqlDb, type MysqlLimits, type MysqlTarget } from "./db.js";
 import { MysqlLeaseStore } from "./leases.js";
 import { MysqlLiveness } from "./liveness.js";
-import { migrate } from "./schema.js";
+import { migrate, purge } from "./schema.js";
 import { MysqlShardMap } from "./shard-map.js";
 
 /**
@@ -89,6 +89,10 @@ export class MysqlStore implements Store {
 
   migrate(): Promise<void> {
     return migrate(this.db, this.limits.operationTimeoutMs);
+  }
+
+  purge(): Promise<string[]> {
+    return purge(this.db, this.limits.operationTimeoutMs);
   }
 
   async close(): Promise<void> {

@@ -8,7 +8,7 @@ import { PgDb } from "./db.js";
 import { describeTarget } from "./errors.js";
 import { PostgresLeaseStore } from "./leases.js";
 import { PostgresLiveness } from "./liveness.js";
-import { migrate } from "./schema.js";
+import { migrate, purge } from "./schema.js";
 import { PostgresShardMap } from "./shard-map.js";
 
 /**
@@ -96,6 +96,10 @@ export class PostgresStore implements Store {
 
   migrate(): Promise<void> {
     return migrate(this.db);
+  }
+
+  purge(): Promise<string[]> {
+    return purge(this.db);
   }
 
   /** Closes every watch, then the pool. Idempotent; bounded by the operation timeout. */

@@ -46,6 +46,10 @@ export class SqliteStore implements Store {
     return this.db.migrate();
   }
 
+  async purge(): Promise<string[]> {
+    return this.db.purge();
+  }
+
   async close(): Promise<void> {
     this.db.close();
   }

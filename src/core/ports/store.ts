@@ -17,6 +17,14 @@ export interface Store {
    * from several nodes at once. Throws `StoreUnavailableError` / `StoreConfigurationError`.
    */
   migrate(): Promise<void>;
+  /**
+   * Removes every table or key whose name starts with this store's prefix — including ones this
+   * SDK version does not know — except those of another cluster nested under a longer prefix, and
+   * returns the names removed, sorted. For `multiconnect reset`: the caller makes sure no node of
+   * the cluster runs. Idempotent (a second call returns []). The store needs `migrate()` again
+   * afterwards. Throws `StoreUnavailableError`.
+   */
+  purge(): Promise<string[]>;
   /** What this backend declares about its timing limits. */
   readonly capabilities: StoreCapabilities;
   /** Closes connections and watchers. Idempotent. */
