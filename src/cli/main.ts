@@ -1,7 +1,11 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from "commander";
 import { MulticonnectError } from "../core/errors.js";
+import { SDK_VERSION } from "../version.js";
 import { devCommand } from "./dev.js";
+import { forgetCommand } from "./forget.js";
+import { resetCommand } from "./reset.js";
+import { supportBundleCommand } from "./support-bundle.js";
 import { startCommand } from "./start.js";
 import { statusCommand } from "./status.js";
 import { switchoverCommand } from "./switchover.js";
@@ -14,6 +18,7 @@ const int = (what: string) => (v: string) => {
 
 const program = new Command("multiconnect")
   .description("High availability for work that only one process may do at a time.")
+  .version(SDK_VERSION)
   .showHelpAfterError();
 
 program
@@ -55,6 +60,31 @@ program
   .option("--to <node>", "the coreapp (name or id) to move it to; any healthy standby if absent")
   .action(async (o) => {
     if (!(await switchoverCommand(o))) process.exitCode = 1;
+  });
+
+program
+  .command("forget")
+  .description("remove a node's record now (refused for a shard's owner, and for a live node without --force)")
+  .argument("<node>", "the node's id, or a name only one record has")
+  .requiredOption("-c, --config <file>", "the cluster's config file")
+  .option("--force", "also remove a live node (it registers again at its next beat)", false)
+  .action(async (node: string, o) => forgetCommand({ ...o, node }));
+
+program
+  .command("reset")
+  .description("remove every table or key under the cluster's prefix (the uninstall); refused while a node is live")
+  .requiredOption("-c, --config <file>", "the cluster's config file")
+  .option("--force", "reset even though nodes are live (they will recreate their records)", false)
+  .action(async (o) => resetCommand(o));
+
+program
+  .command("support-bundle")
+  .description("write one .tar.gz with status, settings, the redacted config, versions, metrics and recent logs")
+  .requiredOption("-c, --config <file>", "the cluster's config file")
+  .option("--logs <dir>", "a folder of log files; the last MiB of each is included")
+  .option("--out <file>", "where to write the archive (default multiconnect-support-<cluster>-<time>.tar.gz)")
+  .action(async (o) => {
+    await supportBundleCommand(o);
   });
 
 program.parseAsync().catch((error: unknown) => {

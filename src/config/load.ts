@@ -12,7 +12,11 @@ export interface Config {
   readonly clusterName: string;
   readonly shards: number;
   readonly secret: string;
+  /** The admin API's bearer token; undefined closes the admin API (every admin call is 401). */
+  readonly adminToken: string | undefined;
   readonly settings: ClusterSettings;
+  /** How long a silent node stays listed (as `down`) before the primary master removes it. */
+  readonly nodeRetentionMs: number;
   readonly store: StoreConfig;
   readonly node: {
     readonly role: Role | undefined;
@@ -24,7 +28,14 @@ export interface Config {
     /** The port other nodes dial when it is not the listen port (a proxy or NAT in between). */
     readonly advertisePort: number | undefined;
   };
-  readonly webapp: { shardKeyHeader: string; maxBodyBytes: number; retryWindowMs: number; forwardTimeoutMs: number };
+  readonly webapp: {
+    shardKeyHeader: string;
+    maxBodyBytes: number;
+    retryWindowMs: number;
+    forwardTimeoutMs: number;
+    /** Requests one webapp forwards to one shard at once; past it the answer is 1016 at once. */
+    maxInflightPerShard: number;
+  };
   readonly coreapp: { drainTimeoutMs: number };
   readonly mediaDir: string | undefined;
   readonly logLevel: "debug" | "info" | "warn" | "error" | "silent";
@@ -60,11 +71,16 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
     heartbeatQuorum: f.settings.heartbeat_quorum,
   };
   validateSettings(settings);
+  if (f.admin_token !== undefined && f.admin_token === f.secret) {
+    throw new ConfigError("admin_token", "must differ from the cluster secret (the secret signs messages between nodes; give operators another token)");
+  }
   return {
     clusterName: f.cluster_name,
     shards: f.shards,
     secret: f.secret,
+    adminToken: f.admin_token,
     settings,
+    nodeRetentionMs: nodeRetention(f.node_retention, settings.dbUnhealthyIntervalMs),
     store,
     node: {
       role: f.node.role,
@@ -79,11 +95,29 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
       maxBodyBytes: f.webapp.max_body_bytes,
       retryWindowMs: f.webapp.retry_window,
       forwardTimeoutMs: f.webapp.forward_timeout,
+      maxInflightPerShard: f.webapp.max_inflight_per_shard,
     },
     coreapp: { drainTimeoutMs: f.coreapp.drain_timeout },
     mediaDir: f.media_dir,
     logLevel: f.log_level,
   };
+}
+
+/** The shortest retention by default: long enough for an operator to see what died. */
+const MIN_DEFAULT_RETENTION_MS = 3_600_000;
+
+/**
+ * `node_retention`, default max(10 × db_unhealthy_interval, 1 h): ten store-detection windows is
+ * far past any pause a live node can come back from, and the hour keeps a dead node visible as
+ * `down` long enough to be noticed. Shorter than 2 × db_unhealthy_interval is refused: a node only
+ * marked down a moment ago (a long GC pause, a store blip) must not lose its record.
+ */
+function nodeRetention(configured: number | undefined, dbUnhealthyIntervalMs: number): number {
+  if (configured === undefined) return Math.max(10 * dbUnhealthyIntervalMs, MIN_DEFAULT_RETENTION_MS);
+  if (configured < 2 * dbUnhealthyIntervalMs) {
+    throw new ConfigError("node_retention", `must be at least 2 × db_unhealthy_interval (${2 * dbUnhealthyIntervalMs} ms), got ${configured} ms`);
+  }
+  return configured;
 }
 
 function parseStore(raw: unknown): StoreConfig {

@@ -1,7 +1,7 @@
 import "reflect-metadata";
 import type { IncomingMessage } from "node:http";
 import { container as rootContainer, type DependencyContainer } from "tsyringe";
-import { HttpTransport } from "../adapters/http/index.js";
+import { HttpTransport, testProtocolOverride } from "../adapters/http/index.js";
 import type { Config } from "../config/load.js";
 import type { Role } from "../config/schema.js";
 import { SystemClock } from "../core/clock.js";
@@ -77,7 +77,7 @@ export async function createNode(o: CreateNodeOptions): Promise<AnyNode> {
   const identity = c.resolve(TOKENS.identity);
   const node: AnyNode =
     role === "master"
-      ? new Master(deps(c), identity, config.shards)
+      ? new Master(deps(c), identity, config.shards, config.nodeRetentionMs)
       : role === "coreapp"
         ? new Coreapp(deps(c), identity, c.resolve(TOKENS.application), config.coreapp.drainTimeoutMs)
         : new Webapp(deps(c), identity, {
@@ -104,6 +104,7 @@ function childContainer(config: Config, logger: Logger): DependencyContainer {
         secret: cfg.secret,
         clusterName: cfg.clusterName,
         maxBodyBytes: cfg.webapp.maxBodyBytes,
+        protocol: testProtocolOverride(),
       });
     },
   });

@@ -3,7 +3,8 @@ import type { LeaseHolder } from "../core/lease-holder.js";
 import { ClusterView } from "../core/master/cluster-view.js";
 import { runElection } from "../core/master/election.js";
 import { HeartbeatMonitor } from "../core/master/heartbeat-monitor.js";
-import { ShardManager, type PromotionEvent } from "../core/master/shard-manager.js";
+import { Membership } from "../core/master/membership.js";
+import { abortOn, ShardManager, type PromotionEvent } from "../core/master/shard-manager.js";
 import type { TransportServer } from "../core/ports/transport.js";
 import { every, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
 
@@ -25,6 +26,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
   private readonly view: ClusterView;
   private readonly monitor: HeartbeatMonitor;
   private readonly manager: ShardManager;
+  private readonly membership: Membership;
   private tenure: LeaseHolder | null = null;
   private server: TransportServer | null = null;
   private loops: Promise<void>[] = [];
@@ -33,6 +35,8 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     private readonly deps: NodeDeps,
     private readonly identity: NodeIdentity,
     shards: number,
+    /** How long a silent node's record is kept (see docs/operations.md); 0 disables pruning. */
+    private readonly nodeRetentionMs: number = 0,
   ) {
     super();
     this.id = identity.id;
@@ -42,6 +46,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     this.deps = { ...deps, log };
     this.view = new ClusterView(store.liveness, clock, timing.evaluateTickMs);
     this.monitor = new HeartbeatMonitor(identity.id, transport, clock, timing.heartbeatIntervalMs, timing.heartbeatTimeoutMs, log);
+    this.membership = new Membership(store.liveness, store.shardMap, log, timing.dbUnhealthyIntervalMs);
     this.manager = new ShardManager(identity.id, shards, store.shardMap, this.view, this.monitor, clock, timing, log, (e) =>
       this.emit("promotion", e),
     );
@@ -84,8 +89,16 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
       await this.deps.store.migrate().catch((e: unknown) => this.deps.log.warn({ err: String(e) }, "migration failed"));
       await this.view.refresh().catch(() => {});
       this.monitor.updatePeers(this.view.all());
+      const tenure = AbortSignal.any([this.stop$.signal, abortOn(holder.lost)]);
+      const pruning =
+        this.nodeRetentionMs > 0
+          ? every(this.deps.clock, this.deps.timing.dbHeartbeatIntervalMs, tenure, this.deps.log, "pruning silent nodes", async () => {
+              await this.membership.prune(this.nodeRetentionMs);
+            })
+          : Promise.resolve();
       await this.manager.run(holder, this.stop$.signal);
       await holder.lost;
+      await pruning;
     } finally {
       this.tenure = null;
       this.emit("role", "secondary_master");
@@ -102,3 +115,4 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     await this.deps.store.liveness.remove(this.id).catch(() => {});
   }
 }
+

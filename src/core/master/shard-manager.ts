@@ -255,7 +255,7 @@ export class ShardManager {
 }
 
 /** An AbortSignal that aborts when `p` settles. */
-function abortOn(p: Promise<unknown>): AbortSignal {
+export function abortOn(p: Promise<unknown>): AbortSignal {
   const c = new AbortController();
   void p.finally(() => c.abort());
   return c.signal;
