@@ -86,6 +86,8 @@ export async function createNode(o: CreateNodeOptions): Promise<AnyNode> {
             maxBodyBytes: config.webapp.maxBodyBytes,
             retryWindowMs: config.webapp.retryWindowMs,
             forwardTimeoutMs: config.webapp.forwardTimeoutMs,
+            maxInflightPerShard: config.webapp.maxInflightPerShard,
+            adminToken: config.adminToken,
             ...(o.shardKey ? { shardKey: o.shardKey } : {}),
           });
   return closingStoreOnStop(node, c);

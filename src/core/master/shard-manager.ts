@@ -1,3 +1,4 @@
+import { NOT_PRIMARY_MASTER } from "../api-errors.js";
 import type { LeaseHolder } from "../lease-holder.js";
 import type { Clock } from "../ports/clock.js";
 import type { Logger } from "../ports/logger.js";
@@ -17,9 +18,6 @@ export interface PromotionEvent {
   readonly reason: string;
 }
 
-/** Error codes of the model product, where they fit. */
-export const NOT_PRIMARY_MASTER = 1017;
-export const NOT_PRIMARY_COREAPP = 1018;
 
 /**
  * The primary master's work while it holds the master lease: load the shard map first, then every
