@@ -4,7 +4,7 @@ import { ShardOwner, type OwnerEvent, type OwnerState } from "../core/coreapp/sh
 import type { ShardMapWatch } from "../core/ports/shard-map.js";
 import type { ForwardRequest, ForwardResponse, TransportServer } from "../core/ports/transport.js";
 import { NOT_PRIMARY_HEADER } from "../core/webapp/router.js";
-import { every, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
+import { every, prepareSchema, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
 
 /** Response headers that tell the client which node and epoch served it. */
 export const SERVED_BY_HEADER = "x-multiconnect-node";
@@ -62,7 +62,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
   async start(): Promise<void> {
     const { store, transport, clock, timing, log } = this.deps;
     const signal = this.stop$.signal;
-    await withRetry(clock, signal, log, "schema migration", () => store.migrate());
+    await prepareSchema(store, clock, signal, log, "coreapp");
     this.server = await transport.listen(this.id, this.identity.listenHost, this.identity.port, {
       heartbeat: () => {
         const s = this.owner.state();

@@ -6,7 +6,7 @@ import { HeartbeatMonitor } from "../core/master/heartbeat-monitor.js";
 import { Membership } from "../core/master/membership.js";
 import { abortOn, ShardManager, type PromotionEvent } from "../core/master/shard-manager.js";
 import type { TransportServer } from "../core/ports/transport.js";
-import { every, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
+import { every, prepareSchema, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
 
 /** Events a master emits: `"role"` (primary_master | secondary_master) and `"promotion"`. */
 export interface MasterEvents {
@@ -59,7 +59,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
   async start(): Promise<void> {
     const { store, transport, clock, timing, log } = this.deps;
     const signal = this.stop$.signal;
-    await withRetry(clock, signal, log, "schema migration", () => store.migrate());
+    await prepareSchema(store, clock, signal, log, "master");
     this.server = await transport.listen(this.id, this.identity.listenHost, this.identity.port, {
       switchover: (_from, command) => this.manager.switchover(this.tenure, command),
     });
@@ -85,7 +85,8 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     this.tenure = holder;
     this.emit("role", "primary_master");
     try {
-      // The primary master upgrades the schema (idempotent), loads the map, then manages shards.
+      // Only the primary master upgrades an older schema (see prepareSchema; idempotent), then
+      // loads the map and manages shards.
       await this.deps.store.migrate().catch((e: unknown) => this.deps.log.warn({ err: String(e) }, "migration failed"));
       await this.view.refresh().catch(() => {});
       this.monitor.updatePeers(this.view.all());

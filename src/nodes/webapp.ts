@@ -6,7 +6,7 @@ import { shardOf } from "../core/hash.js";
 import { InflightLimiter } from "../core/webapp/inflight.js";
 import { Router } from "../core/webapp/router.js";
 import { readClusterStatus } from "./cluster-status.js";
-import { every, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
+import { every, prepareSchema, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
 import { BodyTooLargeError, forwardableHeaders, readBody, responseHeaders, sendError, sendJson } from "./webapp-http.js";
 import { ReservedRoutes } from "./webapp-admin.js";
 import { WebappMetrics } from "./webapp-metrics.js";
@@ -74,7 +74,7 @@ export class Webapp implements MulticonnectNode {
   async start(): Promise<void> {
     const { store, clock, timing, log } = this.deps;
     const signal = this.stop$.signal;
-    await withRetry(clock, signal, log, "schema migration", () => store.migrate());
+    await prepareSchema(store, clock, signal, log, "webapp");
     await withRetry(clock, signal, log, "router start", () => this.router.start());
     const server = createServer({ keepAliveTimeout: 65_000 }, this.handler);
     await new Promise<void>((resolve, reject) => {

@@ -41,8 +41,11 @@ export function schemaConformance(backend: string, options: SchemaConformanceOpt
     it("migrate() refuses a schema recorded by a newer SDK with SchemaTooNewError naming both versions, and writes nothing", async () => {
       const ns = randomNamespace();
       const first = await open(ns);
+      expect(await first.recordedSchemaVersion()).toBeNull();
       await first.migrate();
+      expect(await first.recordedSchemaVersion()).toBe(first.schemaVersion);
       await options.setSchemaVersion(ns, 99);
+      expect(await first.recordedSchemaVersion()).toBe(99);
       const second = await open(ns);
       const error = await second.migrate().catch((e: unknown) => e);
       expect(error).toBeInstanceOf(SchemaTooNewError);
@@ -63,8 +66,10 @@ export function schemaConformance(backend: string, options: SchemaConformanceOpt
       await first.migrate();
       await first.migrate();
       await options.setSchemaVersion(ns, 0);
+      expect(await first.recordedSchemaVersion()).toBe(0);
       await (await open(ns)).migrate();
       await (await open(ns)).migrate();
+      expect(await first.recordedSchemaVersion()).toBe(first.schemaVersion);
     });
 
     it("purge() removes every table or key of the prefix, unknown ones included, returns them, and leaves a nested prefix alone", async () => {

@@ -99,11 +99,25 @@ export class EtcdStore implements Store {
       [{ range: key }],
       d,
     );
-    const found = r.succeeded ? SCHEMA_VERSION : Number(r.results[0]?.[0]?.value);
+    if (r.succeeded) return;
+    const kv = r.results[0]?.[0];
+    const found = Number(kv?.value);
     if (!Number.isInteger(found)) {
       throw new StoreConfigurationError(`${this.client.where}: ${key} holds an unreadable schema version`);
     }
     if (found > SCHEMA_VERSION) throw new SchemaTooNewError(`${this.client.where} (key ${key})`, found, SCHEMA_VERSION);
+    if (found < SCHEMA_VERSION && kv) {
+      // Forward only, and only over the value we read: if another node moved it meanwhile, look again.
+      const w = await this.client.txn([{ key, target: "version", equals: kv.version }], [{ put: { key, value: String(SCHEMA_VERSION) } }], [], d);
+      if (!w.succeeded) await this.migrate();
+    }
+  }
+
+  readonly schemaVersion = SCHEMA_VERSION;
+
+  async recordedSchemaVersion(): Promise<number | null> {
+    const kv = await this.client.get(this.keys.schema, this.client.deadline(Math.max(this.connectTimeoutMs, this.operationTimeoutMs)));
+    return kv === null ? null : Number(kv.value);
   }
 
   /** See `Store.purge()`: deletes the prefix's keys in one txn (their etcd leases expire on their own). */

@@ -162,8 +162,16 @@ export class MemoryStore implements Store {
     this.shardMap = new MemoryShardMap(storage, check);
   }
 
+  /** The memory store has no schema; it reports version 1 as created. */
+  readonly schemaVersion = 1;
+
   async migrate(): Promise<void> {
     this.storage.check();
+  }
+
+  async recordedSchemaVersion(): Promise<number | null> {
+    this.storage.check();
+    return 1;
   }
 
   /** Forgets every lease, shard and node; names them as "leases/<name>", "shards/<n>", "nodes/<id>". */

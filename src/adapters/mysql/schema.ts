@@ -87,6 +87,19 @@ export async function migrate(db: MysqlDb, operationTimeoutMs: number): Promise<
   );
 }
 
+/** See `Store.recordedSchemaVersion()`. */
+export async function recordedVersion(db: MysqlDb): Promise<number | null> {
+  return db.run(async (sql) => {
+    const present = await sql<{ n: number }[]>(
+      "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = DATABASE() AND BINARY table_name = BINARY ?",
+      [`${db.p}meta`],
+    );
+    if (Number(present[0]?.n ?? 0) === 0) return null;
+    const rows = await sql<{ v: string }[]>(`SELECT v FROM ${db.p}meta WHERE k = 'schema_version'`);
+    return rows[0] ? Number(rows[0].v) : 0;
+  });
+}
+
 /** See `Store.purge()`: drops every table of the prefix in the connection's database. */
 export async function purge(db: MysqlDb, operationTimeoutMs: number): Promise<string[]> {
   const p = db.p;

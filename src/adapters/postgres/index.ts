@@ -8,7 +8,7 @@ import { PgDb } from "./db.js";
 import { describeTarget } from "./errors.js";
 import { PostgresLeaseStore } from "./leases.js";
 import { PostgresLiveness } from "./liveness.js";
-import { migrate, purge } from "./schema.js";
+import { migrate, purge, recordedVersion, SCHEMA_VERSION } from "./schema.js";
 import { PostgresShardMap } from "./shard-map.js";
 
 /**
@@ -94,8 +94,14 @@ export class PostgresStore implements Store {
     return describeTarget(this.db.target);
   }
 
+  readonly schemaVersion = SCHEMA_VERSION;
+
   migrate(): Promise<void> {
     return migrate(this.db);
+  }
+
+  recordedSchemaVersion(): Promise<number | null> {
+    return recordedVersion(this.db);
   }
 
   purge(): Promise<string[]> {

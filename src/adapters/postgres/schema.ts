@@ -18,6 +18,16 @@ export function schemaTables(p: string): { meta: string; leases: string; shards:
   return { meta: `"${p}meta"`, leases: `"${p}leases"`, shards: `"${p}shards"`, nodes: `"${p}nodes"` };
 }
 
+/** See `Store.recordedSchemaVersion()`. */
+export async function recordedVersion(db: PgDb): Promise<number | null> {
+  return db.withClient("read schema version", async (client) => {
+    const present = await client.query<{ ok: boolean }>("SELECT to_regclass($1) IS NOT NULL AS ok", [schemaTables(db.p).meta]);
+    if (!present.rows[0]?.ok) return null;
+    const r = await client.query<{ value: string }>(`SELECT value FROM ${schemaTables(db.p).meta} WHERE key = 'schema_version'`);
+    return Number(r.rows[0]?.value ?? 0);
+  });
+}
+
 /** See `Store.purge()`: drops every table of the prefix in the current schema, in one transaction. */
 export async function purge(db: PgDb): Promise<string[]> {
   return db.transaction("purge", async (client) => {

@@ -139,6 +139,13 @@ export class RedisStore implements Store {
     });
   }
 
+  readonly schemaVersion = SCHEMA_VERSION;
+
+  async recordedSchemaVersion(): Promise<number | null> {
+    const v = await this.conn.run((c) => c.hget(namespaceKeys(this.keyPrefix).incarnation, "v"));
+    return v === null ? null : Number(v);
+  }
+
   /** Closes every watch, then the connection. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {

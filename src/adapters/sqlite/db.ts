@@ -87,11 +87,18 @@ export class SqliteDb {
    * something this version does not know). A file without our tables passes.
    */
   private refuseNewerSchema(): void {
-    const exists = this.sql.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(`${this.p}meta`);
-    if (!exists) return;
-    const row = this.sql.prepare(`SELECT value FROM ${this.p}meta WHERE key = 'schema_version'`).get() as { value: string } | undefined;
-    const found = row ? Number(row.value) : 0;
+    const found = this.recordedVersion() ?? 0;
     if (!(found <= SCHEMA_VERSION)) throw new SchemaTooNewError(`sqlite ${this.file} (tables "${this.p}*")`, found, SCHEMA_VERSION);
+  }
+
+  /** The recorded schema version; null without our tables (0 for tables without a version row). */
+  recordedVersion(): number | null {
+    return this.guard(() => {
+      const exists = this.sql.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(`${this.p}meta`);
+      if (!exists) return null;
+      const row = this.sql.prepare(`SELECT value FROM ${this.p}meta WHERE key = 'schema_version'`).get() as { value: string } | undefined;
+      return row ? Number(row.value) : 0;
+    });
   }
 
   /**

@@ -3,6 +3,7 @@ import { checkTablePrefix } from "../table-prefix.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { Store, StoreCapabilities } from "../../core/ports/store.js";
 import { SqliteDb } from "./db.js";
+import { SCHEMA_VERSION } from "./schema.js";
 import { SqliteLeaseStore } from "./leases.js";
 import { SqliteLiveness } from "./liveness.js";
 import { SqliteShardMap } from "./shard-map.js";
@@ -42,8 +43,14 @@ export class SqliteStore implements Store {
     this.shardMap = new SqliteShardMap(this.db, o.clock ?? new SystemClock(), this.capabilities.pollIntervalMs!);
   }
 
+  readonly schemaVersion = SCHEMA_VERSION;
+
   migrate(): Promise<void> {
     return this.db.migrate();
+  }
+
+  async recordedSchemaVersion(): Promise<number | null> {
+    return this.db.recordedVersion();
   }
 
   async purge(): Promise<string[]> {

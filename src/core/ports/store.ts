@@ -17,6 +17,13 @@ export interface Store {
    * from several nodes at once. Throws `StoreUnavailableError` / `StoreConfigurationError`.
    */
   migrate(): Promise<void>;
+  /** The schema version this SDK's adapter writes (and the newest it accepts). */
+  readonly schemaVersion: number;
+  /**
+   * The schema version recorded in the store, or null when no schema was ever created under this
+   * prefix. Reads only. Throws `StoreUnavailableError`.
+   */
+  recordedSchemaVersion(): Promise<number | null>;
   /**
    * Removes every table or key whose name starts with this store's prefix — including ones this
    * SDK version does not know — except those of another cluster nested under a longer prefix, and
