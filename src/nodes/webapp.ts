@@ -2,6 +2,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { API_ERRORS } from "../core/api-errors.js";
+import { StoreUnavailableError } from "../core/errors.js";
+import { ForgetRefusedError, Membership } from "../core/master/membership.js";
 import { shardOf } from "../core/hash.js";
 import { InflightLimiter } from "../core/webapp/inflight.js";
 import { Router } from "../core/webapp/router.js";
@@ -63,7 +65,8 @@ export class Webapp implements MulticonnectNode {
       .add("GET", "/v1/health", (_req, res) => this.health(res))
       .add("GET", "/metrics", (_req, res) => this.renderMetrics(res))
       .add("GET", "/livez", (_req, res) => sendJson(res, 200, { status: "ok" }))
-      .add("GET", "/readyz", (_req, res) => this.ready(res));
+      .add("GET", "/readyz", (_req, res) => this.ready(res))
+      .add("POST", "/v1/admin/forget", (req, res) => this.forget(req, res));
   }
 
   /** The port the webapp listens on (after `start`). */
@@ -153,6 +156,30 @@ export class Webapp implements MulticonnectNode {
     );
     res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
     res.end(body);
+  }
+
+  /** `POST /v1/admin/forget {"node": "<id or name>", "force": false}`: what `multiconnect forget` does. */
+  private async forget(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let input: { node?: unknown; force?: unknown };
+    try {
+      input = JSON.parse((await readBody(req, 4096)).toString("utf8")) as typeof input;
+    } catch {
+      return sendError(res, 400, 400, "Bad request", 'send {"node": "<id or name>", "force": false}');
+    }
+    if (typeof input.node !== "string" || (input.force !== undefined && typeof input.force !== "boolean")) {
+      return sendError(res, 400, 400, "Bad request", 'send {"node": "<id or name>", "force": false}');
+    }
+    const { store, timing, log } = this.deps;
+    try {
+      const removed = await new Membership(store.liveness, store.shardMap, log, timing.dbUnhealthyIntervalMs).forget(input.node, input.force === true);
+      sendJson(res, 200, { removed: removed.id, role: removed.role, name: removed.name });
+    } catch (error) {
+      if (error instanceof ForgetRefusedError) return sendError(res, 409, 409, "Refused", error.message);
+      if (error instanceof StoreUnavailableError) {
+        return sendError(res, 503, API_ERRORS.STORE_UNAVAILABLE.code, API_ERRORS.STORE_UNAVAILABLE.title, error.message);
+      }
+      throw error;
+    }
   }
 
   /** Ready when this webapp knows an owner for every shard (it can route every request). */

@@ -2,6 +2,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SqliteStore } from "../../src/adapters/sqlite/index.js";
 import { parseConfig } from "../../src/config/load.js";
 import type { AppRequest } from "../../src/core/coreapp/application.js";
 import { createNode, type AnyNode } from "../../src/nodes/compose.js";
@@ -65,11 +66,11 @@ afterAll(async () => {
   await Promise.all(nodes.map((n) => n.stop()));
 });
 
-const call = async (method: string, path: string, token?: string) => {
+const call = async (method: string, path: string, token?: string, body = "{}") => {
   const r = await fetch(`${base}${path}`, {
     method,
     headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
-    ...(method === "GET" ? {} : { body: "{}" }),
+    ...(method === "GET" ? {} : { body }),
   });
   const text = await r.text();
   return { status: r.status, text, code: text.startsWith("{") ? (JSON.parse(text) as { errors?: { code: number }[] }).errors?.[0]?.code : undefined };
@@ -116,6 +117,29 @@ describe("webapp: reserved paths and the admin token", () => {
     expect(await call("POST", "/v1/admin/ping", ADMIN_TOKEN)).toMatchObject({ status: 200, text: '{\n  "pong": true\n}' });
     expect(ran).toBe(1);
     expect(() => webapp.reserved.add("GET", "/v2/mine", () => {})).toThrow(/not under a reserved prefix/);
+  });
+});
+
+describe("webapp: POST /v1/admin/forget", () => {
+  it("removes a node only with the token; refuses a shard's owner with 409", async () => {
+    const store = new SqliteStore({ path: join(dir, "cluster.db") });
+    try {
+      await store.liveness.beat({ id: "ghost.1", name: "ghost", role: "coreapp", address: "127.0.0.1:1", meta: {} });
+      const ids = async () => (await store.liveness.list()).map((n) => n.id);
+      const forget = JSON.stringify({ node: "ghost.1", force: true });
+      expect((await call("POST", "/v1/admin/forget", undefined, forget)).status).toBe(401);
+      expect((await call("POST", "/v1/admin/forget", "wrong-token", forget)).status).toBe(403);
+      expect(await ids()).toContain("ghost.1");
+      expect(await call("POST", "/v1/admin/forget", ADMIN_TOKEN, forget)).toMatchObject({ status: 200 });
+      expect(await ids()).not.toContain("ghost.1");
+      const owner = (await store.shardMap.read())[0]!.owner!;
+      const refused = await call("POST", "/v1/admin/forget", ADMIN_TOKEN, JSON.stringify({ node: owner, force: true }));
+      expect(refused.status).toBe(409);
+      expect(refused.text).toContain("owner");
+      expect((await call("POST", "/v1/admin/forget", ADMIN_TOKEN, "not json")).status).toBe(400);
+    } finally {
+      await store.close();
+    }
   });
 });
 
