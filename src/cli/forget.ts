@@ -1,5 +1,5 @@
 import { loadConfigFile } from "../config/load.js";
-import { Membership } from "../core/master/membership.js";
+import { ForgetRefusedError, Membership } from "../core/master/membership.js";
 import { createLogger } from "../nodes/logger.js";
 import { openClusterAccess } from "./cluster-access.js";
 
@@ -11,6 +11,9 @@ export async function forgetCommand(o: { config: string; node: string; force?: b
   const config = loadConfigFile(o.config);
   const access = await openClusterAccess(config);
   try {
+    if ((await access.store.recordedSchemaVersion()) === null) {
+      throw new ForgetRefusedError(`no node ${o.node} is registered: the ${config.store.backend} store holds no cluster (never started, or reset)`);
+    }
     const log = createLogger("info", { cluster: config.clusterName, node: "cli" });
     const membership = new Membership(access.store.liveness, access.store.shardMap, log, access.timing.dbUnhealthyIntervalMs);
     const node = await membership.forget(o.node, o.force === true);

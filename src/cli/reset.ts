@@ -30,12 +30,7 @@ export async function resetCommand(o: { config: string; force?: boolean }): Prom
   }
 }
 
-/** The registered nodes, or none when the schema was never created (nothing to protect). */
+/** The registered nodes, or none when there is no schema (never started, or reset: nothing to protect). */
 async function registeredNodes(store: Store): Promise<NodeStatus[]> {
-  try {
-    return await store.liveness.list();
-  } catch (error) {
-    if (error instanceof StoreConfigurationError) return [];
-    throw error;
-  }
+  return (await store.recordedSchemaVersion()) === null ? [] : store.liveness.list();
 }

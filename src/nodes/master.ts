@@ -6,7 +6,7 @@ import { HeartbeatMonitor } from "../core/master/heartbeat-monitor.js";
 import { Membership } from "../core/master/membership.js";
 import { abortOn, ShardManager, type PromotionEvent } from "../core/master/shard-manager.js";
 import type { TransportServer } from "../core/ports/transport.js";
-import { every, prepareSchema, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
+import { every, prepareSchema, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
 
 /** Events a master emits: `"role"` (primary_master | secondary_master) and `"promotion"`. */
 export interface MasterEvents {
@@ -116,4 +116,3 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     await this.deps.store.liveness.remove(this.id).catch(() => {});
   }
 }
-
