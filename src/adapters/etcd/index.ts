@@ -124,7 +124,7 @@ export class EtcdStore implements Store {
   async purge(): Promise<string[]> {
     const d = this.client.deadline(Math.max(this.connectTimeoutMs, this.operationTimeoutMs));
     const found = await this.client.range(this.keys.prefix, true, d);
-    const mine = ownedNames(found.map((kv) => kv.key), this.keys.prefix, "schema");
+    const mine = ownedNames(found.map((kv) => kv.key), this.keys.prefix, ["schema"]);
     // One prefix delete when nothing nested is there; otherwise key by key (etcd caps a txn at 128 ops).
     if (mine.length === found.length) {
       await this.client.txn([], [{ delete: this.keys.prefix, prefix: true }], [], d);

@@ -143,7 +143,7 @@ export class SqliteDb {
       this.sql
         .transaction(() => {
           const all = this.sql.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[];
-          const mine = ownedNames(all.map((r) => r.name), this.p, "meta");
+          const mine = ownedNames(all.map((r) => r.name), this.p, ["meta", "leases"]);
           for (const name of mine) this.sql.exec(`DROP TABLE "${name.replaceAll('"', '""')}"`);
           return mine;
         })
