@@ -33,6 +33,7 @@ export {
   MulticonnectError,
   StoreUnavailableError,
   StoreConfigurationError,
+  SchemaTooNewError,
   ConfigError,
   AuthenticationError,
   TransportUnavailableError,

@@ -1,4 +1,4 @@
-import { HttpTransport } from "../adapters/http/index.js";
+import { HttpTransport, testProtocolOverride } from "../adapters/http/index.js";
 import type { Config } from "../config/load.js";
 import { SystemClock } from "../core/clock.js";
 import { MASTER_LEASE } from "../core/ports/leases.js";
@@ -19,7 +19,7 @@ export interface ClusterAccess {
 /** Opens the configured store and a transport for an operator command (`status`, `switchover`). */
 export async function openClusterAccess(config: Config): Promise<ClusterAccess> {
   const store = await openStore(config.store, new SystemClock());
-  const transport = new HttpTransport({ nodeId: newNodeId("cli"), secret: config.secret, clusterName: config.clusterName });
+  const transport = new HttpTransport({ nodeId: newNodeId("cli"), secret: config.secret, clusterName: config.clusterName, protocol: testProtocolOverride() });
   return {
     store,
     timing: deriveTiming(config.settings, store.capabilities),

@@ -130,6 +130,8 @@ function devConfig(dir: string, o: DevOptions): string {
     "store:",
     "  backend: sqlite",
     `  path: ${JSON.stringify(join(dir, "cluster.db"))}`,
+    // Killed processes' records stay behind (shown as down); with the dev intervals they go after a minute.
+    o.defaults ? "" : "node_retention: 1m",
     "node:",
     "  listen_host: 127.0.0.1",
     "  external_hostname: 127.0.0.1",

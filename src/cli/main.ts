@@ -1,8 +1,11 @@
 #!/usr/bin/env node
-import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError } from "commander";
 import { MulticonnectError } from "../core/errors.js";
+import { SDK_VERSION } from "../version.js";
 import { devCommand } from "./dev.js";
+import { forgetCommand } from "./forget.js";
+import { resetCommand } from "./reset.js";
+import { supportBundleCommand } from "./support-bundle.js";
 import { startCommand, type StartOptions } from "./start.js";
 import { statusCommand } from "./status.js";
 import { switchoverCommand } from "./switchover.js";
@@ -14,8 +17,6 @@ const int = (what: string) => (v: string) => {
   return n;
 };
 
-/** The installed package's own version: package.json sits two levels above dist/cli/main.js. */
-const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
 
 /**
  * Exit code 2: the configuration cannot work as written (a bad key, a store that refuses us, a
@@ -26,7 +27,7 @@ const CONFIGURATION_CODES = new Set(["config_invalid", "store_misconfigured"]);
 
 const program = new Command("multiconnect")
   .description("High availability for work that only one process may do at a time.")
-  .version(version, "-V, --version", "print the multiconnect version")
+  .version(SDK_VERSION, "-V, --version", "print the multiconnect version")
   .showHelpAfterError();
 
 program
@@ -131,6 +132,31 @@ program
   .option("--limit <n>", "at most this many events (default 50)", int("--limit"))
   .option("--json", "print JSON", false)
   .action(historyCommand);
+
+program
+  .command("forget")
+  .description("remove a node's record now (refused for a shard's owner, and for a live node without --force)")
+  .argument("<node>", "the node's id, or a name only one record has")
+  .requiredOption("-c, --config <file>", "the cluster's config file")
+  .option("--force", "also remove a live node (it registers again at its next beat)", false)
+  .action(async (node: string, o: { config: string; force: boolean }) => forgetCommand({ ...o, node }));
+
+program
+  .command("reset")
+  .description("remove every table or key under the cluster's prefix (the uninstall); refused while a node is live")
+  .requiredOption("-c, --config <file>", "the cluster's config file")
+  .option("--force", "reset even though nodes are live (they will recreate their records)", false)
+  .action(async (o: { config: string; force: boolean }) => resetCommand(o));
+
+program
+  .command("support-bundle")
+  .description("write one .tar.gz with status, settings, the redacted config, versions, metrics and recent logs")
+  .requiredOption("-c, --config <file>", "the cluster's config file")
+  .option("--logs <dir>", "a folder of log files; the last MiB of each is included")
+  .option("--out <file>", "where to write the archive (default multiconnect-support-<cluster>-<time>.tar.gz)")
+  .action(async (o: { config: string; logs?: string; out?: string }) => {
+    await supportBundleCommand(o);
+  });
 
 program.parseAsync().catch((error: unknown) => {
   const known = error instanceof MulticonnectError;

@@ -20,15 +20,16 @@ export function renderStatus(s: ClusterStatus): string {
   const rows = s.nodes.map((n) => [
     n.name,
     n.role,
+    n.state,
     n.gateway_status ?? "",
     n.shard === undefined ? "" : String(n.shard),
     n.epoch === undefined ? "" : String(n.epoch),
     n.address,
-    `${formatMs(n.last_seen_ms)}${n.healthy ? "" : " (stale)"}`,
+    formatMs(n.last_seen_ms),
   ]);
   const shards = s.shards.map((a) => [String(a.shard), a.owner_name ?? a.owner ?? "(none)", String(a.epoch)]);
   return [
-    table(["NODE", "ROLE", "GATEWAY", "SHARD", "EPOCH", "ADDRESS", "LAST SEEN"], rows),
+    table(["NODE", "ROLE", "STATE", "GATEWAY", "SHARD", "EPOCH", "ADDRESS", "LAST SEEN"], rows),
     "",
     table(["SHARD", "PRIMARY COREAPP", "EPOCH"], shards),
     "",

@@ -16,8 +16,12 @@ export interface Config {
   readonly shards: number;
   /** `secret`: authenticates every node-to-node message (at least 16 characters); never logged. */
   readonly secret: string;
-  /** `settings`: the failure-detection intervals (docs/configuration.md). */
+  /** `admin_token`: the admin API's bearer token; undefined closes the admin API (every admin call is 401). */
+  readonly adminToken: string | undefined;
+  /** `settings`: the failure-detection intervals' first values (the cluster document holds the live ones). */
   readonly settings: ClusterSettings;
+  /** `node_retention`: how long a silent node stays listed (as `down`) before the primary master removes it. */
+  readonly nodeRetentionMs: number;
   /** `store`: the backend and its connection options, defaults filled in. */
   readonly store: StoreConfig;
   /** `node`: this process's defaults (each can be overridden when the node is created). */
@@ -51,6 +55,8 @@ export interface Config {
     bodyTimeoutMs: number;
     /** `webapp.listen`: whether a webapp opens its own listener (an embedded one may serve only through its host; default true). */
     listen: boolean;
+    /** `webapp.max_inflight_per_shard`: requests one webapp forwards to one shard at once; past it the answer is 1016 at once (default 256). */
+    maxInflightPerShard: number;
   };
   /** `coreapp`: shard ownership. */
   readonly coreapp: {
@@ -98,11 +104,16 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
     heartbeatQuorum: f.settings.heartbeat_quorum,
   };
   validateSettings(settings);
+  if (f.admin_token !== undefined && f.admin_token === f.secret) {
+    throw new ConfigError("admin_token", "must differ from the cluster secret (the secret signs messages between nodes; give operators another token)");
+  }
   return {
     clusterName: f.cluster_name,
     shards: f.shards,
     secret: f.secret,
+    adminToken: f.admin_token,
     settings,
+    nodeRetentionMs: nodeRetention(f.node_retention, settings.dbUnhealthyIntervalMs),
     store,
     node: {
       role: f.node.role,
@@ -120,11 +131,29 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
       forwardTimeoutMs: f.webapp.forward_timeout,
       bodyTimeoutMs: f.webapp.body_timeout,
       listen: f.webapp.listen,
+      maxInflightPerShard: f.webapp.max_inflight_per_shard,
     },
     coreapp: { drainTimeoutMs: f.coreapp.drain_timeout },
     mediaDir: f.media_dir,
     logLevel: f.log_level,
   };
+}
+
+/** The shortest retention by default: long enough for an operator to see what died. */
+const MIN_DEFAULT_RETENTION_MS = 3_600_000;
+
+/**
+ * `node_retention`, default max(10 × db_unhealthy_interval, 1 h): ten store-detection windows is
+ * far past any pause a live node can come back from, and the hour keeps a dead node visible as
+ * `down` long enough to be noticed. Shorter than 2 × db_unhealthy_interval is refused: a node only
+ * marked down a moment ago (a long GC pause, a store blip) must not lose its record.
+ */
+function nodeRetention(configured: number | undefined, dbUnhealthyIntervalMs: number): number {
+  if (configured === undefined) return Math.max(10 * dbUnhealthyIntervalMs, MIN_DEFAULT_RETENTION_MS);
+  if (configured < 2 * dbUnhealthyIntervalMs) {
+    throw new ConfigError("node_retention", `must be at least 2 × db_unhealthy_interval (${2 * dbUnhealthyIntervalMs} ms), got ${configured} ms`);
+  }
+  return configured;
 }
 
 function parseStore(raw: unknown): StoreConfig {

@@ -94,6 +94,10 @@ export const fileSchema = z.strictObject({
   cluster_name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "must be 1-63 letters, digits, _ . -"),
   shards: z.number().int().min(1).max(1024).default(1),
   secret: z.string().min(16, "must be at least 16 characters (use ${ENV_VAR} to keep it out of the file)"),
+  /** Bearer token of the admin API (`/v1/admin/...`); absent: the admin API is closed. */
+  admin_token: z.string().min(16, "must be at least 16 characters (use ${ENV_VAR} to keep it out of the file)").optional(),
+  /** How long the primary master keeps a silent node's record before removing it. */
+  node_retention: duration.optional(),
   settings: z
     .strictObject({
       heartbeat_interval: duration.default(5_000),
@@ -133,8 +137,17 @@ export const fileSchema = z.strictObject({
       forward_timeout: duration.default(10_000),
       body_timeout: duration.default(10_000),
       listen: z.boolean().default(true),
+      max_inflight_per_shard: z.number().int().min(1).max(100_000).default(256),
     })
-    .default({ shard_key_header: "x-shard-key", max_body_bytes: 1024 * 1024, retry_window: 5_000, forward_timeout: 10_000, body_timeout: 10_000, listen: true }),
+    .default({
+      shard_key_header: "x-shard-key",
+      max_body_bytes: 1024 * 1024,
+      retry_window: 5_000,
+      forward_timeout: 10_000,
+      body_timeout: 10_000,
+      listen: true,
+      max_inflight_per_shard: 256,
+    }),
   coreapp: z.strictObject({ drain_timeout: duration.default(5_000) }).default({ drain_timeout: 5_000 }),
   media_dir: z.string().optional(),
   log_level: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),

@@ -29,8 +29,28 @@ export class StoreUnavailableError extends MulticonnectError {
 
 /** The store refused us for a reason that retrying will not fix (bad credentials, missing database). */
 export class StoreConfigurationError extends MulticonnectError {
-  constructor(message: string, options: { cause?: unknown } = {}) {
-    super("store_misconfigured", message, options);
+  constructor(message: string, options: { cause?: unknown; code?: string } = {}) {
+    super(options.code ?? "store_misconfigured", message, { cause: options.cause });
+  }
+}
+
+/**
+ * The store holds a schema written by a newer SDK than this one. Nothing was written: an older node
+ * must never act on rows whose meaning it does not know. Upgrade this node (see docs/operations.md).
+ */
+export class SchemaTooNewError extends StoreConfigurationError {
+  /** The version the store records. */
+  readonly found: number;
+  /** The newest version this SDK knows. */
+  readonly supported: number;
+  constructor(where: string, found: number, supported: number) {
+    super(
+      `${where}: the store's schema version is ${found}, newer than this SDK's ${supported}; ` +
+        "upgrade this node to an SDK that knows schema " + found + " (see docs/operations.md, rolling upgrade)",
+      { code: "schema_too_new" },
+    );
+    this.found = found;
+    this.supported = supported;
   }
 }
 

@@ -10,8 +10,13 @@ export interface NodeHealth {
   readonly id: string;
   /** The node's name. */
   readonly name: string;
-  /** The node's role; a master's says whether it holds the master lease. */
-  readonly role: "primary_master" | "secondary_master" | "coreapp" | "webapp";
+  /** A master whose record is stale is plain `master` (and `down`): it is no one's secondary. */
+  readonly role: "primary_master" | "secondary_master" | "master" | "coreapp" | "webapp";
+  /**
+   * `down` once the record is older than `db_unhealthy_interval`. A down node stays listed until the
+   * primary master removes it after `node_retention` (or `multiconnect forget`).
+   */
+  readonly state: "up" | "down";
   /** Coreapps: `connected` for a shard's serving primary, `disconnected` otherwise. */
   readonly gateway_status?: "connected" | "disconnected";
   /** Coreapps: the shard it owns or is taking. */
@@ -105,8 +110,8 @@ export async function readClusterStatus(store: Store, timing: Timing, shards: nu
 }
 
 function describe(n: NodeStatus, primary: string | null, map: { shard: number; owner: string | null; epoch: number }[], healthy: boolean): NodeHealth {
-  const base = { id: n.id, name: n.name, address: n.address, last_seen_ms: Math.round(n.ageMs), healthy };
-  if (n.role === "master") return { ...base, role: n.id === primary ? "primary_master" : "secondary_master" };
+  const base = { id: n.id, name: n.name, address: n.address, last_seen_ms: Math.round(n.ageMs), healthy, state: healthy ? ("up" as const) : ("down" as const) };
+  if (n.role === "master") return { ...base, role: n.id === primary ? "primary_master" : healthy ? "secondary_master" : "master" };
   if (n.role === "webapp") return { ...base, role: "webapp" };
   const owned = map.find((a) => a.owner === n.id);
   const serving = !!owned && n.meta["serving"] === true && n.meta["epoch"] === owned.epoch && healthy;

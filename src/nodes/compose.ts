@@ -1,7 +1,7 @@
 import "reflect-metadata";
 import type { IncomingMessage } from "node:http";
 import { container as rootContainer, type DependencyContainer } from "tsyringe";
-import { HttpTransport } from "../adapters/http/index.js";
+import { HttpTransport, testProtocolOverride } from "../adapters/http/index.js";
 import type { Config } from "../config/load.js";
 import type { Role } from "../config/schema.js";
 import { SystemClock } from "../core/clock.js";
@@ -131,13 +131,14 @@ export async function createNode(o: CreateNodeOptions): Promise<AnyNode> {
   const identity = c.resolve(TOKENS.identity);
   const node: AnyNode =
     role === "master"
-      ? new Master(deps(c), identity, config.shards)
+      ? new Master(deps(c), identity, config.shards, config.nodeRetentionMs)
       : role === "coreapp"
         ? new Coreapp(deps(c), identity, c.resolve(TOKENS.application), config.coreapp.drainTimeoutMs, config.node.placement)
         : new Webapp(deps(c), identity, {
             shards: config.shards,
             ...config.webapp,
             listen: o.listen ?? config.webapp.listen,
+            adminToken: config.adminToken,
             ...(o.shardKey ? { shardKey: o.shardKey } : {}),
           });
   return closingStoreOnStop(node, c);
@@ -157,6 +158,7 @@ function childContainer(config: Config, logger: Logger): DependencyContainer {
         clusterName: cfg.clusterName,
         maxBodyBytes: cfg.webapp.maxBodyBytes,
         logger: k.resolve(TOKENS.logger),
+        protocol: testProtocolOverride(),
       });
     },
   });

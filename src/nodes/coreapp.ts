@@ -7,7 +7,7 @@ import type { ShardMapWatch } from "../core/ports/shard-map.js";
 import type { ForwardRequest, ForwardResponse, TransportServer } from "../core/ports/transport.js";
 import { APP_ERROR_CODE, NOT_PRIMARY_HEADER } from "../core/webapp/router.js";
 import { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
-import { every, startFollowing, startSignal, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity, type StartOptions } from "./deps.js";
+import { every, prepareSchema, startFollowing, startSignal, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity, type StartOptions } from "./deps.js";
 
 /** Response header with the name of the coreapp that served the request. */
 export const SERVED_BY_HEADER = "x-multiconnect-node";
@@ -86,7 +86,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
   async start(options: StartOptions = {}): Promise<void> {
     const { store, transport, clock, timing, log } = this.deps;
     const signal = startSignal(this.stop$.signal, options.signal);
-    await withRetry(clock, signal, log, "schema migration", () => store.migrate());
+    await prepareSchema(store, clock, signal, log, "coreapp");
     await startFollowing(this.follower, null);
     this.server = await transport.listen(this.id, this.identity.listenHost, this.identity.port, {
       heartbeat: () => {

@@ -129,3 +129,44 @@ export async function withRetry<T>(clock: Clock, signal: AbortSignal, log: Logge
     }
   }
 }
+
+/** How often a node waiting for the primary master's schema upgrade looks again, and says so. */
+const SCHEMA_WAIT_POLL_MS = 1000;
+const SCHEMA_WAIT_LOG_EVERY_MS = 30_000;
+
+/**
+ * Makes the store's schema usable by this node at start.
+ * - No schema yet (the cluster's first start): any node creates it; creation is idempotent and
+ *   safe when several nodes do it at once, and waiting for a master would only slow a first start.
+ * - The same version: `migrate()` again (idempotent; on SQLite it also clears a previous boot's leases).
+ * - Newer than this SDK: `migrate()` throws `SchemaTooNewError`, naming both versions.
+ * - Older: only the primary master upgrades it (`Master` does, once it holds the lease), so an
+ *   upgrade happens once, under the lease, not in a race of every restarted node. A master returns
+ *   at once; any other role waits, saying so, until the recorded version is this SDK's.
+ */
+export async function prepareSchema(
+  store: Store,
+  clock: Clock,
+  signal: AbortSignal,
+  log: Logger,
+  role: "master" | "coreapp" | "webapp",
+): Promise<void> {
+  let lastSaid = -Infinity;
+  for (;;) {
+    const recorded = await withRetry(clock, signal, log, "schema version", () => store.recordedSchemaVersion());
+    if (recorded === null || recorded >= store.schemaVersion) {
+      await withRetry(clock, signal, log, "schema migration", () => store.migrate());
+      return;
+    }
+    if (role === "master") return;
+    if (clock.now() - lastSaid >= SCHEMA_WAIT_LOG_EVERY_MS) {
+      lastSaid = clock.now();
+      log.info(
+        { recorded, supported: store.schemaVersion },
+        `the store's schema version ${recorded} is older than this SDK's ${store.schemaVersion}; waiting for the primary master to upgrade it`,
+      );
+    }
+    await clock.sleep(SCHEMA_WAIT_POLL_MS, signal);
+    if (signal.aborted) throw new Error("stopped while waiting for the schema upgrade");
+  }
+}

@@ -3,12 +3,13 @@ import type { LeaseHolder } from "../core/lease-holder.js";
 import { ClusterView } from "../core/master/cluster-view.js";
 import { runElection } from "../core/master/election.js";
 import { HeartbeatMonitor } from "../core/master/heartbeat-monitor.js";
-import { ShardManager, type PromotionEvent } from "../core/master/shard-manager.js";
+import { Membership } from "../core/master/membership.js";
+import { abortOn, ShardManager, type PromotionEvent } from "../core/master/shard-manager.js";
 import type { TransportServer } from "../core/ports/transport.js";
 import { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
 import { ControlPlane } from "../core/master/control-plane.js";
 import { settingsOf } from "../core/timing.js";
-import { every, startFollowing, startSignal, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity, type StartOptions } from "./deps.js";
+import { every, prepareSchema, startFollowing, startSignal, type MulticonnectNode, type NodeDeps, type NodeIdentity, type StartOptions } from "./deps.js";
 
 /**
  * Events a master emits: `"role"` when this master becomes the primary master or stops being it,
@@ -36,6 +37,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
   private readonly manager: ShardManager;
   private readonly follower: ClusterDocumentFollower;
   private readonly control: ControlPlane;
+  private readonly membership: Membership;
   private tenure: LeaseHolder | null = null;
   private server: TransportServer | null = null;
   private loops: Promise<void>[] = [];
@@ -44,6 +46,8 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     private readonly deps: NodeDeps,
     private readonly identity: NodeIdentity,
     private readonly shards: number,
+    /** How long a silent node's record is kept (see docs/operations.md); 0 disables pruning. */
+    private readonly nodeRetentionMs: number = 0,
   ) {
     super();
     this.id = identity.id;
@@ -53,6 +57,17 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     this.deps = { ...deps, log };
     this.view = new ClusterView(store.liveness, clock, timing.evaluateTickMs);
     this.monitor = new HeartbeatMonitor(identity.id, transport, clock, timing, log);
+    this.membership = new Membership(store.liveness, store.shardMap, log, timing.dbUnhealthyIntervalMs, (node, cause) => {
+      const lease = this.tenure?.held ? this.tenure.lease : null;
+      if (!lease) return;
+      this.control.record(lease, {
+        type: "node_removed",
+        shard: null,
+        cause: cause.kind === "retention" ? `silent for longer than node_retention (${cause.retentionMs} ms)` : "forgotten by an operator",
+        evidence: { node: node.id, name: node.name, role: node.role, silentMs: Math.round(node.ageMs) },
+        epochs: { master: lease.epoch },
+      });
+    });
     this.follower = new ClusterDocumentFollower(store.clusterDocument, timing, store.capabilities, clock, log);
     // The file's settings, copied before the cluster document may change the live timing.
     const seed = { settings: settingsOf(timing), shardCount: shards };
@@ -85,7 +100,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
   async start(options: StartOptions = {}): Promise<void> {
     const { store, transport, clock, timing, log } = this.deps;
     const signal = startSignal(this.stop$.signal, options.signal);
-    await withRetry(clock, signal, log, "schema migration", () => store.migrate());
+    await prepareSchema(store, clock, signal, log, "master");
     await startFollowing(this.follower, this.shards);
     this.server = await transport.listen(this.id, this.identity.listenHost, this.identity.port, {
       switchover: (_from, command) => this.manager.switchover(this.tenure, command),
@@ -114,17 +129,26 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     this.tenure = holder;
     this.emit("role", "primary_master");
     try {
-      // The primary master upgrades the schema (idempotent), loads the map, then manages shards.
+      // Only the primary master upgrades an older schema (see prepareSchema; idempotent), then
+      // loads the map and manages shards.
       await this.deps.store.migrate().catch((e: unknown) => this.deps.log.warn({ err: String(e) }, "migration failed"));
       this.control.record(holder.lease, { type: "master_elected", shard: null, cause: "acquired the master lease", evidence: { name: this.name }, epochs: { master: holder.lease.epoch } });
       await this.control.ensureDocument(holder.lease).catch((e: unknown) => this.deps.log.warn({ err: String(e) }, "cannot write the cluster document yet"));
       await this.view.refresh().catch(() => {});
       this.monitor.updatePeers(this.view.all());
+      const tenure = AbortSignal.any([this.stop$.signal, abortOn(holder.lost)]);
+      const pruning =
+        this.nodeRetentionMs > 0
+          ? every(this.deps.clock, () => this.deps.timing.dbHeartbeatIntervalMs, tenure, this.deps.log, "pruning silent nodes", async () => {
+              await this.membership.prune(this.nodeRetentionMs);
+            })
+          : Promise.resolve();
       await this.manager.run(holder, this.stop$.signal);
       // stop() may have come while this lease was being acquired, when there was no tenure yet to
       // release: without this, the holder would keep renewing and stop() would wait forever.
       if (this.stop$.signal.aborted) await holder.release();
       await holder.lost;
+      await pruning;
     } finally {
       this.tenure = null;
       this.emit("role", "secondary_master");

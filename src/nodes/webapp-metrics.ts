@@ -8,7 +8,7 @@ export class WebappMetrics {
   private forwardCount = 0;
   private attempts = 0;
 
-  /** Counts one request by outcome ("ok", "no_primary", "bad_request", "too_large", "error"). */
+  /** Counts one request by outcome ("ok", "no_primary", "overloaded", "bad_request", "too_large", "error"). */
   request(outcome: string): void {
     this.outcomes.set(outcome, (this.outcomes.get(outcome) ?? 0) + 1);
   }

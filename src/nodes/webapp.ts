@@ -2,12 +2,26 @@ import { EventEmitter } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
+import { API_ERRORS } from "../core/api-errors.js";
+import { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
+import { StoreUnavailableError } from "../core/errors.js";
 import { shardOf } from "../core/hash.js";
+import { ForgetRefusedError, Membership } from "../core/master/membership.js";
 import type { ShardAssignment, ShardMapStore } from "../core/ports/shard-map.js";
+import { InflightLimiter } from "../core/webapp/inflight.js";
 import { APP_ERROR_CODE, NOT_PRIMARY_HEADER, Router } from "../core/webapp/router.js";
 import { readClusterStatus } from "./cluster-status.js";
-import { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
-import { every, startFollowing, startSignal, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity, type StartOptions } from "./deps.js";
+import {
+  every,
+  prepareSchema,
+  startFollowing,
+  startSignal,
+  withRetry,
+  type MulticonnectNode,
+  type NodeDeps,
+  type NodeIdentity,
+  type StartOptions,
+} from "./deps.js";
 import {
   BodyAlreadyParsedError,
   BodyTimeoutError,
@@ -19,6 +33,7 @@ import {
   sendError,
   sendJson,
 } from "./webapp-http.js";
+import { ReservedRoutes } from "./webapp-admin.js";
 import { WebappMetrics } from "./webapp-metrics.js";
 
 /** How a webapp routes and reads requests (built from the config's `webapp` section). */
@@ -45,6 +60,14 @@ export interface WebappOptions {
    * reached only through its host's routes sets this to false.
    */
   readonly listen: boolean;
+  /**
+   * Requests forwarded to one shard at once (default 256); past it the answer is 1016 System
+   * overloaded at once. Too low refuses bursts a healthy primary could take; too high lets a slow
+   * primary pile up memory and timeouts.
+   */
+  readonly maxInflightPerShard?: number;
+  /** The admin API's bearer token (default none: admin paths answer 401). Never logged. */
+  readonly adminToken?: string | undefined;
   /**
    * When embedded: derives the shard key from the request instead of the header. Returning
    * undefined or "" answers 400 (with more than one shard).
@@ -84,6 +107,9 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
   readonly name: string;
   private readonly router: Router;
   private readonly follower: ClusterDocumentFollower;
+  private readonly inflight: InflightLimiter;
+  /** The SDK's reserved paths (webapp-admin.ts): health, metrics, probes, the admin API. */
+  readonly reserved: ReservedRoutes;
   private readonly metrics = new WebappMetrics();
   private readonly stop$ = new AbortController();
   private server: Server | null = null;
@@ -101,6 +127,13 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     this.deps = { ...deps, log: deps.log.child({ node: identity.name }) };
     this.router = new Router(this.announcingMapChanges(deps.store.shardMap), deps.store.liveness, deps.transport, deps.clock, options, this.deps.log);
     this.follower = new ClusterDocumentFollower(deps.store.clusterDocument, deps.timing, deps.store.capabilities, deps.clock, this.deps.log);
+    this.inflight = new InflightLimiter(options.maxInflightPerShard ?? 256);
+    this.reserved = new ReservedRoutes(options.adminToken)
+      .add("GET", "/v1/health", (_req, res) => this.health(res))
+      .add("GET", "/metrics", (_req, res) => this.sendMetrics(res))
+      .add("GET", "/livez", (_req, res) => sendJson(res, 200, { status: "ok" }))
+      .add("GET", "/readyz", (_req, res) => this.ready(res))
+      .add("POST", "/v1/admin/forget", (req, res) => this.forget(req, res));
   }
 
   /** The largest request body this webapp forwards (`webapp.max_body_bytes`). */
@@ -121,7 +154,7 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
   async start(options: StartOptions = {}): Promise<void> {
     const { store, clock, timing, log } = this.deps;
     const signal = startSignal(this.stop$.signal, options.signal);
-    await withRetry(clock, signal, log, "schema migration", () => store.migrate());
+    await prepareSchema(store, clock, signal, log, "webapp");
     await startFollowing(this.follower, this.options.shards);
     await withRetry(clock, signal, log, "router start", () => this.router.start());
     signal.throwIfAborted();
@@ -167,9 +200,9 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     // Express strips its mount prefix from req.url and keeps the full URL in originalUrl: the
     // coreapp must see the path the client sent, whatever the mount point.
     const path = (req as { originalUrl?: string }).originalUrl ?? req.url ?? "/";
-    const own = this.ownRoute(req.method, o.localPath ?? req.url ?? "/", path);
-    if (own === "health") return this.health(res);
-    if (own === "metrics") return this.sendMetrics(res);
+    // The SDK's own paths answer below the mount point, or at the root when mounted there.
+    if (await this.reserved.handle(req, res, o.localPath ?? req.url ?? "/")) return;
+    if (path !== req.url && (await this.reserved.handle(req, res, path))) return;
     const key = this.options.shardKey ? this.options.shardKey(req) : (req.headers[this.options.shardKeyHeader] as string | undefined);
     if (this.options.shards > 1 && (key === undefined || key === "")) {
       this.metrics.request("bad_request");
@@ -185,11 +218,18 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     // A body parser inflated a compressed body: the bytes we forward are no longer encoded.
     if (o.body !== undefined || body.preRead) delete headers["content-encoding"];
     const shard = this.options.shards > 1 ? shardOf(key!, this.options.shards) : 0;
+    const release = this.inflight.tryAcquire(shard);
+    if (!release) {
+      this.metrics.request("overloaded");
+      const { code, title } = API_ERRORS.SYSTEM_OVERLOADED;
+      return sendError(res, 503, code, title, `${this.inflight.maxPerShard} requests to shard ${shard} are already in flight on this webapp`, { "retry-after": "1" });
+    }
     const started = performance.now();
-    const result = await this.router.forward({ shard, method: req.method ?? "GET", path, headers, body: body.bytes });
+    const result = await this.router.forward({ shard, method: req.method ?? "GET", path, headers, body: body.bytes }).finally(release);
     if (!result.ok) {
       this.metrics.request("no_primary");
-      return sendError(res, 503, 1018, "Not Primary Coreapp", result.reason, { "retry-after": "1" });
+      const { code, title } = API_ERRORS.NOT_PRIMARY_COREAPP;
+      return sendError(res, 503, code, title, result.reason, { "retry-after": "1" });
     }
     const { response } = result;
     const { [NOT_PRIMARY_HEADER]: marker, ...answerHeaders } = response.headers;
@@ -198,17 +238,6 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     this.metrics.forwarded((performance.now() - started) / 1000, result.attempts);
     res.writeHead(response.status, { ...responseHeaders(answerHeaders), "content-length": response.body.byteLength });
     res.end(response.body);
-  }
-
-  /** The webapp's own routes match below the mount point, or at the root when mounted there. */
-  private ownRoute(method: string | undefined, local: string, full: string): "health" | "metrics" | null {
-    if (method !== "GET") return null;
-    for (const url of [local, full]) {
-      const p = url.split("?", 1)[0];
-      if (p === "/v1/health") return "health";
-      if (p === "/metrics") return "metrics";
-    }
-    return null;
   }
 
   /** The request body, or null when an error answer was already sent. */
@@ -251,8 +280,39 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
       const status = await readClusterStatus(this.deps.store, this.deps.timing, this.options.shards);
       sendJson(res, 200, status);
     } catch (error) {
-      sendError(res, 503, 1016, "Store unavailable", (error as Error).message);
+      sendError(res, 503, API_ERRORS.STORE_UNAVAILABLE.code, API_ERRORS.STORE_UNAVAILABLE.title, (error as Error).message);
     }
+  }
+
+  /** `POST /v1/admin/forget {"node": "<id or name>", "force": false}`: what `multiconnect forget` does. */
+  private async forget(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let input: { node?: unknown; force?: unknown };
+    try {
+      input = JSON.parse((await readBody(req, 4096, this.options.bodyTimeoutMs)).toString("utf8")) as typeof input;
+    } catch {
+      return sendError(res, 400, 400, "Bad request", 'send {"node": "<id or name>", "force": false}');
+    }
+    if (typeof input.node !== "string" || (input.force !== undefined && typeof input.force !== "boolean")) {
+      return sendError(res, 400, 400, "Bad request", 'send {"node": "<id or name>", "force": false}');
+    }
+    const { store, timing, log } = this.deps;
+    try {
+      const removed = await new Membership(store.liveness, store.shardMap, log, timing.dbUnhealthyIntervalMs).forget(input.node, input.force === true);
+      sendJson(res, 200, { removed: removed.id, role: removed.role, name: removed.name });
+    } catch (error) {
+      if (error instanceof ForgetRefusedError) return sendError(res, 409, 409, "Refused", error.message);
+      if (error instanceof StoreUnavailableError) {
+        return sendError(res, 503, API_ERRORS.STORE_UNAVAILABLE.code, API_ERRORS.STORE_UNAVAILABLE.title, error.message);
+      }
+      throw error;
+    }
+  }
+
+  /** Ready when this webapp knows an owner for every shard (it can route every request). */
+  private ready(res: ServerResponse): void {
+    const unrouted = Array.from({ length: this.options.shards }, (_, shard) => shard).filter((s) => !this.router.route(s)?.owner);
+    if (unrouted.length === 0) sendJson(res, 200, { status: "ready" });
+    else sendJson(res, 503, { status: "not_ready", shards_without_owner: unrouted });
   }
 
   /** The shard map as the router sees it, emitting `"map"` for the shards whose route moved on. */

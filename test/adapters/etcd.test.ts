@@ -3,6 +3,7 @@ import { EtcdClient } from "../../src/adapters/etcd/client.js";
 import { EtcdStore, etcdCapabilities } from "../../src/adapters/etcd/index.js";
 import { ConfigError } from "../../src/core/errors.js";
 import { controlConformance } from "../conformance/control.suite.js";
+import { schemaConformance } from "../conformance/schema.suite.js";
 import { storeConformance } from "../conformance/store.suite.js";
 import { randomNamespace, refusedPort } from "../support/blackhole.js";
 import { deleteEtcdPrefix } from "../support/store-cleanup.js";
@@ -150,5 +151,29 @@ if (skip) {
           connectTimeoutMs: operationTimeoutMs,
         }),
     },
+  });
+  const withClient = async <T,>(fn: (c: EtcdClient) => Promise<T>): Promise<T> => {
+    const client = new EtcdClient({ hosts, operationTimeoutMs: 5000, connectTimeoutMs: 5000 });
+    try {
+      return await fn(client);
+    } finally {
+      client.close();
+    }
+  };
+  schemaConformance("etcd", {
+    open: async (namespace) => {
+      const keyPrefix = `${ROOT}${namespace}/`;
+      used.add(keyPrefix);
+      return new EtcdStore({ hosts, keyPrefix });
+    },
+    setSchemaVersion: async (namespace, version) => {
+      await withClient((c) => c.put(`${ROOT}${namespace}/schema`, String(version), "0", c.deadline()));
+    },
+    addUnknown: async (namespace) => {
+      await withClient((c) => c.put(`${ROOT}${namespace}/future/1`, "x", "0", c.deadline()));
+    },
+    listRaw: async (namespace) =>
+      withClient(async (c) => (await c.range(`${ROOT}${namespace}/`, true, c.deadline())).map((kv) => kv.key).sort()),
+    nested: (namespace) => `${namespace}/x`,
   });
 }

@@ -5,6 +5,7 @@ import { tableNames } from "../../src/adapters/mysql/schema.js";
 import { StoreConfigurationError } from "../../src/core/errors.js";
 import { randomNamespace } from "../support/blackhole.js";
 import { controlConformance } from "../conformance/control.suite.js";
+import { schemaConformance } from "../conformance/schema.suite.js";
 import { storeConformance } from "../conformance/store.suite.js";
 
 /**
@@ -60,6 +61,32 @@ if (process.env.MC_SKIP_MYSQL === "1") {
 
   const openAt = async (namespace: string, host: string, port: number, operationTimeoutMs: number) =>
     new MysqlStore({ host, port, user: "root", database: "test", tablePrefix: prefixOf(namespace), operationTimeoutMs });
+  const sql = async <T,>(statement: string, values: unknown[] = []): Promise<T> => {
+    const conn = await adminConnection();
+    try {
+      return (await conn.query(statement, values))[0] as T;
+    } finally {
+      await conn.end();
+    }
+  };
+  schemaConformance("mysql", {
+    open: async (namespace) => new MysqlStore({ url, tablePrefix: prefixOf(namespace), pollIntervalMs }),
+    setSchemaVersion: async (namespace, version) => {
+      await sql(`UPDATE \`${namespace}_meta\` SET v = ? WHERE k = 'schema_version'`, [String(version)]);
+    },
+    addUnknown: async (namespace) => {
+      await sql(`CREATE TABLE \`${namespace}_future\` (x INT) ENGINE = InnoDB`);
+    },
+    listRaw: async (namespace) =>
+      (
+        await sql<{ name: string }[]>(
+          `SELECT table_name AS name FROM information_schema.tables
+           WHERE table_schema = DATABASE() AND BINARY LEFT(table_name, CHAR_LENGTH(?)) = BINARY ? ORDER BY name`,
+          [`${namespace}_`, `${namespace}_`],
+        )
+      ).map((r) => String(r.name)),
+    nested: (namespace) => `${namespace}_x`,
+  });
 
   storeConformance("mysql", {
     open: async (namespace) => new MysqlStore({ url, tablePrefix: prefixOf(namespace), pollIntervalMs }),

@@ -9,6 +9,7 @@ import type { ShardAssignment } from "../../src/core/ports/shard-map.js";
 import type { Store } from "../../src/core/ports/store.js";
 import { randomNamespace } from "../support/blackhole.js";
 import { controlConformance } from "../conformance/control.suite.js";
+import { schemaConformance } from "../conformance/schema.suite.js";
 import { storeConformance } from "../conformance/store.suite.js";
 
 /**
@@ -103,6 +104,25 @@ function registerTests(): void {
         if (r.rowCount === 0) throw new Error("interruptNotifications: no LISTEN connection found to terminate");
       },
     },
+  });
+
+  schemaConformance("postgres", {
+    open: async (namespace) => open(namespace),
+    setSchemaVersion: async (namespace, version) => {
+      await admin((c) => c.query(`UPDATE "${namespace}_meta" SET value = $1 WHERE key = 'schema_version'`, [String(version)]));
+    },
+    addUnknown: async (namespace) => {
+      await admin((c) => c.query(`CREATE TABLE "${namespace}_future" (x integer)`));
+    },
+    listRaw: async (namespace) =>
+      admin(async (c) => {
+        const r = await c.query<{ name: string }>(
+          "SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema() AND starts_with(tablename, $1) ORDER BY tablename",
+          [`${namespace}_`],
+        );
+        return r.rows.map((row) => row.name);
+      }),
+    nested: (namespace) => `${namespace}_x`,
   });
 
   describe("postgres: notifications", () => {

@@ -5,6 +5,8 @@ import { StoreUnavailableError } from "../../src/core/errors.js";
 import { MASTER_LEASE } from "../../src/core/ports/leases.js";
 import type { Store } from "../../src/core/ports/store.js";
 import { controlConformance } from "../conformance/control.suite.js";
+import { namespaceKeys } from "../../src/adapters/redis/scripts.js";
+import { schemaConformance } from "../conformance/schema.suite.js";
 import { storeConformance } from "../conformance/store.suite.js";
 import { randomNamespace } from "../support/blackhole.js";
 import { deleteRedisKeys } from "../support/store-cleanup.js";
@@ -59,6 +61,26 @@ if (unreachable) {
       openAt: async (namespace, host, port, operationTimeoutMs) =>
         new RedisStore({ host, port, keyPrefix: prefixOf(namespace), operationTimeoutMs, connectTimeoutMs: operationTimeoutMs }),
     },
+  });
+  const withAdmin = async <T,>(fn: (client: Redis) => Promise<T>): Promise<T> => {
+    const client = admin();
+    try {
+      await client.connect();
+      return await fn(client);
+    } finally {
+      client.disconnect();
+    }
+  };
+  schemaConformance("redis", {
+    open: async (namespace) => new RedisStore({ url, keyPrefix: prefixOf(namespace) }),
+    setSchemaVersion: async (namespace, version) => {
+      await withAdmin((c) => c.hset(namespaceKeys(prefixOf(namespace)).incarnation, "v", String(version)));
+    },
+    addUnknown: async (namespace) => {
+      await withAdmin((c) => c.set(`{${prefixOf(namespace)}}future`, "x"));
+    },
+    listRaw: async (namespace) => withAdmin(async (c) => (await c.keys(`{${prefixOf(namespace)}}*`)).sort()),
+    nested: (namespace) => `${namespace}:x`,
   });
 
   describe("redis: adapter specifics", { timeout: 30_000 }, () => {

@@ -81,6 +81,8 @@ export interface ClusterOptions {
   settings?: Record<string, string>;
   masters?: number;
   coreapps?: number;
+  /** More top-level keys of the config file (e.g. `admin_token`, `node_retention`). */
+  extraConfig?: Record<string, unknown>;
 }
 
 /** Short intervals for process-level tests: failover in about 1.5 s. */
@@ -117,6 +119,7 @@ export class ProcessCluster {
         store: o.store,
         node: { listen_host: "127.0.0.1", external_hostname: "127.0.0.1" },
         log_level: "info",
+        ...o.extraConfig,
       }),
     );
     this.webappPort = await freePort();
@@ -125,11 +128,12 @@ export class ProcessCluster {
     this.spawn("webapp", "webapp-1", this.webappPort);
   }
 
-  spawn(role: ProcessNode["role"], name: string, port: number): ProcessNode {
+  /** Starts one node process; `env` adds to the harness's environment (e.g. MULTICONNECT_TEST_PROTOCOL). */
+  spawn(role: ProcessNode["role"], name: string, port: number, env: Record<string, string> = {}): ProcessNode {
     const log = openSync(join(this.dir, `${name}.log`), "a");
     const child = spawn(process.execPath, [CLI, "start", "--config", this.config, "--role", role, "--name", name, "--port", String(port)], {
       stdio: ["ignore", log, log],
-      env: { ...process.env, MC_EVENT_LOG: this.eventLog },
+      env: { ...process.env, MC_EVENT_LOG: this.eventLog, ...env },
     });
     const node = { name, role, child };
     this.nodes.push(node);
@@ -140,6 +144,14 @@ export class ProcessCluster {
     const n = this.nodes.find((x) => x.name === name && x.child.exitCode === null && x.child.signalCode === null);
     if (!n) throw new Error(`no running node ${name}`);
     return n;
+  }
+
+  /** Stops a node gracefully (SIGTERM) and waits for it to exit. */
+  async stopNode(name: string): Promise<void> {
+    const n = this.node(name);
+    const exited = new Promise((r) => n.child.once("exit", r));
+    n.child.kill("SIGTERM");
+    await Promise.race([exited, sleep(10_000)]);
   }
 
   kill9(name: string): void {

@@ -1,5 +1,6 @@
 import { SystemClock } from "../../core/clock.js";
-import { ConfigError, StoreConfigurationError } from "../../core/errors.js";
+import { ownedNames } from "../prefix-owned.js";
+import { ConfigError, SchemaTooNewError, StoreConfigurationError } from "../../core/errors.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { Store, StoreCapabilities } from "../../core/ports/store.js";
 import { EtcdClient } from "./client.js";
@@ -63,7 +64,7 @@ export const etcdCapabilities: StoreCapabilities = {
  * Version 2 adds the control plane's keys (`cluster`, `history-seq`, `history/`), created on first
  * write.
  */
-const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 2;
 
 /** The etcd store: every port over one etcd cluster, under one key prefix. */
 export class EtcdStore implements Store {
@@ -118,12 +119,41 @@ export class EtcdStore implements Store {
       [{ range: key }],
       d,
     );
-    const found = r.succeeded ? SCHEMA_VERSION : Number(r.results[0]?.[0]?.value);
-    if (!(found <= SCHEMA_VERSION)) {
-      throw new StoreConfigurationError(
-        `${this.client.where}: ${key} says schema ${r.results[0]?.[0]?.value}; this SDK knows up to ${SCHEMA_VERSION}`,
-      );
+    if (r.succeeded) return;
+    const kv = r.results[0]?.[0];
+    const found = Number(kv?.value);
+    if (!Number.isInteger(found)) {
+      throw new StoreConfigurationError(`${this.client.where}: ${key} holds an unreadable schema version`);
     }
+    if (found > SCHEMA_VERSION) throw new SchemaTooNewError(`${this.client.where} (key ${key})`, found, SCHEMA_VERSION);
+    if (found < SCHEMA_VERSION && kv) {
+      // Forward only, and only over the value we read: if another node moved it meanwhile, look again.
+      const w = await this.client.txn([{ key, target: "version", equals: kv.version }], [{ put: { key, value: String(SCHEMA_VERSION) } }], [], d);
+      if (!w.succeeded) await this.migrate();
+    }
+  }
+
+  readonly schemaVersion = SCHEMA_VERSION;
+
+  async recordedSchemaVersion(): Promise<number | null> {
+    const kv = await this.client.get(this.keys.schema, this.client.deadline(Math.max(this.connectTimeoutMs, this.operationTimeoutMs)));
+    return kv === null ? null : Number(kv.value);
+  }
+
+  /** See `Store.purge()`: deletes the prefix's keys in one txn (their etcd leases expire on their own). */
+  async purge(): Promise<string[]> {
+    const d = this.client.deadline(Math.max(this.connectTimeoutMs, this.operationTimeoutMs));
+    const found = await this.client.range(this.keys.prefix, true, d);
+    const mine = ownedNames(found.map((kv) => kv.key), this.keys.prefix, ["schema"]);
+    // One prefix delete when nothing nested is there; otherwise key by key (etcd caps a txn at 128 ops).
+    if (mine.length === found.length) {
+      await this.client.txn([], [{ delete: this.keys.prefix, prefix: true }], [], d);
+    } else {
+      for (let i = 0; i < mine.length; i += 100) {
+        await this.client.txn([], mine.slice(i, i + 100).map((key) => ({ delete: key })), [], d);
+      }
+    }
+    return mine;
   }
 
   async close(): Promise<void> {

@@ -10,8 +10,20 @@ import { Pool, type Dispatcher } from "undici";
 import { ConfigError, TransportUnavailableError } from "../../core/errors.js";
 import type { Peer } from "../../core/ports/transport.js";
 import { signatureMatches, signReply, signRequest } from "./auth.js";
-import { badReplyError, CallTimeout, mapCallError, refusalError, ReplyTooLarge } from "./errors.js";
-import { H, isNodeId, MalformedMessage, PATHS, refusalReason, type ForwardFields, type MessageKind } from "./wire.js";
+import { badReplyError, CallTimeout, mapCallError, ProtocolMismatchError, refusalError, ReplyTooLarge } from "./errors.js";
+import {
+  describeProtocol,
+  H,
+  isNodeId,
+  MalformedMessage,
+  parseProtocol,
+  PATHS,
+  protocolsOverlap,
+  refusalReason,
+  type ForwardFields,
+  type MessageKind,
+  type ProtocolRange,
+} from "./wire.js";
 
 /** Settings of the sending side. */
 export interface ClientOptions {
@@ -23,6 +35,8 @@ export interface ClientOptions {
   readonly keepAliveMs: number;
   /** Pools kept at once; past this the oldest pool is closed (peers that moved leave stale ones). */
   readonly maxPeers: number;
+  /** The protocol versions this node speaks (wire.PROTOCOL unless a test overrides it). */
+  readonly protocol: ProtocolRange;
 }
 
 /** A verified 200 reply. */
@@ -126,7 +140,8 @@ export class TransportClient {
     this.seqs.set(to.id, next);
     const seq = String(next);
     const sig = signRequest(this.key, { kind, from: this.self, to: to.id, seq, ...fwd, body });
-    const headers = [H.from, this.self, H.to, to.id, H.seq, seq, H.sig, sig];
+    const { protocol } = this.o;
+    const headers = [H.from, this.self, H.to, to.id, H.seq, seq, H.sig, sig, H.proto, String(protocol.version), H.protoMin, String(protocol.min)];
     if (kind === "forward") headers.push(H.shard, fwd.shard, H.epoch, fwd.epoch, H.method, fwd.method, H.path, fwd.path, H.headers, fwd.headers);
 
     let reply: ReplyCollector;
@@ -144,6 +159,11 @@ export class TransportClient {
     }
 
     if (reply.status !== 200) throw refusalError(reply.status, refusalReason(reply.body), kind, to.address);
+    // A receiver older than versioning does not check: the client does, on the reply.
+    const theirs = parseProtocol(reply.headers[H.proto], reply.headers[H.protoMin]);
+    if (theirs !== undefined && !protocolsOverlap(theirs, protocol)) {
+      throw new ProtocolMismatchError(`${kind} to ${to.address}: peer speaks ${describeProtocol(theirs)}, this node ${describeProtocol(protocol)}`);
+    }
     const replyBody = reply.body;
     const status = headerText(reply.headers[H.status]);
     const replyHeaders = headerText(reply.headers[H.headers]);

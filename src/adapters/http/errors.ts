@@ -82,10 +82,21 @@ function networkCode(error: unknown): string | undefined {
   return cause === undefined || cause === error ? undefined : networkCode(cause);
 }
 
+/**
+ * Two nodes have no protocol version in common (a rolling upgrade skipped a step, or a node was
+ * left behind). The message names both ranges. Not retryable; the receiver ran nothing.
+ */
+export class ProtocolMismatchError extends MulticonnectError {
+  constructor(detail: string) {
+    super("protocol_mismatch", `transport: ${detail}; upgrade the older node (see docs/operations.md, rolling upgrade)`);
+  }
+}
+
 /** The error for a refusal status from the peer (anything but 200). */
 export function refusalError(status: number, reason: string, kind: MessageKind, address: string): Error {
   const what = `transport: ${kind} to ${address}`;
   if (status === 401) return new AuthenticationError(`${kind} to ${address} rejected: ${reason}`, { refusedByReceiver: true });
+  if (status === 426) return new ProtocolMismatchError(`${kind} to ${address} refused: ${reason}`);
   // The peer is up but failing, or something in between is: worth trying again later.
   if (status >= 500 && status !== 501) return new TransportUnavailableError(`${what}: peer answered ${status} (${reason})`);
   // 400, 404, 413, 501: trying again will not help; a version or configuration mismatch.

@@ -61,6 +61,8 @@ export interface HttpTransportOptions {
   /** Monotonic time for replay-table idleness (default the system clock). */
   readonly clock?: Clock;
   readonly logger?: Logger;
+  /** The protocol versions to speak (default wire.PROTOCOL). For tests of mixed-version clusters only. */
+  readonly protocol?: wire.ProtocolRange;
 }
 
 /** Idle pooled sockets are closed by the client after this... */
@@ -84,6 +86,7 @@ export class HttpTransport implements Transport {
       maxReplyBytes: positiveInt(o.maxReplyBytes ?? 64 * MIB, "transport.max_reply_bytes"),
       keepAliveMs: CLIENT_KEEP_ALIVE_MS,
       maxPeers: 1024,
+      protocol: o.protocol ?? wire.PROTOCOL,
     });
     this.server = {
       key,
@@ -91,6 +94,7 @@ export class HttpTransport implements Transport {
       keepAliveMs: SERVER_KEEP_ALIVE_MS,
       replay: { maxSenders: o.replayMaxSenders, idleMs: o.replayIdleMs, clock: o.clock ?? new SystemClock() },
       logger: o.logger ?? silentLogger,
+      protocol: o.protocol ?? wire.PROTOCOL,
     };
   }
 
@@ -167,3 +171,20 @@ function uintText(value: number, what: string): string {
 export { deriveTransportKey, signReply, signRequest } from "./auth.js";
 export { REPLAY_WINDOW, ReplayGuard, SenderWindow, type ReplayGuardOptions } from "./replay-window.js";
 export { H as TRANSPORT_HEADERS, PATHS as TRANSPORT_PATHS } from "./wire.js";
+
+/**
+ * FOR TESTS ONLY: the protocol range a node reports, from `MULTICONNECT_TEST_PROTOCOL`
+ * ("<version>" or "<version>:<min>"), so an integration test can run nodes of versions N and N + 1
+ * side by side. Unset: undefined (the SDK's own PROTOCOL). A malformed value is a ConfigError.
+ */
+export function testProtocolOverride(env: NodeJS.ProcessEnv = process.env): wire.ProtocolRange | undefined {
+  const text = env["MULTICONNECT_TEST_PROTOCOL"];
+  if (text === undefined || text === "") return undefined;
+  const [v, m] = text.split(":");
+  const range = wire.parseProtocol(v, m);
+  if (range === undefined) throw new ConfigError("MULTICONNECT_TEST_PROTOCOL", `must be <version> or <version>:<min>, got ${JSON.stringify(text)}`);
+  return range;
+}
+
+export { ProtocolMismatchError } from "./errors.js";
+export { PROTOCOL, type ProtocolRange } from "./wire.js";

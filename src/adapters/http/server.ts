@@ -25,6 +25,8 @@ export interface ServerOptions {
   readonly keepAliveMs: number;
   readonly replay: ReplayGuardOptions;
   readonly logger: Logger;
+  /** The protocol versions this node speaks (wire.PROTOCOL unless a test overrides it). */
+  readonly protocol: wire.ProtocolRange;
 }
 
 const KINDS = new Map<string, MessageKind>(Object.entries(PATHS).map(([kind, path]) => [path, kind as MessageKind]));
@@ -53,6 +55,12 @@ class Receiver {
     const kind = req.method === "POST" ? KINDS.get(req.url ?? "") : undefined;
     if (kind === undefined) return refuse(res, 404, "unknown path");
     const h = req.headers;
+    const theirs = wire.parseProtocol(h[H.proto], h[H.protoMin]);
+    if (theirs === undefined) return refuse(res, 400, `${H.proto} / ${H.protoMin} malformed`);
+    if (!wire.protocolsOverlap(theirs, this.o.protocol)) {
+      // Before the body and the signature: nothing of an incompatible message is worth reading.
+      return refuse(res, 426, `sender speaks ${wire.describeProtocol(theirs)}, this node ${wire.describeProtocol(this.o.protocol)}`);
+    }
     const sig = h[H.sig];
     if (typeof sig !== "string") return refuse(res, 401, "signature missing");
     const from = h[H.from];
@@ -86,6 +94,7 @@ class Receiver {
 
     const replySig = signReply(this.o.key, { kind, responder: this.self, requester: from, seq: seqText as string, ...outcome });
     const headers = [H.sig, replySig, "content-length", String(outcome.body.byteLength)];
+    headers.push(H.proto, String(this.o.protocol.version), H.protoMin, String(this.o.protocol.min));
     if (kind === "forward") headers.push(H.status, outcome.status, H.headers, outcome.headers);
     else headers.push("content-type", "application/json");
     res.writeHead(200, headers);

@@ -5,6 +5,8 @@
  *   x-mc-from, x-mc-to   sender and receiver node ids
  *   x-mc-seq             the sender's sequence number (decimal, from 1)
  *   x-mc-sig             HMAC-SHA256, base64url (see auth.ts)
+ *   x-mc-proto           the sender's protocol version, and x-mc-proto-min the oldest it still
+ *                        speaks (both on replies too; see PROTOCOL)
  * Heartbeat and switchover carry a JSON body. A forward carries the original request's body as raw
  * bytes, and its metadata in headers: x-mc-shard, x-mc-epoch, x-mc-method, x-mc-path and
  * x-mc-headers (the selected headers as a JSON object, non-ASCII escaped so it survives as latin1).
@@ -12,7 +14,7 @@
  * A successful reply is 200 with x-mc-sig; a forward's reply adds x-mc-status and x-mc-headers and
  * carries the coreapp's body raw. Any other status is the transport's own refusal, with a JSON body
  * `{"error": "<reason>"}`: 400 malformed, 401 unauthenticated, 404 unknown path, 413 body too large,
- * 501 no handler, 500 the handler failed.
+ * 426 no protocol version in common, 501 no handler, 500 the handler failed.
  */
 import type {
   AdminCommand,
@@ -48,7 +50,43 @@ export const H = {
   path: "x-mc-path",
   headers: "x-mc-headers",
   status: "x-mc-status",
+  proto: "x-mc-proto",
+  protoMin: "x-mc-proto-min",
 } as const;
+
+/** The protocol versions one node speaks: `version`, and back to `min`. */
+export interface ProtocolRange {
+  readonly version: number;
+  readonly min: number;
+}
+
+/**
+ * This SDK's node-to-node protocol. Bump `version` when a message changes; raise `min` only when
+ * the oldest version can no longer be spoken. Two nodes talk when their ranges overlap, so a
+ * cluster in the middle of a rolling upgrade (versions N and N + 1, the newer speaking back to N)
+ * keeps working, and nodes too far apart refuse each other with an error naming both ranges.
+ * The headers are not signed: altering them can only make a message refused, which anyone on the
+ * path can do anyway. A message without them comes from an SDK before versioning: version 1.
+ */
+export const PROTOCOL: ProtocolRange = { version: 1, min: 1 };
+
+/** The range a message or reply declares; undefined when the headers are malformed. */
+export function parseProtocol(version: string | string[] | undefined, min: string | string[] | undefined): ProtocolRange | undefined {
+  if (version === undefined && min === undefined) return { version: 1, min: 1 };
+  const v = parseSeq(version);
+  const m = min === undefined ? v : parseSeq(min);
+  return v === undefined || m === undefined || m > v ? undefined : { version: v, min: m };
+}
+
+/** True when two nodes have a protocol version in common. */
+export function protocolsOverlap(a: ProtocolRange, b: ProtocolRange): boolean {
+  return a.min <= b.version && b.min <= a.version;
+}
+
+/** "protocol 2 (speaks back to 1)", for errors and logs. */
+export function describeProtocol(r: ProtocolRange): string {
+  return r.min === r.version ? `protocol ${r.version}` : `protocol ${r.version} (speaks back to ${r.min})`;
+}
 
 /** The forward-only fields of a request, as header text; empty strings for heartbeat and switchover. */
 export interface ForwardFields {

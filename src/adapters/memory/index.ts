@@ -178,8 +178,31 @@ export class MemoryStore implements Store {
     this.history = new MemoryHistory(storage, check, checkHistoryLimit(options.historyLimit));
   }
 
+  /** The memory store has no schema; it reports version 1 as created. */
+  readonly schemaVersion = 1;
+
   async migrate(): Promise<void> {
     this.storage.check();
+  }
+
+  async recordedSchemaVersion(): Promise<number | null> {
+    this.storage.check();
+    return 1;
+  }
+
+  /** Forgets every lease, shard and node; names them as "leases/<name>", "shards/<n>", "nodes/<id>". */
+  async purge(): Promise<string[]> {
+    this.storage.check();
+    const s = this.storage;
+    const removed = [
+      ...[...s.leases.keys()].map((k) => `leases/${k}`),
+      ...[...s.shards.keys()].map((k) => `shards/${k}`),
+      ...[...s.nodes.keys()].map((k) => `nodes/${k}`),
+    ];
+    s.leases.clear();
+    s.shards.clear();
+    s.nodes.clear();
+    return removed.sort();
   }
 
   async close(): Promise<void> {}

@@ -7,7 +7,7 @@ import { checkTablePrefix } from "../table-prefix.js";
 import { MysqlDb, type MysqlLimits, type MysqlTarget } from "./db.js";
 import { MysqlLeaseStore } from "./leases.js";
 import { MysqlLiveness } from "./liveness.js";
-import { migrate } from "./schema.js";
+import { migrate, purge, recordedVersion, SCHEMA_VERSION } from "./schema.js";
 import { MysqlShardMap } from "./shard-map.js";
 import { checkHistoryLimit } from "../../core/control-records.js";
 import { MysqlClusterDocument } from "./cluster-document.js";
@@ -96,8 +96,18 @@ export class MysqlStore implements Store {
     this.capabilities = mysqlCapabilities({ pollIntervalMs: pollMs });
   }
 
+  readonly schemaVersion = SCHEMA_VERSION;
+
   migrate(): Promise<void> {
     return migrate(this.db, this.limits.operationTimeoutMs);
+  }
+
+  recordedSchemaVersion(): Promise<number | null> {
+    return recordedVersion(this.db);
+  }
+
+  purge(): Promise<string[]> {
+    return purge(this.db, this.limits.operationTimeoutMs);
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,5 @@
-import { StoreConfigurationError } from "../../core/errors.js";
+import { SchemaTooNewError, StoreConfigurationError } from "../../core/errors.js";
+import { ownedNames } from "../prefix-owned.js";
 import type { MysqlDb } from "./db.js";
 
 /**
@@ -87,12 +88,10 @@ export async function migrate(db: MysqlDb, operationTimeoutMs: number): Promise<
       );
       const rows = await sql<{ v: string }[]>(`SELECT v FROM ${p}meta WHERE k = 'schema_version'`);
       const current = rows[0] ? Number(rows[0].v) : 0;
-      if (!Number.isInteger(current) || current > SCHEMA_VERSION) {
-        throw new StoreConfigurationError(
-          `mysql: ${db.ctx.where}: tables "${p}*" have schema version ${rows[0]?.v}, ` +
-            `newer than this SDK's ${SCHEMA_VERSION}; upgrade the SDK`,
-        );
+      if (!Number.isInteger(current)) {
+        throw new StoreConfigurationError(`mysql: ${db.ctx.where}: tables "${p}*" record an unreadable schema version`);
       }
+      if (current > SCHEMA_VERSION) throw new SchemaTooNewError(`mysql ${db.ctx.where} (tables "${p}*")`, current, SCHEMA_VERSION);
       for (let version = current; version < SCHEMA_VERSION; version++) {
         for (const statement of MIGRATIONS[version]!(p)) await sql(statement);
       }
@@ -102,6 +101,38 @@ export async function migrate(db: MysqlDb, operationTimeoutMs: number): Promise<
          ON DUPLICATE KEY UPDATE v = IF(CAST(v AS UNSIGNED) < ?, ?, v)`,
         [String(SCHEMA_VERSION), SCHEMA_VERSION, String(SCHEMA_VERSION)],
       );
+    },
+    Math.max(MIGRATE_TIMEOUT_FLOOR_MS, operationTimeoutMs * 5),
+  );
+}
+
+/** See `Store.recordedSchemaVersion()`. */
+export async function recordedVersion(db: MysqlDb): Promise<number | null> {
+  return db.run(async (sql) => {
+    const present = await sql<{ n: number }[]>(
+      "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = DATABASE() AND BINARY table_name = BINARY ?",
+      [`${db.p}meta`],
+    );
+    if (Number(present[0]?.n ?? 0) === 0) return null;
+    const rows = await sql<{ v: string }[]>(`SELECT v FROM ${db.p}meta WHERE k = 'schema_version'`);
+    return rows[0] ? Number(rows[0].v) : 0;
+  });
+}
+
+/** See `Store.purge()`: drops every table of the prefix in the connection's database. */
+export async function purge(db: MysqlDb, operationTimeoutMs: number): Promise<string[]> {
+  const p = db.p;
+  return db.run(
+    async (sql) => {
+      // BINARY: the default collation would match "MC_" for "mc_".
+      const rows = await sql<{ name: string }[]>(
+        `SELECT table_name AS name FROM information_schema.tables
+         WHERE table_schema = DATABASE() AND BINARY LEFT(table_name, CHAR_LENGTH(?)) = BINARY ?`,
+        [p, p],
+      );
+      const mine = ownedNames(rows.map((r) => String(r.name)), p, ["meta", "leases"]);
+      if (mine.length > 0) await sql(`DROP TABLE IF EXISTS ${mine.map((n) => `\`${n.replaceAll("`", "``")}\``).join(", ")}`);
+      return mine;
     },
     Math.max(MIGRATE_TIMEOUT_FLOOR_MS, operationTimeoutMs * 5),
   );

@@ -8,7 +8,7 @@ import { PgDb } from "./db.js";
 import { describeTarget } from "./errors.js";
 import { PostgresLeaseStore } from "./leases.js";
 import { PostgresLiveness } from "./liveness.js";
-import { migrate } from "./schema.js";
+import { migrate, purge, recordedVersion, SCHEMA_VERSION } from "./schema.js";
 import { PostgresShardMap } from "./shard-map.js";
 import { checkHistoryLimit } from "../../core/control-records.js";
 import { PostgresClusterDocument } from "./cluster-document.js";
@@ -103,8 +103,18 @@ export class PostgresStore implements Store {
     return describeTarget(this.db.target);
   }
 
+  readonly schemaVersion = SCHEMA_VERSION;
+
   migrate(): Promise<void> {
     return migrate(this.db);
+  }
+
+  recordedSchemaVersion(): Promise<number | null> {
+    return recordedVersion(this.db);
+  }
+
+  purge(): Promise<string[]> {
+    return purge(this.db);
   }
 
   /** Closes every watch, then the pool. Idempotent; bounded by the operation timeout. */

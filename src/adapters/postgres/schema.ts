@@ -1,4 +1,7 @@
+import { SchemaTooNewError } from "../../core/errors.js";
 import type { PgDb } from "./db.js";
+import { describeTarget } from "./errors.js";
+import { ownedNames } from "../prefix-owned.js";
 
 /**
  * The PostgreSQL schema, versioned. `prefix` is validated by the factory (letters, digits, `_`)
@@ -25,6 +28,30 @@ export function schemaTables(p: string): Record<"meta" | "leases" | "shards" | "
     cluster: `"${p}cluster"`,
     history: `"${p}history"`,
   };
+}
+
+/** See `Store.recordedSchemaVersion()`. */
+export async function recordedVersion(db: PgDb): Promise<number | null> {
+  return db.withClient("read schema version", async (client) => {
+    const present = await client.query<{ ok: boolean }>("SELECT to_regclass($1) IS NOT NULL AS ok", [schemaTables(db.p).meta]);
+    if (!present.rows[0]?.ok) return null;
+    const r = await client.query<{ value: string }>(`SELECT value FROM ${schemaTables(db.p).meta} WHERE key = 'schema_version'`);
+    return Number(r.rows[0]?.value ?? 0);
+  });
+}
+
+/** See `Store.purge()`: drops every table of the prefix in the current schema, in one transaction. */
+export async function purge(db: PgDb): Promise<string[]> {
+  return db.transaction("purge", async (client) => {
+    await client.query("SELECT pg_advisory_xact_lock(hashtext('multiconnect'), hashtext($1))", [db.p]);
+    const r = await client.query<{ name: string }>(
+      "SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema() AND starts_with(tablename, $1)",
+      [db.p],
+    );
+    const mine = ownedNames(r.rows.map((row) => row.name), db.p, ["meta", "leases"]);
+    if (mine.length > 0) await client.query(`DROP TABLE ${mine.map((n) => `"${n.replaceAll('"', '""')}"`).join(", ")}`);
+    return mine;
+  });
 }
 
 /** The DDL of version `SCHEMA_VERSION`; every statement is idempotent. */
@@ -71,8 +98,8 @@ export function schemaSql(p: string): string {
  * `CREATE TABLE IF NOT EXISTS` of one name can both pass the existence check and one then fails on
  * the catalog's unique index, so the DDL runs under a transaction-scoped advisory lock keyed by the
  * prefix (released at COMMIT or when the connection drops; a session lock could outlive a pooled
- * connection's use). The recorded version only ever goes up, so an older node's migrate() does not
- * hide a newer schema.
+ * connection's use). A schema recorded by a newer SDK is refused before anything is written
+ * (`SchemaTooNewError`), and the recorded version only ever goes up.
  */
 export async function migrate(db: PgDb): Promise<void> {
   const t = schemaTables(db.p);
@@ -81,6 +108,14 @@ export async function migrate(db: PgDb): Promise<void> {
     "migrate",
     async (client) => {
       await client.query("SELECT pg_advisory_xact_lock(hashtext('multiconnect'), hashtext($1))", [db.p]);
+      const present = await client.query<{ ok: boolean }>("SELECT to_regclass($1) IS NOT NULL AS ok", [t.meta]);
+      if (present.rows[0]?.ok) {
+        const r = await client.query<{ value: string }>(`SELECT value FROM ${t.meta} WHERE key = 'schema_version'`);
+        const found = Number(r.rows[0]?.value ?? 0);
+        if (!(found <= SCHEMA_VERSION)) {
+          throw new SchemaTooNewError(`${describeTarget(db.target)} (tables "${db.p}*")`, found, SCHEMA_VERSION);
+        }
+      }
       await client.query(schemaSql(db.p));
       await client.query(
         `INSERT INTO ${t.meta} AS m (key, value) VALUES ('schema_version', $1)

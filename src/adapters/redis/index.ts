@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { ConnectionOptions } from "node:tls";
 import { SystemClock } from "../../core/clock.js";
-import { ConfigError, StoreConfigurationError } from "../../core/errors.js";
+import { ConfigError, SchemaTooNewError, StoreConfigurationError } from "../../core/errors.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { Store, StoreCapabilities } from "../../core/ports/store.js";
 import { RedisConnection, type RedisSettings } from "./connection.js";
@@ -121,11 +121,38 @@ export class RedisStore implements Store {
   /**
    * Checks that the server will not evict keys, and stamps the namespace's incarnation marker (see
    * scripts.ts: a namespace first marked here is not quarantined unless the server just started).
-   * Idempotent; several nodes may run it at once.
+   * Refuses, writing nothing, a namespace stamped by a newer SDK. Idempotent; several nodes may run
+   * it at once.
    */
   async migrate(): Promise<void> {
     await this.checkEviction();
-    await this.conn.eval(MIGRATE, [namespaceKeys(this.keyPrefix).incarnation], [SCHEMA_VERSION]);
+    const newer = Number(await this.conn.eval(MIGRATE, [namespaceKeys(this.keyPrefix).incarnation], [SCHEMA_VERSION]));
+    if (newer > 0) throw new SchemaTooNewError(`${this.describe()} (keys "{${this.keyPrefix}}*")`, newer, SCHEMA_VERSION);
+  }
+
+  /**
+   * See `Store.purge()`. The hash tag makes the match exact: `{mc:}*` never matches another
+   * cluster's `{mc:x}…` keys.
+   */
+  async purge(): Promise<string[]> {
+    return this.conn.run(async (client) => {
+      const removed: string[] = [];
+      let cursor = "0";
+      do {
+        const [next, keys] = await client.scan(cursor, "MATCH", `{${this.keyPrefix}}*`, "COUNT", 1000);
+        if (keys.length > 0) await client.del(...keys);
+        removed.push(...keys);
+        cursor = next;
+      } while (cursor !== "0");
+      return [...new Set(removed)].sort();
+    });
+  }
+
+  readonly schemaVersion = SCHEMA_VERSION;
+
+  async recordedSchemaVersion(): Promise<number | null> {
+    const v = await this.conn.run((c) => c.hget(namespaceKeys(this.keyPrefix).incarnation, "v"));
+    return v === null ? null : Number(v);
   }
 
   /** Closes every watch, then the connection. Idempotent. */

@@ -260,12 +260,14 @@ return {fmt(now_us()), redis.call('HGETALL', KEYS[1])}
 /**
  * KEYS: marker. ARGV: schema version. Creates a missing marker with `from` = server start + 1 s,
  * or now after a flush or an eviction (see FIRST START above); a marker from another server run
- * starts a quarantine now.
+ * starts a quarantine now. Returns 0, or — writing nothing — the recorded version when it is newer
+ * than ARGV's (a newer SDK's namespace).
  */
 export const MIGRATE = script(String.raw`
 local run, up = server_info()
 local now = now_us()
 local m = redis.call('HMGET', KEYS[1], 'run', 'v')
+if tonumber(m[2] or '0') > tonumber(ARGV[1]) then return tonumber(m[2]) end
 if not m[1] then
   local from = math.min(now, now - (up - 1) * 1000000)
   if maybe_wiped() then from = now end

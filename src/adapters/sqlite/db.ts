@@ -1,6 +1,7 @@
 import Database from "better-sqlite3";
 import { bootId, storeNowMs } from "./clock.js";
-import { StoreUnavailableError } from "../../core/errors.js";
+import { SchemaTooNewError, StoreUnavailableError } from "../../core/errors.js";
+import { ownedNames } from "../prefix-owned.js";
 import { mapSqliteError } from "./errors.js";
 import { SCHEMA_VERSION, schemaSql } from "./schema.js";
 
@@ -82,7 +83,26 @@ export class SqliteDb {
   }
 
   /**
-   * Creates the schema, and after a reboot of this machine forgets every lease expiry and liveness
+   * Refuses a schema recorded by a newer SDK before anything is written (its tables may mean
+   * something this version does not know). A file without our tables passes.
+   */
+  private refuseNewerSchema(): void {
+    const found = this.recordedVersion() ?? 0;
+    if (!(found <= SCHEMA_VERSION)) throw new SchemaTooNewError(`sqlite ${this.file} (tables "${this.p}*")`, found, SCHEMA_VERSION);
+  }
+
+  /** The recorded schema version; null without our tables (0 for tables without a version row). */
+  recordedVersion(): number | null {
+    return this.guard(() => {
+      const exists = this.sql.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(`${this.p}meta`);
+      if (!exists) return null;
+      const row = this.sql.prepare(`SELECT value FROM ${this.p}meta WHERE key = 'schema_version'`).get() as { value: string } | undefined;
+      return row ? Number(row.value) : 0;
+    });
+  }
+
+  /**
+   * Creates the schema (refusing a newer one), and after a reboot of this machine forgets every lease expiry and liveness
    * stamp taken on the old boot's monotonic clock (they are all in the past). Epochs are kept.
    */
   async migrate(): Promise<void> {
@@ -90,9 +110,12 @@ export class SqliteDb {
     this.sql.pragma(`busy_timeout = ${OPEN_BUSY_TIMEOUT_MS}`); // several nodes may start at once; this is one-off
     try {
       this.guard(() => {
+        this.refuseNewerSchema();
         this.sql.exec(schemaSql(this.p));
         this.sql
           .transaction(() => {
+            // Again inside the write lock: a newer node may have migrated since the first look.
+            this.refuseNewerSchema();
             const boot = bootId();
             const row = this.sql.prepare(`SELECT value FROM ${this.p}meta WHERE key = 'boot_id'`).get() as
               | { value: string }
@@ -105,13 +128,27 @@ export class SqliteDb {
               `INSERT INTO ${this.p}meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
             );
             put.run("boot_id", boot);
-            put.run("schema_version", String(SCHEMA_VERSION));
+            put.run("schema_version", String(SCHEMA_VERSION)); // not newer: checked above, under the lock
           })
           .immediate();
       });
     } finally {
       this.sql.pragma(`busy_timeout = ${previousBusy}`);
     }
+  }
+
+  /** See `Store.purge()`: drops every table of the prefix in one transaction. */
+  purge(): string[] {
+    return this.guard(() =>
+      this.sql
+        .transaction(() => {
+          const all = this.sql.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[];
+          const mine = ownedNames(all.map((r) => r.name), this.p, ["meta", "leases"]);
+          for (const name of mine) this.sql.exec(`DROP TABLE "${name.replaceAll('"', '""')}"`);
+          return mine;
+        })
+        .immediate(),
+    );
   }
 
   close(): void {

@@ -3,6 +3,7 @@ import { checkTablePrefix } from "../table-prefix.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { Store, StoreCapabilities } from "../../core/ports/store.js";
 import { SqliteDb } from "./db.js";
+import { SCHEMA_VERSION } from "./schema.js";
 import { SqliteLeaseStore } from "./leases.js";
 import { SqliteLiveness } from "./liveness.js";
 import { SqliteShardMap } from "./shard-map.js";
@@ -51,8 +52,18 @@ export class SqliteStore implements Store {
     this.history = new SqliteHistory(this.db, checkHistoryLimit(o.historyLimit));
   }
 
+  readonly schemaVersion = SCHEMA_VERSION;
+
   migrate(): Promise<void> {
     return this.db.migrate();
+  }
+
+  async recordedSchemaVersion(): Promise<number | null> {
+    return this.db.recordedVersion();
+  }
+
+  async purge(): Promise<string[]> {
+    return this.db.purge();
   }
 
   async close(): Promise<void> {

@@ -8,7 +8,7 @@ import type { Lease } from "../ports/leases.js";
 import type { Logger } from "../ports/logger.js";
 import type { AdminCommand, AdminReply, SettingKey } from "../ports/transport.js";
 import { validateSettings, type ClusterSettings } from "../timing.js";
-import { NOT_PRIMARY_MASTER } from "./shard-manager.js";
+import { NOT_PRIMARY_MASTER } from "../api-errors.js";
 
 /** A pause lasts this long unless the operator says otherwise or renews it: one hour. */
 export const DEFAULT_PAUSE_MS = 3_600_000;

@@ -11,6 +11,8 @@ interface PeerState {
   /** When the newest answered heartbeat was *sent* (see `probe`). */
   lastAck: number | null;
   lastReply: HeartbeatReply | null;
+  /** The last non-retryable failure already logged at warn (logged again only when it changes). */
+  lastRefusal?: string;
 }
 
 /**
@@ -98,7 +100,13 @@ export class HeartbeatMonitor {
       }
       return reply;
     } catch (error) {
-      this.log.debug({ coreapp: id, err: String(error) }, "heartbeat unanswered");
+      // A refusal that retrying cannot fix (no protocol version in common during an upgrade, a
+      // wrong secret) is said once at warn; the usual silence of a dead node stays at debug.
+      const permanent = (error as { retryable?: unknown }).retryable === false;
+      if (permanent && p.lastRefusal !== String(error)) {
+        p.lastRefusal = String(error);
+        this.log.warn({ coreapp: id, err: String(error) }, "heartbeat refused; this coreapp cannot be promoted until it is fixed");
+      } else this.log.debug({ coreapp: id, err: String(error) }, "heartbeat unanswered");
       return null;
     }
   }

@@ -1,3 +1,4 @@
+import { NOT_PRIMARY_MASTER } from "../api-errors.js";
 import type { LeaseHolder } from "../lease-holder.js";
 import type { Clock } from "../ports/clock.js";
 import type { Pause } from "../ports/cluster-document.js";
@@ -36,9 +37,6 @@ export interface ShardControl {
   record(lease: Lease, note: HistoryNote): void;
 }
 
-/** Error codes of the model product, where they fit. */
-export const NOT_PRIMARY_MASTER = 1017;
-export const NOT_PRIMARY_COREAPP = 1018;
 
 /**
  * The primary master's work while it holds the master lease: load the shard map first, then every
@@ -353,7 +351,7 @@ function summarize(e: OwnerEvidence): Record<string, unknown> {
 }
 
 /** An AbortSignal that aborts when `p` settles. */
-function abortOn(p: Promise<unknown>): AbortSignal {
+export function abortOn(p: Promise<unknown>): AbortSignal {
   const c = new AbortController();
   void p.finally(() => c.abort());
   return c.signal;

@@ -27,6 +27,21 @@ export interface Store {
    * from several nodes at once. Throws `StoreUnavailableError` / `StoreConfigurationError`.
    */
   migrate(): Promise<void>;
+  /** The schema version this SDK's adapter writes (and the newest it accepts). */
+  readonly schemaVersion: number;
+  /**
+   * The schema version recorded in the store, or null when no schema was ever created under this
+   * prefix. Reads only. Throws `StoreUnavailableError`.
+   */
+  recordedSchemaVersion(): Promise<number | null>;
+  /**
+   * Removes every table or key whose name starts with this store's prefix — including ones this
+   * SDK version does not know — except those of another cluster nested under a longer prefix, and
+   * returns the names removed, sorted. For `multiconnect reset`: the caller makes sure no node of
+   * the cluster runs. Idempotent (a second call returns []). The store needs `migrate()` again
+   * afterwards. Throws `StoreUnavailableError`.
+   */
+  purge(): Promise<string[]>;
   /** What this backend declares about its timing limits. */
   readonly capabilities: StoreCapabilities;
   /** Closes connections and watchers. Idempotent. */

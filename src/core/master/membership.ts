@@ -1,0 +1,86 @@
+import { MulticonnectError } from "../errors.js";
+import type { LivenessStore, NodeStatus } from "../ports/liveness.js";
+import type { Logger } from "../ports/logger.js";
+import type { ShardMapStore } from "../ports/shard-map.js";
+
+/** Why a node's record was removed: pruned by the primary master, or forgotten by an operator. */
+export type RemovalCause = { readonly kind: "retention"; readonly retentionMs: number } | { readonly kind: "forget"; readonly force: boolean };
+
+/** A refused `forget`: the node is named as a shard's owner, or is live and `force` was not given. */
+export class ForgetRefusedError extends MulticonnectError {
+  constructor(message: string) {
+    super("forget_refused", message);
+  }
+}
+
+/**
+ * Membership hygiene. Node ids are random per process, so every restart leaves the old id's
+ * record behind; without cleanup `status` would grow with every restart. A record silent for
+ * longer than `retentionMs` is removed by the primary master (`prune`), and an operator can remove
+ * one at once (`forget`). A node the shard map names as an owner is never removed: its record
+ * carries the address the webapps route to, and the master's failover must still see it silent.
+ */
+export class Membership {
+  constructor(
+    private readonly liveness: LivenessStore,
+    private readonly shardMap: ShardMapStore,
+    private readonly log: Logger,
+    /** A node whose record is older than this (by the store's clock) is down. */
+    private readonly downAfterMs: number,
+    /** Told of every removal, after it happened (the primary master records it in the history). */
+    private readonly onRemoved: (node: NodeStatus, cause: RemovalCause) => void = () => {},
+  ) {}
+
+  /**
+   * Removes every node silent for longer than `retentionMs` that no shard names as owner; returns
+   * the removed ids. Run by the primary master only. Throws `StoreUnavailableError`.
+   */
+  async prune(retentionMs: number): Promise<string[]> {
+    const [nodes, owners] = await Promise.all([this.liveness.list(), this.owners()]);
+    const removed: string[] = [];
+    for (const n of nodes) {
+      if (n.ageMs <= retentionMs || owners.has(n.id)) continue;
+      await this.remove(n, { kind: "retention", retentionMs });
+      removed.push(n.id);
+    }
+    return removed;
+  }
+
+  /**
+   * Removes one node, found by id or by name (a name must match exactly one record). Refused with
+   * `ForgetRefusedError` for a shard's named owner, and for a live node unless `force` (a live node
+   * re-registers at its next beat). Returns the removed record.
+   */
+  async forget(idOrName: string, force: boolean): Promise<NodeStatus> {
+    const nodes = await this.liveness.list();
+    const byId = nodes.find((n) => n.id === idOrName);
+    const byName = nodes.filter((n) => n.name === idOrName);
+    if (!byId && byName.length > 1) {
+      throw new ForgetRefusedError(`${byName.length} nodes are named ${idOrName} (${byName.map((n) => n.id).join(", ")}); give the id`);
+    }
+    const node = byId ?? byName[0];
+    if (!node) throw new ForgetRefusedError(`no node ${idOrName} is registered`);
+    if ((await this.owners()).has(node.id)) {
+      throw new ForgetRefusedError(`${node.id} is named as a shard's owner; switch the shard over first (multiconnect switchover)`);
+    }
+    if (node.ageMs <= this.downAfterMs && !force) {
+      throw new ForgetRefusedError(`${node.id} is live (seen ${Math.round(node.ageMs)} ms ago); stop it first, or pass --force`);
+    }
+    await this.remove(node, { kind: "forget", force });
+    return node;
+  }
+
+  /** The one place a node leaves the registry on someone else's decision (hook history here). */
+  private async remove(node: NodeStatus, cause: RemovalCause): Promise<void> {
+    await this.liveness.remove(node.id);
+    this.log.info(
+      { removedNode: node.id, name: node.name, role: node.role, silentMs: Math.round(node.ageMs), cause },
+      cause.kind === "retention" ? "removed a node silent for longer than node_retention" : "removed a node on request (forget)",
+    );
+    this.onRemoved(node, cause);
+  }
+
+  private async owners(): Promise<Set<string>> {
+    return new Set((await this.shardMap.read()).flatMap((a) => (a.owner ? [a.owner] : [])));
+  }
+}

@@ -1,0 +1,85 @@
+import { randomBytes } from "node:crypto";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { ConfigError } from "../../src/core/errors.js";
+import type { Peer } from "../../src/core/ports/transport.js";
+import { HttpTransport, PROTOCOL, ProtocolMismatchError, testProtocolOverride, type ProtocolRange } from "../../src/adapters/http/index.js";
+import { deriveTransportKey, signRequest } from "../../src/adapters/http/index.js";
+
+/**
+ * The node-to-node protocol version: nodes whose version ranges overlap talk (a rolling upgrade,
+ * N beside N + 1); nodes that do not are refused with an error naming both ranges, before any
+ * handler runs. Real HTTP transports on loopback.
+ */
+const SECRET = "protocol-test-secret-0123456789";
+const CLUSTER = "proto";
+const id = (name: string) => `${name}.${randomBytes(4).toString("hex")}`;
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function transport(nodeId: string, protocol: ProtocolRange): HttpTransport {
+  const t = new HttpTransport({ nodeId, clusterName: CLUSTER, secret: SECRET, protocol });
+  cleanups.push(() => t.close());
+  return t;
+}
+
+async function receiver(protocol: ProtocolRange) {
+  const self = id("core");
+  const heartbeat = vi.fn(() => ({ id: self, shard: 0, epoch: 3 }));
+  const server = await transport(self, protocol).listen(self, "127.0.0.1", 0, { heartbeat });
+  cleanups.push(() => server.close());
+  return { heartbeat, peer: { id: self, address: `127.0.0.1:${server.port}` } satisfies Peer };
+}
+
+const N = PROTOCOL.version;
+const current: ProtocolRange = { version: N, min: PROTOCOL.min };
+const next: ProtocolRange = { version: N + 1, min: N };
+const skipped: ProtocolRange = { version: N + 2, min: N + 2 };
+
+describe("transport protocol version", () => {
+  it("N and N + 1 (speaking back to N) talk in both directions", async () => {
+    for (const [from, to] of [
+      [current, next],
+      [next, current],
+    ] as const) {
+      const r = await receiver(to);
+      const reply = await transport(id("master"), from).heartbeat(r.peer, { master: "m" }, 2000);
+      expect(reply).toEqual({ id: r.peer.id, shard: 0, epoch: 3 });
+    }
+  });
+
+  it("a receiver with no version in common refuses with 426 before any handler, and the error names both versions", async () => {
+    const r = await receiver(skipped);
+    const error = await transport(id("master"), current).heartbeat(r.peer, { master: "m" }, 2000).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ProtocolMismatchError);
+    expect((error as ProtocolMismatchError).code).toBe("protocol_mismatch");
+    expect((error as Error).message).toContain(`protocol ${N + 2}`);
+    expect((error as Error).message).toContain(`protocol ${N}`);
+    expect(r.heartbeat).not.toHaveBeenCalled();
+  });
+
+  it("a message without version headers (an SDK before versioning) counts as version 1", async () => {
+    const r = await receiver({ version: 1, min: 1 });
+    const key = deriveTransportKey(SECRET, CLUSTER);
+    const body = Buffer.from(JSON.stringify({ master: "m" }));
+    const from = id("old");
+    const sig = signRequest(key, { kind: "heartbeat", from, to: r.peer.id, seq: "1", shard: "", epoch: "", method: "", path: "", headers: "", body });
+    const res = await fetch(`http://${r.peer.address}/_mc/heartbeat`, {
+      method: "POST",
+      headers: { "x-mc-from": from, "x-mc-to": r.peer.id, "x-mc-seq": "1", "x-mc-sig": sig },
+      body,
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-mc-proto")).toBe("1");
+    expect(r.heartbeat).toHaveBeenCalledTimes(1);
+  });
+
+  it("testProtocolOverride() reads MULTICONNECT_TEST_PROTOCOL, and refuses a malformed value", () => {
+    expect(testProtocolOverride({})).toBeUndefined();
+    expect(testProtocolOverride({ MULTICONNECT_TEST_PROTOCOL: "2:1" })).toEqual({ version: 2, min: 1 });
+    expect(testProtocolOverride({ MULTICONNECT_TEST_PROTOCOL: "3" })).toEqual({ version: 3, min: 3 });
+    expect(() => testProtocolOverride({ MULTICONNECT_TEST_PROTOCOL: "1:2" })).toThrow(ConfigError);
+    expect(() => testProtocolOverride({ MULTICONNECT_TEST_PROTOCOL: "x" })).toThrow(/MULTICONNECT_TEST_PROTOCOL/);
+  });
+});

@@ -1,0 +1,96 @@
+import { describe, expect, it } from "vitest";
+import { MemoryStorage, MemoryStore } from "../../src/adapters/memory/index.js";
+import { ManualClock } from "../../src/core/clock.js";
+import { ForgetRefusedError, Membership } from "../../src/core/master/membership.js";
+import { MASTER_LEASE } from "../../src/core/ports/leases.js";
+import type { Logger } from "../../src/core/ports/logger.js";
+import { DEFAULT_SETTINGS, deriveTiming } from "../../src/core/timing.js";
+import { readClusterStatus } from "../../src/nodes/cluster-status.js";
+
+const timing = deriveTiming(DEFAULT_SETTINGS);
+const DOWN_MS = timing.dbUnhealthyIntervalMs;
+const RETENTION_MS = 10 * DOWN_MS;
+
+/** A logger that keeps its info lines, to check that every removal is logged. */
+function recordingLogger(lines: { fields: Record<string, unknown>; message: string }[]): Logger {
+  const log: Logger = {
+    debug: () => {},
+    info: (fields, message) => lines.push({ fields, message }),
+    warn: () => {},
+    error: () => {},
+    child: () => log,
+  };
+  return log;
+}
+
+async function cluster() {
+  const clock = new ManualClock();
+  const store = new MemoryStore(new MemoryStorage(clock));
+  const lines: { fields: Record<string, unknown>; message: string }[] = [];
+  const membership = new Membership(store.liveness, store.shardMap, recordingLogger(lines), DOWN_MS);
+  const beat = (id: string, role: "master" | "coreapp" | "webapp") =>
+    store.liveness.beat({ id, name: id.split(".")[0]!, role, address: "h:1", meta: {} });
+  const m = await store.leases.acquire(MASTER_LEASE, "m1.a", 600_000);
+  if (!m.acquired) throw new Error("setup: master lease");
+  return { clock, store, membership, lines, beat, lease: m.lease };
+}
+
+describe("Membership", () => {
+  it("prune() removes a node silent past the retention, logs it, and keeps a shard's named owner however old", async () => {
+    const { clock, store, membership, lines, beat, lease } = await cluster();
+    await beat("m1.a", "master");
+    await beat("c1.a", "coreapp");
+    await beat("c2.b", "coreapp");
+    await store.shardMap.assign(0, 0, "c1.a", lease);
+    await clock.advance(RETENTION_MS + 1, 1000);
+    await beat("m1.a", "master");
+    expect(await membership.prune(RETENTION_MS)).toEqual(["c2.b"]);
+    expect((await store.liveness.list()).map((n) => n.id)).toEqual(["c1.a", "m1.a"]);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.fields).toMatchObject({ removedNode: "c2.b", cause: { kind: "retention", retentionMs: RETENTION_MS } });
+  });
+
+  it("prune() keeps a node silent for less than the retention", async () => {
+    const { clock, membership, beat } = await cluster();
+    await beat("c2.b", "coreapp");
+    await clock.advance(RETENTION_MS - 1, 1000);
+    expect(await membership.prune(RETENTION_MS)).toEqual([]);
+  });
+
+  it("forget() removes a down node by name, refuses a live one without force, and refuses a named owner even with force", async () => {
+    const { clock, store, membership, beat, lease } = await cluster();
+    await beat("c1.a", "coreapp");
+    await beat("c2.b", "coreapp");
+    await store.shardMap.assign(0, 0, "c1.a", lease);
+    await expect(membership.forget("c2", false)).rejects.toThrow(/c2\.b is live .*--force/);
+    await expect(membership.forget("c1.a", true)).rejects.toBeInstanceOf(ForgetRefusedError);
+    await expect(membership.forget("nobody", true)).rejects.toThrow(/no node nobody/);
+    await clock.advance(DOWN_MS + 1, 1000);
+    expect((await membership.forget("c2", false)).id).toBe("c2.b");
+    expect((await store.liveness.list()).map((n) => n.id)).toEqual(["c1.a"]);
+  });
+
+  it("forget() with force removes a live node", async () => {
+    const { store, membership, beat } = await cluster();
+    await beat("w1.a", "webapp");
+    await membership.forget("w1.a", true);
+    expect(await store.liveness.list()).toEqual([]);
+  });
+});
+
+describe("readClusterStatus()", () => {
+  it("shows a silent node as down, and a silent master as plain `master`, not secondary_master", async () => {
+    const { clock, store, beat } = await cluster();
+    await beat("m2.b", "master");
+    await beat("c2.b", "coreapp");
+    await clock.advance(DOWN_MS + 1, 1000);
+    await beat("m1.a", "master");
+    await beat("m3.c", "master");
+    const s = await readClusterStatus(store, timing, 1);
+    const byId = Object.fromEntries(s.nodes.map((n) => [n.id, n]));
+    expect(byId["m1.a"]).toMatchObject({ role: "primary_master", state: "up" });
+    expect(byId["m3.c"]).toMatchObject({ role: "secondary_master", state: "up" });
+    expect(byId["m2.b"]).toMatchObject({ role: "master", state: "down", healthy: false });
+    expect(byId["c2.b"]).toMatchObject({ role: "coreapp", state: "down", gateway_status: "disconnected" });
+  });
+});
