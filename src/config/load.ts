@@ -26,8 +26,19 @@ export interface Config {
   };
   readonly webapp: { shardKeyHeader: string; maxBodyBytes: number; retryWindowMs: number; forwardTimeoutMs: number };
   readonly coreapp: { drainTimeoutMs: number };
+  /** Node-to-node transport: mutual TLS files when configured (see docs/security.md). */
+  readonly transport: { readonly tls: TransportTlsConfig | undefined };
   readonly mediaDir: string | undefined;
   readonly logLevel: "debug" | "info" | "warn" | "error" | "silent";
+}
+
+/** `transport.tls`: paths of PEM files, read when the node starts and again every `reloadIntervalMs`. */
+export interface TransportTlsConfig {
+  readonly cert: string;
+  readonly key: string;
+  readonly ca: string;
+  readonly reloadIntervalMs: number;
+  readonly serverName: string | undefined;
 }
 
 /** Reads, interpolates and validates a config file. Throws `ConfigError` naming the key. */
@@ -60,6 +71,9 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
     heartbeatQuorum: f.settings.heartbeat_quorum,
   };
   validateSettings(settings);
+  const tls = f.transport.tls;
+  const transportTls: TransportTlsConfig | undefined =
+    tls === undefined ? undefined : { cert: tls.cert, key: tls.key, ca: tls.ca, reloadIntervalMs: tls.reload_interval, serverName: tls.server_name };
   return {
     clusterName: f.cluster_name,
     shards: f.shards,
@@ -81,6 +95,7 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
       forwardTimeoutMs: f.webapp.forward_timeout,
     },
     coreapp: { drainTimeoutMs: f.coreapp.drain_timeout },
+    transport: { tls: transportTls },
     mediaDir: f.media_dir,
     logLevel: f.log_level,
   };

@@ -116,6 +116,20 @@ export const fileSchema = z.strictObject({
       forward_timeout: duration.default(10_000),
     })
     .default({ shard_key_header: "x-shard-key", max_body_bytes: 1024 * 1024, retry_window: 5_000, forward_timeout: 10_000 }),
+  transport: z
+    .strictObject({
+      /** Mutual TLS between nodes; every node of the cluster must have it, or none. */
+      tls: z
+        .strictObject({
+          cert: z.string().min(1),
+          key: z.string().min(1),
+          ca: z.string().min(1),
+          reload_interval: duration.default(30_000),
+          server_name: z.string().min(1).optional(),
+        })
+        .optional(),
+    })
+    .default({}),
   coreapp: z.strictObject({ drain_timeout: duration.default(5_000) }).default({ drain_timeout: 5_000 }),
   media_dir: z.string().optional(),
   log_level: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),

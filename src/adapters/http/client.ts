@@ -11,6 +11,7 @@ import { ConfigError, TransportUnavailableError } from "../../core/errors.js";
 import type { Peer } from "../../core/ports/transport.js";
 import { signatureMatches, signReply, signRequest } from "./auth.js";
 import { badReplyError, CallTimeout, mapCallError, refusalError, ReplyTooLarge } from "./errors.js";
+import type { TransportTls } from "./tls.js";
 import { H, isNodeId, MalformedMessage, PATHS, refusalReason, type ForwardFields, type MessageKind } from "./wire.js";
 
 /** Settings of the sending side. */
@@ -23,6 +24,8 @@ export interface ClientOptions {
   readonly keepAliveMs: number;
   /** Pools kept at once; past this the oldest pool is closed (peers that moved leave stale ones). */
   readonly maxPeers: number;
+  /** Mutual TLS: set, every call goes over https with this node's certificate and checks the peer's. */
+  readonly tls?: TransportTls;
 }
 
 /** A verified 200 reply. */
@@ -106,12 +109,17 @@ export class TransportClient {
   /** One sequence per receiver: the receiver's replay window then spans only messages sent to it. */
   private readonly seqs = new Map<string, number>();
   private closed = false;
+  private readonly unsubscribe: (() => void) | undefined;
 
   constructor(
     private readonly self: string,
     private readonly key: KeyObject,
     private readonly o: ClientOptions,
-  ) {}
+  ) {
+    // Reloaded TLS files: drop every pool so new connections present the new certificate and
+    // trust the new CA. Calls in flight finish on the old pools, which close once idle.
+    this.unsubscribe = o.tls?.onChange(() => this.dropPools());
+  }
 
   /**
    * Sends one message and returns its verified 200 reply. Throws TransportUnavailableError when the
@@ -161,20 +169,29 @@ export class TransportClient {
   /** Closes every pool; waits for calls in flight, each bounded by its own timeout. */
   async close(): Promise<void> {
     this.closed = true;
+    this.unsubscribe?.();
     const pools = [...this.pools.values()];
     this.pools.clear();
     await Promise.all(pools.map((p) => p.close()));
+  }
+
+  private dropPools(): void {
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    for (const pool of pools) void pool.close().catch(() => {});
   }
 
   private pool(address: string): Pool {
     let pool = this.pools.get(address);
     if (pool !== undefined) return pool;
     try {
-      pool = new Pool(`http://${address}`, {
+      const tls = this.o.tls;
+      pool = new Pool(`${tls ? "https" : "http"}://${address}`, {
         connections: this.o.connectionsPerPeer,
         pipelining: 1,
         keepAliveTimeout: this.o.keepAliveMs,
         keepAliveMaxTimeout: this.o.keepAliveMs,
+        ...(tls ? { connect: tls.connectOptions } : {}),
       });
     } catch (error) {
       throw new ConfigError("peer.address", `must be host:port, got ${JSON.stringify(address).slice(0, 100)} (${(error as Error).message})`);
