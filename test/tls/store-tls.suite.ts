@@ -22,6 +22,8 @@ export interface StoreTlsOptions {
   readonly address: string;
   /** The config's `store:` section for namespace `ns`, without `tls`. */
   storeSection(ns: string): Record<string, unknown>;
+  /** The section a client that does not speak TLS would use (default `storeSection`). */
+  plainSection?(ns: string): Record<string, unknown>;
   /** The CA that signed the server's certificate, and a client certificate it issued. */
   readonly ca: TestCa;
   readonly client: CertFiles;
@@ -93,6 +95,18 @@ export function storeTlsSuite(o: StoreTlsOptions): void {
         console.info(`${o.backend} over TLS, no client certificate: ${(error as Error).message}`);
       });
     }
+
+    it("a client that does not speak TLS gets an error naming the backend and the host, not a hang", async () => {
+      const ns = randomNamespace();
+      const store = await openStore(storeConfig((o.plainSection ?? o.storeSection)(ns), false), new SystemClock());
+      opened.push(store);
+      const started = performance.now();
+      const error = await store.migrate().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(Error);
+      expect(String((error as Error).message)).toContain(o.backend);
+      expect(String((error as Error).message)).toContain(o.address);
+      console.info(`${o.backend} over TLS, plain client: failed in ${Math.round(performance.now() - started)} ms: ${(error as Error).message}`);
+    });
 
     it("an unreadable store.tls file stops the store from opening with ConfigError naming the key and the file", async () => {
       const error = await open(randomNamespace(), { ...good(), cert: "/nonexistent/client.crt" }).catch((e: unknown) => e);
