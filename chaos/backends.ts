@@ -214,7 +214,7 @@ export const BACKENDS: Record<Backend["name"], Backend> = {
     name: "mysql",
     shared: local(3306),
     store: (ns, via) => ({ backend: "mysql", host: via!.host, port: via!.port, user: "root", database: "test", table_prefix: ns }),
-    async privateServer(dir) {
+    async privateServer(dir, tls) {
       const port = await freePort();
       const innodb = ["--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M"];
       const data = fromTemplate("mariadb", (d) =>
@@ -222,7 +222,9 @@ export const BACKENDS: Record<Backend["name"], Backend> = {
       );
       // No grant tables: root without a password from 127.0.0.1, as on the shared server.
       const args = ["--no-defaults", `--datadir=${data}`, `--port=${port}`, "--bind-address=127.0.0.1", `--socket=${join(data, "mysqld.sock")}`,
-        `--pid-file=${join(data, "mysqld.pid")}`, "--user=root", "--skip-grant-tables", "--skip-name-resolve", "--skip-log-bin", ...innodb];
+        `--pid-file=${join(data, "mysqld.pid")}`, "--user=root", "--skip-grant-tables", "--skip-name-resolve", "--skip-log-bin", ...innodb,
+        // Without grant tables no account can demand a client certificate; TLS itself is required.
+        ...(tls ? [`--ssl-cert=${tls.cert}`, `--ssl-key=${tls.key}`, `--ssl-ca=${tls.ca}`, "--require-secure-transport=ON"] : [])];
       const s = restartable(local(port), "mariadbd", { cmd: "mariadbd", args, log: join(dir, "mariadb.log"), data });
       await s.start();
       return s;

@@ -31,6 +31,8 @@ export interface StoreTlsOptions {
   readonly otherCa: TestCa;
   /** Whether the server refuses a client that shows no certificate. */
   readonly requiresClientCert: boolean;
+  /** Whether the server refuses a plain (non-TLS) client; absent means it does. */
+  readonly refusesPlain?: boolean;
   /** Proves that `store`'s connection really is encrypted (asks the server); absent when only the port can tell. */
   encrypted?(store: Store): Promise<boolean>;
   /** Conformance capabilities, as the backend's plain test file declares them. */
@@ -96,7 +98,7 @@ export function storeTlsSuite(o: StoreTlsOptions): void {
       });
     }
 
-    it("a client that does not speak TLS gets an error naming the backend and the host, not a hang", async () => {
+    if (o.refusesPlain !== false) it("a client that does not speak TLS gets an error naming the backend and the host, not a hang", async () => {
       const ns = randomNamespace();
       const store = await openStore(storeConfig((o.plainSection ?? o.storeSection)(ns), false), new SystemClock());
       opened.push(store);
