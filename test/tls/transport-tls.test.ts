@@ -6,7 +6,9 @@ import { join } from "node:path";
 import tls from "node:tls";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { HttpTransport, type HttpTransportOptions, type TransportTlsOptions } from "../../src/adapters/http/index.js";
-import { parseConfig } from "../../src/config/load.js";
+import { openClusterAccess } from "../../src/cli/cluster-access.js";
+import { parseConfig, type Config } from "../../src/config/load.js";
+import { MASTER_LEASE } from "../../src/core/ports/leases.js";
 import type { AppRequest } from "../../src/core/coreapp/application.js";
 import { ConfigError, TransportUnavailableError } from "../../src/core/errors.js";
 import type { Peer } from "../../src/core/ports/transport.js";
@@ -238,11 +240,12 @@ describe("an embedded cluster over mutual TLS", () => {
   const nodes: AnyNode[] = [];
   const handled: AppRequest[] = [];
   let webapp: Webapp;
+  let configFor: (files: CertFiles) => Config;
 
   beforeAll(async () => {
     const clusterDir = mkdtempSync(join(tmpdir(), "mc-tls-cluster-"));
     // One certificate per node, as a deployment would do; the config file names each node's own.
-    const configFor = (files: CertFiles) =>
+    configFor = (files: CertFiles) =>
       parseConfig({
         cluster_name: "tls-cluster",
         shards: 2,
@@ -291,5 +294,17 @@ describe("an embedded cluster over mutual TLS", () => {
       expect(await r.text()).toMatch(/^secret reply from c[123]$/);
     }
     expect(handled.map((r) => Buffer.from(r.body).toString())).toEqual(expect.arrayContaining(["body for +1555000", "body for +1555003"]));
+  });
+
+  it("an operator command (switchover) reaches the primary master over mTLS with the certificate its config names", async () => {
+    const access = await openClusterAccess(configFor(ca.issue("operator")));
+    try {
+      const master = await access.store.leases.current(MASTER_LEASE);
+      const record = (await access.store.liveness.list()).find((n) => n.id === master?.holder);
+      const reply = await access.transport.switchover({ id: record!.id, address: record!.address! }, { shard: 0 }, 10_000);
+      expect(reply).toMatchObject({ ok: true, shard: 0 });
+    } finally {
+      await access.close();
+    }
   });
 });
