@@ -91,7 +91,8 @@ function checkTls(files: TlsFiles, base: string, now: Date, m: TlsMaterial): Tls
     createSecureContext({ ca: m.ca, cert: m.cert, key: m.key });
   } catch (error) {
     const code = (error as { code?: unknown }).code;
-    throw new ConfigError(base, `the TLS stack refused ${Object.values(files).join(", ")} (${typeof code === "string" ? code : "invalid"})`);
+    const paths = [files.ca, files.cert, files.key].filter((f) => f !== undefined).join(", ");
+    throw new ConfigError(base, `the TLS stack refused ${paths} (${typeof code === "string" ? code : "invalid"})`);
   }
   return m;
 }
