@@ -15,7 +15,7 @@
  * material stays in use and the next tick tries again.
  */
 import { readFile } from "node:fs/promises";
-import type { SecureContextOptions } from "node:tls";
+import { createSecureContext, type ConnectionOptions, type SecureContext, type SecureContextOptions } from "node:tls";
 import { ConfigError } from "../../core/errors.js";
 import type { Logger } from "../../core/ports/logger.js";
 import { loadTlsFiles, readTlsFiles, sameTls, type TlsMaterial } from "../tls-files.js";
@@ -50,6 +50,11 @@ const DEFAULT_RELOAD_MS = 30_000;
 /** The current TLS material of one transport, kept fresh from its files. */
 export class TransportTls {
   private current: Required<TlsMaterial>;
+  /**
+   * The callers' context, built once per load: given as files to every connect, Node would parse
+   * the CA and the key again for each new connection.
+   */
+  private clientContext: SecureContext;
   private readonly listeners = new Set<() => void>();
   private readonly timer: NodeJS.Timeout;
   /** The bytes of the last set refused, so a broken rotation is logged once, not every tick. */
@@ -66,6 +71,7 @@ export class TransportTls {
     const interval = o.reloadIntervalMs ?? DEFAULT_RELOAD_MS;
     if (!Number.isSafeInteger(interval) || interval <= 0) throw new ConfigError(`${KEY}.reload_interval`, "must be a positive duration");
     this.current = loadTlsFiles(o, KEY) as Required<TlsMaterial>;
+    this.clientContext = createSecureContext(this.context);
     this.timer = setInterval(() => void this.reload(), interval);
     this.timer.unref();
   }
@@ -76,8 +82,9 @@ export class TransportTls {
   }
 
   /** What a caller's connections are made with (undici's `connect` options). */
-  get connectOptions(): SecureContextOptions & { servername?: string } {
-    return this.o.serverName === undefined ? this.context : { ...this.context, servername: this.o.serverName };
+  get connectOptions(): ConnectionOptions {
+    const options = { secureContext: this.clientContext };
+    return this.o.serverName === undefined ? options : { ...options, servername: this.o.serverName };
   }
 
   /** Runs `listener` after each successful reload; returns the unsubscribe function. */
@@ -109,6 +116,7 @@ export class TransportTls {
         return false;
       }
       this.current = next as Required<TlsMaterial>;
+      this.clientContext = createSecureContext(this.context);
       this.refused = null;
       for (const listener of this.listeners) listener();
       this.logger.info({ cert: this.o.cert }, "transport: TLS certificate, key or CA reloaded; new connections use them");
