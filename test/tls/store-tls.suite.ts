@@ -40,15 +40,16 @@ export interface StoreTlsOptions {
 }
 
 /** The config's `store:` section with `tls`, validated as a node would read it. */
-export function storeConfig(section: Record<string, unknown>, tls: unknown): StoreConfig {
+function storeConfig(section: Record<string, unknown>, tls: unknown): StoreConfig {
   return parseConfig({ cluster_name: "tls", secret: "tls-test-secret-0123456789", store: { ...section, tls } }).store;
 }
 
 /** Opens a store of namespace `ns` with the given `store.tls`. */
-export function openWithTls(o: StoreTlsOptions, ns: string, tls: unknown): Promise<Store> {
+function openWithTls(o: StoreTlsOptions, ns: string, tls: unknown): Promise<Store> {
   return openStore(storeConfig(o.storeSection(ns), tls), new SystemClock());
 }
 
+/** Registers the conformance suite over TLS and the TLS refusals for one backend's private TLS server. */
 export function storeTlsSuite(o: StoreTlsOptions): void {
   const opened: Store[] = [];
   const open = async (ns: string, tls: unknown) => {
