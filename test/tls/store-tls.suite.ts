@@ -4,6 +4,8 @@ import type { StoreConfig } from "../../src/config/schema.js";
 import { SystemClock } from "../../src/core/clock.js";
 import { ConfigError, StoreConfigurationError } from "../../src/core/errors.js";
 import type { Store } from "../../src/core/ports/store.js";
+import { createNode } from "../../src/nodes/compose.js";
+import { createLogger } from "../../src/nodes/logger.js";
 import { openStore } from "../../src/nodes/open-store.js";
 import { storeConformance, type ConformanceOptions } from "../conformance/store.suite.js";
 import { randomNamespace } from "../support/blackhole.js";
@@ -86,6 +88,23 @@ export function storeTlsSuite(o: StoreTlsOptions): void {
       console.info(`${o.backend} over TLS, wrong CA: failed in ${ms} ms: ${(error as Error).message}`);
       // A second call fails the same way: no retry loop hides it.
       expect(await store.leases.acquire("l", "n1", o.capabilities.ttlMs).catch((e: unknown) => e)).toBeInstanceOf(StoreConfigurationError);
+    });
+
+    it("a master started against a server from another CA stops at start() with that error, instead of retrying", async () => {
+      const config = parseConfig({
+        cluster_name: "tls",
+        secret: "tls-test-secret-0123456789",
+        store: { ...o.storeSection(randomNamespace()), tls: { ...good(), ca: o.otherCa.cert } },
+        node: { listen_host: "127.0.0.1", external_hostname: "127.0.0.1" },
+      });
+      const node = await createNode({ config, role: "master", port: 0, logger: createLogger("silent") });
+      try {
+        const error = await node.start().catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(StoreConfigurationError);
+        expect(String((error as Error).message)).toContain(o.address);
+      } finally {
+        await node.stop().catch(() => {});
+      }
     });
 
     if (o.requiresClientCert) {
