@@ -11,14 +11,17 @@
  * Prints medians and p99s; docs/security.md keeps the figures with the machine and the date.
  */
 import { randomBytes } from "node:crypto";
-import { cpus, loadavg } from "node:os";
+import { mkdtempSync, rmSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
 import { HttpTransport, type HttpTransportOptions } from "../src/adapters/http/index.js";
 import type { Peer } from "../src/core/ports/transport.js";
 import { makeCa } from "../test/support/certs.js";
 
 const rounds = Number(process.argv[2] ?? 2000);
 const SECRET = "bench-secret-0123456789-abcdef";
-const ca = makeCa("bench-ca");
+const dir = mkdtempSync(join(tmpdir(), "mc-bench-tls-"));
+const ca = makeCa("bench-ca", dir);
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -30,7 +33,12 @@ function summary(samples: number[]): string {
 }
 
 async function measure(mode: "plain" | "mtls"): Promise<void> {
-  const tls = (name: string): Partial<HttpTransportOptions> => (mode === "mtls" ? { tls: ca.issue(name) } : {});
+  const issued = new Map<string, Partial<HttpTransportOptions>>();
+  const tls = (name: string): Partial<HttpTransportOptions> => {
+    if (mode === "plain") return {};
+    if (!issued.has(name)) issued.set(name, { tls: ca.issue(name) });
+    return issued.get(name)!;
+  };
   const make = (name: string) => new HttpTransport({ nodeId: `${name}.${randomBytes(3).toString("hex")}`, clusterName: "bench", secret: SECRET, ...tls(name) });
   const core = make("core");
   const coreId = `core.${randomBytes(3).toString("hex")}`;
@@ -81,4 +89,8 @@ async function measure(mode: "plain" | "mtls"): Promise<void> {
 }
 
 console.log(`transport TLS cost, ${rounds} rounds, ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}, load ${loadavg().map((l) => l.toFixed(1)).join(" ")}, ${new Date().toISOString()}`);
-for (const mode of ["plain", "mtls", "plain", "mtls"] as const) await measure(mode);
+try {
+  for (const mode of ["plain", "mtls", "plain", "mtls"] as const) await measure(mode);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}

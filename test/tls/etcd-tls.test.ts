@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll } from "vitest";
@@ -16,7 +16,10 @@ const dir = mkdtempSync(join(tmpdir(), "mc-tls-etcd-"));
 const ca = makeCa("etcd-ca", dir);
 const otherCa = makeCa("other-ca", dir);
 const server = await BACKENDS.etcd.privateServer!(dir, ca.issue("etcd"));
-afterAll(() => server.stop());
+afterAll(async () => {
+  await server.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
 const { host, port } = server.endpoint;
 
 storeTlsSuite({

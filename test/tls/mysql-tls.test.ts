@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mysql from "mysql2/promise";
@@ -18,7 +18,10 @@ const dir = mkdtempSync(join(tmpdir(), "mc-tls-mysql-"));
 const ca = makeCa("mysql-ca", dir);
 const otherCa = makeCa("other-ca", dir);
 const server = await BACKENDS.mysql.privateServer!(dir, ca.issue("mariadb"));
-afterAll(() => server.stop());
+afterAll(async () => {
+  await server.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
 const { host, port } = server.endpoint;
 const pollIntervalMs = 20;
 

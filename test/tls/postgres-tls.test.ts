@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -16,7 +16,10 @@ const dir = mkdtempSync(join(tmpdir(), "mc-tls-pg-"));
 const ca = makeCa("pg-ca", dir);
 const otherCa = makeCa("other-ca", dir);
 const server = await BACKENDS.postgres.privateServer!(dir, ca.issue("postgres"));
-afterAll(() => server.stop());
+afterAll(async () => {
+  await server.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
 const { host, port } = server.endpoint;
 
 storeTlsSuite({

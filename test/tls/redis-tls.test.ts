@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll } from "vitest";
@@ -23,7 +23,10 @@ await startPrivateRedis(port, [], ca.issue("redis"));
 // master lease's 20 × 300 ms. Let that pass before the suite runs.
 const TTL_MS = 300;
 await new Promise((r) => setTimeout(r, 1000 + 20 * TTL_MS + 500));
-afterAll(() => killPrivateRedises());
+afterAll(async () => {
+  await killPrivateRedises();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 storeTlsSuite({
   backend: "redis",

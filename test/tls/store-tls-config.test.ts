@@ -1,4 +1,7 @@
-import { describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/load.js";
 import { SystemClock } from "../../src/core/clock.js";
 import { ConfigError } from "../../src/core/errors.js";
@@ -7,7 +10,9 @@ import { makeCa } from "../support/certs.js";
 
 /** `store.tls` as the config file gives it: one shape on every networked backend, checked before anything connects. */
 const file = (store: Record<string, unknown>) => parseConfig({ cluster_name: "c", secret: "store-tls-secret-0123456789", store });
-const ca = makeCa("config-ca");
+const dir = mkdtempSync(join(tmpdir(), "mc-tls-config-"));
+const ca = makeCa("config-ca", dir);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("store.tls in the config", () => {
   it.each(["postgres", "mysql", "redis", "etcd"])("parseConfig() takes store.tls as true, false or { ca, cert, key } for %s", (backend) => {

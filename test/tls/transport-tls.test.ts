@@ -1,5 +1,5 @@
 import { randomBytes, X509Certificate } from "node:crypto";
-import { copyFileSync, mkdtempSync, readFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -36,6 +36,7 @@ beforeAll(() => {
   ca = makeCa("cluster-ca", dir);
   otherCa = makeCa("other-ca", dir);
 });
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -243,7 +244,7 @@ describe("an embedded cluster over mutual TLS", () => {
   let configFor: (files: CertFiles) => Config;
 
   beforeAll(async () => {
-    const clusterDir = mkdtempSync(join(tmpdir(), "mc-tls-cluster-"));
+    const clusterDir = mkdtempSync(join(dir, "cluster-"));
     // One certificate per node, as a deployment would do; the config file names each node's own.
     configFor = (files: CertFiles) =>
       parseConfig({
