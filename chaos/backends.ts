@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chownSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -36,8 +36,19 @@ export interface Backend {
   readonly shared: Endpoint | null;
   /** The config's `store:` section for namespace `ns`, dialling `via` (a proxy, or the server). */
   store(ns: string, via: Endpoint | null, dir: string): Record<string, unknown>;
-  /** Starts a private server of this backend in `dir`, when the backend can restart one here. */
-  privateServer?(dir: string): Promise<PrivateServer>;
+  /**
+   * Starts a private server of this backend in `dir`, when the backend can restart one here. With
+   * `tls`, the server speaks only TLS with that certificate and key, and asks clients for a
+   * certificate from `tls.ca` where the backend supports it (the TLS tests).
+   */
+  privateServer?(dir: string, tls?: ServerTlsFiles): Promise<PrivateServer>;
+}
+
+/** A TLS server's PEM files: its certificate and key, and the CA its clients' certificates must chain to. */
+export interface ServerTlsFiles {
+  readonly cert: string;
+  readonly key: string;
+  readonly ca: string;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -152,6 +163,25 @@ function postgresUser(): { uid: number; gid: number } {
   return user;
 }
 
+/**
+ * Server options for PostgreSQL over TLS only: copies of the files inside the data directory
+ * (PostgreSQL runs as its own user and refuses a key that others can read), and an hba file that
+ * admits TCP clients only over TLS with a certificate from the CA.
+ */
+function postgresTls(data: string, tls: ServerTlsFiles, owner: { uid: number; gid: number }): string[] {
+  const at = join(data, "tls");
+  mkdirSync(at);
+  const copies = { cert: join(at, "server.crt"), key: join(at, "server.key"), ca: join(at, "ca.crt"), hba: join(at, "pg_hba.conf") };
+  copyFileSync(tls.cert, copies.cert);
+  copyFileSync(tls.key, copies.key);
+  copyFileSync(tls.ca, copies.ca);
+  writeFileSync(copies.hba, "local all all trust\nhostssl all all 127.0.0.1/32 trust clientcert=verify-ca\n");
+  for (const file of [at, ...Object.values(copies)]) chownSync(file, owner.uid, owner.gid);
+  chmodSync(copies.key, 0o600);
+  return ["-c", "ssl=on", "-c", `ssl_cert_file=${copies.cert}`, "-c", `ssl_key_file=${copies.key}`, "-c", `ssl_ca_file=${copies.ca}`,
+    "-c", `hba_file=${copies.hba}`];
+}
+
 const local = (port: number): Endpoint => ({ host: "127.0.0.1", port });
 
 /** The five backends, on this machine's shared servers (see scripts/services.sh). */
@@ -165,7 +195,7 @@ export const BACKENDS: Record<Backend["name"], Backend> = {
     name: "postgres",
     shared: local(5432),
     store: (ns, via) => ({ backend: "postgres", host: via!.host, port: via!.port, user: "postgres", database: "test", table_prefix: ns }),
-    async privateServer(dir) {
+    async privateServer(dir, tls) {
       const port = await freePort();
       const user = postgresUser();
       const data = fromTemplate("postgres", (d) => {
@@ -174,7 +204,7 @@ export const BACKENDS: Record<Backend["name"], Backend> = {
       }, user);
       // fsync off: a killed server process loses nothing the kernel already has, and runs start faster.
       const args = ["-D", data, "-p", String(port), "-k", data, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-        "-c", "max_connections=200", "-c", "shared_buffers=16MB"];
+        "-c", "max_connections=200", "-c", "shared_buffers=16MB", ...(tls ? postgresTls(data, tls, user) : [])];
       const s = restartable(local(port), "postgres", { cmd: postgresBin("postgres"), args, log: join(dir, "postgres.log"), data, user });
       await s.start();
       return s;
@@ -184,7 +214,7 @@ export const BACKENDS: Record<Backend["name"], Backend> = {
     name: "mysql",
     shared: local(3306),
     store: (ns, via) => ({ backend: "mysql", host: via!.host, port: via!.port, user: "root", database: "test", table_prefix: ns }),
-    async privateServer(dir) {
+    async privateServer(dir, tls) {
       const port = await freePort();
       const innodb = ["--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M"];
       const data = fromTemplate("mariadb", (d) =>
@@ -192,7 +222,9 @@ export const BACKENDS: Record<Backend["name"], Backend> = {
       );
       // No grant tables: root without a password from 127.0.0.1, as on the shared server.
       const args = ["--no-defaults", `--datadir=${data}`, `--port=${port}`, "--bind-address=127.0.0.1", `--socket=${join(data, "mysqld.sock")}`,
-        `--pid-file=${join(data, "mysqld.pid")}`, "--user=root", "--skip-grant-tables", "--skip-name-resolve", "--skip-log-bin", ...innodb];
+        `--pid-file=${join(data, "mysqld.pid")}`, "--user=root", "--skip-grant-tables", "--skip-name-resolve", "--skip-log-bin", ...innodb,
+        // Without grant tables no account can demand a client certificate; TLS itself is required.
+        ...(tls ? [`--ssl-cert=${tls.cert}`, `--ssl-key=${tls.key}`, `--ssl-ca=${tls.ca}`, "--require-secure-transport=ON"] : [])];
       const s = restartable(local(port), "mariadbd", { cmd: "mariadbd", args, log: join(dir, "mariadb.log"), data });
       await s.start();
       return s;
@@ -215,14 +247,15 @@ export const BACKENDS: Record<Backend["name"], Backend> = {
     name: "etcd",
     shared: local(2379),
     store: (ns, via) => ({ backend: "etcd", hosts: `http://${via!.host}:${via!.port}`, key_prefix: `mc/${ns}/` }),
-    async privateServer(dir) {
+    async privateServer(dir, tls) {
       const [client, peer] = [await freePort(), await freePort()];
       const data = join(dir, "etcd-data");
       mkdirSync(data, { recursive: true });
-      const c = `http://127.0.0.1:${client}`;
+      const c = `${tls ? "https" : "http"}://127.0.0.1:${client}`;
       const p = `http://127.0.0.1:${peer}`;
       const args = ["--name", "chaos", "--data-dir", data, "--listen-client-urls", c, "--advertise-client-urls", c,
-        "--listen-peer-urls", p, "--initial-advertise-peer-urls", p, "--initial-cluster", `chaos=${p}`];
+        "--listen-peer-urls", p, "--initial-advertise-peer-urls", p, "--initial-cluster", `chaos=${p}`,
+        ...(tls ? ["--cert-file", tls.cert, "--key-file", tls.key, "--trusted-ca-file", tls.ca, "--client-cert-auth"] : [])];
       // The data directory goes with the server (etcd preallocates 64 MB of WAL per run).
       const s = restartable(local(client), "etcd", { cmd: "etcd", args, log: join(dir, "etcd.log"), data });
       await s.start();

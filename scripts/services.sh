@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts (or reuses) the servers that the test suite talks to: PostgreSQL, MariaDB and Redis, which
-# this machine kind normally runs already, and etcd, which it does not. Idempotent.
+# this machine kind normally runs already, and etcd, which it does not; and the openssl CLI the TLS
+# tests make certificates with. Idempotent.
 #   bash scripts/services.sh start   # install etcd if missing, start whatever is not answering
 #   MC_SKIP_SERVICES=1               # do nothing (for a machine where the servers are managed elsewhere)
 set -euo pipefail
@@ -57,9 +58,17 @@ start_etcd() {
   wait_for etcd 30 port_open "${ETCD_ENDPOINT%:*}" "${ETCD_ENDPOINT#*:}"
 }
 
+# The TLS tests make their certificates with the openssl CLI.
+need_openssl() {
+  command -v openssl >/dev/null && return 0
+  log "installing Debian's openssl"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl) >/dev/null
+}
+
 case "${1:-start}" in
   start)
     if [ "${MC_SKIP_SERVICES:-}" = 1 ]; then log "MC_SKIP_SERVICES=1: not starting anything"; exit 0; fi
+    need_openssl
     start_postgres
     start_mariadb
     start_redis

@@ -19,7 +19,14 @@ export interface ClusterAccess {
 /** Opens the configured store and a transport for an operator command (`status`, `switchover`). */
 export async function openClusterAccess(config: Config): Promise<ClusterAccess> {
   const store = await openStore(config.store, new SystemClock());
-  const transport = new HttpTransport({ nodeId: newNodeId("cli"), secret: config.secret, clusterName: config.clusterName, protocol: testProtocolOverride() });
+  // With transport.tls the command calls nodes over mutual TLS with the certificate the config names.
+  const transport = new HttpTransport({
+    nodeId: newNodeId("cli"),
+    secret: config.secret,
+    clusterName: config.clusterName,
+    protocol: testProtocolOverride(),
+    tls: config.transport.tls,
+  });
   return {
     store,
     timing: deriveTiming(config.settings, store.capabilities),

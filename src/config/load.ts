@@ -64,9 +64,20 @@ export interface Config {
     drainTimeoutMs: number;
   };
   /** `media_dir`: a directory every node checks for read/write access at start (optional). */
+  /** `transport`: node-to-node transport: mutual TLS files when configured (see docs/security.md). */
+  readonly transport: { readonly tls: TransportTlsConfig | undefined };
   readonly mediaDir: string | undefined;
   /** `log_level`: the default logger's level (default `info`). */
   readonly logLevel: "debug" | "info" | "warn" | "error" | "silent";
+}
+
+/** `transport.tls`: paths of PEM files, read when the node starts and again every `reloadIntervalMs`. */
+export interface TransportTlsConfig {
+  readonly cert: string;
+  readonly key: string;
+  readonly ca: string;
+  readonly reloadIntervalMs: number;
+  readonly serverName: string | undefined;
 }
 
 /** Reads, interpolates and validates a config file. Throws `ConfigError` naming the key. */
@@ -107,6 +118,9 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
   if (f.admin_token !== undefined && f.admin_token === f.secret) {
     throw new ConfigError("admin_token", "must differ from the cluster secret (the secret signs messages between nodes; give operators another token)");
   }
+  const tls = f.transport.tls;
+  const transportTls: TransportTlsConfig | undefined =
+    tls === undefined ? undefined : { cert: tls.cert, key: tls.key, ca: tls.ca, reloadIntervalMs: tls.reload_interval, serverName: tls.server_name };
   return {
     clusterName: f.cluster_name,
     shards: f.shards,
@@ -134,6 +148,7 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
       maxInflightPerShard: f.webapp.max_inflight_per_shard,
     },
     coreapp: { drainTimeoutMs: f.coreapp.drain_timeout },
+    transport: { tls: transportTls },
     mediaDir: f.media_dir,
     logLevel: f.log_level,
   };

@@ -25,13 +25,27 @@ const timeouts = {
 const common = {
   history_limit: z.number().int().min(1).max(1_000_000).default(1000),
 };
+/**
+ * TLS to a store, the same shape for every networked backend: `true` (verify the server against
+ * the system's CAs) or file paths — `ca` (the CA the server's certificate must chain to) and
+ * `cert` + `key` (a client certificate, for servers that require one). Verification is never off.
+ */
+const storeTls = z.union(
+  [z.boolean(), z.strictObject({ ca: z.string().min(1).optional(), cert: z.string().min(1).optional(), key: z.string().min(1).optional() })],
+  { error: "must be true, false or a mapping of file paths { ca, cert, key }" },
+);
+/** The TLS file paths of a store, or true/false. */
+export type StoreTlsConfig = z.output<typeof storeTls>;
+
 const sqlConnection = {
   url: z.string().optional(),
   host: z.string().default("127.0.0.1"),
   user: z.string().optional(),
   password: z.string().optional(),
   database: z.string().default("test"),
-  ssl: z.union([z.boolean(), z.record(z.string(), z.unknown())]).optional(),
+  tls: storeTls.default(false),
+  /** Renamed to `tls` (the same key on every backend); kept only to say so. */
+  ssl: z.never({ error: "was renamed to tls: true, or { ca, cert, key } file paths" }).optional(),
   table_prefix: prefix.default("mc_"),
   pool_size: z.number().int().min(1).max(100).default(4),
   ...timeouts,
@@ -66,7 +80,7 @@ export const storeSchemas = {
     username: z.string().optional(),
     password: z.string().optional(),
     db: z.number().int().min(0).default(0),
-    tls: z.boolean().default(false),
+    tls: storeTls.default(false),
     key_prefix: keyPrefix.default("mc:"),
     ...timeouts,
     ...common,
@@ -76,6 +90,7 @@ export const storeSchemas = {
     hosts: z.union([z.string(), z.array(z.string()).min(1)]).default("http://127.0.0.1:2379"),
     username: z.string().optional(),
     password: z.string().optional(),
+    tls: storeTls.default(false),
     key_prefix: keyPrefix.default("mc/"),
     ...timeouts,
     ...common,
@@ -148,6 +163,20 @@ export const fileSchema = z.strictObject({
       listen: true,
       max_inflight_per_shard: 256,
     }),
+  transport: z
+    .strictObject({
+      /** Mutual TLS between nodes; every node of the cluster must have it, or none. */
+      tls: z
+        .strictObject({
+          cert: z.string().min(1),
+          key: z.string().min(1),
+          ca: z.string().min(1),
+          reload_interval: duration.default(30_000),
+          server_name: z.string().min(1).optional(),
+        })
+        .optional(),
+    })
+    .default({}),
   coreapp: z.strictObject({ drain_timeout: duration.default(5_000) }).default({ drain_timeout: 5_000 }),
   media_dir: z.string().optional(),
   log_level: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),

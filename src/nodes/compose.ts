@@ -2,6 +2,7 @@ import "reflect-metadata";
 import type { IncomingMessage } from "node:http";
 import { container as rootContainer, type DependencyContainer } from "tsyringe";
 import { HttpTransport, testProtocolOverride } from "../adapters/http/index.js";
+import { loadTlsFiles } from "../adapters/tls-files.js";
 import type { Config } from "../config/load.js";
 import type { Role } from "../config/schema.js";
 import { SystemClock } from "../core/clock.js";
@@ -105,6 +106,8 @@ export async function createNode(o: CreateNodeOptions): Promise<AnyNode> {
   if (role === "coreapp" && !o.app) throw new ConfigError("app", "a coreapp needs an application (onPromote, onDemote, handle)");
   const name = o.name ?? config.node.name ?? role;
   if (config.mediaDir) await checkMediaDir(config.mediaDir);
+  // The transport reads them again when it is made; checked first so a bad file opens nothing.
+  if (config.transport.tls) loadTlsFiles(config.transport.tls, "transport.tls");
   const c = childContainer(config, o.logger ?? createLogger(config.logLevel, { cluster: config.clusterName }));
   const store = await openStore(config.store, c.resolve(TOKENS.clock));
   c.register(TOKENS.store, { useValue: store });
@@ -157,6 +160,7 @@ function childContainer(config: Config, logger: Logger): DependencyContainer {
         secret: cfg.secret,
         clusterName: cfg.clusterName,
         maxBodyBytes: cfg.webapp.maxBodyBytes,
+        tls: cfg.transport.tls,
         logger: k.resolve(TOKENS.logger),
         protocol: testProtocolOverride(),
       });

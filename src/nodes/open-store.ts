@@ -1,4 +1,5 @@
-import type { Backend, StoreConfig } from "../config/schema.js";
+import { loadTlsFiles, type TlsMaterial } from "../adapters/tls-files.js";
+import type { Backend, StoreConfig, StoreTlsConfig } from "../config/schema.js";
 import type { Clock } from "../core/ports/clock.js";
 import type { Store } from "../core/ports/store.js";
 import { StoreConfigurationError } from "../core/errors.js";
@@ -51,7 +52,7 @@ export async function openStore(c: StoreConfig, clock: Clock): Promise<Store> {
         username: c.username,
         password: c.password,
         db: c.db,
-        tls: c.tls,
+        tls: storeTls(c.tls),
         keyPrefix: c.key_prefix,
         operationTimeoutMs: c.operation_timeout,
         connectTimeoutMs: c.connect_timeout,
@@ -64,6 +65,7 @@ export async function openStore(c: StoreConfig, clock: Clock): Promise<Store> {
         hosts: c.hosts,
         username: c.username,
         password: c.password,
+        tls: storeTls(c.tls),
         keyPrefix: c.key_prefix,
         operationTimeoutMs: c.operation_timeout,
         connectTimeoutMs: c.connect_timeout,
@@ -105,7 +107,7 @@ function sqlOptions(c: Extract<StoreConfig, { backend: "postgres" | "mysql" }>) 
     user: c.user,
     password: c.password,
     database: c.database,
-    ssl: sslOption(c.ssl),
+    ssl: storeTls(c.tls),
     tablePrefix: c.table_prefix,
     poolSize: c.pool_size,
     operationTimeoutMs: c.operation_timeout,
@@ -114,7 +116,13 @@ function sqlOptions(c: Extract<StoreConfig, { backend: "postgres" | "mysql" }>) 
   };
 }
 
-/** `ssl: true` means TLS with the defaults; a mapping is passed to the driver as its TLS options. */
-function sslOption(ssl: boolean | Record<string, unknown> | undefined): Record<string, unknown> | undefined {
-  return ssl === true ? {} : ssl === false ? undefined : ssl;
+/**
+ * A store's `tls` key as the TLS options every driver takes: none (plain), `{}` (TLS, the server
+ * verified against the system's CAs) or the files' contents, read and checked now so that a bad
+ * file stops the node with an error naming `store.tls.*` and the file.
+ */
+function storeTls(tls: StoreTlsConfig): TlsMaterial | undefined {
+  if (tls === false) return undefined;
+  if (tls === true) return {};
+  return loadTlsFiles(tls, "store.tls");
 }

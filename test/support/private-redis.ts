@@ -8,14 +8,25 @@ const dir = mkdtempSync(join(tmpdir(), "mc-redis-"));
 const running = new Set<ChildProcess>();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A TLS redis-server's PEM files: its certificate and key, and the CA clients' certificates must chain to. */
+export interface RedisTlsFiles {
+  readonly cert: string;
+  readonly key: string;
+  readonly ca: string;
+}
+
 /**
  * Starts a private redis-server (never the shared one) that keeps nothing on disk, on `port`, and
- * waits until it accepts connections. Tests kill, restart and shut these down at will.
+ * waits until it accepts connections. Tests kill, restart and shut these down at will. With `tls`,
+ * `port` is a TLS port (the plain one is off) and clients must show a certificate from `tls.ca`.
  */
-export async function startPrivateRedis(port: number, extra: string[] = []): Promise<ChildProcess> {
+export async function startPrivateRedis(port: number, extra: string[] = [], tls?: RedisTlsFiles): Promise<ChildProcess> {
+  const listen = tls
+    ? ["--port", "0", "--tls-port", String(port), "--tls-cert-file", tls.cert, "--tls-key-file", tls.key, "--tls-ca-cert-file", tls.ca, "--tls-auth-clients", "yes"]
+    : ["--port", String(port)];
   const child = spawn(
     "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, ...extra],
+    [...listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, ...extra],
     { stdio: "ignore" },
   );
   running.add(child);

@@ -59,7 +59,7 @@ export interface EtcdClientOptions {
   hosts: string[];
   username?: string;
   password?: string;
-  tls?: { ca: Buffer | string; cert?: Buffer | string; key?: Buffer | string };
+  tls?: { ca?: Buffer | string; cert?: Buffer | string; key?: Buffer | string };
   operationTimeoutMs: number;
   connectTimeoutMs: number;
 }

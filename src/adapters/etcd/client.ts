@@ -64,7 +64,8 @@ export class EtcdClient {
       hosts: o.hosts,
       auth: o.username === undefined ? undefined : { username: o.username, password: o.password ?? "" },
       credentials: o.tls && {
-        rootCertificate: bytes(o.tls.ca),
+        // etcd3 types it as required, but gRPC takes undefined as "the system's CAs".
+        rootCertificate: o.tls.ca === undefined ? (undefined as unknown as Buffer) : bytes(o.tls.ca),
         certChain: o.tls.cert === undefined ? undefined : bytes(o.tls.cert),
         privateKey: o.tls.key === undefined ? undefined : bytes(o.tls.key),
       },

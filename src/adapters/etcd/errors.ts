@@ -60,6 +60,12 @@ const MISCONFIGURED = new Set([
 const UNAVAILABLE_CODES = new Set([1, 2, 4, 8, 10, 13, 14]);
 const MISCONFIGURED_CODES = new Set([3, 7, 9, 12, 16]);
 
+/**
+ * gRPC's text for a TLS handshake that failed (it keeps no error code): an untrusted, misnamed or
+ * expired certificate on either side, or a server that does not speak TLS.
+ */
+const TLS_FAILURE = /No connection established\. Last error: .*(certificate|SSL routines|wrong version number|altnames)/i;
+
 const className = (error: object): string => (error.constructor as { name?: string } | undefined)?.name ?? "";
 
 /** Maps anything the etcd client threw to `StoreUnavailableError` / `StoreConfigurationError`. */
@@ -71,6 +77,11 @@ export function mapEtcdError(error: unknown, where: string): Error {
   const detail = oneLine(error.message);
   if (MISCONFIGURED.has(name) || (name === "Error" && typeof code === "number" && MISCONFIGURED_CODES.has(code))) {
     return new StoreConfigurationError(`${where}: refused: ${detail}`, { cause: error });
+  }
+  if (TLS_FAILURE.test(detail) && (name === "GRPCUnavailableError" || code === 14)) {
+    // gRPC reports a failed handshake as UNAVAILABLE and would retry it forever; only a change of
+    // certificates or CA fixes it.
+    return new StoreConfigurationError(`${where}: TLS handshake failed: ${detail}`, { cause: error });
   }
   if (UNAVAILABLE.has(name) || (typeof code === "number" && UNAVAILABLE_CODES.has(code))) {
     return new StoreUnavailableError(`${where}: unavailable: ${detail}`, { cause: error });

@@ -24,8 +24,12 @@ export interface EtcdOptions {
   username?: string;
   /** Its password. Never logged and never put in an error message. */
   password?: string;
-  /** PEM contents (not paths) for https hosts: the CA, and a client certificate and key for mTLS. */
-  tls?: { ca: Buffer | string; cert?: Buffer | string; key?: Buffer | string };
+  /**
+   * TLS for https hosts, as PEM contents (not paths): the CA the server must chain to (default the
+   * system's CAs), and a client certificate and key when etcd asks for one (`--client-cert-auth`).
+   * When set, every host must be an https:// URL.
+   */
+  tls?: { ca?: Buffer | string; cert?: Buffer | string; key?: Buffer | string };
   /** Prefix of every key this cluster writes, so several clusters can share one etcd (default "mc/"). */
   keyPrefix?: string;
   /**
@@ -88,6 +92,9 @@ export class EtcdStore implements Store {
     this.connectTimeoutMs = checkTimeout(o.connectTimeoutMs ?? 2000, "store.connect_timeout");
     if (o.password !== undefined && o.username === undefined) {
       throw new ConfigError("store.username", "is required with a password");
+    }
+    if (o.tls !== undefined && hosts.some((h) => !h.startsWith("https://"))) {
+      throw new ConfigError("store.hosts", "must all be https:// URLs when store.tls is set");
     }
     this.keys = new EtcdKeys(checkKeyPrefix(o.keyPrefix ?? "mc/"));
     this.client = new EtcdClient({

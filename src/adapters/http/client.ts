@@ -24,6 +24,7 @@ import {
   type MessageKind,
   type ProtocolRange,
 } from "./wire.js";
+import type { TransportTls } from "./tls.js";
 
 /** Settings of the sending side. */
 export interface ClientOptions {
@@ -37,6 +38,8 @@ export interface ClientOptions {
   readonly maxPeers: number;
   /** The protocol versions this node speaks (wire.PROTOCOL unless a test overrides it). */
   readonly protocol: ProtocolRange;
+  /** Mutual TLS: set, every call goes over https with this node's certificate and checks the peer's. */
+  readonly tls?: TransportTls;
 }
 
 /** A verified 200 reply. */
@@ -120,12 +123,17 @@ export class TransportClient {
   /** One sequence per receiver: the receiver's replay window then spans only messages sent to it. */
   private readonly seqs = new Map<string, number>();
   private closed = false;
+  private readonly unsubscribe: (() => void) | undefined;
 
   constructor(
     private readonly self: string,
     private readonly key: KeyObject,
     private readonly o: ClientOptions,
-  ) {}
+  ) {
+    // Reloaded TLS files: drop every pool so new connections present the new certificate and
+    // trust the new CA. Calls in flight finish on the old pools, which close once idle.
+    this.unsubscribe = o.tls?.onChange(() => this.dropPools());
+  }
 
   /**
    * Sends one message and returns its verified 200 reply. Throws TransportUnavailableError when the
@@ -181,20 +189,29 @@ export class TransportClient {
   /** Closes every pool; waits for calls in flight, each bounded by its own timeout. */
   async close(): Promise<void> {
     this.closed = true;
+    this.unsubscribe?.();
     const pools = [...this.pools.values()];
     this.pools.clear();
     await Promise.all(pools.map((p) => p.close()));
+  }
+
+  private dropPools(): void {
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    for (const pool of pools) void pool.close().catch(() => {});
   }
 
   private pool(address: string): Pool {
     let pool = this.pools.get(address);
     if (pool !== undefined) return pool;
     try {
-      pool = new Pool(`http://${address}`, {
+      const tls = this.o.tls;
+      pool = new Pool(`${tls ? "https" : "http"}://${address}`, {
         connections: this.o.connectionsPerPeer,
         pipelining: 1,
         keepAliveTimeout: this.o.keepAliveMs,
         keepAliveMaxTimeout: this.o.keepAliveMs,
+        ...(tls ? { connect: tls.connectOptions } : {}),
       });
     } catch (error) {
       throw new ConfigError("peer.address", `must be host:port, got ${JSON.stringify(address).slice(0, 100)} (${(error as Error).message})`);

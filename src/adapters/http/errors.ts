@@ -51,6 +51,9 @@ const NOT_CONNECTED_CODES = new Set([
   "UND_ERR_CONNECT_TIMEOUT",
 ]);
 
+/** Node's codes for a TLS handshake that failed: an untrusted or misnamed certificate, a refusal alert. */
+const TLS_CODE = /^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$)/;
+
 /** The error a failed call throws, from what undici or the socket reported. */
 export function mapCallError(error: unknown, kind: MessageKind, address: string): Error {
   if (error instanceof MulticonnectError) return error;
@@ -61,6 +64,11 @@ export function mapCallError(error: unknown, kind: MessageKind, address: string)
     return new MulticonnectError("transport_protocol", `transport: ${kind} to ${address}: ${error.message}`, { cause: error });
   }
   const code = networkCode(error);
+  if (code !== undefined && TLS_CODE.test(code)) {
+    // The peer (or something in its place) is there, but one side does not trust the other: no
+    // message went through. Still "unavailable" to the caller, since only new certificates fix it.
+    return new TransportUnavailableError(`transport: ${kind} to ${address}: TLS handshake failed (${code})`, { cause: error, notDelivered: true });
+  }
   if (code !== undefined && NETWORK_CODES.has(code)) {
     return new TransportUnavailableError(`transport: ${kind} to ${address}: unreachable (${code})`, {
       cause: error,

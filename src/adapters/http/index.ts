@@ -9,7 +9,9 @@
  * another id and sequence numbers it has seen (or that are older than a 1024-message window). Every
  * 200 reply is signed too, bound to the request it answers. No wall clock takes part.
  *
- * The transport authenticates; it does not encrypt. Run it on a private network, or behind TLS.
+ * With `tls` set the transport also runs over mutual TLS (see tls.ts): bodies are confidential on
+ * the wire and only holders of a certificate from the cluster's CA can open a connection. Without
+ * it the transport authenticates but does not encrypt: run it on a private network only.
  */
 import { SystemClock } from "../../core/clock.js";
 import { ConfigError, MulticonnectError } from "../../core/errors.js";
@@ -33,6 +35,7 @@ import { silentLogger } from "../../core/silent-logger.js";
 import { deriveTransportKey } from "./auth.js";
 import { protocolError, TransportClient } from "./client.js";
 import { startServer, type ServerOptions } from "./server.js";
+import { TransportTls, type TransportTlsOptions } from "./tls.js";
 import * as wire from "./wire.js";
 import { H, NO_FORWARD } from "./wire.js";
 
@@ -63,6 +66,12 @@ export interface HttpTransportOptions {
   readonly logger?: Logger;
   /** The protocol versions to speak (default wire.PROTOCOL). For tests of mixed-version clusters only. */
   readonly protocol?: wire.ProtocolRange;
+  /**
+   * Mutual TLS between nodes (default off: plain HTTP). Every node of a cluster must agree: a TLS
+   * node refuses plain connections, and a plain node cannot reach a TLS one. The files are checked
+   * when the transport is made (ConfigError naming the key and file) and reloaded when they change.
+   */
+  readonly tls?: TransportTlsOptions;
 }
 
 /** Idle pooled sockets are closed by the client after this... */
@@ -75,26 +84,34 @@ const MIB = 1024 * 1024;
 export class HttpTransport implements Transport {
   private readonly client: TransportClient;
   private readonly server: ServerOptions;
+  private readonly tls: TransportTls | undefined;
 
   constructor(o: HttpTransportOptions) {
     if (!wire.isNodeId(o.nodeId)) throw new ConfigError("transport.node_id", "must be 1-200 visible ASCII characters");
     const key = deriveTransportKey(o.secret, o.clusterName);
+    const logger = o.logger ?? silentLogger;
     const connections = positiveInt(o.connectionsPerPeer ?? 64, "transport.connections_per_peer");
     if (connections > 512) throw new ConfigError("transport.connections_per_peer", "must be at most 512 (the replay window is 1024 messages)");
+    const maxReplyBytes = positiveInt(o.maxReplyBytes ?? 64 * MIB, "transport.max_reply_bytes");
+    const maxBodyBytes = positiveInt(o.maxBodyBytes ?? MIB, "transport.max_body_bytes");
+    // Last of the checks: it starts a reload timer, which nothing would stop if a later check threw.
+    this.tls = o.tls === undefined ? undefined : new TransportTls(o.tls, logger);
     this.client = new TransportClient(o.nodeId, key, {
       connectionsPerPeer: connections,
-      maxReplyBytes: positiveInt(o.maxReplyBytes ?? 64 * MIB, "transport.max_reply_bytes"),
+      maxReplyBytes,
       keepAliveMs: CLIENT_KEEP_ALIVE_MS,
       maxPeers: 1024,
       protocol: o.protocol ?? wire.PROTOCOL,
+      tls: this.tls,
     });
     this.server = {
       key,
-      maxBodyBytes: positiveInt(o.maxBodyBytes ?? MIB, "transport.max_body_bytes"),
+      maxBodyBytes,
       keepAliveMs: SERVER_KEEP_ALIVE_MS,
       replay: { maxSenders: o.replayMaxSenders, idleMs: o.replayIdleMs, clock: o.clock ?? new SystemClock() },
-      logger: o.logger ?? silentLogger,
       protocol: o.protocol ?? wire.PROTOCOL,
+      logger,
+      tls: this.tls,
     };
   }
 
@@ -152,8 +169,15 @@ export class HttpTransport implements Transport {
     return startServer(self, host, port, handlers, this.server);
   }
 
+  /** Closes the pools and stops watching the TLS files; listeners are closed by their own handles. */
   close(): Promise<void> {
+    this.tls?.close();
     return this.client.close();
+  }
+
+  /** Reads the TLS files now instead of at the next tick; true when new ones were taken. For tests and operators' tools. */
+  reloadTls(): Promise<boolean> {
+    return this.tls?.reload() ?? Promise.resolve(false);
   }
 }
 
@@ -170,6 +194,7 @@ function uintText(value: number, what: string): string {
 
 export { deriveTransportKey, signReply, signRequest } from "./auth.js";
 export { REPLAY_WINDOW, ReplayGuard, SenderWindow, type ReplayGuardOptions } from "./replay-window.js";
+export type { TransportTlsOptions } from "./tls.js";
 export { H as TRANSPORT_HEADERS, PATHS as TRANSPORT_PATHS } from "./wire.js";
 
 /**

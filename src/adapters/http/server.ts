@@ -6,13 +6,15 @@
  * sender's window or take a slot in the sender table.
  */
 import type { KeyObject } from "node:crypto";
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { ConfigError, TransportUnavailableError } from "../../core/errors.js";
 import type { Logger } from "../../core/ports/logger.js";
 import type { ForwardResponse, TransportHandlers, TransportServer } from "../../core/ports/transport.js";
 import { signatureMatches, signReply, signRequest } from "./auth.js";
 import { ReplayGuard, type ReplayGuardOptions } from "./replay-window.js";
+import type { TransportTls } from "./tls.js";
 import * as wire from "./wire.js";
 import { H, MalformedMessage, NO_FORWARD, PATHS, type ForwardFields, type MessageKind } from "./wire.js";
 
@@ -27,7 +29,15 @@ export interface ServerOptions {
   readonly logger: Logger;
   /** The protocol versions this node speaks (wire.PROTOCOL unless a test overrides it). */
   readonly protocol: wire.ProtocolRange;
+  /** Mutual TLS: set, the listener speaks only TLS and refuses a client without a certificate from the CA. */
+  readonly tls?: TransportTls;
 }
+
+/**
+ * How long a client may take to complete its TLS handshake (Node's default is 2 minutes). Peers
+ * on a network finish in milliseconds; a socket that has not is not a peer.
+ */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 const KINDS = new Map<string, MessageKind>(Object.entries(PATHS).map(([kind, path]) => [path, kind as MessageKind]));
 
@@ -193,16 +203,28 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | "too-larg
 export async function startServer(self: string, host: string, port: number, handlers: TransportHandlers, o: ServerOptions): Promise<TransportServer> {
   if (!wire.isNodeId(self)) throw new ConfigError("transport.self", "must be 1-200 visible ASCII characters");
   const receiver = new Receiver(self, handlers, o);
-  const server = createServer((req, res) => {
+  const onRequest: RequestListener = (req, res) => {
     receiver.handle(req, res).catch((error: unknown) => {
       o.logger.error({ error: error instanceof Error ? error.message : String(error) }, "transport: request failed");
       if (!res.headersSent) refuse(res, 500, "internal error");
       else res.destroy();
     });
-  });
+  };
+  const tls = o.tls;
+  let server: Server;
+  let unsubscribe: (() => void) | undefined;
+  if (tls === undefined) {
+    server = createServer(onRequest);
+  } else {
+    const secure = createTlsServer({ ...tls.context, requestCert: true, rejectUnauthorized: true, handshakeTimeout: HANDSHAKE_TIMEOUT_MS }, onRequest);
+    // New handshakes use reloaded files; connections already open keep the context they began with.
+    unsubscribe = tls.onChange(() => secure.setSecureContext(tls.context));
+    server = secure;
+  }
   server.keepAliveTimeout = o.keepAliveMs;
   await new Promise<void>((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException): void => {
+      unsubscribe?.();
       reject(new TransportUnavailableError(`transport: cannot listen on ${host}:${port} (${error.code ?? error.message})`, { cause: error }));
     };
     server.once("error", onError);
@@ -216,6 +238,7 @@ export async function startServer(self: string, host: string, port: number, hand
     port: bound,
     close: () =>
       new Promise<void>((resolve) => {
+        unsubscribe?.();
         server.close(() => resolve());
         // close() alone waits for idle keep-alive sockets to time out; end them now.
         server.closeAllConnections();

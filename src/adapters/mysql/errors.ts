@@ -84,6 +84,13 @@ const MISCONFIGURED: Readonly<Record<string, string>> = {
   AUTH_SWITCH_PLUGIN_ERROR: "authentication plugin failed",
 };
 
+/**
+ * Codes of a failed TLS handshake (mysql2 reports most as HANDSHAKE_SSL_ERROR, the rest keep
+ * Node's): a wrong CA, host name or an expired certificate, a refused client certificate. Only new
+ * certificates or a new CA fix them.
+ */
+const TLS_CODES = /^(HANDSHAKE_SSL_ERROR$|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|UNABLE_TO_|ERR_TLS_CERT_ALTNAME_INVALID$|ERR_SSL_)/;
+
 /** True for an InnoDB deadlock: the statement was rolled back whole and may simply run again. */
 export function isDeadlock(error: unknown): boolean {
   return (error as DriverError | null)?.code === "ER_LOCK_DEADLOCK";
@@ -117,6 +124,10 @@ export function mapMysqlError(error: unknown, ctx: ErrorContext): Error {
   const misconfigured = MISCONFIGURED[code];
   if (misconfigured) {
     return new StoreConfigurationError(`mysql: ${ctx.where}: ${misconfigured} (${code})${serverSays}`, { cause: error });
+  }
+  if (TLS_CODES.test(code)) {
+    const what = typeof e.message === "string" ? `: ${scrub(e.message, ctx)}` : "";
+    return new StoreConfigurationError(`mysql: ${ctx.where}: TLS handshake refused (${code})${what}`, { cause: error });
   }
   const unreachable = UNREACHABLE[code];
   if (unreachable) return new StoreUnavailableError(`mysql: ${ctx.where}: ${unreachable} (${code})`, { cause: error });

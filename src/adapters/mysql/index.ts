@@ -35,8 +35,9 @@ export interface MysqlOptions {
   /** The database (schema) that holds the tables; required, in `url` or here. */
   database?: string;
   /**
-   * TLS: handed to mysql2 unchanged (a profile name or `{ ca, cert, key, rejectUnauthorized, ... }`);
-   * `true` means TLS with the system's CAs and certificate verification, `false` or absent plain TCP.
+   * TLS: handed to mysql2 (a profile name or `{ ca, cert, key, ... }`); `true` means TLS with the
+   * system's CAs, `false` or absent plain TCP. The server's certificate is verified against the CA
+   * and, when `host` is a name, against that name (mysql2 only checks the CA unless told otherwise).
    */
   ssl?: PoolOptions["ssl"] | boolean;
   /** Prefix of every table, so several clusters can share one database (default "mc_"). */
@@ -157,7 +158,9 @@ function resolveTarget(o: MysqlOptions): MysqlTarget {
   };
 }
 
-/** mysql2 wants an object for TLS; `{}` keeps its defaults, which verify the server's certificate. */
+/** mysql2 wants an object for TLS; its defaults verify the CA, `verifyIdentity` adds the host name. */
 function tls(ssl: MysqlOptions["ssl"]): MysqlTarget["ssl"] {
-  return ssl === true ? {} : ssl === false ? undefined : ssl;
+  if (ssl === undefined || ssl === false) return undefined;
+  if (ssl === true) return { verifyIdentity: true };
+  return typeof ssl === "string" ? ssl : { verifyIdentity: true, ...ssl };
 }

@@ -50,8 +50,8 @@ const CONFIG_REPLY: [RegExp, string][] = [
   [/^ERR unknown command/, "the server lacks a command this adapter needs (EVAL/EVALSHA disabled or renamed?)"],
 ];
 
-/** TLS trust failures: a wrong CA, host name or an expired certificate is configuration. */
-const TLS_CODES = /^(CERT_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_|ERR_TLS_CERT_ALTNAME_INVALID)/;
+/** TLS failures: a wrong CA, host name or an expired certificate, a refused client certificate or a server that does not speak TLS: all configuration. */
+const TLS_CODES = /^(CERT_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_|ERR_TLS_CERT_ALTNAME_INVALID|ERR_SSL_)/;
 
 /** Where the adapter talks to, for messages: `host:port`, and the secret to scrub. */
 export interface RedisWhere {
