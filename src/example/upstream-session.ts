@@ -11,7 +11,7 @@ export interface UpstreamReply {
  * Wire protocol: newline-delimited JSON; the client sends `{type:"open",shard,epoch,node,pid}` first
  * and then `{type:"action",shard,epoch}` per handled request; the upstream answers each line with
  * one `{ok, error?}` line, in order. Closing the socket ends the session. The chaos harness's oracle
- * (chaos/oracle.ts) speaks the server side.
+ * (src/testing/oracle.ts) speaks the server side.
  */
 export class UpstreamSession {
   private readonly waiting: ((r: UpstreamReply) => void)[] = [];

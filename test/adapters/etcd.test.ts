@@ -2,8 +2,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { EtcdClient } from "../../src/adapters/etcd/client.js";
 import { EtcdStore, etcdCapabilities } from "../../src/adapters/etcd/index.js";
 import { ConfigError } from "../../src/core/errors.js";
-import { storeConformance } from "../conformance/store.suite.js";
-import { randomNamespace, refusedPort } from "../support/blackhole.js";
+import { storeConformance } from "../../src/testing/store-conformance.js";
+import { randomNamespace, refusedPort } from "../../src/testing/net.js";
 import { deleteEtcdPrefix } from "../support/store-cleanup.js";
 
 /**

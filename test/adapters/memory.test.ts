@@ -1,5 +1,5 @@
 import { MemoryStorage, MemoryStore } from "../../src/adapters/memory/index.js";
-import { storeConformance } from "../conformance/store.suite.js";
+import { storeConformance } from "../../src/testing/store-conformance.js";
 
 const storages = new Map<string, MemoryStorage>();
 

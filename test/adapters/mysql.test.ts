@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MysqlStore } from "../../src/adapters/mysql/index.js";
 import { tableNames } from "../../src/adapters/mysql/schema.js";
 import { StoreConfigurationError } from "../../src/core/errors.js";
-import { randomNamespace } from "../support/blackhole.js";
-import { storeConformance } from "../conformance/store.suite.js";
+import { randomNamespace } from "../../src/testing/net.js";
+import { storeConformance } from "../../src/testing/store-conformance.js";
 
 /**
  * The MySQL/MariaDB adapter against a real server (`MC_MYSQL_URL`, default the local MariaDB).

@@ -7,8 +7,8 @@ import { StoreConfigurationError, StoreUnavailableError } from "../../src/core/e
 import { MASTER_LEASE } from "../../src/core/ports/leases.js";
 import type { ShardAssignment } from "../../src/core/ports/shard-map.js";
 import type { Store } from "../../src/core/ports/store.js";
-import { randomNamespace } from "../support/blackhole.js";
-import { storeConformance } from "../conformance/store.suite.js";
+import { randomNamespace } from "../../src/testing/net.js";
+import { storeConformance } from "../../src/testing/store-conformance.js";
 
 /**
  * The PostgreSQL adapter against the real server (MC_PG_URL, default the local test database).

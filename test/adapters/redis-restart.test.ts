@@ -6,7 +6,7 @@ import { RedisStore, type RedisOptions } from "../../src/adapters/redis/index.js
 import { StoreConfigurationError, StoreUnavailableError } from "../../src/core/errors.js";
 import { MASTER_LEASE, shardLeaseName, type Lease } from "../../src/core/ports/leases.js";
 import type { Store } from "../../src/core/ports/store.js";
-import { refusedPort } from "../support/blackhole.js";
+import { refusedPort } from "../../src/testing/net.js";
 import { kill9, killPrivateRedises, startPrivateRedis } from "../support/private-redis.js";
 
 /**

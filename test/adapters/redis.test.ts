@@ -4,8 +4,8 @@ import { RedisStore } from "../../src/adapters/redis/index.js";
 import { StoreUnavailableError } from "../../src/core/errors.js";
 import { MASTER_LEASE } from "../../src/core/ports/leases.js";
 import type { Store } from "../../src/core/ports/store.js";
-import { storeConformance } from "../conformance/store.suite.js";
-import { randomNamespace } from "../support/blackhole.js";
+import { storeConformance } from "../../src/testing/store-conformance.js";
+import { randomNamespace } from "../../src/testing/net.js";
 import { deleteRedisKeys } from "../support/store-cleanup.js";
 
 /**

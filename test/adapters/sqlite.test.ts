@@ -2,7 +2,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SqliteStore } from "../../src/adapters/sqlite/index.js";
-import { storeConformance } from "../conformance/store.suite.js";
+import { storeConformance } from "../../src/testing/store-conformance.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mc-sqlite-"));
 

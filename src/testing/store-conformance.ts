@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { StoreUnavailableError } from "../../src/core/errors.js";
-import { MASTER_LEASE, type Lease } from "../../src/core/ports/leases.js";
-import type { ShardAssignment } from "../../src/core/ports/shard-map.js";
-import type { Store, StoreCapabilities } from "../../src/core/ports/store.js";
-import { randomNamespace, refusedPort, startBlackhole } from "../support/blackhole.js";
+import { StoreUnavailableError } from "../core/errors.js";
+import { MASTER_LEASE, type Lease } from "../core/ports/leases.js";
+import type { ShardAssignment } from "../core/ports/shard-map.js";
+import type { Store, StoreCapabilities } from "../core/ports/store.js";
+import { randomNamespace, refusedPort, startBlackhole } from "./net.js";
 
 /**
  * The adapter conformance suite: every backend runs exactly these tests against a real server
