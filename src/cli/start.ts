@@ -16,6 +16,8 @@ export interface StartOptions {
   role?: Role;
   name?: string;
   port?: number;
+  /** The operations endpoint's port (overrides node.ops_port). */
+  opsPort?: number;
   /** A module whose default export is a CoreappApplication, or a function (name) => CoreappApplication. */
   app?: string;
   /** Run the node under a watchdog supervisor that SIGKILLs it when its event loop freezes. */
@@ -38,7 +40,7 @@ export async function startCommand(o: StartOptions): Promise<void> {
   const role = o.role ?? config.node.role;
   const name = o.name ?? config.node.name ?? role ?? "node";
   const app = role === "coreapp" ? await loadApp(o.app, name) : undefined;
-  const node = await createNode({ config, role, name, port: o.port, app });
+  const node = await createNode({ config, role, name, port: o.port, app, ...(o.opsPort === undefined ? {} : { opsPort: o.opsPort }) });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -23,6 +23,8 @@ export interface Config {
     readonly externalHostname: string;
     /** The port other nodes dial when it is not the listen port (a proxy or NAT in between). */
     readonly advertisePort: number | undefined;
+    /** Port of the node's operations endpoint (/metrics, /livez, /readyz); none when undefined. */
+    readonly opsPort: number | undefined;
   };
   readonly webapp: { shardKeyHeader: string; maxBodyBytes: number; retryWindowMs: number; forwardTimeoutMs: number };
   readonly coreapp: { drainTimeoutMs: number };
@@ -73,6 +75,7 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
       port: f.node.port,
       externalHostname: env["EXTERNAL_HOSTNAME"] || f.node.external_hostname || hostname(),
       advertisePort: f.node.advertise_port,
+      opsPort: f.node.ops_port,
     },
     webapp: {
       shardKeyHeader: f.webapp.shard_key_header,

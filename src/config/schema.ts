@@ -106,6 +106,8 @@ export const fileSchema = z.strictObject({
       external_hostname: z.string().optional(),
       /** The port other nodes dial, when it differs from the listen port (a proxy or NAT in between). */
       advertise_port: z.number().int().min(1).max(65535).optional(),
+      /** The operations endpoint's port (/metrics, /livez, /readyz), on listen_host; none when absent. */
+      ops_port: port.optional(),
     })
     .default({ listen_host: "0.0.0.0" }),
   webapp: z

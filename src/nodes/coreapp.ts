@@ -4,6 +4,7 @@ import { ShardOwner, type OwnerEvent, type OwnerState } from "../core/coreapp/sh
 import type { ShardMapWatch } from "../core/ports/shard-map.js";
 import type { ForwardRequest, ForwardResponse, TransportServer } from "../core/ports/transport.js";
 import { NOT_PRIMARY_HEADER } from "../core/webapp/router.js";
+import { NodeMetrics, type Readiness } from "./metrics.js";
 import { every, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
 
 /** Response headers that tell the client which node and epoch served it. */
@@ -26,6 +27,8 @@ export interface CoreappEvents {
 export class Coreapp extends EventEmitter<CoreappEvents> implements MulticonnectNode {
   readonly id: string;
   readonly name: string;
+  /** This node's metrics (`metrics.registry` holds them). */
+  readonly metrics: NodeMetrics;
   private readonly owner: ShardOwner;
   private readonly stop$ = new AbortController();
   private server: TransportServer | null = null;
@@ -44,10 +47,29 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     this.name = identity.name;
     const log = deps.log.child({ node: identity.name });
     this.deps = { ...deps, log };
+    const metrics = (this.metrics = deps.metrics ?? NodeMetrics.detached(identity.name));
     this.owner = new ShardOwner(identity.id, deps.store.leases, app, deps.clock, { ...deps.timing, drainTimeoutMs }, log, (e) => {
+      metrics.ownerChanged(e);
       this.emit("owner", e);
       void this.beat().catch(() => {}); // make the change visible in the store at once
     });
+    metrics.attach({
+      role: "coreapp",
+      readiness: () => this.readiness(),
+      shards: () => {
+        const s = this.owner.state();
+        return s.serving && s.shard !== null ? [{ shard: s.shard, owner: this.id, epoch: s.epoch ?? 0 }] : [];
+      },
+    });
+  }
+
+  /**
+   * Ready once started (registered, watching the shard map) and until stop() begins. A standby is
+   * ready: being available for promotion is its job.
+   */
+  readiness(): Readiness {
+    const checks = { started: this.loop !== null, shardMapWatch: this.watch !== null, stopping: this.stop$.signal.aborted };
+    return { ready: checks.started && checks.shardMapWatch && !checks.stopping, checks };
   }
 
   state(): OwnerState {
@@ -106,8 +128,12 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
       await this.owner.whenServing(request.shard, request.epoch, HOLD_WHILE_PROMOTING_MS);
     }
     const answer = await this.owner.run(request.shard, request.epoch, async () => {
-      const r = await this.app.handle({ ...request });
-      return toForwardResponse(r);
+      try {
+        return toForwardResponse(await this.app.handle({ ...request }));
+      } catch (error) {
+        this.metrics.appError(request.shard);
+        throw error;
+      }
     });
     const headers = { [SERVED_BY_HEADER]: this.name, [EPOCH_HEADER]: String(request.epoch) };
     if (answer === null) {
@@ -129,6 +155,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
   async stop(): Promise<void> {
     if (this.stop$.signal.aborted) return;
     this.stop$.abort();
+    this.metrics.detach();
     await this.loop;
     // Leave the registry first: the primary master then promotes a successor at once, which takes
     // the shard as soon as this node has drained, called onDemote and released the lease.

@@ -4,6 +4,7 @@ import type { Logger } from "../core/ports/logger.js";
 import type { Store } from "../core/ports/store.js";
 import type { Transport } from "../core/ports/transport.js";
 import type { Timing } from "../core/timing.js";
+import type { NodeMetrics, Readiness } from "./metrics.js";
 
 /** What every node is built from; the composition root (compose.ts) provides it. */
 export interface NodeDeps {
@@ -12,6 +13,8 @@ export interface NodeDeps {
   readonly clock: Clock;
   readonly timing: Timing;
   readonly log: Logger;
+  /** Where the node's metrics go (the composition root's); default: a detached set nobody scrapes. */
+  readonly metrics?: NodeMetrics;
 }
 
 /** Who a node is and where it listens. */
@@ -38,6 +41,8 @@ export interface MulticonnectNode {
   readonly id: string;
   readonly name: string;
   start(): Promise<void>;
+  /** Whether the node is started and able to do its role's job now (`GET /readyz`); no store call. */
+  readiness(): Readiness;
   /** Leaves gracefully: stops serving, releases leases, removes its liveness record. */
   stop(): Promise<void>;
 }

@@ -5,6 +5,7 @@ import { runElection } from "../core/master/election.js";
 import { HeartbeatMonitor } from "../core/master/heartbeat-monitor.js";
 import { ShardManager, type PromotionEvent } from "../core/master/shard-manager.js";
 import type { TransportServer } from "../core/ports/transport.js";
+import { NodeMetrics, type Readiness } from "./metrics.js";
 import { every, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
 
 /** Events a master emits: `"role"` (primary_master | secondary_master) and `"promotion"`. */
@@ -21,6 +22,9 @@ export interface MasterEvents {
 export class Master extends EventEmitter<MasterEvents> implements MulticonnectNode {
   readonly id: string;
   readonly name: string;
+  /** This node's metrics (`metrics.registry` holds them). */
+  readonly metrics: NodeMetrics;
+  private started = false;
   private readonly stop$ = new AbortController();
   private readonly view: ClusterView;
   private readonly monitor: HeartbeatMonitor;
@@ -40,11 +44,26 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     const { store, transport, clock, timing } = deps;
     const log = deps.log.child({ node: identity.name });
     this.deps = { ...deps, log };
+    this.metrics = deps.metrics ?? NodeMetrics.detached(identity.name);
     this.view = new ClusterView(store.liveness, clock, timing.evaluateTickMs);
     this.monitor = new HeartbeatMonitor(identity.id, transport, clock, timing.heartbeatIntervalMs, timing.heartbeatTimeoutMs, log);
-    this.manager = new ShardManager(identity.id, shards, store.shardMap, this.view, this.monitor, clock, timing, log, (e) =>
-      this.emit("promotion", e),
-    );
+    this.manager = new ShardManager(identity.id, shards, store.shardMap, this.view, this.monitor, clock, timing, log, (e) => {
+      this.metrics.promotionWritten(e);
+      this.emit("promotion", e);
+    });
+    this.metrics.attach({
+      role: "master",
+      readiness: () => this.readiness(),
+      primaryMaster: () => this.role === "primary_master",
+      // Only the primary master keeps the map current; a secondary's copy would be stale.
+      shards: () => (this.role === "primary_master" ? this.manager.snapshot() : []),
+    });
+  }
+
+  /** Ready once started (schema checked, listening, in the election) and until stop() begins. */
+  readiness(): Readiness {
+    const checks = { started: this.started, stopping: this.stop$.signal.aborted };
+    return { ready: checks.started && !checks.stopping, checks };
   }
 
   get role(): "primary_master" | "secondary_master" {
@@ -74,6 +93,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
       }),
       runElection(store.leases, clock, this.id, timing, log, signal, (holder) => this.lead(holder)),
     );
+    this.started = true;
   }
 
   private async lead(holder: LeaseHolder): Promise<void> {
@@ -95,6 +115,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
   async stop(): Promise<void> {
     if (this.stop$.signal.aborted) return;
     this.stop$.abort();
+    this.metrics.detach();
     await this.tenure?.release();
     await Promise.allSettled(this.loops);
     await this.monitor.close();

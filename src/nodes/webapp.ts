@@ -6,7 +6,8 @@ import { Router } from "../core/webapp/router.js";
 import { readClusterStatus } from "./cluster-status.js";
 import { every, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
 import { BodyTooLargeError, forwardableHeaders, readBody, responseHeaders, sendError, sendJson } from "./webapp-http.js";
-import { WebappMetrics } from "./webapp-metrics.js";
+import { NodeMetrics, type Readiness } from "./metrics.js";
+import { serveOps } from "./ops-http.js";
 
 export interface WebappOptions {
   readonly shards: number;
@@ -21,14 +22,16 @@ export interface WebappOptions {
 
 /**
  * A webapp node: the API entry point. `handler` mounts into node:http, Express or Fastify; `start`
- * also listens on its own port (9090 by default). It serves `GET /v1/health` and `GET /metrics`,
- * and forwards every other request to the primary coreapp of the request's shard.
+ * also listens on its own port (9090 by default). It serves `GET /v1/health`, `GET /metrics`,
+ * `GET /livez` and `GET /readyz`, and forwards every other request to the primary coreapp of the request's shard.
  */
 export class Webapp implements MulticonnectNode {
   readonly id: string;
   readonly name: string;
   private readonly router: Router;
-  private readonly metrics = new WebappMetrics();
+  /** This node's metrics (`metrics.registry` holds them). */
+  readonly metrics: NodeMetrics;
+  private routing = false;
   private readonly stop$ = new AbortController();
   private server: Server | null = null;
   private loop: Promise<void> | null = null;
@@ -43,6 +46,21 @@ export class Webapp implements MulticonnectNode {
     this.name = identity.name;
     this.deps = { ...deps, log: deps.log.child({ node: identity.name }) };
     this.router = new Router(deps.store.shardMap, deps.store.liveness, deps.transport, deps.clock, options, this.deps.log);
+    this.metrics = deps.metrics ?? NodeMetrics.detached(identity.name);
+    this.metrics.attach({
+      role: "webapp",
+      readiness: () => this.readiness(),
+      shards: () => Array.from({ length: options.shards }, (_, shard) => this.router.route(shard) ?? { shard, owner: null, epoch: 0 }),
+    });
+  }
+
+  /**
+   * Ready once the router has loaded the shard map (it can route) and until stop() begins. A store
+   * outage does not make it unready: it keeps routing from the map it has.
+   */
+  readiness(): Readiness {
+    const checks = { shardMapLoaded: this.routing, stopping: this.stop$.signal.aborted };
+    return { ready: checks.shardMapLoaded && !checks.stopping, checks };
   }
 
   /** The port the webapp listens on (after `start`). */
@@ -55,6 +73,7 @@ export class Webapp implements MulticonnectNode {
     const signal = this.stop$.signal;
     await withRetry(clock, signal, log, "schema migration", () => store.migrate());
     await withRetry(clock, signal, log, "router start", () => this.router.start());
+    this.routing = true;
     const server = createServer({ keepAliveTimeout: 65_000 }, this.handler);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -80,14 +99,7 @@ export class Webapp implements MulticonnectNode {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = req.url ?? "/";
     if (req.method === "GET" && path === "/v1/health") return this.health(res);
-    if (req.method === "GET" && path === "/metrics") {
-      const body = this.metrics.render(
-        Array.from({ length: this.options.shards }, (_, shard) => this.router.route(shard) ?? { shard, epoch: 0, owner: null }),
-      );
-      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
-      res.end(body);
-      return;
-    }
+    if (serveOps(req, res, this)) return;
     const key = this.options.shardKey ? this.options.shardKey(req) : (req.headers[this.options.shardKeyHeader] as string | undefined);
     if (this.options.shards > 1 && (key === undefined || key === "")) {
       this.metrics.request("bad_request");
@@ -105,12 +117,14 @@ export class Webapp implements MulticonnectNode {
     const shard = this.options.shards > 1 ? shardOf(key!, this.options.shards) : 0;
     const started = performance.now();
     const result = await this.router.forward({ shard, method: req.method ?? "GET", path, headers: forwardableHeaders(req), body });
+    const seconds = (performance.now() - started) / 1000;
     if (!result.ok) {
       this.metrics.request("no_primary");
+      this.metrics.forwarded("no_primary", seconds, result.attempts);
       return sendError(res, 503, 1018, "Not Primary Coreapp", result.reason, { "retry-after": "1" });
     }
     this.metrics.request("ok");
-    this.metrics.forwarded((performance.now() - started) / 1000, result.attempts);
+    this.metrics.forwarded("ok", seconds, result.attempts);
     const { response } = result;
     res.writeHead(response.status, { ...responseHeaders(response.headers), "content-length": response.body.byteLength });
     res.end(response.body);
@@ -128,6 +142,7 @@ export class Webapp implements MulticonnectNode {
   async stop(): Promise<void> {
     if (this.stop$.signal.aborted) return;
     this.stop$.abort();
+    this.metrics.detach();
     await this.loop;
     await this.router.close();
     if (this.server) {
