@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { EtcdClient } from "../../src/adapters/etcd/client.js";
 import { EtcdStore, etcdCapabilities } from "../../src/adapters/etcd/index.js";
 import { ConfigError } from "../../src/core/errors.js";
@@ -110,7 +110,7 @@ if (skip) {
     });
   });
 
-  storeConformance("etcd", {
+  storeConformance({ describe, it, afterEach, expect }, "etcd", {
     open: async (namespace) => {
       const keyPrefix = `${ROOT}${namespace}/`;
       used.add(keyPrefix);

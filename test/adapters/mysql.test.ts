@@ -1,5 +1,5 @@
 import { createConnection } from "mysql2/promise";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { MysqlStore } from "../../src/adapters/mysql/index.js";
 import { tableNames } from "../../src/adapters/mysql/schema.js";
 import { StoreConfigurationError } from "../../src/core/errors.js";
@@ -57,7 +57,7 @@ if (process.env.MC_SKIP_MYSQL === "1") {
     }
   });
 
-  storeConformance("mysql", {
+  storeConformance({ describe, it, afterEach, expect }, "mysql", {
     open: async (namespace) => new MysqlStore({ url, tablePrefix: prefixOf(namespace), pollIntervalMs }),
     capabilities: {
       ttlMs,

@@ -1,5 +1,5 @@
 import pg from "pg";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { applicationName } from "../../src/adapters/postgres/db.js";
 import { PostgresStore, type PostgresOptions } from "../../src/adapters/postgres/index.js";
 import { schemaTables } from "../../src/adapters/postgres/schema.js";
@@ -70,7 +70,7 @@ function registerTests(): void {
     if (tables.length > 0) await admin((c) => c.query(`DROP TABLE IF EXISTS ${tables.join(", ")}`));
   });
 
-  storeConformance("postgres", {
+  storeConformance({ describe, it, afterEach, expect }, "postgres", {
     open: async (namespace) => open(namespace),
     capabilities: {
       ttlMs: 300,

@@ -1,5 +1,5 @@
 import { Redis } from "ioredis";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { RedisStore } from "../../src/adapters/redis/index.js";
 import { StoreUnavailableError } from "../../src/core/errors.js";
 import { MASTER_LEASE } from "../../src/core/ports/leases.js";
@@ -38,7 +38,7 @@ if (unreachable) {
     for (const prefix of prefixes) await deleteRedisKeys(url, prefix);
   });
 
-  storeConformance("redis", {
+  storeConformance({ describe, it, afterEach, expect }, "redis", {
     open: async (namespace) => new RedisStore({ url, keyPrefix: prefixOf(namespace) }),
     capabilities: {
       ttlMs: 300,

@@ -1,3 +1,4 @@
+import { afterEach, describe, expect, it } from "vitest";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,7 +7,7 @@ import { storeConformance } from "../../src/testing/store-conformance.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mc-sqlite-"));
 
-storeConformance("sqlite", {
+storeConformance({ describe, it, afterEach, expect }, "sqlite", {
   open: async (namespace) => new SqliteStore({ path: join(dir, "conformance.db"), tablePrefix: `${namespace}_` }),
   capabilities: { ttlMs: 300, pollIntervalMs: 5 },
 });
