@@ -1,6 +1,6 @@
 import { appendFileSync } from "node:fs";
 import type { AppRequest, AppResponse, CoreappApplication } from "../core/coreapp/application.js";
-import { UpstreamSession } from "./upstream-session.js";
+import { UpstreamSession } from "../testing/upstream-session.js";
 
 /** Options of the example application. */
 export interface EchoAppOptions {

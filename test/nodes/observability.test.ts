@@ -14,8 +14,8 @@ import { instrumentStore } from "../../src/nodes/instrumented-store.js";
 import { createLogger } from "../../src/nodes/logger.js";
 import { NodeMetrics, demotionCause, promotionCause } from "../../src/nodes/metrics.js";
 import type { Webapp } from "../../src/nodes/webapp.js";
-import { refusedPort } from "../../src/testing/net.js";
-import { CLI, freePort } from "../support/process-cluster.js";
+import { freePort, refusedPort } from "../../src/testing/net.js";
+import { CLI } from "../support/process-cluster.js";
 
 /**
  * Metrics and probes on every role: a master, two coreapps and a webapp embedded in one process on

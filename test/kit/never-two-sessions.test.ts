@@ -1,0 +1,56 @@
+import { afterAll, beforeAll, expect, it } from "vitest";
+// A user writes `from "multiconnect/testing"`; this repository's tests import the sources.
+import { LocalCluster } from "../../src/testing/index.js";
+
+/**
+ * The example of docs/testing-kit.md: a local cluster running the application in
+ * upstream-app.mjs, its primary killed and then its next primary cut off the network, and the
+ * oracle's verdict that no two upstream sessions of the shard were ever open at once.
+ */
+const cluster = new LocalCluster({ app: "test/kit/upstream-app.mjs", masters: 2, coreapps: 3 });
+
+beforeAll(async () => {
+  await cluster.start();
+  await cluster.waitReady();
+}, 60_000);
+
+afterAll(() => cluster.stop());
+
+/** Polls until `check` returns a value, for at most `ms`. */
+async function until<T>(check: () => Promise<T | null>, ms: number): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v !== null) return v;
+    if (Date.now() > end) throw new Error(`condition not reached in ${ms} ms; logs in ${cluster.dir}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+it("the application never holds two upstream sessions of a shard through a kill and a cut", async () => {
+  expect((await cluster.request("/send", { body: "before" })).status).toBe(200);
+
+  const first = await cluster.primary(0);
+  await cluster.kill(first);
+  await cluster.waitReady();
+  const second = await cluster.primary(0);
+  expect(second).not.toBe(first);
+
+  cluster.cut(second);
+  const third = await until(async () => {
+    const p = await cluster.primary(0);
+    return p !== second && cluster.oracle.current(0)?.node === p ? p : null;
+  }, 30_000);
+  cluster.heal(second);
+  await cluster.waitReady();
+  expect((await cluster.request("/send", { body: "after" })).status).toBe(200);
+
+  await cluster.stop();
+  const report = cluster.oracle.report();
+  expect(report.details).toEqual([]);
+  expect(report.overlaps).toBe(0);
+  expect(report.staleAccepted).toBe(0);
+  expect(report.epochRegressions).toBe(0);
+  expect(report.sessions).toBeGreaterThanOrEqual(3);
+  expect(new Set(cluster.oracle.sessions.map((s) => s.node))).toEqual(new Set([first, second, third]));
+}, 90_000);
