@@ -22,4 +22,13 @@ export {
 export { DEFAULT_SETTINGS, deriveTiming, failoverBoundMs, type ClusterSettings, type Timing } from "./core/timing.js";
 export { shardOf } from "./core/hash.js";
 export type { Store, StoreCapabilities } from "./core/ports/store.js";
+// For authors of a store adapter (docs/write-a-store-adapter.md): the ports and their value types.
+export { MASTER_LEASE, shardLeaseName, type AcquireResult, type Lease, type LeaseStore } from "./core/ports/leases.js";
+export type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "./core/ports/liveness.js";
+export type { AssignResult, ShardAssignment, ShardMapStore, ShardMapWatch } from "./core/ports/shard-map.js";
+export type { Clock } from "./core/ports/clock.js";
+export { SystemClock } from "./core/clock.js";
+export { startDiffingWatch, type DiffingWatchOptions } from "./core/shard-map-watch.js";
+// Metrics and probes (docs/observability.md).
+export type { MetricsOptions, Readiness } from "./nodes/metrics.js";
 export { createEchoApp } from "./example/echo-app.js";

@@ -8,6 +8,7 @@ import { SystemClock } from "../core/clock.js";
 import type { CoreappApplication } from "../core/coreapp/application.js";
 import { ConfigError } from "../core/errors.js";
 import type { Logger } from "../core/ports/logger.js";
+import type { Store } from "../core/ports/store.js";
 import { deriveTiming } from "../core/timing.js";
 import { Coreapp } from "./coreapp.js";
 import { newNodeId, type NodeDeps, type NodeIdentity } from "./deps.js";
@@ -37,6 +38,12 @@ export interface CreateNodeOptions {
   /** Webapps embedded in an existing service: derive the shard key from the request. */
   readonly shardKey?: (req: IncomingMessage) => string | undefined;
   readonly logger?: Logger;
+  /**
+   * A store you opened yourself — a third-party adapter (docs/write-a-store-adapter.md). The
+   * config's `store:` section is then not opened (it must still parse). The node closes this store
+   * when it stops. Default: the backend the config names.
+   */
+  readonly store?: Store;
   /**
    * Metrics: pass `{ registry }` to register the node's series into the host application's
    * prom-client `Registry` (and serve them from the host's own `/metrics`). Default: a registry of
@@ -68,7 +75,7 @@ export async function createNode(o: CreateNodeOptions): Promise<AnyNode> {
   if (config.mediaDir) await checkMediaDir(config.mediaDir);
   const c = childContainer(config, o.logger ?? createLogger(config.logLevel, { cluster: config.clusterName }));
   const metrics = new NodeMetrics(name, o.metrics);
-  const store = instrumentStore(await openStore(config.store, c.resolve(TOKENS.clock)), metrics);
+  const store = instrumentStore(o.store ?? (await openStore(config.store, c.resolve(TOKENS.clock))), metrics);
   c.register(TOKENS.store, { useValue: store });
   c.register(TOKENS.timing, { useValue: deriveTiming(config.settings, store.capabilities) });
   c.register(TOKENS.identity, {
