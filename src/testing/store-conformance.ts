@@ -4,7 +4,7 @@ import type { ShardAssignment } from "../core/ports/shard-map.js";
 import type { Store, StoreCapabilities } from "../core/ports/store.js";
 import { randomNamespace, refusedPort, startBlackhole } from "./net.js";
 
-/** The assertions the suite makes; vitest's and jest's `expect(value)` provide them. */
+/** The assertions the suite makes; vitest's `expect(value)` provides them (jest's has the same shape). */
 export interface ConformanceMatchers {
   toBe(expected: unknown): void;
   toEqual(expected: unknown): void;
@@ -22,7 +22,7 @@ export interface ConformanceMatchers {
 /**
  * The test functions the suite registers its tests with — pass your runner's, e.g.
  * `import { afterEach, describe, expect, it } from "vitest"`. Nothing here depends on a runner:
- * vitest and jest fit as they are.
+ * vitest's functions fit as they are (this repository's adapter tests pass them); jest's have the same shape.
  */
 export interface ConformanceTestApi {
   describe(name: string, body: () => void): void;
