@@ -1,11 +1,12 @@
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // A user writes `from "multiconnect/testing"`; this repository's tests import the sources.
 import { LocalCluster } from "../../src/testing/index.js";
 
 /**
  * The example of docs/testing-kit.md: a local cluster running the application in
  * upstream-app.mjs, its primary killed and then its next primary cut off the network, and the
- * oracle's verdict that no two upstream sessions of the shard were ever open at once.
+ * oracle's verdict that no two upstream sessions of the shard were ever open at once. Then the
+ * same check on a broken application (its onDemote keeps the session), to show it can fail.
  */
 const cluster = new LocalCluster({ app: "test/kit/upstream-app.mjs", masters: 2, coreapps: 3 });
 
@@ -54,3 +55,21 @@ it("the application never holds two upstream sessions of a shard through a kill 
   expect(report.sessions).toBeGreaterThanOrEqual(3);
   expect(new Set(cluster.oracle.sessions.map((s) => s.node))).toEqual(new Set([first, second, third]));
 }, 90_000);
+
+describe("a broken application", () => {
+  const broken = new LocalCluster({ app: "test/kit/upstream-app.mjs", masters: 2, coreapps: 2, env: { MC_KIT_BROKEN: "1" } });
+  afterAll(() => broken.stop());
+
+  it("whose onDemote keeps its upstream session is caught by the oracle after a cut", async () => {
+    await broken.start();
+    await broken.waitReady(60_000);
+    const first = await broken.primary(0);
+    broken.cut(first);
+    const next = await broken.primary(0);
+    expect(next).not.toBe(first);
+    // The cut primary learns from the store that it was replaced and demotes — keeping its session.
+    await until(async () => (broken.oracle.report().overlaps > 0 ? true : null), 30_000);
+    broken.heal(first);
+    expect(broken.oracle.report().details.join("\n")).toMatch(/overlap/i);
+  }, 120_000);
+});

@@ -11,6 +11,9 @@ export default function createApp(name) {
       sessions.set(shard, await UpstreamSession.open(process.env.MC_ORACLE, { shard, epoch, node: name }));
     },
     async onDemote(shard) {
+      // MC_KIT_BROKEN=1 makes this a broken application that keeps its session (the kit's own
+      // test proves the oracle catches it).
+      if (process.env.MC_KIT_BROKEN === "1") return;
       const session = sessions.get(shard);
       sessions.delete(shard);
       await session?.close();
