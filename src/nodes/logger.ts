@@ -1,4 +1,4 @@
-import { pino } from "pino";
+import { pino, type DestinationStream } from "pino";
 import type { Logger } from "../core/ports/logger.js";
 
 /**
@@ -6,7 +6,12 @@ import type { Logger } from "../core/ports/logger.js";
  * the redaction below is a second guard for fields that might carry one. An Error logged as `err`
  * (or `error`) keeps its type, message, stack and `cause` chain: `log.error({ err }, "…")`.
  */
-export function createLogger(level: "debug" | "info" | "warn" | "error" | "silent", base: Record<string, unknown> = {}): Logger {
+export function createLogger(
+  level: "debug" | "info" | "warn" | "error" | "silent",
+  base: Record<string, unknown> = {},
+  /** Where the lines go (default: stderr). */
+  destination: DestinationStream = pino.destination(2),
+): Logger {
   return pino(
     {
       level,
@@ -14,6 +19,6 @@ export function createLogger(level: "debug" | "info" | "warn" | "error" | "silen
       serializers: { err: pino.stdSerializers.errWithCause, error: pino.stdSerializers.errWithCause },
       redact: { paths: ["secret", "password", "*.secret", "*.password", "config"], censor: "[redacted]" },
     },
-    pino.destination(2),
+    destination,
   );
 }
