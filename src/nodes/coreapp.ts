@@ -4,8 +4,8 @@ import { ShardOwner, type OwnerEvent, type OwnerState } from "../core/coreapp/sh
 import type { ShardMapWatch } from "../core/ports/shard-map.js";
 import type { ForwardRequest, ForwardResponse, TransportServer } from "../core/ports/transport.js";
 import { NOT_PRIMARY_HEADER } from "../core/webapp/router.js";
-import { NodeMetrics, type Readiness } from "./metrics.js";
 import { every, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
+import { NodeMetrics, type Readiness } from "./metrics.js";
 
 /** Response headers that tell the client which node and epoch served it. */
 export const SERVED_BY_HEADER = "x-multiconnect-node";

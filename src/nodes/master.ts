@@ -5,8 +5,8 @@ import { runElection } from "../core/master/election.js";
 import { HeartbeatMonitor } from "../core/master/heartbeat-monitor.js";
 import { ShardManager, type PromotionEvent } from "../core/master/shard-manager.js";
 import type { TransportServer } from "../core/ports/transport.js";
-import { NodeMetrics, type Readiness } from "./metrics.js";
 import { every, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
+import { NodeMetrics, type Readiness } from "./metrics.js";
 
 /** Events a master emits: `"role"` (primary_master | secondary_master) and `"promotion"`. */
 export interface MasterEvents {

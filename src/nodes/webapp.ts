@@ -5,9 +5,9 @@ import { shardOf } from "../core/hash.js";
 import { Router } from "../core/webapp/router.js";
 import { readClusterStatus } from "./cluster-status.js";
 import { every, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity } from "./deps.js";
-import { BodyTooLargeError, forwardableHeaders, readBody, responseHeaders, sendError, sendJson } from "./webapp-http.js";
 import { NodeMetrics, type Readiness } from "./metrics.js";
 import { serveOps } from "./ops-http.js";
+import { BodyTooLargeError, forwardableHeaders, readBody, responseHeaders, sendError, sendJson } from "./webapp-http.js";
 
 export interface WebappOptions {
   readonly shards: number;
@@ -23,7 +23,8 @@ export interface WebappOptions {
 /**
  * A webapp node: the API entry point. `handler` mounts into node:http, Express or Fastify; `start`
  * also listens on its own port (9090 by default). It serves `GET /v1/health`, `GET /metrics`,
- * `GET /livez` and `GET /readyz`, and forwards every other request to the primary coreapp of the request's shard.
+ * `GET /livez` and `GET /readyz`, and forwards every other request to the primary coreapp of the
+ * request's shard.
  */
 export class Webapp implements MulticonnectNode {
   readonly id: string;
