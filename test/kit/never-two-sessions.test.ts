@@ -13,7 +13,7 @@ const cluster = new LocalCluster({ app: "test/kit/upstream-app.mjs", masters: 2,
 beforeAll(async () => {
   await cluster.start();
   await cluster.waitReady();
-}, 60_000);
+}, 120_000);
 
 afterAll(() => cluster.stop());
 
@@ -41,7 +41,7 @@ it("the application never holds two upstream sessions of a shard through a kill 
   const third = await until(async () => {
     const p = await cluster.primary(0);
     return p !== second && cluster.oracle.current(0)?.node === p ? p : null;
-  }, 30_000);
+  }, 60_000);
   cluster.heal(second);
   await cluster.waitReady();
   expect((await cluster.request("/send", { body: "after" })).status).toBe(200);
@@ -54,7 +54,7 @@ it("the application never holds two upstream sessions of a shard through a kill 
   expect(report.epochRegressions).toBe(0);
   expect(report.sessions).toBeGreaterThanOrEqual(3);
   expect(new Set(cluster.oracle.sessions.map((s) => s.node))).toEqual(new Set([first, second, third]));
-}, 90_000);
+}, 180_000);
 
 describe("a broken application", () => {
   const broken = new LocalCluster({ app: "test/kit/upstream-app.mjs", masters: 2, coreapps: 2, env: { MC_KIT_BROKEN: "1" } });
@@ -62,14 +62,14 @@ describe("a broken application", () => {
 
   it("whose onDemote keeps its upstream session is caught by the oracle after a cut", async () => {
     await broken.start();
-    await broken.waitReady(60_000);
+    await broken.waitReady();
     const first = await broken.primary(0);
     broken.cut(first);
     const next = await broken.primary(0);
     expect(next).not.toBe(first);
     // The cut primary learns from the store that it was replaced and demotes — keeping its session.
-    await until(async () => (broken.oracle.report().overlaps > 0 ? true : null), 30_000);
+    await until(async () => (broken.oracle.report().overlaps > 0 ? true : null), 60_000);
     broken.heal(first);
     expect(broken.oracle.report().details.join("\n")).toMatch(/overlap/i);
-  }, 120_000);
+  }, 180_000);
 });
