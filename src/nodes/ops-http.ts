@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { ConfigError } from "../core/errors.js";
 import type { Logger } from "../core/ports/logger.js";
 import type { NodeMetrics, Readiness } from "./metrics.js";
 
@@ -72,7 +73,9 @@ export class OpsServer {
       if (!serveOps(req, res, this.source)) send(res, 404, "text/plain", "not found: this port serves /metrics, /livez and /readyz\n");
     });
     await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
+      server.once("error", (error: NodeJS.ErrnoException) =>
+        reject(new ConfigError("node.ops_port", `cannot listen on ${this.host}:${this.requestedPort} (${error.code ?? error.message})`)),
+      );
       server.listen(this.requestedPort, this.host, resolve);
     });
     this.server = server;

@@ -100,6 +100,13 @@ describe("operations endpoint", () => {
     expect(texts.join("")).toMatch(/multiconnect_promotions_total\{node="c[12]",shard="[01]",cause="named_by_shard_map"\} 1/);
   });
 
+  it("createNode() with an ops port already in use fails start() with a ConfigError naming node.ops_port", async () => {
+    const app = { onPromote() {}, onDemote() {}, handle: () => ({ status: 200 }) };
+    const node = await createNode({ config, role: "coreapp", name: "clash", port: 0, opsPort: ops["m1"]!, app, logger });
+    await expect(node.start()).rejects.toThrow(/node\.ops_port: cannot listen on 127\.0\.0\.1:\d+ \(EADDRINUSE\)/);
+    await node.stop();
+  });
+
   it("an unknown path on the operations port gets 404 naming what it serves", async () => {
     const r = await get(ops["m1"]!, "/v1/health");
     expect(r.status).toBe(404);
