@@ -171,12 +171,23 @@ export class LocalCluster {
    * exists and every shard has a connected primary coreapp that is running and not cut off. Throws after `timeoutMs` naming the
    * directory with the nodes' logs.
    */
-  async waitReady(timeoutMs = 60_000): Promise<ClusterStatus> {
+  waitReady(timeoutMs = 60_000): Promise<ClusterStatus> {
+    return this.waitFor(async () => {
+      const h = await this.health();
+      return h && this.isReady(h) ? h : null;
+    }, timeoutMs, "the cluster to be ready");
+  }
+
+  /**
+   * Polls `check` every 100 ms until it returns something other than null or undefined, and
+   * returns that. Throws after `timeoutMs`, naming `what` and the directory with the nodes' logs.
+   */
+  async waitFor<T>(check: () => Promise<T | null | undefined>, timeoutMs: number, what = "a condition"): Promise<T> {
     const end = Date.now() + timeoutMs;
     for (;;) {
-      const h = await this.health();
-      if (h && this.isReady(h)) return h;
-      if (Date.now() > end) throw new Error(`LocalCluster: not ready within ${timeoutMs} ms; node logs in ${this.dir}`);
+      const v = await check();
+      if (v !== null && v !== undefined) return v;
+      if (Date.now() > end) throw new Error(`LocalCluster: timed out after ${timeoutMs} ms waiting for ${what}; node logs in ${this.dir}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -203,15 +214,11 @@ export class LocalCluster {
    * The name of the coreapp that serves `shard` now: named by the shard map, serving, running and
    * not cut off. Waits up to `timeoutMs` for one (a failover in progress).
    */
-  async primary(shard = 0, timeoutMs = 60_000): Promise<string> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
+  primary(shard = 0, timeoutMs = 60_000): Promise<string> {
+    return this.waitFor(async () => {
       const h = await this.health();
-      const owner = h && this.servingOwner(h, shard);
-      if (owner) return owner;
-      if (Date.now() > end) throw new Error(`LocalCluster: shard ${shard} has no primary; node logs in ${this.dir}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+      return h && this.servingOwner(h, shard);
+    }, timeoutMs, `a primary of shard ${shard}`);
   }
 
   /** Sends a request through the webapp (the shard key in the default `x-shard-key` header). */

@@ -17,17 +17,6 @@ beforeAll(async () => {
 
 afterAll(() => cluster.stop());
 
-/** Polls until `check` returns a value, for at most `ms`. */
-async function until<T>(check: () => Promise<T | null>, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== null) return v;
-    if (Date.now() > end) throw new Error(`condition not reached in ${ms} ms; logs in ${cluster.dir}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 it("the application never holds two upstream sessions of a shard through a kill and a cut", async () => {
   expect((await cluster.request("/send", { body: "before" })).status).toBe(200);
 
@@ -38,7 +27,7 @@ it("the application never holds two upstream sessions of a shard through a kill 
   expect(second).not.toBe(first);
 
   cluster.cut(second);
-  const third = await until(async () => {
+  const third = await cluster.waitFor(async () => {
     const p = await cluster.primary(0);
     return p !== second && cluster.oracle.current(0)?.node === p ? p : null;
   }, 60_000);
@@ -68,7 +57,7 @@ describe("a broken application", () => {
     const next = await broken.primary(0);
     expect(next).not.toBe(first);
     // The cut primary learns from the store that it was replaced and demotes — keeping its session.
-    await until(async () => (broken.oracle.report().overlaps > 0 ? true : null), 60_000);
+    await broken.waitFor(async () => (broken.oracle.report().overlaps > 0 ? true : null), 60_000, "the oracle to see an overlap");
     broken.heal(first);
     expect(broken.oracle.report().details.join("\n")).toMatch(/overlap/i);
   }, 180_000);
