@@ -66,6 +66,8 @@ export interface LocalNode {
   readonly inbound: FaultProxy | null;
   /** This node's own link to the store (null for SQLite and stores given by URL). */
   readonly storeLink: FaultProxy | null;
+  /** The node's operations endpoint on 127.0.0.1: `/metrics`, `/livez`, `/readyz` (docs/observability.md). */
+  readonly opsPort: number;
 }
 
 const STORE_PORTS: Record<string, number> = { postgres: 5432, mysql: 3306, redis: 6379 };
@@ -122,6 +124,7 @@ export class LocalCluster {
     const port = role === "webapp" ? this.webappPort : await freePort();
     const inbound = role === "coreapp" ? new FaultProxy("127.0.0.1", port, `→${name}`) : null;
     await inbound?.start();
+    const opsPort = await freePort();
     const config = join(this.dir, `${name}.yaml`);
     const store = storeLink ? { ...this.store, host: "127.0.0.1", port: storeLink.port } : this.store;
     writeFileSync(
@@ -132,7 +135,13 @@ export class LocalCluster {
         secret: this.secret,
         settings: this.options.settings ?? LOCAL_CLUSTER_SETTINGS,
         store,
-        node: { listen_host: "127.0.0.1", external_hostname: "127.0.0.1", port, ...(inbound ? { advertise_port: inbound.port } : {}) },
+        node: {
+          listen_host: "127.0.0.1",
+          external_hostname: "127.0.0.1",
+          port,
+          ops_port: opsPort,
+          ...(inbound ? { advertise_port: inbound.port } : {}),
+        },
         log_level: this.options.logLevel ?? "info",
       }),
       { mode: 0o600 },
@@ -144,7 +153,7 @@ export class LocalCluster {
       stdio: ["ignore", log, log],
       env: { ...process.env, ...this.options.env, MC_ORACLE: this.oracle.address },
     });
-    const node: LocalNode = { name, role, child, inbound, storeLink };
+    const node: LocalNode = { name, role, child, inbound, storeLink, opsPort };
     this.nodes.push(node);
     return node;
   }
@@ -219,6 +228,12 @@ export class LocalCluster {
       const h = await this.health();
       return h && this.servingOwner(h, shard);
     }, timeoutMs, `a primary of shard ${shard}`);
+  }
+
+  /** The node's Prometheus metrics, as text (its operations endpoint's `GET /metrics`). */
+  async metrics(name: string): Promise<string> {
+    const r = await fetch(`http://127.0.0.1:${this.node(name).opsPort}/metrics`, { signal: AbortSignal.timeout(5000) });
+    return r.text();
   }
 
   /** Sends a request through the webapp (the shard key in the default `x-shard-key` header). */

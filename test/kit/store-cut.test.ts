@@ -44,6 +44,11 @@ if (process.env.MC_SKIP_POSTGRES === "1") {
     cluster.cut(first);
     const next = await cluster.primary(0);
     expect(next).not.toBe(first);
+    // The cut node says what happened to it: renewals that failed, a demotion by its lease deadline.
+    const seen = await cluster.metrics(first);
+    expect(seen).toMatch(new RegExp(`multiconnect_lease_renewal_failures_total\\{node="${first}",lease="shard",reason="error"\\} [1-9]`));
+    expect(seen).toMatch(new RegExp(`multiconnect_demotions_total\\{node="${first}",shard="0",cause="lease_deadline"\\} 1`));
+    expect(await cluster.metrics(next)).toMatch(/multiconnect_promotions_total\{node="[^"]+",shard="0",cause="named_by_shard_map"\} 1/);
     cluster.heal(first);
     await cluster.waitReady();
     // Let the healed node resync its shard map before the cluster stops. Stopped at once, the new
