@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, openSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -95,7 +96,7 @@ export class LocalCluster {
   readonly nodes: LocalNode[] = [];
   /** The webapp's port on 127.0.0.1 (after `start`). */
   webappPort = 0;
-  private readonly secret = `local-${randomNamespace()}-${randomNamespace()}-secret`;
+  private readonly secret = randomBytes(24).toString("base64url");
   private readonly store: Record<string, unknown>;
   /** Nodes cut off by `cut()` and not yet healed. */
   private readonly cutOff = new Set<string>();
