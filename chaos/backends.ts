@@ -3,7 +3,7 @@ import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync,
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "../test/support/process-cluster.js";
+import { freePort } from "../src/testing/net.js";
 import { signal } from "./cluster.js";
 
 /** Where a networked store listens. */

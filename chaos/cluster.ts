@@ -4,8 +4,8 @@ import { join, resolve } from "node:path";
 import { stringify } from "yaml";
 import type { ClusterStatus } from "../src/nodes/cluster-status.js";
 import { freePort, type Backend, type Endpoint } from "./backends.js";
-import { FaultProxy } from "./fault-proxy.js";
-import { monoNow } from "./oracle.js";
+import { FaultProxy } from "../src/testing/fault-proxy.js";
+import { monoNow } from "../src/testing/oracle.js";
 
 /** The built CLI: the harness runs the binary a user runs (`npm run chaos` builds it first). */
 export const CLI = resolve("dist/cli/main.js");

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Backend, PrivateServer } from "./backends.js";
 import { ChaosCluster, NodeStartError, sleep } from "./cluster.js";
 import { dropNamespace } from "./namespace.js";
-import { monoNow, Oracle, type OracleReport } from "./oracle.js";
+import { monoNow, Oracle, type OracleReport } from "../src/testing/oracle.js";
 import type { Primary, Scenario } from "./scenarios.js";
 
 /** The outcome of one run of one scenario on one backend. */

@@ -2,8 +2,8 @@ import { writeFileSync } from "node:fs";
 import type { ClusterStatus } from "../src/nodes/cluster-status.js";
 import type { Backend, PrivateServer } from "./backends.js";
 import { signal, sleep, type ChaosCluster, type ChaosNode } from "./cluster.js";
-import type { FaultProxy } from "./fault-proxy.js";
-import type { Oracle, OracleMode } from "./oracle.js";
+import type { FaultProxy } from "../src/testing/fault-proxy.js";
+import type { Oracle, OracleMode } from "../src/testing/oracle.js";
 
 /** The primary coreapp of shard 0 when the fault starts, as the oracle saw it connect. */
 export interface Primary {

@@ -61,10 +61,6 @@ export type {
   HistoryStore,
 } from "./core/ports/history.js";
 export type { Backend, Role, StoreConfig } from "./config/schema.js";
-export type { Clock } from "./core/ports/clock.js";
-export type { LeaseStore, Lease, AcquireResult } from "./core/ports/leases.js";
-export type { LivenessStore, NodeRecord, NodeStatus, NodeRole } from "./core/ports/liveness.js";
-export type { ShardMapStore, AssignResult, ShardMapWatch } from "./core/ports/shard-map.js";
 export type {
   Transport,
   TransportHandlers,
@@ -82,3 +78,12 @@ export type {
   EndedTenure,
 } from "./core/ports/transport.js";
 export type { OwnerState } from "./core/coreapp/shard-owner.js";
+// For authors of a store adapter (docs/write-a-store-adapter.md): the ports and their value types.
+export { MASTER_LEASE, shardLeaseName, type AcquireResult, type Lease, type LeaseStore } from "./core/ports/leases.js";
+export type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "./core/ports/liveness.js";
+export type { AssignResult, ShardMapStore, ShardMapWatch } from "./core/ports/shard-map.js";
+export type { Clock } from "./core/ports/clock.js";
+export { SystemClock } from "./core/clock.js";
+export { startDiffingWatch, type DiffingWatchOptions } from "./core/shard-map-watch.js";
+// Metrics and probes (docs/observability.md).
+export type { MetricsOptions, Readiness } from "./nodes/metrics.js";

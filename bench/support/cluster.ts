@@ -3,7 +3,7 @@ import { mkdtempSync, openSync, closeSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { stringify } from "yaml";
 import type { ClusterStatus } from "../../src/nodes/cluster-status.js";
-import { freePort } from "../../test/support/process-cluster.js";
+import { freePort } from "../../src/testing/net.js";
 import { monoNow, sleep } from "./clock.js";
 import { JsonLog, type PinoLine } from "./logs.js";
 import type { BenchStore } from "./stores.js";

@@ -20,6 +20,8 @@ interface DevNode {
   name: string;
   role: "master" | "coreapp" | "webapp";
   port: number;
+  /** The operations endpoint (/metrics, /livez, /readyz); the webapp serves them on its own port. */
+  opsPort?: number;
   child?: ChildProcess;
 }
 
@@ -40,11 +42,11 @@ export async function devCommand(o: DevOptions): Promise<void> {
   writeFileSync(configPath, devConfig(dir, o), { mode: 0o600 });
   const cli = fileURLToPath(new URL("./main.js", import.meta.url));
   const nodes: DevNode[] = [
-    { name: "master-1", role: "master", port: 6260 },
-    { name: "master-2", role: "master", port: 6261 },
-    { name: "coreapp-1", role: "coreapp", port: 6250 },
-    { name: "coreapp-2", role: "coreapp", port: 6251 },
-    { name: "coreapp-3", role: "coreapp", port: 6252 },
+    { name: "master-1", role: "master", port: 6260, opsPort: 6360 },
+    { name: "master-2", role: "master", port: 6261, opsPort: 6361 },
+    { name: "coreapp-1", role: "coreapp", port: 6250, opsPort: 6350 },
+    { name: "coreapp-2", role: "coreapp", port: 6251, opsPort: 6351 },
+    { name: "coreapp-3", role: "coreapp", port: 6252, opsPort: 6352 },
     { name: "webapp-1", role: "webapp", port: o.webappPort },
   ];
   const events: string[] = [];
@@ -55,7 +57,8 @@ export async function devCommand(o: DevOptions): Promise<void> {
   const deaths = new Map<string, number>();
   for (const n of nodes) {
     const log = openSync(join(dir, "logs", `${n.name}.log`), "a");
-    n.child = spawn(process.execPath, [cli, "start", "--config", configPath, "--role", n.role, "--name", n.name, "--port", String(n.port)], {
+    const ops = n.opsPort === undefined ? [] : ["--ops-port", String(n.opsPort)];
+    n.child = spawn(process.execPath, [cli, "start", "--config", configPath, "--role", n.role, "--name", n.name, "--port", String(n.port), ...ops], {
       stdio: ["ignore", log, log],
       env: { ...process.env, MC_EVENT_LOG: join(dir, "events.jsonl") },
     });
@@ -66,6 +69,7 @@ export async function devCommand(o: DevOptions): Promise<void> {
   }
   event(`started ${nodes.length} processes; config ${configPath}; logs in ${join(dir, "logs")}`);
   event(`pids: ${nodes.map((n) => `${n.name}=${n.child?.pid}`).join(" ")}`);
+  event(`metrics and probes (/metrics, /livez, /readyz): ${nodes.map((n) => `${n.name}=:${n.opsPort ?? n.port}`).join(" ")}`);
 
   let stopping = false;
   const stopAll = () => {

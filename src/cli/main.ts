@@ -37,6 +37,7 @@ program
   .option("--role <role>", "master | coreapp | webapp (overrides node.role)")
   .option("--name <name>", "this node's name (overrides node.name)")
   .option("--port <port>", "listen port (overrides node.port)", int("--port"))
+  .option("--ops-port <port>", "port of the operations endpoint: /metrics, /livez, /readyz (overrides node.ops_port)", int("--ops-port"))
   .option("--app <module>", "coreapps: module exporting the application (default: the echo example)")
   .option("--watchdog", "run under a supervisor that SIGKILLs the node if its event loop freezes (see docs/reliability.md)", false)
   .option("--watchdog-deadline <ms>", "the watchdog's deadline (default: lease TTL - renew interval - 2 x margin)", int("--watchdog-deadline"))

@@ -16,6 +16,8 @@ export interface StartOptions {
   role?: Role;
   name?: string;
   port?: number;
+  /** The operations endpoint's port (overrides node.ops_port). */
+  opsPort?: number;
   /** A module whose default export is a CoreappApplication, or a function (name) => CoreappApplication. */
   app?: string;
   /** Run the node under a watchdog supervisor that SIGKILLs it when its event loop freezes. */
@@ -41,7 +43,7 @@ export async function startCommand(o: StartOptions): Promise<void> {
     throw new ConfigError("webapp.listen", "is false, but a webapp run by the CLI has no host server to serve through: it would answer nothing");
   }
   const app = role === "coreapp" ? await loadApp(o.app, name) : undefined;
-  const node = await createNode({ config, role, name, port: o.port, app });
+  const node = await createNode({ config, role, name, port: o.port, app, ...(o.opsPort === undefined ? {} : { opsPort: o.opsPort }) });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

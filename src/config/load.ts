@@ -40,6 +40,8 @@ export interface Config {
     readonly advertisePort: number | undefined;
     /** Coreapps: standby preference and the never-promote tag (src/core/master/placement.ts). */
     readonly placement: Placement;
+    /** Port of the node's operations endpoint (/metrics, /livez, /readyz); none when undefined. */
+    readonly opsPort: number | undefined;
   };
   /** `webapp`: request routing. */
   readonly webapp: {
@@ -137,6 +139,7 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
       externalHostname: env["EXTERNAL_HOSTNAME"] || f.node.external_hostname || hostname(),
       advertisePort: f.node.advertise_port,
       placement: { priority: f.node.priority, nofailover: f.node.nofailover },
+      opsPort: f.node.ops_port,
     },
     webapp: {
       shardKeyHeader: f.webapp.shard_key_header,

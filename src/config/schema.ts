@@ -142,6 +142,8 @@ export const fileSchema = z.strictObject({
       priority: z.number().int().min(-1000).max(1000).default(0),
       /** Coreapps: never promoted automatically; a switchover to it needs --force. */
       nofailover: z.boolean().default(false),
+      /** The operations endpoint's port (/metrics, /livez, /readyz), on listen_host; none when absent. */
+      ops_port: port.optional(),
     })
     .default({ listen_host: "0.0.0.0", priority: 0, nofailover: false }),
   webapp: z

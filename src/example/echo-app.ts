@@ -1,6 +1,6 @@
 import { appendFileSync } from "node:fs";
 import type { AppRequest, AppResponse, CoreappApplication } from "../core/coreapp/application.js";
-import { UpstreamSession } from "./upstream-session.js";
+import { UpstreamSession } from "../testing/upstream-session.js";
 
 /** Options of the example application. */
 export interface EchoAppOptions {
@@ -40,16 +40,9 @@ export function createEchoApp(o: EchoAppOptions): CoreappApplication {
   return {
     async onPromote(shard, epoch) {
       // A real application opens its single upstream connection here, passing `epoch` upstream.
-      if (o.upstream) {
-        const session = await UpstreamSession.connect(o.upstream, UPSTREAM_TIMEOUT_MS);
-        const r = await session.send({ type: "open", shard, epoch, node: o.name, pid: process.pid }, UPSTREAM_TIMEOUT_MS);
-        if (!r.ok) {
-          await session.close();
-          // Throwing makes the SDK give the shard back instead of serving without an upstream.
-          throw new Error(`the upstream refused the session: ${r.error}`);
-        }
-        sessions.set(shard, session);
-      }
+      // A refused session throws, which makes the SDK give the shard back instead of serving
+      // without an upstream.
+      if (o.upstream) sessions.set(shard, await UpstreamSession.open(o.upstream, { shard, epoch, node: o.name }, UPSTREAM_TIMEOUT_MS));
       record({ type: "promote", shard, epoch });
     },
     async onDemote(shard, epoch) {
@@ -66,7 +59,7 @@ export function createEchoApp(o: EchoAppOptions): CoreappApplication {
         // With no session this still reports the action on a connection of its own, so that the
         // upstream can see (and the harness count) an action outside any session.
         const via = session ?? (await UpstreamSession.connect(o.upstream, UPSTREAM_TIMEOUT_MS));
-        const r = await via.send({ type: "action", shard: req.shard, epoch: req.epoch }, UPSTREAM_TIMEOUT_MS);
+        const r = await via.action(req.shard, req.epoch, UPSTREAM_TIMEOUT_MS);
         if (!session) await via.close();
         if (!r.ok) {
           const body = JSON.stringify({ errors: [{ code: 1014, title: "Upstream refused", details: r.error }] });

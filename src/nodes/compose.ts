@@ -9,12 +9,16 @@ import { SystemClock } from "../core/clock.js";
 import type { CoreappApplication } from "../core/coreapp/application.js";
 import { ConfigError } from "../core/errors.js";
 import type { Logger } from "../core/ports/logger.js";
+import type { Store } from "../core/ports/store.js";
 import { deriveTiming } from "../core/timing.js";
 import { Coreapp } from "./coreapp.js";
-import { newNodeId, type NodeDeps } from "./deps.js";
+import { newNodeId, type NodeDeps, type StartOptions } from "./deps.js";
+import { instrumentStore } from "./instrumented-store.js";
 import { createLogger } from "./logger.js";
 import { Master } from "./master.js";
 import { checkMediaDir } from "./media-dir.js";
+import { NodeMetrics, type MetricsOptions } from "./metrics.js";
+import { OpsServer } from "./ops-http.js";
 import { openStore } from "./open-store.js";
 import { TOKENS } from "./tokens.js";
 import { Webapp } from "./webapp.js";
@@ -35,6 +39,24 @@ export interface NodeOptions {
    * instance of the host service can be passed as it is; errors are logged under `err`.
    */
   readonly logger?: Logger;
+  /**
+   * A store you opened yourself — a third-party adapter (docs/write-a-store-adapter.md). The
+   * config's `store:` section is then not opened (it must still parse). The node closes this store
+   * when it stops. Default: the backend the config names.
+   */
+  readonly store?: Store;
+  /**
+   * Metrics: pass `{ registry }` to register the node's series into the host application's
+   * prom-client `Registry` (and serve them from the host's own `/metrics`). Default: a registry of
+   * the node's own, served by the operations endpoint (and a webapp's port).
+   */
+  readonly metrics?: MetricsOptions;
+  /**
+   * Overrides `node.ops_port`: the port of the node's operations endpoint (`/metrics`, `/livez`,
+   * `/readyz`) on `node.listen_host`; 0 picks a free port; `null` opens none even when the config
+   * sets one. Default: the config's, else none — an embedded node opens no listener unasked.
+   */
+  readonly opsPort?: number | null;
 }
 
 /** Options of {@link createMaster}. */
@@ -109,7 +131,8 @@ export async function createNode(o: CreateNodeOptions): Promise<AnyNode> {
   // The transport reads them again when it is made; checked first so a bad file opens nothing.
   if (config.transport.tls) loadTlsFiles(config.transport.tls, "transport.tls");
   const c = childContainer(config, o.logger ?? createLogger(config.logLevel, { cluster: config.clusterName }));
-  const store = await openStore(config.store, c.resolve(TOKENS.clock));
+  const metrics = new NodeMetrics(name, o.metrics);
+  const store = instrumentStore(o.store ?? (await openStore(config.store, c.resolve(TOKENS.clock))), metrics);
   c.register(TOKENS.store, { useValue: store });
   c.register(TOKENS.timing, { useValue: deriveTiming(config.settings, store.capabilities) });
   c.register(TOKENS.identity, {
@@ -130,6 +153,7 @@ export async function createNode(o: CreateNodeOptions): Promise<AnyNode> {
     clock: k.resolve(TOKENS.clock),
     timing: k.resolve(TOKENS.timing),
     log: k.resolve(TOKENS.logger),
+    metrics,
   });
   const identity = c.resolve(TOKENS.identity);
   const node: AnyNode =
@@ -144,7 +168,27 @@ export async function createNode(o: CreateNodeOptions): Promise<AnyNode> {
             adminToken: config.adminToken,
             ...(o.shardKey ? { shardKey: o.shardKey } : {}),
           });
-  return closingStoreOnStop(node, c);
+  const opsPort = o.opsPort === undefined ? config.node.opsPort : o.opsPort;
+  const ops = opsPort === undefined || opsPort === null ? null : new OpsServer(node, config.node.listenHost, opsPort, c.resolve(TOKENS.logger));
+  return closingStoreOnStop(ops ? withOpsServer(node, ops) : node, c);
+}
+
+/**
+ * Opens the operations endpoint before the node starts and closes it after the node stopped: the
+ * probes must answer while `start()` still waits for an unreachable store (live, not ready).
+ */
+function withOpsServer<N extends AnyNode>(node: N, ops: OpsServer): N {
+  const start = node.start.bind(node);
+  const stop = node.stop.bind(node);
+  node.start = async (options?: StartOptions) => {
+    await ops.listen();
+    await start(options);
+  };
+  node.stop = async () => {
+    await stop();
+    await ops.close();
+  };
+  return node;
 }
 
 function childContainer(config: Config, logger: Logger): DependencyContainer {

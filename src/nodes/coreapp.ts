@@ -8,6 +8,7 @@ import type { ForwardRequest, ForwardResponse, TransportServer } from "../core/p
 import { APP_ERROR_CODE, NOT_PRIMARY_HEADER } from "../core/webapp/router.js";
 import { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
 import { every, prepareSchema, startFollowing, startSignal, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity, type StartOptions } from "./deps.js";
+import { NodeMetrics, type Readiness } from "./metrics.js";
 
 /** Response header with the name of the coreapp that served the request. */
 export const SERVED_BY_HEADER = "x-multiconnect-node";
@@ -35,6 +36,8 @@ export interface CoreappEvents {
 export class Coreapp extends EventEmitter<CoreappEvents> implements MulticonnectNode {
   readonly id: string;
   readonly name: string;
+  /** This node's metrics (`metrics.registry` holds them). */
+  readonly metrics: NodeMetrics;
   private readonly owner: ShardOwner;
   private readonly follower: ClusterDocumentFollower;
   private readonly stop$ = new AbortController();
@@ -58,10 +61,29 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     // A view of the node's live timing (read through, never copied: settings change at run time) plus the drain timeout.
     const ownerTiming: ShardOwnerTiming = Object.assign(Object.create(deps.timing) as Timing, { drainTimeoutMs });
     this.follower = new ClusterDocumentFollower(deps.store.clusterDocument, deps.timing, deps.store.capabilities, deps.clock, log);
+    const metrics = (this.metrics = deps.metrics ?? NodeMetrics.detached(identity.name));
     this.owner = new ShardOwner(identity.id, deps.store.leases, app, deps.clock, ownerTiming, log, (e) => {
+      metrics.ownerChanged(e);
       this.emit("owner", e);
       void this.beat().catch(() => {}); // make the change visible in the store at once
     });
+    metrics.attach({
+      role: "coreapp",
+      readiness: () => this.readiness(),
+      shards: () => {
+        const s = this.owner.state();
+        return s.serving && s.shard !== null ? [{ shard: s.shard, owner: this.id, epoch: s.epoch ?? 0 }] : [];
+      },
+    });
+  }
+
+  /**
+   * Ready once started (registered, watching the shard map) and until stop() begins. A standby is
+   * ready: being available for promotion is its job.
+   */
+  readiness(): Readiness {
+    const checks = { started: this.loop !== null, shardMapWatch: this.watch !== null, stopping: this.stop$.signal.aborted };
+    return { ready: checks.started && checks.shardMapWatch && !checks.stopping, checks };
   }
 
   /** The cluster document as this node last read it (its live settings), or null. */
@@ -155,6 +177,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     try {
       return toForwardResponse(await this.app.handle({ ...request }));
     } catch (error) {
+      this.metrics.appError(request.shard);
       this.deps.log.error({ err: error, shard: request.shard, epoch: request.epoch, method: request.method }, "application handle() threw");
       const details = `the application on ${this.name} failed to handle the request; its log has the error`;
       const body = JSON.stringify({ errors: [{ code: APP_ERROR_CODE, title: "Application Error", details }] });
@@ -165,6 +188,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
   async stop(): Promise<void> {
     if (this.stop$.signal.aborted) return;
     this.stop$.abort();
+    this.metrics.detach();
     await this.loop;
     // Leave the registry first: the primary master then promotes a successor at once, which takes
     // the shard as soon as this node has drained, called onDemote and released the lease.

@@ -6,6 +6,7 @@ import type { Logger } from "../core/ports/logger.js";
 import type { Store } from "../core/ports/store.js";
 import type { Transport } from "../core/ports/transport.js";
 import type { Timing } from "../core/timing.js";
+import type { NodeMetrics, Readiness } from "./metrics.js";
 
 /** What every node is built from; the composition root (compose.ts) provides it. */
 export interface NodeDeps {
@@ -19,6 +20,8 @@ export interface NodeDeps {
   readonly timing: Timing;
   /** Where the node logs. */
   readonly log: Logger;
+  /** Where the node's metrics go (the composition root's); default: a detached set nobody scrapes. */
+  readonly metrics?: NodeMetrics;
 }
 
 /** Who a node is and where it listens. */
@@ -60,6 +63,8 @@ export interface MulticonnectNode extends AsyncDisposable {
   /** The name the node was given. */
   readonly name: string;
   start(options?: StartOptions): Promise<void>;
+  /** Whether the node is started and able to do its role's job now (`GET /readyz`); no store call. */
+  readiness(): Readiness;
   /** Leaves gracefully: stops serving, releases leases, removes its liveness record. */
   stop(): Promise<void>;
 }

@@ -10,6 +10,7 @@ import { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
 import { ControlPlane } from "../core/master/control-plane.js";
 import { settingsOf } from "../core/timing.js";
 import { every, prepareSchema, startFollowing, startSignal, type MulticonnectNode, type NodeDeps, type NodeIdentity, type StartOptions } from "./deps.js";
+import { NodeMetrics, type Readiness } from "./metrics.js";
 
 /**
  * Events a master emits: `"role"` when this master becomes the primary master or stops being it,
@@ -31,6 +32,9 @@ export interface MasterEvents {
 export class Master extends EventEmitter<MasterEvents> implements MulticonnectNode {
   readonly id: string;
   readonly name: string;
+  /** This node's metrics (`metrics.registry` holds them). */
+  readonly metrics: NodeMetrics;
+  private started = false;
   private readonly stop$ = new AbortController();
   private readonly view: ClusterView;
   private readonly monitor: HeartbeatMonitor;
@@ -55,6 +59,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     const { store, transport, clock, timing } = deps;
     const log = deps.log.child({ node: identity.name });
     this.deps = { ...deps, log };
+    this.metrics = deps.metrics ?? NodeMetrics.detached(identity.name);
     this.view = new ClusterView(store.liveness, clock, timing.evaluateTickMs);
     this.monitor = new HeartbeatMonitor(identity.id, transport, clock, timing, log);
     this.membership = new Membership(store.liveness, store.shardMap, log, timing.dbUnhealthyIntervalMs, (node, cause) => {
@@ -75,7 +80,24 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
       this.manager.clearHold(node),
     );
     const control = { pauseOf: (shard: number) => this.follower.pauseOf(shard), record: this.control.record.bind(this.control) };
-    this.manager = new ShardManager(identity.id, shards, store.shardMap, this.view, this.monitor, clock, timing, log, (e) => this.emit("promotion", e), control);
+    const promoted = (e: PromotionEvent) => {
+      this.metrics.promotionWritten(e);
+      this.emit("promotion", e);
+    };
+    this.manager = new ShardManager(identity.id, shards, store.shardMap, this.view, this.monitor, clock, timing, log, promoted, control);
+    this.metrics.attach({
+      role: "master",
+      readiness: () => this.readiness(),
+      primaryMaster: () => this.role === "primary_master",
+      // Only the primary master keeps the map current; a secondary's copy would be stale.
+      shards: () => (this.role === "primary_master" ? this.manager.snapshot() : []),
+    });
+  }
+
+  /** Ready once started (schema checked, listening, in the election) and until stop() begins. */
+  readiness(): Readiness {
+    const checks = { started: this.started, stopping: this.stop$.signal.aborted };
+    return { ready: checks.started && !checks.stopping, checks };
   }
 
   /** The cluster document as this master last read it (settings, pauses, shard count), or null. */
@@ -123,6 +145,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
       }),
       runElection(store.leases, clock, this.id, timing, log, this.stop$.signal, (holder) => this.lead(holder)),
     );
+    this.started = true;
   }
 
   private async lead(holder: LeaseHolder): Promise<void> {
@@ -158,6 +181,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
   async stop(): Promise<void> {
     if (this.stop$.signal.aborted) return;
     this.stop$.abort();
+    this.metrics.detach();
     await this.tenure?.release();
     await Promise.allSettled(this.loops);
     await this.follower.close();

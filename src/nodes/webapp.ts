@@ -34,7 +34,8 @@ import {
   sendJson,
 } from "./webapp-http.js";
 import { ReservedRoutes } from "./webapp-admin.js";
-import { WebappMetrics } from "./webapp-metrics.js";
+import { NodeMetrics, type Readiness } from "./metrics.js";
+import { serveOps } from "./ops-http.js";
 
 /** How a webapp routes and reads requests (built from the config's `webapp` section). */
 export interface WebappOptions {
@@ -98,7 +99,8 @@ export interface ServeOptions {
 /**
  * A webapp node: the API entry point. `handler` mounts into node:http or Express (see also
  * `multiconnect/express` and `multiconnect/fastify`); `start` also listens on its own port (9090
- * by default) unless `listen` is off. It serves `GET /v1/health` and `GET /metrics`, and
+ * by default) unless `listen` is off. It answers the SDK's reserved paths itself (`GET /v1/health`,
+ * `/metrics`, `/livez`, `/readyz`, the admin API; see webapp-admin.ts) and
  * forwards every other request, with its full original path, to the primary coreapp of the
  * request's shard.
  */
@@ -110,7 +112,9 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
   private readonly inflight: InflightLimiter;
   /** The SDK's reserved paths (webapp-admin.ts): health, metrics, probes, the admin API. */
   readonly reserved: ReservedRoutes;
-  private readonly metrics = new WebappMetrics();
+  /** This node's metrics (`metrics.registry` holds them). */
+  readonly metrics: NodeMetrics;
+  private routing = false;
   private readonly stop$ = new AbortController();
   private server: Server | null = null;
   private loop: Promise<void> | null = null;
@@ -130,10 +134,25 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     this.inflight = new InflightLimiter(options.maxInflightPerShard ?? 256);
     this.reserved = new ReservedRoutes(options.adminToken)
       .add("GET", "/v1/health", (_req, res) => this.health(res))
-      .add("GET", "/metrics", (_req, res) => this.sendMetrics(res))
-      .add("GET", "/livez", (_req, res) => sendJson(res, 200, { status: "ok" }))
-      .add("GET", "/readyz", (_req, res) => this.ready(res))
+      .add("GET", "/metrics", (req, res, path) => void serveOps(req, res, this, path))
+      .add("GET", "/livez", (req, res, path) => void serveOps(req, res, this, path))
+      .add("GET", "/readyz", (req, res, path) => void serveOps(req, res, this, path))
       .add("POST", "/v1/admin/forget", (req, res) => this.forget(req, res));
+    this.metrics = deps.metrics ?? NodeMetrics.detached(identity.name);
+    this.metrics.attach({
+      role: "webapp",
+      readiness: () => this.readiness(),
+      shards: () => Array.from({ length: options.shards }, (_, shard) => this.router.route(shard) ?? { shard, owner: null, epoch: 0 }),
+    });
+  }
+
+  /**
+   * Ready once the router has loaded the shard map (it can route) and until stop() begins. A store
+   * outage does not make it unready: it keeps routing from the map it has.
+   */
+  readiness(): Readiness {
+    const checks = { shardMapLoaded: this.routing, stopping: this.stop$.signal.aborted };
+    return { ready: checks.shardMapLoaded && !checks.stopping, checks };
   }
 
   /** The largest request body this webapp forwards (`webapp.max_body_bytes`). */
@@ -158,6 +177,7 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     await startFollowing(this.follower, this.options.shards);
     await withRetry(clock, signal, log, "router start", () => this.router.start());
     signal.throwIfAborted();
+    this.routing = true;
     let address = `${this.identity.externalHostname}:embedded`;
     if (this.options.listen) {
       const server = createServer({ keepAliveTimeout: 65_000 }, this.handler);
@@ -226,16 +246,19 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     }
     const started = performance.now();
     const result = await this.router.forward({ shard, method: req.method ?? "GET", path, headers, body: body.bytes }).finally(release);
+    const seconds = (performance.now() - started) / 1000;
     if (!result.ok) {
       this.metrics.request("no_primary");
+      this.metrics.forwarded("no_primary", seconds, result.attempts);
       const { code, title } = API_ERRORS.NOT_PRIMARY_COREAPP;
       return sendError(res, 503, code, title, result.reason, { "retry-after": "1" });
     }
     const { response } = result;
     const { [NOT_PRIMARY_HEADER]: marker, ...answerHeaders } = response.headers;
     // The application's handle() threw: it ran once, and is answered as it is, never sent again.
-    this.metrics.request(marker === String(APP_ERROR_CODE) ? "app_error" : "ok");
-    this.metrics.forwarded((performance.now() - started) / 1000, result.attempts);
+    const outcome = marker === String(APP_ERROR_CODE) ? "app_error" : "ok";
+    this.metrics.request(outcome);
+    this.metrics.forwarded(outcome, seconds, result.attempts);
     res.writeHead(response.status, { ...responseHeaders(answerHeaders), "content-length": response.body.byteLength });
     res.end(response.body);
   }
@@ -265,14 +288,6 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
       } else throw error;
       return null;
     }
-  }
-
-  private sendMetrics(res: ServerResponse): void {
-    const body = this.metrics.render(
-      Array.from({ length: this.options.shards }, (_, shard) => this.router.route(shard) ?? { shard, epoch: 0, owner: null }),
-    );
-    res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
-    res.end(body);
   }
 
   private async health(res: ServerResponse): Promise<void> {
@@ -308,13 +323,6 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     }
   }
 
-  /** Ready when this webapp knows an owner for every shard (it can route every request). */
-  private ready(res: ServerResponse): void {
-    const unrouted = Array.from({ length: this.options.shards }, (_, shard) => shard).filter((s) => !this.router.route(s)?.owner);
-    if (unrouted.length === 0) sendJson(res, 200, { status: "ready" });
-    else sendJson(res, 503, { status: "not_ready", shards_without_owner: unrouted });
-  }
-
   /** The shard map as the router sees it, emitting `"map"` for the shards whose route moved on. */
   private announcingMapChanges(source: ShardMapStore): ShardMapStore {
     return {
@@ -334,6 +342,7 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
   async stop(): Promise<void> {
     if (this.stop$.signal.aborted) return;
     this.stop$.abort();
+    this.metrics.detach();
     await this.loop;
     await this.follower.close();
     await this.router.close();

@@ -1,11 +1,11 @@
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { EtcdClient } from "../../src/adapters/etcd/client.js";
 import { EtcdStore, etcdCapabilities } from "../../src/adapters/etcd/index.js";
 import { ConfigError } from "../../src/core/errors.js";
+import { storeConformance } from "../../src/testing/store-conformance.js";
+import { randomNamespace, refusedPort } from "../../src/testing/net.js";
 import { controlConformance } from "../conformance/control.suite.js";
 import { schemaConformance } from "../conformance/schema.suite.js";
-import { storeConformance } from "../conformance/store.suite.js";
-import { randomNamespace, refusedPort } from "../support/blackhole.js";
 import { deleteEtcdPrefix } from "../support/store-cleanup.js";
 
 /**
@@ -112,7 +112,7 @@ if (skip) {
     });
   });
 
-  storeConformance("etcd", {
+  storeConformance({ describe, it, afterEach, expect }, "etcd", {
     open: async (namespace) => {
       const keyPrefix = `${ROOT}${namespace}/`;
       used.add(keyPrefix);

@@ -45,7 +45,7 @@ describe("transport protocol version", () => {
     ] as const) {
       const r = await receiver(to);
       const reply = await transport(id("master"), from).heartbeat(r.peer, { master: "m" }, 2000);
-      expect(reply).toEqual({ id: r.peer.id, shard: 0, epoch: 3 });
+      expect(reply).toEqual({ id: r.peer.id, shard: 0, epoch: 3, ended: null });
     }
   });
 

@@ -8,7 +8,7 @@ import { ManualClock } from "../../src/core/clock.js";
 import { AuthenticationError, MulticonnectError, TransportUnavailableError } from "../../src/core/errors.js";
 import type { Peer, SwitchoverCommand, TransportHandlers } from "../../src/core/ports/transport.js";
 import { deriveTransportKey, HttpTransport, ReplayGuard, SenderWindow, signRequest, type HttpTransportOptions } from "../../src/adapters/http/index.js";
-import { refusedPort, startBlackhole } from "../support/blackhole.js";
+import { refusedPort, startBlackhole } from "../../src/testing/net.js";
 
 const SECRET = "s3cret-for-tests-0123456789-abcdef";
 const CLUSTER = "test-cluster";

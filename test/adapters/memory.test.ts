@@ -1,10 +1,11 @@
+import { afterEach, describe, expect, it } from "vitest";
 import { MemoryStorage, MemoryStore } from "../../src/adapters/memory/index.js";
+import { storeConformance } from "../../src/testing/store-conformance.js";
 import { controlConformance } from "../conformance/control.suite.js";
-import { storeConformance } from "../conformance/store.suite.js";
 
 const storages = new Map<string, MemoryStorage>();
 
-storeConformance("memory", {
+storeConformance({ describe, it, afterEach, expect }, "memory", {
   open: async (namespace) => {
     let storage = storages.get(namespace);
     if (!storage) storages.set(namespace, (storage = new MemoryStorage()));

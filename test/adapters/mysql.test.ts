@@ -1,12 +1,12 @@
 import { createConnection } from "mysql2/promise";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { MysqlStore } from "../../src/adapters/mysql/index.js";
 import { tableNames } from "../../src/adapters/mysql/schema.js";
 import { StoreConfigurationError } from "../../src/core/errors.js";
-import { randomNamespace } from "../support/blackhole.js";
+import { randomNamespace } from "../../src/testing/net.js";
+import { storeConformance } from "../../src/testing/store-conformance.js";
 import { controlConformance } from "../conformance/control.suite.js";
 import { schemaConformance } from "../conformance/schema.suite.js";
-import { storeConformance } from "../conformance/store.suite.js";
 
 /**
  * The MySQL/MariaDB adapter against a real server (`MC_MYSQL_URL`, default the local MariaDB).
@@ -88,7 +88,7 @@ if (process.env.MC_SKIP_MYSQL === "1") {
     nested: (namespace) => `${namespace}_x`,
   });
 
-  storeConformance("mysql", {
+  storeConformance({ describe, it, afterEach, expect }, "mysql", {
     open: async (namespace) => new MysqlStore({ url, tablePrefix: prefixOf(namespace), pollIntervalMs }),
     capabilities: { ttlMs, pollIntervalMs, openAt },
   });

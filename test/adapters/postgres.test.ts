@@ -1,5 +1,5 @@
 import pg from "pg";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { applicationName } from "../../src/adapters/postgres/db.js";
 import { PostgresStore, type PostgresOptions } from "../../src/adapters/postgres/index.js";
 import { schemaTables } from "../../src/adapters/postgres/schema.js";
@@ -7,10 +7,10 @@ import { StoreConfigurationError, StoreUnavailableError } from "../../src/core/e
 import { MASTER_LEASE } from "../../src/core/ports/leases.js";
 import type { ShardAssignment } from "../../src/core/ports/shard-map.js";
 import type { Store } from "../../src/core/ports/store.js";
-import { randomNamespace } from "../support/blackhole.js";
+import { randomNamespace } from "../../src/testing/net.js";
+import { storeConformance } from "../../src/testing/store-conformance.js";
 import { controlConformance } from "../conformance/control.suite.js";
 import { schemaConformance } from "../conformance/schema.suite.js";
-import { storeConformance } from "../conformance/store.suite.js";
 
 /**
  * The PostgreSQL adapter against the real server (MC_PG_URL, default the local test database).
@@ -88,7 +88,7 @@ function registerTests(): void {
     capabilities: { ttlMs: 300, openAt },
   });
 
-  storeConformance("postgres", {
+  storeConformance({ describe, it, afterEach, expect }, "postgres", {
     open: async (namespace) => open(namespace),
     capabilities: {
       ttlMs: 300,

@@ -7,8 +7,8 @@ import { StoreConfigurationError, StoreUnavailableError } from "../../src/core/e
 import { MASTER_LEASE, shardLeaseName, type Lease } from "../../src/core/ports/leases.js";
 import type { ShardAssignment } from "../../src/core/ports/shard-map.js";
 import type { Store } from "../../src/core/ports/store.js";
+import { refusedPort } from "../../src/testing/net.js";
 import { DEFAULT_SETTINGS } from "../../src/core/timing.js";
-import { refusedPort } from "../support/blackhole.js";
 import { kill9, killPrivateRedises, startPrivateRedis } from "../support/private-redis.js";
 
 /**

@@ -1,14 +1,14 @@
 import { Redis } from "ioredis";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { RedisStore } from "../../src/adapters/redis/index.js";
 import { StoreUnavailableError } from "../../src/core/errors.js";
 import { MASTER_LEASE } from "../../src/core/ports/leases.js";
 import type { Store } from "../../src/core/ports/store.js";
+import { storeConformance } from "../../src/testing/store-conformance.js";
+import { randomNamespace } from "../../src/testing/net.js";
 import { controlConformance } from "../conformance/control.suite.js";
 import { namespaceKeys } from "../../src/adapters/redis/scripts.js";
 import { schemaConformance } from "../conformance/schema.suite.js";
-import { storeConformance } from "../conformance/store.suite.js";
-import { randomNamespace } from "../support/blackhole.js";
 import { deleteRedisKeys } from "../support/store-cleanup.js";
 
 /**
@@ -41,7 +41,7 @@ if (unreachable) {
     for (const prefix of prefixes) await deleteRedisKeys(url, prefix);
   });
 
-  storeConformance("redis", {
+  storeConformance({ describe, it, afterEach, expect }, "redis", {
     open: async (namespace) => new RedisStore({ url, keyPrefix: prefixOf(namespace) }),
     capabilities: {
       ttlMs: 300,

@@ -1,20 +1,20 @@
+import { afterEach, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
 import { SqliteStore } from "../../src/adapters/sqlite/index.js";
+import { randomNamespace } from "../../src/testing/net.js";
+import { storeConformance } from "../../src/testing/store-conformance.js";
 import { ClusterDocumentError } from "../../src/core/errors.js";
 import { MASTER_LEASE } from "../../src/core/ports/leases.js";
 import { DEFAULT_SETTINGS } from "../../src/core/timing.js";
-import { randomNamespace } from "../support/blackhole.js";
 import { controlConformance } from "../conformance/control.suite.js";
 import { schemaConformance } from "../conformance/schema.suite.js";
-import { storeConformance } from "../conformance/store.suite.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mc-sqlite-"));
 
-storeConformance("sqlite", {
+storeConformance({ describe, it, afterEach, expect }, "sqlite", {
   open: async (namespace) => new SqliteStore({ path: join(dir, "conformance.db"), tablePrefix: `${namespace}_` }),
   capabilities: { ttlMs: 300, pollIntervalMs: 5 },
 });

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import net from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { sleep } from "../../chaos/cluster.js";
-import { FaultProxy } from "../../chaos/fault-proxy.js";
+import { FaultProxy } from "../../src/testing/fault-proxy.js";
 
 /**
  * The chaos harness's TCP fault proxy against a real echo server on loopback. Timing is asserted

@@ -1,7 +1,7 @@
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { sleep } from "../../chaos/cluster.js";
-import { Oracle, type OracleMode } from "../../chaos/oracle.js";
+import { Oracle, type OracleMode } from "../../src/testing/oracle.js";
 
 /**
  * The chaos oracle driven over real loopback sockets with its wire protocol (newline-delimited JSON,

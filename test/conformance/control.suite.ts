@@ -5,8 +5,8 @@ import type { HistoryEventInput } from "../../src/core/ports/history.js";
 import { MASTER_LEASE, type Lease } from "../../src/core/ports/leases.js";
 import type { Store } from "../../src/core/ports/store.js";
 import { DEFAULT_SETTINGS } from "../../src/core/timing.js";
-import { randomNamespace, startBlackhole } from "../support/blackhole.js";
-import type { ConformanceOptions } from "./store.suite.js";
+import { randomNamespace, startBlackhole } from "../../src/testing/net.js";
+import type { ConformanceOptions } from "../../src/testing/store-conformance.js";
 
 /** What the control-plane suite needs: the store suite's options, with an `open` that takes store options. */
 export interface ControlConformanceOptions {

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { SchemaTooNewError } from "../../src/core/errors.js";
 import { MASTER_LEASE } from "../../src/core/ports/leases.js";
 import type { Store } from "../../src/core/ports/store.js";
-import { randomNamespace } from "../support/blackhole.js";
+import { randomNamespace } from "../../src/testing/net.js";
 
 /**
  * The schema-lifecycle conformance suite: what upgrades and `multiconnect reset` rely on, run

@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { refusedPort } from "../support/blackhole.js";
+import { refusedPort } from "../../src/testing/net.js";
 import { killPrivateRedises, startPrivateRedis } from "../support/private-redis.js";
 import { CLI, ProcessCluster, sleep } from "../support/process-cluster.js";
 

@@ -85,8 +85,8 @@ describe("embedded nodes over HTTP", () => {
 
   it("GET /metrics exposes request counters and shard epochs in Prometheus text", async () => {
     const text = await (await fetch(`${base}/metrics`)).text();
-    expect(text).toMatch(/multiconnect_requests_total\{outcome="ok"\} [1-9]/);
-    expect(text).toMatch(/multiconnect_requests_total\{outcome="too_large"\} 1/);
-    expect(text).toMatch(/multiconnect_shard_epoch\{shard="1"\} [1-9]/);
+    expect(text).toMatch(/multiconnect_requests_total\{node="webapp",outcome="ok"\} [1-9]/);
+    expect(text).toMatch(/multiconnect_requests_total\{node="webapp",outcome="too_large"\} 1/);
+    expect(text).toMatch(/multiconnect_shard_epoch\{node="webapp",shard="1"\} [1-9]/);
   });
 });

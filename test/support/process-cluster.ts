@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, openSync, readFileSync, readdirSync, writeFileSync, existsSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { stringify } from "yaml";
 import type { ClusterStatus } from "../../src/nodes/cluster-status.js";
+import { freePort } from "../../src/testing/net.js";
 
 /** The built CLI: integration tests run the same binary a user runs (`npm test` builds it first). */
 export const CLI = resolve("dist/cli/main.js");
@@ -13,45 +13,6 @@ export const CLI = resolve("dist/cli/main.js");
 export const monoNow = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The lowest port `freePort` hands out; `handedOut` keeps one process from handing a port out twice. */
-const PORT_FLOOR = 10_000;
-const handedOut = new Set<number>();
-
-/**
- * A port for a node to listen on soon. Not port 0: the kernel picks that from its ephemeral range,
- * and it stays free only until some process's *outgoing* connection takes it as its local port —
- * with two chaos clusters on one machine, a node then failed to start with EADDRINUSE. Ports below
- * that range are never given to outgoing connections; a random one that binds now is free unless
- * another process picks the same one in the same instant.
- */
-export async function freePort(): Promise<number> {
-  const below = ephemeralLow();
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const port = PORT_FLOOR + Math.floor(Math.random() * (below - PORT_FLOOR));
-    if (handedOut.has(port) || !(await bindable(port))) continue;
-    handedOut.add(port);
-    return port;
-  }
-  throw new Error(`no free port between ${PORT_FLOOR} and ${below}`);
-}
-
-function ephemeralLow(): number {
-  try {
-    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
-    return Number.isInteger(low) && low > PORT_FLOOR + 1000 ? low : 32_768;
-  } catch {
-    return 32_768;
-  }
-}
-
-function bindable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-  });
-}
 
 /** One line of the example app's event log. */
 export interface AppEvent {

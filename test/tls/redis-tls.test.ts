@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll } from "vitest";
 import { makeCa } from "../support/certs.js";
 import { killPrivateRedises, startPrivateRedis } from "../support/private-redis.js";
-import { freePort } from "../support/process-cluster.js";
+import { freePort } from "../../src/testing/net.js";
 import { storeTlsSuite } from "./store-tls.suite.js";
 
 /**

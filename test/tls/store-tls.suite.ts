@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/load.js";
 import type { StoreConfig } from "../../src/config/schema.js";
 import { SystemClock } from "../../src/core/clock.js";
@@ -7,8 +7,8 @@ import type { Store } from "../../src/core/ports/store.js";
 import { createNode } from "../../src/nodes/compose.js";
 import { createLogger } from "../../src/nodes/logger.js";
 import { openStore } from "../../src/nodes/open-store.js";
-import { storeConformance, type ConformanceOptions } from "../conformance/store.suite.js";
-import { randomNamespace } from "../support/blackhole.js";
+import { storeConformance, type ConformanceOptions } from "../../src/testing/store-conformance.js";
+import { randomNamespace } from "../../src/testing/net.js";
 import type { CertFiles, TestCa } from "../support/certs.js";
 
 /**
@@ -64,7 +64,7 @@ export function storeTlsSuite(o: StoreTlsOptions): void {
   });
   const good = () => ({ ca: o.client.ca, cert: o.client.cert, key: o.client.key });
 
-  storeConformance(`${o.backend} over TLS`, { open: (ns) => openWithTls(o, ns, good()), capabilities: o.capabilities });
+  storeConformance({ describe, it, afterEach, expect }, `${o.backend} over TLS`, { open: (ns) => openWithTls(o, ns, good()), capabilities: o.capabilities });
 
   describe(`${o.backend} over TLS: refusals`, { timeout: 30_000 }, () => {
     if (o.encrypted) {

@@ -88,7 +88,7 @@ describe("transport over mutual TLS", () => {
   it("heartbeat() between two nodes with certificates from the cluster CA succeeds", async () => {
     const server = await listener(ca.issue("core"));
     const client = transport(ca.issue("master"));
-    await expect(client.heartbeat(server.peer, { master: "m1" }, 3000)).resolves.toEqual({ id: server.peer.id, shard: 0, epoch: 3 });
+    await expect(client.heartbeat(server.peer, { master: "m1" }, 3000)).resolves.toEqual({ id: server.peer.id, shard: 0, epoch: 3, ended: null });
     expect(server.heartbeat).toHaveBeenCalledTimes(1);
   });
 

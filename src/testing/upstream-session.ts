@@ -7,11 +7,12 @@ export interface UpstreamReply {
 }
 
 /**
- * A connection to an exclusive upstream, as the example application holds one per shard it serves.
- * Wire protocol: newline-delimited JSON; the client sends `{type:"open",shard,epoch,node,pid}` first
+ * A connection to an exclusive upstream, as the example application holds one per shard it serves;
+ * in a test, the client side of the upstream oracle (`Oracle`): open one in `onPromote` with
+ * `UpstreamSession.open`, report each request with `action`, and `close` it in `onDemote`. Wire protocol: newline-delimited JSON; the client sends `{type:"open",shard,epoch,node,pid}` first
  * and then `{type:"action",shard,epoch}` per handled request; the upstream answers each line with
  * one `{ok, error?}` line, in order. Closing the socket ends the session. The chaos harness's oracle
- * (chaos/oracle.ts) speaks the server side.
+ * (src/testing/oracle.ts) speaks the server side.
  */
 export class UpstreamSession {
   private readonly waiting: ((r: UpstreamReply) => void)[] = [];
@@ -53,6 +54,26 @@ export class UpstreamSession {
         reject(error);
       });
     });
+  }
+
+  /**
+   * Connects to `address` and opens the session of `shard` at `epoch` for `node` (the node's
+   * name). Throws when the upstream cannot be reached or refuses the session (a stale epoch in
+   * the oracle's fencing mode): an `onPromote` that throws gives the shard back.
+   */
+  static async open(address: string, session: { shard: number; epoch: number; node: string }, timeoutMs = 2000): Promise<UpstreamSession> {
+    const upstream = await UpstreamSession.connect(address, timeoutMs);
+    const r = await upstream.send({ type: "open", ...session, pid: process.pid }, timeoutMs);
+    if (!r.ok) {
+      await upstream.close();
+      throw new Error(`the upstream refused the session of shard ${session.shard} at epoch ${session.epoch}: ${r.error}`);
+    }
+    return upstream;
+  }
+
+  /** Reports one action (a handled request) of `shard` at `epoch`; the reply says whether it was accepted. */
+  action(shard: number, epoch: number, timeoutMs = 2000): Promise<UpstreamReply> {
+    return this.send({ type: "action", shard, epoch }, timeoutMs);
   }
 
   /** True once the upstream or the network closed the connection. */

@@ -1,14 +1,40 @@
-import { afterEach, describe, expect, it, vi } from "vitest";
-import { StoreUnavailableError } from "../../src/core/errors.js";
-import { MASTER_LEASE, type Lease } from "../../src/core/ports/leases.js";
-import type { ShardAssignment } from "../../src/core/ports/shard-map.js";
-import type { Store, StoreCapabilities } from "../../src/core/ports/store.js";
-import { randomNamespace, refusedPort, startBlackhole } from "../support/blackhole.js";
+import { StoreUnavailableError } from "../core/errors.js";
+import { MASTER_LEASE, type Lease } from "../core/ports/leases.js";
+import type { ShardAssignment } from "../core/ports/shard-map.js";
+import type { Store, StoreCapabilities } from "../core/ports/store.js";
+import { randomNamespace, refusedPort, startBlackhole } from "./net.js";
+
+/** The assertions the suite makes; vitest's `expect(value)` provides them (jest's has the same shape). */
+export interface ConformanceMatchers {
+  toBe(expected: unknown): void;
+  toEqual(expected: unknown): void;
+  toMatchObject(expected: object): void;
+  toBeNull(): void;
+  toBeInstanceOf(expected: unknown): void;
+  toContain(expected: unknown): void;
+  toHaveLength(expected: number): void;
+  toBeGreaterThan(expected: number): void;
+  toBeGreaterThanOrEqual(expected: number): void;
+  toBeLessThan(expected: number): void;
+  toBeLessThanOrEqual(expected: number): void;
+}
 
 /**
- * The adapter conformance suite: every backend runs exactly these tests against a real server
- * (memory and sqlite need none). Backend limits are declared in `capabilities`, never tested for
- * by name here.
+ * The test functions the suite registers its tests with — pass your runner's, e.g.
+ * `import { afterEach, describe, expect, it } from "vitest"`. Nothing here depends on a runner:
+ * vitest's functions fit as they are (this repository's adapter tests pass them); jest's have the same shape.
+ */
+export interface ConformanceTestApi {
+  describe: (name: string, body: () => void) => void;
+  /** Registers one test; `timeoutMs` is the runner's per-test timeout (vitest's and jest's third argument). */
+  it: (name: string, body: () => Promise<void>, timeoutMs?: number) => void;
+  afterEach: (body: () => Promise<void>) => void;
+  expect: { (actual: unknown): ConformanceMatchers; any(constructor: unknown): unknown };
+}
+
+/**
+ * What the conformance suite needs from an adapter: a factory and its declared limits. Backend
+ * limits are declared in `capabilities`, never tested for by name in the suite.
  */
 export interface ConformanceOptions {
   /** Opens a store on its own namespace (table or key prefix) so tests never share state. */
@@ -18,12 +44,15 @@ export interface ConformanceOptions {
     ttlMs: number;
     /**
      * Opens a store of this backend pointed at `host:port` with the given operation timeout, for
-     * the unreachable-store tests. Absent for stores without a server (memory, sqlite).
+     * the unreachable-store tests. Absent for stores without a server (memory, sqlite): those
+     * tests are then not registered.
      */
-    openAt?(namespace: string, host: string, port: number, operationTimeoutMs: number): Promise<Store>;
+    openAt?: (namespace: string, host: string, port: number, operationTimeoutMs: number) => Promise<Store>;
     /** Breaks the store's notification channel (kills the LISTEN / subscriber connection). */
-    interruptNotifications?(store: Store): Promise<void>;
+    interruptNotifications?: (store: Store) => Promise<void>;
   };
+  /** Per-test timeout in ms (default 30 000): tests wait for real lease expiries. */
+  readonly timeoutMs?: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -38,7 +67,50 @@ async function eventually(check: () => boolean, timeoutMs: number): Promise<bool
   return check();
 }
 
-export function storeConformance(backend: string, options: ConformanceOptions): void {
+/**
+ * Wall-clock skew for one test: `Date.now()` and `new Date()` read `offsetMs` ahead of the real
+ * clock until `restore()`. Timers and `performance.now()` are untouched, as on a machine whose
+ * clock was set wrong.
+ */
+function skewWallClock(offsetMs: number): { restore(): void; set(offset: number): void } {
+  const RealDate = Date;
+  let offset = offsetMs;
+  class SkewedDate extends RealDate {
+    constructor(...args: unknown[]) {
+      if (args.length === 0) super(RealDate.now() + offset);
+      else super(...(args as [number]));
+    }
+    static override now(): number {
+      return RealDate.now() + offset;
+    }
+  }
+  globalThis.Date = SkewedDate as DateConstructor;
+  return {
+    restore: () => {
+      globalThis.Date = RealDate;
+    },
+    set: (o: number) => {
+      offset = o;
+    },
+  };
+}
+
+/**
+ * The store conformance suite: registers, with the given test functions, every test a store
+ * adapter must pass — leases, the shard map's compare-and-set, liveness, schema upkeep, and (with
+ * `openAt`) the behaviour of an unreachable store. Run it against a real server, never a mock of
+ * the driver. Call it at the top level of a test file:
+ *
+ * ```ts
+ * import { afterEach, describe, expect, it } from "vitest";
+ * storeConformance({ describe, it, afterEach, expect }, "mystore", { open: …, capabilities: { ttlMs: 1000 } });
+ * ```
+ */
+export function storeConformance(t: ConformanceTestApi, backend: string, options: ConformanceOptions): void {
+  const { describe, expect } = t;
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const it = (name: string, body: () => Promise<void>) => t.it(name, body, timeoutMs);
+  let skew: { restore(): void } | null = null;
   const { ttlMs } = options.capabilities;
   const expiryLagMs = options.capabilities.expiryLagMs ?? 0;
   const ageResolutionMs = options.capabilities.ageResolutionMs ?? 0;
@@ -58,12 +130,13 @@ export function storeConformance(backend: string, options: ConformanceOptions): 
     return [a, b] as const;
   };
 
-  afterEach(async () => {
-    vi.useRealTimers();
+  t.afterEach(async () => {
+    skew?.restore();
+    skew = null;
     await Promise.all(opened.splice(0).map((s) => s.close().catch(() => {})));
   });
 
-  describe(`${backend}: store conformance`, { timeout: 30_000 }, () => {
+  describe(`${backend}: store conformance`, () => {
     describe("leases", () => {
       it("acquire() gives a never-seen lease to the caller with a positive epoch", async () => {
         const [a] = await openPair();
@@ -170,13 +243,13 @@ export function storeConformance(backend: string, options: ConformanceOptions): 
 
       it("expiry is judged by the store's clock: a client wall clock one hour ahead changes nothing", async () => {
         const [a, b] = await openPair();
-        vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 3_600_000 });
+        const clock = (skew = skewWallClock(3_600_000));
         const r = await a.leases.acquire("l", "n1", ttlMs * 3);
         expect(r.acquired).toBe(true);
         expect((await b.leases.acquire("l", "n2", ttlMs)).acquired).toBe(false);
-        vi.setSystemTime(Date.now() - 7_200_000);
+        clock.set(-3_600_000);
         expect(await a.leases.current("l")).toMatchObject({ holder: "n1" });
-        vi.useRealTimers();
+        clock.restore();
       });
     });
 
@@ -350,7 +423,7 @@ export function storeConformance(backend: string, options: ConformanceOptions): 
     if (options.capabilities.openAt) {
       const openAt = options.capabilities.openAt;
       describe("unreachable store", () => {
-        const timeoutMs = 500;
+        const operationTimeoutMs = 500;
         const expectUnavailableWithin = async (call: () => Promise<unknown>, budgetMs: number) => {
           const started = Date.now();
           const error = await call().then(
@@ -365,14 +438,14 @@ export function storeConformance(backend: string, options: ConformanceOptions): 
         it("acquire() and renew() against a blackholed server throw StoreUnavailableError within the operation timeout, never hang", async () => {
           const hole = await startBlackhole();
           try {
-            const store = await openAt(randomNamespace(), hole.host, hole.port, timeoutMs).then((s) => {
+            const store = await openAt(randomNamespace(), hole.host, hole.port, operationTimeoutMs).then((s) => {
               opened.push(s);
               return s;
             });
-            await expectUnavailableWithin(() => store.leases.acquire("l", "n1", ttlMs), timeoutMs * 3 + 500);
+            await expectUnavailableWithin(() => store.leases.acquire("l", "n1", ttlMs), operationTimeoutMs * 3 + 500);
             await expectUnavailableWithin(
               () => store.leases.renew({ name: "l", holder: "n1", epoch: 1 }, ttlMs),
-              timeoutMs * 3 + 500,
+              operationTimeoutMs * 3 + 500,
             );
           } finally {
             await hole.close();
@@ -381,7 +454,7 @@ export function storeConformance(backend: string, options: ConformanceOptions): 
 
         it("acquire() against a refused port throws StoreUnavailableError naming the backend and host", async () => {
           const port = await refusedPort();
-          const store = await openAt(randomNamespace(), "127.0.0.1", port, timeoutMs).then((s) => {
+          const store = await openAt(randomNamespace(), "127.0.0.1", port, operationTimeoutMs).then((s) => {
             opened.push(s);
             return s;
           });
