@@ -266,6 +266,7 @@ export function promotionCause(reason: string): string {
   if (reason.startsWith("store detector")) return "store_detector";
   if (reason.startsWith("heartbeat detector")) return "heartbeat_detector";
   if (reason.startsWith("not serving")) return "owner_not_serving";
+  if (reason.startsWith("the owner gave up")) return "owner_gave_up";
   return "other";
 }
 
