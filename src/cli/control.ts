@@ -1,6 +1,7 @@
 import { formatMs, parseDuration } from "../config/duration.js";
+import { parseSettingsPatch } from "../config/settings-patch.js";
 import { loadConfigFile } from "../config/load.js";
-import { DEFAULT_PAUSE_MS, SETTING_FIELDS, toKeys } from "../core/master/control-plane.js";
+import { DEFAULT_PAUSE_MS, toKeys } from "../core/master/control-plane.js";
 import type { AdminCommand, SettingKey } from "../core/ports/transport.js";
 import { deriveTiming, failoverBoundMs } from "../core/timing.js";
 import { openClusterAccess, primaryMaster, type ClusterAccess } from "./cluster-access.js";
@@ -51,23 +52,15 @@ export async function settingsGetCommand(o: { config: string; json?: boolean }):
   });
 }
 
-/**
- * Parses `key=value` pairs of `settings set`: a settings key of the config file and a duration
- * (or a count for heartbeat_quorum). Throws naming the pair.
- */
+/** Parses `key=value` pairs of `settings set` (see `parseSettingsPatch`). Throws naming the pair. */
 export function parseSettingPairs(pairs: readonly string[]): Partial<Record<SettingKey, number>> {
-  if (pairs.length === 0) throw new Error("settings set: give at least one key=value, e.g. unhealthy_interval=10s");
-  const out: Partial<Record<SettingKey, number>> = {};
+  const input: Record<string, string> = {};
   for (const pair of pairs) {
     const [key, value, extra] = pair.split("=");
-    if (!key || value === undefined || extra !== undefined || !(key in SETTING_FIELDS)) {
-      throw new Error(`settings set: ${pair}: expected key=value with key one of ${Object.keys(SETTING_FIELDS).join(", ")}`);
-    }
-    const n = key === "heartbeat_quorum" ? Number(value) : parseDuration(value);
-    if (n === null || !Number.isFinite(n)) throw new Error(`settings set: ${key}: ${value} is not a ${key === "heartbeat_quorum" ? "number" : "duration such as 500ms, 5s or 2m"}`);
-    out[key as SettingKey] = n;
+    if (!key || value === undefined || extra !== undefined) throw new Error(`settings set: ${pair}: expected key=value, e.g. unhealthy_interval=10s`);
+    input[key] = value;
   }
-  return out;
+  return parseSettingsPatch(input);
 }
 
 /** `multiconnect settings set key=value …`: through the primary master. */

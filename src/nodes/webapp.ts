@@ -34,6 +34,7 @@ import {
   sendJson,
 } from "./webapp-http.js";
 import { ReservedRoutes } from "./webapp-admin.js";
+import { addControlRoutes } from "./webapp-control.js";
 import { NodeMetrics, type Readiness } from "./metrics.js";
 import { serveOps } from "./ops-http.js";
 
@@ -138,6 +139,7 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
       .add("GET", "/livez", (req, res, path) => void serveOps(req, res, this, path))
       .add("GET", "/readyz", (req, res, path) => void serveOps(req, res, this, path))
       .add("POST", "/v1/admin/forget", (req, res) => this.forget(req, res));
+    addControlRoutes(this.reserved, { store: deps.store, transport: deps.transport, timing: deps.timing, shards: options.shards, bodyTimeoutMs: options.bodyTimeoutMs });
     this.metrics = deps.metrics ?? NodeMetrics.detached(identity.name);
     this.metrics.attach({
       role: "webapp",

@@ -91,7 +91,7 @@ describe("webapp: reserved paths and the admin token", () => {
   it("PATCH /v1/settings/application and the other reserved paths are never forwarded to the application", async () => {
     const before = handled.length;
     expect(await call("PATCH", "/v1/settings/application")).toMatchObject({ status: 401 });
-    for (const path of ["/v1/settings/application", "/v1/history", "/v1/support", "/console", "/console/x", "/_mc/forward", "/v1/admin"]) {
+    for (const path of ["/v1/settings/application", "/v1/support", "/console", "/console/x", "/_mc/forward", "/v1/admin"]) {
       expect((await call("GET", path, ADMIN_TOKEN)).status, path).toBe(404);
     }
     expect(handled.length).toBe(before);
@@ -160,5 +160,45 @@ describe("webapp: in-flight limit per shard", () => {
     gate = null;
     for (const r of await Promise.all(slow)) expect(r.status).toBe(200);
     expect((await call("POST", "/slow")).status).toBe(200);
+  });
+});
+
+describe("webapp: the control plane's admin API", () => {
+  type Settings = { settings: Record<string, number> & { version: number }; pauses: { shard: number | null; reason: string }[] };
+  const settings = async () => JSON.parse((await call("GET", "/v1/settings", ADMIN_TOKEN)).text) as Settings;
+
+  it("PATCH /v1/settings/application changes the live settings through the primary master; bad or unsafe values are 400 and change nothing", async () => {
+    expect((await call("GET", "/v1/settings")).status).toBe(401);
+    const before = await settings();
+    expect((await call("PATCH", "/v1/settings/application", undefined, '{"unhealthy_interval":"800ms"}')).status).toBe(401);
+    const bad = await call("PATCH", "/v1/settings/application", ADMIN_TOKEN, '{"unhealthy_interval":"soon"}');
+    expect(bad).toMatchObject({ status: 400, code: 400 });
+    expect(bad.text).toContain("settings.unhealthy_interval: must be a duration");
+    const unsafe = await call("PATCH", "/v1/settings/application", ADMIN_TOKEN, '{"unhealthy_interval":"150ms"}');
+    expect(unsafe).toMatchObject({ status: 400, code: 400 });
+    expect(unsafe.text).toContain("must be at least twice heartbeat_interval");
+    expect((await settings()).settings.version).toBe(before.settings.version);
+
+    const ok = await call("PATCH", "/v1/settings/application", ADMIN_TOKEN, '{"unhealthy_interval":"800ms"}');
+    expect(ok.status, ok.text).toBe(200);
+    const after = await settings();
+    expect(after.settings.version).toBeGreaterThan(before.settings.version);
+    expect(after.settings.unhealthy_interval).toBe(800);
+    expect(handled.some((r) => r.path.startsWith("/v1/settings"))).toBe(false);
+  });
+
+  it("POST /v1/admin/pause and resume; GET /v1/history shows both and the settings change, newest first", async () => {
+    expect((await call("POST", "/v1/admin/pause", ADMIN_TOKEN, '{"shard":0,"duration":"10m","reason":"disk swap"}')).status).toBe(200);
+    expect((await settings()).pauses).toEqual([expect.objectContaining({ shard: 0, reason: "disk swap" })]);
+    expect((await call("POST", "/v1/admin/pause", ADMIN_TOKEN, '{"shard":7}')).status).toBe(400);
+    expect((await call("POST", "/v1/admin/resume", ADMIN_TOKEN, '{"shard":0}')).status).toBe(200);
+    expect(await call("POST", "/v1/admin/resume", ADMIN_TOKEN, '{"shard":0}')).toMatchObject({ status: 404 });
+    expect((await settings()).pauses).toEqual([]);
+    const history = JSON.parse((await call("GET", "/v1/history?limit=10", ADMIN_TOKEN)).text) as { events: { type: string; seq: number }[] };
+    const types = history.events.map((e) => e.type);
+    expect(types.slice(0, 2)).toEqual(["resumed", "paused"]);
+    expect(types).toContain("settings_changed");
+    expect(history.events.map((e) => e.seq)).toEqual([...history.events.map((e) => e.seq)].sort((a, b) => b - a));
+    expect((await call("GET", "/v1/history?shard=x", ADMIN_TOKEN)).status).toBe(400);
   });
 });
