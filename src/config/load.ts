@@ -67,7 +67,11 @@ export interface Config {
   };
   /** `media_dir`: a directory every node checks for read/write access at start (optional). */
   /** `transport`: node-to-node transport: mutual TLS files when configured (see docs/security.md). */
-  readonly transport: { readonly tls: TransportTlsConfig | undefined };
+  readonly transport: {
+    /** `transport.tls`: mutual TLS files, or undefined for plain HTTP between nodes. */
+    readonly tls: TransportTlsConfig | undefined;
+  };
+  /** `media_dir`: a directory every node checks for read/write access at start (optional). */
   readonly mediaDir: string | undefined;
   /** `log_level`: the default logger's level (default `info`). */
   readonly logLevel: "debug" | "info" | "warn" | "error" | "silent";

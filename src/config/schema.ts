@@ -194,4 +194,7 @@ export type StoreConfigInput = { [B in Backend]: z.input<(typeof storeSchemas)[B
  * are milliseconds or text such as `"5s"`; `${ENV}` in a string is replaced from the environment.
  * Annotate a literal with it (`{ ... } satisfies ConfigInput`) to have keys checked as you type.
  */
-export type ConfigInput = Omit<z.input<typeof fileSchema>, "store"> & { readonly store: StoreConfigInput };
+export type ConfigInput = Omit<z.input<typeof fileSchema>, "store"> & {
+  /** The backend and its connection options (`backend: sqlite | postgres | mysql | redis | etcd`). */
+  readonly store: StoreConfigInput;
+};

@@ -6,6 +6,7 @@ import { applySettings, type Timing } from "./timing.js";
 
 /** A pause as a node keeps it between reads: it ends at `endsAt` on this process's monotonic clock. */
 export interface HeldPause extends Pause {
+  /** When it ends, on this process's monotonic clock (`Clock.now()`). */
   readonly endsAt: number;
 }
 
@@ -41,6 +42,7 @@ export class ClusterDocumentFollower {
     this.running ??= this.loop();
   }
 
+  /** Stops following. Idempotent. */
   async close(): Promise<void> {
     this.stop.abort();
     await this.running;

@@ -10,6 +10,7 @@ import type { ShardAssignment, ShardMapWatch } from "./ports/shard-map.js";
  * and loss detection live here.
  */
 export interface DiffingWatchOptions {
+  /** Reads the whole map (`ShardMapStore.read`). */
   read(): Promise<ShardAssignment[]>;
   /**
    * Subscribes to the store's change signal; called again after a failure. Call `signal()` on every
@@ -19,11 +20,15 @@ export interface DiffingWatchOptions {
   subscribe?(signal: () => void, lost: (error: unknown) => void): Promise<() => Promise<void>>;
   /** Re-read at least this often even without a signal. */
   resyncMs: number;
+  /** Paces the resyncs and the retries. */
   clock: Clock;
+  /** Receives what changed (see `ShardMapStore.watch`). */
   onChange(changed: ShardAssignment[]): void;
+  /** A failed read or a broken channel; the watch retries. */
   onError?(error: unknown): void;
 }
 
+/** Starts a watch; resolves once the first read was delivered (rejects with that read's error). */
 export async function startDiffingWatch(o: DiffingWatchOptions): Promise<ShardMapWatch> {
   const known = new Map<number, number>();
   /** Shards whose entry the store lost, already delivered as void. */

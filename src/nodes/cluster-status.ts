@@ -66,7 +66,11 @@ export interface ClusterStatus {
     epoch: number;
   }[];
   /** The live settings (config file keys) and the cluster document's version (0: none written yet). */
-  readonly settings: { readonly version: number } & Readonly<Record<string, number>>;
+  readonly settings: {
+    /** The cluster document's version; 0 while none was written (the config file's values). */
+    readonly version: number;
+  } & Readonly<Record<string, number>>;
+  /** The pauses of automatic failover in force. */
   readonly pauses: PauseStatus[];
   /** Coreapps the primary master holds out of automatic promotion after repeated failures. */
   readonly held_out: string[];

@@ -28,6 +28,7 @@ export const DEFAULT_PORTS: Record<Role, number> = { coreapp: 6250, master: 6260
 
 /** What every node is built from: the config and, optionally, who it is and where it logs. */
 export interface NodeOptions {
+  /** The validated cluster config (`parseConfig` or `loadConfigFile`). */
   readonly config: Config;
   /** Overrides `node.name`; defaults to the role. */
   readonly name?: string;

@@ -62,6 +62,7 @@ export interface MulticonnectNode extends AsyncDisposable {
   readonly id: string;
   /** The name the node was given. */
   readonly name: string;
+  /** Joins the cluster; retries while the store is unreachable, until `options.signal` aborts. */
   start(options?: StartOptions): Promise<void>;
   /** Whether the node is started and able to do its role's job now (`GET /readyz`); no store call. */
   readiness(): Readiness;

@@ -17,7 +17,9 @@ export interface MetricsOptions {
 
 /** What a node reports about its readiness: `ready` is the verdict, `checks` the reasons. */
 export interface Readiness {
+  /** True when every check passes. */
   readonly ready: boolean;
+  /** Each check by name (per role: started, shardMapLoaded, stopping, …). */
   readonly checks: Readonly<Record<string, boolean>>;
 }
 

@@ -79,6 +79,7 @@ export interface WebappOptions {
 
 /** Events a webapp emits: `"map"` when the route of one or more shards moved to a newer epoch. */
 export interface WebappEvents {
+  /** The shards whose route moved to a newer epoch (a promotion the webapp learned of). */
   map: [changed: readonly ShardAssignment[]];
 }
 

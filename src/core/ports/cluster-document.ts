@@ -64,28 +64,48 @@ export interface ClusterDocumentInput {
   readonly settings: ClusterSettings;
   /** How many shards the cluster has (a positive integer). */
   readonly shardCount: number;
+  /** The pauses of automatic failover to keep or start (at most one per shard, one cluster-wide). */
   readonly pauses: readonly PauseInput[];
 }
 
 /** The document as read: only the pauses still in force by the store's clock. */
 export interface ClusterDocument extends ClusterDocumentInput {
+  /** The pauses still in force at the read. */
   readonly pauses: readonly Pause[];
 }
 
 /** A document and its version (a positive integer; greater means newer). */
 export interface VersionedClusterDocument {
+  /** Grows with every write, also across store restarts. */
   readonly version: number;
+  /** The document itself. */
   readonly document: ClusterDocument;
 }
 
 /** The outcome of `write()`: a conflict or a lost master lease is a value, not an exception. */
 export type ClusterDocumentWriteResult =
-  | { readonly ok: true; readonly version: number }
-  /** The version was no longer `expectedVersion`; `current` is what the store holds now (null: nothing). */
-  | { readonly ok: false; readonly reason: "conflict"; readonly current: VersionedClusterDocument | null }
-  /** The master lease was not held, live, by the given holder and epoch: nothing was written. */
-  | { readonly ok: false; readonly reason: "fenced" };
+  | {
+      /** Written. */
+      readonly ok: true;
+      /** The document's new version. */
+      readonly version: number;
+    }
+  | {
+      /** Not written. */
+      readonly ok: false;
+      /** The version was no longer `expectedVersion`. */
+      readonly reason: "conflict";
+      /** What the store holds now (null: nothing). */
+      readonly current: VersionedClusterDocument | null;
+    }
+  | {
+      /** Not written. */
+      readonly ok: false;
+      /** The master lease was not held, live, by the given holder and epoch. */
+      readonly reason: "fenced";
+    };
 
+/** The cluster document's storage: what every adapter provides (contracts on each method). */
 export interface ClusterDocumentStore {
   /**
    * The document and its version, or null when it was never written (or was lost). Pauses that

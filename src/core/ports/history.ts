@@ -42,6 +42,7 @@ export type HistoryEventType = (typeof HISTORY_EVENT_TYPES)[number];
 
 /** An event as the primary master appends it. Its JSON form may be at most `HISTORY_EVENT_MAX_BYTES`. */
 export interface HistoryEventInput {
+  /** What kind of step it records. */
   readonly type: HistoryEventType;
   /** The shard concerned, or null for a cluster-wide event. */
   readonly shard: number | null;
@@ -78,10 +79,20 @@ export interface HistoryQuery {
 
 /** The outcome of `append()`: a lost master lease is a value, not an exception. */
 export type HistoryAppendResult =
-  | { readonly ok: true; readonly event: HistoryEvent }
-  /** The master lease was not held, live, by the given holder and epoch: nothing was written. */
-  | { readonly ok: false; readonly reason: "fenced" };
+  | {
+      /** Appended. */
+      readonly ok: true;
+      /** The event as stored, with its sequence number and time. */
+      readonly event: HistoryEvent;
+    }
+  | {
+      /** Not appended. */
+      readonly ok: false;
+      /** The master lease was not held, live, by the given holder and epoch: nothing was written. */
+      readonly reason: "fenced";
+    };
 
+/** The history's storage: what every adapter provides (contracts on each method). */
 export interface HistoryStore {
   /**
    * Appends `event` if the master lease is held, live by the store's clock, by `master.holder` at

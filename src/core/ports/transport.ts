@@ -29,7 +29,9 @@ export interface HeartbeatMessage {
  * epoch, written by the primary master) makes it serve the shard again.
  */
 export interface EndedTenure {
+  /** The shard of the assignment given up. */
   readonly shard: number;
+  /** Its epoch. */
   readonly epoch: number;
   /** Why it ended, for logs and the history: short printable text. */
   readonly reason: string;
@@ -126,16 +128,56 @@ export type SettingKey = "heartbeat_interval" | "unhealthy_interval" | "db_heart
  * coreapp's hold-out. `by` says who asked, for the history.
  */
 export type AdminCommand =
-  | { readonly op: "settings"; readonly settings: Readonly<Partial<Record<SettingKey, number>>>; readonly by: string }
-  | { readonly op: "pause"; readonly shard: number | null; readonly reason: string; readonly durationMs: number; readonly by: string }
-  | { readonly op: "resume"; readonly shard: number | null; readonly by: string }
-  | { readonly op: "clear-hold"; readonly node: string; readonly by: string };
+  | {
+      /** Change settings. */
+      readonly op: "settings";
+      /** The keys to change, in ms (a count for heartbeat_quorum); the others stay. */
+      readonly settings: Readonly<Partial<Record<SettingKey, number>>>;
+      /** Who asked. */
+      readonly by: string;
+    }
+  | {
+      /** Pause automatic failover. */
+      readonly op: "pause";
+      /** The shard, or null for the whole cluster. */
+      readonly shard: number | null;
+      /** Why, for status and the history. */
+      readonly reason: string;
+      /** How long until it ends by itself. */
+      readonly durationMs: number;
+      /** Who asked. */
+      readonly by: string;
+    }
+  | {
+      /** End a pause. */
+      readonly op: "resume";
+      /** The paused shard, or null for the cluster-wide pause. */
+      readonly shard: number | null;
+      /** Who asked. */
+      readonly by: string;
+    }
+  | {
+      /** Let a held-out coreapp be promoted again. */
+      readonly op: "clear-hold";
+      /** The coreapp's name. */
+      readonly node: string;
+      /** Who asked. */
+      readonly by: string;
+    };
 
 /** The primary master's answer: the document's new version, or why not (1017 Not Primary Master, 400 invalid, …). */
 export interface AdminReply {
+  /** True when the command was carried out. */
   readonly ok: boolean;
+  /** The cluster document's version after the change, when it changed the document. */
   readonly version?: number;
-  readonly error?: { readonly code: number; readonly message: string };
+  /** Why not. */
+  readonly error?: {
+    /** 1017 Not Primary Master, or an HTTP-like status (400 invalid, 404 nothing to resume, 409). */
+    readonly code: number;
+    /** For people. */
+    readonly message: string;
+  };
 }
 
 /** What a listening node does with each kind of message. Absent handlers answer "not supported". */
@@ -146,6 +188,7 @@ export interface TransportHandlers {
   forward?(from: string, request: ForwardRequest): Promise<ForwardResponse>;
   /** The primary master moves a shard. */
   switchover?(from: string, command: SwitchoverCommand): Promise<SwitchoverReply>;
+  /** An operator command for the primary master (settings, pause, resume, clear-hold). */
   admin?(from: string, command: AdminCommand): Promise<AdminReply>;
 }
 
