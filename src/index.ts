@@ -88,7 +88,7 @@ export { startDiffingWatch, type DiffingWatchOptions } from "./core/shard-map-wa
 // Metrics and probes (docs/observability.md).
 export type { MetricsOptions, Readiness } from "./nodes/metrics.js";
 export { HISTORY_EVENT_TYPES } from "./core/ports/history.js";
-export type { NodeMetrics } from "./nodes/metrics.js";
+export type { NodeMetrics, NodeView } from "./nodes/metrics.js";
 export type { ReservedRoutes, ReservedHandler } from "./nodes/webapp-admin.js";
 export type { PauseStatus } from "./nodes/cluster-status.js";
 export type { Placement } from "./core/master/placement.js";

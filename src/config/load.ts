@@ -79,10 +79,15 @@ export interface Config {
 
 /** `transport.tls`: paths of PEM files, read when the node starts and again every `reloadIntervalMs`. */
 export interface TransportTlsConfig {
+  /** `transport.tls.cert`: this node's certificate (PEM file). */
   readonly cert: string;
+  /** `transport.tls.key`: its private key, unencrypted (PEM file). */
   readonly key: string;
+  /** `transport.tls.ca`: the CA certificate(s) every peer's certificate must chain to (PEM file). */
   readonly ca: string;
+  /** `transport.tls.reload_interval`: how often the files are read again (default 30 s). */
   readonly reloadIntervalMs: number;
+  /** `transport.tls.server_name`: the name a listener's certificate must carry; default the dialled host. */
   readonly serverName: string | undefined;
 }
 

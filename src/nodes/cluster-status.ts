@@ -35,7 +35,9 @@ export interface NodeHealth {
 export interface PauseStatus {
   /** The paused shard, or null for the whole cluster. */
   readonly shard: number | null;
+  /** Who paused. */
   readonly by: string;
+  /** Why. */
   readonly reason: string;
   /** When it began, ISO 8601 (the store's clock; see StoreCapabilities.writerWallClock). */
   readonly paused_at: string;

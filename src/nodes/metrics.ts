@@ -25,7 +25,9 @@ export interface Readiness {
 
 /** What a node knows of the shard map right now, read when metrics are scraped. */
 export interface NodeView {
+  /** The node's role, a label of its series. */
   readonly role: "master" | "coreapp" | "webapp";
+  /** Whether it is ready now (`GET /readyz`). */
   readiness(): Readiness;
   /** Masters only: whether this node holds the master lease. */
   primaryMaster?(): boolean;
@@ -182,6 +184,7 @@ export class NodeMetrics {
   private readonly set: MetricSet;
 
   constructor(
+    /** The node's name: the `node` label of its series. */
     readonly node: string,
     options: MetricsOptions = {},
   ) {
@@ -204,6 +207,7 @@ export class NodeMetrics {
     this.set.views.set(this.node, view);
   }
 
+  /** Stops reporting the node's state (see `attach`). */
   detach(): void {
     this.set.views.delete(this.node);
   }
