@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { AdminCommand } from "../../src/core/ports/transport.js";
+import { Master } from "../../src/nodes/master.js";
 import { Cluster, sleep, startCluster } from "../support/memory-cluster.js";
 
 /**
@@ -66,6 +67,15 @@ describe("control plane", () => {
     await c.waitFor(() => c.serving(0).some((x) => x !== old), 5000);
     const resumed = (await c.stores.get(c.masters[0]!.id)!.history.list({ shard: 0 })).find((e) => e.type === "resumed");
     expect(resumed).toMatchObject({ cause: "the pause ran out" });
+    expect(c.overlaps).toEqual([]);
+  });
+
+  it("a node whose config disagrees with the cluster's stored shard count refuses to start, naming both values", async () => {
+    const c = await startCluster((cluster = new Cluster(1)));
+    await c.waitFor(() => c.masters[0]!.clusterDocument.document !== null, 2000);
+    const stray = new Master(c.deps("m9.x"), c.identity("m9"), 2);
+    await expect(stray.start()).rejects.toThrow("config: shards: the cluster has 1 shards (stored in its cluster document) but this node's config says 2");
+    await stray.stop();
     expect(c.overlaps).toEqual([]);
   });
 });

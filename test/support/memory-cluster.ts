@@ -38,13 +38,13 @@ export class Cluster {
     this.guard = setInterval(() => this.checkSafety(), 1);
   }
 
-  private deps(id: string) {
+  deps(id: string) {
     const store = new MemoryStore(this.storage);
     this.stores.set(id, store);
     return { store, transport: this.net.endpoint(id), clock: this.clock, timing: deriveTiming(settings), log: silentLogger };
   }
 
-  private identity(name: string) {
+  identity(name: string) {
     return { id: `${name}.x`, name, listenHost: "127.0.0.1", port: 0, externalHostname: "mem" };
   }
 
