@@ -17,6 +17,10 @@ export interface ConformanceMatchers {
   toBeGreaterThanOrEqual(expected: number): void;
   toBeLessThan(expected: number): void;
   toBeLessThanOrEqual(expected: number): void;
+  /** The same matchers, negated. */
+  readonly not: ConformanceMatchers;
+  /** Awaits the promise under test and matches the reason it rejected with. */
+  readonly rejects: { toBeInstanceOf(expected: unknown): Promise<void> };
 }
 
 /**
@@ -29,7 +33,13 @@ export interface ConformanceTestApi {
   /** Registers one test; `timeoutMs` is the runner's per-test timeout (vitest's and jest's third argument). */
   it: (name: string, body: () => Promise<void>, timeoutMs?: number) => void;
   afterEach: (body: () => Promise<void>) => void;
-  expect: { (actual: unknown): ConformanceMatchers; any(constructor: unknown): unknown };
+  expect: {
+    (actual: unknown): ConformanceMatchers;
+    /** Matches any instance of `constructor`, inside `toEqual`. */
+    any(constructor: unknown): unknown;
+    /** Matches any object having these properties, inside `toEqual`. */
+    objectContaining(expected: object): unknown;
+  };
 }
 
 /**
@@ -70,9 +80,9 @@ async function eventually(check: () => boolean, timeoutMs: number): Promise<bool
 /**
  * Wall-clock skew for one test: `Date.now()` and `new Date()` read `offsetMs` ahead of the real
  * clock until `restore()`. Timers and `performance.now()` are untouched, as on a machine whose
- * clock was set wrong.
+ * clock was set wrong. Shared by the conformance suites, which cannot use a runner's fake timers; not part of the kit's API.
  */
-function skewWallClock(offsetMs: number): { restore(): void; set(offset: number): void } {
+export function skewWallClock(offsetMs: number): { restore(): void; set(offset: number): void } {
   const RealDate = Date;
   let offset = offsetMs;
   class SkewedDate extends RealDate {
