@@ -1,7 +1,7 @@
 /**
- * `multiconnect/testing` — the testing kit: the store adapter conformance suite, the upstream
- * oracle, the TCP fault proxy, and a local cluster of real node processes running your
- * application. Nothing here depends on a test runner; pass your runner's functions where asked.
+ * `multiconnect/testing` — the testing kit: the store adapter conformance suites (store, control
+ * plane, schema lifecycle), the upstream oracle, the TCP fault proxy, and a local cluster of real
+ * node processes running your application. Nothing here depends on a test runner; pass your runner's functions where asked.
  * See docs/testing-kit.md and docs/write-a-store-adapter.md.
  */
 export {
@@ -10,6 +10,8 @@ export {
   type ConformanceOptions,
   type ConformanceTestApi,
 } from "./store-conformance.js";
+export { controlConformance, type ControlConformanceOptions } from "./control-conformance.js";
+export { schemaConformance, type SchemaConformanceOptions } from "./schema-conformance.js";
 export { Oracle, monoNow, type OracleMode, type OracleReport, type OracleSession } from "./oracle.js";
 export { UpstreamSession, type UpstreamReply } from "./upstream-session.js";
 export { FaultProxy, type ProxyMode } from "./fault-proxy.js";

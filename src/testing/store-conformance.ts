@@ -4,32 +4,62 @@ import type { ShardAssignment } from "../core/ports/shard-map.js";
 import type { Store, StoreCapabilities } from "../core/ports/store.js";
 import { randomNamespace, refusedPort, startBlackhole } from "./net.js";
 
-/** The assertions the suite makes; vitest's `expect(value)` provides them (jest's has the same shape). */
+/**
+ * The assertions the conformance suites make (store, control plane, schema lifecycle); vitest's
+ * `expect(value)` provides them (jest's has the same shape).
+ */
 export interface ConformanceMatchers {
+  /** Same value (`Object.is`). */
   toBe(expected: unknown): void;
+  /** Deeply equal. */
   toEqual(expected: unknown): void;
+  /** Has at least these properties, deeply. */
   toMatchObject(expected: object): void;
+  /** Is `null`. */
   toBeNull(): void;
+  /** Is an instance of this class. */
   toBeInstanceOf(expected: unknown): void;
+  /** The array holds this item, or the string this substring. */
   toContain(expected: unknown): void;
+  /** Has this `length`. */
   toHaveLength(expected: number): void;
+  /** `>` expected. */
   toBeGreaterThan(expected: number): void;
+  /** `>=` expected. */
   toBeGreaterThanOrEqual(expected: number): void;
+  /** `<` expected. */
   toBeLessThan(expected: number): void;
+  /** `<=` expected. */
   toBeLessThanOrEqual(expected: number): void;
+  /** The same matchers, negated. */
+  readonly not: ConformanceMatchers;
+  /** Awaits the promise under test and matches the reason it rejected with. */
+  readonly rejects: {
+    /** The promise rejected with an instance of this class. */
+    toBeInstanceOf(expected: unknown): Promise<void>;
+  };
 }
 
 /**
- * The test functions the suite registers its tests with — pass your runner's, e.g.
+ * The test functions the suites register their tests with — pass your runner's, e.g.
  * `import { afterEach, describe, expect, it } from "vitest"`. Nothing here depends on a runner:
  * vitest's functions fit as they are (this repository's adapter tests pass them); jest's have the same shape.
  */
 export interface ConformanceTestApi {
+  /** Groups tests under a name. */
   describe: (name: string, body: () => void) => void;
   /** Registers one test; `timeoutMs` is the runner's per-test timeout (vitest's and jest's third argument). */
   it: (name: string, body: () => Promise<void>, timeoutMs?: number) => void;
+  /** Runs after each test of the file: the suites close the stores they opened and undo clock skew. */
   afterEach: (body: () => Promise<void>) => void;
-  expect: { (actual: unknown): ConformanceMatchers; any(constructor: unknown): unknown };
+  /** The runner's `expect`, with the asymmetric matchers the suites use. */
+  expect: {
+    (actual: unknown): ConformanceMatchers;
+    /** Matches any instance of `constructor`, inside `toEqual`. */
+    any(constructor: unknown): unknown;
+    /** Matches any object having these properties, inside `toEqual`. */
+    objectContaining(expected: object): unknown;
+  };
 }
 
 /**
@@ -39,6 +69,7 @@ export interface ConformanceTestApi {
 export interface ConformanceOptions {
   /** Opens a store on its own namespace (table or key prefix) so tests never share state. */
   open(namespace: string): Promise<Store>;
+  /** The backend's declared limits, plus what the tests need to know about it. */
   capabilities: StoreCapabilities & {
     /** The lease TTL the tests use; the store's own minimum where it has one. */
     ttlMs: number;
@@ -70,9 +101,9 @@ async function eventually(check: () => boolean, timeoutMs: number): Promise<bool
 /**
  * Wall-clock skew for one test: `Date.now()` and `new Date()` read `offsetMs` ahead of the real
  * clock until `restore()`. Timers and `performance.now()` are untouched, as on a machine whose
- * clock was set wrong.
+ * clock was set wrong. Shared by the conformance suites, which cannot use a runner's fake timers; not part of the kit's API.
  */
-function skewWallClock(offsetMs: number): { restore(): void; set(offset: number): void } {
+export function skewWallClock(offsetMs: number): { restore(): void; set(offset: number): void } {
   const RealDate = Date;
   let offset = offsetMs;
   class SkewedDate extends RealDate {

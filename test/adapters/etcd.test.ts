@@ -4,8 +4,8 @@ import { EtcdStore, etcdCapabilities } from "../../src/adapters/etcd/index.js";
 import { ConfigError } from "../../src/core/errors.js";
 import { storeConformance } from "../../src/testing/store-conformance.js";
 import { randomNamespace, refusedPort } from "../../src/testing/net.js";
-import { controlConformance } from "../conformance/control.suite.js";
-import { schemaConformance } from "../conformance/schema.suite.js";
+import { controlConformance } from "../../src/testing/control-conformance.js";
+import { schemaConformance } from "../../src/testing/schema-conformance.js";
 import { deleteEtcdPrefix } from "../support/store-cleanup.js";
 
 /**
@@ -134,7 +134,7 @@ if (skip) {
     },
   });
 
-  controlConformance("etcd", {
+  controlConformance({ describe, it, afterEach, expect }, "etcd", {
     open: async (namespace, o) => {
       const keyPrefix = `${ROOT}${namespace}/`;
       used.add(keyPrefix);
@@ -160,7 +160,7 @@ if (skip) {
       client.close();
     }
   };
-  schemaConformance("etcd", {
+  schemaConformance({ describe, it, afterEach, expect }, "etcd", {
     open: async (namespace) => {
       const keyPrefix = `${ROOT}${namespace}/`;
       used.add(keyPrefix);

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { MemoryStorage, MemoryStore } from "../../src/adapters/memory/index.js";
 import { storeConformance } from "../../src/testing/store-conformance.js";
-import { controlConformance } from "../conformance/control.suite.js";
+import { controlConformance } from "../../src/testing/control-conformance.js";
 
 const storages = new Map<string, MemoryStorage>();
 
@@ -14,7 +14,7 @@ storeConformance({ describe, it, afterEach, expect }, "memory", {
   capabilities: { ttlMs: 300 },
 });
 
-controlConformance("memory", {
+controlConformance({ describe, it, afterEach, expect }, "memory", {
   open: async (namespace, o) => {
     let storage = storages.get(namespace);
     if (!storage) storages.set(namespace, (storage = new MemoryStorage()));

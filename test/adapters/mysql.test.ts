@@ -5,8 +5,8 @@ import { tableNames } from "../../src/adapters/mysql/schema.js";
 import { StoreConfigurationError } from "../../src/core/errors.js";
 import { randomNamespace } from "../../src/testing/net.js";
 import { storeConformance } from "../../src/testing/store-conformance.js";
-import { controlConformance } from "../conformance/control.suite.js";
-import { schemaConformance } from "../conformance/schema.suite.js";
+import { controlConformance } from "../../src/testing/control-conformance.js";
+import { schemaConformance } from "../../src/testing/schema-conformance.js";
 
 /**
  * The MySQL/MariaDB adapter against a real server (`MC_MYSQL_URL`, default the local MariaDB).
@@ -69,7 +69,7 @@ if (process.env.MC_SKIP_MYSQL === "1") {
       await conn.end();
     }
   };
-  schemaConformance("mysql", {
+  schemaConformance({ describe, it, afterEach, expect }, "mysql", {
     open: async (namespace) => new MysqlStore({ url, tablePrefix: prefixOf(namespace), pollIntervalMs }),
     setSchemaVersion: async (namespace, version) => {
       await sql(`UPDATE \`${namespace}_meta\` SET v = ? WHERE k = 'schema_version'`, [String(version)]);
@@ -93,7 +93,7 @@ if (process.env.MC_SKIP_MYSQL === "1") {
     capabilities: { ttlMs, pollIntervalMs, openAt },
   });
 
-  controlConformance("mysql", {
+  controlConformance({ describe, it, afterEach, expect }, "mysql", {
     open: async (namespace, o) => new MysqlStore({ url, tablePrefix: prefixOf(namespace), pollIntervalMs, ...o }),
     capabilities: { ttlMs, pollIntervalMs, openAt },
   });

@@ -9,8 +9,8 @@ import type { ShardAssignment } from "../../src/core/ports/shard-map.js";
 import type { Store } from "../../src/core/ports/store.js";
 import { randomNamespace } from "../../src/testing/net.js";
 import { storeConformance } from "../../src/testing/store-conformance.js";
-import { controlConformance } from "../conformance/control.suite.js";
-import { schemaConformance } from "../conformance/schema.suite.js";
+import { controlConformance } from "../../src/testing/control-conformance.js";
+import { schemaConformance } from "../../src/testing/schema-conformance.js";
 
 /**
  * The PostgreSQL adapter against the real server (MC_PG_URL, default the local test database).
@@ -83,7 +83,7 @@ function registerTests(): void {
       operationTimeoutMs,
     });
 
-  controlConformance("postgres", {
+  controlConformance({ describe, it, afterEach, expect }, "postgres", {
     open: async (namespace, o) => open(namespace, o),
     capabilities: { ttlMs: 300, openAt },
   });
@@ -106,7 +106,7 @@ function registerTests(): void {
     },
   });
 
-  schemaConformance("postgres", {
+  schemaConformance({ describe, it, afterEach, expect }, "postgres", {
     open: async (namespace) => open(namespace),
     setSchemaVersion: async (namespace, version) => {
       await admin((c) => c.query(`UPDATE "${namespace}_meta" SET value = $1 WHERE key = 'schema_version'`, [String(version)]));

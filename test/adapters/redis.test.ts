@@ -6,9 +6,9 @@ import { MASTER_LEASE } from "../../src/core/ports/leases.js";
 import type { Store } from "../../src/core/ports/store.js";
 import { storeConformance } from "../../src/testing/store-conformance.js";
 import { randomNamespace } from "../../src/testing/net.js";
-import { controlConformance } from "../conformance/control.suite.js";
+import { controlConformance } from "../../src/testing/control-conformance.js";
 import { namespaceKeys } from "../../src/adapters/redis/scripts.js";
-import { schemaConformance } from "../conformance/schema.suite.js";
+import { schemaConformance } from "../../src/testing/schema-conformance.js";
 import { deleteRedisKeys } from "../support/store-cleanup.js";
 
 /**
@@ -54,7 +54,7 @@ if (unreachable) {
     },
   });
 
-  controlConformance("redis", {
+  controlConformance({ describe, it, afterEach, expect }, "redis", {
     open: async (namespace, o) => new RedisStore({ url, keyPrefix: prefixOf(namespace), ...o }),
     capabilities: {
       ttlMs: 300,
@@ -71,7 +71,7 @@ if (unreachable) {
       client.disconnect();
     }
   };
-  schemaConformance("redis", {
+  schemaConformance({ describe, it, afterEach, expect }, "redis", {
     open: async (namespace) => new RedisStore({ url, keyPrefix: prefixOf(namespace) }),
     setSchemaVersion: async (namespace, version) => {
       await withAdmin((c) => c.hset(namespaceKeys(prefixOf(namespace)).incarnation, "v", String(version)));

@@ -9,8 +9,8 @@ import { storeConformance } from "../../src/testing/store-conformance.js";
 import { ClusterDocumentError } from "../../src/core/errors.js";
 import { MASTER_LEASE } from "../../src/core/ports/leases.js";
 import { DEFAULT_SETTINGS } from "../../src/core/timing.js";
-import { controlConformance } from "../conformance/control.suite.js";
-import { schemaConformance } from "../conformance/schema.suite.js";
+import { controlConformance } from "../../src/testing/control-conformance.js";
+import { schemaConformance } from "../../src/testing/schema-conformance.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mc-sqlite-"));
 
@@ -19,7 +19,7 @@ storeConformance({ describe, it, afterEach, expect }, "sqlite", {
   capabilities: { ttlMs: 300, pollIntervalMs: 5 },
 });
 
-controlConformance("sqlite", {
+controlConformance({ describe, it, afterEach, expect }, "sqlite", {
   open: async (namespace, o) => new SqliteStore({ path: join(dir, "conformance.db"), tablePrefix: `${namespace}_`, ...o }),
   capabilities: { ttlMs: 300, writerWallClock: true, pollIntervalMs: 5 },
 });
@@ -59,7 +59,7 @@ function raw<T>(fn: (db: Database.Database) => T): T {
   }
 }
 
-schemaConformance("sqlite", {
+schemaConformance({ describe, it, afterEach, expect }, "sqlite", {
   open: async (namespace) => new SqliteStore({ path: join(dir, "conformance.db"), tablePrefix: `${namespace}_` }),
   setSchemaVersion: async (namespace, version) => {
     raw((db) => db.prepare(`UPDATE ${namespace}_meta SET value = ? WHERE key = 'schema_version'`).run(String(version)));

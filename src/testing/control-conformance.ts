@@ -1,18 +1,20 @@
-import { afterEach, describe, expect, it, vi } from "vitest";
-import { ClusterDocumentError, StoreUnavailableError } from "../../src/core/errors.js";
-import type { ClusterDocumentInput } from "../../src/core/ports/cluster-document.js";
-import type { HistoryEventInput } from "../../src/core/ports/history.js";
-import { MASTER_LEASE, type Lease } from "../../src/core/ports/leases.js";
-import type { Store } from "../../src/core/ports/store.js";
-import { DEFAULT_SETTINGS } from "../../src/core/timing.js";
-import { randomNamespace, startBlackhole } from "../../src/testing/net.js";
-import type { ConformanceOptions } from "../../src/testing/store-conformance.js";
+import { ClusterDocumentError, StoreUnavailableError } from "../core/errors.js";
+import type { ClusterDocumentInput } from "../core/ports/cluster-document.js";
+import type { HistoryEventInput } from "../core/ports/history.js";
+import { MASTER_LEASE, type Lease } from "../core/ports/leases.js";
+import type { Store } from "../core/ports/store.js";
+import { DEFAULT_SETTINGS } from "../core/timing.js";
+import { randomNamespace, startBlackhole } from "./net.js";
+import { skewWallClock, type ConformanceOptions, type ConformanceTestApi } from "./store-conformance.js";
 
 /** What the control-plane suite needs: the store suite's options, with an `open` that takes store options. */
 export interface ControlConformanceOptions {
   /** Opens a store on its own namespace; `historyLimit` is passed to the adapter's option of that name. */
   open(namespace: string, options?: { historyLimit?: number }): Promise<Store>;
+  /** The same declared limits as the store suite's (`ttlMs`, `openAt`, …). */
   capabilities: ConformanceOptions["capabilities"];
+  /** Per-test timeout in ms (default 30 000): tests wait for real lease and pause expiries. */
+  readonly timeoutMs?: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -35,10 +37,22 @@ const event = (over: Partial<HistoryEventInput> = {}): HistoryEventInput => ({
 });
 
 /**
- * The conformance suite of the control-plane ports (cluster document, history): every backend runs
- * exactly these tests against a real server. Limits come from declared capabilities only.
+ * The control-plane conformance suite: registers, with the given test functions, every test of the
+ * cluster document (versioned compare-and-set fenced by the master lease, pauses timed by the
+ * store's clock) and the history (fenced appends, bounded, paged listing), plus (with `openAt`)
+ * their behaviour against an unreachable store. Every backend runs exactly these tests against a
+ * real server; limits come from declared capabilities only. Call it at the top level of a test file:
+ *
+ * ```ts
+ * import { afterEach, describe, expect, it } from "vitest";
+ * controlConformance({ describe, it, afterEach, expect }, "mystore", { open: …, capabilities: { ttlMs: 1000 } });
+ * ```
  */
-export function controlConformance(backend: string, options: ControlConformanceOptions): void {
+export function controlConformance(t: ConformanceTestApi, backend: string, options: ControlConformanceOptions): void {
+  const { describe, expect } = t;
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const it = (name: string, body: () => Promise<void>) => t.it(name, body, timeoutMs);
+  let skew: { restore(): void } | null = null;
   const { ttlMs } = options.capabilities;
   const expiryLagMs = options.capabilities.expiryLagMs ?? 0;
   const wholeSecondMs = options.capabilities.ttlWholeSeconds ? 1000 : 0;
@@ -73,12 +87,13 @@ export function controlConformance(backend: string, options: ControlConformanceO
     };
   };
 
-  afterEach(async () => {
-    vi.useRealTimers();
+  t.afterEach(async () => {
+    skew?.restore();
+    skew = null;
     await Promise.all(opened.splice(0).map((s) => s.close().catch(() => {})));
   });
 
-  describe(`${backend}: control-plane conformance`, { timeout: 30_000 }, () => {
+  describe(`${backend}: control-plane conformance`, () => {
     describe("cluster document", () => {
       it("read() of a fresh store is null and version() is 0", async () => {
         const [a] = await openPair();
@@ -215,14 +230,14 @@ export function controlConformance(backend: string, options: ControlConformanceO
         const [a, b] = await openPair();
         const m = await master(a);
         const realNow = Date.now();
-        vi.useFakeTimers({ toFake: ["Date"], now: realNow + 3_600_000 });
+        const clock = (skew = skewWallClock(3_600_000));
         const r = await a.clusterDocument.write(
           0,
           doc({ pauses: [{ shard: null, by: "ops", reason: "", expiresInMs: 60_000 }] }),
           m,
         );
         if (!r.ok) throw new Error("setup: write failed");
-        vi.setSystemTime(realNow - 3_600_000);
+        clock.set(-3_600_000);
         const [p] = (await b.clusterDocument.read())!.document.pauses;
         expect(p!.expiresInMs).toBeGreaterThan(50_000);
         expect(p!.expiresInMs).toBeLessThanOrEqual(60_000 + wholeSecondMs);
@@ -338,10 +353,10 @@ export function controlConformance(backend: string, options: ControlConformanceO
     if (options.capabilities.openAt) {
       const openAt = options.capabilities.openAt;
       it("every control-plane call against a blackholed server throws a retryable StoreUnavailableError within the operation timeout", async () => {
-        const timeoutMs = 500;
+        const operationTimeoutMs = 500;
         const hole = await startBlackhole();
         try {
-          const store = await openAt(randomNamespace(), hole.host, hole.port, timeoutMs);
+          const store = await openAt(randomNamespace(), hole.host, hole.port, operationTimeoutMs);
           opened.push(store);
           const lease: Lease = { name: MASTER_LEASE, holder: "m1", epoch: 1 };
           const calls: (() => Promise<unknown>)[] = [
@@ -359,7 +374,7 @@ export function controlConformance(backend: string, options: ControlConformanceO
             );
             expect(error).toBeInstanceOf(StoreUnavailableError);
             expect((error as StoreUnavailableError).retryable).toBe(true);
-            expect(Date.now() - started).toBeLessThan(timeoutMs * 3 + 500);
+            expect(Date.now() - started).toBeLessThan(operationTimeoutMs * 3 + 500);
           }
         } finally {
           await hole.close();

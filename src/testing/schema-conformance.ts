@@ -1,8 +1,8 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { SchemaTooNewError } from "../../src/core/errors.js";
-import { MASTER_LEASE } from "../../src/core/ports/leases.js";
-import type { Store } from "../../src/core/ports/store.js";
-import { randomNamespace } from "../../src/testing/net.js";
+import { SchemaTooNewError } from "../core/errors.js";
+import { MASTER_LEASE } from "../core/ports/leases.js";
+import type { Store } from "../core/ports/store.js";
+import { randomNamespace } from "./net.js";
+import type { ConformanceTestApi } from "./store-conformance.js";
 
 /**
  * The schema-lifecycle conformance suite: what upgrades and `multiconnect reset` rely on, run
@@ -23,9 +23,25 @@ export interface SchemaConformanceOptions {
    * "mc_x_"), which purging `namespace` must leave alone.
    */
   nested(namespace: string): string;
+  /** Per-test timeout in ms (default 30 000). */
+  readonly timeoutMs?: number;
 }
 
-export function schemaConformance(backend: string, options: SchemaConformanceOptions): void {
+/**
+ * The schema-lifecycle conformance suite: registers, with the given test functions, the tests of
+ * `migrate()` against older and newer recorded schema versions and of `purge()` (everything under
+ * the prefix goes, a nested prefix stays). Run it against a real server. Call it at the top level
+ * of a test file:
+ *
+ * ```ts
+ * import { afterEach, describe, expect, it } from "vitest";
+ * schemaConformance({ describe, it, afterEach, expect }, "mystore", { open: …, setSchemaVersion: …, addUnknown: …, listRaw: …, nested: … });
+ * ```
+ */
+export function schemaConformance(t: ConformanceTestApi, backend: string, options: SchemaConformanceOptions): void {
+  const { describe, expect } = t;
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const it = (name: string, body: () => Promise<void>) => t.it(name, body, timeoutMs);
   const opened: Store[] = [];
   const open = async (ns: string) => {
     const store = await options.open(ns);
@@ -33,11 +49,11 @@ export function schemaConformance(backend: string, options: SchemaConformanceOpt
     return store;
   };
 
-  afterEach(async () => {
+  t.afterEach(async () => {
     await Promise.all(opened.splice(0).map((s) => s.close().catch(() => {})));
   });
 
-  describe(`${backend}: schema lifecycle conformance`, { timeout: 30_000 }, () => {
+  describe(`${backend}: schema lifecycle conformance`, () => {
     it("migrate() refuses a schema recorded by a newer SDK with SchemaTooNewError naming both versions, and writes nothing", async () => {
       const ns = randomNamespace();
       const first = await open(ns);
