@@ -167,9 +167,6 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
             })
           : Promise.resolve();
       await this.manager.run(holder, this.stop$.signal);
-      // stop() may have come while this lease was being acquired, when there was no tenure yet to
-      // release: without this, the holder would keep renewing and stop() would wait forever.
-      if (this.stop$.signal.aborted) await holder.release();
       await holder.lost;
       await pruning;
     } finally {

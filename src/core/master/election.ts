@@ -26,6 +26,11 @@ export async function runElection(
       const r = await LeaseHolder.acquire(leases, clock, MASTER_LEASE, self, timing, log);
       backoff = 50;
       if (r instanceof LeaseHolder) {
+        // Stopped while the lease was being acquired: an abort listener added now would never fire.
+        if (signal.aborted) {
+          await r.release();
+          return;
+        }
         log.info({ epoch: r.lease.epoch }, "became primary master");
         const stop = () => void r.release();
         signal.addEventListener("abort", stop, { once: true });
