@@ -37,7 +37,10 @@ const config = parseConfig(
 );
 const logger = createLogger("silent");
 const app = { onPromote() {}, onDemote() {}, handle: () => ({ status: 200, body: "ok" }) };
-const nodes: AnyNode[] = [await createMaster({ config, name: "m1", port: 0, logger }), await createMaster({ config, name: "m2", port: 0, logger })];
+const nodes: AnyNode[] = [
+  await createMaster({ config, name: "m1", port: 0, logger }),
+  await createMaster({ config, name: "m2", port: 0, logger }),
+];
 for (const name of ["c1", "c2", "c3"]) nodes.push(await createCoreapp({ config, name, port: 0, app, logger }));
 const webapp = await createWebapp({ config, port: 0, logger });
 nodes.push(webapp);
@@ -67,7 +70,12 @@ const agent = new Agent({ connections: 1 });
 const body = JSON.stringify({ to: "+15550001", text: "hello from the embedding benchmark" });
 async function once(url: string): Promise<number> {
   const started = performance.now();
-  const r = await request(url, { method: "POST", dispatcher: agent, headers: { "x-shard-key": "+15550001", "content-type": "application/json" }, body });
+  const r = await request(url, {
+    method: "POST",
+    dispatcher: agent,
+    headers: { "x-shard-key": "+15550001", "content-type": "application/json" },
+    body,
+  });
   await r.body.text();
   if (r.statusCode !== 200) throw new Error(`${url}: ${r.statusCode}`);
   return performance.now() - started;
@@ -89,9 +97,16 @@ for (let done = 0; done < requests; done += 100) {
 }
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
-console.log(`node ${process.version}, load ${loadavg().map((l) => l.toFixed(1)).join(" ")}, ${requests} sequential requests per entry point`);
+console.log(
+  `node ${process.version}, load ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ")}, ${requests} sequential requests per entry point`,
+);
 console.log("entry point        p50 ms  p90 ms  p99 ms");
-for (const [name, xs] of samples) console.log(`${name.padEnd(18)} ${pct(xs, 50).toFixed(3).padStart(6)}  ${pct(xs, 90).toFixed(3).padStart(6)}  ${pct(xs, 99).toFixed(3).padStart(6)}`);
+for (const [name, xs] of samples)
+  console.log(
+    `${name.padEnd(18)} ${pct(xs, 50).toFixed(3).padStart(6)}  ${pct(xs, 90).toFixed(3).padStart(6)}  ${pct(xs, 99).toFixed(3).padStart(6)}`,
+  );
 
 await agent.close();
 await fa.close();

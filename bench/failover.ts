@@ -103,7 +103,14 @@ export async function measureFailover(c: BenchCluster, loop: ClientLoop, t: Timi
   }
 }
 
-async function analyse(c: BenchCluster, kill: { mono: number }, first: Reply, replies: Reply[], from: string, offset: number): Promise<FailoverRun> {
+async function analyse(
+  c: BenchCluster,
+  kill: { mono: number },
+  first: Reply,
+  replies: Reply[],
+  from: string,
+  offset: number,
+): Promise<FailoverRun> {
   const to = first.node!;
   const epoch = first.epoch ?? -1;
   const newNode = c.node(to);
@@ -204,7 +211,8 @@ function whyMissed(s: FailoverSession, total: Summary, target: number): string {
         "waking waiting forwards on the watch's delivery would cut this to the notification delay",
     );
   }
-  if (p90((r) => r.notifyMs) > (s.backend === "mysql" ? 70 : 25)) causes.push(`the store's change notification to the new owner was slow (p90 ${ms(p90((r) => r.notifyMs))})`);
+  if (p90((r) => r.notifyMs) > (s.backend === "mysql" ? 70 : 25))
+    causes.push(`the store's change notification to the new owner was slow (p90 ${ms(p90((r) => r.notifyMs))})`);
   return `${over} ${causes.length ? `Where it went: ${causes.join("; ")}.` : "No single part stands out: the tail is spread over the parts (see the breakdown)."}`;
 }
 
@@ -274,14 +282,36 @@ export function failoverReport(sessions: FailoverSession[]): ItemReport {
     "case is ≈ 1.13 × its lease; Patroni's ≈ 1.33 × its ttl.",
     "",
     table(
-      ["backend", "setting", "runs", "median (p10–p90, max)", "p99", "ratio to unhealthy (median / p99)", "target", "", "product bound (L1)", "failed requests", "false promotions"],
+      [
+        "backend",
+        "setting",
+        "runs",
+        "median (p10–p90, max)",
+        "p99",
+        "ratio to unhealthy (median / p99)",
+        "target",
+        "",
+        "product bound (L1)",
+        "failed requests",
+        "false promotions",
+      ],
       rows,
     ),
     "",
     "Where the time goes (median / p90 of each part; the parts add up to the total per run):",
     "",
     table(
-      ["backend", "setting", "detection (kill → map written)", "notify new owner", "wait for old owner's lease", "promotion (acquired → serving)", "route + answer", "total", "lease TTL"],
+      [
+        "backend",
+        "setting",
+        "detection (kill → map written)",
+        "notify new owner",
+        "wait for old owner's lease",
+        "promotion (acquired → serving)",
+        "route + answer",
+        "total",
+        "lease TTL",
+      ],
       split,
     ),
     "",

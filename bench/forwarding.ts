@@ -63,7 +63,12 @@ async function sequential(t: Target, seconds: number): Promise<LoadRun> {
   try {
     while (monoNow() < end) {
       const s = monoNow();
-      const r = await pool.request({ path: "/v1/messages", method: "POST", headers: { "x-shard-key": "bench", "content-type": "text/plain" }, body: "hello" });
+      const r = await pool.request({
+        path: "/v1/messages",
+        method: "POST",
+        headers: { "x-shard-key": "bench", "content-type": "text/plain" },
+        body: "hello",
+      });
       await r.body.text();
       if (r.statusCode >= 200 && r.statusCode < 300) latencies.push((monoNow() - s) * 1000);
       else failed++;
@@ -163,7 +168,13 @@ export async function forwardingItem(p: BenchProfile, dir: string, say: (m: stri
 
     let profiles: { role: string; summary: ProfileSummary; requests: number }[] = [];
     if (o.profile) profiles = await profileWebappPath(dir, o.seconds, say);
-    return report(p, targets.map((t) => t.key), runs, profiles, notes);
+    return report(
+      p,
+      targets.map((t) => t.key),
+      runs,
+      profiles,
+      notes,
+    );
   } finally {
     await nginx?.stop();
     for (const c of children) await stopChild(c);
@@ -173,11 +184,24 @@ export async function forwardingItem(p: BenchProfile, dir: string, say: (m: stri
 }
 
 /** CPU-profiles the webapp and the coreapp of a fresh cluster under 50 connections (full profile only). */
-async function profileWebappPath(dir: string, seconds: number, say: (m: string) => void): Promise<{ role: string; summary: ProfileSummary; requests: number }[]> {
+async function profileWebappPath(
+  dir: string,
+  seconds: number,
+  say: (m: string) => void,
+): Promise<{ role: string; summary: ProfileSummary; requests: number }[]> {
   const profDir = join(dir, "cpu-profiles");
   const flags = ["--cpu-prof", `--cpu-prof-dir=${profDir}`];
   const store = benchStore("sqlite", dir);
-  const c = new BenchCluster({ store, settings: QUIET, parentDir: dir, eventLog: false, masters: 1, coreapps: 1, logLevel: "warn", execArgv: { webapp: flags, coreapp: flags } });
+  const c = new BenchCluster({
+    store,
+    settings: QUIET,
+    parentDir: dir,
+    eventLog: false,
+    masters: 1,
+    coreapps: 1,
+    logLevel: "warn",
+    execArgv: { webapp: flags, coreapp: flags },
+  });
   try {
     await c.start();
     await c.waitSteady(60_000);
@@ -249,9 +273,24 @@ function report(
   const ratio = (k: TargetKey, c: number) => median(get(k, c).map((r, i) => r.rps / (get("direct", c)[i]?.rps ?? Number.NaN)));
   const added = (k: TargetKey, c: number) => median(get(k, c).map((r, i) => r.p50Us - (get("direct", c)[i]?.p50Us ?? Number.NaN)));
   const range = (xs: number[], d = 0) => (xs.length > 1 ? ` (${num(Math.min(...xs), d)}–${num(Math.max(...xs), d)})` : "");
-  const label: Record<TargetKey, string> = { direct: "direct (plain node:http, echo handler)", webapp: "**through the webapp** (→ coreapp)", nginx: "nginx → plain server", "http-proxy": "http-proxy → plain server" };
-  const anchors: Record<TargetKey, string> = { direct: "", webapp: "target ≥ 0.50", nginx: "anchor 0.71–0.76", "http-proxy": "anchor 0.17–0.23" };
-  const anchorsLat: Record<TargetKey, string> = { direct: "", webapp: "target ≤ 150 µs", nginx: "anchor ~55 µs", "http-proxy": "anchor 230–310 µs" };
+  const label: Record<TargetKey, string> = {
+    direct: "direct (plain node:http, echo handler)",
+    webapp: "**through the webapp** (→ coreapp)",
+    nginx: "nginx → plain server",
+    "http-proxy": "http-proxy → plain server",
+  };
+  const anchors: Record<TargetKey, string> = {
+    direct: "",
+    webapp: "target ≥ 0.50",
+    nginx: "anchor 0.71–0.76",
+    "http-proxy": "anchor 0.17–0.23",
+  };
+  const anchorsLat: Record<TargetKey, string> = {
+    direct: "",
+    webapp: "target ≤ 150 µs",
+    nginx: "anchor ~55 µs",
+    "http-proxy": "anchor 230–310 µs",
+  };
 
   const thr: string[][] = [];
   const cpu: string[][] = [];
@@ -275,19 +314,48 @@ function report(
       const rs = get(k, c);
       if (!rs.length) continue;
       const part = (role: string) => median(rs.map((r) => r.cpuUsPerRequest[role] ?? Number.NaN));
-      const total = ["client", "proxy", "server"].map(part).filter((x) => Number.isFinite(x)).reduce((a, b) => a + b, 0);
-      cpu.push([label[k], String(c), num(part("client")), k === "direct" ? "–" : num(part("proxy")), num(part("server")), num(total), c === many ? num(2e6 / total) : "–"]);
+      const total = ["client", "proxy", "server"]
+        .map(part)
+        .filter((x) => Number.isFinite(x))
+        .reduce((a, b) => a + b, 0);
+      cpu.push([
+        label[k],
+        String(c),
+        num(part("client")),
+        k === "direct" ? "–" : num(part("proxy")),
+        num(part("server")),
+        num(total),
+        c === many ? num(2e6 / total) : "–",
+      ]);
     }
   }
   const webRatio = ratio("webapp", many);
   const webAdded = added("webapp", one);
   const headlines: Headline[] = [
-    { item: "3 forwarding", figure: `webapp throughput / direct at ${many} connections`, measured: num(webRatio, 2), target: "≥ 0.50", met: webRatio >= 0.5 },
-    { item: "3 forwarding", figure: `webapp added p50 latency at ${one} connection`, measured: `${num(webAdded)} µs`, target: "≤ 150 µs", met: webAdded <= 150 },
+    {
+      item: "3 forwarding",
+      figure: `webapp throughput / direct at ${many} connections`,
+      measured: num(webRatio, 2),
+      target: "≥ 0.50",
+      met: webRatio >= 0.5,
+    },
+    {
+      item: "3 forwarding",
+      figure: `webapp added p50 latency at ${one} connection`,
+      measured: `${num(webAdded)} µs`,
+      target: "≤ 150 µs",
+      met: webAdded <= 150,
+    },
   ];
   for (const k of ["nginx", "http-proxy"] as const) {
     if (get(k, many).length) {
-      headlines.push({ item: "3 forwarding", figure: `anchor ${k}: throughput ratio; added p50`, measured: `${num(ratio(k, many), 2)}; ${num(added(k, one))} µs`, target: k === "nginx" ? "0.71–0.76; ~55 µs" : "0.17–0.23; 230–310 µs", met: null });
+      headlines.push({
+        item: "3 forwarding",
+        figure: `anchor ${k}: throughput ratio; added p50`,
+        measured: `${num(ratio(k, many), 2)}; ${num(added(k, one))} µs`,
+        target: k === "nginx" ? "0.71–0.76; ~55 µs" : "0.17–0.23; 230–310 µs",
+        met: null,
+      });
     }
   }
   const prof: string[] = [];
@@ -296,9 +364,15 @@ function report(
     prof.push(
       `**${pr.role}** — ${num(pr.summary.busyMs)} ms busy for ${pr.requests} requests (≈ ${num(perReq)} µs per request):`,
       "",
-      table(["where (self time)", "share of busy time"], pr.summary.byFile.slice(0, pr.summary.top).map(([c, t]) => [c, `${num((100 * t) / pr.summary.busyMs, 1)} %`])),
+      table(
+        ["where (self time)", "share of busy time"],
+        pr.summary.byFile.slice(0, pr.summary.top).map(([c, t]) => [c, `${num((100 * t) / pr.summary.busyMs, 1)} %`]),
+      ),
       "",
-      table(["top functions (self time)", "share"], pr.summary.byFunction.slice(0, pr.summary.top).map(([f, t]) => [f, `${num((100 * t) / pr.summary.busyMs, 1)} %`])),
+      table(
+        ["top functions (self time)", "share"],
+        pr.summary.byFunction.slice(0, pr.summary.top).map(([f, t]) => [f, `${num((100 * t) / pr.summary.busyMs, 1)} %`]),
+      ),
       "",
     );
   }
@@ -311,12 +385,36 @@ function report(
     "SQLite with 1 master and 1 coreapp (the store is not on the request path). Everything shares the same 2 cores: the client,",
     "the proxy and the server compete for them, which is also true of the anchors.",
     "",
-    table(["path", "connections", "req/s", "ratio to direct", "latency µs (1 conn: p50; 50: mean)", "added µs", "p99 µs (1 conn)", "failed", "target / anchor"], thr),
+    table(
+      [
+        "path",
+        "connections",
+        "req/s",
+        "ratio to direct",
+        "latency µs (1 conn: p50; 50: mean)",
+        "added µs",
+        "p99 µs (1 conn)",
+        "failed",
+        "target / anchor",
+      ],
+      thr,
+    ),
     "",
     "CPU time per request, by process (µs; /proc and process.cpuUsage). With 2 cores the throughput ceiling is ≈ 2 s of CPU",
     "per second ÷ the total, so this table explains the throughput column:",
     "",
-    table(["path", "connections", "client (autocannon at 50, undici loop at 1)", "proxy / webapp", "server / coreapp", "total", "2-core ceiling req/s"], cpu),
+    table(
+      [
+        "path",
+        "connections",
+        "client (autocannon at 50, undici loop at 1)",
+        "proxy / webapp",
+        "server / coreapp",
+        "total",
+        "2-core ceiling req/s",
+      ],
+      cpu,
+    ),
     ...(prof.length
       ? [
           "",
@@ -330,7 +428,9 @@ function report(
     ...(notes.length ? ["", "Notes:", ...notes] : []),
     "",
     `Target check: webapp keeps ${num(webRatio, 2)} of direct throughput (${verdict(webRatio >= 0.5)}), adds ${num(webAdded)} µs at p50 with one connection (${verdict(webAdded <= 150)}).`,
-    ...(webRatio >= 0.5 && webAdded <= 150 ? [] : ["", missedText(get, many, one, profiles.find((x) => x.role === "webapp")?.summary ?? null)]),
+    ...(webRatio >= 0.5 && webAdded <= 150
+      ? []
+      : ["", missedText(get, many, one, profiles.find((x) => x.role === "webapp")?.summary ?? null)]),
   ].join("\n");
   return { id: 3, title: "Webapp forwarding cost", headlines, body };
 }

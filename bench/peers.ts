@@ -66,7 +66,8 @@ function overlaps(intervals: Interval[]): string[] {
   const s = [...intervals].sort((a, b) => a.from - b.from);
   for (let i = 0; i < s.length; i++) {
     for (let j = i + 1; j < s.length && s[j]!.from <= s[i]!.to; j++) {
-      if (s[j]!.pid !== s[i]!.pid) out.push(`${s[i]!.pid} and ${s[j]!.pid} both led for ${(Math.min(s[i]!.to, s[j]!.to) - s[j]!.from).toFixed(1)} ms`);
+      if (s[j]!.pid !== s[i]!.pid)
+        out.push(`${s[i]!.pid} and ${s[j]!.pid} both led for ${(Math.min(s[i]!.to, s[j]!.to) - s[j]!.from).toFixed(1)} ms`);
     }
   }
   return out;
@@ -166,21 +167,31 @@ async function oursVariant(backend: "etcd" | "redis", p: BenchProfile, dir: stri
     await cluster.start();
     for (let run = 0; run < p.peers.runs; run++) {
       try {
-        const holder = await cluster.waitFor(async () => (await store.leases.current(MASTER_LEASE).catch(() => null))?.holder ?? null, 30_000);
+        const holder = await cluster.waitFor(
+          async () => (await store.leases.current(MASTER_LEASE).catch(() => null))?.holder ?? null,
+          30_000,
+        );
         const name = holder.split(".")[0]!;
         // Every candidate must be campaigning before the kill; then a random phase of the renewals.
-        await cluster.waitFor(async () => (cluster.live("master").every((m) => readFileSync(m.logPath, "utf8").includes("started as master")) ? true : null), 30_000);
+        await cluster.waitFor(
+          async () => (cluster.live("master").every((m) => readFileSync(m.logPath, "utf8").includes("started as master")) ? true : null),
+          30_000,
+        );
         await sleep(randomDelay((ttl * 1000) / 3));
         const offset = wallMinusMono();
         const kill = cluster.kill9(name);
-        const became = await cluster.waitFor(async () => {
-          for (const m of cluster.nodes.filter((n) => n.role === "master")) m.log.poll();
-          const l = cluster.nodes
-            .filter((n) => n.role === "master" && n.name !== name)
-            .flatMap((n) => n.log.lines)
-            .find((x) => x.msg === "became primary master" && x.time >= kill.wall);
-          return l ?? null;
-        }, 3 * ttl * 1000 + 5000, 5);
+        const became = await cluster.waitFor(
+          async () => {
+            for (const m of cluster.nodes.filter((n) => n.role === "master")) m.log.poll();
+            const l = cluster.nodes
+              .filter((n) => n.role === "master" && n.name !== name)
+              .flatMap((n) => n.log.lines)
+              .find((x) => x.msg === "became primary master" && x.time >= kill.wall);
+            return l ?? null;
+          },
+          3 * ttl * 1000 + 5000,
+          5,
+        );
         const t = wallToMono(became.time, offset) - kill.mono;
         result.takeovers.push(t);
         say(`peers ${backend} ours: takeover ${t.toFixed(0)} ms`);

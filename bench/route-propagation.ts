@@ -21,7 +21,9 @@ import { benchStore, capabilitiesOf, type Backend } from "./support/stores.js";
 async function targetMs(b: Backend): Promise<{ ms: number; why: string }> {
   const poll = (await capabilitiesOf(b)).pollIntervalMs;
   if (poll !== undefined) return { ms: poll + 5, why: `poll ${poll} ms + 5 ms` };
-  return { redis: { ms: 5, why: "pub/sub" }, postgres: { ms: 10, why: "NOTIFY" }, etcd: { ms: 20, why: "watch" } }[b as "redis" | "postgres" | "etcd"];
+  return { redis: { ms: 5, why: "pub/sub" }, postgres: { ms: 10, why: "NOTIFY" }, etcd: { ms: 20, why: "watch" } }[
+    b as "redis" | "postgres" | "etcd"
+  ];
 }
 
 interface Seen {
@@ -89,7 +91,14 @@ async function measure(backend: Backend, p: BenchProfile, dir: string, say: (m: 
       // A random pause, longer than a poll, so changes land at every phase of a polling watcher.
       await sleep(Math.max(10, poll * 1.2) + Math.random() * Math.max(10, poll));
     }
-    const result = { backend, everyWebapp: summarize(every), perWatcher: summarize(each), write: summarize(writes), missed, target: await targetMs(backend) };
+    const result = {
+      backend,
+      everyWebapp: summarize(every),
+      perWatcher: summarize(each),
+      write: summarize(writes),
+      missed,
+      target: await targetMs(backend),
+    };
     say(`propagation ${backend}: every webapp ${spreadMs(result.everyWebapp)}, p99 ${ms(result.everyWebapp?.p99)}`);
     return result;
   } finally {
@@ -136,7 +145,20 @@ export async function propagationItem(p: BenchProfile, dir: string, say: (m: str
     "On every backend a signal only wakes the watcher, which then re-reads the whole map (one query) and delivers what grew,",
     "so the figure is the notification plus one read.",
     "",
-    table(["backend", "changes", "every webapp: median (p10–p90, max)", "p99", "each webapp", "assign() itself", "not delivered in 2 s", "target (p99)", ""], rows),
+    table(
+      [
+        "backend",
+        "changes",
+        "every webapp: median (p10–p90, max)",
+        "p99",
+        "each webapp",
+        "assign() itself",
+        "not delivered in 2 s",
+        "target (p99)",
+        "",
+      ],
+      rows,
+    ),
     ...(failures.length ? ["", "Backends that could not be measured:", ...failures] : []),
     ...results
       .filter((r) => !(r.everyWebapp && r.everyWebapp.p99 <= r.target.ms && r.missed === 0))

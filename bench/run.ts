@@ -21,7 +21,15 @@ import { runClusterItems } from "./support/cluster-session.js";
 import { PROFILES, type BenchProfile } from "./support/profiles.js";
 import { loadAverage, machine, table, verdict, type ItemReport } from "./support/report.js";
 
-const ITEM_NAMES: Record<string, number> = { failover: 1, switchover: 2, forwarding: 3, propagation: 4, "route-propagation": 4, "store-load": 5, peers: 6 };
+const ITEM_NAMES: Record<string, number> = {
+  failover: 1,
+  switchover: 2,
+  forwarding: 3,
+  propagation: 4,
+  "route-propagation": 4,
+  "store-load": 5,
+  peers: 6,
+};
 
 interface Options {
   profile: BenchProfile;
@@ -54,7 +62,8 @@ function parseArgs(argv: string[]): Options {
           .split(",")
           .map((x) => {
             const n = ITEM_NAMES[x] ?? Number(x);
-            if (!Number.isInteger(n) || n < 1 || n > 6) throw new Error(`bench: unknown item ${x} (1-6 or ${Object.keys(ITEM_NAMES).join(", ")})`);
+            if (!Number.isInteger(n) || n < 1 || n > 6)
+              throw new Error(`bench: unknown item ${x} (1-6 or ${Object.keys(ITEM_NAMES).join(", ")})`);
             return n;
           }),
       );

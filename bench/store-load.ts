@@ -45,9 +45,16 @@ interface Cluster {
 async function startCluster(backend: StoreName, dir: string): Promise<Cluster> {
   const bench = backend === "memory" ? null : benchStore(backend, dir);
   const memory = backend === "memory" ? new sdk.MemoryStorage() : null;
-  const config = parseConfig({ cluster_name: `load-${randomBytes(2).toString("hex")}`, secret: SECRET, store: bench?.section ?? { backend: "sqlite" } });
+  const config = parseConfig({
+    cluster_name: `load-${randomBytes(2).toString("hex")}`,
+    secret: SECRET,
+    store: bench?.section ?? { backend: "sqlite" },
+  });
   const store = () => nodeStore(config, memory);
-  const masters = [await buildNode("master", "master-1", config, await store()), await buildNode("master", "master-2", config, await store())];
+  const masters = [
+    await buildNode("master", "master-1", config, await store()),
+    await buildNode("master", "master-2", config, await store()),
+  ];
   const coreapps = [];
   for (let i = 1; i <= 3; i++) coreapps.push(await buildNode("coreapp", `coreapp-${i}`, config, await store()));
   const webapp = await buildNode("webapp", "webapp-1", config, await store());
@@ -118,7 +125,10 @@ async function steadyState(p: BenchProfile, dir: string, say: (m: string) => voi
     const elapsed = (monoNow() - t0) / 1000;
     const out: SteadyResult[] = [];
     for (const c of clusters) {
-      const t = deriveTiming(parseConfig({ cluster_name: "x", secret: SECRET, store: { backend: "sqlite" } }).settings, await capabilitiesOf(c.backend));
+      const t = deriveTiming(
+        parseConfig({ cluster_name: "x", secret: SECRET, store: { backend: "sqlite" } }).settings,
+        await capabilitiesOf(c.backend),
+      );
       const w = await watchCost(c.backend);
       const primary = c.masters.find((m) => m.node.role === "primary_master") ?? c.masters[0]!;
       const secondary = c.masters.find((m) => m !== primary)!;
@@ -224,7 +234,10 @@ async function scalePoint(
     const primary = (await master.ready) as { primary: boolean };
     if (!primary.primary) throw new Error("the measured master did not become primary");
     if (bench) tell(sims, { cmd: "secondary" });
-    const r = (await nextMessage(master, (p.storeLoad.scaleWarmupS + p.storeLoad.scaleWindowS + 60) * 1000)) as Omit<ScalePoint, "store" | "shards" | "coreapps">;
+    const r = (await nextMessage(master, (p.storeLoad.scaleWarmupS + p.storeLoad.scaleWindowS + 60) * 1000)) as Omit<
+      ScalePoint,
+      "store" | "shards" | "coreapps"
+    >;
     return { store, shards, coreapps, ...r };
   } finally {
     if (master) await stopChild(master, 10_000);
@@ -246,7 +259,9 @@ export async function storeLoadItem(p: BenchProfile, dir: string, say: (m: strin
       try {
         const pt = await scalePoint(store, shards, p, dir, profileDir);
         points.push(pt);
-        say(`scale ${store} ${shards} shards: CPU ${pt.cpuPct.toFixed(1)} %, ${pt.opsPerS.toFixed(1)} ops/s, RSS ${pt.rssMiB.toFixed(0)} MiB`);
+        say(
+          `scale ${store} ${shards} shards: CPU ${pt.cpuPct.toFixed(1)} %, ${pt.opsPerS.toFixed(1)} ops/s, RSS ${pt.rssMiB.toFixed(0)} MiB`,
+        );
         if (profileDir) {
           const f = readdirSync(profileDir).find((x) => x.endsWith(".cpuprofile"));
           if (f) profile = summarizeProfile(join(profileDir, f), 12, pt.window);
@@ -270,14 +285,18 @@ function scaleDiagnosis(profile: ProfileSummary | null, top: ScalePoint | undefi
   const files = (pred: (b: string) => boolean) => profile.byFile.filter(([b]) => pred(b)).reduce((a, [, t]) => a + t, 0);
   const fns = (re: RegExp) => profile.byFunction.filter(([f]) => re.test(f)).reduce((a, [, t]) => a + t, 0);
   const master = files((b) => b.startsWith("SDK core/master/"));
-  const transport = files((b) => b.includes("undici") || b.startsWith("SDK adapters/http/") || b.includes("crypto") || b === "native writev");
+  const transport = files(
+    (b) => b.includes("undici") || b.startsWith("SDK adapters/http/") || b.includes("crypto") || b === "native writev",
+  );
   const churn = fns(/internalConnect|afterConnect|UndiciError|^close \(native\)|^destroy /);
   const gc = files((b) => b === "garbage collection");
   const lines = [
     `**Where the primary master's time goes at ${top.shards} shards** (profile above, measured window; event-loop delay p99 ${num(top.loopDelayP99Ms, 0)} ms):`,
     "",
     `- the evaluation loop in src/core/master (ShardManager/ClusterView/health: every shard judged every tick, 600 ms at the defaults): ${pct(master)};` +
-      (master > 0.25 * profile.busyMs ? " per-shard work that itself grows with the number of nodes makes this quadratic — index the view by id and compute per-tick facts (fresh secondary masters, the owner set) once per tick, not once per shard;" : ""),
+      (master > 0.25 * profile.busyMs
+        ? " per-shard work that itself grows with the number of nodes makes this quadratic — index the view by id and compute per-tick facts (fresh secondary masters, the owner set) once per tick, not once per shard;"
+        : ""),
     `- heartbeats (every coreapp every 5 s: ${top.coreapps} signed HTTP requests per round through undici, HMAC, socket writes): ${pct(transport)};`,
     ...(churn > 0.03 * profile.busyMs
       ? [
@@ -292,7 +311,13 @@ function scaleDiagnosis(profile: ProfileSummary | null, top: ScalePoint | undefi
   return lines.join("\n");
 }
 
-function report(p: BenchProfile, steady: SteadyResult[], points: ScalePoint[], profile: ProfileSummary | null, failures: string[]): ItemReport {
+function report(
+  p: BenchProfile,
+  steady: SteadyResult[],
+  points: ScalePoint[],
+  profile: ProfileSummary | null,
+  failures: string[],
+): ItemReport {
   const roles = ["primary master", "secondary master", "primary coreapp", "standby coreapp", "webapp"];
   const steadyRows = roles.map((role) => [role, ...steady.map((s) => `${num(s.perRole[role], 2)} (${num(s.expected[role], 2)})`)]);
   const memoryDetail = steady.find((s) => s.backend === "memory") ?? steady[0];
@@ -356,9 +381,15 @@ function report(p: BenchProfile, steady: SteadyResult[], points: ScalePoint[], p
         "",
         `CPU profile of the primary master at the largest size on the memory store, over the measured window (${num(profile.busyMs)} ms busy):`,
         "",
-        table(["where (self time)", "share"], profile.byFile.slice(0, profile.top).map(([f, t]) => [f, `${num((100 * t) / profile.busyMs, 1)} %`])),
+        table(
+          ["where (self time)", "share"],
+          profile.byFile.slice(0, profile.top).map(([f, t]) => [f, `${num((100 * t) / profile.busyMs, 1)} %`]),
+        ),
         "",
-        table(["top functions (self time)", "share"], profile.byFunction.slice(0, profile.top).map(([f, t]) => [f, `${num((100 * t) / profile.busyMs, 1)} %`])),
+        table(
+          ["top functions (self time)", "share"],
+          profile.byFunction.slice(0, profile.top).map(([f, t]) => [f, `${num((100 * t) / profile.busyMs, 1)} %`]),
+        ),
       ]
     : [];
   const body = [
@@ -388,10 +419,26 @@ function report(p: BenchProfile, steady: SteadyResult[], points: ScalePoint[], p
     `process with the default intervals; ${p.storeLoad.scaleWarmupS} s warm-up, then ${p.storeLoad.scaleWindowS} s measured (CPU = user + system time`,
     "of the process, as % of one core). *Marginal* = extra CPU per added shard since the previous size, in µs per second.",
     "",
-    table(["store", "shards", "coreapps", "CPU % of a core", "marginal µs/s per shard", "store ops/s", "RSS MiB", "heap MiB", "event-loop delay p99 ms", ""], scaleRows),
+    table(
+      [
+        "store",
+        "shards",
+        "coreapps",
+        "CPU % of a core",
+        "marginal µs/s per shard",
+        "store ops/s",
+        "RSS MiB",
+        "heap MiB",
+        "event-loop delay p99 ms",
+        "",
+      ],
+      scaleRows,
+    ),
     ...prof,
     ...(failures.length ? ["", "Points that could not be measured:", ...failures] : []),
-    ...(headlines.some((h) => h.met === false) ? ["", scaleDiagnosis(profile, points.filter((x) => x.store === "memory").sort((a, b) => b.shards - a.shards)[0])] : []),
+    ...(headlines.some((h) => h.met === false)
+      ? ["", scaleDiagnosis(profile, points.filter((x) => x.store === "memory").sort((a, b) => b.shards - a.shards)[0])]
+      : []),
     "",
     `Targets: linear growth, and under 25 % of one core at 1,024 shards — ${headlines
       .filter((h) => h.met !== null)

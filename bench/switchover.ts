@@ -74,7 +74,11 @@ export async function measureSwitchover(c: BenchCluster, access: ClusterAccess, 
     throw new Error("no primary master with an address");
   }
   const sent = monoNow();
-  const reply = await access.transport.switchover({ id: record.id, address: record.address }, { shard: 0 }, t.unhealthyIntervalMs + t.leaseTtlMs + 5000);
+  const reply = await access.transport.switchover(
+    { id: record.id, address: record.address },
+    { shard: 0 },
+    t.unhealthyIntervalMs + t.leaseTtlMs + 5000,
+  );
   const answered = monoNow();
   await sleep(200);
   await loop.close();
@@ -149,7 +153,14 @@ export function switchoverReport(sessions: SwitchoverSession[]): ItemReport {
       const x = pick(f);
       return x ? `${ms(x.median)} / ${ms(x.p90)}` : "–";
     };
-    split.push([s.backend, med((r) => r.noticeMs), med((r) => r.drainMs), med((r) => r.handoverMs), med((r) => r.firstMs), med((r) => r.serviceGapMs)]);
+    split.push([
+      s.backend,
+      med((r) => r.noticeMs),
+      med((r) => r.drainMs),
+      med((r) => r.handoverMs),
+      med((r) => r.firstMs),
+      med((r) => r.serviceGapMs),
+    ]);
     headlines.push({
       item: "2 switchover",
       figure: `${s.backend}: client gap max (median); failed requests`,
@@ -162,7 +173,10 @@ export function switchoverReport(sessions: SwitchoverSession[]): ItemReport {
       const parts: [string, number][] = [
         ["the old owner's drain and onDemote", p90((r) => r.drainMs)],
         ["release → the new owner's next acquire attempt (it polls a held lease every ≤ 25 ms)", p90((r) => r.handoverMs)],
-        ["new owner serving → its first request (held requests, and the webapp's retry backoff of up to 50 ms for requests that got 1018)", p90((r) => r.firstMs)],
+        [
+          "new owner serving → its first request (held requests, and the webapp's retry backoff of up to 50 ms for requests that got 1018)",
+          p90((r) => r.firstMs),
+        ],
       ];
       parts.sort((a, b) => b[1] - a[1]);
       notes.push(
@@ -192,14 +206,31 @@ export function switchoverReport(sessions: SwitchoverSession[]): ItemReport {
     "- *master's figure*: map written → the new owner answers a heartbeat saying it serves (what the CLI prints).",
     "",
     table(
-      ["backend", "runs", "client gap: median (p10–p90, max)", "service gap", "master's figure", "slowest held request", "resolution", "failed requests", "target < 50 ms, 0 failed"],
+      [
+        "backend",
+        "runs",
+        "client gap: median (p10–p90, max)",
+        "service gap",
+        "master's figure",
+        "slowest held request",
+        "resolution",
+        "failed requests",
+        "target < 50 ms, 0 failed",
+      ],
       rows,
     ),
     "",
     "Where the service gap goes (median / p90; from the master's log line and the app's event log):",
     "",
     table(
-      ["backend", "map written → old owner's last request", "old's last request → its onDemote (drain)", "old onDemote → new onPromote (release + acquire poll)", "new onPromote → its first request", "service gap"],
+      [
+        "backend",
+        "map written → old owner's last request",
+        "old's last request → its onDemote (drain)",
+        "old onDemote → new onPromote (release + acquire poll)",
+        "new onPromote → its first request",
+        "service gap",
+      ],
       split,
     ),
     "",

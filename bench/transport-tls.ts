@@ -39,7 +39,8 @@ async function measure(mode: "plain" | "mtls"): Promise<void> {
     if (!issued.has(name)) issued.set(name, { tls: ca.issue(name) });
     return issued.get(name)!;
   };
-  const make = (name: string) => new HttpTransport({ nodeId: `${name}.${randomBytes(3).toString("hex")}`, clusterName: "bench", secret: SECRET, ...tls(name) });
+  const make = (name: string) =>
+    new HttpTransport({ nodeId: `${name}.${randomBytes(3).toString("hex")}`, clusterName: "bench", secret: SECRET, ...tls(name) });
   const core = make("core");
   const coreId = `core.${randomBytes(3).toString("hex")}`;
   const server = await core.listen(coreId, "127.0.0.1", 0, {
@@ -80,7 +81,9 @@ async function measure(mode: "plain" | "mtls"): Promise<void> {
       fresh.push(performance.now() - t);
       await once.close();
     }
-    console.log(`${mode.padEnd(5)} warm heartbeat: ${summary(warm)} | 1 KiB forwards ×16: ${perSecond}/s, ${summary(forwards)} | new connection: ${summary(fresh)}`);
+    console.log(
+      `${mode.padEnd(5)} warm heartbeat: ${summary(warm)} | 1 KiB forwards ×16: ${perSecond}/s, ${summary(forwards)} | new connection: ${summary(fresh)}`,
+    );
   } finally {
     await caller.close();
     await server.close();
@@ -88,7 +91,11 @@ async function measure(mode: "plain" | "mtls"): Promise<void> {
   }
 }
 
-console.log(`transport TLS cost, ${rounds} rounds, ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}, load ${loadavg().map((l) => l.toFixed(1)).join(" ")}, ${new Date().toISOString()}`);
+console.log(
+  `transport TLS cost, ${rounds} rounds, ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}, load ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ")}, ${new Date().toISOString()}`,
+);
 try {
   for (const mode of ["plain", "mtls", "plain", "mtls"] as const) await measure(mode);
 } finally {

@@ -1,5 +1,17 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -178,8 +190,18 @@ function postgresTls(data: string, tls: ServerTlsFiles, owner: { uid: number; gi
   writeFileSync(copies.hba, "local all all trust\nhostssl all all 127.0.0.1/32 trust clientcert=verify-ca\n");
   for (const file of [at, ...Object.values(copies)]) chownSync(file, owner.uid, owner.gid);
   chmodSync(copies.key, 0o600);
-  return ["-c", "ssl=on", "-c", `ssl_cert_file=${copies.cert}`, "-c", `ssl_key_file=${copies.key}`, "-c", `ssl_ca_file=${copies.ca}`,
-    "-c", `hba_file=${copies.hba}`];
+  return [
+    "-c",
+    "ssl=on",
+    "-c",
+    `ssl_cert_file=${copies.cert}`,
+    "-c",
+    `ssl_key_file=${copies.key}`,
+    "-c",
+    `ssl_ca_file=${copies.ca}`,
+    "-c",
+    `hba_file=${copies.hba}`,
+  ];
 }
 
 const local = (port: number): Endpoint => ({ host: "127.0.0.1", port });
@@ -198,13 +220,32 @@ export const BACKENDS: Record<Backend["name"], Backend> = {
     async privateServer(dir, tls) {
       const port = await freePort();
       const user = postgresUser();
-      const data = fromTemplate("postgres", (d) => {
-        run(postgresBin("initdb"), ["-D", d, "--auth=trust", "-U", "postgres", "--no-sync", "-E", "UTF8"], user);
-        run(postgresBin("postgres"), ["--single", "-D", d, "postgres"], { ...user, input: "CREATE DATABASE test;\n" });
-      }, user);
+      const data = fromTemplate(
+        "postgres",
+        (d) => {
+          run(postgresBin("initdb"), ["-D", d, "--auth=trust", "-U", "postgres", "--no-sync", "-E", "UTF8"], user);
+          run(postgresBin("postgres"), ["--single", "-D", d, "postgres"], { ...user, input: "CREATE DATABASE test;\n" });
+        },
+        user,
+      );
       // fsync off: a killed server process loses nothing the kernel already has, and runs start faster.
-      const args = ["-D", data, "-p", String(port), "-k", data, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-        "-c", "max_connections=200", "-c", "shared_buffers=16MB", ...(tls ? postgresTls(data, tls, user) : [])];
+      const args = [
+        "-D",
+        data,
+        "-p",
+        String(port),
+        "-k",
+        data,
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        "fsync=off",
+        "-c",
+        "max_connections=200",
+        "-c",
+        "shared_buffers=16MB",
+        ...(tls ? postgresTls(data, tls, user) : []),
+      ];
       const s = restartable(local(port), "postgres", { cmd: postgresBin("postgres"), args, log: join(dir, "postgres.log"), data, user });
       await s.start();
       return s;
@@ -218,13 +259,30 @@ export const BACKENDS: Record<Backend["name"], Backend> = {
       const port = await freePort();
       const innodb = ["--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M"];
       const data = fromTemplate("mariadb", (d) =>
-        run("mariadb-install-db", ["--no-defaults", `--datadir=${d}`, "--user=root", "--auth-root-authentication-method=normal", ...innodb]),
+        run("mariadb-install-db", [
+          "--no-defaults",
+          `--datadir=${d}`,
+          "--user=root",
+          "--auth-root-authentication-method=normal",
+          ...innodb,
+        ]),
       );
       // No grant tables: root without a password from 127.0.0.1, as on the shared server.
-      const args = ["--no-defaults", `--datadir=${data}`, `--port=${port}`, "--bind-address=127.0.0.1", `--socket=${join(data, "mysqld.sock")}`,
-        `--pid-file=${join(data, "mysqld.pid")}`, "--user=root", "--skip-grant-tables", "--skip-name-resolve", "--skip-log-bin", ...innodb,
+      const args = [
+        "--no-defaults",
+        `--datadir=${data}`,
+        `--port=${port}`,
+        "--bind-address=127.0.0.1",
+        `--socket=${join(data, "mysqld.sock")}`,
+        `--pid-file=${join(data, "mysqld.pid")}`,
+        "--user=root",
+        "--skip-grant-tables",
+        "--skip-name-resolve",
+        "--skip-log-bin",
+        ...innodb,
         // Without grant tables no account can demand a client certificate; TLS itself is required.
-        ...(tls ? [`--ssl-cert=${tls.cert}`, `--ssl-key=${tls.key}`, `--ssl-ca=${tls.ca}`, "--require-secure-transport=ON"] : [])];
+        ...(tls ? [`--ssl-cert=${tls.cert}`, `--ssl-key=${tls.key}`, `--ssl-ca=${tls.ca}`, "--require-secure-transport=ON"] : []),
+      ];
       const s = restartable(local(port), "mariadbd", { cmd: "mariadbd", args, log: join(dir, "mariadb.log"), data });
       await s.start();
       return s;
@@ -253,9 +311,23 @@ export const BACKENDS: Record<Backend["name"], Backend> = {
       mkdirSync(data, { recursive: true });
       const c = `${tls ? "https" : "http"}://127.0.0.1:${client}`;
       const p = `http://127.0.0.1:${peer}`;
-      const args = ["--name", "chaos", "--data-dir", data, "--listen-client-urls", c, "--advertise-client-urls", c,
-        "--listen-peer-urls", p, "--initial-advertise-peer-urls", p, "--initial-cluster", `chaos=${p}`,
-        ...(tls ? ["--cert-file", tls.cert, "--key-file", tls.key, "--trusted-ca-file", tls.ca, "--client-cert-auth"] : [])];
+      const args = [
+        "--name",
+        "chaos",
+        "--data-dir",
+        data,
+        "--listen-client-urls",
+        c,
+        "--advertise-client-urls",
+        c,
+        "--listen-peer-urls",
+        p,
+        "--initial-advertise-peer-urls",
+        p,
+        "--initial-cluster",
+        `chaos=${p}`,
+        ...(tls ? ["--cert-file", tls.cert, "--key-file", tls.key, "--trusted-ca-file", tls.ca, "--client-cert-auth"] : []),
+      ];
       // The data directory goes with the server (etcd preallocates 64 MB of WAL per run).
       const s = restartable(local(client), "etcd", { cmd: "etcd", args, log: join(dir, "etcd.log"), data });
       await s.start();

@@ -125,7 +125,12 @@ export class ChaosCluster {
       clockFile = join(o.dir, `${name}.faketime`);
       writeFileSync(clockFile, "+0\n");
       // Only the wall clock moves; timers and performance.now() stay on the real monotonic clock.
-      Object.assign(env, { LD_PRELOAD: FAKETIME_LIB, FAKETIME_TIMESTAMP_FILE: clockFile, FAKETIME_DONT_FAKE_MONOTONIC: "1", FAKETIME_CACHE_DURATION: "1" });
+      Object.assign(env, {
+        LD_PRELOAD: FAKETIME_LIB,
+        FAKETIME_TIMESTAMP_FILE: clockFile,
+        FAKETIME_DONT_FAKE_MONOTONIC: "1",
+        FAKETIME_CACHE_DURATION: "1",
+      });
     }
     const args = [CLI, "start", "--config", config, "--role", role, "--name", name];
     if (role === "coreapp" && o.watchdog) args.push("--watchdog");
@@ -226,14 +231,23 @@ export class ChaosCluster {
       await r.arrayBuffer();
       const node = r.headers.get("x-multiconnect-node") ?? undefined;
       const epoch = r.headers.has("x-multiconnect-epoch") ? Number(r.headers.get("x-multiconnect-epoch")) : undefined;
-      return { sentAt, doneAt: monoNow(), ok: r.ok, status: r.status, ...(node ? { node } : {}), ...(epoch !== undefined ? { epoch } : {}) };
+      return {
+        sentAt,
+        doneAt: monoNow(),
+        ok: r.ok,
+        status: r.status,
+        ...(node ? { node } : {}),
+        ...(epoch !== undefined ? { epoch } : {}),
+      };
     } catch {
       return { sentAt, doneAt: monoNow(), ok: false, status: 0 };
     }
   }
 
   private lastLogLine(name: string): string {
-    const lines = readFileSync(join(this.o.dir, `${name}.log`), "utf8").trim().split("\n");
+    const lines = readFileSync(join(this.o.dir, `${name}.log`), "utf8")
+      .trim()
+      .split("\n");
     return lines.at(-1) ?? "";
   }
 
@@ -256,7 +270,10 @@ export class ChaosCluster {
       n.child.kill("SIGCONT");
       n.child.kill("SIGTERM");
     }
-    await Promise.race([Promise.all(running.map((n) => new Promise((r) => (n.child.exitCode !== null ? r(null) : n.child.once("exit", r))))), sleep(3000)]);
+    await Promise.race([
+      Promise.all(running.map((n) => new Promise((r) => (n.child.exitCode !== null ? r(null) : n.child.once("exit", r))))),
+      sleep(3000),
+    ]);
     for (const n of running) n.child.kill("SIGKILL");
     // Watchdog children (known to the oracle by pid) must not outlive the run.
     for (const pid of extraPids) signal(pid, "SIGKILL");

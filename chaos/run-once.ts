@@ -65,14 +65,21 @@ export async function runOnce(scenario: Scenario, backend: Backend, seed: number
     const r = await attempt(scenario, backend, seed, log);
     if (!(r.error && r.nodeStartFailed) || restarts.length === 2) {
       const { nodeStartFailed: _, ...result } = r;
-      return restarts.length ? { ...result, phases: `${result.phases}${result.phases ? ", " : ""}started again after: ${restarts.join("; ")}` } : result;
+      return restarts.length
+        ? { ...result, phases: `${result.phases}${result.phases ? ", " : ""}started again after: ${restarts.join("; ")}` }
+        : result;
     }
     restarts.push(r.error);
     log(`  ${scenario.name}/${backend.name} seed ${seed}: ${r.error}; starting the run again`);
   }
 }
 
-async function attempt(scenario: Scenario, backend: Backend, seed: number, log: (line: string) => void): Promise<RunResult & { nodeStartFailed?: boolean }> {
+async function attempt(
+  scenario: Scenario,
+  backend: Backend,
+  seed: number,
+  log: (line: string) => void,
+): Promise<RunResult & { nodeStartFailed?: boolean }> {
   const dir = mkdtempSync(join(tmpdir(), `mc-chaos-${scenario.name}-${backend.name}-`));
   const ns = `x${seed.toString(36)}${Math.random().toString(36).slice(2, 7)}_`;
   const oracle = new Oracle(scenario.oracleMode ?? "strict");
@@ -132,7 +139,12 @@ async function attempt(scenario: Scenario, backend: Backend, seed: number, log: 
     const served = newer();
     const pids = oracle.sessions.map((s) => s.pid);
     const report = oracle.report();
-    const promotions = new Set(oracle.openedAfter(t0).filter((s) => s.epoch > primary.epoch).map((s) => s.epoch)).size;
+    const promotions = new Set(
+      oracle
+        .openedAfter(t0)
+        .filter((s) => s.epoch > primary.epoch)
+        .map((s) => s.epoch),
+    ).size;
     const falsePromotions = scenario.expect === "none" ? promotions : 0;
     const missedFailover = scenario.expect === "failover" && !served;
     const overlaps = scenario.hazard ? 0 : report.overlaps;
@@ -179,6 +191,7 @@ async function attempt(scenario: Scenario, backend: Backend, seed: number, log: 
     await cluster?.stop(oracle.sessions.map((s) => s.pid));
     await oracle.close();
     await server?.stop();
-    if (!server && backend.shared) await dropNamespace(backend, ns, backend.shared).catch((e: Error) => log(`  could not drop namespace ${ns}: ${e.message}`));
+    if (!server && backend.shared)
+      await dropNamespace(backend, ns, backend.shared).catch((e: Error) => log(`  could not drop namespace ${ns}: ${e.message}`));
   }
 }

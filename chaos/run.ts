@@ -47,8 +47,13 @@ function fail(message: string): never {
 const profile = values.profile;
 if (profile !== "short" && profile !== "long") fail("--profile must be short or long");
 const backends = values.backend.split(",").map((b) => BACKENDS[b.trim() as Backend["name"]] ?? fail(`unknown backend ${b}`));
-const names = values.scenario === "all" || (!values.scenario && profile === "long") ? SCENARIOS.map((s) => s.name) : (values.scenario?.split(",") ?? CI_SCENARIOS);
-const scenarios: Scenario[] = names.map((n) => SCENARIOS.find((s) => s.name === n.trim()) ?? fail(`unknown scenario ${n}; known: ${SCENARIOS.map((s) => s.name).join(", ")}`));
+const names =
+  values.scenario === "all" || (!values.scenario && profile === "long")
+    ? SCENARIOS.map((s) => s.name)
+    : (values.scenario?.split(",") ?? CI_SCENARIOS);
+const scenarios: Scenario[] = names.map(
+  (n) => SCENARIOS.find((s) => s.name === n.trim()) ?? fail(`unknown scenario ${n}; known: ${SCENARIOS.map((s) => s.name).join(", ")}`),
+);
 const runs = values.runs ? Number(values.runs) : profile === "long" ? 30 : 1;
 const seed = values.seed ? Number(values.seed) : Math.floor(Math.random() * 1_000_000);
 const workers = Number(values.workers);
@@ -59,7 +64,9 @@ if (!existsSync(CLI)) fail(`${CLI} is missing; run \`npm run build\` first (npm 
 /** Installs Debian's faketime when a clock-jump scenario needs it and it is missing. */
 function ensureFaketime(): string | null {
   if (existsSync(FAKETIME_LIB)) return null;
-  const r = spawnSync("sh", ["-c", "apt-get install -y -qq faketime || (apt-get update -qq && apt-get install -y -qq faketime)"], { stdio: "ignore" });
+  const r = spawnSync("sh", ["-c", "apt-get install -y -qq faketime || (apt-get update -qq && apt-get install -y -qq faketime)"], {
+    stdio: "ignore",
+  });
   return r.status === 0 && existsSync(FAKETIME_LIB) ? null : "libfaketime is not installed (apt-get install faketime)";
 }
 
@@ -80,8 +87,12 @@ const revision = (() => {
   const dirty = spawnSync("git", ["status", "--porcelain", "--untracked-files=no", "src"], { encoding: "utf8" }).stdout.trim() !== "";
   return dirty ? `${head}+changes` : head;
 })();
-log(`chaos: profile ${profile}, ${runs} run(s) per cell, seed ${seed}, ${workers} worker(s), ${cpus().length} cores, node ${process.version}`);
-log(`chaos: replay with: npm run chaos -- --profile ${profile} --backend ${values.backend} --scenario ${names.join(",")} --seed ${seed}${values.runs ? ` --runs ${runs}` : ""}`);
+log(
+  `chaos: profile ${profile}, ${runs} run(s) per cell, seed ${seed}, ${workers} worker(s), ${cpus().length} cores, node ${process.version}`,
+);
+log(
+  `chaos: replay with: npm run chaos -- --profile ${profile} --backend ${values.backend} --scenario ${names.join(",")} --seed ${seed}${values.runs ? ` --runs ${runs}` : ""}`,
+);
 
 const jobs: Job[] = [];
 const cells: Cell[] = [];
@@ -122,19 +133,32 @@ function record(run: RunResult, worker: string): void {
   const verdict = r.error ? "ERROR" : r.violations || r.falsePromotions || r.missedFailover ? "FAIL" : "ok";
   const elapsed = performance.now() - started;
   const eta = Math.round(((elapsed / finished) * (todo.length - finished)) / 60_000);
-  log(`chaos:${worker} [${finished}/${todo.length}, ~${eta} min left] ${r.scenario} ${r.backend} seed ${r.seed}: ${verdict}` +
-    ` (failover ${r.failoverMs === null ? "-" : Math.round(r.failoverMs)} ms, overlaps ${r.report.overlaps}, ${r.phases}; ${r.dir})`);
+  log(
+    `chaos:${worker} [${finished}/${todo.length}, ~${eta} min left] ${r.scenario} ${r.backend} seed ${r.seed}: ${verdict}` +
+      ` (failover ${r.failoverMs === null ? "-" : Math.round(r.failoverMs)} ms, overlaps ${r.report.overlaps}, ${r.phases}; ${r.dir})`,
+  );
 }
 
 if (workers === 1) {
-  for (const j of todo) record(await runOnce(SCENARIOS.find((s) => s.name === j.scenario)!, BACKENDS[j.backend], j.seed, log), "");
+  for (const j of todo)
+    record(
+      await runOnce(
+        SCENARIOS.find((s) => s.name === j.scenario)!,
+        BACKENDS[j.backend],
+        j.seed,
+        log,
+      ),
+      "",
+    );
 } else {
   // Each worker takes the next run when it finishes one, so long and short scenarios even out. A run
   // judged against the failover bound runs alone: the bound is for a host with CPU to spare
   // (docs/reliability.md, findings), and a second cluster booting beside it would stretch it.
   const solo = (j: Job) => SCENARIOS.find((s) => s.name === j.scenario)!.bounded === true;
   const backendOrder = backends.map((b) => b.name);
-  const queue = [...todo].sort((x, y) => backendOrder.indexOf(x.backend) - backendOrder.indexOf(y.backend) || Number(solo(y)) - Number(solo(x)));
+  const queue = [...todo].sort(
+    (x, y) => backendOrder.indexOf(x.backend) - backendOrder.indexOf(y.backend) || Number(solo(y)) - Number(solo(x)),
+  );
   const idle: ((m: ToWorker) => void)[] = [];
   let running = 0;
   let soloRunning = false;
@@ -150,24 +174,28 @@ if (workers === 1) {
     if (queue.length === 0) for (const give of idle.splice(0)) give({ kind: "stop" });
   };
   await Promise.all(
-    Array.from({ length: Math.min(workers, todo.length) }, (_, w) =>
-      new Promise<void>((resolve, reject) => {
-        const child = fork(fileURLToPath(new URL("./worker.ts", import.meta.url)), { env: { ...process.env, MC_CHAOS_WORKER: String(w + 1) } });
-        workerProcesses.add(child);
-        const ready = () => {
-          idle.push((m) => child.send(m));
-          dispatch();
-        };
-        child.on("message", (m: FromWorker) => {
-          if (m.kind === "result") {
-            record(m.result, ` w${w + 1}`);
-            running--;
-            soloRunning = false;
-          }
-          ready();
-        });
-        child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`chaos worker ${w + 1} exited with ${code}`))));
-      }),
+    Array.from(
+      { length: Math.min(workers, todo.length) },
+      (_, w) =>
+        new Promise<void>((resolve, reject) => {
+          const child = fork(fileURLToPath(new URL("./worker.ts", import.meta.url)), {
+            env: { ...process.env, MC_CHAOS_WORKER: String(w + 1) },
+          });
+          workerProcesses.add(child);
+          const ready = () => {
+            idle.push((m) => child.send(m));
+            dispatch();
+          };
+          child.on("message", (m: FromWorker) => {
+            if (m.kind === "result") {
+              record(m.result, ` w${w + 1}`);
+              running--;
+              soloRunning = false;
+            }
+            ready();
+          });
+          child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`chaos worker ${w + 1} exited with ${code}`))));
+        }),
     ),
   );
 }
@@ -175,6 +203,8 @@ if (workers === 1) {
 process.stdout.write(`\n${renderTable(cells)}\n\n`);
 const revisions = new Map<string, number>();
 for (const r of cells.flatMap((c) => c.runs)) revisions.set(r.revision ?? "unknown", (revisions.get(r.revision ?? "unknown") ?? 0) + 1);
-process.stdout.write(`seed ${seed}; ${Math.round((performance.now() - started) / 1000)} s; ${workers} worker(s); ` +
-  `code: ${[...revisions].map(([rev, n]) => `${rev} (${n} runs)`).join(", ")}; bound = failover_bound_ms from GET /v1/health\n`);
+process.stdout.write(
+  `seed ${seed}; ${Math.round((performance.now() - started) / 1000)} s; ${workers} worker(s); ` +
+    `code: ${[...revisions].map(([rev, n]) => `${rev} (${n} runs)`).join(", ")}; bound = failover_bound_ms from GET /v1/health\n`,
+);
 process.exit(cells.some(failed) ? 1 : 0);

@@ -64,7 +64,8 @@ const networked = (b: Backend) => (b.shared ? null : "no network link to the sto
 
 /** The store pause scenarios SIGSTOP the store server: only one of the harness's own. */
 /** Store-process faults need a server of the harness's own (chaos/backends.ts). */
-const ownServer = (b: Backend) => (!b.shared ? "embedded store: no server process" : b.privateServer ? null : "no private server of this backend");
+const ownServer = (b: Backend) =>
+  !b.shared ? "embedded store: no server process" : b.privateServer ? null : "no private server of this backend";
 
 function storeLinks(c: ChaosCluster): FaultProxy[] {
   return c.running().flatMap((n) => (n.storeProxy ? [n.storeProxy] : []));
@@ -353,7 +354,7 @@ export const SCENARIOS: Scenario[] = [
     notApplicable: networked,
     async inject(ctx) {
       const link = primaryNode(ctx).storeProxy!;
-      for (const end = performance.now() + 6000; performance.now() < end; ) {
+      for (const end = performance.now() + 6000; performance.now() < end;) {
         link.set({ kind: link.mode.kind === "pass" ? "blackhole" : "pass" });
         await sleep(100 + Math.floor(ctx.rng() * 800));
       }

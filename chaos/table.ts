@@ -25,8 +25,22 @@ const ms = (v: number | null) => (v === null ? "-" : String(Math.round(v)));
 
 /** The one table `npm run chaos` prints: scenario × backend. */
 export function renderTable(cells: Cell[]): string {
-  const head = ["SCENARIO", "BACKEND", "RUNS", "FAULTS", "OVERLAPS n/total/max ms", "STALE acc/rej", "EPOCH REGR", "OUTSIDE",
-    "FAILOVERS", "FAILOVER ms p50/p99/max", "BOUND ms", "OVER BOUND", "FALSE PROMO", "VERDICT"];
+  const head = [
+    "SCENARIO",
+    "BACKEND",
+    "RUNS",
+    "FAULTS",
+    "OVERLAPS n/total/max ms",
+    "STALE acc/rej",
+    "EPOCH REGR",
+    "OUTSIDE",
+    "FAILOVERS",
+    "FAILOVER ms p50/p99/max",
+    "BOUND ms",
+    "OVER BOUND",
+    "FALSE PROMO",
+    "VERDICT",
+  ];
   const rows = cells.map((c) => {
     if (c.notApplicable) return [c.scenario.name, c.backend, "0", "", "", "", "", "", "", "", "", "", "", `n/a: ${c.notApplicable}`];
     const rs = c.runs;

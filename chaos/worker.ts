@@ -25,6 +25,11 @@ killClustersOnExit();
 process.on("message", (m: ToWorker) => {
   if (m.kind === "stop") process.exit(0);
   const { scenario, backend, seed } = m.job;
-  void runOnce(SCENARIOS.find((s) => s.name === scenario)!, BACKENDS[backend], seed, log).then((result) => send({ kind: "result", result }));
+  void runOnce(
+    SCENARIOS.find((s) => s.name === scenario)!,
+    BACKENDS[backend],
+    seed,
+    log,
+  ).then((result) => send({ kind: "result", result }));
 });
 send({ kind: "ready" });

@@ -20,7 +20,14 @@ const app: CoreappApplication = {
     // A bug in the application: the client gets 500 with code 1500, the stack goes to this log,
     // and the webapp does not send the request again.
     if (req.path.endsWith("/crash")) throw new Error("simulated application bug");
-    const body = JSON.stringify({ coreapp: name, shard: req.shard, epoch: req.epoch, method: req.method, path: req.path, bytes: req.body.byteLength });
+    const body = JSON.stringify({
+      coreapp: name,
+      shard: req.shard,
+      epoch: req.epoch,
+      method: req.method,
+      path: req.path,
+      bytes: req.body.byteLength,
+    });
     return { status: 200, headers: { "content-type": "application/json" }, body };
   },
 };

@@ -39,7 +39,11 @@ interface Proc {
 }
 
 function start(name: string, file: string, extra: Record<string, string> = {}): Proc {
-  const child = spawn(process.execPath, ["--import", "tsx", join("examples", file)], { cwd: root, env: { ...env, ...extra }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["--import", "tsx", join("examples", file)], {
+    cwd: root,
+    env: { ...env, ...extra },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const proc: Proc = { name, child, log: "", exited: new Promise((resolve) => child.once("exit", (code) => resolve(code))) };
   child.stdout!.on("data", (d: Buffer) => (proc.log += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (proc.log += d.toString()));
@@ -83,7 +87,10 @@ async function ready(base: string, p: Proc): Promise<number> {
   throw new Error(`${p.name} did not become ready:\n${p.log}`);
 }
 
-const tsc = spawnSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", "examples/tsconfig.json"], { cwd: root, encoding: "utf8" });
+const tsc = spawnSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", "examples/tsconfig.json"], {
+  cwd: root,
+  encoding: "utf8",
+});
 check("examples/ typecheck under strict tsc", tsc.status === 0, tsc.stdout + tsc.stderr);
 
 const cluster = [
@@ -101,18 +108,38 @@ try {
       const readyMs = await ready(base, web);
       const phone = { "x-phone": "+15550100" };
       const sent = '{ "text": "hello",  "n": 1.50 }';
-      const r = await fetch(`${base}/api/v1/messages?to=1`, { method: "POST", headers: { ...phone, "content-type": "application/json" }, body: sent });
+      const r = await fetch(`${base}/api/v1/messages?to=1`, {
+        method: "POST",
+        headers: { ...phone, "content-type": "application/json" },
+        body: sent,
+      });
       const answer = (await r.json()) as { path?: string; bytes?: number };
-      check(`${example}: a request keeps its path under /api`, r.status === 200 && answer.path === "/api/v1/messages?to=1", JSON.stringify(answer));
-      check(`${example}: the body arrives byte for byte`, answer.bytes === Buffer.byteLength(sent), `${answer.bytes} of ${Buffer.byteLength(sent)} bytes`);
+      check(
+        `${example}: a request keeps its path under /api`,
+        r.status === 200 && answer.path === "/api/v1/messages?to=1",
+        JSON.stringify(answer),
+      );
+      check(
+        `${example}: the body arrives byte for byte`,
+        answer.bytes === Buffer.byteLength(sent),
+        `${answer.bytes} of ${Buffer.byteLength(sent)} bytes`,
+      );
       const crashLines = () => cluster.map((p) => p.log.split('"msg":"application handle() threw"').length - 1).reduce((a, b) => a + b, 0);
       const crashesBefore = crashLines();
       const c = await fetch(`${base}/api/v1/crash`, { method: "POST", headers: phone, body: "x" });
       const crash = (await c.json()) as { errors?: { code: number }[] };
-      check(`${example}: a throwing handle() gets 500 with code 1500 and no retry-after`, c.status === 500 && crash.errors?.[0]?.code === 1500 && !c.headers.has("retry-after"), `${c.status} ${JSON.stringify(crash)}`);
+      check(
+        `${example}: a throwing handle() gets 500 with code 1500 and no retry-after`,
+        c.status === 500 && crash.errors?.[0]?.code === 1500 && !c.headers.has("retry-after"),
+        `${c.status} ${JSON.stringify(crash)}`,
+      );
       await new Promise((resolve) => setTimeout(resolve, 200)); // let the coreapp's log line reach us
       const crashes = crashLines() - crashesBefore;
-      check(`${example}: the crash ran once and its stack is in the coreapp's log`, crashes === 1 && /"stack":"Error: simulated application bug\\n\s+at /.test(cluster.map((p) => p.log).join("")), `${crashes} log lines`);
+      check(
+        `${example}: the crash ran once and its stack is in the coreapp's log`,
+        crashes === 1 && /"stack":"Error: simulated application bug\\n\s+at /.test(cluster.map((p) => p.log).join("")),
+        `${crashes} log lines`,
+      );
       const stopped = await terminate(web);
       check(`${example}: leaves on SIGTERM with exit code 0`, stopped.code === 0, `code ${stopped.code}`);
       timings.push(`${example}: ready ${readyMs} ms after start (tsx compile included), stopped ${stopped.ms} ms after SIGTERM`);

@@ -26,6 +26,8 @@ for (const suite of report.testResults) {
 }
 console.log("\ntests per backend:");
 for (const [backend, g] of [...groups].sort()) {
-  console.log(`  ${backend.padEnd(30)} ${String(g.passed).padStart(4)} passed  ${g.failed} failed  ${g.skipped} skipped  (${g.files} files)`);
+  console.log(
+    `  ${backend.padEnd(30)} ${String(g.passed).padStart(4)} passed  ${g.failed} failed  ${g.skipped} skipped  (${g.files} files)`,
+  );
 }
 console.log(`\n${report.numPassedTests} passed, ${report.numFailedTests} failed`);

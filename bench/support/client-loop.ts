@@ -40,7 +40,12 @@ export class ClientLoop {
     port: number,
     private readonly o: ClientLoopOptions,
   ) {
-    this.pool = new Pool(`http://127.0.0.1:${port}`, { connections: o.concurrency, pipelining: 1, headersTimeout: 20_000, bodyTimeout: 20_000 });
+    this.pool = new Pool(`http://127.0.0.1:${port}`, {
+      connections: o.concurrency,
+      pipelining: 1,
+      headersTimeout: 20_000,
+      bodyTimeout: 20_000,
+    });
   }
 
   start(): void {

@@ -13,13 +13,19 @@ import { BACKENDS, benchStore } from "./stores.js";
  * is most of the cost, so one cluster serves every failover run (a replacement coreapp is started
  * after each kill) and the switchover runs of its setting.
  */
-export async function runClusterItems(p: BenchProfile, items: ReadonlySet<number>, dir: string, say: (m: string) => void): Promise<ItemReport[]> {
+export async function runClusterItems(
+  p: BenchProfile,
+  items: ReadonlySet<number>,
+  dir: string,
+  say: (m: string) => void,
+): Promise<ItemReport[]> {
   const failovers: FailoverSession[] = [];
   const switchovers: SwitchoverSession[] = [];
   for (const backend of BACKENDS) {
     const settings: SettingProfile[] = [];
     if (items.has(1) && p.failover.backends.includes(backend)) settings.push(...p.failover.settings);
-    if (items.has(2) && p.switchover.backends.includes(backend) && !settings.includes(p.switchover.setting)) settings.push(p.switchover.setting);
+    if (items.has(2) && p.switchover.backends.includes(backend) && !settings.includes(p.switchover.setting))
+      settings.push(p.switchover.setting);
     for (const setting of settings) {
       const store = benchStore(backend, dir);
       const timing = await timingFor(backend, setting);
@@ -42,7 +48,9 @@ export async function runClusterItems(p: BenchProfile, items: ReadonlySet<number
                 explained.add(r.epoch);
                 if (r.error) session.errors.push(`the master answered ${r.error}`);
                 else session.runs.push(r);
-                say(`${backend} switchover ${i + 1}/${p.switchover.runs}: client gap ${r.clientGapMs.toFixed(1)} ms, failed ${r.failed}${r.error ? `; master answered ${r.error}` : ""}`);
+                say(
+                  `${backend} switchover ${i + 1}/${p.switchover.runs}: client gap ${r.clientGapMs.toFixed(1)} ms, failed ${r.failed}${r.error ? `; master answered ${r.error}` : ""}`,
+                );
               } catch (error) {
                 session.errors.push(String((error as Error).message));
                 say(`${backend} switchover ${i + 1}: ${String(error)}`);
@@ -54,7 +62,15 @@ export async function runClusterItems(p: BenchProfile, items: ReadonlySet<number
           switchovers.push(session);
         }
         if (items.has(1) && p.failover.settings.includes(setting) && p.failover.backends.includes(backend)) {
-          const session: FailoverSession = { backend, setting, timing, boundMs: ready.failover_bound_ms, runs: [], errors: [], spurious: [] };
+          const session: FailoverSession = {
+            backend,
+            setting,
+            timing,
+            boundMs: ready.failover_bound_ms,
+            runs: [],
+            errors: [],
+            spurious: [],
+          };
           loop.start();
           for (let i = 0; i < p.failover.runs; i++) {
             try {

@@ -187,18 +187,22 @@ export class BenchCluster {
    * that serves it (gateway connected), and every running coreapp registered with a fresh record.
    */
   async waitSteady(timeoutMs = 60_000): Promise<ClusterStatus> {
-    return this.waitFor(async () => {
-      const h = await this.health();
-      if (!h?.primary_master) return null;
-      const live = new Set(this.live("coreapp").map((n) => n.name));
-      const byName = new Map(h.nodes.map((n) => [n.name, n]));
-      for (const name of live) if (!byName.get(name)?.healthy) return null;
-      for (const s of h.shards) {
-        const owner = h.nodes.find((n) => n.id === s.owner);
-        if (!owner || !live.has(owner.name) || owner.gateway_status !== "connected" || owner.epoch !== s.epoch) return null;
-      }
-      return h;
-    }, timeoutMs, 100);
+    return this.waitFor(
+      async () => {
+        const h = await this.health();
+        if (!h?.primary_master) return null;
+        const live = new Set(this.live("coreapp").map((n) => n.name));
+        const byName = new Map(h.nodes.map((n) => [n.name, n]));
+        for (const name of live) if (!byName.get(name)?.healthy) return null;
+        for (const s of h.shards) {
+          const owner = h.nodes.find((n) => n.id === s.owner);
+          if (!owner || !live.has(owner.name) || owner.gateway_status !== "connected" || owner.epoch !== s.epoch) return null;
+        }
+        return h;
+      },
+      timeoutMs,
+      100,
+    );
   }
 
   /** Stops every running node gracefully (SIGTERM), then forcibly after 5 s. */

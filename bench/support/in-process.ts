@@ -13,7 +13,18 @@ import type { Master } from "../../src/nodes/master.js";
 import type { Webapp } from "../../src/nodes/webapp.js";
 import { sdk } from "./sdk.js";
 
-const { HttpTransport, MemoryStore, SystemClock, silentLogger, deriveTiming, Coreapp: CoreappNode, Master: MasterNode, Webapp: WebappNode, openStore, createEchoApp } = sdk;
+const {
+  HttpTransport,
+  MemoryStore,
+  SystemClock,
+  silentLogger,
+  deriveTiming,
+  Coreapp: CoreappNode,
+  Master: MasterNode,
+  Webapp: WebappNode,
+  openStore,
+  createEchoApp,
+} = sdk;
 
 /** Operation counts of one store handle, by "port.method". */
 export class OpCounter {
@@ -122,8 +133,19 @@ export async function buildNode<R extends "master" | "coreapp" | "webapp">(
   id = `${name}.bench`,
 ): Promise<InProcessNode<R extends "master" ? Master : R extends "coreapp" ? Coreapp : Webapp>> {
   const ops = countOps(store);
-  const transport = new HttpTransport({ nodeId: id, secret: config.secret, clusterName: config.clusterName, maxBodyBytes: config.webapp.maxBodyBytes });
-  const deps: NodeDeps = { store, transport, clock: new SystemClock(), timing: deriveTiming(config.settings, store.capabilities), log: silentLogger };
+  const transport = new HttpTransport({
+    nodeId: id,
+    secret: config.secret,
+    clusterName: config.clusterName,
+    maxBodyBytes: config.webapp.maxBodyBytes,
+  });
+  const deps: NodeDeps = {
+    store,
+    transport,
+    clock: new SystemClock(),
+    timing: deriveTiming(config.settings, store.capabilities),
+    log: silentLogger,
+  };
   const identity: NodeIdentity = { id, name, listenHost: "127.0.0.1", port: 0, externalHostname: "127.0.0.1" };
   const node =
     role === "master"

@@ -42,7 +42,12 @@ export interface BenchProfile {
   readonly name: "full" | "smoke";
   readonly failover: { readonly backends: readonly Backend[]; readonly settings: readonly SettingProfile[]; readonly runs: number };
   readonly switchover: { readonly backends: readonly Backend[]; readonly setting: SettingProfile; readonly runs: number };
-  readonly forwarding: { readonly seconds: number; readonly rounds: number; readonly connections: readonly number[]; readonly profile: boolean };
+  readonly forwarding: {
+    readonly seconds: number;
+    readonly rounds: number;
+    readonly connections: readonly number[];
+    readonly profile: boolean;
+  };
   readonly propagation: { readonly backends: readonly Backend[]; readonly changes: number; readonly watchers: number };
   readonly storeLoad: {
     readonly backends: readonly ("memory" | Backend)[];
@@ -82,7 +87,14 @@ export const PROFILES: Record<"full" | "smoke", BenchProfile> = {
     switchover: { backends: ["sqlite"], setting: TEST, runs: 1 },
     forwarding: { seconds: 0.5, rounds: 1, connections: [1, 50], profile: false },
     propagation: { backends: ["sqlite", "redis"], changes: 20, watchers: 2 },
-    storeLoad: { backends: ["memory", "sqlite"], windowS: 2, scaleStores: ["memory"], scaleShards: [64], scaleWarmupS: 0.5, scaleWindowS: 1 },
+    storeLoad: {
+      backends: ["memory", "sqlite"],
+      windowS: 2,
+      scaleStores: ["memory"],
+      scaleShards: [64],
+      scaleWarmupS: 0.5,
+      scaleWindowS: 1,
+    },
     peers: { runs: 1, ttlS: 2 },
   },
 };

@@ -36,7 +36,11 @@ export function machine(): Record<string, string> {
   const cpu = cpus();
   const version = (cmd: string) => {
     try {
-      return execSync(cmd, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 5000 }).trim().split("\n")[0] ?? "?";
+      return (
+        execSync(cmd, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 5000 })
+          .trim()
+          .split("\n")[0] ?? "?"
+      );
     } catch {
       return "not found";
     }

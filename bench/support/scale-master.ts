@@ -26,7 +26,12 @@ process.setSourceMapsEnabled(false);
 const { MemoryStorage: Storage, MemoryStore, deriveTiming } = sdk;
 
 const o = JSON.parse(process.argv[2]!) as { shards: number; section: Record<string, unknown> | null; warmupS: number; windowS: number };
-const config = parseConfig({ cluster_name: "bench", secret: "benchmark-secret-0123456789abcdef", shards: o.shards, store: o.section ?? { backend: "sqlite" } });
+const config = parseConfig({
+  cluster_name: "bench",
+  secret: "benchmark-secret-0123456789abcdef",
+  shards: o.shards,
+  store: o.section ?? { backend: "sqlite" },
+});
 const timing = deriveTiming(config.settings);
 let memory: MemoryStorage | null = null;
 
@@ -38,11 +43,18 @@ if (!o.section) {
   const beat = async () => {
     for (const [i, s] of sims.entries()) {
       const shard = i < o.shards ? i : null;
-      await seed.liveness.beat({ id: s.id, name: s.id, role: "coreapp", address: s.address, meta: { shard, epoch: shard === null ? null : 1, serving: shard !== null } });
+      await seed.liveness.beat({
+        id: s.id,
+        name: s.id,
+        role: "coreapp",
+        address: s.address,
+        meta: { shard, epoch: shard === null ? null : 1, serving: shard !== null },
+      });
     }
   };
   // A secondary master's record, so the heartbeat detector is armed as with two masters running.
-  const secondary = () => seed.liveness.beat({ id: "bench-secondary", name: "secondary", role: "master", address: "", meta: { view: {}, primary: false } });
+  const secondary = () =>
+    seed.liveness.beat({ id: "bench-secondary", name: "secondary", role: "master", address: "", meta: { view: {}, primary: false } });
   await beat();
   await secondary();
   setInterval(() => void beat(), timing.dbHeartbeatIntervalMs).unref();

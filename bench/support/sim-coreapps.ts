@@ -35,7 +35,13 @@ if (o.section) {
   await store.migrate();
   const beatAll = async () => {
     for (const s of sims) {
-      await store.liveness.beat({ id: s.id, name: s.id, role: "coreapp", address: s.address, meta: { shard: s.shard, epoch: s.shard === null ? null : 1, serving: s.shard !== null } });
+      await store.liveness.beat({
+        id: s.id,
+        name: s.id,
+        role: "coreapp",
+        address: s.address,
+        meta: { shard: s.shard, epoch: s.shard === null ? null : 1, serving: s.shard !== null },
+      });
     }
   };
   await beatAll();

@@ -47,19 +47,35 @@ export function benchStore(backend: Backend, dir: string): BenchStore {
     }
     case "postgres": {
       const prefix = `bench_${ns}_`;
-      return { backend, section: { backend, url: SERVERS.postgres, table_prefix: prefix }, cleanup: () => dropTables("postgres", SERVERS.postgres, prefix) };
+      return {
+        backend,
+        section: { backend, url: SERVERS.postgres, table_prefix: prefix },
+        cleanup: () => dropTables("postgres", SERVERS.postgres, prefix),
+      };
     }
     case "mysql": {
       const prefix = `bench_${ns}_`;
-      return { backend, section: { backend, url: SERVERS.mysql, table_prefix: prefix }, cleanup: () => dropTables("mysql", SERVERS.mysql, prefix) };
+      return {
+        backend,
+        section: { backend, url: SERVERS.mysql, table_prefix: prefix },
+        cleanup: () => dropTables("mysql", SERVERS.mysql, prefix),
+      };
     }
     case "redis": {
       const prefix = `mc-bench:${ns}:`;
-      return { backend, section: { backend, url: SERVERS.redis, key_prefix: prefix }, cleanup: () => deleteRedisKeys(SERVERS.redis, prefix) };
+      return {
+        backend,
+        section: { backend, url: SERVERS.redis, key_prefix: prefix },
+        cleanup: () => deleteRedisKeys(SERVERS.redis, prefix),
+      };
     }
     case "etcd": {
       const prefix = `mc-bench/${ns}/`;
-      return { backend, section: { backend, hosts: SERVERS.etcd, key_prefix: prefix }, cleanup: () => deleteEtcdPrefix(SERVERS.etcd.split(","), prefix) };
+      return {
+        backend,
+        section: { backend, hosts: SERVERS.etcd, key_prefix: prefix },
+        cleanup: () => deleteEtcdPrefix(SERVERS.etcd.split(","), prefix),
+      };
     }
   }
 }

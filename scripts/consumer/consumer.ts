@@ -5,7 +5,15 @@
  * until the shard's primary coreapp answers it.
  */
 import { createServer } from "node:net";
-import { createNode, parseConfig, type AppRequest, type AppResponse, type Config, type CoreappApplication, type MulticonnectNode } from "multiconnect";
+import {
+  createNode,
+  parseConfig,
+  type AppRequest,
+  type AppResponse,
+  type Config,
+  type CoreappApplication,
+  type MulticonnectNode,
+} from "multiconnect";
 
 const config: Config = parseConfig({
   cluster_name: "consumer-check",
@@ -54,14 +62,20 @@ let answer: { status: number; body: string } = { status: 0, body: "" };
 const deadline = Date.now() + 60_000;
 while (answer.status !== 200 && Date.now() < deadline) {
   try {
-    const res = await fetch(`http://127.0.0.1:${webappPort}/v1/messages`, { method: "POST", headers: { "x-shard-key": "alice" }, body: "hello" });
+    const res = await fetch(`http://127.0.0.1:${webappPort}/v1/messages`, {
+      method: "POST",
+      headers: { "x-shard-key": "alice" },
+      body: "hello",
+    });
     answer = { status: res.status, body: await res.text() };
   } catch (error) {
     answer = { status: 0, body: String(error) };
   }
   if (answer.status !== 200) await new Promise((r) => setTimeout(r, 250));
 }
-console.log(`   POST /v1/messages -> ${answer.status} "${answer.body}" after ${Math.round(performance.now() - t0)} ms (promoted ${promoted.join(", ")})`);
+console.log(
+  `   POST /v1/messages -> ${answer.status} "${answer.body}" after ${Math.round(performance.now() - t0)} ms (promoted ${promoted.join(", ")})`,
+);
 
 for (const node of [...nodes].reverse()) await node.stop();
 process.exit(answer.status === 200 && answer.body.endsWith(": hello") ? 0 : 1);

@@ -83,7 +83,8 @@ function checkTls(files: TlsFiles, base: string, now: Date, m: TlsMaterial): Tls
   if (m.cert !== undefined && m.key !== undefined) {
     const cert = certificate(m.cert, files.cert!, `${base}.cert`, now);
     const key = privateKey(m.key, files.key!, `${base}.key`);
-    if (!cert.checkPrivateKey(key)) throw new ConfigError(`${base}.key`, `${files.key} is not the private key of the certificate in ${files.cert}`);
+    if (!cert.checkPrivateKey(key))
+      throw new ConfigError(`${base}.key`, `${files.key} is not the private key of the certificate in ${files.cert}`);
   }
   try {
     // What the TLS stack will do with them: catches what the checks above do not (a CA file with a
@@ -105,8 +106,10 @@ function certificate(pem: Buffer, file: string, key: string, now: Date): X509Cer
   } catch {
     throw new ConfigError(key, `${file} holds no PEM certificate`);
   }
-  if (new Date(cert.validTo) < now) throw new ConfigError(key, `the certificate in ${file} expired on ${new Date(cert.validTo).toISOString()}`);
-  if (new Date(cert.validFrom) > now) throw new ConfigError(key, `the certificate in ${file} is not valid before ${new Date(cert.validFrom).toISOString()}`);
+  if (new Date(cert.validTo) < now)
+    throw new ConfigError(key, `the certificate in ${file} expired on ${new Date(cert.validTo).toISOString()}`);
+  if (new Date(cert.validFrom) > now)
+    throw new ConfigError(key, `the certificate in ${file} is not valid before ${new Date(cert.validFrom).toISOString()}`);
   return cert;
 }
 

@@ -57,7 +57,8 @@ export function parseSettingPairs(pairs: readonly string[]): Partial<Record<Sett
   const input: Record<string, string> = {};
   for (const pair of pairs) {
     const [key, value, extra] = pair.split("=");
-    if (!key || value === undefined || extra !== undefined) throw new Error(`settings set: ${pair}: expected key=value, e.g. unhealthy_interval=10s`);
+    if (!key || value === undefined || extra !== undefined)
+      throw new Error(`settings set: ${pair}: expected key=value, e.g. unhealthy_interval=10s`);
     input[key] = value;
   }
   return parseSettingsPatch(input);
@@ -76,19 +77,31 @@ export async function pauseCommand(o: { config: string; shard?: number; for?: st
   const shard = o.shard ?? null;
   const what = shard === null ? "automatic failover paused for the whole cluster" : `automatic failover paused for shard ${shard}`;
   return withAccess(o.config, (access) =>
-    send(access, { op: "pause", shard, durationMs: Math.round(durationMs), reason: o.reason ?? "", by: operator(o.by) }, `${what} for ${formatMs(durationMs)}`),
+    send(
+      access,
+      { op: "pause", shard, durationMs: Math.round(durationMs), reason: o.reason ?? "", by: operator(o.by) },
+      `${what} for ${formatMs(durationMs)}`,
+    ),
   );
 }
 
 /** `multiconnect resume [--shard N]`. */
 export async function resumeCommand(o: { config: string; shard?: number; by?: string }): Promise<boolean> {
   const shard = o.shard ?? null;
-  return withAccess(o.config, (access) => send(access, { op: "resume", shard, by: operator(o.by) }, shard === null ? "automatic failover resumed" : `automatic failover resumed for shard ${shard}`));
+  return withAccess(o.config, (access) =>
+    send(
+      access,
+      { op: "resume", shard, by: operator(o.by) },
+      shard === null ? "automatic failover resumed" : `automatic failover resumed for shard ${shard}`,
+    ),
+  );
 }
 
 /** `multiconnect clear-hold NODE`: lets the primary master promote a held-out coreapp again. */
 export async function clearHoldCommand(o: { config: string; node: string; by?: string }): Promise<boolean> {
-  return withAccess(o.config, (access) => send(access, { op: "clear-hold", node: o.node, by: operator(o.by) }, `${o.node} may be promoted again`));
+  return withAccess(o.config, (access) =>
+    send(access, { op: "clear-hold", node: o.node, by: operator(o.by) }, `${o.node} may be promoted again`),
+  );
 }
 
 /** `multiconnect history [--shard N] [--limit N] [--json]`: newest first. */
@@ -99,7 +112,9 @@ export async function historyCommand(o: { config: string; shard?: number; limit?
     const lines = events.map((e) => {
       const when = new Date(e.atMs).toISOString();
       const shard = e.shard === null ? "cluster" : `shard ${e.shard}`;
-      const epochs = Object.entries(e.epochs).map(([k, v]) => `${k}=${v}`).join(" ");
+      const epochs = Object.entries(e.epochs)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(" ");
       return `${when}  ${e.type.padEnd(16)} ${shard.padEnd(9)} ${e.cause}${epochs ? `  [${epochs}]` : ""}\n    ${JSON.stringify(e.evidence)}`;
     });
     process.stdout.write(lines.length ? `${lines.join("\n")}\n` : "no history yet\n");

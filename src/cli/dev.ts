@@ -58,10 +58,14 @@ export async function devCommand(o: DevOptions): Promise<void> {
   for (const n of nodes) {
     const log = openSync(join(dir, "logs", `${n.name}.log`), "a");
     const ops = n.opsPort === undefined ? [] : ["--ops-port", String(n.opsPort)];
-    n.child = spawn(process.execPath, [cli, "start", "--config", configPath, "--role", n.role, "--name", n.name, "--port", String(n.port), ...ops], {
-      stdio: ["ignore", log, log],
-      env: { ...process.env, MC_EVENT_LOG: join(dir, "events.jsonl") },
-    });
+    n.child = spawn(
+      process.execPath,
+      [cli, "start", "--config", configPath, "--role", n.role, "--name", n.name, "--port", String(n.port), ...ops],
+      {
+        stdio: ["ignore", log, log],
+        env: { ...process.env, MC_EVENT_LOG: join(dir, "events.jsonl") },
+      },
+    );
     n.child.on("exit", (code, signal) => {
       deaths.set(n.name, Date.now());
       event(`${n.name} (pid ${n.child?.pid}) exited (${signal ?? `code ${code}`})`);
@@ -78,7 +82,9 @@ export async function devCommand(o: DevOptions): Promise<void> {
     event("stopping the cluster");
     for (const n of nodes) n.child?.kill("SIGTERM");
     setTimeout(() => process.exit(0), 3000).unref();
-    void Promise.all(nodes.map((n) => new Promise((r) => (n.child?.exitCode !== null ? r(null) : n.child?.once("exit", r))))).then(() => process.exit(0));
+    void Promise.all(nodes.map((n) => new Promise((r) => (n.child?.exitCode !== null ? r(null) : n.child?.once("exit", r))))).then(() =>
+      process.exit(0),
+    );
   };
   process.on("SIGINT", stopAll);
   process.on("SIGTERM", stopAll);
@@ -94,8 +100,12 @@ export async function devCommand(o: DevOptions): Promise<void> {
         if (primary && (before?.node !== primary.name || before.epoch !== primary.epoch)) {
           serving.set(a.shard, { node: primary.name, epoch: primary.epoch! });
           const died = before ? deaths.get(before.node) : undefined;
-          const after = died ? `, ${formatMs(Date.now() - died)} after ${before!.node} died (bound ${formatMs(status.failover_bound_ms)})` : "";
-          event(`shard ${a.shard}: primary ${primary.name} at epoch ${primary.epoch}${before ? ` (was ${before.node} at epoch ${before.epoch})` : ""}${after}`);
+          const after = died
+            ? `, ${formatMs(Date.now() - died)} after ${before!.node} died (bound ${formatMs(status.failover_bound_ms)})`
+            : "";
+          event(
+            `shard ${a.shard}: primary ${primary.name} at epoch ${primary.epoch}${before ? ` (was ${before.node} at epoch ${before.epoch})` : ""}${after}`,
+          );
         }
       }
       const view = renderStatus(status);
@@ -124,7 +134,11 @@ async function fetchHealth(port: number): Promise<ClusterStatus | null> {
 }
 
 function devConfig(dir: string, o: DevOptions): string {
-  const settings = o.defaults ? "" : `settings:\n${Object.entries(DEV_SETTINGS).map(([k, v]) => `  ${k}: ${v}`).join("\n")}\n`;
+  const settings = o.defaults
+    ? ""
+    : `settings:\n${Object.entries(DEV_SETTINGS)
+        .map(([k, v]) => `  ${k}: ${v}`)
+        .join("\n")}\n`;
   return [
     "# Written by `multiconnect dev`: a local cluster on the embedded SQLite store.",
     "cluster_name: dev",

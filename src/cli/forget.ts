@@ -12,7 +12,9 @@ export async function forgetCommand(o: { config: string; node: string; force?: b
   const access = await openClusterAccess(config);
   try {
     if ((await access.store.recordedSchemaVersion()) === null) {
-      throw new ForgetRefusedError(`no node ${o.node} is registered: the ${config.store.backend} store holds no cluster (never started, or reset)`);
+      throw new ForgetRefusedError(
+        `no node ${o.node} is registered: the ${config.store.backend} store holds no cluster (never started, or reset)`,
+      );
     }
     const log = createLogger("info", { cluster: config.clusterName, node: "cli" });
     const membership = new Membership(access.store.liveness, access.store.shardMap, log, access.timing.dbUnhealthyIntervalMs);

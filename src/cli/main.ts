@@ -17,7 +17,6 @@ const int = (what: string) => (v: string) => {
   return n;
 };
 
-
 /**
  * Exit code 2: the configuration cannot work as written (a bad key, a store that refuses us, a
  * backend whose driver is not installed), so a supervisor restarting the node would only repeat it.
@@ -40,10 +39,15 @@ program
   .option("--ops-port <port>", "port of the operations endpoint: /metrics, /livez, /readyz (overrides node.ops_port)", int("--ops-port"))
   .option("--app <module>", "coreapps: module exporting the application (default: the echo example)")
   .option("--watchdog", "run under a supervisor that SIGKILLs the node if its event loop freezes (see docs/reliability.md)", false)
-  .option("--watchdog-deadline <ms>", "the watchdog's deadline (default: lease TTL - renew interval - 2 x margin)", int("--watchdog-deadline"))
+  .option(
+    "--watchdog-deadline <ms>",
+    "the watchdog's deadline (default: lease TTL - renew interval - 2 x margin)",
+    int("--watchdog-deadline"),
+  )
   // commander types the parsed options as `any`; these annotations state what the options above produce.
   .action(async (o: StartOptions) => {
-    if (o.role && !["master", "coreapp", "webapp"].includes(o.role)) throw new InvalidArgumentError("--role must be master, coreapp or webapp");
+    if (o.role && !["master", "coreapp", "webapp"].includes(o.role))
+      throw new InvalidArgumentError("--role must be master, coreapp or webapp");
     await startCommand(o);
   });
 

@@ -34,13 +34,18 @@ export async function startCommand(o: StartOptions): Promise<void> {
     const deadlineMs = o.watchdogDeadline ?? watchdogDeadlineMs(config.settings);
     const log = (line: string) => process.stderr.write(`multiconnect: ${line}\n`);
     const tenureGraceMs = watchdogTenureGraceMs(config.settings);
-    log(`watchdog: supervising ${o.name ?? config.node.name ?? "node"} with a ${deadlineMs} ms deadline and a ${tenureGraceMs} ms tenure grace`);
+    log(
+      `watchdog: supervising ${o.name ?? config.node.name ?? "node"} with a ${deadlineMs} ms deadline and a ${tenureGraceMs} ms tenure grace`,
+    );
     process.exit(await superviseWithWatchdog({ argv: process.argv.slice(1), deadlineMs, tenureGraceMs, log }));
   }
   const role = o.role ?? config.node.role;
   const name = o.name ?? config.node.name ?? role ?? "node";
   if (role === "webapp" && !config.webapp.listen) {
-    throw new ConfigError("webapp.listen", "is false, but a webapp run by the CLI has no host server to serve through: it would answer nothing");
+    throw new ConfigError(
+      "webapp.listen",
+      "is false, but a webapp run by the CLI has no host server to serve through: it would answer nothing",
+    );
   }
   const app = role === "coreapp" ? await loadApp(o.app, name) : undefined;
   const node = await createNode({ config, role, name, port: o.port, app, ...(o.opsPort === undefined ? {} : { opsPort: o.opsPort }) });
@@ -69,7 +74,14 @@ async function loadApp(module: string | undefined, name: string): Promise<Coreap
   const loaded = (await import(pathToFileURL(resolve(module)).href)) as { default?: unknown };
   const exported = loaded.default;
   const app = typeof exported === "function" ? (exported as (n: string) => CoreappApplication)(name) : exported;
-  const ok = app && typeof app === "object" && ["onPromote", "onDemote", "handle"].every((k) => typeof (app as Record<string, unknown>)[k] === "function");
-  if (!ok) throw new ConfigError("--app", `${module} must export by default an object (or a function returning one) with onPromote, onDemote and handle`);
+  const ok =
+    app &&
+    typeof app === "object" &&
+    ["onPromote", "onDemote", "handle"].every((k) => typeof (app as Record<string, unknown>)[k] === "function");
+  if (!ok)
+    throw new ConfigError(
+      "--app",
+      `${module} must export by default an object (or a function returning one) with onPromote, onDemote and handle`,
+    );
   return app as CoreappApplication;
 }

@@ -38,7 +38,10 @@ export function renderStatus(s: ClusterStatus): string {
       .map(([k, v]) => `${k}=${k === "heartbeat_quorum" ? v : formatMs(v)}`)
       .join(" ")}`,
     `failover bound: ${formatMs(s.failover_bound_ms)}`,
-    ...s.pauses.map((p) => `PAUSED ${p.shard === null ? "(whole cluster)" : `shard ${p.shard}`} by ${p.by} at ${p.paused_at}${p.reason ? `: ${p.reason}` : ""}; ends in ${formatMs(p.ends_in_ms)}`),
+    ...s.pauses.map(
+      (p) =>
+        `PAUSED ${p.shard === null ? "(whole cluster)" : `shard ${p.shard}`} by ${p.by} at ${p.paused_at}${p.reason ? `: ${p.reason}` : ""}; ends in ${formatMs(p.ends_in_ms)}`,
+    ),
     ...(s.held_out.length ? [`held out of automatic promotion: ${s.held_out.join(", ")} (multiconnect clear-hold NODE)`] : []),
     "",
   ].join("\n");
@@ -46,6 +49,10 @@ export function renderStatus(s: ClusterStatus): string {
 
 function table(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
   return [line(head), ...rows.map(line)].join("\n");
 }

@@ -39,10 +39,19 @@ export async function supportBundleCommand(o: { config: string; logs?: string; o
   }
   add("config.json", json(redactConfig(config)));
   // The live settings are the cluster document's (status.settings); the file's only seeded them.
-  add("settings.json", json({ live: status?.settings ?? null, config_file: toKeys(config.settings), node_retention_ms: config.nodeRetentionMs }));
+  add(
+    "settings.json",
+    json({ live: status?.settings ?? null, config_file: toKeys(config.settings), node_retention_ms: config.nodeRetentionMs }),
+  );
   add(
     "versions.json",
-    json({ sdk: SDK_VERSION, protocol: testProtocolOverride() ?? PROTOCOL, node: process.version, platform: `${process.platform}-${process.arch}`, backend: config.store.backend }),
+    json({
+      sdk: SDK_VERSION,
+      protocol: testProtocolOverride() ?? PROTOCOL,
+      node: process.version,
+      platform: `${process.platform}-${process.arch}`,
+      backend: config.store.backend,
+    }),
   );
   for (const w of status?.nodes.filter((n) => n.role === "webapp" && n.state === "up") ?? []) {
     add(`metrics/${safeName(w.name)}-${safeName(w.id)}.txt`, await fetchMetrics(w.address));
@@ -89,4 +98,3 @@ function readLogTails(dir: string): [string, string][] {
 function safeName(s: string): string {
   return s.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 60);
 }
-

@@ -17,7 +17,9 @@ export async function switchoverCommand(o: { config: string; shard: number; to?:
       timeout,
     );
     if (reply.ok) {
-      process.stdout.write(`shard ${reply.shard}: ${reply.from ?? "(none)"} -> ${reply.to} at epoch ${reply.epoch}, serving after ${reply.gapMs?.toFixed(1)} ms\n`);
+      process.stdout.write(
+        `shard ${reply.shard}: ${reply.from ?? "(none)"} -> ${reply.to} at epoch ${reply.epoch}, serving after ${reply.gapMs?.toFixed(1)} ms\n`,
+      );
       return true;
     }
     process.stderr.write(`switchover of shard ${o.shard} failed: ${reply.error?.code} ${reply.error?.message}\n`);

@@ -103,7 +103,10 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
   try {
     raw = file.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
   } catch (error) {
-    throw new ConfigError("(file)", `${file} is not valid ${file.endsWith(".json") ? "JSON" : "YAML"}: ${(error as Error).message.split("\n")[0]}`);
+    throw new ConfigError(
+      "(file)",
+      `${file} is not valid ${file.endsWith(".json") ? "JSON" : "YAML"}: ${(error as Error).message.split("\n")[0]}`,
+    );
   }
   return parseConfig(raw, env);
 }
@@ -127,11 +130,16 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
   };
   validateSettings(settings);
   if (f.admin_token !== undefined && f.admin_token === f.secret) {
-    throw new ConfigError("admin_token", "must differ from the cluster secret (the secret signs messages between nodes; give operators another token)");
+    throw new ConfigError(
+      "admin_token",
+      "must differ from the cluster secret (the secret signs messages between nodes; give operators another token)",
+    );
   }
   const tls = f.transport.tls;
   const transportTls: TransportTlsConfig | undefined =
-    tls === undefined ? undefined : { cert: tls.cert, key: tls.key, ca: tls.ca, reloadIntervalMs: tls.reload_interval, serverName: tls.server_name };
+    tls === undefined
+      ? undefined
+      : { cert: tls.cert, key: tls.key, ca: tls.ca, reloadIntervalMs: tls.reload_interval, serverName: tls.server_name };
   return {
     clusterName: f.cluster_name,
     shards: f.shards,
@@ -178,7 +186,10 @@ const MIN_DEFAULT_RETENTION_MS = 3_600_000;
 function nodeRetention(configured: number | undefined, dbUnhealthyIntervalMs: number): number {
   if (configured === undefined) return Math.max(10 * dbUnhealthyIntervalMs, MIN_DEFAULT_RETENTION_MS);
   if (configured < 2 * dbUnhealthyIntervalMs) {
-    throw new ConfigError("node_retention", `must be at least 2 × db_unhealthy_interval (${2 * dbUnhealthyIntervalMs} ms), got ${configured} ms`);
+    throw new ConfigError(
+      "node_retention",
+      `must be at least 2 × db_unhealthy_interval (${2 * dbUnhealthyIntervalMs} ms), got ${configured} ms`,
+    );
   }
   return configured;
 }
@@ -203,5 +214,8 @@ function check<S extends z.ZodType>(schema: S, value: unknown, base: string): z.
     throw new ConfigError(path ? `${path}.${keys[0]}` : keys[0]!, "unknown key");
   }
   const missing = issue.code === "invalid_type" && /received undefined/.test(issue.message);
-  throw new ConfigError(path || "(root)", missing ? `is required (${issue.message.replace(/^Invalid input: /, "").replace(/, received undefined$/, "")})` : issue.message);
+  throw new ConfigError(
+    path || "(root)",
+    missing ? `is required (${issue.message.replace(/^Invalid input: /, "").replace(/, received undefined$/, "")})` : issue.message,
+  );
 }

@@ -31,7 +31,10 @@ const common = {
  * `cert` + `key` (a client certificate, for servers that require one). Verification is never off.
  */
 const storeTls = z.union(
-  [z.boolean(), z.strictObject({ ca: z.string().min(1).optional(), cert: z.string().min(1).optional(), key: z.string().min(1).optional() })],
+  [
+    z.boolean(),
+    z.strictObject({ ca: z.string().min(1).optional(), cert: z.string().min(1).optional(), key: z.string().min(1).optional() }),
+  ],
   { error: "must be true, false or a mapping of file paths { ca, cert, key }" },
 );
 /** The TLS file paths of a store, or true/false. */
@@ -132,7 +135,10 @@ export const fileSchema = z.strictObject({
   node: z
     .strictObject({
       role: z.enum(ROLES).optional(),
-      name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, "must be 1-63 letters, digits, _ -").optional(),
+      name: z
+        .string()
+        .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, "must be 1-63 letters, digits, _ -")
+        .optional(),
       listen_host: z.string().default("0.0.0.0"),
       port: port.optional(),
       external_hostname: z.string().optional(),
@@ -148,8 +154,16 @@ export const fileSchema = z.strictObject({
     .default({ listen_host: "0.0.0.0", priority: 0, nofailover: false }),
   webapp: z
     .strictObject({
-      shard_key_header: z.string().regex(/^[a-z0-9-]+$/, "must be a lower-case header name").default("x-shard-key"),
-      max_body_bytes: z.number().int().min(1).max(64 * 1024 * 1024).default(1024 * 1024),
+      shard_key_header: z
+        .string()
+        .regex(/^[a-z0-9-]+$/, "must be a lower-case header name")
+        .default("x-shard-key"),
+      max_body_bytes: z
+        .number()
+        .int()
+        .min(1)
+        .max(64 * 1024 * 1024)
+        .default(1024 * 1024),
       retry_window: duration.default(5_000),
       forward_timeout: duration.default(10_000),
       body_timeout: duration.default(10_000),

@@ -14,11 +14,15 @@ export function parseSettingsPatch(input: Readonly<Record<string, unknown>>): Pa
   if (keys.length === 0) throw new ConfigError("settings", `give at least one of ${Object.keys(SETTING_FIELDS).join(", ")}`);
   const out: Partial<Record<SettingKey, number>> = {};
   for (const key of keys) {
-    if (!(key in SETTING_FIELDS)) throw new ConfigError(`settings.${key.slice(0, 64)}`, `unknown; the settings are ${Object.keys(SETTING_FIELDS).join(", ")}`);
+    if (!(key in SETTING_FIELDS))
+      throw new ConfigError(`settings.${key.slice(0, 64)}`, `unknown; the settings are ${Object.keys(SETTING_FIELDS).join(", ")}`);
     const raw = input[key];
     const value = key === "heartbeat_quorum" ? (typeof raw === "string" ? Number(raw) : raw) : parseDuration(raw);
     if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
-      throw new ConfigError(`settings.${key}`, key === "heartbeat_quorum" ? "must be a whole number" : "must be a duration such as 500ms, 5s or 2m");
+      throw new ConfigError(
+        `settings.${key}`,
+        key === "heartbeat_quorum" ? "must be a whole number" : "must be a duration such as 500ms, 5s or 2m",
+      );
     }
     out[key as SettingKey] = value;
   }

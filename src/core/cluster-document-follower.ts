@@ -38,7 +38,9 @@ export class ClusterDocumentFollower {
 
   /** Reads the document once now (so a node starts on the cluster's settings), then follows it. */
   async start(): Promise<void> {
-    await this.refresh().catch((error: unknown) => this.log.warn({ err: String(error) }, "cannot read the cluster document yet; keeping the file's settings"));
+    await this.refresh().catch((error: unknown) =>
+      this.log.warn({ err: String(error) }, "cannot read the cluster document yet; keeping the file's settings"),
+    );
     this.running ??= this.loop();
   }
 
@@ -81,7 +83,10 @@ export class ClusterDocumentFollower {
     try {
       applySettings(this.timing, doc.document.settings, this.capabilities);
     } catch (error) {
-      this.log.error({ version: doc.version, err: String(error) }, "the cluster's settings cannot be applied on this node; keeping the current ones");
+      this.log.error(
+        { version: doc.version, err: String(error) },
+        "the cluster's settings cannot be applied on this node; keeping the current ones",
+      );
     }
     this.latest = doc;
     this.pauses = doc.document.pauses.map((p) => ({ ...p, endsAt: readAt + p.expiresInMs }));

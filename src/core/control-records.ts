@@ -123,8 +123,7 @@ export function decodeClusterDocument(json: string, version: number, nowMs: numb
       throw problem(`pauses[${i}]: malformed`);
     }
     const left = Number(p.expiresAtMs) - nowMs;
-    if (left > 0)
-      pauses.push({ shard: p.shard, by: p.by, reason: p.reason, pausedAtMs: p.pausedAtMs ?? stampMs!, expiresInMs: left });
+    if (left > 0) pauses.push({ shard: p.shard, by: p.by, reason: p.reason, pausedAtMs: p.pausedAtMs ?? stampMs!, expiresInMs: left });
   }
   return { settings: copySettings(d.settings), shardCount: d.shardCount as number, pauses };
 }
@@ -138,8 +137,7 @@ function checkSettings(s: ClusterSettings, fail: (key: string, why: string) => E
   try {
     validateSettings(s, "settings");
   } catch (error) {
-    if (error instanceof ConfigError)
-      throw fail(error.key.replace(/^settings\./, ""), error.message.replace(/^config: [^:]+: /, ""));
+    if (error instanceof ConfigError) throw fail(error.key.replace(/^settings\./, ""), error.message.replace(/^config: [^:]+: /, ""));
     throw error;
   }
 }
@@ -183,8 +181,7 @@ export function decodeHistoryEvent(seq: number, atMs: number, shard: number | nu
 /** How many events a `list()` returns at most: the query's limit, capped by the store's bound. */
 export function historyListLimit(query: HistoryQuery, bound: number): number {
   const limit = query.limit ?? bound;
-  if (!Number.isSafeInteger(limit) || limit < 1)
-    throw new RangeError(`history: limit must be a positive whole number, got ${limit}`);
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`history: limit must be a positive whole number, got ${limit}`);
   if (query.shard !== undefined && !isShard(query.shard))
     throw new RangeError(`history: shard must be a whole number ≥ 0, got ${String(query.shard)}`);
   if (query.before !== undefined && !Number.isSafeInteger(query.before)) {

@@ -46,7 +46,9 @@ export class SchemaTooNewError extends StoreConfigurationError {
   constructor(where: string, found: number, supported: number) {
     super(
       `${where}: the store's schema version is ${found}, newer than this SDK's ${supported}; ` +
-        "upgrade this node to an SDK that knows schema " + found + " (see docs/operations.md, rolling upgrade)",
+        "upgrade this node to an SDK that knows schema " +
+        found +
+        " (see docs/operations.md, rolling upgrade)",
       { code: "schema_too_new" },
     );
     this.found = found;

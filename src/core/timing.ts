@@ -87,7 +87,10 @@ export function validateSettings(s: ClusterSettings, keyPrefix = "settings"): vo
   }
   const quorum = s.heartbeatQuorum ?? 2;
   if (!Number.isInteger(quorum) || quorum < 2) {
-    throw new ConfigError(`${keyPrefix}.heartbeat_quorum`, `must be an integer of at least 2 (the primary master and one secondary), got ${quorum}`);
+    throw new ConfigError(
+      `${keyPrefix}.heartbeat_quorum`,
+      `must be an integer of at least 2 (the primary master and one secondary), got ${quorum}`,
+    );
   }
   if (s.unhealthyIntervalMs < 2 * s.heartbeatIntervalMs) {
     throw new ConfigError(
@@ -129,7 +132,13 @@ export function deriveTiming(s: ClusterSettings, store: StoreCapabilities = {}):
 /** The five cluster settings of a `Timing`, as a fresh object (a copy: `Timing` is live). */
 export function settingsOf(t: ClusterSettings): ClusterSettings {
   const { heartbeatIntervalMs, unhealthyIntervalMs, dbHeartbeatIntervalMs, dbUnhealthyIntervalMs, heartbeatQuorum } = t;
-  return { heartbeatIntervalMs, unhealthyIntervalMs, dbHeartbeatIntervalMs, dbUnhealthyIntervalMs, ...(heartbeatQuorum === undefined ? {} : { heartbeatQuorum }) };
+  return {
+    heartbeatIntervalMs,
+    unhealthyIntervalMs,
+    dbHeartbeatIntervalMs,
+    dbUnhealthyIntervalMs,
+    ...(heartbeatQuorum === undefined ? {} : { heartbeatQuorum }),
+  };
 }
 
 /**

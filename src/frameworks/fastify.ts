@@ -30,7 +30,8 @@ export const multiconnect: FastifyPluginAsync<MulticonnectFastifyOptions> = asyn
   instance.setErrorHandler((error: { statusCode?: number; message: string }, _request, reply) => {
     const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     const title = status === 413 ? "Request too large" : status === 500 ? "Internal Error" : "Bad request";
-    const details = status === 413 ? `the body exceeds ${webapp.maxBodyBytes} bytes` : status === 500 ? "the request could not be read" : error.message;
+    const details =
+      status === 413 ? `the body exceeds ${webapp.maxBodyBytes} bytes` : status === 500 ? "the request could not be read" : error.message;
     void reply.code(status).send({ errors: [{ code: status, title, details }] });
   });
   const prefix = instance.prefix;

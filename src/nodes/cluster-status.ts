@@ -101,7 +101,7 @@ export async function readClusterStatus(store: Store, timing: Timing, shards: nu
   return {
     primary_master: master ? { id: master.holder, epoch: master.epoch } : null,
     nodes: nodes.map((n) => describe(n, master?.holder ?? null, entries, fresh(n))),
-    shards: entries.map((a) => ({ ...a, owner_name: a.owner ? byId.get(a.owner)?.name ?? null : null })),
+    shards: entries.map((a) => ({ ...a, owner_name: a.owner ? (byId.get(a.owner)?.name ?? null) : null })),
     settings: { version: doc?.version ?? 0, ...toKeys(live) },
     pauses: (doc?.document.pauses ?? []).map((p) => ({
       shard: p.shard,
@@ -115,8 +115,20 @@ export async function readClusterStatus(store: Store, timing: Timing, shards: nu
   };
 }
 
-function describe(n: NodeStatus, primary: string | null, map: { shard: number; owner: string | null; epoch: number }[], healthy: boolean): NodeHealth {
-  const base = { id: n.id, name: n.name, address: n.address, last_seen_ms: Math.round(n.ageMs), healthy, state: healthy ? ("up" as const) : ("down" as const) };
+function describe(
+  n: NodeStatus,
+  primary: string | null,
+  map: { shard: number; owner: string | null; epoch: number }[],
+  healthy: boolean,
+): NodeHealth {
+  const base = {
+    id: n.id,
+    name: n.name,
+    address: n.address,
+    last_seen_ms: Math.round(n.ageMs),
+    healthy,
+    state: healthy ? ("up" as const) : ("down" as const),
+  };
   if (n.role === "master") return { ...base, role: n.id === primary ? "primary_master" : healthy ? "secondary_master" : "master" };
   if (n.role === "webapp") return { ...base, role: "webapp" };
   const owned = map.find((a) => a.owner === n.id);

@@ -170,7 +170,8 @@ export async function createNode(o: CreateNodeOptions): Promise<AnyNode> {
             ...(o.shardKey ? { shardKey: o.shardKey } : {}),
           });
   const opsPort = o.opsPort === undefined ? config.node.opsPort : o.opsPort;
-  const ops = opsPort === undefined || opsPort === null ? null : new OpsServer(node, config.node.listenHost, opsPort, c.resolve(TOKENS.logger));
+  const ops =
+    opsPort === undefined || opsPort === null ? null : new OpsServer(node, config.node.listenHost, opsPort, c.resolve(TOKENS.logger));
   return closingStoreOnStop(ops ? withOpsServer(node, ops) : node, c);
 }
 

@@ -7,7 +7,17 @@ import type { ShardMapWatch } from "../core/ports/shard-map.js";
 import type { ForwardRequest, ForwardResponse, TransportServer } from "../core/ports/transport.js";
 import { APP_ERROR_CODE, NOT_PRIMARY_HEADER } from "../core/webapp/router.js";
 import { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
-import { every, prepareSchema, startFollowing, startSignal, withRetry, type MulticonnectNode, type NodeDeps, type NodeIdentity, type StartOptions } from "./deps.js";
+import {
+  every,
+  prepareSchema,
+  startFollowing,
+  startSignal,
+  withRetry,
+  type MulticonnectNode,
+  type NodeDeps,
+  type NodeIdentity,
+  type StartOptions,
+} from "./deps.js";
 import { NodeMetrics, type Readiness } from "./metrics.js";
 
 /** Response header with the name of the coreapp that served the request. */
@@ -131,7 +141,14 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
       ),
     );
     this.owner.start();
-    this.loop = every(clock, () => timing.dbHeartbeatIntervalMs, this.stop$.signal, log, "coreapp liveness beat", () => this.beat());
+    this.loop = every(
+      clock,
+      () => timing.dbHeartbeatIntervalMs,
+      this.stop$.signal,
+      log,
+      "coreapp liveness beat",
+      () => this.beat(),
+    );
   }
 
   private async beat(): Promise<void> {
@@ -156,7 +173,13 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     const headers = { [SERVED_BY_HEADER]: this.name, [EPOCH_HEADER]: String(request.epoch) };
     if (answer === null) {
       const body = JSON.stringify({
-        errors: [{ code: 1018, title: "Not Primary Coreapp", details: `${this.name} does not serve shard ${request.shard} at epoch ${request.epoch}` }],
+        errors: [
+          {
+            code: 1018,
+            title: "Not Primary Coreapp",
+            details: `${this.name} does not serve shard ${request.shard} at epoch ${request.epoch}`,
+          },
+        ],
       });
       return {
         status: 503,
@@ -181,7 +204,11 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
       this.deps.log.error({ err: error, shard: request.shard, epoch: request.epoch, method: request.method }, "application handle() threw");
       const details = `the application on ${this.name} failed to handle the request; its log has the error`;
       const body = JSON.stringify({ errors: [{ code: APP_ERROR_CODE, title: "Application Error", details }] });
-      return { status: 500, headers: { "content-type": "application/json", [NOT_PRIMARY_HEADER]: String(APP_ERROR_CODE) }, body: Buffer.from(body) };
+      return {
+        status: 500,
+        headers: { "content-type": "application/json", [NOT_PRIMARY_HEADER]: String(APP_ERROR_CODE) },
+        body: Buffer.from(body),
+      };
     }
   }
 
@@ -206,7 +233,8 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
 }
 
 function toForwardResponse(r: AppResponse): ForwardResponse {
-  if (!Number.isInteger(r?.status) || r.status < 100 || r.status > 599) throw new TypeError(`handle() returned status ${String(r?.status)}, not an HTTP status`);
+  if (!Number.isInteger(r?.status) || r.status < 100 || r.status > 599)
+    throw new TypeError(`handle() returned status ${String(r?.status)}, not an HTTP status`);
   const body = r.body === undefined ? new Uint8Array() : typeof r.body === "string" ? Buffer.from(r.body) : r.body;
   // The marker header is ours alone: an application header of that name must not make the
   // webapp believe the request did not run and send it again.

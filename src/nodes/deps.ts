@@ -113,7 +113,10 @@ export async function startFollowing(follower: ClusterDocumentFollower, shards: 
   const stored = follower.document?.document.shardCount;
   if (shards !== null && stored !== undefined && stored !== shards) {
     await follower.close();
-    throw new ConfigError("shards", `the cluster has ${stored} shards (stored in its cluster document) but this node's config says ${shards}`);
+    throw new ConfigError(
+      "shards",
+      `the cluster has ${stored} shards (stored in its cluster document) but this node's config says ${shards}`,
+    );
   }
 }
 

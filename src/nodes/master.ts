@@ -9,7 +9,16 @@ import type { TransportServer } from "../core/ports/transport.js";
 import { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
 import { ControlPlane } from "../core/master/control-plane.js";
 import { settingsOf } from "../core/timing.js";
-import { every, prepareSchema, startFollowing, startSignal, type MulticonnectNode, type NodeDeps, type NodeIdentity, type StartOptions } from "./deps.js";
+import {
+  every,
+  prepareSchema,
+  startFollowing,
+  startSignal,
+  type MulticonnectNode,
+  type NodeDeps,
+  type NodeIdentity,
+  type StartOptions,
+} from "./deps.js";
 import { NodeMetrics, type Readiness } from "./metrics.js";
 
 /**
@@ -131,18 +140,29 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     const address = `${this.identity.externalHostname}:${this.identity.advertisePort ?? this.server.port}`;
     this.monitor.start();
     this.loops.push(
-      every(clock, () => timing.masterBeatIntervalMs, this.stop$.signal, log, "master liveness beat", async () => {
-        await store.liveness.beat({
-          id: this.id,
-          name: this.name,
-          role: "master",
-          address,
-          meta: { view: this.monitor.view(), primary: this.role === "primary_master", heldOut: this.role === "primary_master" ? this.manager.heldOut() : [] },
-        });
-        await this.view.refresh();
-        this.monitor.updatePeers(this.view.all());
-        if (this.tenure?.held) this.control.notePauseExpiries(this.tenure.lease);
-      }),
+      every(
+        clock,
+        () => timing.masterBeatIntervalMs,
+        this.stop$.signal,
+        log,
+        "master liveness beat",
+        async () => {
+          await store.liveness.beat({
+            id: this.id,
+            name: this.name,
+            role: "master",
+            address,
+            meta: {
+              view: this.monitor.view(),
+              primary: this.role === "primary_master",
+              heldOut: this.role === "primary_master" ? this.manager.heldOut() : [],
+            },
+          });
+          await this.view.refresh();
+          this.monitor.updatePeers(this.view.all());
+          if (this.tenure?.held) this.control.notePauseExpiries(this.tenure.lease);
+        },
+      ),
       runElection(store.leases, clock, this.id, timing, log, this.stop$.signal, (holder) => this.lead(holder)),
     );
     this.started = true;
@@ -155,16 +175,31 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
       // Only the primary master upgrades an older schema (see prepareSchema; idempotent), then
       // loads the map and manages shards.
       await this.deps.store.migrate().catch((e: unknown) => this.deps.log.warn({ err: String(e) }, "migration failed"));
-      this.control.record(holder.lease, { type: "master_elected", shard: null, cause: "acquired the master lease", evidence: { name: this.name }, epochs: { master: holder.lease.epoch } });
-      await this.control.ensureDocument(holder.lease).catch((e: unknown) => this.deps.log.warn({ err: String(e) }, "cannot write the cluster document yet"));
+      this.control.record(holder.lease, {
+        type: "master_elected",
+        shard: null,
+        cause: "acquired the master lease",
+        evidence: { name: this.name },
+        epochs: { master: holder.lease.epoch },
+      });
+      await this.control
+        .ensureDocument(holder.lease)
+        .catch((e: unknown) => this.deps.log.warn({ err: String(e) }, "cannot write the cluster document yet"));
       await this.view.refresh().catch(() => {});
       this.monitor.updatePeers(this.view.all());
       const tenure = AbortSignal.any([this.stop$.signal, abortOn(holder.lost)]);
       const pruning =
         this.nodeRetentionMs > 0
-          ? every(this.deps.clock, () => this.deps.timing.dbHeartbeatIntervalMs, tenure, this.deps.log, "pruning silent nodes", async () => {
-              await this.membership.prune(this.nodeRetentionMs);
-            })
+          ? every(
+              this.deps.clock,
+              () => this.deps.timing.dbHeartbeatIntervalMs,
+              tenure,
+              this.deps.log,
+              "pruning silent nodes",
+              async () => {
+                await this.membership.prune(this.nodeRetentionMs);
+              },
+            )
           : Promise.resolve();
       await this.manager.run(holder, this.stop$.signal);
       await holder.lost;

@@ -100,7 +100,7 @@ class MetricSet {
     });
     new Gauge({
       name: "multiconnect_shard_owner",
-      help: "1 for the node id this node believes owns each shard (owner=\"\" when the shard has none).",
+      help: '1 for the node id this node believes owns each shard (owner="" when the shard has none).',
       labelNames: ["node", "shard", "owner"],
       registers,
       collect() {

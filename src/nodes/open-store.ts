@@ -33,7 +33,13 @@ export async function openStore(c: StoreConfig, clock: Clock): Promise<Store> {
   switch (c.backend) {
     case "sqlite": {
       const { SqliteStore } = await adapters.sqlite();
-      return new SqliteStore({ path: c.path, tablePrefix: c.table_prefix, pollIntervalMs: c.poll_interval, historyLimit: c.history_limit, clock });
+      return new SqliteStore({
+        path: c.path,
+        tablePrefix: c.table_prefix,
+        pollIntervalMs: c.poll_interval,
+        historyLimit: c.history_limit,
+        clock,
+      });
     }
     case "postgres": {
       const { PostgresStore } = await adapters.postgres();

@@ -66,7 +66,13 @@ export class ReservedRoutes {
     const handler = this.routes.get(`${req.method ?? "GET"} ${path}`);
     if (!handler) {
       req.resume();
-      sendError(res, 404, API_ERRORS.NOT_FOUND.code, API_ERRORS.NOT_FOUND.title, `${req.method} ${path} is reserved by multiconnect and not served by this version`);
+      sendError(
+        res,
+        404,
+        API_ERRORS.NOT_FOUND.code,
+        API_ERRORS.NOT_FOUND.title,
+        `${req.method} ${path} is reserved by multiconnect and not served by this version`,
+      );
       return true;
     }
     await handler(req, res, path);
@@ -82,7 +88,9 @@ export class ReservedRoutes {
     }
     const presented = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
     if (presented === undefined) {
-      sendError(res, 401, code, title, "send the admin token as Authorization: Bearer <token>", { "www-authenticate": 'Bearer realm="multiconnect"' });
+      sendError(res, 401, code, title, "send the admin token as Authorization: Bearer <token>", {
+        "www-authenticate": 'Bearer realm="multiconnect"',
+      });
       return false;
     }
     // Digests of equal length, so neither the comparison's time nor an early length check tells

@@ -101,7 +101,8 @@ async function answer(res: ServerResponse, fn: () => Promise<void>): Promise<voi
     if (error instanceof BadRequest || error instanceof ConfigError || error instanceof RangeError) {
       return sendError(res, 400, 400, "Bad request", error.message);
     }
-    if (error instanceof BodyTooLargeError) return sendError(res, 413, 413, "Request too large", `an admin request body is at most ${MAX_ADMIN_BODY} bytes`);
+    if (error instanceof BodyTooLargeError)
+      return sendError(res, 413, 413, "Request too large", `an admin request body is at most ${MAX_ADMIN_BODY} bytes`);
     if (error instanceof BodyTimeoutError) return sendError(res, 408, 408, "Request Timeout", "the body did not arrive in time");
     if (error instanceof StoreUnavailableError) {
       return sendError(res, 503, API_ERRORS.STORE_UNAVAILABLE.code, API_ERRORS.STORE_UNAVAILABLE.title, error.message);
@@ -114,7 +115,8 @@ async function answer(res: ServerResponse, fn: () => Promise<void>): Promise<voi
 async function command(res: ServerResponse, d: ControlRouteDeps, c: AdminCommand): Promise<void> {
   const master = await findPrimaryMaster(d.store);
   const { code, title } = API_ERRORS.NOT_PRIMARY_MASTER;
-  if (!master) return sendError(res, 503, code, title, "no primary master holds the lease right now; try again shortly", { "retry-after": "1" });
+  if (!master)
+    return sendError(res, 503, code, title, "no primary master holds the lease right now; try again shortly", { "retry-after": "1" });
   const reply = await d.transport.admin(master, c, 10_000);
   if (reply.ok) return sendJson(res, 200, { ok: true, ...(reply.version === undefined ? {} : { version: reply.version }) });
   const e = reply.error ?? { code: 500, message: "the primary master refused without a reason" };
@@ -140,6 +142,7 @@ async function jsonBody(req: IncomingMessage, d: ControlRouteDeps): Promise<Reco
 function shardOf(body: Record<string, unknown>): number | null {
   const shard = body["shard"];
   if (shard === undefined || shard === null) return null;
-  if (typeof shard !== "number" || !Number.isSafeInteger(shard) || shard < 0) throw new BadRequest("shard must be a non-negative whole number");
+  if (typeof shard !== "number" || !Number.isSafeInteger(shard) || shard < 0)
+    throw new BadRequest("shard must be a non-negative whole number");
   return shard;
 }

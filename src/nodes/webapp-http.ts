@@ -110,7 +110,14 @@ export function readBody(req: IncomingMessage, limit: number, timeoutMs: number)
 }
 
 /** Writes a JSON error body in the model product's shape: `{ errors: [{ code, title, details }] }`. */
-export function sendError(res: ServerResponse, status: number, code: number, title: string, details: string, extra: Record<string, string> = {}): void {
+export function sendError(
+  res: ServerResponse,
+  status: number,
+  code: number,
+  title: string,
+  details: string,
+  extra: Record<string, string> = {},
+): void {
   const body = JSON.stringify({ errors: [{ code, title, details }] });
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), ...extra });
   res.end(body);

@@ -131,8 +131,21 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     this.id = identity.id;
     this.name = identity.name;
     this.deps = { ...deps, log: deps.log.child({ node: identity.name }) };
-    this.router = new Router(this.announcingMapChanges(deps.store.shardMap), deps.store.liveness, deps.transport, deps.clock, options, this.deps.log);
-    this.follower = new ClusterDocumentFollower(deps.store.clusterDocument, deps.timing, deps.store.capabilities, deps.clock, this.deps.log);
+    this.router = new Router(
+      this.announcingMapChanges(deps.store.shardMap),
+      deps.store.liveness,
+      deps.transport,
+      deps.clock,
+      options,
+      this.deps.log,
+    );
+    this.follower = new ClusterDocumentFollower(
+      deps.store.clusterDocument,
+      deps.timing,
+      deps.store.capabilities,
+      deps.clock,
+      this.deps.log,
+    );
     this.inflight = new InflightLimiter(options.maxInflightPerShard ?? 256);
     this.reserved = new ReservedRoutes(options.adminToken)
       .add("GET", "/v1/health", (_req, res) => this.health(res))
@@ -140,7 +153,13 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
       .add("GET", "/livez", (req, res, path) => void serveOps(req, res, this, path))
       .add("GET", "/readyz", (req, res, path) => void serveOps(req, res, this, path))
       .add("POST", "/v1/admin/forget", (req, res) => this.forget(req, res));
-    addControlRoutes(this.reserved, { store: deps.store, transport: deps.transport, timing: deps.timing, shards: options.shards, bodyTimeoutMs: options.bodyTimeoutMs });
+    addControlRoutes(this.reserved, {
+      store: deps.store,
+      transport: deps.transport,
+      timing: deps.timing,
+      shards: options.shards,
+      bodyTimeoutMs: options.bodyTimeoutMs,
+    });
     this.metrics = deps.metrics ?? NodeMetrics.detached(identity.name);
     this.metrics.attach({
       role: "webapp",
@@ -191,8 +210,13 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
       this.server = server;
       address = `${this.identity.externalHostname}:${this.identity.advertisePort ?? this.port}`;
     }
-    this.loop = every(clock, () => timing.dbHeartbeatIntervalMs, this.stop$.signal, log, "webapp liveness beat", () =>
-      store.liveness.beat({ id: this.id, name: this.name, role: "webapp", address, meta: {} }),
+    this.loop = every(
+      clock,
+      () => timing.dbHeartbeatIntervalMs,
+      this.stop$.signal,
+      log,
+      "webapp liveness beat",
+      () => store.liveness.beat({ id: this.id, name: this.name, role: "webapp", address, meta: {} }),
     );
   }
 
@@ -245,7 +269,14 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     if (!release) {
       this.metrics.request("overloaded");
       const { code, title } = API_ERRORS.SYSTEM_OVERLOADED;
-      return sendError(res, 503, code, title, `${this.inflight.maxPerShard} requests to shard ${shard} are already in flight on this webapp`, { "retry-after": "1" });
+      return sendError(
+        res,
+        503,
+        code,
+        title,
+        `${this.inflight.maxPerShard} requests to shard ${shard} are already in flight on this webapp`,
+        { "retry-after": "1" },
+      );
     }
     const started = performance.now();
     const result = await this.router.forward({ shard, method: req.method ?? "GET", path, headers, body: body.bytes }).finally(release);
@@ -270,7 +301,12 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
   private async body(req: IncomingMessage, res: ServerResponse, o: ServeOptions): Promise<{ bytes: Buffer; preRead: boolean } | null> {
     const limit = this.options.maxBodyBytes;
     try {
-      const given = o.body === undefined ? preReadBody(req) : typeof o.body === "string" ? Buffer.from(o.body) : Buffer.from(o.body.buffer, o.body.byteOffset, o.body.byteLength);
+      const given =
+        o.body === undefined
+          ? preReadBody(req)
+          : typeof o.body === "string"
+            ? Buffer.from(o.body)
+            : Buffer.from(o.body.buffer, o.body.byteOffset, o.body.byteLength);
       if (given !== undefined && given.byteLength > limit) throw new BodyTooLargeError();
       if (given !== undefined) return { bytes: given, preRead: true };
       return { bytes: await readBody(req, limit, this.options.bodyTimeoutMs), preRead: false };
@@ -280,7 +316,9 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
         sendError(res, 413, 413, "Request too large", `the body exceeds ${limit} bytes`, { connection: "close" });
       } else if (error instanceof BodyTimeoutError) {
         this.metrics.request("body_timeout");
-        sendError(res, 408, 408, "Request Timeout", `the body did not arrive within ${this.options.bodyTimeoutMs} ms`, { connection: "close" });
+        sendError(res, 408, 408, "Request Timeout", `the body did not arrive within ${this.options.bodyTimeoutMs} ms`, {
+          connection: "close",
+        });
       } else if (error instanceof BodyAlreadyParsedError) {
         this.metrics.request("error");
         this.deps.log.error({ path: req.url }, `webapp: ${error.message}; cannot forward the original bytes`);
@@ -315,7 +353,10 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     }
     const { store, timing, log } = this.deps;
     try {
-      const removed = await new Membership(store.liveness, store.shardMap, log, timing.dbUnhealthyIntervalMs).forget(input.node, input.force === true);
+      const removed = await new Membership(store.liveness, store.shardMap, log, timing.dbUnhealthyIntervalMs).forget(
+        input.node,
+        input.force === true,
+      );
       sendJson(res, 200, { removed: removed.id, role: removed.role, name: removed.name });
     } catch (error) {
       if (error instanceof ForgetRefusedError) return sendError(res, 409, 409, "Refused", error.message);

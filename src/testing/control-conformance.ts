@@ -231,11 +231,7 @@ export function controlConformance(t: ConformanceTestApi, backend: string, optio
         const m = await master(a);
         const realNow = Date.now();
         const clock = (skew = skewWallClock(3_600_000));
-        const r = await a.clusterDocument.write(
-          0,
-          doc({ pauses: [{ shard: null, by: "ops", reason: "", expiresInMs: 60_000 }] }),
-          m,
-        );
+        const r = await a.clusterDocument.write(0, doc({ pauses: [{ shard: null, by: "ops", reason: "", expiresInMs: 60_000 }] }), m);
         if (!r.ok) throw new Error("setup: write failed");
         clock.set(-3_600_000);
         const [p] = (await b.clusterDocument.read())!.document.pauses;

@@ -71,10 +71,13 @@ class Lane {
     }
     const head = this.queue[0];
     if (head && head.at !== Infinity) {
-      this.timer = setTimeout(() => {
-        this.timer = null;
-        this.pump();
-      }, Math.max(1, Math.ceil(head.at - now)));
+      this.timer = setTimeout(
+        () => {
+          this.timer = null;
+          this.pump();
+        },
+        Math.max(1, Math.ceil(head.at - now)),
+      );
     }
   }
 }
@@ -255,8 +258,14 @@ export class FaultProxy {
       inode,
       mode: this.sourceMode(inode),
       upstream: null,
-      up: new Lane(() => this.modeOf(pair), () => pair.upstream),
-      down: new Lane(() => this.modeOf(pair), () => pair.client),
+      up: new Lane(
+        () => this.modeOf(pair),
+        () => pair.upstream,
+      ),
+      down: new Lane(
+        () => this.modeOf(pair),
+        () => pair.client,
+      ),
     };
     this.pairs.add(pair);
     client.setNoDelay(true);

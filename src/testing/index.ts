@@ -4,12 +4,7 @@
  * node processes running your application. Nothing here depends on a test runner; pass your runner's functions where asked.
  * See docs/testing-kit.md and docs/write-a-store-adapter.md.
  */
-export {
-  storeConformance,
-  type ConformanceMatchers,
-  type ConformanceOptions,
-  type ConformanceTestApi,
-} from "./store-conformance.js";
+export { storeConformance, type ConformanceMatchers, type ConformanceOptions, type ConformanceTestApi } from "./store-conformance.js";
 export { controlConformance, type ControlConformanceOptions } from "./control-conformance.js";
 export { schemaConformance, type SchemaConformanceOptions } from "./schema-conformance.js";
 export { Oracle, monoNow, type OracleMode, type OracleReport, type OracleSession } from "./oracle.js";

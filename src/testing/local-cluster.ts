@@ -182,10 +182,14 @@ export class LocalCluster {
    * directory with the nodes' logs.
    */
   waitReady(timeoutMs = 60_000): Promise<ClusterStatus> {
-    return this.waitFor(async () => {
-      const h = await this.health();
-      return h && this.isReady(h) ? h : null;
-    }, timeoutMs, "the cluster to be ready");
+    return this.waitFor(
+      async () => {
+        const h = await this.health();
+        return h && this.isReady(h) ? h : null;
+      },
+      timeoutMs,
+      "the cluster to be ready",
+    );
   }
 
   /**
@@ -225,10 +229,14 @@ export class LocalCluster {
    * not cut off. Waits up to `timeoutMs` for one (a failover in progress).
    */
   primary(shard = 0, timeoutMs = 60_000): Promise<string> {
-    return this.waitFor(async () => {
-      const h = await this.health();
-      return h && this.servingOwner(h, shard);
-    }, timeoutMs, `a primary of shard ${shard}`);
+    return this.waitFor(
+      async () => {
+        const h = await this.health();
+        return h && this.servingOwner(h, shard);
+      },
+      timeoutMs,
+      `a primary of shard ${shard}`,
+    );
   }
 
   /** The node's Prometheus metrics, as text (its operations endpoint's `GET /metrics`). */

@@ -169,14 +169,26 @@ export class Oracle {
     const owner = this.epochOwner.get(`${shard}:${epoch}`);
     if (epoch < max || owner !== undefined) {
       this.regressions++;
-      this.details.push(`epoch regression shard ${shard}: ${node} opened epoch ${epoch} after epoch ${max}${owner ? ` (epoch ${epoch} was opened before by ${owner})` : ""}`);
+      this.details.push(
+        `epoch regression shard ${shard}: ${node} opened epoch ${epoch} after epoch ${max}${owner ? ` (epoch ${epoch} was opened before by ${owner})` : ""}`,
+      );
     }
     if (this.mode === "fencing" && epoch < max) {
       this.staleRejected++;
       this.reply(socket, { ok: false, error: `stale epoch ${epoch} < ${max}` });
       return;
     }
-    const session: OracleSession = { id: this.sessions.length + 1, shard, epoch, node, pid, openedAt: t, closedAt: null, closedBy: null, actions: 0 };
+    const session: OracleSession = {
+      id: this.sessions.length + 1,
+      shard,
+      epoch,
+      node,
+      pid,
+      openedAt: t,
+      closedAt: null,
+      closedBy: null,
+      actions: 0,
+    };
     this.sessions.push(session);
     this.sockets.set(socket, session);
     this.maxEpoch.set(shard, Math.max(max, epoch));
@@ -200,7 +212,9 @@ export class Oracle {
     const max = this.maxEpoch.get(shard) ?? 0;
     if (!session || session.closedAt !== null || session.shard !== shard || session.epoch !== epoch) {
       this.outside++;
-      this.details.push(`action outside a session: shard ${shard} epoch ${epoch}${session ? ` on ${session.node}@${session.epoch}'s connection` : ""}`);
+      this.details.push(
+        `action outside a session: shard ${shard} epoch ${epoch}${session ? ` on ${session.node}@${session.epoch}'s connection` : ""}`,
+      );
     }
     if (epoch < max) {
       if (this.mode === "fencing") {

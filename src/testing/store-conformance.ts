@@ -343,9 +343,7 @@ export function storeConformance(t: ConformanceTestApi, backend: string, options
       it("assign() from concurrent writers with the same expected epoch succeeds exactly once", async () => {
         const [a, b] = await openPair();
         const m = await master(a);
-        const results = await Promise.all(
-          Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).shardMap.assign(3, 0, `c${i}`, m)),
-        );
+        const results = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).shardMap.assign(3, 0, `c${i}`, m)));
         const winners = results.filter((r) => r.ok);
         expect(winners).toHaveLength(1);
         expect(await a.shardMap.read()).toEqual([winners[0]!.ok && winners[0]!.assignment]);
@@ -357,9 +355,7 @@ export function storeConformance(t: ConformanceTestApi, backend: string, options
         const r0 = await a.shardMap.assign(0, 0, "c1", m);
         if (!r0.ok) throw new Error("setup: assign failed");
         const seen: ShardAssignment[][] = [[], []];
-        const watches = await Promise.all(
-          [a, b].map((s, i) => s.shardMap.watch((changed) => seen[i]!.push(...changed))),
-        );
+        const watches = await Promise.all([a, b].map((s, i) => s.shardMap.watch((changed) => seen[i]!.push(...changed))));
         try {
           expect(seen[0]).toEqual([r0.assignment]);
           let last = r0.assignment;

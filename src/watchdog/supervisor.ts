@@ -68,12 +68,16 @@ export function superviseWithWatchdog(o: WatchdogOptions): Promise<number> {
     child.kill("SIGKILL");
   };
   // Check often enough that the kill lands within a small fraction of the deadline, and of the grace.
-  const check = setInterval(() => {
-    const now = performance.now();
-    if (fired || lastPet === null) return;
-    if (now - lastPet > o.deadlineMs) fire(`missed its ${o.deadlineMs} ms deadline (last pet ${Math.round(now - lastPet)} ms ago)`);
-    else if (tenureDeadline !== null && now > tenureDeadline) fire(`is still in its shard tenure ${Math.round(now - tenureDeadline + o.tenureGraceMs)} ms past the lease's deadline`);
-  }, Math.max(2, Math.min(Math.floor(o.deadlineMs / 20), Math.floor(o.tenureGraceMs / 4))));
+  const check = setInterval(
+    () => {
+      const now = performance.now();
+      if (fired || lastPet === null) return;
+      if (now - lastPet > o.deadlineMs) fire(`missed its ${o.deadlineMs} ms deadline (last pet ${Math.round(now - lastPet)} ms ago)`);
+      else if (tenureDeadline !== null && now > tenureDeadline)
+        fire(`is still in its shard tenure ${Math.round(now - tenureDeadline + o.tenureGraceMs)} ms past the lease's deadline`);
+    },
+    Math.max(2, Math.min(Math.floor(o.deadlineMs / 20), Math.floor(o.tenureGraceMs / 4))),
+  );
   const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
   process.on("SIGTERM", forward("SIGTERM"));
   process.on("SIGINT", forward("SIGINT"));

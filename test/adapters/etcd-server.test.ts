@@ -49,15 +49,34 @@ class EtcdProcess {
     const log = openSync(join(this.dir, "etcd.log"), "a");
     this.child = spawn(
       "etcd",
-      ["--name", "restart-test", "--data-dir", join(this.dir, "data"), "--listen-client-urls", this.url,
-        "--advertise-client-urls", this.url, "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-        "--initial-cluster", `restart-test=${peer}`],
+      [
+        "--name",
+        "restart-test",
+        "--data-dir",
+        join(this.dir, "data"),
+        "--listen-client-urls",
+        this.url,
+        "--advertise-client-urls",
+        this.url,
+        "--listen-peer-urls",
+        peer,
+        "--initial-advertise-peer-urls",
+        peer,
+        "--initial-cluster",
+        `restart-test=${peer}`,
+      ],
       { stdio: ["ignore", log, log] },
     );
     const client = new EtcdClient({ hosts: [this.url], operationTimeoutMs: 500, connectTimeoutMs: 200 });
     try {
       for (const end = performance.now() + 20_000; performance.now() < end; await sleep(100)) {
-        if (await client.get("probe", client.deadline()).then(() => true, () => false)) return;
+        if (
+          await client.get("probe", client.deadline()).then(
+            () => true,
+            () => false,
+          )
+        )
+          return;
       }
       throw new Error(`etcd did not start; see ${join(this.dir, "etcd.log")}`);
     } finally {
@@ -116,7 +135,10 @@ afterAll(async () => {
 async function ownEtcd(): Promise<EtcdProcess> {
   const dir = mkdtempSync(join(tmpdir(), "mc-etcd-"));
   const etcd = new EtcdProcess(dir, await freePort(), await freePort());
-  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }), () => etcd.kill());
+  cleanups.push(
+    async () => rmSync(dir, { recursive: true, force: true }),
+    () => etcd.kill(),
+  );
   await etcd.start();
   return etcd;
 }
@@ -127,66 +149,73 @@ if (process.env.MC_SKIP_ETCD === "1") {
 } else if (!hasEtcd) {
   throw new Error("etcd server tests: no `etcd` binary on PATH. Run `bash scripts/services.sh start` or set MC_SKIP_ETCD=1.");
 } else {
-  it("etcd: after kill -9 and a restart, epochs only grow, leases are honoured or lapse cleanly, and errors are typed", { timeout: 90_000 }, async () => {
-    const etcd = await ownEtcd();
-    const store = new EtcdStore({ hosts: etcd.url, keyPrefix: "mc/", operationTimeoutMs: OP_TIMEOUT_MS, connectTimeoutMs: 500 });
-    cleanups.push(() => store.close());
-    await store.migrate();
+  it(
+    "etcd: after kill -9 and a restart, epochs only grow, leases are honoured or lapse cleanly, and errors are typed",
+    { timeout: 90_000 },
+    async () => {
+      const etcd = await ownEtcd();
+      const store = new EtcdStore({ hosts: etcd.url, keyPrefix: "mc/", operationTimeoutMs: OP_TIMEOUT_MS, connectTimeoutMs: 500 });
+      cleanups.push(() => store.close());
+      await store.migrate();
 
-    const master = held(await store.leases.acquire(MASTER_LEASE, "m1", 60_000));
-    const long = held(await store.leases.acquire(shardLeaseName(0), "c1", 60_000));
-    const short = held(await store.leases.acquire(shardLeaseName(1), "c2", 2000));
-    const s0 = ok(await store.shardMap.assign(0, 0, "c1", master));
-    const s1 = ok(await store.shardMap.assign(1, 0, "c2", master));
-    const mapBefore = await store.shardMap.read();
-    const epochsBefore = [master.epoch, long.epoch, short.epoch];
-    const seen: ShardAssignment[] = [];
-    const watch = await store.shardMap.watch((changed) => seen.push(...changed), () => {});
-    cleanups.push(() => watch.close());
+      const master = held(await store.leases.acquire(MASTER_LEASE, "m1", 60_000));
+      const long = held(await store.leases.acquire(shardLeaseName(0), "c1", 60_000));
+      const short = held(await store.leases.acquire(shardLeaseName(1), "c2", 2000));
+      const s0 = ok(await store.shardMap.assign(0, 0, "c1", master));
+      const s1 = ok(await store.shardMap.assign(1, 0, "c2", master));
+      const mapBefore = await store.shardMap.read();
+      const epochsBefore = [master.epoch, long.epoch, short.epoch];
+      const seen: ShardAssignment[] = [];
+      const watch = await store.shardMap.watch(
+        (changed) => seen.push(...changed),
+        () => {},
+      );
+      cleanups.push(() => watch.close());
 
-    await etcd.kill();
-    // While etcd is down, every kind of call fails typed and within its budget.
-    const calls: (() => Promise<unknown>)[] = [
-      () => store.leases.renew(long, 60_000),
-      () => store.leases.acquire("other", "n9", 2000),
-      () => store.leases.current(shardLeaseName(0)),
-      () => store.shardMap.assign(0, s0.epoch, "c9", master),
-      () => store.liveness.beat({ id: "c1.x", name: "c1", role: "coreapp", address: "", meta: {} }),
-    ];
-    for (const call of calls) {
-      const started = performance.now();
-      expect(await typed(call)).toBeInstanceOf(StoreUnavailableError);
-      expect(performance.now() - started).toBeLessThan(OP_TIMEOUT_MS + 500);
-    }
-    await sleep(2500); // longer than the short lease's TTL, all of it with etcd down
-
-    await etcd.start();
-    // Honoured: etcd restores every lease with its full TTL, so the 60 s lease is still ours.
-    expect(await answered(() => store.leases.renew(long, 60_000))).toBe(true);
-    expect(await store.leases.current(shardLeaseName(0))).toEqual(long);
-    // The map survived exactly, and a write under the restored master lease continues its epochs.
-    expect(await store.shardMap.read()).toEqual(mapBefore);
-    const s0next = ok(await store.shardMap.assign(0, s0.epoch, "c3", master));
-    expect(s0next.epoch).toBeGreaterThan(s0.epoch);
-    expect(await store.shardMap.assign(1, 0, "c9", master)).toEqual({ ok: false, reason: "conflict", current: s1 });
-
-    // Lapses cleanly: the unrenewed 2 s lease is gone within its TTL (+ etcd's sweep) of the restart,
-    // and its next tenure gets an epoch above every epoch handed out before the crash.
-    const lapsed = await answered(async () => {
-      for (const end = performance.now() + 4000; performance.now() < end; await sleep(100)) {
-        if ((await store.leases.current(shardLeaseName(1))) === null) return true;
+      await etcd.kill();
+      // While etcd is down, every kind of call fails typed and within its budget.
+      const calls: (() => Promise<unknown>)[] = [
+        () => store.leases.renew(long, 60_000),
+        () => store.leases.acquire("other", "n9", 2000),
+        () => store.leases.current(shardLeaseName(0)),
+        () => store.shardMap.assign(0, s0.epoch, "c9", master),
+        () => store.liveness.beat({ id: "c1.x", name: "c1", role: "coreapp", address: "", meta: {} }),
+      ];
+      for (const call of calls) {
+        const started = performance.now();
+        expect(await typed(call)).toBeInstanceOf(StoreUnavailableError);
+        expect(performance.now() - started).toBeLessThan(OP_TIMEOUT_MS + 500);
       }
-      return false;
-    });
-    expect(lapsed).toBe(true);
-    expect(await store.leases.renew(short, 2000)).toBe(false);
-    const next = held(await store.leases.acquire(shardLeaseName(1), "c4", 2000));
-    expect(next.epoch).toBeGreaterThan(Math.max(...epochsBefore));
+      await sleep(2500); // longer than the short lease's TTL, all of it with etcd down
 
-    // The watch lost its stream with the crash, resubscribed, and delivered the change.
-    for (const end = performance.now() + 5000; performance.now() < end && !seen.some((s) => s.owner === "c3"); ) await sleep(50);
-    expect(seen.filter((s) => s.shard === 0).map((s) => s.epoch)).toEqual([s0.epoch, s0next.epoch]);
-  });
+      await etcd.start();
+      // Honoured: etcd restores every lease with its full TTL, so the 60 s lease is still ours.
+      expect(await answered(() => store.leases.renew(long, 60_000))).toBe(true);
+      expect(await store.leases.current(shardLeaseName(0))).toEqual(long);
+      // The map survived exactly, and a write under the restored master lease continues its epochs.
+      expect(await store.shardMap.read()).toEqual(mapBefore);
+      const s0next = ok(await store.shardMap.assign(0, s0.epoch, "c3", master));
+      expect(s0next.epoch).toBeGreaterThan(s0.epoch);
+      expect(await store.shardMap.assign(1, 0, "c9", master)).toEqual({ ok: false, reason: "conflict", current: s1 });
+
+      // Lapses cleanly: the unrenewed 2 s lease is gone within its TTL (+ etcd's sweep) of the restart,
+      // and its next tenure gets an epoch above every epoch handed out before the crash.
+      const lapsed = await answered(async () => {
+        for (const end = performance.now() + 4000; performance.now() < end; await sleep(100)) {
+          if ((await store.leases.current(shardLeaseName(1))) === null) return true;
+        }
+        return false;
+      });
+      expect(lapsed).toBe(true);
+      expect(await store.leases.renew(short, 2000)).toBe(false);
+      const next = held(await store.leases.acquire(shardLeaseName(1), "c4", 2000));
+      expect(next.epoch).toBeGreaterThan(Math.max(...epochsBefore));
+
+      // The watch lost its stream with the crash, resubscribed, and delivered the change.
+      for (const end = performance.now() + 5000; performance.now() < end && !seen.some((s) => s.owner === "c3");) await sleep(50);
+      expect(seen.filter((s) => s.shard === 0).map((s) => s.epoch)).toEqual([s0.epoch, s0next.epoch]);
+    },
+  );
 
   it("etcd: a wrong password is a StoreConfigurationError naming etcd and the host, never the password", { timeout: 60_000 }, async () => {
     const etcd = await ownEtcd();
@@ -202,7 +231,10 @@ if (process.env.MC_SKIP_ETCD === "1") {
 
     const wrong = new EtcdStore({ hosts: etcd.url, username: "root", password: "s3cret-wrong", keyPrefix: "mc/" });
     cleanups.push(() => wrong.close());
-    const error = await wrong.migrate().then(() => null, (e: unknown) => e);
+    const error = await wrong.migrate().then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(StoreConfigurationError);
     const message = String((error as Error).message);
     expect(message).toContain("etcd");

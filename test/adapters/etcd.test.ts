@@ -152,7 +152,7 @@ if (skip) {
         }),
     },
   });
-  const withClient = async <T,>(fn: (c: EtcdClient) => Promise<T>): Promise<T> => {
+  const withClient = async <T>(fn: (c: EtcdClient) => Promise<T>): Promise<T> => {
     const client = new EtcdClient({ hosts, operationTimeoutMs: 5000, connectTimeoutMs: 5000 });
     try {
       return await fn(client);

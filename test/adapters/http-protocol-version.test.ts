@@ -51,7 +51,9 @@ describe("transport protocol version", () => {
 
   it("a receiver with no version in common refuses with 426 before any handler, and the error names both versions", async () => {
     const r = await receiver(skipped);
-    const error = await transport(id("master"), current).heartbeat(r.peer, { master: "m" }, 2000).catch((e: unknown) => e);
+    const error = await transport(id("master"), current)
+      .heartbeat(r.peer, { master: "m" }, 2000)
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ProtocolMismatchError);
     expect((error as ProtocolMismatchError).code).toBe("protocol_mismatch");
     expect((error as Error).message).toContain(`protocol ${N + 2}`);
@@ -64,7 +66,18 @@ describe("transport protocol version", () => {
     const key = deriveTransportKey(SECRET, CLUSTER);
     const body = Buffer.from(JSON.stringify({ master: "m" }));
     const from = id("old");
-    const sig = signRequest(key, { kind: "heartbeat", from, to: r.peer.id, seq: "1", shard: "", epoch: "", method: "", path: "", headers: "", body });
+    const sig = signRequest(key, {
+      kind: "heartbeat",
+      from,
+      to: r.peer.id,
+      seq: "1",
+      shard: "",
+      epoch: "",
+      method: "",
+      path: "",
+      headers: "",
+      body,
+    });
     const res = await fetch(`http://${r.peer.address}/_mc/heartbeat`, {
       method: "POST",
       headers: { "x-mc-from": from, "x-mc-to": r.peer.id, "x-mc-seq": "1", "x-mc-sig": sig },

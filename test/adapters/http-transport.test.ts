@@ -7,7 +7,14 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { ManualClock } from "../../src/core/clock.js";
 import { AuthenticationError, MulticonnectError, TransportUnavailableError } from "../../src/core/errors.js";
 import type { Peer, SwitchoverCommand, TransportHandlers } from "../../src/core/ports/transport.js";
-import { deriveTransportKey, HttpTransport, ReplayGuard, SenderWindow, signRequest, type HttpTransportOptions } from "../../src/adapters/http/index.js";
+import {
+  deriveTransportKey,
+  HttpTransport,
+  ReplayGuard,
+  SenderWindow,
+  signRequest,
+  type HttpTransportOptions,
+} from "../../src/adapters/http/index.js";
 import { refusedPort, startBlackhole } from "../../src/testing/net.js";
 
 const SECRET = "s3cret-for-tests-0123456789-abcdef";
@@ -95,7 +102,12 @@ describe("HttpTransport", () => {
     const core = await coreapp();
     const master = transport({ nodeId: "master-1.abcd" });
     // A reply without `ended` (an SDK before that field) reads as null.
-    await expect(master.heartbeat(core.peer, { master: "master-1.abcd" }, 2000)).resolves.toEqual({ id: core.self, shard: 0, epoch: 7, ended: null });
+    await expect(master.heartbeat(core.peer, { master: "master-1.abcd" }, 2000)).resolves.toEqual({
+      id: core.self,
+      shard: 0,
+      epoch: 7,
+      ended: null,
+    });
     expect(core.heartbeat).toHaveBeenCalledWith("master-1.abcd", { master: "master-1.abcd" });
   });
 
@@ -122,13 +134,24 @@ describe("HttpTransport", () => {
     expect(Buffer.from(res.body).equals(Buffer.concat([Buffer.from(body).reverse(), Buffer.from([0, 255])]))).toBe(true);
     const [from, seen] = forward.mock.calls[0]!;
     expect(from).toBe("web-1.ffff");
-    expect({ ...seen, body: undefined }).toEqual({ shard: 3, epoch: 42, method: "PUT", path: "/v1/media?id=7&x=%20", headers, body: undefined });
+    expect({ ...seen, body: undefined }).toEqual({
+      shard: 3,
+      epoch: 42,
+      method: "PUT",
+      path: "/v1/media?id=7&x=%20",
+      headers,
+      body: undefined,
+    });
     expect(Buffer.from(seen.body).equals(body)).toBe(true);
   });
 
   it("forward() passes the coreapp's own 401 back as a status, not as an AuthenticationError", async () => {
     const core = await coreapp({ forward: async () => ({ status: 401, headers: {}, body: new Uint8Array() }) });
-    const res = await transport().forward(core.peer, { shard: 0, epoch: 1, method: "GET", path: "/", headers: {}, body: new Uint8Array() }, 2000);
+    const res = await transport().forward(
+      core.peer,
+      { shard: 0, epoch: 1, method: "GET", path: "/", headers: {}, body: new Uint8Array() },
+      2000,
+    );
     expect(res).toEqual({ status: 401, headers: {}, body: expect.any(Uint8Array) });
     expect(res.body.byteLength).toBe(0);
   });
@@ -182,7 +205,8 @@ describe("HttpTransport", () => {
   it("listen() accepts an out-of-order sequence number within the window once, and refuses one older than the window", async () => {
     const core = await coreapp();
     const body = Buffer.from(JSON.stringify({ master: "m.1" }));
-    const post = (seq: number) => rawPost(core.server.port, "/_mc/heartbeat", signedHeaders("heartbeat", "m.1", core.self, seq, body), body);
+    const post = (seq: number) =>
+      rawPost(core.server.port, "/_mc/heartbeat", signedHeaders("heartbeat", "m.1", core.self, seq, body), body);
     expect((await post(10)).status).toBe(200);
     expect((await post(5)).status).toBe(200);
     expect((await post(5)).status).toBe(401);
@@ -198,7 +222,9 @@ describe("HttpTransport", () => {
     const bad = Buffer.from("{not json");
     expect((await rawPost(core.server.port, "/_mc/heartbeat", signedHeaders("heartbeat", "m.1", core.self, 1, bad), bad)).status).toBe(400);
     const wrongType = Buffer.from(JSON.stringify({ master: 12 }));
-    expect((await rawPost(core.server.port, "/_mc/heartbeat", signedHeaders("heartbeat", "m.1", core.self, 2, wrongType), wrongType)).status).toBe(400);
+    expect(
+      (await rawPost(core.server.port, "/_mc/heartbeat", signedHeaders("heartbeat", "m.1", core.self, 2, wrongType), wrongType)).status,
+    ).toBe(400);
     const ok = Buffer.from(JSON.stringify({ master: "m.1" }));
     const { "x-mc-seq": _seq, ...noSeq } = signedHeaders("heartbeat", "m.1", core.self, 3, ok);
     expect((await rawPost(core.server.port, "/_mc/heartbeat", noSeq, ok)).status).toBe(400);
@@ -218,7 +244,9 @@ describe("HttpTransport", () => {
     expect((await rawPost(core.server.port, "/_mc/heartbeat", tampered, ok)).status).toBe(401);
     expect((await rawPost(core.server.port, "/_mc/nope", {}, "")).status).toBe(404);
     const cmd = Buffer.from(JSON.stringify({ shard: 0 }));
-    expect((await rawPost(core.server.port, "/_mc/switchover", signedHeaders("switchover", "m.1", core.self, 3, cmd), cmd)).status).toBe(501);
+    expect((await rawPost(core.server.port, "/_mc/switchover", signedHeaders("switchover", "m.1", core.self, 3, cmd), cmd)).status).toBe(
+      501,
+    );
     await expect(transport().switchover(core.peer, { shard: 0 }, 2000)).rejects.toMatchObject({ code: "transport_rejected" });
     expect(core.heartbeat).not.toHaveBeenCalled();
   });
@@ -227,11 +255,15 @@ describe("HttpTransport", () => {
     const forward = vi.fn(async () => ({ status: 200, headers: {}, body: new Uint8Array() }));
     const core = await coreapp({ forward }, { maxBodyBytes: 1024 });
     const request = { shard: 0, epoch: 1, method: "POST", path: "/", headers: {}, body: Buffer.alloc(4096, 1) };
-    const error = await transport().forward(core.peer, request, 2000).catch((e: unknown) => e);
+    const error = await transport()
+      .forward(core.peer, request, 2000)
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MulticonnectError);
     expect((error as MulticonnectError).message).toMatch(/413/);
     const body = Buffer.alloc(2048, 0x7b);
-    expect((await rawPost(core.server.port, "/_mc/heartbeat", signedHeaders("heartbeat", "m.1", core.self, 1, body), body)).status).toBe(413);
+    expect((await rawPost(core.server.port, "/_mc/heartbeat", signedHeaders("heartbeat", "m.1", core.self, 1, body), body)).status).toBe(
+      413,
+    );
     expect(forward).not.toHaveBeenCalled();
     expect(core.heartbeat).not.toHaveBeenCalled();
   });
@@ -239,7 +271,9 @@ describe("HttpTransport", () => {
   it("heartbeat() to a refused port throws TransportUnavailableError naming the address within the timeout", async () => {
     const address = `127.0.0.1:${await refusedPort()}`;
     const started = performance.now();
-    const error = await transport().heartbeat({ id: "core.1", address }, { master: "m.1" }, 1000).catch((e: unknown) => e);
+    const error = await transport()
+      .heartbeat({ id: "core.1", address }, { master: "m.1" }, 1000)
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TransportUnavailableError);
     expect((error as Error).message).toContain(address);
     expect(performance.now() - started).toBeLessThan(1000);
@@ -250,7 +284,9 @@ describe("HttpTransport", () => {
     cleanups.push(() => hole.close());
     const started = performance.now();
     const request = { shard: 0, epoch: 1, method: "GET", path: "/", headers: {}, body: new Uint8Array() };
-    const error = await transport().forward({ id: "core.1", address: `${hole.host}:${hole.port}` }, request, 300).catch((e: unknown) => e);
+    const error = await transport()
+      .forward({ id: "core.1", address: `${hole.host}:${hole.port}` }, request, 300)
+      .catch((e: unknown) => e);
     const elapsed = performance.now() - started;
     expect(error).toBeInstanceOf(TransportUnavailableError);
     expect((error as Error).message).toMatch(/no answer within 300 ms/);
@@ -264,9 +300,17 @@ describe("HttpTransport", () => {
       res.end(JSON.stringify({ id: "core.1", shard: null, epoch: null }));
     });
     await new Promise<void>((resolve) => fake.listen(0, "127.0.0.1", resolve));
-    cleanups.push(() => new Promise<void>((resolve) => { fake.close(() => resolve()); fake.closeAllConnections(); }));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          fake.close(() => resolve());
+          fake.closeAllConnections();
+        }),
+    );
     const address = `127.0.0.1:${(fake.address() as net.AddressInfo).port}`;
-    await expect(transport().heartbeat({ id: "core.1", address }, { master: "m.1" }, 2000)).rejects.toThrow(/reply .* failed authentication/);
+    await expect(transport().heartbeat({ id: "core.1", address }, { master: "m.1" }, 2000)).rejects.toThrow(
+      /reply .* failed authentication/,
+    );
   });
 
   it("calls never put the secret in an error, whatever fails", async () => {
@@ -274,12 +318,18 @@ describe("HttpTransport", () => {
     const hole = await startBlackhole();
     cleanups.push(() => hole.close());
     const errors: unknown[] = [];
-    const catchInto = (p: Promise<unknown>) => p.then(() => errors.push(new Error("no error")), (e: unknown) => errors.push(e));
+    const catchInto = (p: Promise<unknown>) =>
+      p.then(
+        () => errors.push(new Error("no error")),
+        (e: unknown) => errors.push(e),
+      );
     await catchInto(transport({ secret: `${SECRET}-wrong` }).heartbeat(core.peer, { master: "m.1" }, 1000));
     await catchInto(transport().heartbeat({ id: "x.1", address: core.peer.address }, { master: "m.1" }, 1000));
     await catchInto(transport().heartbeat({ id: "x.1", address: `127.0.0.1:${await refusedPort()}` }, { master: "m.1" }, 1000));
     await catchInto(transport().heartbeat({ id: "x.1", address: `${hole.host}:${hole.port}` }, { master: "m.1" }, 200));
-    await catchInto(transport().forward(core.peer, { shard: 0, epoch: 0, method: "GET", path: "/", headers: {}, body: Buffer.alloc(64) }, 1000));
+    await catchInto(
+      transport().forward(core.peer, { shard: 0, epoch: 0, method: "GET", path: "/", headers: {}, body: Buffer.alloc(64) }, 1000),
+    );
     await catchInto(Promise.resolve().then(() => new HttpTransport({ nodeId: "n.1", clusterName: CLUSTER, secret: "short" })));
     expect(errors).toHaveLength(6);
     for (const e of errors) {

@@ -61,7 +61,7 @@ if (process.env.MC_SKIP_MYSQL === "1") {
 
   const openAt = async (namespace: string, host: string, port: number, operationTimeoutMs: number) =>
     new MysqlStore({ host, port, user: "root", database: "test", tablePrefix: prefixOf(namespace), operationTimeoutMs });
-  const sql = async <T,>(statement: string, values: unknown[] = []): Promise<T> => {
+  const sql = async <T>(statement: string, values: unknown[] = []): Promise<T> => {
     const conn = await adminConnection();
     try {
       return (await conn.query(statement, values))[0] as T;

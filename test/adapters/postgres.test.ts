@@ -97,9 +97,7 @@ function registerTests(): void {
         const prefix = prefixOf.get(store);
         if (!prefix) throw new Error("interruptNotifications: not a store of this test file");
         const r = await admin((c) =>
-          c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", [
-            applicationName(prefix, true),
-          ]),
+          c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", [applicationName(prefix, true)]),
         );
         if (r.rowCount === 0) throw new Error("interruptNotifications: no LISTEN connection found to terminate");
       },
@@ -183,9 +181,7 @@ function registerTests(): void {
       try {
         await store.migrate();
         // Back to what a version-1 SDK left: no control-plane tables, version 1 recorded.
-        await admin((c) =>
-          c.query(`DROP TABLE ${t.cluster}, ${t.history}; UPDATE ${t.meta} SET value = '1' WHERE key = 'schema_version'`),
-        );
+        await admin((c) => c.query(`DROP TABLE ${t.cluster}, ${t.history}; UPDATE ${t.meta} SET value = '1' WHERE key = 'schema_version'`));
         await store.migrate();
         const r = await admin((c) => c.query<{ value: string }>(`SELECT value FROM ${t.meta} WHERE key = 'schema_version'`));
         expect(r.rows[0]?.value).toBe("2");

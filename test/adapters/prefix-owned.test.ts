@@ -8,7 +8,11 @@ describe("ownedNames()", () => {
   });
 
   it("a table of ours that merely ends in a marker (no matching second marker) is still ours", () => {
-    expect(ownedNames(["mc_meta", "mc_leases", "mc_cluster_meta"], "mc_", ["meta", "leases"])).toEqual(["mc_cluster_meta", "mc_leases", "mc_meta"]);
+    expect(ownedNames(["mc_meta", "mc_leases", "mc_cluster_meta"], "mc_", ["meta", "leases"])).toEqual([
+      "mc_cluster_meta",
+      "mc_leases",
+      "mc_meta",
+    ]);
   });
 
   it("etcd keys: a nested prefix is recognized by its schema key", () => {

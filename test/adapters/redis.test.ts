@@ -62,7 +62,7 @@ if (unreachable) {
         new RedisStore({ host, port, keyPrefix: prefixOf(namespace), operationTimeoutMs, connectTimeoutMs: operationTimeoutMs }),
     },
   });
-  const withAdmin = async <T,>(fn: (client: Redis) => Promise<T>): Promise<T> => {
+  const withAdmin = async <T>(fn: (client: Redis) => Promise<T>): Promise<T> => {
     const client = admin();
     try {
       await client.connect();
@@ -190,7 +190,14 @@ async function killConnections(namePrefix: string): Promise<number> {
  * which the conformance tests, expecting a free store, would see as failures.
  */
 async function probe(target: string): Promise<string | null> {
-  const client = new Redis(target, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 2000, commandTimeout: 2000, retryStrategy: () => null, protocol: 2 });
+  const client = new Redis(target, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 2000,
+    commandTimeout: 2000,
+    retryStrategy: () => null,
+    protocol: 2,
+  });
   client.on("error", () => {});
   try {
     await client.connect();

@@ -69,10 +69,11 @@ schemaConformance({ describe, it, afterEach, expect }, "sqlite", {
   },
   listRaw: async (namespace) =>
     raw((db) =>
-      (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, ?) = ? ORDER BY name").all(
-        namespace.length + 1,
-        `${namespace}_`,
-      ) as { name: string }[]).map((r) => r.name),
+      (
+        db
+          .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, ?) = ? ORDER BY name")
+          .all(namespace.length + 1, `${namespace}_`) as { name: string }[]
+      ).map((r) => r.name),
     ),
   nested: (namespace) => `${namespace}_x`,
 });

@@ -15,7 +15,9 @@ describe("config: operations keys", () => {
     expect(c.nodeRetentionMs).toBe(3_600_000);
     expect(c.webapp.maxInflightPerShard).toBe(256);
     expect(c.adminToken).toBeUndefined();
-    expect(parseConfig({ ...base, settings: { db_heartbeat_interval: "5m", db_unhealthy_interval: "10m" } }, {}).nodeRetentionMs).toBe(6_000_000);
+    expect(parseConfig({ ...base, settings: { db_heartbeat_interval: "5m", db_unhealthy_interval: "10m" } }, {}).nodeRetentionMs).toBe(
+      6_000_000,
+    );
   });
 
   it("parseConfig() refuses a node_retention under 2 × db_unhealthy_interval, and an admin token equal to the secret", () => {
@@ -52,7 +54,12 @@ describe("redaction", () => {
 
 describe("tarGz()", () => {
   it("writes a ustar archive whose headers checksum and whose files read back", () => {
-    const tar = gunzipSync(tarGz([{ name: "a.txt", data: "hello" }, { name: "d/b.json", data: Buffer.alloc(600, 120) }]));
+    const tar = gunzipSync(
+      tarGz([
+        { name: "a.txt", data: "hello" },
+        { name: "d/b.json", data: Buffer.alloc(600, 120) },
+      ]),
+    );
     expect(tar.length % 512).toBe(0);
     const header = tar.subarray(0, 512);
     const stored = parseInt(header.subarray(148, 156).toString().replace(/\0.*$/s, "").trim(), 8);

@@ -89,7 +89,8 @@ describe("cluster on the memory store", () => {
 
     const primary = c.masters.find((m) => m.role === "primary_master")!;
     const address = (await c.stores.get(primary.id)!.liveness.list()).find((n) => n.id === primary.id)!.address;
-    const ask = (force: boolean) => c.net.endpoint("cli.x").switchover({ id: primary.id, address }, { shard: 0, to: "c2", ...(force ? { force } : {}) }, 5000);
+    const ask = (force: boolean) =>
+      c.net.endpoint("cli.x").switchover({ id: primary.id, address }, { shard: 0, to: "c2", ...(force ? { force } : {}) }, 5000);
     const refused = await ask(false);
     expect(refused).toMatchObject({ ok: false, error: { code: 409, message: "c2 is marked nofailover: switch to it with force" } });
     expect(await ask(true)).toMatchObject({ ok: true, to: never.id });

@@ -25,7 +25,10 @@ describe("control plane", () => {
     const refused = await admin(c, "secondary", { op: "settings", settings: { unhealthy_interval: 120 }, by: "test" });
     expect(refused).toMatchObject({ ok: false, error: { code: 1017 } });
     const invalid = await admin(c, "primary", { op: "settings", settings: { unhealthy_interval: 30 }, by: "test" });
-    expect(invalid).toMatchObject({ ok: false, error: { code: 400, message: expect.stringContaining("unhealthy_interval: must be at least twice heartbeat_interval") } });
+    expect(invalid).toMatchObject({
+      ok: false,
+      error: { code: 400, message: expect.stringContaining("unhealthy_interval: must be at least twice heartbeat_interval") },
+    });
 
     const before = c.coreapps[0]!.clusterDocument.document!.version;
     const ok = await admin(c, "primary", { op: "settings", settings: { unhealthy_interval: 120 }, by: "test" });
@@ -43,7 +46,9 @@ describe("control plane", () => {
 
   it("while failover is paused an isolated primary is not replaced; after resume it is, and history tells the story", async () => {
     const c = await startCluster((cluster = new Cluster(1)));
-    expect(await admin(c, "primary", { op: "pause", shard: null, reason: "maintenance", durationMs: 60_000, by: "ops" })).toMatchObject({ ok: true });
+    expect(await admin(c, "primary", { op: "pause", shard: null, reason: "maintenance", durationMs: 60_000, by: "ops" })).toMatchObject({
+      ok: true,
+    });
     await c.waitFor(() => c.masters.every((m) => m.clusterDocument.pauseOf(0)?.by === "ops"), 2000);
     const old = c.serving(0)[0]!;
     c.isolate(old);
@@ -74,7 +79,9 @@ describe("control plane", () => {
     const c = await startCluster((cluster = new Cluster(1)));
     await c.waitFor(() => c.masters[0]!.clusterDocument.document !== null, 2000);
     const stray = new Master(c.deps("m9.x"), c.identity("m9"), 2);
-    await expect(stray.start()).rejects.toThrow("config: shards: the cluster has 1 shards (stored in its cluster document) but this node's config says 2");
+    await expect(stray.start()).rejects.toThrow(
+      "config: shards: the cluster has 1 shards (stored in its cluster document) but this node's config says 2",
+    );
     await stray.stop();
     expect(c.overlaps).toEqual([]);
   });

@@ -3,8 +3,7 @@ import { decodeClusterDocument, encodeClusterDocument } from "../../src/core/con
 import { ClusterDocumentError } from "../../src/core/errors.js";
 import { DEFAULT_SETTINGS } from "../../src/core/timing.js";
 
-const stored = (over: Record<string, unknown> = {}) =>
-  JSON.stringify({ settings: DEFAULT_SETTINGS, shardCount: 2, pauses: [], ...over });
+const stored = (over: Record<string, unknown> = {}) => JSON.stringify({ settings: DEFAULT_SETTINGS, shardCount: 2, pauses: [], ...over });
 
 describe("cluster document records", () => {
   it("decodeClusterDocument() reports a stored document with unsafe settings, naming the version and the key", () => {

@@ -5,7 +5,14 @@ import { deriveTiming, failoverBoundMs, DEFAULT_SETTINGS } from "../../src/core/
 
 const t = deriveTiming(DEFAULT_SETTINGS);
 const record = { id: "c1.a", name: "c1", role: "coreapp" as const, address: "h:1", meta: {}, ageMs: 1000 };
-const healthy: OwnerEvidence = { record, ownSilenceMs: 1000, secondarySilencesMs: [1000], notServingForMs: 0, ended: null, masterTenureMs: 600_000 };
+const healthy: OwnerEvidence = {
+  record,
+  ownSilenceMs: 1000,
+  secondarySilencesMs: [1000],
+  notServingForMs: 0,
+  ended: null,
+  masterTenureMs: 600_000,
+};
 
 describe("judgeOwner()", () => {
   it("keeps an owner that answers and whose record is fresh", () => {
@@ -41,7 +48,9 @@ describe("judgeOwner()", () => {
       reason: "the owner gave up this assignment: confirmation deadline passed without a successful renewal",
       blamesOwner: false, // its store link failed, not the coreapp: no cooldown for it
     });
-    expect(judgeOwner({ ...healthy, ended: { ...lapsed, reason: "onPromote failed: Error: no", refused: true } }, t)).toMatchObject({ blamesOwner: true });
+    expect(judgeOwner({ ...healthy, ended: { ...lapsed, reason: "onPromote failed: Error: no", refused: true } }, t)).toMatchObject({
+      blamesOwner: true,
+    });
   });
 
   it("a missing record is unhealthy", () => {
@@ -78,13 +87,19 @@ describe("timing", () => {
     const cut = (x: typeof t) => x.leaseTtlMs - x.safetyMarginMs + x.heartbeatIntervalMs + x.evaluateTickMs;
     expect(cut(t)).toBeLessThan(t.unhealthyIntervalMs + t.evaluateTickMs);
     // ...unless a store's minimum ttl stretches the lease: then the bound follows it.
-    const long = deriveTiming({ heartbeatIntervalMs: 400, unhealthyIntervalMs: 1000, dbHeartbeatIntervalMs: 500, dbUnhealthyIntervalMs: 2000 }, { minTtlMs: 2000 });
+    const long = deriveTiming(
+      { heartbeatIntervalMs: 400, unhealthyIntervalMs: 1000, dbHeartbeatIntervalMs: 500, dbUnhealthyIntervalMs: 2000 },
+      { minTtlMs: 2000 },
+    );
     expect(failoverBoundMs(long, 2, { minTtlMs: 2000 })).toBe(cut(long) + 250);
   });
 
   it("deriveTiming() and failoverBoundMs() honour a store's whole-second TTLs, minimum, expiry lag and age resolution", () => {
     const etcd = { ttlWholeSeconds: true, minTtlMs: 2000, expiryLagMs: 500, ageResolutionMs: 1000 };
-    const fast = deriveTiming({ heartbeatIntervalMs: 100, unhealthyIntervalMs: 500, dbHeartbeatIntervalMs: 200, dbUnhealthyIntervalMs: 1000 }, etcd);
+    const fast = deriveTiming(
+      { heartbeatIntervalMs: 100, unhealthyIntervalMs: 500, dbHeartbeatIntervalMs: 200, dbUnhealthyIntervalMs: 1000 },
+      etcd,
+    );
     expect(fast.leaseTtlMs).toBe(2000);
     expect(deriveTiming({ ...DEFAULT_SETTINGS, unhealthyIntervalMs: 3500, heartbeatIntervalMs: 1000 }, etcd).leaseTtlMs).toBe(3000);
     expect(failoverBoundMs(fast, 2, etcd)).toBe(2000 + 500 + 250);

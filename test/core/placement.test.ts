@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { chooseStandby, HOLD_AFTER_REPLACEMENTS, HOLD_WINDOW_MS, placementOf, ReplacementMemory, type StandbyCandidate } from "../../src/core/master/placement.js";
+import {
+  chooseStandby,
+  HOLD_AFTER_REPLACEMENTS,
+  HOLD_WINDOW_MS,
+  placementOf,
+  ReplacementMemory,
+  type StandbyCandidate,
+} from "../../src/core/master/placement.js";
 
 const candidate = (name: string, o: Partial<StandbyCandidate> = {}): StandbyCandidate => ({
   id: `${name}.x`,
@@ -10,7 +17,8 @@ const candidate = (name: string, o: Partial<StandbyCandidate> = {}): StandbyCand
   ...o,
 });
 const COOLDOWN = 3000;
-const pick = (cs: StandbyCandidate[], memory = new ReplacementMemory(), now = 100_000) => chooseStandby(cs, memory, now, COOLDOWN)?.name ?? null;
+const pick = (cs: StandbyCandidate[], memory = new ReplacementMemory(), now = 100_000) =>
+  chooseStandby(cs, memory, now, COOLDOWN)?.name ?? null;
 
 describe("chooseStandby()", () => {
   it("prefers higher priority, then the most recent answer, then the id", () => {

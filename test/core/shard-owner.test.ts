@@ -123,7 +123,14 @@ describe("ShardOwner", () => {
     const clock = new HandClock();
     let renewOk = true;
     const promoted: string[] = [];
-    const owner = new ShardOwner("A", grantingLeases(() => renewOk), app(promoted), clock, shortTiming, silentLogger);
+    const owner = new ShardOwner(
+      "A",
+      grantingLeases(() => renewOk),
+      app(promoted),
+      clock,
+      shortTiming,
+      silentLogger,
+    );
     owner.onMapChange([{ shard: 0, owner: "A", epoch: 4 }]);
     owner.start();
     await flush();
@@ -150,7 +157,14 @@ describe("ShardOwner", () => {
   it("a void entry (the store lost the shard map) ends the tenure, and the cached assignment is never taken again", async () => {
     const clock = new HandClock();
     const promoted: string[] = [];
-    const owner = new ShardOwner("A", grantingLeases(() => true), app(promoted), clock, shortTiming, silentLogger);
+    const owner = new ShardOwner(
+      "A",
+      grantingLeases(() => true),
+      app(promoted),
+      clock,
+      shortTiming,
+      silentLogger,
+    );
     owner.onMapChange([{ shard: 0, owner: "A", epoch: 4 }]);
     owner.start();
     await flush();

@@ -32,10 +32,20 @@ beforeAll(async () => {
   cluster = await startEmbeddedCluster({
     handle(req, name) {
       if (req.path.includes("/boom")) throw new Error("boom");
-      return { status: 200, headers: { "content-type": "application/json" }, body: JSON.stringify({ by: name, path: req.path, body: Buffer.from(req.body).toString() }) };
+      return {
+        status: 200,
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ by: name, path: req.path, body: Buffer.from(req.body).toString() }),
+      };
     },
   });
-  webapp = await createWebapp({ config: cluster.config, port: 0, listen: false, logger: createLogger("silent"), shardKey: (req) => req.headers["x-phone"] as string | undefined });
+  webapp = await createWebapp({
+    config: cluster.config,
+    port: 0,
+    listen: false,
+    logger: createLogger("silent"),
+    shardKey: (req) => req.headers["x-phone"] as string | undefined,
+  });
   await webapp.start();
 
   // The host service: its parsers on for every route, its own JSON route, the webapp under /api.
@@ -65,7 +75,11 @@ const phone = { "x-phone": "+15550001" };
 describe("multiconnect/express", () => {
   it("forwards a JSON POST with its full path and its original bytes while express.json() is on", async () => {
     const sent = '{ "to": "+1555",\n  "n": 1.50 }';
-    const r = await fetch(`${base}/api/v1/messages?x=1`, { method: "POST", headers: { ...phone, "content-type": "application/json" }, body: sent });
+    const r = await fetch(`${base}/api/v1/messages?x=1`, {
+      method: "POST",
+      headers: { ...phone, "content-type": "application/json" },
+      body: sent,
+    });
     expect(r.status).toBe(200);
     expect(await r.json()).toMatchObject({ path: "/api/v1/messages?x=1", body: sent });
   });
@@ -104,14 +118,22 @@ describe("multiconnect/express", () => {
   it("a JSON body parsed with no bytes kept gets a 500 at once that names the fix, and runs nothing", async () => {
     const before = cluster.handled.length;
     const started = performance.now();
-    const r = await fetch(`${bare}/api/v1/messages`, { method: "POST", headers: { ...phone, "content-type": "application/json" }, body: '{"a":1}' });
+    const r = await fetch(`${bare}/api/v1/messages`, {
+      method: "POST",
+      headers: { ...phone, "content-type": "application/json" },
+      body: '{"a":1}',
+    });
     expect(r.status).toBe(500);
     const { errors } = (await r.json()) as { errors: { details: string }[] };
     expect(errors[0]!.details).toMatch(/keepRawBody/);
     expect(performance.now() - started).toBeLessThan(2000);
     expect(cluster.handled.length).toBe(before);
     // A body the parser did not take (another content type) still goes through that host.
-    const ok = await fetch(`${bare}/api/v1/raw`, { method: "POST", headers: { ...phone, "content-type": "application/octet-stream" }, body: new Uint8Array([0, 1, 2]) });
+    const ok = await fetch(`${bare}/api/v1/raw`, {
+      method: "POST",
+      headers: { ...phone, "content-type": "application/octet-stream" },
+      body: new Uint8Array([0, 1, 2]),
+    });
     expect(ok.status).toBe(200);
   });
 });

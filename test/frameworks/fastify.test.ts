@@ -25,7 +25,12 @@ beforeAll(async () => {
       return { status: 200, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
     },
   });
-  webapp = await createWebapp({ config: cluster.config, port: 0, listen: false, shardKey: (req) => req.headers["x-phone"] as string | undefined });
+  webapp = await createWebapp({
+    config: cluster.config,
+    port: 0,
+    listen: false,
+    shardKey: (req) => req.headers["x-phone"] as string | undefined,
+  });
   await webapp.start();
   app = Fastify();
   app.post("/host/echo", async (request) => ({ parsed: request.body }));
@@ -77,7 +82,11 @@ describe("multiconnect/fastify", () => {
 
   it("answers 413 in the webapp's format past max_body_bytes, and runs nothing", async () => {
     const before = cluster.handled.length;
-    const r = await fetch(`${base}/api/v1/messages`, { method: "POST", headers: { ...phone, "content-type": "text/plain" }, body: "x".repeat(4096) });
+    const r = await fetch(`${base}/api/v1/messages`, {
+      method: "POST",
+      headers: { ...phone, "content-type": "text/plain" },
+      body: "x".repeat(4096),
+    });
     expect(r.status).toBe(413);
     expect(await r.json()).toEqual({ errors: [{ code: 413, title: "Request too large", details: "the body exceeds 1024 bytes" }] });
     expect(cluster.handled.length).toBe(before);

@@ -25,7 +25,10 @@ function cli(c: ProcessCluster, ...args: string[]): { status: number | null; out
 }
 
 async function started(settings: Record<string, string>): Promise<ProcessCluster> {
-  cluster = new ProcessCluster({ store: { backend: "sqlite", path: join(dir, `c${Math.random().toString(36).slice(2, 9)}.db`) }, settings });
+  cluster = new ProcessCluster({
+    store: { backend: "sqlite", path: join(dir, `c${Math.random().toString(36).slice(2, 9)}.db`) },
+    settings,
+  });
   await cluster.start();
   await cluster.waitReady();
   return cluster;
@@ -36,16 +39,25 @@ async function killPrimaryAndMeasure(c: ProcessCluster, timeoutMs: number): Prom
   const old = (await c.health())!.nodes.find((n) => n.gateway_status === "connected")!;
   c.kill9(old.name);
   const killedAt = monoNow();
-  const served = await c.waitFor(async () => {
-    const r = await c.send();
-    return r.ok && r.node !== old.name ? r : null;
-  }, timeoutMs, 10);
+  const served = await c.waitFor(
+    async () => {
+      const r = await c.send();
+      return r.ok && r.node !== old.name ? r : null;
+    },
+    timeoutMs,
+    10,
+  );
   return { ms: monoNow() - killedAt, from: old.name, to: served.node! };
 }
 
 describe("control plane with real processes (sqlite)", { timeout: 120_000 }, () => {
   it("settings set lowers unhealthy_interval on a running cluster: health shows the new bound and a kill -9 fails over inside it", async () => {
-    const c = await started({ heartbeat_interval: "250ms", unhealthy_interval: "8s", db_heartbeat_interval: "500ms", db_unhealthy_interval: "16s" });
+    const c = await started({
+      heartbeat_interval: "250ms",
+      unhealthy_interval: "8s",
+      db_heartbeat_interval: "500ms",
+      db_unhealthy_interval: "16s",
+    });
     const before = (await c.health())!;
     const set = cli(c, "settings", "set", "unhealthy_interval=1500ms", "db_unhealthy_interval=3s", "--by", "itest");
     expect(set.status, set.out).toBe(0);
@@ -59,7 +71,9 @@ describe("control plane with real processes (sqlite)", { timeout: 120_000 }, () 
     // Every lease takes the new TTL at its next renewal: at most one old renewal interval (~2.6 s).
     await sleep(3000);
     const failover = await killPrimaryAndMeasure(c, 30_000);
-    console.log(`sqlite: kill -9 after lowering unhealthy_interval 8s -> 1.5s: served in ${failover.ms.toFixed(0)} ms (bound ${after.failover_bound_ms} ms, was ${before.failover_bound_ms} ms)`);
+    console.log(
+      `sqlite: kill -9 after lowering unhealthy_interval 8s -> 1.5s: served in ${failover.ms.toFixed(0)} ms (bound ${after.failover_bound_ms} ms, was ${before.failover_bound_ms} ms)`,
+    );
     expect(failover.ms).toBeLessThanOrEqual(after.failover_bound_ms);
     const history = cli(c, "history", "--json");
     const events = JSON.parse(history.out) as { type: string; cause: string; evidence: Record<string, unknown> }[];
@@ -69,7 +83,12 @@ describe("control plane with real processes (sqlite)", { timeout: 120_000 }, () 
   });
 
   it("pause: a killed primary is not replaced while paused; resume lets the failover happen; status and history show it", async () => {
-    const c = await started({ heartbeat_interval: "250ms", unhealthy_interval: "1500ms", db_heartbeat_interval: "500ms", db_unhealthy_interval: "3s" });
+    const c = await started({
+      heartbeat_interval: "250ms",
+      unhealthy_interval: "1500ms",
+      db_heartbeat_interval: "500ms",
+      db_unhealthy_interval: "3s",
+    });
     const paused = cli(c, "pause", "--for", "10m", "--reason", "store maintenance", "--by", "itest");
     expect(paused.status, paused.out).toBe(0);
     await c.waitFor(async () => ((await c.health())?.pauses.length ? true : null), 5000);
@@ -82,10 +101,14 @@ describe("control plane with real processes (sqlite)", { timeout: 120_000 }, () 
     expect((await c.health())!.shards[0]!.owner_name).toBe(old.name);
 
     expect(cli(c, "resume", "--by", "itest").status).toBe(0);
-    const served = await c.waitFor(async () => {
-      const r = await c.send();
-      return r.ok ? r : null;
-    }, 10_000, 20);
+    const served = await c.waitFor(
+      async () => {
+        const r = await c.send();
+        return r.ok ? r : null;
+      },
+      10_000,
+      20,
+    );
     expect(served.node).not.toBe(old.name);
     const events = JSON.parse(cli(c, "history", "--json").out) as { type: string }[];
     const types = events.map((e) => e.type).reverse();

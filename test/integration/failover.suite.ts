@@ -34,10 +34,14 @@ export function failoverScenarios(backend: string, store: (namespace: string) =>
       expect((await c.send()).node).toBe(old.name);
       c.kill9(old.name);
       const killedAt = monoNow();
-      const served = await c.waitFor(async () => {
-        const r = await c.send();
-        return r.ok && r.node !== old.name ? r : null;
-      }, 30_000, 10);
+      const served = await c.waitFor(
+        async () => {
+          const r = await c.send();
+          return r.ok && r.node !== old.name ? r : null;
+        },
+        30_000,
+        10,
+      );
       const failoverMs = monoNow() - killedAt;
       console.log(`${backend}: failover after kill -9 served in ${failoverMs.toFixed(0)} ms (bound ${ready.failover_bound_ms} ms)`);
       expect(served.epoch).toBe(old.epoch! + 1);
@@ -75,10 +79,14 @@ export function failoverScenarios(backend: string, store: (namespace: string) =>
       const { c, ready } = await start();
       const old = ready.nodes.find((n) => n.gateway_status === "connected")!;
       c.pause(old.name);
-      const next = await c.waitFor(async () => {
-        const r = await c.send();
-        return r.ok && r.node !== old.name ? r : null;
-      }, 30_000, 20);
+      const next = await c.waitFor(
+        async () => {
+          const r = await c.send();
+          return r.ok && r.node !== old.name ? r : null;
+        },
+        30_000,
+        20,
+      );
       c.resume(old.name);
       const resumedAt = monoNow();
       await sleep(3000);
@@ -103,7 +111,10 @@ export function failoverScenarios(backend: string, store: (namespace: string) =>
         }
       })();
       await sleep(300);
-      const cli = spawnSync(process.execPath, [CLI, "switchover", "--config", c.config, "--shard", "0"], { encoding: "utf8", timeout: 30_000 });
+      const cli = spawnSync(process.execPath, [CLI, "switchover", "--config", c.config, "--shard", "0"], {
+        encoding: "utf8",
+        timeout: 30_000,
+      });
       await sleep(500);
       running = false;
       await load;

@@ -50,7 +50,9 @@ async function tablesWithPrefix(prefix: string): Promise<string[]> {
   const client = new pg.Client({ connectionString: PG_URL });
   await client.connect();
   try {
-    const r = await client.query<{ name: string }>("SELECT tablename AS name FROM pg_tables WHERE starts_with(tablename, $1) ORDER BY 1", [prefix]);
+    const r = await client.query<{ name: string }>("SELECT tablename AS name FROM pg_tables WHERE starts_with(tablename, $1) ORDER BY 1", [
+      prefix,
+    ]);
     return r.rows.map((row) => row.name);
   } finally {
     await client.end();
@@ -61,10 +63,20 @@ async function tablesWithPrefix(prefix: string): Promise<string[]> {
 function untar(file: string): Map<string, string> {
   const tar = gunzipSync(readFileSync(file));
   const out = new Map<string, string>();
-  for (let off = 0; off + 512 <= tar.length; ) {
-    const name = tar.subarray(off, off + 100).toString("utf8").replace(/\0.*$/s, "");
+  for (let off = 0; off + 512 <= tar.length;) {
+    const name = tar
+      .subarray(off, off + 100)
+      .toString("utf8")
+      .replace(/\0.*$/s, "");
     if (name === "") break;
-    const size = parseInt(tar.subarray(off + 124, off + 136).toString("utf8").replace(/\0.*$/s, "").trim(), 8);
+    const size = parseInt(
+      tar
+        .subarray(off + 124, off + 136)
+        .toString("utf8")
+        .replace(/\0.*$/s, "")
+        .trim(),
+      8,
+    );
     out.set(name, tar.subarray(off + 512, off + 512 + size).toString("utf8"));
     off += 512 + Math.ceil(size / 512) * 512;
   }
@@ -95,7 +107,11 @@ describe("operations with real processes on postgres", { timeout: 180_000 }, () 
     const load = (async () => {
       while (running) {
         const r = await c.send(`k${sent++}`);
-        if (!r.ok) failures.set(`${phase}: ${r.status === 0 ? "connection refused" : r.status}`, (failures.get(`${phase}: ${r.status === 0 ? "connection refused" : r.status}`) ?? 0) + 1);
+        if (!r.ok)
+          failures.set(
+            `${phase}: ${r.status === 0 ? "connection refused" : r.status}`,
+            (failures.get(`${phase}: ${r.status === 0 ? "connection refused" : r.status}`) ?? 0) + 1,
+          );
         await sleep(20);
       }
     })();
@@ -111,7 +127,8 @@ describe("operations with real processes on postgres", { timeout: 180_000 }, () 
     // 1. secondary masters, 2. the primary master, 3. standby coreapps, 4. the primary coreapp, 5. webapps.
     for (const m of (await health()).nodes.filter((n) => n.role === "secondary_master")) await upgrade(m.name, "master");
     await upgrade((await health()).nodes.find((n) => n.role === "primary_master")!.name, "master");
-    for (const s of (await health()).nodes.filter((n) => n.role === "coreapp" && n.gateway_status !== "connected")) await upgrade(s.name, "coreapp");
+    for (const s of (await health()).nodes.filter((n) => n.role === "coreapp" && n.gateway_status !== "connected"))
+      await upgrade(s.name, "coreapp");
     await upgrade((await health()).nodes.find((n) => n.gateway_status === "connected")!.name, "coreapp");
     await upgrade("webapp-1", "webapp");
     running = false;
@@ -139,8 +156,10 @@ describe("operations with real processes on postgres", { timeout: 180_000 }, () 
     const ready = (await c.health())!;
     const owner = ready.nodes.find((n) => n.gateway_status === "connected")!;
     const [s1, s2] = ready.nodes.filter((n) => n.role === "coreapp" && n.gateway_status !== "connected");
-    const down = (name: string) => c.waitFor(async () => ((await c.health())?.nodes.find((n) => n.name === name && n.state === "down") ? true : null), 15_000);
-    const gone = (id: string) => c.waitFor(async () => ((await c.health())?.nodes.some((n) => n.id === id) === false ? true : null), 30_000);
+    const down = (name: string) =>
+      c.waitFor(async () => ((await c.health())?.nodes.find((n) => n.name === name && n.state === "down") ? true : null), 15_000);
+    const gone = (id: string) =>
+      c.waitFor(async () => ((await c.health())?.nodes.some((n) => n.id === id) === false ? true : null), 30_000);
 
     expect((await cli("forget", owner.id, "--config", c.config, "--force")).stderr).toMatch(/owner/);
     const live = await cli("forget", s1!.name, "--config", c.config);
@@ -159,8 +178,13 @@ describe("operations with real processes on postgres", { timeout: 180_000 }, () 
     await down(s2!.name);
     const downAfter = monoNow() - killedAt;
     await gone(s2!.id);
-    console.log(`membership: killed node down after ${downAfter.toFixed(0)} ms, removed after ${(monoNow() - killedAt).toFixed(0)} ms (node_retention 8 s)`);
-    const masterLogs = readdirSync(c.dir).filter((f) => f.startsWith("master-")).map((f) => readFileSync(join(c.dir, f), "utf8")).join("\n");
+    console.log(
+      `membership: killed node down after ${downAfter.toFixed(0)} ms, removed after ${(monoNow() - killedAt).toFixed(0)} ms (node_retention 8 s)`,
+    );
+    const masterLogs = readdirSync(c.dir)
+      .filter((f) => f.startsWith("master-"))
+      .map((f) => readFileSync(join(c.dir, f), "utf8"))
+      .join("\n");
     expect(masterLogs).toContain("removed a node silent for longer than node_retention");
     expect((await c.health())!.nodes.some((n) => n.id === owner.id)).toBe(true);
   });

@@ -22,7 +22,9 @@ describe("store outages with real processes", { timeout: 120_000 }, () => {
   it("redis shutdown nosave under a running cluster: the primary demotes itself, no node crashes, and the cluster recovers when the server is back", async () => {
     const port = await refusedPort();
     await startPrivateRedis(port);
-    const c = (cluster = new ProcessCluster({ store: { backend: "redis", host: "127.0.0.1", port, key_prefix: "outage:", operation_timeout: "300ms" } }));
+    const c = (cluster = new ProcessCluster({
+      store: { backend: "redis", host: "127.0.0.1", port, key_prefix: "outage:", operation_timeout: "300ms" },
+    }));
     await c.start();
     const ready = await c.waitReady();
     const primary = ready.nodes.find((n) => n.gateway_status === "connected")!;
@@ -65,7 +67,15 @@ describe("store outages with real processes", { timeout: 120_000 }, () => {
   it("multiconnect start with a malformed config exits 2 naming the key, before touching any store", async () => {
     const c = new ProcessCluster({ store: {} });
     const config = `${c.dir}/bad.yaml`;
-    writeFileSync(config, stringify({ cluster_name: "bad", secret: "integration-test-secret-0123456789", settings: { unhealthy_interval: "1s", heartbeat_interval: "1s" }, store: { backend: "sqlite", path: `${c.dir}/never.db` } }));
+    writeFileSync(
+      config,
+      stringify({
+        cluster_name: "bad",
+        secret: "integration-test-secret-0123456789",
+        settings: { unhealthy_interval: "1s", heartbeat_interval: "1s" },
+        store: { backend: "sqlite", path: `${c.dir}/never.db` },
+      }),
+    );
     const r = spawnSync(process.execPath, [CLI, "start", "--config", config, "--role", "master"], { encoding: "utf8", timeout: 20_000 });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/config: settings\.unhealthy_interval: must be at least twice heartbeat_interval/);

@@ -8,7 +8,12 @@ import { createLogger } from "../../src/nodes/logger.js";
 /** A store opened by the embedder (a third-party adapter) runs a node instead of the configured one. */
 it("createNode({ store }) runs the node on the given store and closes it on stop()", async () => {
   const config = parseConfig(
-    { cluster_name: "custom", secret: "custom-store-secret-0123456789", store: { backend: "sqlite", path: "/nonexistent/never-opened.db" }, node: { listen_host: "127.0.0.1" } },
+    {
+      cluster_name: "custom",
+      secret: "custom-store-secret-0123456789",
+      store: { backend: "sqlite", path: "/nonexistent/never-opened.db" },
+      node: { listen_host: "127.0.0.1" },
+    },
     {},
   );
   const storage = new MemoryStorage();

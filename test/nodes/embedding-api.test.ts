@@ -51,7 +51,13 @@ beforeAll(async () => {
     },
   });
   ownPort = await freePort();
-  webapp = await createWebapp({ config: cluster.config, port: ownPort, listen: false, logger, shardKey: (req) => req.headers["x-phone"] as string | undefined });
+  webapp = await createWebapp({
+    config: cluster.config,
+    port: ownPort,
+    listen: false,
+    logger,
+    shardKey: (req) => req.headers["x-phone"] as string | undefined,
+  });
   webapp.on("map", (changed) => mapEvents.push([...changed]));
   await webapp.start();
   host = createServer((req, res) => webapp.handler(req, res));
@@ -141,7 +147,7 @@ describe("a webapp served only through the host's server", () => {
     expect(cluster.handled.length).toBe(before);
   });
 
-  it("emits a typed \"map\" event with each shard's route as it moves to a newer epoch", () => {
+  it('emits a typed "map" event with each shard\'s route as it moves to a newer epoch', () => {
     const seen = new Set(mapEvents.flat().map((a) => a.shard));
     expect([...seen].sort()).toEqual([0, 1]);
     for (const a of mapEvents.flat()) expect(a.epoch).toBeGreaterThan(0);
@@ -167,7 +173,11 @@ describe("start-up and disposal", () => {
 
   it("stop() right after start() returns, even while the master lease is still being acquired", async () => {
     const config = parseConfig(
-      { cluster_name: "quick", secret: "embedded-test-secret-0123456789", store: { backend: "sqlite", path: join(mkdtempSync(join(tmpdir(), "mc-quick-")), "c.db") } } satisfies ConfigInput,
+      {
+        cluster_name: "quick",
+        secret: "embedded-test-secret-0123456789",
+        store: { backend: "sqlite", path: join(mkdtempSync(join(tmpdir(), "mc-quick-")), "c.db") },
+      } satisfies ConfigInput,
       {},
     );
     const master = await createMaster({ config, port: 0, logger: pino({ level: "silent" }) });
@@ -182,7 +192,8 @@ describe("start-up and disposal", () => {
   it("[Symbol.asyncDispose]() stops the node: it leaves the cluster's registry", async () => {
     const extra = await createWebapp({ config: cluster.config, name: "disposable", port: 0, listen: false, logger });
     await extra.start();
-    const registered = async () => ((await (await fetch(`${base}/v1/health`)).json()) as ClusterStatus).nodes.some((n) => n.id === extra.id);
+    const registered = async () =>
+      ((await (await fetch(`${base}/v1/health`)).json()) as ClusterStatus).nodes.some((n) => n.id === extra.id);
     expect(await registered()).toBe(true);
     await extra[Symbol.asyncDispose]();
     expect(await registered()).toBe(false);

@@ -6,7 +6,10 @@ it("log.error({ err }) keeps the error's type, message, stack and cause; secrets
   const log = createLogger("info", {}, { write: (line: string) => void lines.push(line) });
   const cause = new Error("connection refused");
   log.error({ err: new TypeError("store call failed", { cause }), secret: "s3cret-value" }, "beat failed");
-  const entry = JSON.parse(lines[0]!) as { err: { type: string; message: string; stack: string; cause?: { message: string } }; secret: string };
+  const entry = JSON.parse(lines[0]!) as {
+    err: { type: string; message: string; stack: string; cause?: { message: string } };
+    secret: string;
+  };
   expect(entry.err.type).toBe("TypeError");
   expect(entry.err.message).toContain("store call failed");
   expect(entry.err.stack).toMatch(/logger\.test\.ts/);

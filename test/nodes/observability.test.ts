@@ -63,7 +63,10 @@ beforeAll(async () => {
   webapp = (await createNode({ config, role: "webapp", name: "w1", port: 0, logger, metrics: { registry: hostRegistry } })) as Webapp;
   nodes.push(webapp);
   for (const n of nodes) await n.start();
-  await until(async () => (await hostRegistry.getSingleMetricAsString("multiconnect_shard_owner")).includes('owner="c'), "both shards routed");
+  await until(
+    async () => (await hostRegistry.getSingleMetricAsString("multiconnect_shard_owner")).includes('owner="c'),
+    "both shards routed",
+  );
 }, 30_000);
 
 afterAll(async () => {
@@ -128,7 +131,10 @@ describe("webapp metrics in the host application's registry", () => {
   it("the webapp's own port serves the same registry at /metrics, and /livez and /readyz", async () => {
     expect((await get(webapp.port, "/metrics")).text).toMatch(/multiconnect_requests_total\{node="w1",outcome="ok"\}/);
     expect((await get(webapp.port, "/livez")).status).toBe(200);
-    expect(JSON.parse((await get(webapp.port, "/readyz")).text)).toEqual({ ready: true, checks: { shardMapLoaded: true, stopping: false } });
+    expect(JSON.parse((await get(webapp.port, "/readyz")).text)).toEqual({
+      ready: true,
+      checks: { shardMapLoaded: true, stopping: false },
+    });
   });
 });
 
@@ -144,7 +150,13 @@ describe("probes during a store outage", () => {
       const ready = await get(port, "/readyz");
       expect(ready.status).toBe(503);
       expect(JSON.parse(ready.text)).toEqual({ ready: false, checks: { started: false, shardMapWatch: false, stopping: false } });
-      await until(async () => /multiconnect_store_call_errors_total\{node="lonely",operation="store\.(migrate|recordedSchemaVersion)",kind="unavailable"\} [1-9]/.test((await get(port, "/metrics")).text), "a counted store error");
+      await until(
+        async () =>
+          /multiconnect_store_call_errors_total\{node="lonely",operation="store\.(migrate|recordedSchemaVersion)",kind="unavailable"\} [1-9]/.test(
+            (await get(port, "/metrics")).text,
+          ),
+        "a counted store error",
+      );
     } finally {
       await node.stop();
       await starting;
@@ -175,7 +187,9 @@ describe("instrumentStore()", () => {
 
   it("cause labels stay a small fixed set whatever numbers the reasons carry", () => {
     expect(promotionCause("store detector: liveness record 1234 ms old")).toBe("store_detector");
-    expect(promotionCause("heartbeat detector: silent 700 ms to the primary master and to 1 secondary master(s)")).toBe("heartbeat_detector");
+    expect(promotionCause("heartbeat detector: silent 700 ms to the primary master and to 1 secondary master(s)")).toBe(
+      "heartbeat_detector",
+    );
     expect(promotionCause("switchover requested")).toBe("switchover");
     expect(demotionCause("confirmation deadline passed without a successful renewal")).toBe("lease_deadline");
     expect(demotionCause("something new")).toBe("other");
@@ -186,12 +200,24 @@ describe("multiconnect start", () => {
   it("opens the operations endpoint on node.ops_port from the YAML file, and --ops-port overrides it", async () => {
     const [fromFile, fromFlag] = [await freePort(), await freePort()];
     const file = join(dir, "cli.yaml");
-    writeFileSync(file, stringify({ ...raw, secret: env.SECRET, store: { backend: "sqlite", path: join(dir, "cli.db") }, node: { ...raw.node, ops_port: fromFile }, log_level: "warn" }));
+    writeFileSync(
+      file,
+      stringify({
+        ...raw,
+        secret: env.SECRET,
+        store: { backend: "sqlite", path: join(dir, "cli.db") },
+        node: { ...raw.node, ops_port: fromFile },
+        log_level: "warn",
+      }),
+    );
     const run = (args: string[]) => spawn(process.execPath, [CLI, "start", "--config", file, "--port", "0", ...args], { stdio: "ignore" });
     const master = run(["--role", "master", "--name", "cli-m"]);
     const coreapp = run(["--role", "coreapp", "--name", "cli-c", "--ops-port", String(fromFlag)]);
     try {
-      for (const [port, node, role] of [[fromFile, "cli-m", "master"], [fromFlag, "cli-c", "coreapp"]] as const) {
+      for (const [port, node, role] of [
+        [fromFile, "cli-m", "master"],
+        [fromFlag, "cli-c", "coreapp"],
+      ] as const) {
         await until(async () => (await get(port, "/readyz").catch(() => ({ status: 0 }))).status === 200, `${node} ready`);
         expect((await get(port, "/livez")).status).toBe(200);
         expect((await get(port, "/metrics")).text).toContain(`multiconnect_node_info{node="${node}",role="${role}"} 1`);

@@ -53,7 +53,9 @@ describe("optional store drivers", () => {
       const r = run(["start", "--config", config, "--role", "master", "--name", "m1"]);
       expect(r.status).toBe(2);
       const lines = r.stderr.trim().split("\n");
-      expect(lines).toEqual([`multiconnect: store: the ${backend} backend needs the "${driver}" package, which is not installed: run npm install ${driver}`]);
+      expect(lines).toEqual([
+        `multiconnect: store: the ${backend} backend needs the "${driver}" package, which is not installed: run npm install ${driver}`,
+      ]);
     });
   }
 
@@ -61,7 +63,9 @@ describe("optional store drivers", () => {
     const dir = join(root, "dev");
     const r = run(["dev", "--dir", dir, "--port", "1"]);
     expect(r.status).toBe(2);
-    expect(r.stderr.trim()).toBe('multiconnect: store: the sqlite backend needs the "better-sqlite3" package, which is not installed: run npm install better-sqlite3');
+    expect(r.stderr.trim()).toBe(
+      'multiconnect: store: the sqlite backend needs the "better-sqlite3" package, which is not installed: run npm install better-sqlite3',
+    );
     expect(existsSync(dir)).toBe(false);
   });
 });

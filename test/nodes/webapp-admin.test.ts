@@ -73,7 +73,11 @@ const call = async (method: string, path: string, token?: string, body = "{}") =
     ...(method === "GET" ? {} : { body }),
   });
   const text = await r.text();
-  return { status: r.status, text, code: text.startsWith("{") ? (JSON.parse(text) as { errors?: { code: number }[] }).errors?.[0]?.code : undefined };
+  return {
+    status: r.status,
+    text,
+    code: text.startsWith("{") ? (JSON.parse(text) as { errors?: { code: number }[] }).errors?.[0]?.code : undefined,
+  };
 };
 
 describe("webapp: reserved paths and the admin token", () => {
@@ -194,7 +198,9 @@ describe("webapp: the control plane's admin API", () => {
     expect((await call("POST", "/v1/admin/resume", ADMIN_TOKEN, '{"shard":0}')).status).toBe(200);
     expect(await call("POST", "/v1/admin/resume", ADMIN_TOKEN, '{"shard":0}')).toMatchObject({ status: 404 });
     expect((await settings()).pauses).toEqual([]);
-    const history = JSON.parse((await call("GET", "/v1/history?limit=10", ADMIN_TOKEN)).text) as { events: { type: string; seq: number }[] };
+    const history = JSON.parse((await call("GET", "/v1/history?limit=10", ADMIN_TOKEN)).text) as {
+      events: { type: string; seq: number }[];
+    };
     const types = history.events.map((e) => e.type);
     expect(types.slice(0, 2)).toEqual(["resumed", "paused"]);
     expect(types).toContain("settings_changed");

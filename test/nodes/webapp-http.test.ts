@@ -56,8 +56,12 @@ describe("preReadBody()", () => {
       await consume(req);
       req["body"] = "hé";
     };
-    expect(await check("/c", text, { method: "POST", headers: { "content-type": "text/plain; charset=utf-8" }, body: "hé" })).toBe(`bytes:${Buffer.from("hé").toString("hex")}`);
-    expect(await check("/d", text, { method: "POST", headers: { "content-type": "text/plain; charset=iso-8859-1" }, body: "h" })).toBe("parsed");
+    expect(await check("/c", text, { method: "POST", headers: { "content-type": "text/plain; charset=utf-8" }, body: "hé" })).toBe(
+      `bytes:${Buffer.from("hé").toString("hex")}`,
+    );
+    expect(await check("/d", text, { method: "POST", headers: { "content-type": "text/plain; charset=iso-8859-1" }, body: "h" })).toBe(
+      "parsed",
+    );
   });
 
   it("refuses a consumed body kept only as a parsed value, and counts a consumed empty one as empty", async () => {

@@ -42,8 +42,23 @@ const EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-n
 export function makeCa(name: string, dir = mkdtempSync(join(tmpdir(), "mc-certs-"))): TestCa {
   const cert = join(dir, `${name}.crt`);
   const key = join(dir, `${name}.key`);
-  openssl(["req", "-x509", ...EC_KEY, "-keyout", key, "-out", cert, "-days", "2", "-subj", `/CN=${name}`,
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+  openssl([
+    "req",
+    "-x509",
+    ...EC_KEY,
+    "-keyout",
+    key,
+    "-out",
+    cert,
+    "-days",
+    "2",
+    "-subj",
+    `/CN=${name}`,
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  ]);
   let serial = 0;
   return {
     name,
@@ -52,15 +67,34 @@ export function makeCa(name: string, dir = mkdtempSync(join(tmpdir(), "mc-certs-
       // Several issues of one name (rotation) get files of their own.
       const base = join(dir, `${name}-${leaf}-${++serial}`);
       const ext = `${base}.ext`;
-      writeFileSync(ext, [
-        "basicConstraints=CA:FALSE",
-        "keyUsage=critical,digitalSignature,keyEncipherment",
-        "extendedKeyUsage=serverAuth,clientAuth",
-        `subjectAltName=${altNames.join(",")}`,
-      ].join("\n"));
+      writeFileSync(
+        ext,
+        [
+          "basicConstraints=CA:FALSE",
+          "keyUsage=critical,digitalSignature,keyEncipherment",
+          "extendedKeyUsage=serverAuth,clientAuth",
+          `subjectAltName=${altNames.join(",")}`,
+        ].join("\n"),
+      );
       openssl(["req", ...EC_KEY, "-keyout", `${base}.key`, "-out", `${base}.csr`, "-subj", `/CN=${leaf}`]);
-      openssl(["x509", "-req", "-in", `${base}.csr`, "-CA", cert, "-CAkey", key, "-set_serial", String(Date.now() * 1000 + serial),
-        "-out", `${base}.crt`, "-days", "2", "-extfile", ext]);
+      openssl([
+        "x509",
+        "-req",
+        "-in",
+        `${base}.csr`,
+        "-CA",
+        cert,
+        "-CAkey",
+        key,
+        "-set_serial",
+        String(Date.now() * 1000 + serial),
+        "-out",
+        `${base}.crt`,
+        "-days",
+        "2",
+        "-extfile",
+        ext,
+      ]);
       return { cert: `${base}.crt`, key: `${base}.key`, ca: cert };
     },
   };

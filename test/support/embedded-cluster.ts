@@ -26,7 +26,9 @@ export type Handle = (req: AppRequest, coreapp: string) => ReturnType<CoreappApp
  * Starts 2 masters and 3 coreapps on a fresh SQLite file with short intervals; the caller adds
  * webapps (or framework adapters) from `config`. `webapp` overrides the config's webapp section.
  */
-export async function startEmbeddedCluster(o: { shards?: number; handle?: Handle; logger?: Logger; webapp?: ConfigInput["webapp"] } = {}): Promise<EmbeddedCluster> {
+export async function startEmbeddedCluster(
+  o: { shards?: number; handle?: Handle; logger?: Logger; webapp?: ConfigInput["webapp"] } = {},
+): Promise<EmbeddedCluster> {
   const dir = mkdtempSync(join(tmpdir(), "mc-embed-"));
   const config = parseConfig(
     {

@@ -70,7 +70,14 @@ export class Cluster {
 
   router(): Router {
     const store = new MemoryStore(this.storage);
-    return new Router(store.shardMap, store.liveness, this.net.endpoint("webapp.x"), this.clock, { shards: this.shards, retryWindowMs: 2000, forwardTimeoutMs: 500 }, silentLogger);
+    return new Router(
+      store.shardMap,
+      store.liveness,
+      this.net.endpoint("webapp.x"),
+      this.clock,
+      { shards: this.shards, retryWindowMs: 2000, forwardTimeoutMs: 500 },
+      silentLogger,
+    );
   }
 
   serving(shard: number): Coreapp[] {
@@ -108,7 +115,6 @@ export class Cluster {
     await Promise.all([...this.masters, ...this.coreapps].map((n) => n.stop()));
   }
 }
-
 
 /** A cluster of two masters and `coreapps` coreapps, once every shard has a serving primary. */
 export async function startCluster(c: Cluster, coreapps = 3): Promise<Cluster> {

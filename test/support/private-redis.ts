@@ -22,13 +22,24 @@ export interface RedisTlsFiles {
  */
 export async function startPrivateRedis(port: number, extra: string[] = [], tls?: RedisTlsFiles): Promise<ChildProcess> {
   const listen = tls
-    ? ["--port", "0", "--tls-port", String(port), "--tls-cert-file", tls.cert, "--tls-key-file", tls.key, "--tls-ca-cert-file", tls.ca, "--tls-auth-clients", "yes"]
+    ? [
+        "--port",
+        "0",
+        "--tls-port",
+        String(port),
+        "--tls-cert-file",
+        tls.cert,
+        "--tls-key-file",
+        tls.key,
+        "--tls-ca-cert-file",
+        tls.ca,
+        "--tls-auth-clients",
+        "yes",
+      ]
     : ["--port", String(port)];
-  const child = spawn(
-    "redis-server",
-    [...listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, ...extra],
-    { stdio: "ignore" },
-  );
+  const child = spawn("redis-server", [...listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, ...extra], {
+    stdio: "ignore",
+  });
   running.add(child);
   child.once("exit", () => running.delete(child));
   for (let i = 0; i < 100; i++) {

@@ -228,7 +228,9 @@ export class ProcessCluster {
     for (const a of tenures)
       for (const b of tenures)
         if (a.shard === b.shard && a.pid !== b.pid && a.from <= b.from && b.from < a.to) {
-          out.push(`shard ${a.shard}: ${a.node}@${a.epoch} [${a.from.toFixed(1)}, ${a.to.toFixed(1)}] overlaps ${b.node}@${b.epoch} from ${b.from.toFixed(1)}`);
+          out.push(
+            `shard ${a.shard}: ${a.node}@${a.epoch} [${a.from.toFixed(1)}, ${a.to.toFixed(1)}] overlaps ${b.node}@${b.epoch} from ${b.from.toFixed(1)}`,
+          );
         }
     for (const r of events.filter((e) => e.type === "request")) {
       const inside = tenures.some((t) => t.pid === r.pid && t.shard === r.shard && t.epoch === r.epoch && t.from <= r.t && r.t <= t.to);

@@ -26,7 +26,11 @@ export async function dropTables(backend: "postgres" | "mysql", url: string, pre
   }
   const conn = await mysql.createConnection({ uri: url, connectTimeout: 5000 });
   try {
-    await conn.query(`DROP TABLE IF EXISTS ${mysqlTableNames(prefix).map((t) => `\`${t}\``).join(", ")}`);
+    await conn.query(
+      `DROP TABLE IF EXISTS ${mysqlTableNames(prefix)
+        .map((t) => `\`${t}\``)
+        .join(", ")}`,
+    );
   } finally {
     await conn.end().catch(() => {});
   }

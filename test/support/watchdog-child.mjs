@@ -10,8 +10,14 @@ let open = mode !== "freeze";
 const pet = () => process.send({ type: "pet", tenureRemainingMs: open ? remaining() : null });
 pet();
 setInterval(pet, 20);
-if (mode === "freeze") setTimeout(() => { for (;;); }, 100);
+if (mode === "freeze")
+  setTimeout(() => {
+    for (;;);
+  }, 100);
 if (mode === "tenure-closes") {
-  setTimeout(() => { open = false; pet(); }, 150);
+  setTimeout(() => {
+    open = false;
+    pet();
+  }, 150);
   setTimeout(() => process.exit(0), 600);
 }

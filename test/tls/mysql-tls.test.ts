@@ -28,7 +28,15 @@ const pollIntervalMs = 20;
 storeTlsSuite({
   backend: "mysql",
   address: `${host}:${port}`,
-  storeSection: (ns) => ({ backend: "mysql", host, port, user: "root", database: "test", table_prefix: `${ns}_`, poll_interval: pollIntervalMs }),
+  storeSection: (ns) => ({
+    backend: "mysql",
+    host,
+    port,
+    user: "root",
+    database: "test",
+    table_prefix: `${ns}_`,
+    poll_interval: pollIntervalMs,
+  }),
   ca,
   client: ca.issue("client"),
   otherCa,

@@ -23,7 +23,9 @@ describe("store.tls in the config", () => {
   });
 
   it("parseConfig() refuses anything else, naming store.tls", () => {
-    expect(() => file({ backend: "redis", tls: "yes" })).toThrow("config: store.tls: must be true, false or a mapping of file paths { ca, cert, key }");
+    expect(() => file({ backend: "redis", tls: "yes" })).toThrow(
+      "config: store.tls: must be true, false or a mapping of file paths { ca, cert, key }",
+    );
     expect(() => file({ backend: "redis", tls: { ca: "/x", passphrase: "p" } })).toThrow("config: store.tls.passphrase: unknown key");
   });
 

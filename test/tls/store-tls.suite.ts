@@ -64,7 +64,10 @@ export function storeTlsSuite(o: StoreTlsOptions): void {
   });
   const good = () => ({ ca: o.client.ca, cert: o.client.cert, key: o.client.key });
 
-  storeConformance({ describe, it, afterEach, expect }, `${o.backend} over TLS`, { open: (ns) => openWithTls(o, ns, good()), capabilities: o.capabilities });
+  storeConformance({ describe, it, afterEach, expect }, `${o.backend} over TLS`, {
+    open: (ns) => openWithTls(o, ns, good()),
+    capabilities: o.capabilities,
+  });
 
   describe(`${o.backend} over TLS: refusals`, { timeout: 30_000 }, () => {
     if (o.encrypted) {
@@ -118,17 +121,20 @@ export function storeTlsSuite(o: StoreTlsOptions): void {
       });
     }
 
-    if (o.refusesPlain !== false) it("a client that does not speak TLS gets an error naming the backend and the host, not a hang", async () => {
-      const ns = randomNamespace();
-      const store = await openStore(storeConfig((o.plainSection ?? o.storeSection)(ns), false), new SystemClock());
-      opened.push(store);
-      const started = performance.now();
-      const error = await store.migrate().catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(Error);
-      expect(String((error as Error).message)).toContain(o.backend);
-      expect(String((error as Error).message)).toContain(o.address);
-      console.info(`${o.backend} over TLS, plain client: failed in ${Math.round(performance.now() - started)} ms: ${(error as Error).message}`);
-    });
+    if (o.refusesPlain !== false)
+      it("a client that does not speak TLS gets an error naming the backend and the host, not a hang", async () => {
+        const ns = randomNamespace();
+        const store = await openStore(storeConfig((o.plainSection ?? o.storeSection)(ns), false), new SystemClock());
+        opened.push(store);
+        const started = performance.now();
+        const error = await store.migrate().catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(Error);
+        expect(String((error as Error).message)).toContain(o.backend);
+        expect(String((error as Error).message)).toContain(o.address);
+        console.info(
+          `${o.backend} over TLS, plain client: failed in ${Math.round(performance.now() - started)} ms: ${(error as Error).message}`,
+        );
+      });
 
     it("an unreadable store.tls file stops the store from opening with ConfigError naming the key and the file", async () => {
       const error = await open(randomNamespace(), { ...good(), cert: "/nonexistent/client.crt" }).catch((e: unknown) => e);

@@ -62,10 +62,13 @@ async function listener(files: CertFiles, o: Partial<HttpTransportOptions> = {})
 /** The serial number of the certificate a TLS listener presents to a fresh connection. */
 function presentedSerial(port: number, client: CertFiles): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: "127.0.0.1", port, ca: readFileSync(client.ca), cert: readFileSync(client.cert), key: readFileSync(client.key) }, () => {
-      resolve(socket.getPeerCertificate().serialNumber);
-      socket.destroy();
-    });
+    const socket = tls.connect(
+      { host: "127.0.0.1", port, ca: readFileSync(client.ca), cert: readFileSync(client.cert), key: readFileSync(client.key) },
+      () => {
+        resolve(socket.getPeerCertificate().serialNumber);
+        socket.destroy();
+      },
+    );
     socket.once("error", reject);
   });
 }
@@ -88,7 +91,12 @@ describe("transport over mutual TLS", () => {
   it("heartbeat() between two nodes with certificates from the cluster CA succeeds", async () => {
     const server = await listener(ca.issue("core"));
     const client = transport(ca.issue("master"));
-    await expect(client.heartbeat(server.peer, { master: "m1" }, 3000)).resolves.toEqual({ id: server.peer.id, shard: 0, epoch: 3, ended: null });
+    await expect(client.heartbeat(server.peer, { master: "m1" }, 3000)).resolves.toEqual({
+      id: server.peer.id,
+      shard: 0,
+      epoch: 3,
+      ended: null,
+    });
     expect(server.heartbeat).toHaveBeenCalledTimes(1);
   });
 
@@ -122,7 +130,11 @@ describe("transport over mutual TLS", () => {
     const client = transport({ ...ca.issue("master"), ca: otherCa.cert });
     const error = await client.heartbeat(server.peer, { master: "m1" }, 3000).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TransportUnavailableError);
-    expect(String(error)).toMatch(new RegExp(`heartbeat to ${server.peer.address}: TLS handshake failed \\((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE)\\)`));
+    expect(String(error)).toMatch(
+      new RegExp(
+        `heartbeat to ${server.peer.address}: TLS handshake failed \\((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE)\\)`,
+      ),
+    );
     expect((error as TransportUnavailableError).notDelivered).toBe(true);
     expect(server.heartbeat).not.toHaveBeenCalled();
   });
@@ -130,7 +142,9 @@ describe("transport over mutual TLS", () => {
   it("a listener whose certificate does not name the address dialled is refused, unless server_name says which name to expect", async () => {
     const server = await listener(ca.issue("core", ["DNS:core.cluster.internal"]));
     const strict = transport(ca.issue("master"));
-    expect(String(await strict.heartbeat(server.peer, { master: "m1" }, 3000).catch((e: unknown) => e))).toContain("ERR_TLS_CERT_ALTNAME_INVALID");
+    expect(String(await strict.heartbeat(server.peer, { master: "m1" }, 3000).catch((e: unknown) => e))).toContain(
+      "ERR_TLS_CERT_ALTNAME_INVALID",
+    );
     const named = transport(ca.issue("master"), { tls: { ...ca.issue("master"), serverName: "core.cluster.internal" } });
     await expect(named.heartbeat(server.peer, { master: "m1" }, 3000)).resolves.toMatchObject({ epoch: 3 });
   });
@@ -173,9 +187,13 @@ describe("transport over mutual TLS", () => {
       if (performance.now() - started > 15_000) throw new Error("the listener never presented the new certificate within 15 s");
       await sleep(50);
     }
-    console.info(`transport TLS: the listener presented the rotated certificate ${Math.round(performance.now() - started)} ms after the files were replaced (reload every ${reloadIntervalMs} ms)`);
+    console.info(
+      `transport TLS: the listener presented the rotated certificate ${Math.round(performance.now() - started)} ms after the files were replaced (reload every ${reloadIntervalMs} ms)`,
+    );
     // The caller must have moved too: the listener now trusts only the new CA.
-    await vi.waitFor(() => expect(client.heartbeat(server.peer, { master: "m1" }, 3000)).resolves.toMatchObject({ epoch: 3 }), { timeout: 15_000 });
+    await vi.waitFor(() => expect(client.heartbeat(server.peer, { master: "m1" }, 3000)).resolves.toMatchObject({ epoch: 3 }), {
+      timeout: 15_000,
+    });
     // And a member still holding an old-CA certificate is refused now.
     const stale = transport({ ...oldCaClient, ca: otherCa.cert });
     expect(await stale.heartbeat(server.peer, { master: "m1" }, 3000).catch((e: unknown) => e)).toBeInstanceOf(TransportUnavailableError);
@@ -189,7 +207,10 @@ describe("transport over mutual TLS", () => {
     copyFileSync(first.key, at.key);
     copyFileSync(first.ca, at.ca);
     const warnings: string[] = [];
-    const logger = { ...createLogger("silent"), warn: (f: Record<string, unknown>, m: string) => warnings.push(`${m} ${String(f["error"])}`) };
+    const logger = {
+      ...createLogger("silent"),
+      warn: (f: Record<string, unknown>, m: string) => warnings.push(`${m} ${String(f["error"])}`),
+    };
     const server = await listener(at, { tls: { ...at, reloadIntervalMs: 60_000 }, logger });
     copyFileSync(ca.issue("core").cert, at.cert); // the new certificate, but still the old key
     expect(await server.t.reloadTls()).toBe(false);
@@ -212,14 +233,24 @@ describe("transport.tls in the config", () => {
 
   it("parseConfig() refuses transport.tls without a key, naming it", () => {
     const files = ca.issue("node");
-    expect(() => parseConfig({ ...base, transport: { tls: { cert: files.cert, ca: files.ca } } })).toThrow(/config: transport\.tls\.key: is required/);
+    expect(() => parseConfig({ ...base, transport: { tls: { cert: files.cert, ca: files.ca } } })).toThrow(
+      /config: transport\.tls\.key: is required/,
+    );
   });
 
   it.each([
     ["a missing file", (f: CertFiles) => ({ ...f, ca: join(dir, "nope.crt") }), /transport\.tls\.ca: cannot read .*nope\.crt \(ENOENT\)/],
-    ["a key of another certificate", (f: CertFiles) => ({ ...f, key: ca.issue("x").key }), /transport\.tls\.key: .* is not the private key of the certificate in /],
+    [
+      "a key of another certificate",
+      (f: CertFiles) => ({ ...f, key: ca.issue("x").key }),
+      /transport\.tls\.key: .* is not the private key of the certificate in /,
+    ],
     ["a key file given as the certificate", (f: CertFiles) => ({ ...f, cert: f.key }), /transport\.tls\.cert: .* holds no PEM certificate/],
-    ["a certificate given as the key", (f: CertFiles) => ({ ...f, key: f.cert }), /transport\.tls\.key: .* holds no unencrypted PEM private key/],
+    [
+      "a certificate given as the key",
+      (f: CertFiles) => ({ ...f, key: f.cert }),
+      /transport\.tls\.key: .* holds no unencrypted PEM private key/,
+    ],
   ])("new HttpTransport() with %s throws ConfigError naming the key and the file, never the key's content", (_what, spoil, message) => {
     const files = ca.issue("node");
     const spoiled: TransportTlsOptions = spoil(files);
@@ -265,7 +296,8 @@ describe("an embedded cluster over mutual TLS", () => {
         return { status: 200, headers: {}, body: `secret reply from ${name}` };
       },
     });
-    for (const name of ["m1", "m2"]) nodes.push(await createNode({ config: configFor(ca.issue(name)), role: "master", name, port: 0, logger }));
+    for (const name of ["m1", "m2"])
+      nodes.push(await createNode({ config: configFor(ca.issue(name)), role: "master", name, port: 0, logger }));
     for (const name of ["c1", "c2", "c3"]) {
       nodes.push(await createNode({ config: configFor(ca.issue(name)), role: "coreapp", name, port: 0, app: app(name), logger }));
     }
@@ -284,7 +316,12 @@ describe("an embedded cluster over mutual TLS", () => {
     await vi.waitFor(
       async () => {
         const h = (await (await fetch(`${base}/v1/health`)).json()) as ClusterStatus;
-        expect(h.nodes.filter((n) => n.gateway_status === "connected").map((n) => n.shard).sort()).toEqual([0, 1]);
+        expect(
+          h.nodes
+            .filter((n) => n.gateway_status === "connected")
+            .map((n) => n.shard)
+            .sort(),
+        ).toEqual([0, 1]);
       },
       { timeout: 20_000, interval: 50 },
     );

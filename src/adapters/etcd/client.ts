@@ -1,13 +1,5 @@
 import { Etcd3, type ICompare, type IKeyValue, type IOptions, type IRequestOp } from "etcd3";
-import {
-  type Compare,
-  Deadline,
-  type EtcdClientOptions,
-  type Kv,
-  type Op,
-  type TxnResult,
-  type WatchHandlers,
-} from "./client-types.js";
+import { type Compare, Deadline, type EtcdClientOptions, type Kv, type Op, type TxnResult, type WatchHandlers } from "./client-types.js";
 import { EtcdDeadlineError, EtcdWatchLostError, describeHosts, isLeaseNotFound, isUnreachable, mapEtcdError } from "./errors.js";
 
 /**
@@ -113,9 +105,7 @@ export class EtcdClient {
 
   /** Puts `key` on `lease` ("0": none); returns the pair it replaced, if any. */
   async put(key: string, value: string, lease: string, d: Deadline): Promise<Kv | null> {
-    const r = await this.call("put", d, (options) =>
-      this.etcd.kv.put({ key: buf(key), value: buf(value), lease, prev_kv: true }, options),
-    );
+    const r = await this.call("put", d, (options) => this.etcd.kv.put({ key: buf(key), value: buf(value), lease, prev_kv: true }, options));
     return r.prev_kv ? toKv(r.prev_kv) : null;
   }
 

@@ -99,8 +99,7 @@ export class EtcdClusterDocument implements ClusterDocumentStore {
       // decodeClusterDocument reports it, naming the version.
     }
     const stored = parsed?.pauses as unknown; // checked here: Array.isArray would make a typed list any[]
-    if (!parsed || !Array.isArray(stored))
-      return { version: kv.modRevision, document: decodeClusterDocument(kv.value, kv.modRevision, 0) };
+    if (!parsed || !Array.isArray(stored)) return { version: kv.modRevision, document: decodeClusterDocument(kv.value, kv.modRevision, 0) };
     const pauses = await Promise.all(
       parsed.pauses.map(async (p) => {
         const ttl = typeof p.lease === "string" ? await this.client.timeToLive(p.lease, d) : null;

@@ -1,11 +1,5 @@
 import { decodeHistoryEvent, encodeHistoryEvent, historyListLimit } from "../../core/control-records.js";
-import type {
-  HistoryAppendResult,
-  HistoryEvent,
-  HistoryEventInput,
-  HistoryQuery,
-  HistoryStore,
-} from "../../core/ports/history.js";
+import type { HistoryAppendResult, HistoryEvent, HistoryEventInput, HistoryQuery, HistoryStore } from "../../core/ports/history.js";
 import { StoreUnavailableError } from "../../core/errors.js";
 import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
 import type { Kv } from "./client-types.js";
@@ -77,8 +71,7 @@ export class EtcdHistory implements HistoryStore {
     const events: HistoryEvent[] = [];
     for (const kv of kvs.reverse()) {
       const e = toEvent(kv, this.keys.history.length);
-      if (!e || (query.shard !== undefined && e.shard !== query.shard) || (query.before !== undefined && e.seq >= query.before))
-        continue;
+      if (!e || (query.shard !== undefined && e.shard !== query.shard) || (query.before !== undefined && e.seq >= query.before)) continue;
       events.push(e);
       if (events.length === limit) break;
     }

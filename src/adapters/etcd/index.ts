@@ -135,7 +135,12 @@ export class EtcdStore implements Store {
     if (found > SCHEMA_VERSION) throw new SchemaTooNewError(`${this.client.where} (key ${key})`, found, SCHEMA_VERSION);
     if (found < SCHEMA_VERSION && kv) {
       // Forward only, and only over the value we read: if another node moved it meanwhile, look again.
-      const w = await this.client.txn([{ key, target: "version", equals: kv.version }], [{ put: { key, value: String(SCHEMA_VERSION) } }], [], d);
+      const w = await this.client.txn(
+        [{ key, target: "version", equals: kv.version }],
+        [{ put: { key, value: String(SCHEMA_VERSION) } }],
+        [],
+        d,
+      );
       if (!w.succeeded) await this.migrate();
     }
   }
@@ -151,13 +156,22 @@ export class EtcdStore implements Store {
   async purge(): Promise<string[]> {
     const d = this.client.deadline(Math.max(this.connectTimeoutMs, this.operationTimeoutMs));
     const found = await this.client.range(this.keys.prefix, true, d);
-    const mine = ownedNames(found.map((kv) => kv.key), this.keys.prefix, ["schema"]);
+    const mine = ownedNames(
+      found.map((kv) => kv.key),
+      this.keys.prefix,
+      ["schema"],
+    );
     // One prefix delete when nothing nested is there; otherwise key by key (etcd caps a txn at 128 ops).
     if (mine.length === found.length) {
       await this.client.txn([], [{ delete: this.keys.prefix, prefix: true }], [], d);
     } else {
       for (let i = 0; i < mine.length; i += 100) {
-        await this.client.txn([], mine.slice(i, i + 100).map((key) => ({ delete: key })), [], d);
+        await this.client.txn(
+          [],
+          mine.slice(i, i + 100).map((key) => ({ delete: key })),
+          [],
+          d,
+        );
       }
     }
     return mine;

@@ -71,8 +71,7 @@ export class EtcdShardMap implements ShardMapStore {
   async watch(onChange: (changed: ShardAssignment[]) => void, onError?: (error: unknown) => void): Promise<ShardMapWatch> {
     return startDiffingWatch({
       read: () => this.read(),
-      subscribe: (signal, lost) =>
-        this.client.watchPrefix(this.keys.shards, { events: signal, lost }, this.client.deadline()),
+      subscribe: (signal, lost) => this.client.watchPrefix(this.keys.shards, { events: signal, lost }, this.client.deadline()),
       resyncMs: ETCD_RESYNC_MS,
       clock: this.clock,
       onChange,

@@ -72,7 +72,9 @@ export interface ReplyFields {
  * One-shot `crypto.hash` (Node >= 20.12) is several times cheaper than a Hash object for small
  * bodies, which is most forwards; older Node 20 releases fall back to the object.
  */
-const oneShot: ((algorithm: string, data: Uint8Array, encoding: "base64url") => string) | undefined = (crypto as { hash?: typeof crypto.hash }).hash;
+const oneShot: ((algorithm: string, data: Uint8Array, encoding: "base64url") => string) | undefined = (
+  crypto as { hash?: typeof crypto.hash }
+).hash;
 
 /** SHA-256 of a body, base64url: the canonical text carries the hash, not the bytes. */
 function bodyHash(body: Uint8Array): string {

@@ -140,7 +140,8 @@ export class TransportClient {
    * peer cannot be reached in `timeoutMs`, AuthenticationError on a 401 or a badly signed reply.
    */
   async send(to: Peer, kind: MessageKind, fwd: ForwardFields, body: Uint8Array, timeoutMs: number): Promise<VerifiedReply> {
-    if (!isNodeId(to.id)) throw new ConfigError("peer.id", `must be 1-200 visible ASCII characters, got ${JSON.stringify(String(to.id)).slice(0, 60)}`);
+    if (!isNodeId(to.id))
+      throw new ConfigError("peer.id", `must be 1-200 visible ASCII characters, got ${JSON.stringify(String(to.id)).slice(0, 60)}`);
     if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) throw new ConfigError("timeoutMs", "must be a positive number of milliseconds");
     if (this.closed) throw new TransportUnavailableError(`transport: ${kind} to ${to.address}: transport is closed`);
     const pool = this.pool(to.address);
@@ -149,8 +150,22 @@ export class TransportClient {
     const seq = String(next);
     const sig = signRequest(this.key, { kind, from: this.self, to: to.id, seq, ...fwd, body });
     const { protocol } = this.o;
-    const headers = [H.from, this.self, H.to, to.id, H.seq, seq, H.sig, sig, H.proto, String(protocol.version), H.protoMin, String(protocol.min)];
-    if (kind === "forward") headers.push(H.shard, fwd.shard, H.epoch, fwd.epoch, H.method, fwd.method, H.path, fwd.path, H.headers, fwd.headers);
+    const headers = [
+      H.from,
+      this.self,
+      H.to,
+      to.id,
+      H.seq,
+      seq,
+      H.sig,
+      sig,
+      H.proto,
+      String(protocol.version),
+      H.protoMin,
+      String(protocol.min),
+    ];
+    if (kind === "forward")
+      headers.push(H.shard, fwd.shard, H.epoch, fwd.epoch, H.method, fwd.method, H.path, fwd.path, H.headers, fwd.headers);
 
     let reply: ReplyCollector;
     try {
@@ -170,13 +185,23 @@ export class TransportClient {
     // A receiver older than versioning does not check: the client does, on the reply.
     const theirs = parseProtocol(reply.headers[H.proto], reply.headers[H.protoMin]);
     if (theirs !== undefined && !protocolsOverlap(theirs, protocol)) {
-      throw new ProtocolMismatchError(`${kind} to ${to.address}: peer speaks ${describeProtocol(theirs)}, this node ${describeProtocol(protocol)}`);
+      throw new ProtocolMismatchError(
+        `${kind} to ${to.address}: peer speaks ${describeProtocol(theirs)}, this node ${describeProtocol(protocol)}`,
+      );
     }
     const replyBody = reply.body;
     const status = headerText(reply.headers[H.status]);
     const replyHeaders = headerText(reply.headers[H.headers]);
     // Signature first: content of an unauthenticated reply is not worth a diagnosis.
-    const expected = signReply(this.key, { kind, responder: to.id, requester: this.self, seq, status, headers: replyHeaders, body: replyBody });
+    const expected = signReply(this.key, {
+      kind,
+      responder: to.id,
+      requester: this.self,
+      seq,
+      status,
+      headers: replyHeaders,
+      body: replyBody,
+    });
     if (!signatureMatches(expected, headerOrUndefined(reply.headers[H.sig]))) {
       throw badReplyError("bad or missing signature", kind, to.address, true);
     }
@@ -214,7 +239,10 @@ export class TransportClient {
         ...(tls ? { connect: tls.connectOptions } : {}),
       });
     } catch (error) {
-      throw new ConfigError("peer.address", `must be host:port, got ${JSON.stringify(address).slice(0, 100)} (${(error as Error).message})`);
+      throw new ConfigError(
+        "peer.address",
+        `must be host:port, got ${JSON.stringify(address).slice(0, 100)} (${(error as Error).message})`,
+      );
     }
     if (this.pools.size >= this.o.maxPeers) {
       const [oldest, old] = this.pools.entries().next().value as [string, Pool];

@@ -67,7 +67,10 @@ export function mapCallError(error: unknown, kind: MessageKind, address: string)
   if (code !== undefined && TLS_CODE.test(code)) {
     // The peer (or something in its place) is there, but one side does not trust the other: no
     // message went through. Still "unavailable" to the caller, since only new certificates fix it.
-    return new TransportUnavailableError(`transport: ${kind} to ${address}: TLS handshake failed (${code})`, { cause: error, notDelivered: true });
+    return new TransportUnavailableError(`transport: ${kind} to ${address}: TLS handshake failed (${code})`, {
+      cause: error,
+      notDelivered: true,
+    });
   }
   if (code !== undefined && NETWORK_CODES.has(code)) {
     return new TransportUnavailableError(`transport: ${kind} to ${address}: unreachable (${code})`, {

@@ -91,7 +91,8 @@ export class HttpTransport implements Transport {
     const key = deriveTransportKey(o.secret, o.clusterName);
     const logger = o.logger ?? silentLogger;
     const connections = positiveInt(o.connectionsPerPeer ?? 64, "transport.connections_per_peer");
-    if (connections > 512) throw new ConfigError("transport.connections_per_peer", "must be at most 512 (the replay window is 1024 messages)");
+    if (connections > 512)
+      throw new ConfigError("transport.connections_per_peer", "must be at most 512 (the replay window is 1024 messages)");
     const maxReplyBytes = positiveInt(o.maxReplyBytes ?? 64 * MIB, "transport.max_reply_bytes");
     const maxBodyBytes = positiveInt(o.maxBodyBytes ?? MIB, "transport.max_body_bytes");
     // Last of the checks: it starts a reload timer, which nothing would stop if a later check threw.
@@ -134,7 +135,10 @@ export class HttpTransport implements Transport {
       headers: wire.encodeHeaderMap(request.headers),
     };
     if (!wire.isMethod(fwd.method) || !wire.isForwardPath(fwd.path)) {
-      throw new MulticonnectError("transport_rejected", "transport: forward: the method or path cannot be forwarded (path must start with / and be visible ASCII)");
+      throw new MulticonnectError(
+        "transport_rejected",
+        "transport: forward: the method or path cannot be forwarded (path must start with / and be visible ASCII)",
+      );
     }
     const reply = await this.client.send(to, "forward", fwd, request.body, timeoutMs);
     try {
@@ -188,7 +192,8 @@ function positiveInt(value: number, key: string): number {
 
 /** Shard and epoch travel as decimal text; anything else cannot be stamped on a forward. */
 function uintText(value: number, what: string): string {
-  if (!Number.isSafeInteger(value) || value < 0) throw new MulticonnectError("transport_rejected", `transport: forward: ${what} must be a non-negative integer`);
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new MulticonnectError("transport_rejected", `transport: forward: ${what} must be a non-negative integer`);
   return String(value);
 }
 
@@ -207,7 +212,8 @@ export function testProtocolOverride(env: NodeJS.ProcessEnv = process.env): wire
   if (text === undefined || text === "") return undefined;
   const [v, m] = text.split(":");
   const range = wire.parseProtocol(v, m);
-  if (range === undefined) throw new ConfigError("MULTICONNECT_TEST_PROTOCOL", `must be <version> or <version>:<min>, got ${JSON.stringify(text)}`);
+  if (range === undefined)
+    throw new ConfigError("MULTICONNECT_TEST_PROTOCOL", `must be <version> or <version>:<min>, got ${JSON.stringify(text)}`);
   return range;
 }
 

@@ -6,7 +6,14 @@
  * sender's window or take a slot in the sender table.
  */
 import type { KeyObject } from "node:crypto";
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from "node:http";
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { ConfigError, TransportUnavailableError } from "../../core/errors.js";
@@ -77,7 +84,8 @@ class Receiver {
     const to = h[H.to];
     const seqText = h[H.seq];
     const seq = wire.parseSeq(seqText);
-    if (!wire.isNodeId(from) || !wire.isNodeId(to) || seq === undefined) return refuse(res, 400, "sender, receiver or sequence number missing or malformed");
+    if (!wire.isNodeId(from) || !wire.isNodeId(to) || seq === undefined)
+      return refuse(res, 400, "sender, receiver or sequence number missing or malformed");
     // A message for another node is refused whatever its signature: it was redirected here.
     if (to !== this.self) return refuse(res, 401, "addressed to another node");
     const fwd = kind === "forward" ? forwardFields(h) : NO_FORWARD;
@@ -152,7 +160,8 @@ function json(value: unknown): Outcome {
 
 /** Checks what the application's forward handler returned; a bad value is a handler failure (500). */
 function forwardOutcome(r: ForwardResponse): Outcome {
-  if (!Number.isInteger(r.status) || r.status < 100 || r.status > 599) throw new Error(`forward handler returned status ${String(r.status)}`);
+  if (!Number.isInteger(r.status) || r.status < 100 || r.status > 599)
+    throw new Error(`forward handler returned status ${String(r.status)}`);
   if (!(r.body instanceof Uint8Array)) throw new Error("forward handler returned a body that is not a Uint8Array");
   return { status: String(r.status), headers: wire.encodeHeaderMap(r.headers), body: r.body };
 }
@@ -200,7 +209,13 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | "too-larg
 }
 
 /** Starts a listener for `self`. Rejects with TransportUnavailableError when the port cannot be bound. */
-export async function startServer(self: string, host: string, port: number, handlers: TransportHandlers, o: ServerOptions): Promise<TransportServer> {
+export async function startServer(
+  self: string,
+  host: string,
+  port: number,
+  handlers: TransportHandlers,
+  o: ServerOptions,
+): Promise<TransportServer> {
   if (!wire.isNodeId(self)) throw new ConfigError("transport.self", "must be 1-200 visible ASCII characters");
   const receiver = new Receiver(self, handlers, o);
   const onRequest: RequestListener = (req, res) => {
@@ -216,7 +231,10 @@ export async function startServer(self: string, host: string, port: number, hand
   if (tls === undefined) {
     server = createServer(onRequest);
   } else {
-    const secure = createTlsServer({ ...tls.context, requestCert: true, rejectUnauthorized: true, handshakeTimeout: HANDSHAKE_TIMEOUT_MS }, onRequest);
+    const secure = createTlsServer(
+      { ...tls.context, requestCert: true, rejectUnauthorized: true, handshakeTimeout: HANDSHAKE_TIMEOUT_MS },
+      onRequest,
+    );
     // New handshakes use reloaded files; connections already open keep the context they began with.
     unsubscribe = tls.onChange(() => secure.setSecureContext(tls.context));
     server = secure;
@@ -225,7 +243,9 @@ export async function startServer(self: string, host: string, port: number, hand
   await new Promise<void>((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException): void => {
       unsubscribe?.();
-      reject(new TransportUnavailableError(`transport: cannot listen on ${host}:${port} (${error.code ?? error.message})`, { cause: error }));
+      reject(
+        new TransportUnavailableError(`transport: cannot listen on ${host}:${port} (${error.code ?? error.message})`, { cause: error }),
+      );
     };
     server.once("error", onError);
     server.listen(port, host, () => {

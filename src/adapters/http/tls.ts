@@ -66,7 +66,8 @@ export class TransportTls {
     private readonly logger: Logger,
   ) {
     for (const name of ["cert", "key", "ca"] as const) {
-      if (typeof o[name] !== "string" || o[name].length === 0) throw new ConfigError(`${KEY}.${name}`, "is required: the path of a PEM file");
+      if (typeof o[name] !== "string" || o[name].length === 0)
+        throw new ConfigError(`${KEY}.${name}`, "is required: the path of a PEM file");
     }
     const interval = o.reloadIntervalMs ?? DEFAULT_RELOAD_MS;
     if (!Number.isSafeInteger(interval) || interval <= 0) throw new ConfigError(`${KEY}.reload_interval`, "must be a positive duration");
@@ -112,7 +113,10 @@ export class TransportTls {
       } catch (error) {
         // Remembered by its bytes: the same broken set is reported once, a new one again.
         this.refused = raw;
-        this.logger.warn({ error: error instanceof Error ? error.message : String(error) }, "transport: new TLS files not used; keeping the current ones");
+        this.logger.warn(
+          { error: error instanceof Error ? error.message : String(error) },
+          "transport: new TLS files not used; keeping the current ones",
+        );
         return false;
       }
       this.current = next as Required<TlsMaterial>;

@@ -240,7 +240,13 @@ export function parseSwitchoverReply(body: Uint8Array): SwitchoverReply {
   if (!isUint(o.shard) || !isUint(o.epoch)) throw new MalformedMessage("switchover reply: shard and epoch must be non-negative integers");
   if (o.from !== null && !isNodeId(o.from)) throw new MalformedMessage("switchover reply: from must be a node id or null");
   if (o.to !== null && !isNodeId(o.to)) throw new MalformedMessage("switchover reply: to must be a node id or null");
-  const reply: { -readonly [K in keyof SwitchoverReply]: SwitchoverReply[K] } = { ok: o.ok, shard: o.shard, from: o.from, to: o.to, epoch: o.epoch };
+  const reply: { -readonly [K in keyof SwitchoverReply]: SwitchoverReply[K] } = {
+    ok: o.ok,
+    shard: o.shard,
+    from: o.from,
+    to: o.to,
+    epoch: o.epoch,
+  };
   if (o.error !== undefined) {
     const e = o.error as Record<string, unknown> | null;
     if (typeof e !== "object" || e === null || !Number.isSafeInteger(e.code) || !isText(e.message)) {
@@ -249,13 +255,20 @@ export function parseSwitchoverReply(body: Uint8Array): SwitchoverReply {
     reply.error = { code: e.code as number, message: e.message };
   }
   if (o.gapMs !== undefined) {
-    if (typeof o.gapMs !== "number" || !Number.isFinite(o.gapMs) || o.gapMs < 0) throw new MalformedMessage("switchover reply: gapMs must be a non-negative number");
+    if (typeof o.gapMs !== "number" || !Number.isFinite(o.gapMs) || o.gapMs < 0)
+      throw new MalformedMessage("switchover reply: gapMs must be a non-negative number");
     reply.gapMs = o.gapMs;
   }
   return reply;
 }
 
-const SETTING_KEYS: ReadonlySet<string> = new Set<SettingKey>(["heartbeat_interval", "unhealthy_interval", "db_heartbeat_interval", "db_unhealthy_interval", "heartbeat_quorum"]);
+const SETTING_KEYS: ReadonlySet<string> = new Set<SettingKey>([
+  "heartbeat_interval",
+  "unhealthy_interval",
+  "db_heartbeat_interval",
+  "db_unhealthy_interval",
+  "heartbeat_quorum",
+]);
 
 /** A shard number or null (the whole cluster). */
 function shardOrNull(v: unknown, what: string): number | null {
@@ -276,7 +289,8 @@ export function parseAdminCommand(body: Uint8Array): AdminCommand {
       const settings: Partial<Record<SettingKey, number>> = {};
       for (const [key, value] of Object.entries(s)) {
         if (!SETTING_KEYS.has(key)) throw new MalformedMessage(`admin: unknown setting ${key.replace(NON_ASCII, "?").slice(0, 64)}`);
-        if (typeof value !== "number" || !Number.isFinite(value) || value < 0) throw new MalformedMessage(`admin: ${key} must be a non-negative number`);
+        if (typeof value !== "number" || !Number.isFinite(value) || value < 0)
+          throw new MalformedMessage(`admin: ${key} must be a non-negative number`);
         settings[key as SettingKey] = value;
       }
       return { op: "settings", settings, by };

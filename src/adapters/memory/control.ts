@@ -11,13 +11,7 @@ import type {
   ClusterDocumentWriteResult,
   VersionedClusterDocument,
 } from "../../core/ports/cluster-document.js";
-import type {
-  HistoryAppendResult,
-  HistoryEvent,
-  HistoryEventInput,
-  HistoryQuery,
-  HistoryStore,
-} from "../../core/ports/history.js";
+import type { HistoryAppendResult, HistoryEvent, HistoryEventInput, HistoryQuery, HistoryStore } from "../../core/ports/history.js";
 import type { Lease } from "../../core/ports/leases.js";
 
 /** What the memory adapter's control-plane stores need from `MemoryStorage`. */
@@ -89,9 +83,7 @@ export class MemoryHistory implements HistoryStore {
     const limit = historyListLimit(query, this.limit);
     this.check();
     return this.s.history
-      .filter(
-        (e) => (query.shard === undefined || e.shard === query.shard) && (query.before === undefined || e.seq < query.before),
-      )
+      .filter((e) => (query.shard === undefined || e.shard === query.shard) && (query.before === undefined || e.seq < query.before))
       .slice(-limit)
       .reverse()
       .map((e) => decodeHistoryEvent(e.seq, e.atMs, e.shard, e.body));

@@ -96,12 +96,15 @@ export class MysqlDb {
     return new Promise<T>((resolve, reject) => {
       let settled = false;
       let conn: PoolConnection | undefined;
-      const timer = setTimeout(() => {
-        settled = true;
-        // A statement may be in flight: its answer must never reach the pool's next user.
-        if (conn) destroy(conn);
-        reject(timedOut(this.ctx, budgetMs));
-      }, Math.max(0, remainingMs));
+      const timer = setTimeout(
+        () => {
+          settled = true;
+          // A statement may be in flight: its answer must never reach the pool's next user.
+          if (conn) destroy(conn);
+          reject(timedOut(this.ctx, budgetMs));
+        },
+        Math.max(0, remainingMs),
+      );
 
       const body = async () => {
         const c = await this.pool.getConnection();

@@ -89,7 +89,8 @@ const MISCONFIGURED: Readonly<Record<string, string>> = {
  * Node's): a wrong CA, host name or an expired certificate, a refused client certificate. Only new
  * certificates or a new CA fix them.
  */
-const TLS_CODES = /^(HANDSHAKE_SSL_ERROR$|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|UNABLE_TO_|ERR_TLS_CERT_ALTNAME_INVALID$|ERR_SSL_)/;
+const TLS_CODES =
+  /^(HANDSHAKE_SSL_ERROR$|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|UNABLE_TO_|ERR_TLS_CERT_ALTNAME_INVALID$|ERR_SSL_)/;
 
 /** True for an InnoDB deadlock: the statement was rolled back whole and may simply run again. */
 export function isDeadlock(error: unknown): boolean {

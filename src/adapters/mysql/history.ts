@@ -1,11 +1,5 @@
 import { decodeHistoryEvent, encodeHistoryEvent, historyListLimit } from "../../core/control-records.js";
-import type {
-  HistoryAppendResult,
-  HistoryEvent,
-  HistoryEventInput,
-  HistoryQuery,
-  HistoryStore,
-} from "../../core/ports/history.js";
+import type { HistoryAppendResult, HistoryEvent, HistoryEventInput, HistoryQuery, HistoryStore } from "../../core/ports/history.js";
 import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
 import type { MysqlDb } from "./db.js";
 
@@ -64,10 +58,5 @@ export class MysqlHistory implements HistoryStore {
 }
 
 function toEvent(row: EventRow): HistoryEvent {
-  return decodeHistoryEvent(
-    Number(row.seq),
-    Math.round(Number(row.at_us) / 1000),
-    row.shard === null ? null : Number(row.shard),
-    row.body,
-  );
+  return decodeHistoryEvent(Number(row.seq), Math.round(Number(row.at_us) / 1000), row.shard === null ? null : Number(row.shard), row.body);
 }

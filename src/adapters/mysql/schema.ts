@@ -130,7 +130,11 @@ export async function purge(db: MysqlDb, operationTimeoutMs: number): Promise<st
          WHERE table_schema = DATABASE() AND BINARY LEFT(table_name, CHAR_LENGTH(?)) = BINARY ?`,
         [p, p],
       );
-      const mine = ownedNames(rows.map((r) => String(r.name)), p, ["meta", "leases"]);
+      const mine = ownedNames(
+        rows.map((r) => String(r.name)),
+        p,
+        ["meta", "leases"],
+      );
       if (mine.length > 0) await sql(`DROP TABLE IF EXISTS ${mine.map((n) => `\`${n.replaceAll("`", "``")}\``).join(", ")}`);
       return mine;
     },

@@ -49,9 +49,7 @@ export class MysqlShardMap implements ShardMapStore {
   async read(): Promise<ShardAssignment[]> {
     const p = this.db.p;
     const rows = await this.db.run((sql) =>
-      sql<ShardRow[]>(
-        `SELECT shard, CONVERT(owner USING utf8mb4) AS owner, epoch FROM ${p}shards WHERE epoch > 0 ORDER BY shard`,
-      ),
+      sql<ShardRow[]>(`SELECT shard, CONVERT(owner USING utf8mb4) AS owner, epoch FROM ${p}shards WHERE epoch > 0 ORDER BY shard`),
     );
     return rows.map((r) => ({ shard: Number(r.shard), owner: r.owner, epoch: Number(r.epoch) }));
   }

@@ -39,10 +39,7 @@ export class PostgresClusterDocument implements ClusterDocumentStore {
   }
 
   async version(): Promise<number> {
-    const r = await this.db.query<{ version: string }>(
-      "cluster version",
-      `SELECT version FROM ${this.db.t("cluster")} WHERE id = 1`,
-    );
+    const r = await this.db.query<{ version: string }>("cluster version", `SELECT version FROM ${this.db.t("cluster")} WHERE id = 1`);
     return Number(r.rows[0]?.version ?? 0);
   }
 

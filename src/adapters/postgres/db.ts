@@ -158,18 +158,14 @@ export class PgDb {
 
   /** Ends a dedicated connection politely, and forcibly if the server does not answer in time. */
   async endClient(client: pg.Client): Promise<void> {
-    await before(client.end(), performance.now() + this.operationTimeoutMs, () => new Error("slow end")).catch(() =>
-      destroyClient(client),
-    );
+    await before(client.end(), performance.now() + this.operationTimeoutMs, () => new Error("slow end")).catch(() => destroyClient(client));
   }
 
   /** Closes the pool. Idempotent; never waits longer than the operation timeout. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await before(this.pool.end(), performance.now() + this.operationTimeoutMs, () => new Error("slow close")).catch(
-      () => {},
-    );
+    await before(this.pool.end(), performance.now() + this.operationTimeoutMs, () => new Error("slow close")).catch(() => {});
   }
 }
 

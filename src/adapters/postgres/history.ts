@@ -1,11 +1,5 @@
 import { decodeHistoryEvent, encodeHistoryEvent, historyListLimit } from "../../core/control-records.js";
-import type {
-  HistoryAppendResult,
-  HistoryEvent,
-  HistoryEventInput,
-  HistoryQuery,
-  HistoryStore,
-} from "../../core/ports/history.js";
+import type { HistoryAppendResult, HistoryEvent, HistoryEventInput, HistoryQuery, HistoryStore } from "../../core/ports/history.js";
 import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
 import type { PgDb } from "./db.js";
 
@@ -42,9 +36,7 @@ export class PostgresHistory implements HistoryStore {
       );
       const row = r.rows[0];
       if (!row) return { ok: false, reason: "fenced" } as const;
-      await client.query(`DELETE FROM ${h} WHERE seq <= (SELECT seq FROM ${h} ORDER BY seq DESC OFFSET $1 LIMIT 1)`, [
-        this.limit,
-      ]);
+      await client.query(`DELETE FROM ${h} WHERE seq <= (SELECT seq FROM ${h} ORDER BY seq DESC OFFSET $1 LIMIT 1)`, [this.limit]);
       return { ok: true, event: toEvent(row) } as const;
     });
   }

@@ -89,11 +89,7 @@ export class PostgresStore implements Store {
     });
     this.leases = new PostgresLeaseStore(this.db);
     this.liveness = new PostgresLiveness(this.db);
-    this.shardMap = new PostgresShardMap(
-      this.db,
-      o.clock ?? new SystemClock(),
-      positive(o.resyncMs, 1000, "store.resync_ms"),
-    );
+    this.shardMap = new PostgresShardMap(this.db, o.clock ?? new SystemClock(), positive(o.resyncMs, 1000, "store.resync_ms"));
     this.clusterDocument = new PostgresClusterDocument(this.db);
     this.history = new PostgresHistory(this.db, checkHistoryLimit(o.historyLimit));
   }

@@ -48,7 +48,11 @@ export async function purge(db: PgDb): Promise<string[]> {
       "SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema() AND starts_with(tablename, $1)",
       [db.p],
     );
-    const mine = ownedNames(r.rows.map((row) => row.name), db.p, ["meta", "leases"]);
+    const mine = ownedNames(
+      r.rows.map((row) => row.name),
+      db.p,
+      ["meta", "leases"],
+    );
     if (mine.length > 0) await client.query(`DROP TABLE ${mine.map((n) => `"${n.replaceAll('"', '""')}"`).join(", ")}`);
     return mine;
   });

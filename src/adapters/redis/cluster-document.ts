@@ -27,12 +27,7 @@ export class RedisClusterDocument implements ClusterDocumentStore {
   ) {}
 
   async read(): Promise<VersionedClusterDocument | null> {
-    const [nowUs, v, doc, atUs] = (await this.conn.eval(CLUSTER_READ, [this.keys.cluster], [])) as [
-      string,
-      string,
-      string,
-      string,
-    ];
+    const [nowUs, v, doc, atUs] = (await this.conn.eval(CLUSTER_READ, [this.keys.cluster], [])) as [string, string, string, string];
     const version = parseEpoch(v);
     if (version === 0) return null;
     const writtenMs = Number(atUs) / 1000;

@@ -204,7 +204,8 @@ function resolveSettings(o: RedisOptions): RedisSettings {
   const host = url?.hostname.replace(/^\[(.*)\]$/, "$1") || o.host || "127.0.0.1";
   const port = url?.port ? Number(url.port) : url ? 6379 : whole(o.port, 6379, "store.port");
   const path = url?.pathname.replace(/^\//, "") ?? "";
-  if (path !== "" && !/^\d+$/.test(path)) throw new ConfigError("store.url", "the path must be a database number, as in redis://host:6379/0");
+  if (path !== "" && !/^\d+$/.test(path))
+    throw new ConfigError("store.url", "the path must be a database number, as in redis://host:6379/0");
   const db = path !== "" ? Number(path) : whole(o.db, 0, "store.db", true);
   const tlsOption = o.tls === true ? {} : o.tls || undefined;
   const tls = url?.protocol === "rediss:" ? (tlsOption ?? {}) : tlsOption;

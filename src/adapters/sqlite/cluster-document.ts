@@ -30,17 +30,14 @@ export class SqliteClusterDocument implements ClusterDocumentStore {
 
   async read(): Promise<VersionedClusterDocument | null> {
     return this.db.read((sql, now) => {
-      const row = sql.prepare(`SELECT version, document, boot FROM ${this.db.p}cluster WHERE id = 1`).get() as
-        ClusterRow | undefined;
+      const row = sql.prepare(`SELECT version, document, boot FROM ${this.db.p}cluster WHERE id = 1`).get() as ClusterRow | undefined;
       return row ? toVersioned(row, now) : null;
     });
   }
 
   async version(): Promise<number> {
     return this.db.read(
-      (sql) =>
-        (sql.prepare(`SELECT version FROM ${this.db.p}cluster WHERE id = 1`).get() as { version: number } | undefined)?.version ??
-        0,
+      (sql) => (sql.prepare(`SELECT version FROM ${this.db.p}cluster WHERE id = 1`).get() as { version: number } | undefined)?.version ?? 0,
     );
   }
 
@@ -51,8 +48,7 @@ export class SqliteClusterDocument implements ClusterDocumentStore {
         .prepare(`SELECT 1 FROM ${this.db.p}leases WHERE name = ? AND holder = ? AND epoch = ? AND expires_at > ?`)
         .get(MASTER_LEASE, master.holder, master.epoch, now);
       if (!fence) return { ok: false, reason: "fenced" } as const;
-      const row = sql.prepare(`SELECT version, document, boot FROM ${this.db.p}cluster WHERE id = 1`).get() as
-        ClusterRow | undefined;
+      const row = sql.prepare(`SELECT version, document, boot FROM ${this.db.p}cluster WHERE id = 1`).get() as ClusterRow | undefined;
       if ((row?.version ?? 0) !== expectedVersion) {
         return { ok: false, reason: "conflict", current: row ? toVersioned(row, now) : null } as const;
       }

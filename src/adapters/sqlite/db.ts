@@ -117,9 +117,7 @@ export class SqliteDb {
             // Again inside the write lock: a newer node may have migrated since the first look.
             this.refuseNewerSchema();
             const boot = bootId();
-            const row = this.sql.prepare(`SELECT value FROM ${this.p}meta WHERE key = 'boot_id'`).get() as
-              | { value: string }
-              | undefined;
+            const row = this.sql.prepare(`SELECT value FROM ${this.p}meta WHERE key = 'boot_id'`).get() as { value: string } | undefined;
             if (row && row.value !== boot) {
               this.sql.prepare(`UPDATE ${this.p}leases SET holder = NULL, expires_at = 0`).run();
               this.sql.prepare(`UPDATE ${this.p}nodes SET seen_at = -1e12`).run();
@@ -143,7 +141,11 @@ export class SqliteDb {
       this.sql
         .transaction(() => {
           const all = this.sql.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[];
-          const mine = ownedNames(all.map((r) => r.name), this.p, ["meta", "leases"]);
+          const mine = ownedNames(
+            all.map((r) => r.name),
+            this.p,
+            ["meta", "leases"],
+          );
           for (const name of mine) this.sql.exec(`DROP TABLE "${name.replaceAll('"', '""')}"`);
           return mine;
         })

@@ -1,11 +1,5 @@
 import { decodeHistoryEvent, encodeHistoryEvent, historyListLimit } from "../../core/control-records.js";
-import type {
-  HistoryAppendResult,
-  HistoryEvent,
-  HistoryEventInput,
-  HistoryQuery,
-  HistoryStore,
-} from "../../core/ports/history.js";
+import type { HistoryAppendResult, HistoryEvent, HistoryEventInput, HistoryQuery, HistoryStore } from "../../core/ports/history.js";
 import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
 import type { SqliteDb } from "./db.js";
 

@@ -26,7 +26,6 @@ export interface SqliteOptions {
   clock?: Clock;
 }
 
-
 export function sqliteCapabilities(o: Pick<SqliteOptions, "pollIntervalMs">): StoreCapabilities {
   return { pollIntervalMs: o.pollIntervalMs ?? 5, writerWallClock: true };
 }

@@ -13,9 +13,7 @@ export class SqliteLeaseStore implements LeaseStore {
 
   async acquire(name: string, holder: string, ttlMs: number): Promise<AcquireResult> {
     return this.db.write((sql, now) => {
-      const row = sql.prepare(`SELECT holder, epoch, expires_at FROM ${this.db.p}leases WHERE name = ?`).get(name) as
-        | LeaseRow
-        | undefined;
+      const row = sql.prepare(`SELECT holder, epoch, expires_at FROM ${this.db.p}leases WHERE name = ?`).get(name) as LeaseRow | undefined;
       const live = row && row.holder !== null && row.expires_at > now;
       if (live && row.holder !== holder) {
         return { acquired: false, holder: row.holder, epoch: row.epoch, expiresInMs: row.expires_at - now };
@@ -34,9 +32,7 @@ export class SqliteLeaseStore implements LeaseStore {
   async renew(lease: Lease, ttlMs: number): Promise<boolean> {
     return this.db.write((sql, now) => {
       const r = sql
-        .prepare(
-          `UPDATE ${this.db.p}leases SET expires_at = ? WHERE name = ? AND holder = ? AND epoch = ? AND expires_at > ?`,
-        )
+        .prepare(`UPDATE ${this.db.p}leases SET expires_at = ? WHERE name = ? AND holder = ? AND epoch = ? AND expires_at > ?`)
         .run(now + ttlMs, lease.name, lease.holder, lease.epoch, now);
       return r.changes === 1;
     });

@@ -28,16 +28,14 @@ export class SqliteLiveness implements LivenessStore {
 
   async list(): Promise<NodeStatus[]> {
     return this.db.read((sql, now) =>
-      (sql.prepare(`SELECT id, name, role, address, meta, seen_at FROM ${this.db.p}nodes ORDER BY id`).all() as NodeRow[]).map(
-        (row) => ({
-          id: row.id,
-          name: row.name,
-          role: row.role,
-          address: row.address,
-          meta: JSON.parse(row.meta) as Record<string, unknown>,
-          ageMs: Math.max(0, now - row.seen_at),
-        }),
-      ),
+      (sql.prepare(`SELECT id, name, role, address, meta, seen_at FROM ${this.db.p}nodes ORDER BY id`).all() as NodeRow[]).map((row) => ({
+        id: row.id,
+        name: row.name,
+        role: row.role,
+        address: row.address,
+        meta: JSON.parse(row.meta) as Record<string, unknown>,
+        ageMs: Math.max(0, now - row.seen_at),
+      })),
     );
   }
 

@@ -31,8 +31,7 @@ export class SqliteShardMap implements ShardMapStore {
         .get(MASTER_LEASE, master.holder, master.epoch, now);
       if (!fence) return { ok: false, reason: "fenced" } as const;
       const current = (sql.prepare(`SELECT shard, owner, epoch FROM ${this.db.p}shards WHERE shard = ?`).get(shard) as
-        | ShardAssignment
-        | undefined) ?? { shard, owner: null, epoch: 0 };
+        ShardAssignment | undefined) ?? { shard, owner: null, epoch: 0 };
       if (current.epoch !== expectedEpoch) return { ok: false, reason: "conflict", current } as const;
       const assignment = { shard, owner, epoch: expectedEpoch + 1 };
       sql

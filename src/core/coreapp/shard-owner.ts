@@ -275,4 +275,3 @@ export class ShardOwner {
 function sameAssignment(a: ShardAssignment | null, b: ShardAssignment): boolean {
   return !!a && a.shard === b.shard && a.epoch === b.epoch && a.owner === b.owner;
 }
-

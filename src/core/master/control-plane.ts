@@ -84,7 +84,13 @@ export class ControlPlane {
         return this.resume(lease, command.shard, command.by);
       case "clear-hold": {
         if (!this.clearHold(command.node)) return fail(404, `${command.node} is not held out`);
-        this.record(lease.lease, { type: "hold_cleared", shard: null, cause: `cleared by ${command.by}`, evidence: { node: command.node }, epochs: { master: lease.lease.epoch } });
+        this.record(lease.lease, {
+          type: "hold_cleared",
+          shard: null,
+          cause: `cleared by ${command.by}`,
+          evidence: { node: command.node },
+          epochs: { master: lease.lease.epoch },
+        });
         return { ok: true };
       }
     }
@@ -107,7 +113,13 @@ export class ControlPlane {
     const active = new Map(this.follower.activePauses().map((p) => [pauseKey(p.shard), p]));
     for (const [key, p] of this.seenPauses) {
       if (active.has(key)) continue;
-      this.record(lease, { type: "resumed", shard: p.shard, cause: "the pause ran out", evidence: { pausedBy: p.by, reason: p.reason }, epochs: { master: lease.epoch } });
+      this.record(lease, {
+        type: "resumed",
+        shard: p.shard,
+        cause: "the pause ran out",
+        evidence: { pausedBy: p.by, reason: p.reason },
+        epochs: { master: lease.epoch },
+      });
     }
     this.seenPauses = new Map([...active].map(([k, p]) => [k, { shard: p.shard, by: p.by, reason: p.reason, expiresInMs: p.expiresInMs }]));
   }
@@ -143,7 +155,13 @@ export class ControlPlane {
       pauses: [...keep(doc).filter((p) => p.shard !== shard), { shard, by, reason, expiresInMs: durationMs }],
     }));
     if (reply.ok) {
-      this.record(lease.lease, { type: "paused", shard, cause: reason || `paused by ${by}`, evidence: { by, durationMs }, epochs: { master: lease.lease.epoch, version: reply.version! } });
+      this.record(lease.lease, {
+        type: "paused",
+        shard,
+        cause: reason || `paused by ${by}`,
+        evidence: { by, durationMs },
+        epochs: { master: lease.lease.epoch, version: reply.version! },
+      });
       this.seenPauses.set(pauseKey(shard), { shard, by, reason, expiresInMs: durationMs });
     }
     return reply;
@@ -160,7 +178,13 @@ export class ControlPlane {
     if (!reply.ok) return reply;
     if (!found) return fail(404, shard === null ? "automatic failover is not paused cluster-wide" : `shard ${shard} is not paused`);
     this.seenPauses.delete(pauseKey(shard));
-    this.record(lease.lease, { type: "resumed", shard, cause: `resumed by ${by}`, evidence: { by }, epochs: { master: lease.lease.epoch, version: reply.version! } });
+    this.record(lease.lease, {
+      type: "resumed",
+      shard,
+      cause: `resumed by ${by}`,
+      evidence: { by },
+      epochs: { master: lease.lease.epoch, version: reply.version! },
+    });
     return reply;
   }
 
@@ -202,7 +226,13 @@ export class ControlPlane {
 
 /** The pauses of a read document, to write back unchanged (their remaining time and start kept). */
 function keep(doc: ClusterDocument): PauseInput[] {
-  return doc.pauses.map((p) => ({ shard: p.shard, by: p.by, reason: p.reason, expiresInMs: p.expiresInMs, ...(p.pausedAtMs === undefined ? {} : { pausedAtMs: p.pausedAtMs }) }));
+  return doc.pauses.map((p) => ({
+    shard: p.shard,
+    by: p.by,
+    reason: p.reason,
+    expiresInMs: p.expiresInMs,
+    ...(p.pausedAtMs === undefined ? {} : { pausedAtMs: p.pausedAtMs }),
+  }));
 }
 
 function pauseKey(shard: number | null): string {

@@ -53,7 +53,8 @@ export type Verdict = { readonly healthy: true } | { readonly healthy: false; re
  *   application refused to start.
  */
 export function judgeOwner(e: OwnerEvidence, t: Timing): Verdict {
-  if (e.ended !== null) return { healthy: false, reason: `the owner gave up this assignment: ${e.ended.reason}`, blamesOwner: e.ended.refused };
+  if (e.ended !== null)
+    return { healthy: false, reason: `the owner gave up this assignment: ${e.ended.reason}`, blamesOwner: e.ended.refused };
   if (e.masterTenureMs >= storeEvidenceAfterMs(t)) {
     if (!e.record) return { healthy: false, reason: "no liveness record (the node left or was never registered)", blamesOwner: true };
     if (e.record.ageMs > t.dbUnhealthyIntervalMs) {

@@ -4,7 +4,8 @@ import type { Logger } from "../ports/logger.js";
 import type { ShardMapStore } from "../ports/shard-map.js";
 
 /** Why a node's record was removed: pruned by the primary master, or forgotten by an operator. */
-export type RemovalCause = { readonly kind: "retention"; readonly retentionMs: number } | { readonly kind: "forget"; readonly force: boolean };
+export type RemovalCause =
+  { readonly kind: "retention"; readonly retentionMs: number } | { readonly kind: "forget"; readonly force: boolean };
 
 /** A refused `forget`: the node is named as a shard's owner, or is live and `force` was not given. */
 export class ForgetRefusedError extends MulticonnectError {

@@ -37,7 +37,6 @@ export interface ShardControl {
   record(lease: Lease, note: HistoryNote): void;
 }
 
-
 /**
  * The primary master's work while it holds the master lease: load the shard map first, then every
  * evaluation tick make sure every shard has a healthy primary coreapp, promoting a standby where
@@ -128,9 +127,10 @@ export class ShardManager {
     try {
       await this.view.refresh();
       const current = this.entry(shard);
-      const target = command.to ? this.view.resolve(command.to)?.id ?? null : this.pickStandby();
+      const target = command.to ? (this.view.resolve(command.to)?.id ?? null) : this.pickStandby();
       if (!target) return fail(404, command.to ? `no node named ${command.to}` : "no healthy standby coreapp", current.epoch);
-      if (!this.isStandby(target, this.owners())) return fail(409, `${command.to ?? target} is not a healthy standby coreapp`, current.epoch);
+      if (!this.isStandby(target, this.owners()))
+        return fail(409, `${command.to ?? target} is not a healthy standby coreapp`, current.epoch);
       const chosen = this.view.get(target)!;
       if (placementOf(chosen.meta).nofailover && !command.force) {
         return fail(409, `${chosen.name} is marked nofailover: switch to it with force`, current.epoch);
@@ -209,7 +209,11 @@ export class ShardManager {
       // same coreapp, after a store outage) moves nothing and stays allowed.
       const target = pause ? this.takesItBack(a) : (this.pickStandby() ?? this.takesItBack(a));
       if (!target && pause) {
-        this.warnOnce(`paused:${shard}:${a.epoch}:${pause.pausedAtMs}`, { shard, reason, pausedBy: pause.by }, "automatic failover is paused: the shard's owner is not replaced");
+        this.warnOnce(
+          `paused:${shard}:${a.epoch}:${pause.pausedAtMs}`,
+          { shard, reason, pausedBy: pause.by },
+          "automatic failover is paused: the shard's owner is not replaced",
+        );
         continue;
       }
       if (!target) {
@@ -220,14 +224,29 @@ export class ShardManager {
       if (written && failed) {
         const name = this.view.get(failed)?.name ?? failed;
         if (this.replacements.replaced(name, this.clock.now())) {
-          this.log.warn({ node: name }, "coreapp held out of automatic promotion: replaced too often (clear it with a switchover to it or clear-hold)");
-          this.control.record(lease.lease, { type: "held_out", shard, cause: `replaced ${HOLD_AFTER_REPLACEMENTS} times within an hour`, evidence: { node: name }, epochs: { master: lease.lease.epoch } });
+          this.log.warn(
+            { node: name },
+            "coreapp held out of automatic promotion: replaced too often (clear it with a switchover to it or clear-hold)",
+          );
+          this.control.record(lease.lease, {
+            type: "held_out",
+            shard,
+            cause: `replaced ${HOLD_AFTER_REPLACEMENTS} times within an hour`,
+            evidence: { node: name },
+            epochs: { master: lease.lease.epoch },
+          });
         }
       }
     }
   }
 
-  private async write(lease: LeaseHolder, from: ShardAssignment, to: string, reason: string, evidence: Record<string, unknown>): Promise<ShardAssignment | null> {
+  private async write(
+    lease: LeaseHolder,
+    from: ShardAssignment,
+    to: string,
+    reason: string,
+    evidence: Record<string, unknown>,
+  ): Promise<ShardAssignment | null> {
     if (!lease.held) return null;
     const r = await this.shardMap.assign(from.shard, from.epoch, to, lease.lease);
     if (r.ok) {

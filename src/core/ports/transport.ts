@@ -119,7 +119,8 @@ export interface SwitchoverReply {
 }
 
 /** A cluster setting's name in the config file's words (`unhealthy_interval`, …). */
-export type SettingKey = "heartbeat_interval" | "unhealthy_interval" | "db_heartbeat_interval" | "db_unhealthy_interval" | "heartbeat_quorum";
+export type SettingKey =
+  "heartbeat_interval" | "unhealthy_interval" | "db_heartbeat_interval" | "db_unhealthy_interval" | "heartbeat_quorum";
 
 /**
  * An operator command to the primary master that changes the cluster document (other than a
