@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
+import type { HistoryEvent } from "../../src/core/ports/history.js";
 import type { AdminCommand } from "../../src/core/ports/transport.js";
 import { Master } from "../../src/nodes/master.js";
 import { Cluster, sleep, startCluster } from "../support/memory-cluster.js";
@@ -19,6 +20,20 @@ async function admin(c: Cluster, to: "primary" | "secondary", command: AdminComm
   return c.net.endpoint("cli.x").admin({ id: master.id, address }, command, 5000);
 }
 
+/**
+ * The history, once `done(events)` holds (or after 2 s): the primary master appends in the
+ * background, so an event may land a moment after what it records.
+ */
+async function historyWhen(c: Cluster, done: (events: HistoryEvent[]) => boolean, shard?: number): Promise<HistoryEvent[]> {
+  const history = c.stores.get(c.masters[0]!.id)!.history;
+  let events = await history.list(shard === undefined ? {} : { shard });
+  for (let i = 0; i < 100 && !done(events); i++) {
+    await sleep(20);
+    events = await history.list(shard === undefined ? {} : { shard });
+  }
+  return events;
+}
+
 describe("control plane", () => {
   it("settings change only through the primary master (1017 elsewhere) and reach every node, with the failover bound following", async () => {
     const c = await startCluster((cluster = new Cluster(1)));
@@ -37,7 +52,7 @@ describe("control plane", () => {
     const nodes = [...c.masters, ...c.coreapps];
     await c.waitFor(() => nodes.every((n) => n.clusterDocument.document?.version === ok.version), 2000);
     for (const n of nodes) expect(n.clusterDocument.document!.document.settings.unhealthyIntervalMs).toBe(120);
-    const events = await c.stores.get(c.masters[0]!.id)!.history.list();
+    const events = await historyWhen(c, (es) => es.some((e) => e.type === "settings_changed" && e.cause === "changed by test"));
     expect(events.find((e) => e.type === "settings_changed" && e.cause === "changed by test")).toMatchObject({
       evidence: { from: { unhealthy_interval: 150 }, to: { unhealthy_interval: 120 } },
     });
@@ -58,7 +73,11 @@ describe("control plane", () => {
 
     expect(await admin(c, "primary", { op: "resume", shard: null, by: "ops" })).toMatchObject({ ok: true });
     await c.waitFor(() => c.serving(0).length === 1 && c.serving(0)[0] !== old, 3000);
-    const types = (await c.stores.get(c.masters[0]!.id)!.history.list()).map((e) => e.type).reverse();
+    const promotedAfterResume = (es: HistoryEvent[]) => {
+      const t = es.map((e) => e.type).reverse();
+      return t.includes("resumed") && t.indexOf("promoted", t.indexOf("resumed")) > 0;
+    };
+    const types = (await historyWhen(c, promotedAfterResume)).map((e) => e.type).reverse();
     expect(types.slice(types.indexOf("paused"))).toEqual(expect.arrayContaining(["paused", "resumed", "promoted"]));
     expect(types.indexOf("promoted", types.indexOf("resumed"))).toBeGreaterThan(types.indexOf("resumed"));
     expect(c.overlaps).toEqual([]);
@@ -70,8 +89,9 @@ describe("control plane", () => {
     const old = c.serving(0)[0]!;
     c.isolate(old);
     await c.waitFor(() => c.serving(0).some((x) => x !== old), 5000);
-    const resumed = (await c.stores.get(c.masters[0]!.id)!.history.list({ shard: 0 })).find((e) => e.type === "resumed");
-    expect(resumed).toMatchObject({ cause: "the pause ran out" });
+    // The expiry is noticed on the master's next beat, and recorded in the background.
+    const events = await historyWhen(c, (es) => es.some((e) => e.type === "resumed"), 0);
+    expect(events.find((e) => e.type === "resumed")).toMatchObject({ cause: "the pause ran out" });
     expect(c.overlaps).toEqual([]);
   });
 

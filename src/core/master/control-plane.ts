@@ -84,7 +84,7 @@ export class ControlPlane {
         return this.resume(lease, command.shard, command.by);
       case "clear-hold": {
         if (!this.clearHold(command.node)) return fail(404, `${command.node} is not held out`);
-        this.record(lease.lease, {
+        await this.recorded(lease.lease, {
           type: "hold_cleared",
           shard: null,
           cause: `cleared by ${command.by}`,
@@ -102,7 +102,15 @@ export class ControlPlane {
    * its successor records what it finds.
    */
   record(lease: Lease, note: HistoryNote): void {
-    void this.history.append({ ...note, node: this.self }, lease).then(
+    void this.recorded(lease, note);
+  }
+
+  /**
+   * As `record`, but resolves once the event is stored (or its append failed, which is logged):
+   * an operator command answers after its history event, so the caller reads it right away.
+   */
+  private recorded(lease: Lease, note: HistoryNote): Promise<void> {
+    return this.history.append({ ...note, node: this.self }, lease).then(
       (r) => (r.ok ? undefined : this.log.debug({ type: note.type }, "history append fenced: no longer primary master")),
       (error: unknown) => this.log.warn({ type: note.type, err: String(error) }, "history append failed"),
     );
@@ -136,7 +144,7 @@ export class ControlPlane {
       return { ...doc, settings: next };
     });
     if (reply.ok) {
-      this.record(lease.lease, {
+      await this.recorded(lease.lease, {
         type: "settings_changed",
         shard: null,
         cause: `changed by ${by}`,
@@ -155,7 +163,7 @@ export class ControlPlane {
       pauses: [...keep(doc).filter((p) => p.shard !== shard), { shard, by, reason, expiresInMs: durationMs }],
     }));
     if (reply.ok) {
-      this.record(lease.lease, {
+      await this.recorded(lease.lease, {
         type: "paused",
         shard,
         cause: reason || `paused by ${by}`,
@@ -178,7 +186,7 @@ export class ControlPlane {
     if (!reply.ok) return reply;
     if (!found) return fail(404, shard === null ? "automatic failover is not paused cluster-wide" : `shard ${shard} is not paused`);
     this.seenPauses.delete(pauseKey(shard));
-    this.record(lease.lease, {
+    await this.recorded(lease.lease, {
       type: "resumed",
       shard,
       cause: `resumed by ${by}`,
