@@ -32,6 +32,15 @@ const grantingLeases = (renewOk: () => boolean): LeaseStore => ({
   current: async () => null,
 });
 
+/** A started owner of shard 0 at epoch 4 on `grantingLeases(renewOk)` with the short timing. */
+async function promotedAt4(clock: HandClock, renewOk: () => boolean, promoted: string[]): Promise<ShardOwner> {
+  const owner = new ShardOwner("A", grantingLeases(renewOk), app(promoted), clock, shortTiming, silentLogger);
+  owner.onMapChange([{ shard: 0, owner: "A", epoch: 4 }]);
+  owner.start();
+  await flush();
+  return owner;
+}
+
 /** A clock whose timers fire only when the test says so: a late timer callback on demand. */
 class HandClock implements Clock {
   t = 0;
@@ -123,17 +132,7 @@ describe("ShardOwner", () => {
     const clock = new HandClock();
     let renewOk = true;
     const promoted: string[] = [];
-    const owner = new ShardOwner(
-      "A",
-      grantingLeases(() => renewOk),
-      app(promoted),
-      clock,
-      shortTiming,
-      silentLogger,
-    );
-    owner.onMapChange([{ shard: 0, owner: "A", epoch: 4 }]);
-    owner.start();
-    await flush();
+    const owner = await promotedAt4(clock, () => renewOk, promoted);
     expect(promoted).toEqual(["0@4"]);
     renewOk = false; // the store refuses the renewal: its lease was lost (a store outage, a data loss)
     clock.t = 100;
@@ -157,17 +156,7 @@ describe("ShardOwner", () => {
   it("a void entry (the store lost the shard map) ends the tenure, and the cached assignment is never taken again", async () => {
     const clock = new HandClock();
     const promoted: string[] = [];
-    const owner = new ShardOwner(
-      "A",
-      grantingLeases(() => true),
-      app(promoted),
-      clock,
-      shortTiming,
-      silentLogger,
-    );
-    owner.onMapChange([{ shard: 0, owner: "A", epoch: 4 }]);
-    owner.start();
-    await flush();
+    const owner = await promotedAt4(clock, () => true, promoted);
     expect(owner.serves(0, 4)).toBe(true);
     owner.onMapChange([{ shard: 0, owner: null, epoch: 4 }]);
     await flush();
