@@ -14,7 +14,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { HttpTransport, type HttpTransportOptions } from "../src/adapters/http/index.js";
+import { FramedTransport, type FramedTransportOptions } from "../src/adapters/transport/index.js";
 import type { Peer } from "../src/core/ports/transport.js";
 import { makeCa } from "../test/support/certs.js";
 
@@ -33,14 +33,14 @@ function summary(samples: number[]): string {
 }
 
 async function measure(mode: "plain" | "mtls"): Promise<void> {
-  const issued = new Map<string, Partial<HttpTransportOptions>>();
-  const tls = (name: string): Partial<HttpTransportOptions> => {
+  const issued = new Map<string, Partial<FramedTransportOptions>>();
+  const tls = (name: string): Partial<FramedTransportOptions> => {
     if (mode === "plain") return {};
     if (!issued.has(name)) issued.set(name, { tls: ca.issue(name) });
     return issued.get(name)!;
   };
   const make = (name: string) =>
-    new HttpTransport({ nodeId: `${name}.${randomBytes(3).toString("hex")}`, clusterName: "bench", secret: SECRET, ...tls(name) });
+    new FramedTransport({ nodeId: `${name}.${randomBytes(3).toString("hex")}`, clusterName: "bench", secret: SECRET, ...tls(name) });
   const core = make("core");
   const coreId = `core.${randomBytes(3).toString("hex")}`;
   const server = await core.listen(coreId, "127.0.0.1", 0, {

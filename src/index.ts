@@ -27,7 +27,7 @@ export type { Logger } from "./core/ports/logger.js";
 export type { PromotionEvent } from "./core/master/shard-manager.js";
 export type { OwnerEvent } from "./core/coreapp/shard-owner.js";
 export type { ShardAssignment } from "./core/ports/shard-map.js";
-export { APP_ERROR_CODE } from "./core/webapp/router.js";
+export { APP_ERROR_CODE } from "./core/api-errors.js";
 export type { AppRequest, AppResponse, CoreappApplication } from "./core/coreapp/application.js";
 export {
   MulticonnectError,
@@ -70,6 +70,7 @@ export type {
   HeartbeatReply,
   ForwardRequest,
   ForwardResponse,
+  ForwardResult,
   SwitchoverCommand,
   SwitchoverReply,
   AdminCommand,

@@ -14,7 +14,7 @@ import type { Webapp } from "../../src/nodes/webapp.js";
 import { sdk } from "./sdk.js";
 
 const {
-  HttpTransport,
+  FramedTransport,
   MemoryStore,
   SystemClock,
   silentLogger,
@@ -133,7 +133,7 @@ export async function buildNode<R extends "master" | "coreapp" | "webapp">(
   id = `${name}.bench`,
 ): Promise<InProcessNode<R extends "master" ? Master : R extends "coreapp" ? Coreapp : Webapp>> {
   const ops = countOps(store);
-  const transport = new HttpTransport({
+  const transport = new FramedTransport({
     nodeId: id,
     secret: config.secret,
     clusterName: config.clusterName,

@@ -13,7 +13,7 @@ async function fromDist<M>(path: string): Promise<M> {
 
 /** Runtime classes and functions of the built SDK. */
 export const sdk = {
-  ...(await fromDist<typeof import("../../src/adapters/http/index.js")>("adapters/http/index.js")),
+  ...(await fromDist<typeof import("../../src/adapters/transport/index.js")>("adapters/transport/index.js")),
   ...(await fromDist<typeof import("../../src/adapters/memory/index.js")>("adapters/memory/index.js")),
   ...(await fromDist<typeof import("../../src/core/clock.js")>("core/clock.js")),
   ...(await fromDist<typeof import("../../src/core/silent-logger.js")>("core/silent-logger.js")),

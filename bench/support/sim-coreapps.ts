@@ -16,11 +16,11 @@ import { sdk } from "./sdk.js";
 // one per closed connection) would cost a source-map lookup here that it does not cost in production.
 process.setSourceMapsEnabled(false);
 
-const { HttpTransport, SystemClock, DEFAULT_SETTINGS, openStore } = sdk;
+const { FramedTransport, SystemClock, DEFAULT_SETTINGS, openStore } = sdk;
 
 const o = JSON.parse(process.argv[2]!) as { count: number; shards: number; section: Record<string, unknown> | null };
 const SECRET = "benchmark-secret-0123456789abcdef";
-const transport = new HttpTransport({ nodeId: "sim-host", secret: SECRET, clusterName: "bench" });
+const transport = new FramedTransport({ nodeId: "sim-host", secret: SECRET, clusterName: "bench" });
 const sims: { id: string; address: string; shard: number | null }[] = [];
 for (let i = 0; i < o.count; i++) {
   const id = `sim-${i}`;

@@ -1,4 +1,4 @@
-import { HttpTransport, testProtocolOverride } from "../adapters/http/index.js";
+import { FramedTransport, testProtocolOverride } from "../adapters/transport/index.js";
 import type { Config } from "../config/load.js";
 import { SystemClock } from "../core/clock.js";
 import type { Store } from "../core/ports/store.js";
@@ -12,7 +12,7 @@ import { findPrimaryMaster } from "../nodes/primary-master.js";
 export interface ClusterAccess {
   readonly store: Store;
   readonly timing: Timing;
-  readonly transport: HttpTransport;
+  readonly transport: FramedTransport;
   close(): Promise<void>;
 }
 
@@ -20,7 +20,7 @@ export interface ClusterAccess {
 export async function openClusterAccess(config: Config): Promise<ClusterAccess> {
   const store = await openStore(config.store, new SystemClock());
   // With transport.tls the command calls nodes over mutual TLS with the certificate the config names.
-  const transport = new HttpTransport({
+  const transport = new FramedTransport({
     nodeId: newNodeId("cli"),
     secret: config.secret,
     clusterName: config.clusterName,

@@ -4,7 +4,7 @@ import { loadConfigFile } from "../config/load.js";
 import { redactConfig, scrub, secretValues } from "../config/redact.js";
 import { toKeys } from "../core/master/control-plane.js";
 import { readClusterStatus, type ClusterStatus } from "../nodes/cluster-status.js";
-import { PROTOCOL, testProtocolOverride } from "../adapters/http/index.js";
+import { PROTOCOL, testProtocolOverride } from "../adapters/transport/index.js";
 import { SDK_VERSION } from "../version.js";
 import { openClusterAccess } from "./cluster-access.js";
 import { tarGz, type ArchiveEntry } from "./tar-gz.js";

@@ -16,7 +16,19 @@ export const API_ERRORS = {
   NOT_PRIMARY_MASTER: { code: 1017, title: "Not Primary Master" },
   /** 503: the shard has no serving primary coreapp (failover in progress past the retry window). */
   NOT_PRIMARY_COREAPP: { code: 1018, title: "Not Primary Coreapp" },
+  /**
+   * 502: the shard's primary acknowledged the request (its handler started) and the connection was
+   * lost or the answer did not come within the attempt's deadline: it may have run, so it is not
+   * sent again. The client decides (an idempotent request may be retried).
+   */
+  REQUEST_IN_DOUBT: { code: 1502, title: "Request outcome unknown" },
 } as const;
+
+/**
+ * The error code of a 500 answered when the application's `handle()` threw. Outside the model
+ * product's 10xx codes, so a client never mistakes it for 1018 (which means "nothing ran, retry").
+ */
+export const APP_ERROR_CODE = 1500;
 
 /** Code of {@link API_ERRORS}.NOT_PRIMARY_MASTER. */
 export const NOT_PRIMARY_MASTER = API_ERRORS.NOT_PRIMARY_MASTER.code;

@@ -1,7 +1,7 @@
 import "reflect-metadata";
 import type { IncomingMessage } from "node:http";
 import { container as rootContainer, type DependencyContainer } from "tsyringe";
-import { HttpTransport, testProtocolOverride } from "../adapters/http/index.js";
+import { FramedTransport, testProtocolOverride } from "../adapters/transport/index.js";
 import { loadTlsFiles } from "../adapters/tls-files.js";
 import type { Config } from "../config/load.js";
 import type { Role } from "../config/schema.js";
@@ -201,7 +201,7 @@ function childContainer(config: Config, logger: Logger): DependencyContainer {
   c.register(TOKENS.transport, {
     useFactory: (k) => {
       const cfg = k.resolve(TOKENS.config);
-      return new HttpTransport({
+      return new FramedTransport({
         nodeId: k.resolve(TOKENS.identity).id,
         secret: cfg.secret,
         clusterName: cfg.clusterName,

@@ -4,8 +4,8 @@ import { ShardOwner, type OwnerEvent, type OwnerState, type ShardOwnerTiming } f
 import type { Timing } from "../core/timing.js";
 import { DEFAULT_PLACEMENT, type Placement } from "../core/master/placement.js";
 import type { ShardMapWatch } from "../core/ports/shard-map.js";
-import type { ForwardRequest, ForwardResponse, TransportServer } from "../core/ports/transport.js";
-import { APP_ERROR_CODE, NOT_PRIMARY_HEADER } from "../core/webapp/router.js";
+import type { ForwardRequest, ForwardResponse, ForwardResult, TransportServer } from "../core/ports/transport.js";
+import { APP_ERROR_CODE } from "../core/api-errors.js";
 import { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
 import {
   every,
@@ -125,7 +125,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
         const s = this.owner.state();
         return { id: this.id, shard: s.serving ? s.shard : null, epoch: s.serving ? s.epoch : null, ended: s.ended };
       },
-      forward: (_from, request) => this.forward(request),
+      forward: (_from, request, started) => this.forward(request, started),
     });
     this.address = `${this.identity.externalHostname}:${this.identity.advertisePort ?? this.server.port}`;
     await withRetry(clock, signal, log, "registration", () => this.beat());
@@ -163,52 +163,45 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     });
   }
 
-  private async forward(request: ForwardRequest): Promise<ForwardResponse> {
+  /**
+   * Serves a forwarded request if this coreapp is the primary of its shard at its epoch, else
+   * answers `not-serving` (nothing ran). `started()` sends the acknowledgement and resolves once it
+   * is in the kernel's hands; the application's handler runs only after it, so a webapp that lost
+   * the connection without an acknowledgement knows the request did not run and sends it elsewhere.
+   */
+  private async forward(request: ForwardRequest, started: () => Promise<void>): Promise<ForwardResult> {
     // Newly named owner still taking over (waiting for the previous owner's lease): hold the
     // request briefly rather than bounce it, so the client sees latency instead of a retry.
     if (!this.owner.serves(request.shard, request.epoch)) {
       await this.owner.whenServing(request.shard, request.epoch, HOLD_WHILE_PROMOTING_MS);
     }
-    const answer = await this.owner.run(request.shard, request.epoch, () => this.handle(request));
+    const answer = await this.owner.run(request.shard, request.epoch, async () => {
+      await started();
+      // The acknowledgement took a turn of the event loop: the tenure may have ended meanwhile.
+      // Still nothing ran, and an acknowledged request answered not-serving is retried as such.
+      if (!this.owner.serves(request.shard, request.epoch)) return null;
+      return this.handle(request);
+    });
+    if (answer === null) return { outcome: "not-serving", shard: request.shard, epoch: request.epoch, node: this.name };
     const headers = { [SERVED_BY_HEADER]: this.name, [EPOCH_HEADER]: String(request.epoch) };
-    if (answer === null) {
-      const body = JSON.stringify({
-        errors: [
-          {
-            code: 1018,
-            title: "Not Primary Coreapp",
-            details: `${this.name} does not serve shard ${request.shard} at epoch ${request.epoch}`,
-          },
-        ],
-      });
-      return {
-        status: 503,
-        headers: { "content-type": "application/json", [NOT_PRIMARY_HEADER]: "1018", [SERVED_BY_HEADER]: this.name },
-        body: Buffer.from(body),
-      };
-    }
-    return { ...answer, headers: { ...answer.headers, ...headers } };
+    return { outcome: answer.outcome, response: { ...answer.response, headers: { ...answer.response.headers, ...headers } } };
   }
 
   /**
    * Runs the application's `handle()`. An exception is the application's failure, not the
-   * cluster's: it is logged with its stack and answered 500 with its own code, and the marker
-   * header tells the webapp it ran, so the webapp counts it and never sends it again. The body
-   * names no exception text: that may carry data the client must not see.
+   * cluster's: it is logged with its stack and answered 500 with its own code as a `failed`
+   * outcome, so the webapp counts it and never sends it again. The body names no exception text:
+   * that may carry data the client must not see.
    */
-  private async handle(request: ForwardRequest): Promise<ForwardResponse> {
+  private async handle(request: ForwardRequest): Promise<{ outcome: "served" | "failed"; response: ForwardResponse }> {
     try {
-      return toForwardResponse(await this.app.handle({ ...request }));
+      return { outcome: "served", response: toForwardResponse(await this.app.handle({ ...request })) };
     } catch (error) {
       this.metrics.appError(request.shard);
       this.deps.log.error({ err: error, shard: request.shard, epoch: request.epoch, method: request.method }, "application handle() threw");
       const details = `the application on ${this.name} failed to handle the request; its log has the error`;
       const body = JSON.stringify({ errors: [{ code: APP_ERROR_CODE, title: "Application Error", details }] });
-      return {
-        status: 500,
-        headers: { "content-type": "application/json", [NOT_PRIMARY_HEADER]: String(APP_ERROR_CODE) },
-        body: Buffer.from(body),
-      };
+      return { outcome: "failed", response: { status: 500, headers: { "content-type": "application/json" }, body: Buffer.from(body) } };
     }
   }
 
@@ -236,8 +229,6 @@ function toForwardResponse(r: AppResponse): ForwardResponse {
   if (!Number.isInteger(r?.status) || r.status < 100 || r.status > 599)
     throw new TypeError(`handle() returned status ${String(r?.status)}, not an HTTP status`);
   const body = r.body === undefined ? new Uint8Array() : typeof r.body === "string" ? Buffer.from(r.body) : r.body;
-  // The marker header is ours alone: an application header of that name must not make the
-  // webapp believe the request did not run and send it again.
-  const headers = Object.fromEntries(Object.entries(r.headers ?? {}).filter(([name]) => name.toLowerCase() !== NOT_PRIMARY_HEADER));
-  return { status: r.status, headers, body };
+  // The application's headers pass as they are: the SDK's own outcomes travel beside them, typed.
+  return { status: r.status, headers: { ...r.headers }, body };
 }

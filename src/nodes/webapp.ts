@@ -9,7 +9,8 @@ import { shardOf } from "../core/hash.js";
 import { ForgetRefusedError, Membership } from "../core/master/membership.js";
 import type { ShardAssignment, ShardMapStore } from "../core/ports/shard-map.js";
 import { InflightLimiter } from "../core/webapp/inflight.js";
-import { APP_ERROR_CODE, NOT_PRIMARY_HEADER, Router } from "../core/webapp/router.js";
+import { Router } from "../core/webapp/router.js";
+import { failoverBoundMs } from "../core/timing.js";
 import { readClusterStatus } from "./cluster-status.js";
 import {
   every,
@@ -136,7 +137,7 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
       deps.store.liveness,
       deps.transport,
       deps.clock,
-      options,
+      { ...options, inDoubtBoundMs: failoverBoundMs(deps.timing, 2, deps.store.capabilities) },
       this.deps.log,
     );
     this.follower = new ClusterDocumentFollower(
@@ -281,6 +282,12 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     const started = performance.now();
     const result = await this.router.forward({ shard, method: req.method ?? "GET", path, headers, body: body.bytes }).finally(release);
     const seconds = (performance.now() - started) / 1000;
+    if (!result.ok && result.inDoubt) {
+      this.metrics.request("in_doubt");
+      this.metrics.forwarded("in_doubt", seconds, result.attempts);
+      const { code, title } = API_ERRORS.REQUEST_IN_DOUBT;
+      return sendError(res, 502, code, title, result.reason);
+    }
     if (!result.ok) {
       this.metrics.request("no_primary");
       this.metrics.forwarded("no_primary", seconds, result.attempts);
@@ -288,12 +295,11 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
       return sendError(res, 503, code, title, result.reason, { "retry-after": "1" });
     }
     const { response } = result;
-    const { [NOT_PRIMARY_HEADER]: marker, ...answerHeaders } = response.headers;
     // The application's handle() threw: it ran once, and is answered as it is, never sent again.
-    const outcome = marker === String(APP_ERROR_CODE) ? "app_error" : "ok";
+    const outcome = result.failed ? "app_error" : "ok";
     this.metrics.request(outcome);
     this.metrics.forwarded(outcome, seconds, result.attempts);
-    res.writeHead(response.status, { ...responseHeaders(answerHeaders), "content-length": response.body.byteLength });
+    res.writeHead(response.status, { ...responseHeaders(response.headers), "content-length": response.body.byteLength });
     res.end(response.body);
   }
 

@@ -2,7 +2,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import express from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { APP_ERROR_CODE } from "../../src/core/webapp/router.js";
+import { APP_ERROR_CODE } from "../../src/core/api-errors.js";
 import { keepRawBody, multiconnect } from "../../src/frameworks/express.js";
 import type { ClusterStatus } from "../../src/nodes/cluster-status.js";
 import { createWebapp } from "../../src/nodes/compose.js";

@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { APP_ERROR_CODE } from "../../src/core/webapp/router.js";
+import { APP_ERROR_CODE } from "../../src/core/api-errors.js";
 import { multiconnect } from "../../src/frameworks/fastify.js";
 import type { ClusterStatus } from "../../src/nodes/cluster-status.js";
 import { createWebapp } from "../../src/nodes/compose.js";

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
-import { PROTOCOL } from "../../src/adapters/http/index.js";
+import { PROTOCOL } from "../../src/adapters/transport/index.js";
 import { CLI, monoNow, ProcessCluster, sleep } from "../support/process-cluster.js";
 import { dropTables } from "../support/store-cleanup.js";
 

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/load.js";
 import type { ConfigInput } from "../../src/config/schema.js";
 import type { ShardAssignment } from "../../src/core/ports/shard-map.js";
-import { APP_ERROR_CODE } from "../../src/core/webapp/router.js";
+import { APP_ERROR_CODE } from "../../src/core/api-errors.js";
 import { createMaster, createWebapp } from "../../src/nodes/compose.js";
 import type { ClusterStatus } from "../../src/nodes/cluster-status.js";
 import type { Webapp } from "../../src/nodes/webapp.js";

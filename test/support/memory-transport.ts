@@ -3,7 +3,7 @@ import type {
   AdminCommand,
   AdminReply,
   ForwardRequest,
-  ForwardResponse,
+  ForwardResult,
   HeartbeatMessage,
   HeartbeatReply,
   Peer,
@@ -56,10 +56,10 @@ export class MemoryNetwork {
         }
         return reply;
       },
-      forward: async (to: Peer, r: ForwardRequest): Promise<ForwardResponse> => {
+      forward: async (to: Peer, r: ForwardRequest): Promise<ForwardResult> => {
         const h = target(to).forward;
         if (!h) throw new Error("no forward handler");
-        return h(self, r);
+        return h(self, r, () => Promise.resolve());
       },
       admin: async (to: Peer, c: AdminCommand): Promise<AdminReply> => {
         const h = target(to).admin;

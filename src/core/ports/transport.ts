@@ -1,11 +1,11 @@
 /**
  * Transport: messages between nodes. Master → coreapp heartbeats, webapp → coreapp forwarded API
- * requests, and operator commands to the primary master (switchover).
+ * requests, and operator commands to the primary master (switchover, admin).
  *
  * Every message is authenticated with the cluster secret and bound to its receiver's node id and
- * a per-sender sequence number, so a message cannot be forged, redirected to another node, or
- * replayed; the receiver rejects such a message with `AuthenticationError` before any handler runs.
- * No wall clock takes part in authentication.
+ * its position on an authenticated connection, so a message cannot be forged, redirected to
+ * another node, or replayed; the receiver refuses such a message before any handler runs, and the
+ * caller sees `AuthenticationError`. No wall clock takes part in authentication.
  */
 
 /** Where a node listens: its id (receivers reject messages addressed to another id) and `host:port`. */
@@ -84,6 +84,26 @@ export interface ForwardResponse {
   /** The whole response body. */
   readonly body: Uint8Array;
 }
+
+/**
+ * What a forward came to. `served`: the coreapp's application answered (any status, its own
+ * headers untouched). `failed`: the application's handler threw; it ran, so the request must not
+ * be sent again; `response` is the SDK's 500 answer. `not-serving`: the receiver is not the
+ * primary of `shard` at `epoch` (demoted, not yet promoted, another epoch); nothing ran, so the
+ * caller may send it to the current owner.
+ */
+export type ForwardResult =
+  | { readonly outcome: "served"; readonly response: ForwardResponse }
+  | { readonly outcome: "failed"; readonly response: ForwardResponse }
+  | {
+      readonly outcome: "not-serving";
+      /** The shard asked for. */
+      readonly shard: number;
+      /** The epoch asked for. */
+      readonly epoch: number;
+      /** The refusing coreapp's name, for messages. */
+      readonly node: string;
+    };
 
 /** An operator command to the primary master. */
 export interface SwitchoverCommand {
@@ -185,8 +205,13 @@ export interface AdminReply {
 export interface TransportHandlers {
   /** A coreapp answers a master's heartbeat. */
   heartbeat?(from: string, message: HeartbeatMessage): Promise<HeartbeatReply> | HeartbeatReply;
-  /** A coreapp serves a request a webapp forwarded. */
-  forward?(from: string, request: ForwardRequest): Promise<ForwardResponse>;
+  /**
+   * A coreapp serves a request a webapp forwarded. It awaits `started()` the moment it decides to
+   * run the application's handler, and not before: `started()` resolves once the acknowledgement
+   * is in the kernel's hands, so a caller whose connection closes without one knows nothing ran.
+   * A request it will not run (another epoch) is answered `not-serving` without `started()`.
+   */
+  forward?(from: string, request: ForwardRequest, started: () => Promise<void>): Promise<ForwardResult>;
   /** The primary master moves a shard. */
   switchover?(from: string, command: SwitchoverCommand): Promise<SwitchoverReply>;
   /** An operator command for the primary master (settings, pause, resume, clear-hold). */
@@ -210,8 +235,14 @@ export interface Transport {
    */
   heartbeat(to: Peer, message: HeartbeatMessage, timeoutMs: number): Promise<HeartbeatReply>;
 
-  /** Forwards an API request over a pooled keep-alive connection. Throws as `heartbeat()`. */
-  forward(to: Peer, request: ForwardRequest, timeoutMs: number): Promise<ForwardResponse>;
+  /**
+   * Forwards an API request and returns what it came to (see {@link ForwardResult}). Throws as
+   * `heartbeat()`; a `TransportUnavailableError` has `notDelivered` true when the receiver
+   * certainly did not start the request (no connection, or the connection closed before the
+   * receiver acknowledged it), so sending it elsewhere cannot run it twice. A receiver in the same
+   * process (the in-process shortcut) is called directly.
+   */
+  forward(to: Peer, request: ForwardRequest, timeoutMs: number): Promise<ForwardResult>;
 
   /** Sends an operator command to a master. Throws as `heartbeat()`. */
   switchover(to: Peer, command: SwitchoverCommand, timeoutMs: number): Promise<SwitchoverReply>;
@@ -222,6 +253,6 @@ export interface Transport {
   /** Starts accepting authenticated messages addressed to `self` on `port` (0: any free port). */
   listen(self: string, host: string, port: number, handlers: TransportHandlers): Promise<TransportServer>;
 
-  /** Closes pooled connections. */
+  /** Closes the connections to peers. */
   close(): Promise<void>;
 }

@@ -5,25 +5,18 @@ import type { Logger } from "../ports/logger.js";
 import type { ShardAssignment, ShardMapStore, ShardMapWatch } from "../ports/shard-map.js";
 import type { ForwardResponse, Peer, Transport } from "../ports/transport.js";
 
-/**
- * The header a coreapp sets on a response that the SDK, not the application, wrote: `1018` says
- * "not the primary of that shard at that epoch" (nothing ran; the router may retry), and
- * {@link APP_ERROR_CODE} says "the application's handle() threw" (it ran; never retried).
- */
-export const NOT_PRIMARY_HEADER = "x-mc-error";
-
-/**
- * The error code of a 500 answered when the application's `handle()` threw. Outside the model
- * product's 10xx codes, so a client never mistakes it for 1018 (which means "nothing ran, retry").
- */
-export const APP_ERROR_CODE = 1500;
-
 export interface RouterOptions {
   readonly shards: number;
   /** How long one request may keep retrying through a failover before it gets 1018 (default 5 s). */
   readonly retryWindowMs: number;
   /** Timeout of one forwarding attempt. */
   readonly forwardTimeoutMs: number;
+  /**
+   * How long after the retry window an attempt may still wait for its answer (default: no bound
+   * but `forwardTimeoutMs`): the failover bound, so a request stuck on a cut-off owner fails once
+   * a failover would have replaced that owner, not only at the forward timeout.
+   */
+  readonly inDoubtBoundMs?: number;
 }
 
 /** A request to route, already reduced to its shard. */
@@ -35,18 +28,32 @@ export interface RoutedRequest {
   readonly body: Uint8Array;
 }
 
+/**
+ * What routing came to. `ok`: the owner answered; `failed` says the application's handler threw
+ * (it ran; not sent again). Not `ok`: no owner served it within the retry window (`inDoubt`
+ * false: nothing ran), or the owner acknowledged it and the answer was lost (`inDoubt` true: it
+ * may have run, and is not sent again).
+ */
 export type RouteResult =
-  | { readonly ok: true; readonly response: ForwardResponse; readonly node: string; readonly epoch: number; readonly attempts: number }
-  | { readonly ok: false; readonly shard: number; readonly reason: string; readonly attempts: number };
+  | {
+      readonly ok: true;
+      readonly failed: boolean;
+      readonly response: ForwardResponse;
+      readonly node: string;
+      readonly epoch: number;
+      readonly attempts: number;
+    }
+  | { readonly ok: false; readonly inDoubt: boolean; readonly shard: number; readonly reason: string; readonly attempts: number };
 
 /**
  * The webapp's routing: an in-memory copy of the shard map kept current by the store's change
  * notifications (no store access per request), and of the coreapps' addresses. A request goes to
  * its shard's owner stamped with the owner's epoch; the coreapp answers it only if it is serving
- * that shard at that epoch. If it is not (1018), or its address refuses connections, the router
- * re-reads the map and retries with backoff until `retryWindowMs`, so a failover or switchover
- * shows up as latency, not as an error. A request that may have reached a coreapp (a reset or a
- * timeout after sending) is never retried: that could run it twice.
+ * that shard at that epoch. If it is not (a `not-serving` result), its address refuses
+ * connections, or the connection closed before the coreapp acknowledged the request (it never
+ * started), the router re-reads the map and retries with backoff until `retryWindowMs`, so a
+ * failover or switchover shows up as latency, not as an error. A request the coreapp acknowledged
+ * and never answered is never retried (that could run it twice): it fails as in doubt.
  */
 export class Router {
   private readonly map = new Map<number, ShardAssignment>();
@@ -82,7 +89,11 @@ export class Router {
   }
 
   async forward(req: RoutedRequest): Promise<RouteResult> {
-    const deadline = this.clock.now() + this.options.retryWindowMs;
+    const begun = this.clock.now();
+    const deadline = begun + this.options.retryWindowMs;
+    // An attempt never waits past the retry window plus the failover bound: by then a lost owner
+    // has been replaced, and waiting on for its answer only delays the client's own decision.
+    const answerBy = deadline + (this.options.inDoubtBoundMs ?? Infinity);
     let backoff = 2;
     let reason = "no primary";
     for (let attempts = 1; ; attempts++) {
@@ -91,25 +102,27 @@ export class Router {
       if (!a?.owner) reason = `shard ${req.shard} has no primary coreapp`;
       else if (!peer) reason = `the address of ${a.owner} is not known yet`;
       else {
+        const timeoutMs = Math.max(1, Math.min(this.options.forwardTimeoutMs, answerBy - this.clock.now()));
         try {
-          const response = await this.transport.forward(peer, { ...req, epoch: a.epoch }, this.options.forwardTimeoutMs);
-          if (response.headers[NOT_PRIMARY_HEADER] !== "1018") {
-            return { ok: true, response, node: a.owner, epoch: a.epoch, attempts };
+          const result = await this.transport.forward(peer, { ...req, epoch: a.epoch }, timeoutMs);
+          if (result.outcome !== "not-serving") {
+            return { ok: true, failed: result.outcome === "failed", response: result.response, node: a.owner, epoch: a.epoch, attempts };
           }
           reason = `${a.owner} is not (or no longer) the primary of shard ${req.shard} at epoch ${a.epoch}`;
         } catch (error) {
-          // Retry only what certainly did not run: no connection was made, or the receiver
-          // refused the message before any handler (e.g. a restarted node at the old address).
+          // Retry only what certainly did not run: no connection, a connection the coreapp closed
+          // before acknowledging the request, or a refusal before any handler.
           const notRun =
             (error instanceof TransportUnavailableError && error.notDelivered) ||
             (error instanceof AuthenticationError && error.refusedByReceiver);
           if (!notRun) {
-            return { ok: false, shard: req.shard, reason: `forwarding to ${a.owner} failed: ${(error as Error).message}`, attempts };
+            const why = `forwarding to ${a.owner} failed after it may have started the request: ${(error as Error).message}`;
+            return { ok: false, inDoubt: true, shard: req.shard, reason: why, attempts };
           }
           reason = `${a.owner} is unreachable`;
         }
       }
-      if (this.clock.now() + backoff >= deadline) return { ok: false, shard: req.shard, reason, attempts };
+      if (this.clock.now() + backoff >= deadline) return { ok: false, inDoubt: false, shard: req.shard, reason, attempts };
       void this.refresh();
       await this.clock.sleep(backoff);
       backoff = Math.min(backoff * 2, 50);

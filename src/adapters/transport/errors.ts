@@ -4,7 +4,7 @@
  * keep it) or a signature.
  */
 import { AuthenticationError, MulticonnectError, TransportUnavailableError } from "../../core/errors.js";
-import type { MessageKind } from "./wire.js";
+import type { MessageKind } from "./messages.js";
 
 /** Raised by our own timer when a call's budget runs out; mapped like any other timeout. */
 export class CallTimeout extends Error {
@@ -16,7 +16,7 @@ export class CallTimeout extends Error {
 /** Raised when a reply is larger than the client accepts. */
 export class ReplyTooLarge extends Error {}
 
-/** Node and undici codes that mean "the peer could not be reached or dropped us". */
+/** Node's codes that mean "the peer could not be reached or dropped us". */
 const NETWORK_CODES = new Set([
   "ECONNREFUSED",
   "ECONNRESET",
@@ -29,14 +29,6 @@ const NETWORK_CODES = new Set([
   "ENETDOWN",
   "ENOTFOUND",
   "EAI_AGAIN",
-  "UND_ERR_CONNECT_TIMEOUT",
-  "UND_ERR_HEADERS_TIMEOUT",
-  "UND_ERR_BODY_TIMEOUT",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CLOSED",
-  "UND_ERR_DESTROYED",
-  "UND_ERR_ABORTED",
-  "UND_ERR_INFO",
 ]);
 
 /** Codes that mean no connection was ever made, so the message certainly did not arrive. */
@@ -48,17 +40,19 @@ const NOT_CONNECTED_CODES = new Set([
   "ENETDOWN",
   "ENOTFOUND",
   "EAI_AGAIN",
-  "UND_ERR_CONNECT_TIMEOUT",
 ]);
 
 /** Node's codes for a TLS handshake that failed: an untrusted or misnamed certificate, a refusal alert. */
 const TLS_CODE = /^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$)/;
 
-/** The error a failed call throws, from what undici or the socket reported. */
-export function mapCallError(error: unknown, kind: MessageKind, address: string): Error {
+/** The error a failed call throws, from what the socket reported. `notDelivered` says the request certainly did not start. */
+export function mapCallError(error: unknown, kind: MessageKind | "connection", address: string, notDelivered = false): Error {
   if (error instanceof MulticonnectError) return error;
   if (error instanceof CallTimeout) {
-    return new TransportUnavailableError(`transport: ${kind} to ${address}: no answer within ${error.timeoutMs} ms`, { cause: error });
+    return new TransportUnavailableError(`transport: ${kind} to ${address}: no answer within ${error.timeoutMs} ms`, {
+      cause: error,
+      notDelivered,
+    });
   }
   if (error instanceof ReplyTooLarge) {
     return new MulticonnectError("transport_protocol", `transport: ${kind} to ${address}: ${error.message}`, { cause: error });
@@ -75,12 +69,12 @@ export function mapCallError(error: unknown, kind: MessageKind, address: string)
   if (code !== undefined && NETWORK_CODES.has(code)) {
     return new TransportUnavailableError(`transport: ${kind} to ${address}: unreachable (${code})`, {
       cause: error,
-      notDelivered: NOT_CONNECTED_CODES.has(code),
+      notDelivered: notDelivered || NOT_CONNECTED_CODES.has(code),
     });
   }
-  // Anything else (an unexpected undici state) is still "we could not talk to the peer": retryable,
-  // and never treated as an answer.
-  return new TransportUnavailableError(`transport: ${kind} to ${address}: failed (${code ?? "unknown error"})`, { cause: error });
+  // Anything else is still "we could not talk to the peer": retryable, and never treated as an answer.
+  const detail = error instanceof Error && code === undefined ? error.message : (code ?? "unknown error");
+  return new TransportUnavailableError(`transport: ${kind} to ${address}: failed (${detail})`, { cause: error, notDelivered });
 }
 
 /** The code of an error, or of the first error inside an AggregateError (happy-eyeballs connect failures). */
@@ -103,14 +97,21 @@ export class ProtocolMismatchError extends MulticonnectError {
   }
 }
 
-/** The error for a refusal status from the peer (anything but 200). */
-export function refusalError(status: number, reason: string, kind: MessageKind, address: string): Error {
+/**
+ * Codes of a refuse frame (and of a handshake reject), HTTP-like: 400 malformed, 401
+ * unauthenticated or addressed to another node, 426 no protocol version in common, 500 the
+ * handler failed, 501 no handler for the kind, 503 too many requests in flight on the connection.
+ */
+export const REFUSAL = { malformed: 400, unauthenticated: 401, protocol: 426, failed: 500, noHandler: 501, busy: 503 } as const;
+
+/** The error for a refusal from the peer. `notDelivered`: the request certainly did not start (503, or a forward never acknowledged). */
+export function refusalError(status: number, reason: string, kind: MessageKind, address: string, notDelivered = false): Error {
   const what = `transport: ${kind} to ${address}`;
   if (status === 401) return new AuthenticationError(`${kind} to ${address} rejected: ${reason}`, { refusedByReceiver: true });
   if (status === 426) return new ProtocolMismatchError(`${kind} to ${address} refused: ${reason}`);
   // The peer is up but failing, or something in between is: worth trying again later.
-  if (status >= 500 && status !== 501) return new TransportUnavailableError(`${what}: peer answered ${status} (${reason})`);
-  // 400, 404, 413, 501: trying again will not help; a version or configuration mismatch.
+  if (status >= 500 && status !== 501) return new TransportUnavailableError(`${what}: peer answered ${status} (${reason})`, { notDelivered });
+  // 400, 501: trying again will not help; a version or configuration mismatch.
   return new MulticonnectError("transport_rejected", `${what}: peer answered ${status} (${reason})`);
 }
 

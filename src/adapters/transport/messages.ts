@@ -1,25 +1,22 @@
 /**
- * The HTTP transport's wire format, and the validation of everything read from the network.
+ * The transport's messages: what each kind of request and reply carries, and the validation of
+ * everything read from the network. Frames and the handshake are in frames.ts and handshake.ts.
  *
- * Every message is a `POST /_mc/<kind>` with these headers:
- *   x-mc-from, x-mc-to   sender and receiver node ids
- *   x-mc-seq             the sender's sequence number (decimal, from 1)
- *   x-mc-sig             HMAC-SHA256, base64url (see auth.ts)
- *   x-mc-proto           the sender's protocol version, and x-mc-proto-min the oldest it still
- *                        speaks (both on replies too; see PROTOCOL)
- * Heartbeat and switchover carry a JSON body. A forward carries the original request's body as raw
- * bytes, and its metadata in headers: x-mc-shard, x-mc-epoch, x-mc-method, x-mc-path and
- * x-mc-headers (the selected headers as a JSON object, non-ASCII escaped so it survives as latin1).
+ * A request frame's payload is one kind byte (see KIND_CODES) and the kind's body. Heartbeat,
+ * switchover and admin bodies are JSON in both directions. A forward is binary: a u32 length, a
+ * JSON object with the shard, epoch, method, path and selected headers, then the original body's
+ * raw bytes; its reply is one outcome byte (served, not serving, application failed) and, for a
+ * response, the same shape with status and headers.
  *
- * A successful reply is 200 with x-mc-sig; a forward's reply adds x-mc-status and x-mc-headers and
- * carries the coreapp's body raw. Any other status is the transport's own refusal, with a JSON body
- * `{"error": "<reason>"}`: 400 malformed, 401 unauthenticated, 404 unknown path, 413 body too large,
- * 426 no protocol version in common, 501 no handler, 500 the handler failed.
+ * Adding a kind: a name and code in KIND_CODES, a request and a reply parser in JSON_KINDS, a
+ * handler in TransportHandlers and a method on Transport (see docs/architecture.md, transport).
  */
 import type {
   AdminCommand,
   AdminReply,
   EndedTenure,
+  ForwardRequest,
+  ForwardResponse,
   HeartbeatMessage,
   HeartbeatReply,
   SettingKey,
@@ -27,32 +24,21 @@ import type {
   SwitchoverReply,
 } from "../../core/ports/transport.js";
 
-/** The URL path of each kind of message. */
-export const PATHS = {
-  heartbeat: "/_mc/heartbeat",
-  forward: "/_mc/forward",
-  switchover: "/_mc/switchover",
-  admin: "/_mc/admin",
+/** The kinds of request and the byte that names each on the wire. Codes are never reused. */
+export const KIND_CODES = {
+  heartbeat: 1,
+  forward: 2,
+  switchover: 3,
+  admin: 4,
 } as const;
 
-/** The kinds of message. */
-export type MessageKind = keyof typeof PATHS;
+/** The kinds of request. */
+export type MessageKind = keyof typeof KIND_CODES;
 
-/** Header names (lower case, as node:http and undici report them). */
-export const H = {
-  from: "x-mc-from",
-  to: "x-mc-to",
-  seq: "x-mc-seq",
-  sig: "x-mc-sig",
-  shard: "x-mc-shard",
-  epoch: "x-mc-epoch",
-  method: "x-mc-method",
-  path: "x-mc-path",
-  headers: "x-mc-headers",
-  status: "x-mc-status",
-  proto: "x-mc-proto",
-  protoMin: "x-mc-proto-min",
-} as const;
+/** Kind by wire code. */
+export const KIND_BY_CODE: ReadonlyMap<number, MessageKind> = new Map(
+  Object.entries(KIND_CODES).map(([kind, code]) => [code, kind as MessageKind]),
+);
 
 /** The protocol versions one node speaks: `version`, and back to `min`. */
 export interface ProtocolRange {
@@ -64,18 +50,17 @@ export interface ProtocolRange {
  * This SDK's node-to-node protocol. Bump `version` when a message changes; raise `min` only when
  * the oldest version can no longer be spoken. Two nodes talk when their ranges overlap, so a
  * cluster in the middle of a rolling upgrade (versions N and N + 1, the newer speaking back to N)
- * keeps working, and nodes too far apart refuse each other with an error naming both ranges.
- * The headers are not signed: altering them can only make a message refused, which anyone on the
- * path can do anyway. A message without them comes from an SDK before versioning: version 1.
+ * keeps working, and nodes too far apart refuse each other at the handshake with an error naming
+ * both ranges. Version 2 is the framed transport; version 1 (HTTP) is not spoken any more.
  */
-export const PROTOCOL: ProtocolRange = { version: 1, min: 1 };
+export const PROTOCOL: ProtocolRange = { version: 2, min: 2 };
 
-/** The range a message or reply declares; undefined when the headers are malformed. */
-export function parseProtocol(version: string | string[] | undefined, min: string | string[] | undefined): ProtocolRange | undefined {
-  if (version === undefined && min === undefined) return { version: 1, min: 1 };
-  const v = parseSeq(version);
-  const m = min === undefined ? v : parseSeq(min);
-  return v === undefined || m === undefined || m > v ? undefined : { version: v, min: m };
+/** A range from a hello or challenge (`[version, min]`); undefined when malformed. */
+export function parseProtocol(value: unknown): ProtocolRange | undefined {
+  if (!Array.isArray(value) || value.length !== 2) return undefined;
+  const [v, m] = value as unknown[];
+  if (!isUint(v) || !isUint(m) || v < 1 || m < 1 || m > v) return undefined;
+  return { version: v, min: m };
 }
 
 /** True when two nodes have a protocol version in common. */
@@ -88,24 +73,11 @@ export function describeProtocol(r: ProtocolRange): string {
   return r.min === r.version ? `protocol ${r.version}` : `protocol ${r.version} (speaks back to ${r.min})`;
 }
 
-/** The forward-only fields of a request, as header text; empty strings for heartbeat and switchover. */
-export interface ForwardFields {
-  readonly shard: string;
-  readonly epoch: string;
-  readonly method: string;
-  readonly path: string;
-  readonly headers: string;
-}
-
-/** No forward fields: heartbeat and switchover. */
-export const NO_FORWARD: ForwardFields = { shard: "", epoch: "", method: "", path: "", headers: "" };
-
 /** Content that failed validation. Internal: the server answers 400, the client throws a protocol error. */
 export class MalformedMessage extends Error {}
 
 /** Visible ASCII only: ids and paths go into headers and into the signed text, where a line feed would be ambiguous. */
 const NODE_ID = /^[\x21-\x7e]{1,200}$/;
-const SEQ = /^[1-9][0-9]{0,15}$/;
 const UINT = /^(?:0|[1-9][0-9]{0,15})$/;
 const METHOD = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,32}$/;
 const PATH = /^\/[\x21-\x7e]{0,8191}$/;
@@ -131,20 +103,6 @@ export function isForwardPath(value: unknown): value is string {
   return typeof value === "string" && PATH.test(value);
 }
 
-/** Parses a sequence number header: a positive safe integer, or undefined. */
-export function parseSeq(value: string | string[] | undefined): number | undefined {
-  if (typeof value !== "string" || !SEQ.test(value)) return undefined;
-  const n = Number(value);
-  return Number.isSafeInteger(n) ? n : undefined;
-}
-
-/** Parses a non-negative safe integer header (shard, epoch, status), or undefined. */
-export function parseUint(value: string | string[] | undefined): number | undefined {
-  if (typeof value !== "string" || !UINT.test(value)) return undefined;
-  const n = Number(value);
-  return Number.isSafeInteger(n) ? n : undefined;
-}
-
 /** True for a non-negative safe integer (shards, epochs). */
 function isUint(value: unknown): value is number {
   return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
@@ -154,30 +112,80 @@ function isText(value: unknown, max = MAX_TEXT): value is string {
   return typeof value === "string" && value.length <= max;
 }
 
-/**
- * Encodes a header map for the x-mc-headers header. Non-ASCII is escaped because header values
- * travel as latin1; JSON already escapes control characters, so the result has no line feed.
- */
-export function encodeHeaderMap(headers: Readonly<Record<string, string>>): string {
-  const json = JSON.stringify(headers);
-  return json.replace(NON_ASCII, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-}
-
-/** Decodes and validates an x-mc-headers value. Throws MalformedMessage. */
-export function decodeHeaderMap(value: string | string[] | undefined): Record<string, string> {
-  if (typeof value !== "string") throw new MalformedMessage(`${H.headers} missing`);
-  const parsed = parseJson(value);
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new MalformedMessage(`${H.headers} is not an object`);
+/** Validates a header map read from the network. Throws MalformedMessage. */
+export function checkHeaderMap(parsed: unknown, what: string): Record<string, string> {
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new MalformedMessage(`${what} is not an object`);
   const out: Record<string, string> = {};
   let count = 0;
   for (const [name, v] of Object.entries(parsed)) {
-    if (++count > MAX_HEADERS) throw new MalformedMessage(`${H.headers} has more than ${MAX_HEADERS} entries`);
+    if (++count > MAX_HEADERS) throw new MalformedMessage(`${what} has more than ${MAX_HEADERS} entries`);
     // "__proto__" would set the prototype of a plain object instead of adding a header.
-    if (!HEADER_NAME.test(name) || name === "__proto__") throw new MalformedMessage(`${H.headers} has an invalid name`);
-    if (typeof v !== "string" || BAD_VALUE.test(v)) throw new MalformedMessage(`${H.headers}: ${name} is not a valid value`);
+    if (!HEADER_NAME.test(name) || name === "__proto__") throw new MalformedMessage(`${what} has an invalid name`);
+    if (typeof v !== "string" || BAD_VALUE.test(v)) throw new MalformedMessage(`${what}: ${name} is not a valid value`);
     out[name] = v;
   }
   return out;
+}
+
+/** A forward's metadata and body in one buffer list: u32 length, JSON metadata, raw body. */
+function withMeta(meta: unknown, body: Uint8Array): Uint8Array[] {
+  const json = Buffer.from(JSON.stringify(meta));
+  const len = Buffer.allocUnsafe(4);
+  len.writeUInt32BE(json.length, 0);
+  return [len, json, body];
+}
+
+/** Splits a payload made by withMeta. Throws MalformedMessage. */
+function splitMeta(payload: Buffer): { meta: Record<string, unknown>; body: Buffer } {
+  if (payload.length < 4) throw new MalformedMessage("truncated metadata");
+  const len = payload.readUInt32BE(0);
+  if (len > payload.length - 4) throw new MalformedMessage("metadata longer than the frame");
+  const meta = parseJson(payload.toString("utf8", 4, 4 + len));
+  if (typeof meta !== "object" || meta === null || Array.isArray(meta)) throw new MalformedMessage("metadata is not a JSON object");
+  return { meta: meta as Record<string, unknown>, body: payload.subarray(4 + len) };
+}
+
+/** A forward request's payload parts. The caller has validated method and path. */
+export function encodeForwardRequest(r: ForwardRequest): Uint8Array[] {
+  return withMeta({ s: r.shard, e: r.epoch, m: r.method, p: r.path, h: r.headers }, r.body);
+}
+
+/** Validates a forward request's payload. Throws MalformedMessage. */
+export function decodeForwardRequest(payload: Buffer): ForwardRequest {
+  const { meta, body } = splitMeta(payload);
+  if (!isUint(meta.s) || !isUint(meta.e)) throw new MalformedMessage("forward: shard and epoch must be non-negative integers");
+  if (!isMethod(meta.m) || !isForwardPath(meta.p)) throw new MalformedMessage("forward: method or path malformed");
+  return { shard: meta.s, epoch: meta.e, method: meta.m, path: meta.p, headers: checkHeaderMap(meta.h, "forward headers"), body };
+}
+
+/** The outcome byte of a forward reply. */
+export const FORWARD_OUTCOME = { served: 0, notServing: 1, failed: 2 } as const;
+
+/** A forward reply's payload parts: outcome byte, then status, headers and body (or, not serving, the refusal). */
+export function encodeForwardReply(outcome: number, meta: unknown, body: Uint8Array): Uint8Array[] {
+  return [Buffer.of(outcome), ...withMeta(meta, body)];
+}
+
+/** A decoded forward reply, before it becomes a ForwardResult. */
+export type ForwardReplyPayload =
+  | { readonly outcome: "served" | "failed"; readonly response: ForwardResponse }
+  | { readonly outcome: "not-serving"; readonly shard: number; readonly epoch: number; readonly node: string };
+
+/** Validates a forward reply's payload. Throws MalformedMessage. */
+export function decodeForwardReply(payload: Buffer): ForwardReplyPayload {
+  if (payload.length < 1) throw new MalformedMessage("forward reply: empty");
+  const outcome = payload.readUInt8(0);
+  const { meta, body } = splitMeta(payload.subarray(1));
+  if (outcome === FORWARD_OUTCOME.notServing) {
+    if (!isUint(meta.shard) || !isUint(meta.epoch) || !isText(meta.node, 200))
+      throw new MalformedMessage("forward reply: not-serving needs shard, epoch and node");
+    return { outcome: "not-serving", shard: meta.shard, epoch: meta.epoch, node: meta.node.replace(NON_ASCII, "?") };
+  }
+  if (outcome !== FORWARD_OUTCOME.served && outcome !== FORWARD_OUTCOME.failed) throw new MalformedMessage("forward reply: unknown outcome");
+  const status = meta.s;
+  if (!isUint(status) || status < 100 || status > 599) throw new MalformedMessage("forward reply: status is not an HTTP status");
+  const response = { status, headers: checkHeaderMap(meta.h, "forward reply headers"), body };
+  return { outcome: outcome === FORWARD_OUTCOME.served ? "served" : "failed", response };
 }
 
 /** JSON.parse that throws MalformedMessage instead of SyntaxError. */
@@ -331,13 +339,31 @@ export function parseAdminReply(body: Uint8Array): AdminReply {
   return reply;
 }
 
-/** A refusal's reason from its JSON body, reduced to short printable text (it comes from the network). */
-export function refusalReason(body: Uint8Array): string {
-  try {
-    const o = objectBody(body);
-    if (typeof o.error === "string") return o.error.replace(NON_ASCII, "?").slice(0, 200);
-  } catch {
-    // An unreadable refusal still has a status; the caller reports that.
-  }
-  return "no reason given";
+/** Text from the network reduced to short printable ASCII, for errors and logs. */
+export function printable(text: string, max = 200): string {
+  return text.replace(NON_ASCII, "?").slice(0, max);
 }
+
+/** How a JSON kind's request and reply are checked when read, and shaped when written. */
+export interface JsonKind<Req, Rep> {
+  /** Validates a request body (server side). Throws MalformedMessage. */
+  readonly request: (body: Uint8Array) => Req;
+  /** Validates a reply body (client side). Throws MalformedMessage. */
+  readonly reply: (body: Uint8Array) => Rep;
+  /** What of a handler's reply goes on the wire (default: all of it). */
+  readonly toWire?: (reply: Rep) => unknown;
+}
+
+/** Every kind but forward: JSON both ways. Adding one is an entry here (and in KIND_CODES). */
+export const JSON_KINDS = {
+  heartbeat: {
+    request: parseHeartbeatMessage,
+    reply: parseHeartbeatReply,
+    toWire: (r: HeartbeatReply) => ({ id: r.id, shard: r.shard, epoch: r.epoch, ended: r.ended ?? null }),
+  } satisfies JsonKind<HeartbeatMessage, HeartbeatReply>,
+  switchover: { request: parseSwitchoverCommand, reply: parseSwitchoverReply } satisfies JsonKind<SwitchoverCommand, SwitchoverReply>,
+  admin: { request: parseAdminCommand, reply: parseAdminReply } satisfies JsonKind<AdminCommand, AdminReply>,
+} as const;
+
+/** The kinds whose bodies are JSON. */
+export type JsonKindName = keyof typeof JSON_KINDS;

@@ -1,21 +1,21 @@
 /**
- * Mutual TLS for the HTTP transport: this node's certificate and key, the CA its peers must chain
+ * Mutual TLS for the transport: this node's certificate and key, the CA its peers must chain
  * to, and their reload when the files change.
  *
  * Both directions verify: a listener asks every client for a certificate and refuses the handshake
  * unless it chains to the CA; a caller checks the listener's certificate against the CA and the
- * name it dials (or `serverName`). TLS sits under the HMAC layer, which stays as it is: TLS keeps
- * bodies confidential on the wire and keeps strangers from even opening a connection; the HMAC
- * still binds each message to its sender, receiver, sequence number and cluster.
+ * name it dials (or `serverName`). TLS sits under the transport's own handshake and frame MACs, which
+ * stay as they are: TLS keeps bodies confidential on the wire and keeps strangers from even opening
+ * a connection; the handshake still binds each connection to its sender, receiver and cluster.
  *
  * Reload: the files are read again every `reloadIntervalMs`. When their bytes changed and the new
- * set is valid, listeners switch to it (`setSecureContext`: new handshakes use it) and callers drop
- * their pools (new connections use it; calls in flight finish on the old ones). A set that is not
+ * set is valid, listeners switch to it (`setSecureContext`: new handshakes use it) and callers open
+ * new connections for new calls (calls in flight finish on the old ones, which then close idle). A set that is not
  * valid — typically a rotation caught half-written — is logged once and skipped; the old
  * material stays in use and the next tick tries again.
  */
 import { readFile } from "node:fs/promises";
-import { createSecureContext, type ConnectionOptions, type SecureContext, type SecureContextOptions } from "node:tls";
+import { createSecureContext, type SecureContext, type SecureContextOptions } from "node:tls";
 import { ConfigError } from "../../core/errors.js";
 import type { Logger } from "../../core/ports/logger.js";
 import { loadTlsFiles, readTlsFiles, sameTls, type TlsMaterial } from "../tls-files.js";
@@ -54,7 +54,7 @@ export class TransportTls {
    * The callers' context, built once per load: given as files to every connect, Node would parse
    * the CA and the key again for each new connection.
    */
-  private clientContext: SecureContext;
+  private context$: SecureContext;
   private readonly listeners = new Set<() => void>();
   private readonly timer: NodeJS.Timeout;
   /** The bytes of the last set refused, so a broken rotation is logged once, not every tick. */
@@ -72,7 +72,7 @@ export class TransportTls {
     const interval = o.reloadIntervalMs ?? DEFAULT_RELOAD_MS;
     if (!Number.isSafeInteger(interval) || interval <= 0) throw new ConfigError(`${KEY}.reload_interval`, "must be a positive duration");
     this.current = loadTlsFiles(o, KEY) as Required<TlsMaterial>;
-    this.clientContext = createSecureContext(this.context);
+    this.context$ = createSecureContext(this.context);
     this.timer = setInterval(() => void this.reload(), interval);
     this.timer.unref();
   }
@@ -82,10 +82,14 @@ export class TransportTls {
     return { ...this.current, minVersion: "TLSv1.2" };
   }
 
-  /** What a caller's connections are made with (undici's `connect` options). */
-  get connectOptions(): ConnectionOptions {
-    const options = { secureContext: this.clientContext };
-    return this.o.serverName === undefined ? options : { ...options, servername: this.o.serverName };
+  /** The context a caller's connections are made with (this node's certificate, the CA to check the peer against). */
+  get clientContext(): SecureContext {
+    return this.context$;
+  }
+
+  /** The name a listener's certificate must carry, when set (else the host dialled). */
+  get serverName(): string | undefined {
+    return this.o.serverName;
   }
 
   /** Runs `listener` after each successful reload; returns the unsubscribe function. */
@@ -120,7 +124,7 @@ export class TransportTls {
         return false;
       }
       this.current = next as Required<TlsMaterial>;
-      this.clientContext = createSecureContext(this.context);
+      this.context$ = createSecureContext(this.context);
       this.refused = null;
       for (const listener of this.listeners) listener();
       this.logger.info({ cert: this.o.cert }, "transport: TLS certificate, key or CA reloaded; new connections use them");

@@ -1,0 +1,109 @@
+/**
+ * The transport's connection handshake and per-frame authentication.
+ *
+ * Keys: the cluster key is HKDF-SHA256 of the cluster secret with the cluster name as salt, so two
+ * clusters sharing a secret by mistake still cannot talk to each other. The secret itself is not
+ * kept anywhere, which is also why no error can ever print it.
+ *
+ * Handshake (three frames, then one sealed "ready"):
+ *   client → server  hello      { proto, from, to, nonce: Nc }          (32 random bytes)
+ *   server → client  challenge  { proto, nonce: Ns, proof: P_s }
+ *   client → server  auth       { proof: P_c }
+ *   server → client  ready      (sealed with the session key: proves both sides derived it)
+ * where P_s = HMAC(K, "mc2-srv" ‖ from ‖ to ‖ Nc ‖ Ns) and P_c = HMAC(K, "mc2-cli" ‖ …same…).
+ * The server refuses a hello addressed to another id before answering; the client refuses a
+ * challenge whose proof does not verify (the server does not hold K, or is not `to`). Both nonces
+ * are fresh, so a recorded handshake cannot be replayed to either side, and the distinct tags keep
+ * one side's proof from ever serving as the other's.
+ *
+ * Session: two keys (one per direction) are HKDF(K, Nc ‖ Ns, "mc2 session" ‖ from ‖ to). Every
+ * frame after the handshake carries HMAC(direction key, sequence ‖ frame)[:16], where the
+ * sequence is the frame's position in its direction (0, 1, 2, …) and travels nowhere: a frame
+ * replayed, reordered, dropped or moved into another connection fails its MAC, and the connection
+ * closes. No wall clock takes part.
+ */
+import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
+import { ConfigError } from "../../core/errors.js";
+import { MAC_BYTES } from "./frames.js";
+
+const HKDF_INFO = "multiconnect transport v2";
+const SESSION_INFO = "mc2 session";
+/** Below this a secret is guessable offline from one captured handshake. */
+const MIN_SECRET_LENGTH = 16;
+/** Bytes of each nonce. */
+export const NONCE_BYTES = 32;
+
+/**
+ * The key of one cluster: HKDF-SHA256 of the secret, salted with the cluster name. Throws
+ * ConfigError for a secret shorter than 16 characters or an empty cluster name.
+ */
+export function deriveTransportKey(secret: string, clusterName: string): Buffer {
+  if (typeof secret !== "string" || secret.length < MIN_SECRET_LENGTH) {
+    throw new ConfigError("transport.secret", `must be a string of at least ${MIN_SECRET_LENGTH} characters`);
+  }
+  if (typeof clusterName !== "string" || clusterName.length === 0) {
+    throw new ConfigError("transport.cluster_name", "must be a non-empty string");
+  }
+  return Buffer.from(hkdfSync("sha256", secret, clusterName, HKDF_INFO, 32));
+}
+
+/** Who proves: the server answering a hello, or the client answering a challenge. */
+export type ProofRole = "server" | "client";
+
+/** The proof of `role` for one handshake: binds both ids and both nonces. */
+export function handshakeProof(key: Buffer, role: ProofRole, from: string, to: string, nonceC: Buffer, nonceS: Buffer): Buffer {
+  const h = createHmac("sha256", key);
+  h.update(role === "server" ? "mc2-srv\n" : "mc2-cli\n");
+  // Ids are visible ASCII without line feeds (messages.ts), so the text is unambiguous.
+  h.update(`${from}\n${to}\n`);
+  h.update(nonceC);
+  h.update(nonceS);
+  return h.digest();
+}
+
+/** Constant-time comparison; the length check may return early (every proof has the same public length). */
+export function proofMatches(expected: Buffer, received: Buffer | undefined): boolean {
+  return received !== undefined && received.length === expected.length && timingSafeEqual(expected, received);
+}
+
+/** The two directions' keys of one connection. */
+export interface SessionKeys {
+  readonly clientToServer: Buffer;
+  readonly serverToClient: Buffer;
+}
+
+/** Derives the session keys once both nonces are known. */
+export function sessionKeys(key: Buffer, from: string, to: string, nonceC: Buffer, nonceS: Buffer): SessionKeys {
+  const okm = Buffer.from(hkdfSync("sha256", key, Buffer.concat([nonceC, nonceS]), `${SESSION_INFO}\n${from}\n${to}`, 64));
+  return { clientToServer: okm.subarray(0, 32), serverToClient: okm.subarray(32) };
+}
+
+/**
+ * One direction of a session: seals outgoing frames or opens incoming ones, counting them. A
+ * sealer and its peer's opener must see the same frames in the same order; any gap is a failure.
+ */
+export class FrameMac {
+  private seq = 0n;
+  private readonly seqBytes = Buffer.alloc(8);
+
+  constructor(private readonly key: Buffer) {}
+
+  /** The MAC of the next frame in this direction (`body`: type, id and payload). Advances the sequence. */
+  next(body: Uint8Array): Buffer {
+    this.seqBytes.writeBigUInt64BE(this.seq++, 0);
+    return createHmac("sha256", this.key).update(this.seqBytes).update(body).digest().subarray(0, MAC_BYTES);
+  }
+
+  /** Seals a frame built with `encodeFrame(..., MAC_BYTES)`: writes the MAC into its last 16 bytes. */
+  seal(frame: Buffer): Buffer {
+    frame.set(this.next(frame.subarray(4, frame.length - MAC_BYTES)), frame.length - MAC_BYTES);
+    return frame;
+  }
+
+  /** Checks the MAC of an incoming frame's `raw` bytes (MAC last); false means the connection must close. */
+  open(raw: Buffer): boolean {
+    if (raw.length < 5 + MAC_BYTES) return false;
+    const expected = this.next(raw.subarray(0, raw.length - MAC_BYTES));
+    return timingSafeEqual(expected, raw.subarray(raw.length - MAC_BYTES));
+  }
+}

@@ -1,0 +1,274 @@
+/**
+ * The receiving side of the transport: a TCP (or TLS) listener whose connections must complete the
+ * handshake (handshake.ts) before any request frame is read, and whose every later frame must carry
+ * a valid MAC. Anything else — garbage, an oversized or truncated frame, a hello addressed to
+ * another node, a wrong proof, a replayed or reordered frame — closes the connection, and no
+ * handler runs. Malformed content inside an authenticated request is refused (400) on its own.
+ */
+import { randomBytes } from "node:crypto";
+import net, { type AddressInfo } from "node:net";
+import tls from "node:tls";
+import { ConfigError, TransportUnavailableError } from "../../core/errors.js";
+import type { Logger } from "../../core/ports/logger.js";
+import type { ForwardResult, TransportHandlers, TransportServer } from "../../core/ports/transport.js";
+import { REFUSAL } from "./errors.js";
+import { encodeFrame, FRAME, FRAME_OVERHEAD, FrameReader, MAC_BYTES, MAX_HANDSHAKE_FRAME, type Frame } from "./frames.js";
+import { FrameMac, handshakeProof, NONCE_BYTES, proofMatches, sessionKeys } from "./handshake.js";
+import {
+  decodeForwardRequest,
+  describeProtocol,
+  encodeForwardReply,
+  FORWARD_OUTCOME,
+  isNodeId,
+  JSON_KINDS,
+  KIND_BY_CODE,
+  MalformedMessage,
+  parseJson,
+  parseProtocol,
+  printable,
+  protocolsOverlap,
+  type JsonKind,
+  type JsonKindName,
+  type ProtocolRange,
+} from "./messages.js";
+import type { TransportTls } from "./tls.js";
+
+/** Settings of the receiving side. */
+export interface ServerOptions {
+  readonly key: Buffer;
+  /** Largest request body accepted; a larger request frame closes the connection. */
+  readonly maxBodyBytes: number;
+  readonly logger: Logger;
+  /** The protocol versions this node speaks. */
+  readonly protocol: ProtocolRange;
+  /** Mutual TLS: set, the listener speaks only TLS and refuses a client without a certificate from the CA. */
+  readonly tls?: TransportTls;
+}
+
+/** A connection that has not finished the handshake in this long is closed: peers take milliseconds. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Requests running at once on one connection; more are refused (503, nothing ran) rather than queued without bound. */
+export const MAX_IN_FLIGHT = 4096;
+const KEEPALIVE_MS = 15_000;
+
+/** One accepted connection. */
+class ServerConnection {
+  private readonly reader = new FrameReader(MAX_HANDSHAKE_FRAME);
+  private state: "hello" | "auth" | "open" | "closed" = "hello";
+  private from = "";
+  private nonceC = Buffer.alloc(0);
+  private readonly nonceS = randomBytes(NONCE_BYTES);
+  private send: FrameMac | null = null;
+  private recv: FrameMac | null = null;
+  private inFlight = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly self: string,
+    private readonly handlers: TransportHandlers,
+    private readonly o: ServerOptions,
+  ) {
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, KEEPALIVE_MS);
+    this.timer = setTimeout(() => this.destroy(), HANDSHAKE_TIMEOUT_MS);
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("error", () => this.destroy());
+    socket.on("close", () => this.destroy());
+    socket.on("end", () => this.destroy());
+  }
+
+  destroy(): void {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    clearTimeout(this.timer);
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    let frames: Frame[];
+    try {
+      frames = this.reader.push(chunk);
+    } catch {
+      return this.destroy(); // oversized or truncated framing: nothing of it is read
+    }
+    for (const frame of frames) {
+      if (this.state === "closed") return;
+      if (this.state === "open") this.onRequest(frame);
+      else this.onHandshake(frame);
+    }
+  }
+
+  /** Refuses the handshake with a reason the caller can show, then closes. */
+  private reject(code: number, reason: string): void {
+    this.socket.end(encodeFrame(FRAME.reject, 0, [Buffer.from(JSON.stringify({ code, reason }))]));
+    this.state = "closed";
+    clearTimeout(this.timer);
+    // end() flushes the reason; destroy soon after even if the peer never reads it.
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  private onHandshake(frame: Frame): void {
+    const o = jsonObject(frame.payload);
+    if (this.state === "hello") {
+      if (frame.type !== FRAME.hello || o === undefined) return this.destroy();
+      const theirs = parseProtocol(o.proto);
+      const nonce = typeof o.nonce === "string" ? Buffer.from(o.nonce, "base64url") : undefined;
+      if (theirs === undefined || !isNodeId(o.from) || !isNodeId(o.to) || nonce?.length !== NONCE_BYTES) return this.destroy();
+      if (!protocolsOverlap(theirs, this.o.protocol)) {
+        return this.reject(REFUSAL.protocol, `sender speaks ${describeProtocol(theirs)}, this node ${describeProtocol(this.o.protocol)}`);
+      }
+      // Bound to the receiver: a connection meant for another node (a restarted one at this address) is refused.
+      if (o.to !== this.self) return this.reject(REFUSAL.unauthenticated, "addressed to another node");
+      this.from = o.from;
+      this.nonceC = nonce;
+      const proof = handshakeProof(this.o.key, "server", o.from, this.self, nonce, this.nonceS);
+      const challenge = { proto: [this.o.protocol.version, this.o.protocol.min], nonce: this.nonceS.toString("base64url"), proof: proof.toString("base64url") };
+      this.socket.write(encodeFrame(FRAME.challenge, 0, [Buffer.from(JSON.stringify(challenge))]));
+      this.state = "auth";
+      return;
+    }
+    if (frame.type !== FRAME.auth || o === undefined || typeof o.proof !== "string") return this.destroy();
+    const expected = handshakeProof(this.o.key, "client", this.from, this.self, this.nonceC, this.nonceS);
+    if (!proofMatches(expected, Buffer.from(o.proof, "base64url"))) {
+      this.o.logger.warn({ from: printable(this.from) }, "transport: a connection failed authentication (wrong cluster secret or name?)");
+      return this.reject(REFUSAL.unauthenticated, "authentication failed");
+    }
+    const keys = sessionKeys(this.o.key, this.from, this.self, this.nonceC, this.nonceS);
+    this.send = new FrameMac(keys.serverToClient);
+    this.recv = new FrameMac(keys.clientToServer);
+    this.state = "open";
+    clearTimeout(this.timer);
+    this.reader.maxFrame = this.o.maxBodyBytes + FRAME_OVERHEAD;
+    this.write(FRAME.ready, 0, []);
+  }
+
+  private write(type: number, id: number, parts: readonly Uint8Array[]): boolean {
+    if (this.state === "closed") return false;
+    return this.socket.write(this.send!.seal(encodeFrame(type, id, parts, MAC_BYTES)));
+  }
+
+  private refuse(id: number, code: number, reason: string): void {
+    const head = Buffer.allocUnsafe(2);
+    head.writeUInt16BE(code, 0);
+    this.write(FRAME.refuse, id, [head, Buffer.from(reason)]);
+  }
+
+  private onRequest(frame: Frame): void {
+    // A frame that fails its MAC was forged, replayed, reordered or cut: the stream cannot be trusted.
+    if (frame.type !== FRAME.request || !this.recv!.open(frame.raw) || frame.payload.length < 1 + MAC_BYTES) return this.destroy();
+    const kind = KIND_BY_CODE.get(frame.payload.readUInt8(0));
+    const body = frame.payload.subarray(1, frame.payload.length - MAC_BYTES);
+    if (kind === undefined) return this.refuse(frame.id, REFUSAL.noHandler, "unknown kind of message");
+    if (this.inFlight >= MAX_IN_FLIGHT) return this.refuse(frame.id, REFUSAL.busy, "too many requests in flight on this connection");
+    this.inFlight++;
+    const run = kind === "forward" ? this.forward(frame.id, body) : this.json(frame.id, kind, body);
+    run
+      .catch((error: unknown) => {
+        if (error instanceof MalformedMessage) return this.refuse(frame.id, REFUSAL.malformed, error.message);
+        this.o.logger.warn({ kind, from: this.from, error: error instanceof Error ? error.message : String(error) }, "transport: handler failed");
+        this.refuse(frame.id, REFUSAL.failed, "handler failed");
+      })
+      .finally(() => this.inFlight--);
+  }
+
+  private async json(id: number, kind: JsonKindName, body: Buffer): Promise<void> {
+    const handler = this.handlers[kind] as ((from: string, m: unknown) => unknown) | undefined;
+    if (handler === undefined) return this.refuse(id, REFUSAL.noHandler, `no ${kind} handler`);
+    const spec = JSON_KINDS[kind] as JsonKind<unknown, unknown>;
+    const message = spec.request(body);
+    const reply = await handler.call(this.handlers, this.from, message);
+    this.write(FRAME.reply, id, [Buffer.from(JSON.stringify(spec.toWire ? spec.toWire(reply) : reply))]);
+  }
+
+  private async forward(id: number, body: Buffer): Promise<void> {
+    const handler = this.handlers.forward;
+    if (handler === undefined) return this.refuse(id, REFUSAL.noHandler, "no forward handler");
+    const request = decodeForwardRequest(body);
+    const started = (): Promise<void> => this.acknowledge(id);
+    const result = await handler.call(this.handlers, this.from, request, started);
+    this.write(FRAME.reply, id, forwardReply(result));
+  }
+
+  /**
+   * Writes the "started" frame and resolves once it is in the kernel's send buffer: from then on a
+   * kill -9 of this process still delivers it, so the caller never mistakes a request that ran for
+   * one that did not. Rejects when the connection is gone: the handler must then not run it.
+   */
+  private acknowledge(id: number): Promise<void> {
+    if (this.state === "closed") return Promise.reject(new Error("connection closed before the request started"));
+    const frame = this.send!.seal(encodeFrame(FRAME.started, id, [], MAC_BYTES));
+    return new Promise<void>((resolve, reject) => {
+      this.socket.write(frame, (error) => (error ? reject(error) : resolve()));
+    });
+  }
+}
+
+/** A handler's result as reply payload parts; a bad value is a handler failure (500). */
+function forwardReply(r: ForwardResult): Uint8Array[] {
+  if (r.outcome === "not-serving") return encodeForwardReply(FORWARD_OUTCOME.notServing, { shard: r.shard, epoch: r.epoch, node: r.node }, new Uint8Array());
+  const { status, headers, body } = r.response;
+  if (!Number.isInteger(status) || status < 100 || status > 599) throw new Error(`forward handler returned status ${String(status)}`);
+  if (!(body instanceof Uint8Array)) throw new Error("forward handler returned a body that is not a Uint8Array");
+  return encodeForwardReply(r.outcome === "served" ? FORWARD_OUTCOME.served : FORWARD_OUTCOME.failed, { s: status, h: headers }, body);
+}
+
+function jsonObject(payload: Buffer): Record<string, unknown> | undefined {
+  try {
+    const o = parseJson(payload.toString("utf8"));
+    return typeof o === "object" && o !== null && !Array.isArray(o) ? (o as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Starts a listener for `self`. Rejects with TransportUnavailableError when the port cannot be bound. */
+export async function startServer(
+  self: string,
+  host: string,
+  port: number,
+  handlers: TransportHandlers,
+  o: ServerOptions,
+): Promise<TransportServer> {
+  if (!isNodeId(self)) throw new ConfigError("transport.self", "must be 1-200 visible ASCII characters");
+  const connections = new Set<ServerConnection>();
+  const accept = (socket: net.Socket): void => {
+    const c = new ServerConnection(socket, self, handlers, o);
+    connections.add(c);
+    socket.once("close", () => connections.delete(c));
+  };
+  const t = o.tls;
+  let server: net.Server;
+  let unsubscribe: (() => void) | undefined;
+  if (t === undefined) {
+    server = net.createServer(accept);
+  } else {
+    const secure = tls.createServer({ ...t.context, requestCert: true, rejectUnauthorized: true, handshakeTimeout: HANDSHAKE_TIMEOUT_MS }, accept);
+    // New handshakes use reloaded files; connections already open keep the context they began with.
+    unsubscribe = t.onChange(() => secure.setSecureContext(t.context));
+    // A client without an acceptable certificate: its socket is closed; nothing to log per attempt.
+    secure.on("tlsClientError", () => {});
+    server = secure;
+  }
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException): void => {
+      unsubscribe?.();
+      reject(new TransportUnavailableError(`transport: cannot listen on ${host}:${port} (${error.code ?? error.message})`, { cause: error }));
+    };
+    server.once("error", onError);
+    server.listen(port, host, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
+  const bound = (server.address() as AddressInfo).port;
+  return {
+    port: bound,
+    close: () =>
+      new Promise<void>((resolve) => {
+        unsubscribe?.();
+        server.close(() => resolve());
+        for (const c of connections) c.destroy();
+      }),
+  };
+}
