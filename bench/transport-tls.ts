@@ -1,12 +1,12 @@
 /**
  * `npx tsx bench/transport-tls.ts [rounds]`: what mutual TLS costs the node-to-node transport on
- * this machine, against the same transport in plain HTTP — one listener and one caller in this
+ * this machine, against the same transport over plain TCP — one listener and one caller in this
  * process, on loopback, with certificates made by `openssl` for the run (P-256 keys):
  *
  * - a heartbeat round trip on a warm (kept-alive) connection, one at a time;
  * - forwards of a 1 KiB body, 16 in flight, as a webapp under load sends them;
  * - a heartbeat on a new connection each time (the handshake's cost, paid after a rotation or when
- *   a pool is new).
+ *   a connection is new).
  *
  * Prints medians and p99s; docs/security.md keeps the figures with the machine and the date.
  */
@@ -40,12 +40,21 @@ async function measure(mode: "plain" | "mtls"): Promise<void> {
     return issued.get(name)!;
   };
   const make = (name: string) =>
-    new FramedTransport({ nodeId: `${name}.${randomBytes(3).toString("hex")}`, clusterName: "bench", secret: SECRET, ...tls(name) });
+    new FramedTransport({
+      nodeId: `${name}.${randomBytes(3).toString("hex")}`,
+      clusterName: "bench",
+      secret: SECRET,
+      inProcessShortcut: false, // measure the network path, not the direct call
+      ...tls(name),
+    });
   const core = make("core");
   const coreId = `core.${randomBytes(3).toString("hex")}`;
   const server = await core.listen(coreId, "127.0.0.1", 0, {
     heartbeat: () => ({ id: coreId, shard: 0, epoch: 1 }),
-    forward: async (_from, r) => ({ status: 200, headers: {}, body: r.body }),
+    forward: async (_from, r, started) => {
+      await started();
+      return { outcome: "served", response: { status: 200, headers: {}, body: r.body } };
+    },
   });
   const peer: Peer = { id: coreId, address: `127.0.0.1:${server.port}` };
   const caller = make("master");

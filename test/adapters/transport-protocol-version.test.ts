@@ -2,13 +2,18 @@ import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ConfigError } from "../../src/core/errors.js";
 import type { Peer } from "../../src/core/ports/transport.js";
-import { HttpTransport, PROTOCOL, ProtocolMismatchError, testProtocolOverride, type ProtocolRange } from "../../src/adapters/http/index.js";
-import { deriveTransportKey, signRequest } from "../../src/adapters/http/index.js";
+import {
+  FramedTransport,
+  PROTOCOL,
+  ProtocolMismatchError,
+  testProtocolOverride,
+  type ProtocolRange,
+} from "../../src/adapters/transport/index.js";
 
 /**
  * The node-to-node protocol version: nodes whose version ranges overlap talk (a rolling upgrade,
  * N beside N + 1); nodes that do not are refused with an error naming both ranges, before any
- * handler runs. Real HTTP transports on loopback.
+ * handler runs. Real transports on loopback.
  */
 const SECRET = "protocol-test-secret-0123456789";
 const CLUSTER = "proto";
@@ -18,8 +23,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function transport(nodeId: string, protocol: ProtocolRange): HttpTransport {
-  const t = new HttpTransport({ nodeId, clusterName: CLUSTER, secret: SECRET, protocol });
+function transport(nodeId: string, protocol: ProtocolRange): FramedTransport {
+  const t = new FramedTransport({ nodeId, clusterName: CLUSTER, secret: SECRET, protocol });
   cleanups.push(() => t.close());
   return t;
 }
@@ -49,7 +54,7 @@ describe("transport protocol version", () => {
     }
   });
 
-  it("a receiver with no version in common refuses with 426 before any handler, and the error names both versions", async () => {
+  it("a receiver with no version in common refuses at the handshake before any handler, and the error names both versions", async () => {
     const r = await receiver(skipped);
     const error = await transport(id("master"), current)
       .heartbeat(r.peer, { master: "m" }, 2000)
@@ -61,31 +66,11 @@ describe("transport protocol version", () => {
     expect(r.heartbeat).not.toHaveBeenCalled();
   });
 
-  it("a message without version headers (an SDK before versioning) counts as version 1", async () => {
-    const r = await receiver({ version: 1, min: 1 });
-    const key = deriveTransportKey(SECRET, CLUSTER);
-    const body = Buffer.from(JSON.stringify({ master: "m" }));
-    const from = id("old");
-    const sig = signRequest(key, {
-      kind: "heartbeat",
-      from,
-      to: r.peer.id,
-      seq: "1",
-      shard: "",
-      epoch: "",
-      method: "",
-      path: "",
-      headers: "",
-      body,
-    });
-    const res = await fetch(`http://${r.peer.address}/_mc/heartbeat`, {
-      method: "POST",
-      headers: { "x-mc-from": from, "x-mc-to": r.peer.id, "x-mc-seq": "1", "x-mc-sig": sig },
-      body,
-    });
-    expect(res.status).toBe(200);
-    expect(res.headers.get("x-mc-proto")).toBe("1");
-    expect(r.heartbeat).toHaveBeenCalledTimes(1);
+  it("an HTTP message of an SDK before the framed transport (protocol 1) runs no handler and its connection is closed", async () => {
+    const r = await receiver(current);
+    const body = JSON.stringify({ master: "m" });
+    await expect(fetch(`http://${r.peer.address}/_mc/heartbeat`, { method: "POST", body })).rejects.toThrow();
+    expect(r.heartbeat).not.toHaveBeenCalled();
   });
 
   it("testProtocolOverride() reads MULTICONNECT_TEST_PROTOCOL, and refuses a malformed value", () => {

@@ -1,3 +1,5 @@
+import { deriveTransportKey } from "../../src/adapters/transport/index.js";
+import { RawConnection } from "../support/raw-transport.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterStatus } from "../../src/nodes/cluster-status.js";
 import { createWebapp } from "../../src/nodes/compose.js";
@@ -6,7 +8,7 @@ import type { Webapp } from "../../src/nodes/webapp.js";
 import { startEmbeddedCluster, type EmbeddedCluster } from "../support/embedded-cluster.js";
 
 /**
- * The nodes embedded in one process through the composition root, on SQLite with the real HTTP
+ * The nodes embedded in one process through the composition root, on SQLite with the real node-to-node
  * transport: the webapp's own listener, its HTTP surface and its refusals.
  */
 let cluster: EmbeddedCluster;
@@ -64,22 +66,13 @@ describe("embedded nodes over HTTP", () => {
     const h = (await (await fetch(`${base}/v1/health`)).json()) as ClusterStatus;
     const target = h.nodes.find((n) => n.gateway_status === "connected")!;
     const before = cluster.handled.length;
-    const r = await fetch(`http://${target.address}/_mc/forward`, {
-      method: "POST",
-      headers: {
-        "x-mc-from": "intruder",
-        "x-mc-to": target.id,
-        "x-mc-seq": "1",
-        "x-mc-sig": Buffer.alloc(32, 7).toString("base64url"),
-        "x-mc-shard": String(target.shard),
-        "x-mc-epoch": String(target.epoch),
-        "x-mc-method": "POST",
-        "x-mc-path": "/v1/messages",
-        "x-mc-headers": "{}",
-      },
-      body: "forged",
-    });
-    expect(r.status).toBe(401);
+    // A stranger without the cluster secret: its handshake fails and its connection is closed.
+    const port = Number(target.address.split(":").pop());
+    const raw = await RawConnection.open(port);
+    expect(await raw.handshake(deriveTransportKey("not-the-cluster-secret-0123", "x"), "intruder", target.id)).toBe(false);
+    await raw.until(() => raw.closed, "the listener closing the connection");
+    // An HTTP request of the old transport gets no answer either.
+    await expect(fetch(`http://${target.address}/_mc/forward`, { method: "POST", body: "forged" })).rejects.toThrow();
     expect(cluster.handled.length).toBe(before);
   });
 

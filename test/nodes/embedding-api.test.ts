@@ -92,12 +92,13 @@ describe("application errors", () => {
     expect(err.stack).toMatch(/embedding-api\.test\.ts/);
   });
 
-  it("an application header named like the SDK's marker neither reaches the client nor makes the webapp retry", async () => {
+  it("an application header named like the SDK's old marker reaches the client untouched and does not make the webapp retry", async () => {
     const before = cluster.handled.length;
     const r = await fetch(`${base}/v1/spoof`, { method: "POST", headers: { "x-phone": "+15550003" }, body: "x" });
     expect(r.status).toBe(200);
     expect(await r.text()).toBe("ran");
-    expect(r.headers.get("x-mc-error")).toBeNull();
+    // The SDK's outcomes travel typed beside the application's response, never in its headers.
+    expect(r.headers.get("x-mc-error")).toBe("1018");
     expect(cluster.handled.length - before).toBe(1);
   });
 

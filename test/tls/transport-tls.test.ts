@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { HttpTransport, type HttpTransportOptions, type TransportTlsOptions } from "../../src/adapters/http/index.js";
+import { FramedTransport, type FramedTransportOptions, type TransportTlsOptions } from "../../src/adapters/transport/index.js";
 import { openClusterAccess } from "../../src/cli/cluster-access.js";
 import { parseConfig, type Config } from "../../src/config/load.js";
 import { MASTER_LEASE } from "../../src/core/ports/leases.js";
@@ -43,14 +43,14 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function transport(files: CertFiles | undefined, o: Partial<HttpTransportOptions> = {}): HttpTransport {
-  const t = new HttpTransport({ nodeId: id("node"), clusterName: CLUSTER, secret: SECRET, ...(files ? { tls: { ...files } } : {}), ...o });
+function transport(files: CertFiles | undefined, o: Partial<FramedTransportOptions> = {}): FramedTransport {
+  const t = new FramedTransport({ nodeId: id("node"), clusterName: CLUSTER, secret: SECRET, ...(files ? { tls: { ...files } } : {}), ...o });
   cleanups.push(() => t.close());
   return t;
 }
 
 /** A listening node with TLS from `files`; returns the peer to call and its heartbeat spy. */
-async function listener(files: CertFiles, o: Partial<HttpTransportOptions> = {}) {
+async function listener(files: CertFiles, o: Partial<FramedTransportOptions> = {}) {
   const self = id("core");
   const t = transport(files, { nodeId: self, ...o });
   const heartbeat = vi.fn((_from: string) => ({ id: self, shard: 0, epoch: 3 }));
@@ -132,7 +132,7 @@ describe("transport over mutual TLS", () => {
     expect(error).toBeInstanceOf(TransportUnavailableError);
     expect(String(error)).toMatch(
       new RegExp(
-        `heartbeat to ${server.peer.address}: TLS handshake failed \\((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE)\\)`,
+        `connection to ${server.peer.address}: TLS handshake failed \\((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE)\\)`,
       ),
     );
     expect((error as TransportUnavailableError).notDelivered).toBe(true);
@@ -251,12 +251,12 @@ describe("transport.tls in the config", () => {
       (f: CertFiles) => ({ ...f, key: f.cert }),
       /transport\.tls\.key: .* holds no unencrypted PEM private key/,
     ],
-  ])("new HttpTransport() with %s throws ConfigError naming the key and the file, never the key's content", (_what, spoil, message) => {
+  ])("new FramedTransport() with %s throws ConfigError naming the key and the file, never the key's content", (_what, spoil, message) => {
     const files = ca.issue("node");
     const spoiled: TransportTlsOptions = spoil(files);
     let error: unknown;
     try {
-      void new HttpTransport({ nodeId: id("n"), clusterName: CLUSTER, secret: SECRET, tls: spoiled }).close();
+      void new FramedTransport({ nodeId: id("n"), clusterName: CLUSTER, secret: SECRET, tls: spoiled }).close();
     } catch (e) {
       error = e;
     }
