@@ -104,7 +104,11 @@ describe("FramedTransport", () => {
     const core = await coreapp({ forward });
     const webapp = transport({ nodeId: "web-1.ffff" });
     const headers = { "content-type": "application/octet-stream", authorization: "Bearer x", "x-name": "Zoë" };
-    const result = await webapp.forward(core.peer, { shard: 3, epoch: 42, method: "PUT", path: "/v1/media?id=7&x=%20", headers, body }, 2000);
+    const result = await webapp.forward(
+      core.peer,
+      { shard: 3, epoch: 42, method: "PUT", path: "/v1/media?id=7&x=%20", headers, body },
+      2000,
+    );
     if (result.outcome !== "served") throw new Error(`expected served, got ${result.outcome}`);
     const res = result.response;
     expect(res.status).toBe(418);
@@ -144,7 +148,10 @@ describe("FramedTransport", () => {
       epoch: 4,
       node: "core-a",
     });
-    await expect(webapp.forward(core.peer, { ...GET, epoch: 5 }, 2000)).resolves.toMatchObject({ outcome: "failed", response: { status: 500 } });
+    await expect(webapp.forward(core.peer, { ...GET, epoch: 5 }, 2000)).resolves.toMatchObject({
+      outcome: "failed",
+      response: { status: 500 },
+    });
   });
 
   it("switchover() returns the master's reply", async () => {
@@ -297,9 +304,7 @@ describe("FramedTransport", () => {
     await catchInto(transport().heartbeat({ id: "x.1", address: core.peer.address }, { master: "m.1" }, 1000));
     await catchInto(transport().heartbeat({ id: "x.1", address: `127.0.0.1:${await refusedPort()}` }, { master: "m.1" }, 1000));
     await catchInto(transport().heartbeat({ id: "x.1", address: `${hole.host}:${hole.port}` }, { master: "m.1" }, 200));
-    await catchInto(
-      transport().forward(core.peer, { ...GET, body: Buffer.alloc(300 * 1024) }, 1000),
-    );
+    await catchInto(transport().forward(core.peer, { ...GET, body: Buffer.alloc(300 * 1024) }, 1000));
     await catchInto(Promise.resolve().then(() => new FramedTransport({ nodeId: "n.1", clusterName: CLUSTER, secret: "short" })));
     expect(errors).toHaveLength(6);
     for (const e of errors) {
@@ -325,4 +330,3 @@ describe("FramedTransport", () => {
     await vi.waitFor(() => expect(tcpSockets()).toBeLessThanOrEqual(before), { timeout: 2000 });
   });
 });
-

@@ -44,7 +44,13 @@ afterEach(async () => {
 });
 
 function transport(files: CertFiles | undefined, o: Partial<FramedTransportOptions> = {}): FramedTransport {
-  const t = new FramedTransport({ nodeId: id("node"), clusterName: CLUSTER, secret: SECRET, ...(files ? { tls: { ...files } } : {}), ...o });
+  const t = new FramedTransport({
+    nodeId: id("node"),
+    clusterName: CLUSTER,
+    secret: SECRET,
+    ...(files ? { tls: { ...files } } : {}),
+    ...o,
+  });
   cleanups.push(() => t.close());
   return t;
 }

@@ -142,10 +142,12 @@ class Connection {
         // next call reconnects; the calls still on it stay in doubt (closed by us, not the peer).
         if (this.lastReceived < sentAt) this.close(new CallTimeout(timeoutMs), false);
       }, timeoutMs);
-      const done = <T>(settle: (v: T) => void) => (v: T) => {
-        clearTimeout(timer);
-        settle(v);
-      };
+      const done =
+        <T>(settle: (v: T) => void) =>
+        (v: T) => {
+          clearTimeout(timer);
+          settle(v);
+        };
       this.pending.set(id, { kind, sentAt, started: false, resolve: done(resolve), reject: done(reject) });
       const frame = encodeFrame(FRAME.request, id, [Buffer.of(KIND_CODES[kind]), ...parts], MAC_BYTES);
       this.socket.write(this.send!.seal(frame));
@@ -177,7 +179,12 @@ class Connection {
   }
 
   private hello(): void {
-    const hello = { proto: [this.o.protocol.version, this.o.protocol.min], from: this.self, to: this.peer.id, nonce: this.nonceC.toString("base64url") };
+    const hello = {
+      proto: [this.o.protocol.version, this.o.protocol.min],
+      from: this.self,
+      to: this.peer.id,
+      nonce: this.nonceC.toString("base64url"),
+    };
     this.socket.write(encodeFrame(FRAME.hello, 0, [Buffer.from(JSON.stringify(hello))]));
   }
 
@@ -217,7 +224,9 @@ class Connection {
       if (theirs === undefined || nonceS?.length !== NONCE_BYTES) return this.close(protocolFailure(address, "malformed challenge"), false);
       if (!protocolsOverlap(theirs, this.o.protocol)) {
         return this.close(
-          new ProtocolMismatchError(`connection to ${address}: peer speaks ${describeProtocol(theirs)}, this node ${describeProtocol(this.o.protocol)}`),
+          new ProtocolMismatchError(
+            `connection to ${address}: peer speaks ${describeProtocol(theirs)}, this node ${describeProtocol(this.o.protocol)}`,
+          ),
           false,
         );
       }
@@ -225,9 +234,12 @@ class Connection {
       if (!proofMatches(expected, proof)) {
         // Not a holder of this cluster's key, or not the node we addressed: send it nothing.
         return this.close(
-          new AuthenticationError(`connection to ${address} failed authentication: the peer did not prove the cluster key for ${this.peer.id}`, {
-            refusedByReceiver: true,
-          }),
+          new AuthenticationError(
+            `connection to ${address} failed authentication: the peer did not prove the cluster key for ${this.peer.id}`,
+            {
+              refusedByReceiver: true,
+            },
+          ),
           false,
         );
       }
@@ -269,7 +281,8 @@ class Connection {
         const code = payload.length >= 2 ? payload.readUInt16BE(0) : 0;
         const reason = printable(payload.toString("utf8", 2));
         // Refused before any handler ran, unless a forward was already acknowledged.
-        const notRun = code === REFUSAL.busy || code === REFUSAL.malformed || (p.kind === "forward" && !p.started && code !== REFUSAL.failed);
+        const notRun =
+          code === REFUSAL.busy || code === REFUSAL.malformed || (p.kind === "forward" && !p.started && code !== REFUSAL.failed);
         return p.reject(refusalError(code, reason, p.kind, this.peer.address, notRun || (p.kind === "forward" && !p.started)));
       }
       default:
@@ -299,11 +312,13 @@ export class TransportClient {
     if (!isNodeId(to.id))
       throw new ConfigError("peer.id", `must be 1-200 visible ASCII characters, got ${JSON.stringify(String(to.id)).slice(0, 60)}`);
     if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) throw new ConfigError("timeoutMs", "must be a positive number of milliseconds");
-    if (this.closed) throw new TransportUnavailableError(`transport: ${kind} to ${to.address}: transport is closed`, { notDelivered: true });
+    if (this.closed)
+      throw new TransportUnavailableError(`transport: ${kind} to ${to.address}: transport is closed`, { notDelivered: true });
     const started = performance.now();
     const connection = this.connection(to);
     await withDeadline(connection.ready, timeoutMs, () => mapCallError(new CallTimeout(timeoutMs), "connection", to.address, true));
-    if (connection.closed) throw new TransportUnavailableError(`transport: ${kind} to ${to.address}: connection closed`, { notDelivered: true });
+    if (connection.closed)
+      throw new TransportUnavailableError(`transport: ${kind} to ${to.address}: connection closed`, { notDelivered: true });
     const left = Math.max(1, timeoutMs - (performance.now() - started));
     return connection.call(kind, parts, left);
   }
@@ -338,7 +353,8 @@ export class TransportClient {
 function splitAddress(address: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):([0-9]{1,5})$/.exec(address);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port < 1 || port > 65535) throw new ConfigError("peer.address", `must be host:port, got ${JSON.stringify(address).slice(0, 100)}`);
+  if (!m || port < 1 || port > 65535)
+    throw new ConfigError("peer.address", `must be host:port, got ${JSON.stringify(address).slice(0, 100)}`);
   return { host: m[1] ?? m[2]!, port };
 }
 

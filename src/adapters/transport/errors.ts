@@ -32,15 +32,7 @@ const NETWORK_CODES = new Set([
 ]);
 
 /** Codes that mean no connection was ever made, so the message certainly did not arrive. */
-const NOT_CONNECTED_CODES = new Set([
-  "ECONNREFUSED",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EHOSTDOWN",
-  "ENETDOWN",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-]);
+const NOT_CONNECTED_CODES = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EHOSTDOWN", "ENETDOWN", "ENOTFOUND", "EAI_AGAIN"]);
 
 /** Node's codes for a TLS handshake that failed: an untrusted or misnamed certificate, a refusal alert. */
 const TLS_CODE = /^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$)/;
@@ -110,7 +102,8 @@ export function refusalError(status: number, reason: string, kind: MessageKind, 
   if (status === 401) return new AuthenticationError(`${kind} to ${address} rejected: ${reason}`, { refusedByReceiver: true });
   if (status === 426) return new ProtocolMismatchError(`${kind} to ${address} refused: ${reason}`);
   // The peer is up but failing, or something in between is: worth trying again later.
-  if (status >= 500 && status !== 501) return new TransportUnavailableError(`${what}: peer answered ${status} (${reason})`, { notDelivered });
+  if (status >= 500 && status !== 501)
+    return new TransportUnavailableError(`${what}: peer answered ${status} (${reason})`, { notDelivered });
   // 400, 501: trying again will not help; a version or configuration mismatch.
   return new MulticonnectError("transport_rejected", `${what}: peer answered ${status} (${reason})`);
 }

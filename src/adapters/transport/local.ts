@@ -40,15 +40,18 @@ export function registerLocal(keyTag: string, id: string, handlers: TransportHan
  */
 export function callLocal(keyTag: string, from: string, to: string, request: ForwardRequest): Promise<ForwardResult> | undefined {
   const target = listeners.get(to);
-  const forward = target?.keyTag === keyTag ? target.handlers.forward : undefined;
-  if (forward === undefined) return undefined;
+  if (target?.keyTag !== keyTag || target.handlers.forward === undefined) return undefined;
+  const handlers = target.handlers;
   let started = false;
   const start = (): Promise<void> => {
     started = true;
     return Promise.resolve();
   };
-  return forward.call(target!.handlers, from, request, start).catch((error: unknown) => {
+  return handlers.forward!(from, request, start).catch((error: unknown) => {
     const message = error instanceof Error ? error.message : String(error);
-    throw new TransportUnavailableError(`transport: forward to ${to} (in process) failed: ${message}`, { cause: error, notDelivered: !started });
+    throw new TransportUnavailableError(`transport: forward to ${to} (in process) failed: ${message}`, {
+      cause: error,
+      notDelivered: !started,
+    });
   });
 }

@@ -78,7 +78,6 @@ export class MalformedMessage extends Error {}
 
 /** Visible ASCII only: ids and paths go into headers and into the signed text, where a line feed would be ambiguous. */
 const NODE_ID = /^[\x21-\x7e]{1,200}$/;
-const UINT = /^(?:0|[1-9][0-9]{0,15})$/;
 const METHOD = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,32}$/;
 const PATH = /^\/[\x21-\x7e]{0,8191}$/;
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,256}$/;
@@ -181,7 +180,8 @@ export function decodeForwardReply(payload: Buffer): ForwardReplyPayload {
       throw new MalformedMessage("forward reply: not-serving needs shard, epoch and node");
     return { outcome: "not-serving", shard: meta.shard, epoch: meta.epoch, node: meta.node.replace(NON_ASCII, "?") };
   }
-  if (outcome !== FORWARD_OUTCOME.served && outcome !== FORWARD_OUTCOME.failed) throw new MalformedMessage("forward reply: unknown outcome");
+  if (outcome !== FORWARD_OUTCOME.served && outcome !== FORWARD_OUTCOME.failed)
+    throw new MalformedMessage("forward reply: unknown outcome");
   const status = meta.s;
   if (!isUint(status) || status < 100 || status > 599) throw new MalformedMessage("forward reply: status is not an HTTP status");
   const response = { status, headers: checkHeaderMap(meta.h, "forward reply headers"), body };

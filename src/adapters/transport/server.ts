@@ -123,7 +123,11 @@ class ServerConnection {
       this.from = o.from;
       this.nonceC = nonce;
       const proof = handshakeProof(this.o.key, "server", o.from, this.self, nonce, this.nonceS);
-      const challenge = { proto: [this.o.protocol.version, this.o.protocol.min], nonce: this.nonceS.toString("base64url"), proof: proof.toString("base64url") };
+      const challenge = {
+        proto: [this.o.protocol.version, this.o.protocol.min],
+        nonce: this.nonceS.toString("base64url"),
+        proof: proof.toString("base64url"),
+      };
       this.socket.write(encodeFrame(FRAME.challenge, 0, [Buffer.from(JSON.stringify(challenge))]));
       this.state = "auth";
       return;
@@ -166,27 +170,29 @@ class ServerConnection {
     run
       .catch((error: unknown) => {
         if (error instanceof MalformedMessage) return this.refuse(frame.id, REFUSAL.malformed, error.message);
-        this.o.logger.warn({ kind, from: this.from, error: error instanceof Error ? error.message : String(error) }, "transport: handler failed");
+        this.o.logger.warn(
+          { kind, from: this.from, error: error instanceof Error ? error.message : String(error) },
+          "transport: handler failed",
+        );
         this.refuse(frame.id, REFUSAL.failed, "handler failed");
       })
       .finally(() => this.inFlight--);
   }
 
   private async json(id: number, kind: JsonKindName, body: Buffer): Promise<void> {
-    const handler = this.handlers[kind] as ((from: string, m: unknown) => unknown) | undefined;
-    if (handler === undefined) return this.refuse(id, REFUSAL.noHandler, `no ${kind} handler`);
+    const handlers = this.handlers as Record<JsonKindName, ((this: void, from: string, m: unknown) => unknown) | undefined>;
+    if (handlers[kind] === undefined) return this.refuse(id, REFUSAL.noHandler, `no ${kind} handler`);
     const spec = JSON_KINDS[kind] as JsonKind<unknown, unknown>;
     const message = spec.request(body);
-    const reply = await handler.call(this.handlers, this.from, message);
+    const reply = await handlers[kind](this.from, message);
     this.write(FRAME.reply, id, [Buffer.from(JSON.stringify(spec.toWire ? spec.toWire(reply) : reply))]);
   }
 
   private async forward(id: number, body: Buffer): Promise<void> {
-    const handler = this.handlers.forward;
-    if (handler === undefined) return this.refuse(id, REFUSAL.noHandler, "no forward handler");
+    if (this.handlers.forward === undefined) return this.refuse(id, REFUSAL.noHandler, "no forward handler");
     const request = decodeForwardRequest(body);
     const started = (): Promise<void> => this.acknowledge(id);
-    const result = await handler.call(this.handlers, this.from, request, started);
+    const result = await this.handlers.forward(this.from, request, started);
     this.write(FRAME.reply, id, forwardReply(result));
   }
 
@@ -206,7 +212,8 @@ class ServerConnection {
 
 /** A handler's result as reply payload parts; a bad value is a handler failure (500). */
 function forwardReply(r: ForwardResult): Uint8Array[] {
-  if (r.outcome === "not-serving") return encodeForwardReply(FORWARD_OUTCOME.notServing, { shard: r.shard, epoch: r.epoch, node: r.node }, new Uint8Array());
+  if (r.outcome === "not-serving")
+    return encodeForwardReply(FORWARD_OUTCOME.notServing, { shard: r.shard, epoch: r.epoch, node: r.node }, new Uint8Array());
   const { status, headers, body } = r.response;
   if (!Number.isInteger(status) || status < 100 || status > 599) throw new Error(`forward handler returned status ${String(status)}`);
   if (!(body instanceof Uint8Array)) throw new Error("forward handler returned a body that is not a Uint8Array");
@@ -243,7 +250,10 @@ export async function startServer(
   if (t === undefined) {
     server = net.createServer(accept);
   } else {
-    const secure = tls.createServer({ ...t.context, requestCert: true, rejectUnauthorized: true, handshakeTimeout: HANDSHAKE_TIMEOUT_MS }, accept);
+    const secure = tls.createServer(
+      { ...t.context, requestCert: true, rejectUnauthorized: true, handshakeTimeout: HANDSHAKE_TIMEOUT_MS },
+      accept,
+    );
     // New handshakes use reloaded files; connections already open keep the context they began with.
     unsubscribe = t.onChange(() => secure.setSecureContext(t.context));
     // A client without an acceptable certificate: its socket is closed; nothing to log per attempt.
@@ -253,7 +263,9 @@ export async function startServer(
   await new Promise<void>((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException): void => {
       unsubscribe?.();
-      reject(new TransportUnavailableError(`transport: cannot listen on ${host}:${port} (${error.code ?? error.message})`, { cause: error }));
+      reject(
+        new TransportUnavailableError(`transport: cannot listen on ${host}:${port} (${error.code ?? error.message})`, { cause: error }),
+      );
     };
     server.once("error", onError);
     server.listen(port, host, () => {
