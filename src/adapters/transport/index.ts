@@ -116,7 +116,7 @@ export class FramedTransport implements Transport {
         "transport: forward: the method or path cannot be forwarded (path must start with / and be visible ASCII)",
       );
     }
-    const local = this.shortcut ? callLocal(this.keyTag, this.self, to.id, request) : undefined;
+    const local = this.shortcut ? callLocal(this.keyTag, this.self, to.id, request, timeoutMs) : undefined;
     if (local !== undefined) return local;
     const payload = await this.client.send(to, "forward", messages.encodeForwardRequest(request), timeoutMs);
     try {

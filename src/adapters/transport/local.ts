@@ -36,9 +36,16 @@ export function registerLocal(keyTag: string, id: string, handlers: TransportHan
 /**
  * Calls the forward handler of `to` when it listens in this process for the same cluster, else
  * returns undefined (use the network). A handler that throws before it started the request
- * rejects with `notDelivered` (nothing ran), after it with a plain unavailable error (in doubt).
+ * rejects with `notDelivered` (nothing ran), after it with a plain unavailable error (in doubt);
+ * one that has not answered within `timeoutMs` rejects as in doubt, as over the network.
  */
-export function callLocal(keyTag: string, from: string, to: string, request: ForwardRequest): Promise<ForwardResult> | undefined {
+export function callLocal(
+  keyTag: string,
+  from: string,
+  to: string,
+  request: ForwardRequest,
+  timeoutMs: number,
+): Promise<ForwardResult> | undefined {
   const target = listeners.get(to);
   if (target?.keyTag !== keyTag || target.handlers.forward === undefined) return undefined;
   const handlers = target.handlers;
