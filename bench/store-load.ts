@@ -193,7 +193,7 @@ function nextMessage(c: TsChild, timeoutMs: number): Promise<unknown> {
   });
 }
 
-async function scalePoint(
+export async function scalePoint(
   store: "memory" | "postgres",
   shards: number,
   p: BenchProfile,

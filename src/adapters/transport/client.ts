@@ -28,6 +28,7 @@ import {
   type MessageKind,
   type ProtocolRange,
 } from "./messages.js";
+import { Outbox } from "./outbox.js";
 import type { TransportTls } from "./tls.js";
 
 /** Settings of the calling side. */
@@ -75,10 +76,10 @@ class Connection {
   private readonly socket: net.Socket;
   private readonly reader = new FrameReader(MAX_HANDSHAKE_FRAME);
   private readonly pending = new Map<number, Pending>();
-  private send: FrameMac | null = null;
+  private send: Outbox | null = null;
   private recv: FrameMac | null = null;
   /** The sending MAC, armed only when the server's "ready" proves it accepted our proof. */
-  private pendingSend: FrameMac | null = null;
+  private pendingSend: Outbox | null = null;
   private nonceS: Buffer | null = null;
   private readonly nonceC = randomBytes(NONCE_BYTES);
   private nextId = 1;
@@ -149,8 +150,8 @@ class Connection {
           settle(v);
         };
       this.pending.set(id, { kind, sentAt, started: false, resolve: done(resolve), reject: done(reject) });
-      const frame = encodeFrame(FRAME.request, id, [Buffer.of(KIND_CODES[kind]), ...parts], MAC_BYTES);
-      this.socket.write(this.send!.seal(frame));
+      // Requests of one turn of the event loop leave in one write (outbox.ts).
+      this.send!.push(encodeFrame(FRAME.request, id, [Buffer.of(KIND_CODES[kind]), ...parts], MAC_BYTES), false);
     });
   }
 
@@ -248,7 +249,7 @@ class Connection {
       this.socket.write(encodeFrame(FRAME.auth, 0, [Buffer.from(JSON.stringify({ proof: mine.toString("base64url") }))]));
       const keys = sessionKeys(this.key, this.self, this.peer.id, this.nonceC, nonceS);
       this.recv = new FrameMac(keys.serverToClient);
-      this.pendingSend = new FrameMac(keys.clientToServer);
+      this.pendingSend = new Outbox(this.socket, new FrameMac(keys.clientToServer));
       return;
     }
     this.close(protocolFailure(address, `unexpected frame ${frame.type} during the handshake`), false);

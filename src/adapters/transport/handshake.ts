@@ -22,7 +22,7 @@
  * replayed, reordered, dropped or moved into another connection fails its MAC, and the connection
  * closes. No wall clock takes part.
  */
-import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
+import { createHmac, createSecretKey, hkdfSync, timingSafeEqual, type KeyObject } from "node:crypto";
 import { ConfigError } from "../../core/errors.js";
 import { MAC_BYTES } from "./frames.js";
 
@@ -85,8 +85,12 @@ export function sessionKeys(key: Buffer, from: string, to: string, nonceC: Buffe
 export class FrameMac {
   private seq = 0n;
   private readonly seqBytes = Buffer.alloc(8);
+  /** Prepared once: a KeyObject spares each HMAC from importing the raw key again. */
+  private readonly key: KeyObject;
 
-  constructor(private readonly key: Buffer) {}
+  constructor(key: Buffer) {
+    this.key = createSecretKey(key);
+  }
 
   /** The MAC of the next frame in this direction (`body`: type, id and payload). Advances the sequence. */
   next(body: Uint8Array): Buffer {

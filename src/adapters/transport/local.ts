@@ -54,11 +54,17 @@ export function callLocal(
     started = true;
     return Promise.resolve();
   };
-  return handlers.forward!(from, request, start).catch((error: unknown) => {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    const message = `transport: forward to ${to} (in process): no answer within ${timeoutMs} ms`;
+    timer = setTimeout(() => reject(new TransportUnavailableError(message)), timeoutMs);
+  });
+  const call = handlers.forward!(from, request, start).catch((error: unknown) => {
     const message = error instanceof Error ? error.message : String(error);
     throw new TransportUnavailableError(`transport: forward to ${to} (in process) failed: ${message}`, {
       cause: error,
       notDelivered: !started,
     });
   });
+  return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
 }

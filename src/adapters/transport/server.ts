@@ -31,6 +31,7 @@ import {
   type JsonKindName,
   type ProtocolRange,
 } from "./messages.js";
+import { Outbox } from "./outbox.js";
 import type { TransportTls } from "./tls.js";
 
 /** Settings of the receiving side. */
@@ -58,7 +59,7 @@ class ServerConnection {
   private from = "";
   private nonceC = Buffer.alloc(0);
   private readonly nonceS = randomBytes(NONCE_BYTES);
-  private send: FrameMac | null = null;
+  private out: Outbox | null = null;
   private recv: FrameMac | null = null;
   private inFlight = 0;
   private readonly timer: NodeJS.Timeout;
@@ -139,7 +140,7 @@ class ServerConnection {
       return this.reject(REFUSAL.unauthenticated, "authentication failed");
     }
     const keys = sessionKeys(this.o.key, this.from, this.self, this.nonceC, this.nonceS);
-    this.send = new FrameMac(keys.serverToClient);
+    this.out = new Outbox(this.socket, new FrameMac(keys.serverToClient));
     this.recv = new FrameMac(keys.clientToServer);
     this.state = "open";
     clearTimeout(this.timer);
@@ -147,9 +148,9 @@ class ServerConnection {
     this.write(FRAME.ready, 0, []);
   }
 
-  private write(type: number, id: number, parts: readonly Uint8Array[]): boolean {
-    if (this.state === "closed") return false;
-    return this.socket.write(this.send!.seal(encodeFrame(type, id, parts, MAC_BYTES)));
+  /** Queues a sealed frame; replies of one turn of the event loop leave in one write. */
+  private write(type: number, id: number, parts: readonly Uint8Array[]): void {
+    if (this.state !== "closed") this.out!.push(encodeFrame(type, id, parts, MAC_BYTES), false);
   }
 
   private refuse(id: number, code: number, reason: string): void {
@@ -203,9 +204,11 @@ class ServerConnection {
    */
   private acknowledge(id: number): Promise<void> {
     if (this.state === "closed") return Promise.reject(new Error("connection closed before the request started"));
-    const frame = this.send!.seal(encodeFrame(FRAME.started, id, [], MAC_BYTES));
     return new Promise<void>((resolve, reject) => {
-      this.socket.write(frame, (error) => (error ? reject(error) : resolve()));
+      // Urgent: written at the end of this microtask queue, with the other acknowledgements of the chunk.
+      this.out!.push(encodeFrame(FRAME.started, id, [], MAC_BYTES), true, (error) =>
+        error ? reject(new Error("connection closed before the request started")) : resolve(),
+      );
     });
   }
 }
