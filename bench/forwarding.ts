@@ -3,7 +3,7 @@
  * keep-alive; autocannon at 50 connections, a self-timed sequential loop at 1) against:
  * - **direct**: a plain node:http server running the example app's echo handler (a coreapp's own
  *   listener accepts only authenticated transport messages, so this is "straight to a coreapp");
- * - **webapp**: client → webapp → (HMAC-signed transport) → coreapp running that same handler;
+ * - **webapp**: client → webapp → (the framed node-to-node transport) → coreapp running that same handler;
  * - the anchors, in front of the same plain server: **nginx** (one worker, upstream keep-alive) and
  *   **http-proxy** (a Node proxy library).
  * Targets are alternated round by round, at 1 and at 50 connections, in one run. Besides req/s and
@@ -229,8 +229,8 @@ function missedText(get: (k: TargetKey, c: number) => LoadRun[], many: number, o
   const share = (pred: (bucket: string) => boolean) =>
     webProfile ? `${num((100 * webProfile.byFile.filter(([b]) => pred(b)).reduce((a, [, t]) => a + t, 0)) / webProfile.busyMs)} %` : "?";
   const where = webProfile
-    ? `in the webapp's profile socket writes take ${share((b) => b === "native writev")}, undici ${share((b) => b.includes("undici"))}, ` +
-      `HMAC and hashing ${share((b) => b.includes("crypto"))} and the SDK's own code ${share((b) => b.startsWith("SDK"))}`
+    ? `in the webapp's profile socket writes take ${share((b) => b === "native writev" || b === "native writeBuffer")}, ` +
+      `frame MACs ${share((b) => b.includes("crypto"))} and the SDK's own code ${share((b) => b.startsWith("SDK"))}`
     : "see the profiles";
   const cpu = (k: TargetKey, c: number, role: string) => median(get(k, c).map((r) => r.cpuUsPerRequest[role] ?? Number.NaN));
   const direct = cpu("direct", many, "client") + cpu("direct", many, "server");
@@ -243,19 +243,17 @@ function missedText(get: (k: TargetKey, c: number) => LoadRun[], many: number, o
   return [
     "**Why the targets are missed, and what would close the gap.** Throughput here is CPU-bound: on 2 cores every request costs",
     `the sum of the CPU of every process on its path. Direct costs ${num(direct)} µs (client + server); through the webapp it costs`,
-    `${num(client + web + core)} µs: the webapp ${num(web)} µs (it is an HTTP server *and* an HTTP client, and signs/verifies every message),`,
-    `the coreapp ${num(core)} µs (an HTTP server that also checks the signature and signs its reply), the client ${num(client)} µs.`,
+    `${num(client + web + core)} µs: the webapp ${num(web)} µs (an HTTP server for the client, and a framed-transport client),`,
+    `the coreapp ${num(core)} µs (frames in, an acknowledgement and a reply out, each MAC'd), the client ${num(client)} µs.`,
     `Keeping 0.5 of direct throughput would need the whole path under ${num(2 * direct)} µs, i.e. the webapp and the coreapp together`,
-    `under ~${num(budget)} µs. The path has three Node HTTP endpoints (the webapp as server and as client, the coreapp as server)`,
-    `and one plain Node HTTP server costs ${num(server)} µs per request here, so the floor is ~${num(3 * server)} µs before any forwarding logic`,
-    `${3 * server > budget ? "— above the budget: no Node-to-Node HTTP/1.1 hop can reach 0.5 on this machine" : "— within the budget, so the forwarding logic itself is what must shrink"};`,
+    `under ~${num(budget)} µs. The webapp is still one Node HTTP server for the client, and one plain Node HTTP server costs`,
+    `${num(server)} µs per request here; the framed hop behind it (webapp client side and coreapp) costs the rest;`,
     `the Node proxy library pays ${num(proxyHop)} µs for its hop alone. nginx (C, one`,
     "worker) gets close because its hop costs a fraction of Node's. At one connection the added latency is the same work plus two",
     `extra loopback hops (each a wake-up of another process); it is measured after warm-up, and is ${num(median(get("webapp", one).map((r, i) => r.p50Us - (get("http-proxy", one)[i]?.p50Us ?? Number.NaN))))} µs above the Node proxy library's.`,
-    "What would close it: (1) a cheaper webapp→coreapp transport — one long-lived multiplexed connection per coreapp with",
-    `length-prefixed frames instead of an HTTP request per forward (${where}); (2) fewer processes on the path — mount the webapp handler in the client's own service`,
-    "(SPEC §5 allows embedding) or route at an nginx/Envoy edge to the coreapp that owns the shard; (3) on the webapp, reusing",
-    "parsed headers and skipping the JSON re-encoding of headers (wire.encodeHeaderMap) per forward.",
+    `Where the webapp's time goes: ${where}. What would close the rest: fewer processes on the path — mount the webapp handler in`,
+    "the client's own service (SPEC §5 allows embedding; with its coreapp in the same process the in-process shortcut skips the",
+    "network), or route at an nginx/Envoy edge to the coreapp that owns the shard.",
   ].join("\n");
 }
 

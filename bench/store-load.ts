@@ -286,7 +286,7 @@ function scaleDiagnosis(profile: ProfileSummary | null, top: ScalePoint | undefi
   const fns = (re: RegExp) => profile.byFunction.filter(([f]) => re.test(f)).reduce((a, [, t]) => a + t, 0);
   const master = files((b) => b.startsWith("SDK core/master/"));
   const transport = files(
-    (b) => b.includes("undici") || b.startsWith("SDK adapters/http/") || b.includes("crypto") || b === "native writev",
+    (b) => b.startsWith("SDK adapters/transport/") || b.includes("crypto") || b === "native writev" || b === "native writeBuffer",
   );
   const churn = fns(/internalConnect|afterConnect|UndiciError|^close \(native\)|^destroy /);
   const gc = files((b) => b === "garbage collection");
@@ -297,10 +297,10 @@ function scaleDiagnosis(profile: ProfileSummary | null, top: ScalePoint | undefi
       (master > 0.25 * profile.busyMs
         ? " per-shard work that itself grows with the number of nodes makes this quadratic — index the view by id and compute per-tick facts (fresh secondary masters, the owner set) once per tick, not once per shard;"
         : ""),
-    `- heartbeats (every coreapp every 5 s: ${top.coreapps} signed HTTP requests per round through undici, HMAC, socket writes): ${pct(transport)};`,
+    `- heartbeats (every coreapp every 5 s: ${top.coreapps} request frames per round on persistent connections, MACs, socket writes): ${pct(transport)};`,
     ...(churn > 0.03 * profile.busyMs
       ? [
-          `- reconnections: ${pct(churn)} in connect/close/errors — HttpTransport keeps at most 1,024 peer pools (\`maxPeers\`) and closes the oldest beyond that, so with ${top.coreapps} coreapps every heartbeat round reconnects to the surplus; the limit should follow the cluster size;`,
+          `- reconnections: ${pct(churn)} in connect/close/errors — the transport keeps at most \`maxPeers\` connections (default 4,096) and closes the oldest beyond that;`,
         ]
       : []),
     `- garbage collection: ${pct(gc)}.`,
