@@ -93,9 +93,20 @@ export interface ForwardResponse {
  * caller may send it to the current owner.
  */
 export type ForwardResult =
-  | { readonly outcome: "served"; readonly response: ForwardResponse }
-  | { readonly outcome: "failed"; readonly response: ForwardResponse }
   | {
+      /** The application answered. */
+      readonly outcome: "served";
+      /** Its response, headers untouched. */
+      readonly response: ForwardResponse;
+    }
+  | {
+      /** The application's handler threw: it ran. */
+      readonly outcome: "failed";
+      /** The SDK's 500 answer (code 1500). */
+      readonly response: ForwardResponse;
+    }
+  | {
+      /** Not the primary of `shard` at `epoch`: nothing ran. */
       readonly outcome: "not-serving";
       /** The shard asked for. */
       readonly shard: number;
