@@ -83,8 +83,9 @@ export class AuthenticationError extends MulticonnectError {
 /** A node could not be reached over the transport, or did not answer in time. Retryable. */
 export class TransportUnavailableError extends MulticonnectError {
   /**
-   * True when the message certainly never reached the receiver (the connection was refused or
-   * could not be opened), so sending it again cannot make it run twice.
+   * True when the message certainly did not run at the receiver: the connection was refused or
+   * could not be opened, the handshake failed, or (a forward) the receiver closed the connection
+   * before acknowledging the request. Sending it again cannot make it run twice.
    */
   readonly notDelivered: boolean;
   constructor(message: string, options: { cause?: unknown; notDelivered?: boolean } = {}) {
