@@ -212,12 +212,12 @@ export class NodeMetrics {
     this.set.views.delete(this.node);
   }
 
-  /** A webapp request's outcome: ok, no_primary, app_error, bad_request, too_large, error. */
+  /** A webapp request's outcome: ok, no_primary, in_doubt, app_error, bad_request, too_large, error. */
   request(outcome: string): void {
     this.set.requests.inc({ node: this.node, outcome });
   }
 
-  /** A forwarded request's latency and attempts, by outcome (ok, no_primary, app_error). */
+  /** A forwarded request's latency and attempts, by outcome (ok, no_primary, in_doubt, app_error). */
   forwarded(outcome: string, seconds: number, attempts: number): void {
     this.set.forwardSeconds.observe({ node: this.node, outcome }, seconds);
     this.set.forwardAttempts.inc({ node: this.node }, attempts);
