@@ -78,6 +78,8 @@ interface StoreView {
  */
 export class ConsoleFeed {
   private readonly clients = new Set<ServerResponse>();
+  /** The browsers that got their whole state: only they get patches. */
+  private readonly ready = new WeakSet<ServerResponse>();
   private readonly refreshMs: number;
   private readonly historyLimit: number;
   private readonly maxClients: number;
@@ -131,8 +133,13 @@ export class ConsoleFeed {
     req.once("close", leave);
     res.once("close", leave);
     this.keepAlive ??= setInterval(() => this.broadcast(": keep-alive\n\n"), KEEP_ALIVE_MS).unref();
-    void this.state().then((s) => {
-      if (this.clients.has(res)) this.send(res, `event: state\ndata: ${JSON.stringify(s)}\n\n`);
+    void this.state().then(() => {
+      if (!this.clients.has(res)) return;
+      // Bring the others up to date first, so that the state this browser starts from is exactly
+      // what the next patch is computed against.
+      this.publish();
+      this.send(res, `event: state\ndata: ${JSON.stringify(this.compose())}\n\n`);
+      this.ready.add(res);
     });
     this.schedule(this.refreshMs);
   }
@@ -236,7 +243,7 @@ export class ConsoleFeed {
 
   /** Writes one already serialised message to every browser: the cost of a message does not grow with their number. */
   private broadcast(message: string): void {
-    for (const res of this.clients) this.send(res, message);
+    for (const res of this.clients) if (this.ready.has(res)) this.send(res, message);
   }
 
   private send(res: ServerResponse, message: string): void {

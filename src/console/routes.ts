@@ -71,15 +71,20 @@ let script: string | null | undefined;
 
 /**
  * The page's script, compiled by `npm run build` from src/console/client/app.ts to
- * dist/console/www/client/app.js, read once. Null when this code runs from src/ without a build
- * (unit tests): the page then answers 500 for its script, saying so.
+ * dist/console/www/client/app.js, read once: beside this module in dist/, or, when this code runs
+ * from src/ (tests, tsx), from the build in dist/. Null without a build: the page then answers 500
+ * for its script, saying so.
  */
 function clientScript(): string | null {
   if (script !== undefined) return script;
-  try {
-    script = readFileSync(new URL("./www/client/app.js", import.meta.url), "utf8");
-  } catch {
-    script = null;
+  script = null;
+  for (const candidate of ["./www/client/app.js", "../../dist/console/www/client/app.js"]) {
+    try {
+      script = readFileSync(new URL(candidate, import.meta.url), "utf8");
+      break;
+    } catch {
+      // not here; try the next place
+    }
   }
   return script;
 }
