@@ -273,7 +273,7 @@ function drawTimeline(s: ConsoleState): void {
         " · failing ",
         h("b", {}, ms(e.detectedAfterMs)),
         h("span", { class: `bar${e.detectedAfterMs > bound ? " over" : ""}` }, h("span", { style: `width:${(share * 100).toFixed(0)}%` })),
-        `of the ${ms(bound)} bound`,
+        ` of the ${ms(bound)} bound`,
       );
     }
     return h(
@@ -281,6 +281,7 @@ function drawTimeline(s: ConsoleState): void {
       { "data-seq": String(e.seq), "data-type": e.type },
       h("span", { class: "muted" }, when, " "),
       h("span", { class: `type ${e.type}` }, e.type.replace("_", " ")),
+      " ",
       e.shard === null ? "cluster" : `shard ${e.shard}`,
       `${who}${epoch}`,
       h("div", { class: "muted cause" }, e.cause),
