@@ -278,9 +278,10 @@ export class ConsoleFeed {
         nofailover: meta["nofailover"] === true,
       };
     });
+    const byId = new Map(nodes.map((n) => [n.id, n]));
     const shards: ConsoleShard[] = Array.from({ length: routes.shards }, (_, shard) => {
       const a = routes.route(shard) ?? { shard, owner: null, epoch: 0 };
-      const owner = a.owner === null ? undefined : nodes.find((n) => n.id === a.owner);
+      const owner = a.owner === null ? undefined : byId.get(a.owner);
       return {
         shard,
         owner: a.owner,

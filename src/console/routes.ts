@@ -113,17 +113,26 @@ export function addSwitchoverRoute(routes: ReservedRoutes, d: SwitchoverRouteDep
     try {
       command = parseSwitchover(await readBody(req, 4096, d.bodyTimeoutMs));
     } catch (error) {
-      if (error instanceof BodyTooLargeError) return sendError(res, 413, 413, "Request too large", "a switchover body is at most 4096 bytes");
+      if (error instanceof BodyTooLargeError)
+        return sendError(res, 413, 413, "Request too large", "a switchover body is at most 4096 bytes");
       if (error instanceof BodyTimeoutError) return sendError(res, 408, 408, "Request Timeout", "the body did not arrive in time");
       return sendError(res, 400, 400, "Bad request", (error as Error).message);
     }
     const { code, title } = API_ERRORS.NOT_PRIMARY_MASTER;
     try {
       const master = await findPrimaryMaster(d.store);
-      if (!master) return sendError(res, 503, code, title, "no primary master holds the lease right now; try again shortly", { "retry-after": "1" });
+      if (!master)
+        return sendError(res, 503, code, title, "no primary master holds the lease right now; try again shortly", { "retry-after": "1" });
       const reply = await d.transport.switchover(master, command, d.timing.unhealthyIntervalMs + d.timing.leaseTtlMs + 5000);
       if (reply.ok) {
-        return sendJson(res, 200, { ok: true, shard: reply.shard, from: reply.from, to: reply.to, epoch: reply.epoch, gap_ms: reply.gapMs ?? null });
+        return sendJson(res, 200, {
+          ok: true,
+          shard: reply.shard,
+          from: reply.from,
+          to: reply.to,
+          epoch: reply.epoch,
+          gap_ms: reply.gapMs ?? null,
+        });
       }
       const e = reply.error ?? { code: 500, message: "the primary master refused without a reason" };
       const status = e.code === code ? 503 : e.code >= 400 && e.code < 600 ? e.code : 500;

@@ -170,7 +170,12 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
       shards: options.shards,
       bodyTimeoutMs: options.bodyTimeoutMs,
     });
-    addSwitchoverRoute(this.reserved, { store: deps.store, transport: deps.transport, timing: deps.timing, bodyTimeoutMs: options.bodyTimeoutMs });
+    addSwitchoverRoute(this.reserved, {
+      store: deps.store,
+      transport: deps.transport,
+      timing: deps.timing,
+      bodyTimeoutMs: options.bodyTimeoutMs,
+    });
     this.console =
       options.console === false
         ? null

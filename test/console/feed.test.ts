@@ -150,7 +150,9 @@ describe("console feed", () => {
     await sleep(1000);
     const rounds100 = c.counts.history - start100;
     const ms100 = Date.now() - t;
-    console.log(`console feed: 1 browser ${rounds1} store rounds in ${ms1} ms; 100 browsers ${rounds100} rounds in ${ms100} ms (period ${refreshMs} ms)`);
+    console.log(
+      `console feed: 1 browser ${rounds1} store rounds in ${ms1} ms; 100 browsers ${rounds100} rounds in ${ms100} ms (period ${refreshMs} ms)`,
+    );
     // Bounded by time (one round per period, plus a little for timers), never by the number of browsers.
     expect(rounds100).toBeLessThanOrEqual(Math.ceil(ms100 / refreshMs) + 2);
     expect(rounds100).toBeGreaterThan(0);
@@ -216,7 +218,11 @@ describe("detectedAfterMs()", () => {
 describe("parseSwitchover()", () => {
   it("accepts a shard with an optional target and force; names the problem otherwise", () => {
     expect(parseSwitchover(Buffer.from('{"shard": 3}'))).toEqual({ shard: 3 });
-    expect(parseSwitchover(Buffer.from('{"shard": 0, "to": "coreapp-2", "force": true}'))).toEqual({ shard: 0, to: "coreapp-2", force: true });
+    expect(parseSwitchover(Buffer.from('{"shard": 0, "to": "coreapp-2", "force": true}'))).toEqual({
+      shard: 0,
+      to: "coreapp-2",
+      force: true,
+    });
     expect(() => parseSwitchover(Buffer.from("nope"))).toThrow(/not JSON/);
     expect(() => parseSwitchover(Buffer.from("[]"))).toThrow(/JSON object/);
     expect(() => parseSwitchover(Buffer.from('{"shard": -1}'))).toThrow(/shard must be/);

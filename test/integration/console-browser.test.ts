@@ -23,6 +23,24 @@ import { CLI, monoNow, ProcessCluster, sleep, TEST_SETTINGS } from "../support/p
  * screenshot it takes to docs/console.png.
  */
 const ADMIN_TOKEN = "console-browser-test-admin-token-0123";
+
+/**
+ * The little of the page's DOM that the callbacks below use; they run in the browser, and this
+ * file is type-checked without the DOM library (it would leak into the whole program).
+ */
+interface PageElement {
+  textContent: string | null;
+  hidden: boolean;
+  scrollTop: number;
+  readonly scrollHeight: number;
+  getAttribute(name: string): string | null;
+  getBoundingClientRect(): { top: number; bottom: number };
+}
+declare const document: {
+  getElementById(id: string): PageElement | null;
+  querySelector(selector: string): PageElement | null;
+  querySelectorAll(selector: string): ArrayLike<PageElement> & Iterable<PageElement>;
+};
 const dir = mkdtempSync(join(tmpdir(), "mc-console-"));
 let browser: Browser;
 let cluster: ProcessCluster | null = null;
@@ -141,10 +159,14 @@ describe("web console in Chromium", { timeout: 120_000 }, () => {
       10,
     );
     const shown = page
-      .waitForFunction((old) => {
-        const owner = document.querySelector('#shard-list [data-shard="0"] .owner')?.textContent;
-        return owner && owner !== old ? owner : null;
-      }, first, { timeout: 30_000, polling: "raf" })
+      .waitForFunction(
+        (old) => {
+          const owner = document.querySelector('#shard-list [data-shard="0"] .owner')?.textContent;
+          return owner && owner !== old ? owner : null;
+        },
+        first,
+        { timeout: 30_000, polling: "raf" },
+      )
       .then(async (h) => ({ at: monoNow(), owner: (await h.jsonValue()) as string }));
     const [webapp, browserView] = await Promise.all([learned, shown]);
     const entry = await page.waitForFunction(
@@ -195,13 +217,16 @@ describe("web console in Chromium", { timeout: 120_000 }, () => {
     expect(c.overlaps()).toEqual([]);
 
     await page.click('#shard-list [data-shard="0"]');
+    await page.evaluate(() => (document.getElementById("toast")!.hidden = true));
     const shot = join(c.dir, "console.png");
     await page.screenshot({ path: shot });
     if (process.env["MC_UPDATE_SCREENSHOT"] === "1") copyFileSync(shot, "docs/console.png");
 
     // `multiconnect console` serves the same view from the config alone.
     const port = await freePort();
-    standalone = spawn(process.execPath, [CLI, "console", "--config", c.config, "--port", String(port)], { stdio: ["ignore", "pipe", "pipe"] });
+    standalone = spawn(process.execPath, [CLI, "console", "--config", c.config, "--port", String(port)], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     const printed = await new Promise<string>((resolve, reject) => {
       let out = "";
       standalone!.stdout!.on("data", (d: Buffer) => {
@@ -265,12 +290,26 @@ describe("web console in Chromium", { timeout: 120_000 }, () => {
     await page.waitForFunction(() => document.getElementById("filter-count")?.textContent === "24 of 1024");
 
     await page.fill("#shard-filter", "");
-    await page.evaluate(() => {
-      const l = document.getElementById("shard-list")!;
-      l.scrollTop = l.scrollHeight;
-    });
-    await page.waitForSelector('#shard-list [data-shard="1023"]');
+    // Scrolled to the end (again after each redraw, which may still be of the filtered list), the last shard is drawn.
+    await page.waitForFunction(
+      () => {
+        const l = document.getElementById("shard-list")!;
+        l.scrollTop = l.scrollHeight;
+        return document.querySelector('#shard-list [data-shard="1023"]') !== null;
+      },
+      null,
+      { polling: 100 },
+    );
     expect(await page.locator("#shard-list .row").count()).toBeLessThan(80);
+    // The last row is drawn where the list's scrolled window shows it.
+    const [box, last] = await page.evaluate(() =>
+      ["#shard-list", '#shard-list [data-shard="1023"]'].map((q) => {
+        const r = document.querySelector(q)!.getBoundingClientRect();
+        return { top: r.top, bottom: r.bottom };
+      }),
+    );
+    expect(last!.top).toBeGreaterThanOrEqual(box!.top);
+    expect(last!.bottom).toBeLessThanOrEqual(box!.bottom + 1);
     // A move reaches the page while it shows 1,024 shards.
     routes.apply([{ shard: 1023, owner: "coreapp-1000.x", epoch: 9 }]);
     await page.waitForFunction(() => document.querySelector('#shard-list [data-shard="1023"] .epoch')?.textContent === "9");

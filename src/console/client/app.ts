@@ -30,7 +30,10 @@ function h<K extends keyof HTMLElementTagNameMap>(
   ...children: (Node | string | null)[]
 ): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  // Styles through the CSSOM: the content security policy refuses style attributes in markup.
+  for (const [k, v] of Object.entries(attrs))
+    if (k === "style") el.style.cssText = v;
+    else el.setAttribute(k, v);
   for (const c of children) if (c !== null) el.append(c);
   return el;
 }
@@ -248,7 +251,11 @@ function drawNodes(s: ConsoleState): void {
       h("td", { class: "role" }, n.role.replace("_", " ")),
       h("td", {}, n.name),
       h("td", { class: n.healthy ? "state-ok" : "state-bad" }, n.healthy ? "up" : "down"),
-      h("td", {}, n.role === "coreapp" ? (n.shard === null ? "standby" : `shard ${n.shard} @${n.epoch}${n.serving ? " serving" : ""}`) : ""),
+      h(
+        "td",
+        {},
+        n.role === "coreapp" ? (n.shard === null ? "standby" : `shard ${n.shard} @${n.epoch}${n.serving ? " serving" : ""}`) : "",
+      ),
       h("td", {}, n.address || "—"),
       h("td", {}, ms(n.lastSeenMs)),
       h("td", { class: "muted" }, n.version ?? "—"),
@@ -294,7 +301,9 @@ function drawTimeline(s: ConsoleState): void {
 function drawSettings(s: ConsoleState): void {
   const set = s.settings;
   if (!set) return;
-  const rows = Object.entries(set.values).map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, k.endsWith("quorum") ? String(v) : ms(v))));
+  const rows = Object.entries(set.values).map(([k, v]) =>
+    h("tr", {}, h("th", {}, k), h("td", {}, k.endsWith("quorum") ? String(v) : ms(v))),
+  );
   rows.push(h("tr", {}, h("th", {}, "failover bound"), h("td", {}, ms(set.failoverBoundMs))));
   rows.push(h("tr", {}, h("th", {}, "settings version"), h("td", {}, String(set.version))));
   const pauses = set.pauses.map((p) =>
@@ -365,7 +374,8 @@ async function pauseFailover(shard: number | null): Promise<void> {
   const duration = ($("pause-duration") as HTMLInputElement).value.trim() || "1h";
   const reason = ($("pause-reason") as HTMLInputElement).value.trim();
   const what = shard === null ? "the whole cluster" : `shard ${shard}`;
-  if (!(await confirmAction(`Pause automatic failover of ${what} for ${duration}? A failed primary is not replaced until resumed.`))) return;
+  if (!(await confirmAction(`Pause automatic failover of ${what} for ${duration}? A failed primary is not replaced until resumed.`)))
+    return;
   if (await admin("v1/admin/pause", { shard, duration, reason })) toast(`Automatic failover of ${what} paused for ${duration}.`);
 }
 
