@@ -38,7 +38,7 @@ export interface ConsoleFeedOptions {
   /** Where read failures go (once per change of message). */
   readonly log: Logger;
   /**
-   * How often the store is read while at least one browser watches (default 1 s): five reads of
+   * How often the store is read while at least one browser watches (default 1 s): six reads of
    * the store per period for this process, however many browsers are connected, and none while no
    * browser is. Shard owners do not wait for it: they come from memory the moment they change.
    */
