@@ -44,7 +44,11 @@ export function consolePage(): string {
   <section id="side">
     <div id="nodes-panel">
       <h2>Nodes</h2>
-      <div id="nodes"></div>
+      <div class="filter">
+        <input id="node-filter" type="search" placeholder="filter: name, role, address" aria-label="filter nodes">
+        <span id="node-summary" class="muted"></span>
+      </div>
+      <div id="nodes" class="scroll"></div>
     </div>
     <div id="timeline-panel">
       <h2>Failover timeline</h2>
@@ -122,6 +126,7 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 3px 6px; border-bottom: 1px solid #f0f2f4; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; max-width: 220px; }
 th { color: var(--muted); font-weight: 600; }
 td.role { font-weight: 600; }
+.scroll { max-height: 300px; overflow-y: auto; }
 .timeline { list-style: none; margin: 0; padding: 0; max-height: 260px; overflow-y: auto; }
 .timeline li { padding: 5px 0; border-bottom: 1px solid #f0f2f4; }
 .timeline .type { display: inline-block; min-width: 84px; font-weight: 600; }

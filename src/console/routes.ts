@@ -131,7 +131,7 @@ export function addSwitchoverRoute(routes: ReservedRoutes, d: SwitchoverRouteDep
           from: reply.from,
           to: reply.to,
           epoch: reply.epoch,
-          gap_ms: reply.gapMs ?? null,
+          gap_ms: reply.gapMs === undefined ? null : Math.round(reply.gapMs * 10) / 10,
         });
       }
       const e = reply.error ?? { code: 500, message: "the primary master refused without a reason" };

@@ -277,6 +277,11 @@ describe("web console in Chromium", { timeout: 120_000 }, () => {
     expect(summary).toMatch(/1024 shards/);
     expect(summary).toMatch(/1000 serving/);
     expect(summary).toMatch(/24 without owner/);
+    // A thousand coreapps: the nodes table shows a hundred and says how to find the others.
+    expect(await page.locator("#nodes tbody tr").count()).toBe(100);
+    expect(await page.textContent("#node-summary")).toMatch(/1000 coreapps · showing 100 of 1000/);
+    await page.fill("#node-filter", "coreapp-999");
+    await page.waitForFunction(() => document.querySelectorAll("#nodes tbody tr").length === 1);
     const rows = await page.locator("#shard-list .row").count();
     expect(rows).toBeGreaterThan(5);
     expect(rows).toBeLessThan(80);

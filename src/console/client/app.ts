@@ -17,6 +17,10 @@ let state: ConsoleState | null = null;
 let selected: number | null = null;
 let filtered: readonly ConsoleShard[] = [];
 let drawPending = false;
+/** Only the visible shard rows need drawing (a scroll), not the whole page. */
+let rowsOnly = true;
+/** The nodes table shows at most this many rows (the filter finds the others): a 1,024-shard cluster has over a thousand nodes. */
+const MAX_NODE_ROWS = 100;
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -116,12 +120,15 @@ function setConnection(live: boolean): void {
   el.className = `conn ${live ? "live" : "down"}`;
 }
 
-function schedule(): void {
+function schedule(what: "all" | "rows" = "all"): void {
+  if (what === "all") rowsOnly = false;
   if (drawPending) return;
   drawPending = true;
   requestAnimationFrame(() => {
     drawPending = false;
-    draw();
+    if (rowsOnly) drawShardRows();
+    else draw();
+    rowsOnly = true;
   });
 }
 
@@ -243,7 +250,27 @@ function drawDetail(s: ConsoleState): void {
 const ROLE_ORDER = ["primary_master", "secondary_master", "master", "coreapp", "webapp"];
 
 function drawNodes(s: ConsoleState): void {
-  const nodes = s.nodes.slice().sort((a, b) => ROLE_ORDER.indexOf(a.role) - ROLE_ORDER.indexOf(b.role) || a.name.localeCompare(b.name));
+  const q = ($("node-filter") as HTMLInputElement).value.trim().toLowerCase();
+  const matching = s.nodes.filter((n) => q === "" || n.name.toLowerCase().includes(q) || n.role.includes(q) || n.address.includes(q));
+  // Down nodes first within a role: they are what an operator looks for in a long list.
+  const nodes = matching
+    .sort(
+      (a, b) =>
+        ROLE_ORDER.indexOf(a.role) - ROLE_ORDER.indexOf(b.role) || Number(a.healthy) - Number(b.healthy) || a.name.localeCompare(b.name),
+    )
+    .slice(0, MAX_NODE_ROWS);
+  const roles = new Map<string, { up: number; down: number }>();
+  for (const n of s.nodes) {
+    const role = n.role.endsWith("master") ? "masters" : `${n.role}s`;
+    const r = roles.get(role) ?? { up: 0, down: 0 };
+    if (n.healthy) r.up++;
+    else r.down++;
+    roles.set(role, r);
+  }
+  $("node-summary").textContent = [...roles]
+    .map(([role, r]) => `${r.up + r.down} ${role}${r.down ? ` (${r.down} down)` : ""}`)
+    .concat(matching.length > MAX_NODE_ROWS ? [`showing ${MAX_NODE_ROWS} of ${matching.length}: filter to see the others`] : [])
+    .join(" · ");
   const body = nodes.map((n: ConsoleNode) =>
     h(
       "tr",
@@ -399,7 +426,8 @@ function start(): void {
     $("shard-list").scrollTop = 0;
     schedule();
   });
-  $("shard-list").addEventListener("scroll", () => schedule(), { passive: true });
+  $("shard-list").addEventListener("scroll", () => schedule("rows"), { passive: true });
+  $("node-filter").addEventListener("input", () => schedule());
   window.addEventListener("resize", () => schedule());
   $("pause-cluster").addEventListener("click", () => void pauseFailover(null));
   $("resume-cluster").addEventListener("click", () => void resume(null));
