@@ -335,21 +335,23 @@ export function toConsoleEvent(e: HistoryEvent, nameOf: (id: string | null) => s
     epochs: e.epochs,
     from: moves ? nameOf(id("from")) : null,
     to: moves ? nameOf(id("to")) : null,
-    detectedAfterMs: e.type === "promoted" ? detectedAfterMs(e.evidence) : null,
+    detectedAfterMs: e.type === "promoted" ? detectedAfterMs(e.cause, e.evidence) : null,
   };
 }
 
 /**
- * How long the old owner had been failing when the primary master promoted another: the longest
- * failure any detector had measured (heartbeat silence to the primary master, liveness record age,
- * time answering "not serving"); for an owner that gave its shard up, the time not serving. Null
- * when the evidence has none of these (a shard that had no owner).
+ * How long the old owner had been failing when the primary master promoted another, by the
+ * detector that decided (its verdict opens the cause; src/core/master/health.ts writes them):
+ * heartbeat silence to the primary master, the liveness record's age, or the time the owner kept
+ * answering "not serving" (also for an owner that gave its shard up). Null when the cause names no
+ * detector (a shard that had no owner) or the evidence lacks the figure.
  */
-export function detectedAfterMs(evidence: Readonly<Record<string, unknown>>): number | null {
+export function detectedAfterMs(cause: string, evidence: Readonly<Record<string, unknown>>): number | null {
   const n = (k: string) => (typeof evidence[k] === "number" && Number.isFinite(evidence[k]) ? (evidence[k] as number) : null);
-  if (evidence["ended"] !== undefined) return n("notServingForMs");
-  const found = [n("ownSilenceMs"), n("recordAgeMs"), n("notServingForMs")].filter((x): x is number => x !== null);
-  return found.length > 0 ? Math.max(...found) : null;
+  if (cause.startsWith("heartbeat detector")) return n("ownSilenceMs");
+  if (cause.startsWith("store detector")) return n("recordAgeMs");
+  if (cause.startsWith("not serving") || cause.startsWith("the owner gave up")) return n("notServingForMs");
+  return null;
 }
 
 /** Node ids are `<name>.<random>`; names never contain a dot. */

@@ -30,6 +30,7 @@ export function consolePage(): string {
 </header>
 <div id="banner" class="banner" hidden></div>
 <main>
+  <div id="left" class="col">
   <section id="shards-panel">
     <h2>Shards</h2>
     <div id="shard-summary" class="summary"></div>
@@ -41,7 +42,18 @@ export function consolePage(): string {
     <div id="shard-list" class="vlist" tabindex="0"><div id="shard-spacer"></div></div>
     <div id="shard-detail" class="detail"><p class="muted">Select a shard for its standbys and actions.</p></div>
   </section>
-  <section id="side">
+  <section id="settings-panel">
+    <h2>Settings and pauses</h2>
+    <div id="settings"></div>
+    <div class="actions">
+      <input id="pause-duration" value="1h" size="5" aria-label="pause duration">
+      <input id="pause-reason" placeholder="reason" aria-label="pause reason">
+      <button id="pause-cluster" type="button">Pause failover</button>
+      <button id="resume-cluster" type="button">Resume failover</button>
+    </div>
+  </section>
+  </div>
+  <section id="side" class="col">
     <div id="nodes-panel">
       <h2>Nodes</h2>
       <div class="filter">
@@ -53,16 +65,6 @@ export function consolePage(): string {
     <div id="timeline-panel">
       <h2>Failover timeline</h2>
       <ol id="timeline" class="timeline"></ol>
-    </div>
-    <div id="settings-panel">
-      <h2>Settings and pauses</h2>
-      <div id="settings"></div>
-      <div class="actions">
-        <input id="pause-duration" value="1h" size="5" aria-label="pause duration">
-        <input id="pause-reason" placeholder="reason" aria-label="pause reason">
-        <button id="pause-cluster" type="button">Pause failover</button>
-        <button id="resume-cluster" type="button">Resume failover</button>
-      </div>
     </div>
   </section>
 </main>
@@ -101,10 +103,13 @@ button:hover { border-color: var(--accent); }
 button.danger { background: var(--bad); color: #fff; border-color: var(--bad); }
 button:disabled { opacity: .5; cursor: default; }
 .banner { padding: 6px 16px; background: #fff4ce; color: var(--warn); border-bottom: 1px solid #e6d48a; }
-main { display: grid; grid-template-columns: minmax(420px, 5fr) 6fr; gap: 12px; padding: 12px 16px; }
+main { display: grid; grid-template-columns: minmax(420px, 5fr) 6fr; gap: 12px; padding: 12px 16px; align-items: start; }
 @media (max-width: 1100px) { main { grid-template-columns: 1fr; } }
+.col { display: flex; flex-direction: column; gap: 12px; min-width: 0; }
+#left { height: calc(100vh - 66px); min-height: 560px; }
+#shards-panel { flex: 1; display: flex; flex-direction: column; min-height: 0; }
 section, #side > div { background: var(--panel); border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; min-width: 0; }
-#side { display: flex; flex-direction: column; gap: 12px; padding: 0; border: 0; background: none; }
+#side { padding: 0; border: 0; background: none; }
 h2 { font-size: 14px; margin: 0 0 8px; }
 .muted { color: var(--muted); }
 .summary { display: flex; flex-wrap: wrap; gap: 6px 16px; margin-bottom: 8px; }
@@ -113,7 +118,7 @@ h2 { font-size: 14px; margin: 0 0 8px; }
 .filter input { flex: 1; }
 .row { display: grid; grid-template-columns: 60px 1fr 70px 110px; gap: 8px; align-items: center; height: var(--row); padding: 0 6px; }
 .row.head { font-weight: 600; color: var(--muted); border-bottom: 1px solid var(--line); }
-.vlist { position: relative; height: calc(100vh - 420px); min-height: 200px; overflow-y: auto; border-bottom: 1px solid var(--line); }
+.vlist { position: relative; flex: 1; min-height: 160px; overflow-y: auto; border-bottom: 1px solid var(--line); }
 .vlist .row { position: absolute; left: 0; right: 0; cursor: pointer; border-bottom: 1px solid #f0f2f4; }
 .vlist .row:hover, .vlist .row.selected { background: #eaf2fb; }
 .state-ok { color: var(--ok); }
@@ -127,7 +132,7 @@ th, td { text-align: left; padding: 3px 6px; border-bottom: 1px solid #f0f2f4; w
 th { color: var(--muted); font-weight: 600; }
 td.role { font-weight: 600; }
 .scroll { max-height: 300px; overflow-y: auto; }
-.timeline { list-style: none; margin: 0; padding: 0; max-height: 260px; overflow-y: auto; }
+.timeline { list-style: none; margin: 0; padding: 0; max-height: calc(100vh - 420px); min-height: 200px; overflow-y: auto; }
 .timeline li { padding: 5px 0; border-bottom: 1px solid #f0f2f4; }
 .timeline .type { display: inline-block; min-width: 84px; font-weight: 600; }
 .timeline .type.promoted { color: var(--bad); }

@@ -66,8 +66,8 @@ export interface ConsoleEvent {
   readonly to: string | null;
   /**
    * For an automatic promotion: how long the old owner had been failing when the primary master
-   * decided (the detector's evidence: heartbeat silence, liveness record age or time not serving),
-   * to compare with the failover bound. Null for other events.
+   * decided, by the deciding detector's evidence (heartbeat silence, liveness record age or time
+   * not serving), to compare with the failover bound. Null for other events.
    */
   readonly detectedAfterMs: number | null;
 }

@@ -206,12 +206,14 @@ describe("console feed", () => {
 });
 
 describe("detectedAfterMs()", () => {
-  it("is the longest failure the detectors measured, the time not serving for an owner that gave up, null without evidence", () => {
-    expect(detectedAfterMs({ ownSilenceMs: 1620, secondarySilencesMs: [1700], recordAgeMs: 1100, notServingForMs: 0 })).toBe(1620);
-    expect(detectedAfterMs({ ownSilenceMs: 200, recordAgeMs: 5400, notServingForMs: 0 })).toBe(5400);
-    expect(detectedAfterMs({ ownSilenceMs: 90, recordAgeMs: 300, notServingForMs: 40, ended: "lease lost" })).toBe(40);
-    expect(detectedAfterMs({})).toBeNull();
-    expect(detectedAfterMs({ ownSilenceMs: "x" })).toBeNull();
+  it("is the deciding detector's figure: heartbeat silence, record age, or time not serving; null without a detector", () => {
+    const evidence = { ownSilenceMs: 1523, secondarySilencesMs: [1600], recordAgeMs: 1836, notServingForMs: 40 };
+    expect(detectedAfterMs("heartbeat detector: silent 1523 ms to the primary master and to 1 secondary master(s)", evidence)).toBe(1523);
+    expect(detectedAfterMs("store detector: liveness record 1836 ms old", evidence)).toBe(1836);
+    expect(detectedAfterMs("not serving its assignment for 40 ms", evidence)).toBe(40);
+    expect(detectedAfterMs("the owner gave up this assignment: lease lost", { ...evidence, ended: "lease lost" })).toBe(40);
+    expect(detectedAfterMs("shard has no owner", {})).toBeNull();
+    expect(detectedAfterMs("heartbeat detector: silent", { ownSilenceMs: "x" })).toBeNull();
   });
 });
 

@@ -36,6 +36,7 @@ interface PageElement {
   getAttribute(name: string): string | null;
   getBoundingClientRect(): { top: number; bottom: number };
 }
+declare const window: { scrollTo(x: number, y: number): void };
 declare const document: {
   getElementById(id: string): PageElement | null;
   querySelector(selector: string): PageElement | null;
@@ -216,8 +217,25 @@ describe("web console in Chromium", { timeout: 120_000 }, () => {
     await page.waitForSelector('#timeline li[data-type="switchover"]', { timeout: 10_000 });
     expect(c.overlaps()).toEqual([]);
 
+    // Pause and resume automatic failover from the page (with the token, after a confirmation).
+    await page.fill("#pause-reason", "browser test");
+    await page.click("#pause-cluster");
+    expect(await page.textContent("#confirm-text")).toMatch(/Pause automatic failover of the whole cluster for 1h\?/);
+    await page.click("#confirm-ok");
+    await page.waitForFunction(() =>
+      /PAUSED \(whole cluster\) by admin API: browser test/.test(document.getElementById("pauses")?.textContent ?? ""),
+    );
+    expect((await c.health())!.pauses).toHaveLength(1);
+    await page.click("#resume-cluster");
+    await page.click("#confirm-ok");
+    await page.waitForFunction(() => document.getElementById("pauses")?.textContent === "Automatic failover is on.");
+    await page.waitForSelector('#timeline li[data-type="resumed"]');
+
     await page.click('#shard-list [data-shard="0"]');
-    await page.evaluate(() => (document.getElementById("toast")!.hidden = true));
+    await page.evaluate(() => {
+      document.getElementById("toast")!.hidden = true;
+      window.scrollTo(0, 0);
+    });
     const shot = join(c.dir, "console.png");
     await page.screenshot({ path: shot });
     if (process.env["MC_UPDATE_SCREENSHOT"] === "1") copyFileSync(shot, "docs/console.png");

@@ -328,11 +328,13 @@ function drawTimeline(s: ConsoleState): void {
 function drawSettings(s: ConsoleState): void {
   const set = s.settings;
   if (!set) return;
-  const rows = Object.entries(set.values).map(([k, v]) =>
-    h("tr", {}, h("th", {}, k), h("td", {}, k.endsWith("quorum") ? String(v) : ms(v))),
-  );
-  rows.push(h("tr", {}, h("th", {}, "failover bound"), h("td", {}, ms(set.failoverBoundMs))));
-  rows.push(h("tr", {}, h("th", {}, "settings version"), h("td", {}, String(set.version))));
+  const pairs: [string, string][] = Object.entries(set.values).map(([k, v]) => [k, k.endsWith("quorum") ? String(v) : ms(v)]);
+  pairs.push(["failover bound", ms(set.failoverBoundMs)], ["settings version", String(set.version)]);
+  // Two settings per row: the panel stays short enough for a laptop screen.
+  const rows: HTMLElement[] = [];
+  for (let i = 0; i < pairs.length; i += 2) {
+    rows.push(h("tr", {}, ...pairs.slice(i, i + 2).flatMap(([k, v]) => [h("th", {}, k), h("td", {}, v)])));
+  }
   const pauses = set.pauses.map((p) =>
     h(
       "li",
