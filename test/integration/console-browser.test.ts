@@ -262,7 +262,7 @@ describe("web console in Chromium", { timeout: 120_000 }, () => {
     console.log(`console: browser test took ${((monoNow() - started) / 1000).toFixed(1)} s (load ${uptime})`);
   });
 
-  it("1,024 shards: a summary, a filter and a virtualised list (only the rows in view exist)", async () => {
+  it("1,024 shards: a summary, a filter and a virtualised list (only the rows in view exist); a dropped stream reconnects by itself", async () => {
     const storage = new MemoryStorage();
     const store = new MemoryStore(storage);
     const routes = new WatchedRoutes(1024);
@@ -336,6 +336,12 @@ describe("web console in Chromium", { timeout: 120_000 }, () => {
     // A move reaches the page while it shows 1,024 shards.
     routes.apply([{ shard: 1023, owner: "coreapp-1000.x", epoch: 9 }]);
     await page.waitForFunction(() => document.querySelector('#shard-list [data-shard="1023"] .epoch')?.textContent === "9");
+    // The stream drops (every connection cut): the page says so, reconnects by itself, and follows again.
+    server.closeAllConnections();
+    await page.waitForFunction(() => document.getElementById("conn")?.textContent === "reconnecting…", null, { polling: 20 });
+    await page.waitForFunction(() => document.getElementById("conn")?.textContent === "live", null, { timeout: 15_000 });
+    routes.apply([{ shard: 1023, owner: "coreapp-999.x", epoch: 10 }]);
+    await page.waitForFunction(() => document.querySelector('#shard-list [data-shard="1023"] .epoch')?.textContent === "10");
     console.log(`console: 1,024 shards on the page in ${loadMs.toFixed(0)} ms with ${rows} rows in the document`);
     await page.close();
     feed.close();
