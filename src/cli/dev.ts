@@ -74,6 +74,7 @@ export async function devCommand(o: DevOptions): Promise<void> {
   event(`started ${nodes.length} processes; config ${configPath}; logs in ${join(dir, "logs")}`);
   event(`pids: ${nodes.map((n) => `${n.name}=${n.child?.pid}`).join(" ")}`);
   event(`metrics and probes (/metrics, /livez, /readyz): ${nodes.map((n) => `${n.name}=:${n.opsPort ?? n.port}`).join(" ")}`);
+  event(`console: http://127.0.0.1:${o.webappPort}/console (admin token for its actions: admin_token in ${configPath})`);
 
   let stopping = false;
   const stopAll = () => {
@@ -110,7 +111,7 @@ export async function devCommand(o: DevOptions): Promise<void> {
       }
       const view = renderStatus(status);
       if (process.stdout.isTTY) {
-        const screen = `multiconnect dev cluster — ${dir}\nCtrl-C stops it. Try: kill -9 <pid of the connected coreapp>\n\n${view}\nevents:\n${events.slice(-12).join("\n")}\n`;
+        const screen = `multiconnect dev cluster — ${dir}\nConsole: http://127.0.0.1:${o.webappPort}/console  Ctrl-C stops it. Try: kill -9 <pid of the connected coreapp>\n\n${view}\nevents:\n${events.slice(-12).join("\n")}\n`;
         if (screen !== lastRender) process.stdout.write(`\x1b[2J\x1b[H${screen}`);
         lastRender = screen;
       } else {
@@ -144,6 +145,8 @@ function devConfig(dir: string, o: DevOptions): string {
     "cluster_name: dev",
     `shards: ${o.shards}`,
     `secret: ${randomBytes(24).toString("hex")}`,
+    // The console's actions (switchover, pause) need it; the file is readable by its owner only.
+    `admin_token: ${randomBytes(24).toString("hex")}`,
     settings.trimEnd(),
     "store:",
     "  backend: sqlite",

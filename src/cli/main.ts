@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { MulticonnectError } from "../core/errors.js";
 import { SDK_VERSION } from "../version.js";
+import { consoleCommand } from "./console.js";
 import { devCommand } from "./dev.js";
 import { forgetCommand } from "./forget.js";
 import { resetCommand } from "./reset.js";
@@ -61,6 +62,14 @@ program
   .action(async (o: { dir: string; shards: number; port: number; defaults: boolean }) =>
     devCommand({ dir: o.dir, shards: o.shards, defaults: o.defaults, webappPort: o.port }),
   );
+
+program
+  .command("console")
+  .description("serve the live web console for a cluster without a webapp at hand (open the printed URL)")
+  .requiredOption("-c, --config <file>", "the cluster's config file")
+  .option("--port <port>", "listen port", int("--port"), 9190)
+  .option("--host <address>", "listen address (0.0.0.0 exposes the read-only view to the network)", "127.0.0.1")
+  .action(async (o: { config: string; port: number; host: string }) => consoleCommand(o));
 
 program
   .command("status")

@@ -59,6 +59,8 @@ export interface Config {
     listen: boolean;
     /** `webapp.max_inflight_per_shard`: requests one webapp forwards to one shard at once; past it the answer is 1016 at once (default 256). */
     maxInflightPerShard: number;
+    /** `webapp.console`: serve the live console at /console (default true; read-only without the admin token). */
+    console: boolean;
   };
   /** `coreapp`: shard ownership. */
   readonly coreapp: {
@@ -166,6 +168,7 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
       bodyTimeoutMs: f.webapp.body_timeout,
       listen: f.webapp.listen,
       maxInflightPerShard: f.webapp.max_inflight_per_shard,
+      console: f.webapp.console,
     },
     coreapp: { drainTimeoutMs: f.coreapp.drain_timeout },
     transport: { tls: transportTls },

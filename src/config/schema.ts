@@ -169,6 +169,8 @@ export const fileSchema = z.strictObject({
       body_timeout: duration.default(10_000),
       listen: z.boolean().default(true),
       max_inflight_per_shard: z.number().int().min(1).max(100_000).default(256),
+      /** The live console at /console (read-only without the admin token); false turns it off. */
+      console: z.boolean().default(true),
     })
     .default({
       shard_key_header: "x-shard-key",
@@ -178,6 +180,7 @@ export const fileSchema = z.strictObject({
       body_timeout: 10_000,
       listen: true,
       max_inflight_per_shard: 256,
+      console: true,
     }),
   transport: z
     .strictObject({

@@ -19,6 +19,7 @@ import {
   type StartOptions,
 } from "./deps.js";
 import { NodeMetrics, type Readiness } from "./metrics.js";
+import { SDK_VERSION } from "../version.js";
 
 /** Response header with the name of the coreapp that served the request. */
 export const SERVED_BY_HEADER = "x-multiconnect-node";
@@ -159,7 +160,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
       name: this.name,
       role: "coreapp",
       address: this.address,
-      meta: { shard: s.shard, epoch: s.epoch, serving: s.serving, ...this.placement },
+      meta: { shard: s.shard, epoch: s.epoch, serving: s.serving, ...this.placement, version: SDK_VERSION },
     });
   }
 

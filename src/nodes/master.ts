@@ -20,6 +20,7 @@ import {
   type StartOptions,
 } from "./deps.js";
 import { NodeMetrics, type Readiness } from "./metrics.js";
+import { SDK_VERSION } from "../version.js";
 
 /**
  * Events a master emits: `"role"` when this master becomes the primary master or stops being it,
@@ -156,6 +157,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
               view: this.monitor.view(),
               primary: this.role === "primary_master",
               heldOut: this.role === "primary_master" ? this.manager.heldOut() : [],
+              version: SDK_VERSION,
             },
           });
           await this.view.refresh();

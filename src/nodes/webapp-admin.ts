@@ -22,8 +22,11 @@ export const RESERVED_PREFIXES = [
   "/_mc",
 ] as const;
 
-/** Reserved paths anyone may call (probes and scrapers); every other reserved path needs the admin token. */
-const OPEN_PREFIXES = ["/v1/health", "/metrics", "/livez", "/readyz"];
+/**
+ * Reserved paths anyone may call (probes, scrapers, the read-only console); every other reserved
+ * path needs the admin token. The console's actions go through `/v1/admin`.
+ */
+const OPEN_PREFIXES = ["/v1/health", "/metrics", "/livez", "/readyz", "/console"];
 
 /** Answers one reserved request. `path` is without the query string. */
 export type ReservedHandler = (req: IncomingMessage, res: ServerResponse, path: string) => Promise<void> | void;

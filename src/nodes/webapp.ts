@@ -37,6 +37,9 @@ import {
 import { ReservedRoutes } from "./webapp-admin.js";
 import { addControlRoutes } from "./webapp-control.js";
 import { NodeMetrics, type Readiness } from "./metrics.js";
+import { addSwitchoverRoute, mountConsole } from "../console/routes.js";
+import type { ConsoleFeed } from "../console/feed.js";
+import { SDK_VERSION } from "../version.js";
 import { serveOps } from "./ops-http.js";
 
 /** How a webapp routes and reads requests (built from the config's `webapp` section). */
@@ -69,6 +72,12 @@ export interface WebappOptions {
    * primary pile up memory and timeouts.
    */
   readonly maxInflightPerShard?: number;
+  /**
+   * Serve the live console at `/console` (default true; docs/operations.md). It is read-only for
+   * anyone who can reach the webapp (topology, owners, history, settings; no secret); its actions
+   * go through the admin API and need the admin token.
+   */
+  readonly console?: boolean;
   /** The admin API's bearer token (default none: admin paths answer 401). Never logged. */
   readonly adminToken?: string | undefined;
   /**
@@ -122,6 +131,7 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
   private server: Server | null = null;
   private loop: Promise<void> | null = null;
   private readonly deps: NodeDeps;
+  private readonly console: ConsoleFeed | null;
 
   constructor(
     deps: NodeDeps,
@@ -161,6 +171,30 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
       shards: options.shards,
       bodyTimeoutMs: options.bodyTimeoutMs,
     });
+    addSwitchoverRoute(this.reserved, {
+      store: deps.store,
+      transport: deps.transport,
+      timing: deps.timing,
+      bodyTimeoutMs: options.bodyTimeoutMs,
+    });
+    this.console =
+      options.console === false
+        ? null
+        : mountConsole(this.reserved, {
+            store: deps.store,
+            timing: deps.timing,
+            servedBy: identity.name,
+            actionsEnabled: options.adminToken !== undefined,
+            log: this.deps.log,
+            routes: {
+              shards: options.shards,
+              route: (shard) => this.router.route(shard),
+              onChange: (listener) => {
+                this.on("map", listener);
+                return () => this.off("map", listener);
+              },
+            },
+          });
     this.metrics = deps.metrics ?? NodeMetrics.detached(identity.name);
     this.metrics.attach({
       role: "webapp",
@@ -217,7 +251,7 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
       this.stop$.signal,
       log,
       "webapp liveness beat",
-      () => store.liveness.beat({ id: this.id, name: this.name, role: "webapp", address, meta: {} }),
+      () => store.liveness.beat({ id: this.id, name: this.name, role: "webapp", address, meta: { version: SDK_VERSION } }),
     );
   }
 
@@ -393,6 +427,7 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     if (this.stop$.signal.aborted) return;
     this.stop$.abort();
     this.metrics.detach();
+    this.console?.close();
     await this.loop;
     await this.follower.close();
     await this.router.close();

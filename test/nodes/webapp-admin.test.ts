@@ -95,7 +95,7 @@ describe("webapp: reserved paths and the admin token", () => {
   it("PATCH /v1/settings/application and the other reserved paths are never forwarded to the application", async () => {
     const before = handled.length;
     expect(await call("PATCH", "/v1/settings/application")).toMatchObject({ status: 401 });
-    for (const path of ["/v1/settings/application", "/v1/support", "/console", "/console/x", "/_mc/forward", "/v1/admin"]) {
+    for (const path of ["/v1/settings/application", "/v1/support", "/console/x", "/_mc/forward", "/v1/admin"]) {
       expect((await call("GET", path, ADMIN_TOKEN)).status, path).toBe(404);
     }
     expect(handled.length).toBe(before);
@@ -105,8 +105,23 @@ describe("webapp: reserved paths and the admin token", () => {
     expect(handled.map((r) => r.path).slice(before)).toEqual(["/v1/healthy", "/consoles"]);
   });
 
-  it("health, metrics, livez and readyz need no token", async () => {
-    for (const path of ["/v1/health", "/metrics", "/livez", "/readyz"]) expect((await call("GET", path)).status, path).toBe(200);
+  it("health, metrics, livez, readyz and the read-only console need no token", async () => {
+    for (const path of ["/v1/health", "/metrics", "/livez", "/readyz", "/console", "/console/state"]) {
+      expect((await call("GET", path)).status, path).toBe(200);
+    }
+  });
+
+  it("POST /v1/admin/switchover needs the admin token; with it, a bad body is a 400 naming the problem", async () => {
+    const before = handled.length;
+    expect(await call("POST", "/v1/admin/switchover")).toMatchObject({ status: 401 });
+    const r = await fetch(`${base}/v1/admin/switchover`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      body: '{"shard": "zero"}',
+    });
+    expect(r.status).toBe(400);
+    expect(await r.text()).toMatch(/shard must be a non-negative whole number/);
+    expect(handled.length).toBe(before);
   });
 
   it("reserved.add() registers an admin route in one line; it runs only with the token", async () => {
