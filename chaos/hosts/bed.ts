@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -47,7 +47,9 @@ export function ensureTools(): string | null {
   if (process.getuid?.() !== 0) return "the multi-host bed needs root (network namespaces and iptables)";
   if (spawnSync("ip", ["netns", "list"]).status !== 0) return "`ip netns` does not work here (iproute2 missing?)";
   if (spawnSync("iptables", ["-V"]).status !== 0) {
-    spawnSync("sh", ["-c", "apt-get install -y -qq iptables || (apt-get update -qq && apt-get install -y -qq iptables)"], { stdio: "ignore" });
+    spawnSync("sh", ["-c", "apt-get install -y -qq iptables || (apt-get update -qq && apt-get install -y -qq iptables)"], {
+      stdio: "ignore",
+    });
     if (spawnSync("iptables", ["-V"]).status !== 0) return "iptables is not installed and `apt-get install iptables` failed";
   }
   return null;
@@ -76,7 +78,9 @@ export function create(names: readonly string[]): Host[] {
   sh("ip", ["addr", "add", `${STORE_HOST}/24`, "dev", BRIDGE]);
   sh("ip", ["link", "set", BRIDGE, "up"]);
   const hosts = names.map((name, i): Host => ({ name, netns: `${PREFIX}${name}`, ip: `10.77.0.${11 + i}` }));
-  const etcHosts = ["127.0.0.1 localhost", `${INTERNET} internet`, `${STORE_HOST} store`, ...hosts.map((h) => `${h.ip} ${h.name}`)].join("\n");
+  const etcHosts = ["127.0.0.1 localhost", `${INTERNET} internet`, `${STORE_HOST} store`, ...hosts.map((h) => `${h.ip} ${h.name}`)].join(
+    "\n",
+  );
   hosts.forEach((h, i) => {
     const veth = `mchv${11 + i}`;
     sh("ip", ["netns", "add", h.netns]);
@@ -95,9 +99,30 @@ export function create(names: readonly string[]): Host[] {
   return hosts;
 }
 
-/** Appends iptables rules to `host`'s `mch` chain (each rule a list of match arguments, target last). */
-function rules(host: Host, list: string[][]): void {
-  for (const r of list) sh("ip", ["netns", "exec", host.netns, "iptables", "-A", "mch", ...r]);
+/**
+ * Runs `cmd` in `host`'s namespace without blocking this process: the harness's store proxy and the
+ * upstream oracle live in this process, and a synchronous `spawnSync` under load stalled every store
+ * connection for long enough to cost a coreapp its lease (a false failover the first trial showed).
+ */
+function inHost(host: Host, args: string[], input?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("ip", ["netns", "exec", host.netns, ...args], { stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    child.once("error", reject);
+    child.once("close", (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`${args.join(" ")} in ${host.netns} failed (${code}): ${err}`)),
+    );
+    if (input !== undefined) child.stdin!.on("error", () => {}).end(input); // an error shows in the exit code
+  });
+}
+
+/** Adds rules (each a list of match arguments, target last) to `host`'s `mch` chain, all at once (iptables-restore). */
+function rules(host: Host, list: string[][]): Promise<string> {
+  const input = ["*filter", ...list.map((r) => `-A mch ${r.join(" ")}`), "COMMIT", ""].join("\n");
+  return inHost(host, ["iptables-restore", "--noflush"], input);
 }
 
 let droppedSoFar = 0;
@@ -108,9 +133,12 @@ export function droppedPackets(): number {
 }
 
 /** Removes every partition and loss rule of `host` (counting what they dropped first). */
-export function heal(host: Host): void {
-  droppedSoFar += dropped(host);
-  sh("ip", ["netns", "exec", host.netns, "iptables", "-F", "mch"]);
+export async function heal(host: Host): Promise<void> {
+  const listed = await inHost(host, ["sh", "-c", "iptables -L mch -v -x -n && iptables -F mch"]);
+  droppedSoFar += listed
+    .split("\n")
+    .filter((l) => /\bDROP\b/.test(l))
+    .reduce((sum, l) => sum + (Number(l.trim().split(/\s+/)[0]) || 0), 0);
 }
 
 /**
@@ -118,8 +146,8 @@ export function heal(host: Host): void {
  * dropped. With `keepInternet` (the default) the internet side (the upstream and the client) stays
  * reachable, as for a data-centre partition that leaves the host's uplink alone.
  */
-export function cutHost(host: Host, keepInternet = true): void {
-  rules(host, [
+export async function cutHost(host: Host, keepInternet = true): Promise<void> {
+  await rules(host, [
     ...(keepInternet
       ? [
           ["-s", INTERNET, "-j", "RETURN"],
@@ -132,8 +160,8 @@ export function cutHost(host: Host, keepInternet = true): void {
 }
 
 /** Drops every packet between `host` and each of `peers` (both directions), nothing else. */
-export function cutBetween(host: Host, peers: readonly Host[]): void {
-  rules(
+export async function cutBetween(host: Host, peers: readonly Host[]): Promise<void> {
+  await rules(
     host,
     peers.flatMap((p) => [
       ["-s", p.ip, "-j", "DROP"],
@@ -143,8 +171,8 @@ export function cutBetween(host: Host, peers: readonly Host[]): void {
 }
 
 /** Drops every packet between `host` and the store host. */
-export function cutStore(host: Host): void {
-  rules(host, [
+export async function cutStore(host: Host): Promise<void> {
+  await rules(host, [
     ["-s", STORE_HOST, "-j", "DROP"],
     ["-d", STORE_HOST, "-j", "DROP"],
   ]);
@@ -155,19 +183,10 @@ export function cutStore(host: Host): void {
  * probability `p`, by the kernel (iptables' statistic match), so TCP retransmits as it would on a
  * lossy link — no netem needed.
  */
-export function lossToStore(host: Host, p: number): void {
+export async function lossToStore(host: Host, p: number): Promise<void> {
   const prob = ["-m", "statistic", "--mode", "random", "--probability", String(p)];
-  rules(host, [
+  await rules(host, [
     ["-s", STORE_HOST, ...prob, "-j", "DROP"],
     ["-d", STORE_HOST, ...prob, "-j", "DROP"],
   ]);
-}
-
-/** The `mch` chain's packet counters for `host` (dropped packets), for the run's report. */
-function dropped(host: Host): number {
-  const out = sh("ip", ["netns", "exec", host.netns, "iptables", "-L", "mch", "-v", "-x", "-n"], true);
-  return out
-    .split("\n")
-    .filter((l) => /\bDROP\b/.test(l))
-    .reduce((sum, l) => sum + (Number(l.trim().split(/\s+/)[0]) || 0), 0);
 }

@@ -6,8 +6,22 @@ import type { ClusterStatus } from "../../src/nodes/cluster-status.js";
 import { DEFAULT_PORTS } from "../../src/nodes/compose.js";
 import { monoNow } from "../../src/testing/oracle.js";
 import type { Backend, Endpoint } from "../backends.js";
-import { CHAOS_SETTINGS, CLI, NodeStartError, signal, sleep } from "../cluster.js";
+import { CLI, NodeStartError, signal, sleep } from "../cluster.js";
 import type { Host } from "./bed.js";
+
+/**
+ * The bed's failure-detection settings: twice the single-machine harness's (chaos/cluster.ts), a
+ * lease TTL of 2.5 s. A network between hosts has real round trips (the store-delay scenario adds
+ * 300 ± 100 ms each way), and the bed's seven processes plus the harness on a 2-core machine are
+ * starved often; with the harness's 1.25 s TTL the first trials at load average ~20 saw coreapps
+ * that no fault touched miss renewals. Still far below the product's defaults (5 s / 30 s).
+ */
+export const HOST_SETTINGS = {
+  heartbeat_interval: "500ms",
+  unhealthy_interval: "3s",
+  db_heartbeat_interval: "1s",
+  db_unhealthy_interval: "6s",
+};
 
 /** One node process on its own host. */
 export interface HostNode {
@@ -81,7 +95,7 @@ export class HostCluster {
         cluster_name: "chaos-hosts",
         shards: 1,
         secret: this.secret,
-        settings: CHAOS_SETTINGS,
+        settings: HOST_SETTINGS,
         store: o.backend.store(o.ns, o.store, o.dir),
         log_level: process.env["MC_CHAOS_LOG_LEVEL"] ?? "info",
       }),
@@ -95,10 +109,14 @@ export class HostCluster {
     };
     const log = openSync(join(o.dir, `${name}.log`), "a");
     // `ip netns exec` execs the command in place: the child's pid is the node's own.
-    const child = spawn("ip", ["netns", "exec", host.netns, process.execPath, CLI, "start", "--config", config, "--role", role, "--name", name], {
-      stdio: ["ignore", log, log],
-      env,
-    });
+    const child = spawn(
+      "ip",
+      ["netns", "exec", host.netns, process.execPath, CLI, "start", "--config", config, "--role", role, "--name", name],
+      {
+        stdio: ["ignore", log, log],
+        env,
+      },
+    );
     const node: HostNode = { name, role, host, child };
     this.nodes.push(node);
     return node;
@@ -197,14 +215,27 @@ export class HostCluster {
       await r.arrayBuffer();
       const node = r.headers.get("x-multiconnect-node") ?? undefined;
       const epoch = r.headers.has("x-multiconnect-epoch") ? Number(r.headers.get("x-multiconnect-epoch")) : undefined;
-      return { sentAt, doneAt: monoNow(), ok: r.ok, status: r.status, webapp, ...(node ? { node } : {}), ...(epoch !== undefined ? { epoch } : {}) };
+      return {
+        sentAt,
+        doneAt: monoNow(),
+        ok: r.ok,
+        status: r.status,
+        webapp,
+        ...(node ? { node } : {}),
+        ...(epoch !== undefined ? { epoch } : {}),
+      };
     } catch {
       return { sentAt, doneAt: monoNow(), ok: false, status: 0, webapp };
     }
   }
 
   private lastLogLine(name: string): string {
-    return readFileSync(join(this.o.dir, `${name}.log`), "utf8").trim().split("\n").at(-1) ?? "";
+    return (
+      readFileSync(join(this.o.dir, `${name}.log`), "utf8")
+        .trim()
+        .split("\n")
+        .at(-1) ?? ""
+    );
   }
 
   /** The last lines of every node's log, for a failed run's report. */
@@ -232,7 +263,9 @@ export class HostCluster {
     for (const pid of extraPids) signal(pid, "SIGKILL");
     // The next run binds the same ports on the same hosts: wait until every process is gone.
     await Promise.all(
-      running.map((n) => new Promise((r) => (n.child.exitCode !== null || n.child.signalCode !== null ? r(null) : n.child.once("exit", r)))),
+      running.map(
+        (n) => new Promise((r) => (n.child.exitCode !== null || n.child.signalCode !== null ? r(null) : n.child.once("exit", r))),
+      ),
     );
   }
 }

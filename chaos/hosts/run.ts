@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -47,13 +48,18 @@ export async function main(argv: string[]): Promise<number> {
   if (profile !== "short" && profile !== "long") fail("--profile must be short or long");
   const backends: Backend[] = values.backend.split(",").map((b) => {
     const backend = BACKENDS[b.trim() as Backend["name"]] ?? fail(`unknown backend ${b}`);
-    if (!backend.shared) fail(`${b}: the multi-host bed covers networked stores only (SQLite has no network: one file cannot serve several hosts)`);
+    if (!backend.shared)
+      fail(`${b}: the multi-host bed covers networked stores only (SQLite has no network: one file cannot serve several hosts)`);
     return backend;
   });
   const names =
-    values.scenario === "all" || (!values.scenario && profile === "long") ? HOST_SCENARIOS.map((s) => s.name) : (values.scenario?.split(",") ?? HOST_CI_SCENARIOS);
+    values.scenario === "all" || (!values.scenario && profile === "long")
+      ? HOST_SCENARIOS.map((s) => s.name)
+      : (values.scenario?.split(",") ?? HOST_CI_SCENARIOS);
   const scenarios = names.map(
-    (n) => HOST_SCENARIOS.find((s) => s.name === n.trim()) ?? fail(`unknown scenario ${n}; known: ${HOST_SCENARIOS.map((s) => s.name).join(", ")}`),
+    (n) =>
+      HOST_SCENARIOS.find((s) => s.name === n.trim()) ??
+      fail(`unknown scenario ${n}; known: ${HOST_SCENARIOS.map((s) => s.name).join(", ")}`),
   );
   const runs = values.runs ? Number(values.runs) : profile === "long" ? 30 : 1;
   const seed = values.seed ? Number(values.seed) : Math.floor(Math.random() * 1_000_000);
@@ -67,10 +73,11 @@ export async function main(argv: string[]): Promise<number> {
   const cells: Cell[] = [];
   const jobs: { scenario: HostScenario; backend: Backend; seed: number }[] = [];
   for (const backend of backends)
-    for (const scenario of scenarios) {
-      cells.push({ scenario, backend: backend.name, runs: [], notApplicable: null });
-      for (let i = 0; i < runs; i++) jobs.push({ scenario, backend, seed: seed + i });
-    }
+    for (const scenario of scenarios) cells.push({ scenario, backend: backend.name, runs: [], notApplicable: null });
+  // Run i of every cell before run i + 1 of any: a long profile stopped early (it is long: ~30 s a
+  // run, one at a time) leaves every cell with the same number of runs, and `--out` resumes it.
+  for (let i = 0; i < runs; i++)
+    for (const backend of backends) for (const scenario of scenarios) jobs.push({ scenario, backend, seed: seed + i });
   const key = (j: { scenario: string; backend: string; seed: number }) => `${j.scenario}/${j.backend}/${j.seed}`;
   const cellOf = (r: RunResult) => cells.find((c) => c.scenario.name === r.scenario && c.backend === r.backend)!;
   const done = new Set<string>();
@@ -85,8 +92,12 @@ export async function main(argv: string[]): Promise<number> {
       cellOf(r).runs.push(r);
     }
   }
-  const todo = values["report-only"] ? [] : jobs.filter((j) => !done.has(key({ ...j, scenario: j.scenario.name, backend: j.backend.name })));
-  log(`chaos --hosts: profile ${profile}, ${runs} run(s) per cell, seed ${seed}, ${todo.length} run(s) to do, load ${loadavg()[0]!.toFixed(2)}`);
+  const todo = values["report-only"]
+    ? []
+    : jobs.filter((j) => !done.has(key({ ...j, scenario: j.scenario.name, backend: j.backend.name })));
+  log(
+    `chaos --hosts: profile ${profile}, ${runs} run(s) per cell, seed ${seed}, ${todo.length} run(s) to do, load ${loadavg()[0]!.toFixed(2)}`,
+  );
 
   // The bed is removed however the runner ends: normal exit, an exception, Ctrl-C or SIGTERM.
   let bedUp = false;
@@ -102,7 +113,7 @@ export async function main(argv: string[]): Promise<number> {
     bedUp = true;
     const hostOf = new Map(NODE_NAMES.map((n, i) => [n, hosts[i]!]));
     for (const [i, job] of todo.entries()) {
-      const r = await runOnce(job.scenario, job.backend, job.seed, hostOf, hosts, log);
+      const r = { ...(await runOnce(job.scenario, job.backend, job.seed, hostOf, hosts, log)), revision: revision() };
       cellOf(r).runs.push(r);
       if (values.out) appendFileSync(values.out, `${JSON.stringify(r)}\n`);
       const verdict = r.error ? "ERROR" : r.violations || r.falsePromotions || r.missedFailover ? "FAIL" : "ok";
@@ -120,6 +131,13 @@ export async function main(argv: string[]): Promise<number> {
       .join(" ")}; bound = failover_bound_ms from GET /v1/health\n`,
   );
   return cells.some(failed) ? 1 : 0;
+}
+
+/** The last commit that changed src/ (marked when src/ differs from it): the SDK code a run exercised. */
+function revision(): string {
+  const head = spawnSync("git", ["log", "-1", "--format=%h", "--", "src"], { encoding: "utf8" }).stdout.trim() || "unknown";
+  const dirty = spawnSync("git", ["status", "--porcelain", "--untracked-files=no", "src"], { encoding: "utf8" }).stdout.trim() !== "";
+  return dirty ? `${head}+changes` : head;
 }
 
 /** One node per host. */
@@ -238,11 +256,13 @@ async function attempt(
     const missedFailover = scenario.expect === "failover" && !served;
     const overlaps = scenario.hazard ? 0 : report.overlaps;
     const violations = overlaps + report.staleAccepted + report.epochRegressions + report.outsideSession;
-    for (const h of hosts) heal(h);
+    await Promise.all(hosts.map(heal));
     const drops = droppedPackets() - dropsBefore;
     writeFileSync(join(dir, "oracle.json"), JSON.stringify({ faults: notes, primary, report, sessions: oracle.sessions }, null, 2));
     if (violations > 0 || falsePromotions > 0 || missedFailover || serviceError) {
-      log(`  ${scenario.name}/${backend.name} seed ${seed}: ${[serviceError, ...report.details].filter(Boolean).join("; ") || "see below"}\n${c.logs(12)}`);
+      log(
+        `  ${scenario.name}/${backend.name} seed ${seed}: ${[serviceError, ...report.details].filter(Boolean).join("; ") || "see below"}\n${c.logs(12)}`,
+      );
     }
     phases.push(`dropped packets ${drops}`);
     return {
@@ -276,7 +296,7 @@ async function attempt(
       nodeStartFailed: error instanceof NodeStartError,
     };
   } finally {
-    for (const h of hosts) heal(h);
+    await Promise.all(hosts.map(heal)).catch((e: Error) => log(`  could not heal the partitions: ${e.message}`));
     await cluster?.stop(oracle.sessions.map((s) => s.pid));
     await oracle.close();
     await storeProxy.close();

@@ -41,8 +41,8 @@ export interface HostScenario {
   inject(ctx: HostRunContext): Promise<void>;
 }
 
-/** How long a partition lasts: past unhealthy_interval (1.5 s) + the lease TTL (1.25 s), so a standby must take over. */
-const CUT_MS = 3500;
+/** How long a partition lasts: past unhealthy_interval (3 s) + the lease TTL (2.5 s), so a standby must take over. */
+const CUT_MS = 6000;
 
 function primaryHost(ctx: HostRunContext): Host {
   return ctx.cluster.host(ctx.primary.name);
@@ -56,13 +56,19 @@ function primaryMasterName(ctx: HostRunContext): string {
 }
 
 /** Applies `cut` to `hosts`, waits `ms`, and heals them. */
-async function partition(ctx: HostRunContext, what: string, hosts: readonly Host[], cut: (h: Host) => void, ms: number): Promise<void> {
+async function partition(
+  ctx: HostRunContext,
+  what: string,
+  hosts: readonly Host[],
+  cut: (h: Host) => Promise<void>,
+  ms: number,
+): Promise<void> {
   ctx.fault(what);
-  for (const h of hosts) cut(h);
   try {
+    await Promise.all(hosts.map(cut));
     await sleep(ms);
   } finally {
-    for (const h of hosts) heal(h);
+    await Promise.all(hosts.map(heal));
   }
 }
 
@@ -98,21 +104,27 @@ export const HOST_SCENARIOS: HostScenario[] = [
   },
   {
     name: "store-delay",
-    summary: "the store host's link delayed 300 ± 100 ms each way (every host) for 4 s, through the harness's proxy",
-    expect: "any",
+    summary: "the store host's link delayed 300 ± 100 ms each way (every host) for 6 s, through the harness's proxy",
+    expect: "none",
     async inject(ctx) {
       ctx.fault("store link delay 300 ± 100 ms");
       ctx.storeProxy.set({ kind: "delay", delayMs: 300, jitterMs: 100 });
-      await sleep(4000);
+      await sleep(6000);
       ctx.storeProxy.set({ kind: "pass" });
     },
   },
   {
     name: "store-loss",
-    summary: "5 % packet loss each way on every host's store link for 6 s (iptables statistic match: real loss, TCP retransmits)",
-    expect: "any",
+    summary: "5 % packet loss each way on every host's store link for 8 s (iptables statistic match: real loss, TCP retransmits)",
+    expect: "none",
     async inject(ctx) {
-      await partition(ctx, "store link loss 5 %", ctx.cluster.running().map((n) => n.host), (h) => lossToStore(h, 0.05), 6000);
+      await partition(
+        ctx,
+        "store link loss 5 %",
+        ctx.cluster.running().map((n) => n.host),
+        (h) => lossToStore(h, 0.05),
+        8000,
+      );
     },
   },
   {
@@ -120,7 +132,13 @@ export const HOST_SCENARIOS: HostScenario[] = [
     summary: `the store host cut from every host for ${CUT_MS} ms (longer than the lease), then healed`,
     expect: "any",
     async inject(ctx) {
-      await partition(ctx, "cut the store host", ctx.cluster.running().map((n) => n.host), cutStore, CUT_MS);
+      await partition(
+        ctx,
+        "cut the store host",
+        ctx.cluster.running().map((n) => n.host),
+        cutStore,
+        CUT_MS,
+      );
     },
   },
   {
@@ -128,12 +146,12 @@ export const HOST_SCENARIOS: HostScenario[] = [
     summary: `webapp-1's host cut from everything (the client too) for ${CUT_MS} ms; the client sends through webapp-2, which must keep serving`,
     expect: "none",
     clientWebapps: ["webapp-2"],
-    servedThrough: { webapp: "webapp-2", maxGapMs: 1000 },
+    servedThrough: { webapp: "webapp-2", maxGapMs: 2000 },
     async inject(ctx) {
       await partition(ctx, "cut host of webapp-1 (client too)", [ctx.cluster.host("webapp-1")], (h) => cutHost(h, false), CUT_MS);
     },
   },
 ];
 
-/** The scenarios of the CI profile (chaos/ci.sh): one partition of each kind, about 25 s a run. */
+/** The scenarios of the CI profile (chaos/ci.sh): one partition of each kind, about 30 s a run. */
 export const HOST_CI_SCENARIOS = ["coreapp-host-cut", "master-host-cut", "asymmetric", "store-loss", "webapp-host-cut"];
