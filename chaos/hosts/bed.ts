@@ -9,7 +9,7 @@ import { join } from "node:path";
  * - 10.77.0.1 — the bridge itself, in the machine's namespace: the "internet". The upstream oracle
  *   and the load-generating client live here, and a host cut from the cluster still reaches it.
  * - 10.77.0.2 — the store host: also an address of the bridge, where the harness's store proxy
- *   listens and relays to the machine's own store server (see chaos/hosts/README.md for why).
+ *   listens and relays to the machine's own store server (docs/reliability.md, "The multi-host bed", says why).
  * - 10.77.0.11… — one address per host namespace (`mch-<host>`), the interface inside is `eth0`.
  *
  * Every name the bed creates starts with `mch` (namespaces `mch-*`, bridge `mchbr0`, veths

@@ -19,7 +19,7 @@ import { HOST_CI_SCENARIOS, HOST_SCENARIOS, type HostScenario } from "./scenario
 /**
  * `npm run chaos -- --hosts [--profile short|long] [--backend postgres,mysql,redis,etcd]
  * [--scenario a,b|all] [--seed N] [--runs N] [--out results.jsonl] [--report-only]`: the multi-host
- * bed (chaos/hosts/README.md). Each run builds a cluster of seven hosts — two masters, three
+ * bed (docs/reliability.md, "The multi-host bed"). Each run builds a cluster of seven hosts — two masters, three
  * coreapps, two webapps, one node per host on the production ports — injects one scenario's
  * partition with iptables (or delay through the store proxy), and judges it with the upstream
  * oracle as chaos/run.ts does. Runs are one at a time: every run uses the same host addresses and
