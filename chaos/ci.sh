@@ -2,7 +2,7 @@
 # The chaos harness's short profiles, for CI (.ci/run calls this): the CI scenarios once on every
 # backend, against the local servers that scripts/services.sh starts or reuses (budget: 9 minutes
 # on a 2-core machine); then the multi-host bed's CI scenarios on PostgreSQL and etcd (network
-# namespaces and iptables, which it installs if missing; needs root; budget: 6 minutes).
+# namespaces and iptables, which it installs if missing; needs root; 8 runs, budget: 6 minutes).
 # `timeout` turns a hang into a failure. Exit code: 1 if either profile saw a safety violation, a
 # false promotion, a missed failover or a broken run. Extra arguments go to the first profile, e.g.
 # `chaos/ci.sh --seed 1234` to replay a CI run; MC_CHAOS_HOSTS_ARGS to the second.

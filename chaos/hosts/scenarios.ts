@@ -153,5 +153,9 @@ export const HOST_SCENARIOS: HostScenario[] = [
   },
 ];
 
-/** The scenarios of the CI profile (chaos/ci.sh): one partition of each kind, about 30 s a run. */
-export const HOST_CI_SCENARIOS = ["coreapp-host-cut", "master-host-cut", "asymmetric", "store-loss", "webapp-host-cut"];
+/**
+ * The scenarios of the CI profile (chaos/ci.sh): the four partitions, about 20 s a run on a quiet
+ * machine. Not the store-link delay and loss: whether they stay below the thresholds depends on the
+ * machine's load as much as on the SDK (docs/reliability.md, "Measured on the bed").
+ */
+export const HOST_CI_SCENARIOS = ["coreapp-host-cut", "master-host-cut", "asymmetric", "webapp-host-cut"];
