@@ -26,6 +26,12 @@ import type { FromWorker, Job, ToWorker } from "./worker.js";
  * runs already in it, so a long profile can be stopped and resumed with the same arguments;
  * `--report-only` prints the table of what the file holds so far without running anything.
  */
+// `--hosts`: the multi-host bed on network namespaces, with arguments of its own (chaos/hosts/run.ts).
+if (process.argv.includes("--hosts")) {
+  const { main } = await import("./hosts/run.js");
+  process.exit(await main(process.argv.slice(2).filter((a) => a !== "--hosts")));
+}
+
 const { values } = parseArgs({
   options: {
     profile: { type: "string", default: "short" },

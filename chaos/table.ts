@@ -3,7 +3,8 @@ import type { Scenario } from "./scenarios.js";
 
 /** One cell of the matrix: every run of one scenario on one backend, or why it does not apply. */
 export interface Cell {
-  readonly scenario: Scenario;
+  /** The scenario (of chaos/scenarios.ts or the multi-host bed's chaos/hosts/scenarios.ts). */
+  readonly scenario: Pick<Scenario, "name" | "bounded" | "hazard">;
   readonly backend: string;
   readonly runs: RunResult[];
   readonly notApplicable: string | null;

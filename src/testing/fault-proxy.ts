@@ -6,9 +6,21 @@ import net from "node:net";
  * - pass: forward at once;
  * - blackhole: connections stay open, bytes stop both ways (they are held, as TCP retransmission
  *   would deliver them after the partition heals; new connections are accepted but not forwarded);
- * - delay: every chunk is forwarded `delayMs` later, in order.
+ * - delay: every chunk is forwarded `delayMs` later, in order; with `jitterMs`, each chunk's delay is
+ *   drawn uniformly from `delayMs ± jitterMs` (never below 0), and a chunk never overtakes the one
+ *   before it (TCP delivers in order: a late segment holds back those behind it).
  */
-export type ProxyMode = { readonly kind: "pass" } | { readonly kind: "blackhole" } | { readonly kind: "delay"; readonly delayMs: number };
+export type ProxyMode =
+  | { readonly kind: "pass" }
+  | { readonly kind: "blackhole" }
+  | { readonly kind: "delay"; readonly delayMs: number; readonly jitterMs?: number };
+
+/** The delay one chunk gets in `mode` (0 unless it is a delay mode). */
+function delayOf(mode: ProxyMode): number {
+  if (mode.kind !== "delay") return 0;
+  const jitter = mode.jitterMs ?? 0;
+  return Math.max(0, mode.delayMs + (jitter > 0 ? (Math.random() * 2 - 1) * jitter : 0));
+}
 
 interface Item {
   readonly at: number;
@@ -31,7 +43,7 @@ class Lane {
     const mode = this.mode();
     const now = performance.now();
     // Held items (blackhole) get released when the mode changes; `Infinity` keeps them queued.
-    const at = mode.kind === "blackhole" ? Infinity : Math.max(now + (mode.kind === "delay" ? mode.delayMs : 0), this.last);
+    const at = mode.kind === "blackhole" ? Infinity : Math.max(now + delayOf(mode), this.last);
     if (at !== Infinity) this.last = at;
     this.queue.push({ at, chunk });
     this.pump();
@@ -45,7 +57,7 @@ class Lane {
     for (let i = 0; i < this.queue.length; i++) {
       const item = this.queue[i]!;
       if (item.at === Infinity) {
-        this.last = Math.max(now + (mode.kind === "delay" ? mode.delayMs : 0), this.last);
+        this.last = Math.max(now + delayOf(mode), this.last);
         this.queue[i] = { at: this.last, chunk: item.chunk };
       }
     }
@@ -155,6 +167,7 @@ export class FaultProxy {
   private readonly bySource = new Map<number, ProxyMode>();
   private server: net.Server | null = null;
   private ownPort = 0;
+  private listenHost = "127.0.0.1";
 
   constructor(
     private readonly targetHost: string,
@@ -168,12 +181,16 @@ export class FaultProxy {
     return this.ownPort;
   }
 
-  /** Binds `port` (0: any free port) on 127.0.0.1. */
-  async start(port = 0): Promise<void> {
+  /**
+   * Binds `port` (0: any free port) on `host` (default 127.0.0.1; the multi-host bed binds a
+   * namespace bridge address). `set(mode, { from })` finds diallers only on loopback.
+   */
+  async start(port = 0, host = this.listenHost): Promise<void> {
+    this.listenHost = host;
     const server = net.createServer((c) => this.accept(c));
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(port, "127.0.0.1", () => resolve());
+      server.listen(port, host, () => resolve());
     });
     this.ownPort = (server.address() as net.AddressInfo).port;
     this.server = server;
@@ -252,7 +269,7 @@ export class FaultProxy {
 
   private accept(client: net.Socket): void {
     // Every connection is tagged, since pooled ones opened before a cut must be found when it starts.
-    const inode = socketInode(client.remotePort!, this.ownPort);
+    const inode = this.listenHost === "127.0.0.1" ? socketInode(client.remotePort!, this.ownPort) : null;
     const pair: Pair = {
       client,
       inode,

@@ -70,16 +70,22 @@ export class Oracle {
   private actions = 0;
   private server: net.Server | null = null;
   private port = 0;
+  private host = "127.0.0.1";
 
   constructor(readonly mode: OracleMode = "strict") {}
 
   get address(): string {
-    return `127.0.0.1:${this.port}`;
+    return `${this.host}:${this.port}`;
   }
 
-  async start(): Promise<void> {
+  /**
+   * Binds an ephemeral port on `host` (default loopback; the multi-host chaos bed binds the address
+   * every host namespace reaches, since the upstream stands for an internet service).
+   */
+  async start(host = "127.0.0.1"): Promise<void> {
+    this.host = host;
     const server = net.createServer((s) => this.accept(s));
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    await new Promise<void>((resolve) => server.listen(0, host, resolve));
     this.port = (server.address() as net.AddressInfo).port;
     this.server = server;
   }

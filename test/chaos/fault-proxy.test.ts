@@ -111,6 +111,39 @@ describe("FaultProxy", () => {
     expect(performance.now() - t).toBeGreaterThanOrEqual(195);
   });
 
+  it("delay with jitter delays each chunk by at least delay − jitter and never reorders the stream", async () => {
+    const c = await connect();
+    proxy.set({ kind: "delay", delayMs: 60, jitterMs: 40 });
+    const t = performance.now();
+    const parts = Array.from({ length: 30 }, (_, i) => `${String(i).padStart(2, "0")};`);
+    for (const part of parts) {
+      c.socket.write(part);
+      await sleep(2); // separate chunks, each drawing its own delay
+    }
+    await until(() => c.received().length === parts.join("").length, 5000);
+    expect(c.received()).toBe(parts.join(""));
+    // Two directions, each at least 60 − 40 ms.
+    expect(performance.now() - t).toBeGreaterThanOrEqual(39);
+  });
+
+  it("listens on the host given to start()", async () => {
+    const other = new FaultProxy("127.0.0.1", (echo.address() as net.AddressInfo).port, "test");
+    await other.start(0, "127.0.0.2");
+    try {
+      const socket = net.connect(other.port, "127.0.0.2");
+      let data = "";
+      socket.on("data", (d: Buffer) => (data += d.toString()));
+      await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+      socket.write("via 127.0.0.2");
+      await until(() => data === "via 127.0.0.2");
+      socket.destroy();
+      // Not on 127.0.0.1: the port is bound to the given address only.
+      await expect(dial(other.port)).rejects.toThrow(/ECONNREFUSED/);
+    } finally {
+      await other.close();
+    }
+  });
+
   it("resetAll() resets every open connection, and new ones still pass", async () => {
     const a = await connect();
     const b = await connect();
