@@ -92,11 +92,13 @@ async function attempt(
   const base = { scenario: scenario.name, backend: backend.name, seed, dir, startedAt: new Date().toISOString() };
   try {
     if (scenario.privateStore && backend.privateServer) server = await backend.privateServer(dir);
+    // A replicated store names all its servers in the store section; the nodes dial them directly.
+    const section = server?.storeSection?.bind(server);
     cluster = new ChaosCluster({
-      backend,
+      backend: section ? { ...backend, store: (n) => section(n) } : backend,
       dir,
       ns,
-      server: server?.endpoint ?? backend.shared,
+      server: section ? null : (server?.endpoint ?? backend.shared),
       oracle: oracle.address,
       watchdog: scenario.watchdog ?? false,
       faketime: scenario.faketime ?? false,
