@@ -105,7 +105,7 @@ async function attempt(
     });
     const t = monoNow();
     await cluster.start();
-    const ready = await cluster.waitReady();
+    const ready = await cluster.waitReady(scenario.readyMs);
     const phases = [`ready ${Math.round(monoNow() - t)}`];
     const session = await cluster.waitFor(async () => oracle.current(0), 10_000);
     const primary: Primary = { name: session.node, pid: session.pid, epoch: session.epoch };

@@ -19,6 +19,12 @@ export const STORE_HA_BACKENDS: Record<string, Backend> = {
   "postgres-standby": haBackend("postgres-standby", (dir) => PostgresStandbyPair.start(dir)),
 };
 
+/**
+ * The cluster's start deadline: nine server processes beside six nodes starting at once (etcd's
+ * client alone parses protobuf for seconds) take longer than the default 30 s on a busy 2-core host.
+ */
+const READY_MS = 90_000;
+
 /** Service must be back this long after a scenario's last fault (a generous deadline, not a bound). */
 const RECOVERY_MS = 30_000;
 
@@ -51,6 +57,7 @@ export const STORE_HA_SCENARIOS: Scenario[] = [
     summary: "3-member etcd: kill -9 of the leader (restarted 1.5 s after a new leader), then the new leader and then a follower SIGSTOPped for 3 s each",
     expect: "any",
     privateStore: true,
+    readyMs: READY_MS,
     notApplicable: only("etcd-cluster"),
     async inject(ctx) {
       const etcd = ctx.server as EtcdCluster;
@@ -83,6 +90,7 @@ export const STORE_HA_SCENARIOS: Scenario[] = [
       "Redis primary + replica + 3 Sentinels: kill -9 of the primary (it returns empty, as a replica), SENTINEL FAILOVER, then the primary SIGSTOPped for 4 s (Sentinel fails over meanwhile)",
     expect: "any",
     privateStore: true,
+    readyMs: READY_MS,
     notApplicable: only("redis-sentinel"),
     async inject(ctx) {
       const set = ctx.server as RedisSentinelSet;
@@ -113,6 +121,7 @@ export const STORE_HA_SCENARIOS: Scenario[] = [
     summary: "PostgreSQL primary + synchronous streaming standby: kill -9 of the primary, pg_promote() of the standby",
     expect: "any",
     privateStore: true,
+    readyMs: READY_MS,
     notApplicable: only("postgres-standby"),
     async inject(ctx) {
       const pair = ctx.server as PostgresStandbyPair;
