@@ -50,6 +50,8 @@ export class PostgresStandbyPair implements PrivateServer {
         ),
       );
       await pair.servers[0]!.start();
+      // The port opens before recovery ends ("the database system is starting up").
+      await until("the primary answering queries", async () => ((await pair.query(p, "SELECT 1")).length === 1 ? true : null));
       const standbyData = mkdtempSync(join(tmpdir(), "mc-chaos-pg-standby-"));
       chownSync(standbyData, user.uid, user.gid);
       pair.dataDirs.push(standbyData);

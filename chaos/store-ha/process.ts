@@ -36,7 +36,10 @@ export class StoreProcess {
   async start(args?: readonly string[]): Promise<void> {
     if (args) this.args = args;
     const out = openSync(this.log, "a");
-    this.child = spawn(this.cmd, [...this.args], { stdio: ["ignore", out, out], detached: true, ...this.user });
+    const child = spawn(this.cmd, [...this.args], { stdio: ["ignore", out, out], detached: true, ...this.user });
+    this.child = child;
+    live.add(child);
+    child.once("exit", () => live.delete(child));
     await waitAccepting(this.port, this.name);
   }
 
@@ -56,6 +59,16 @@ export class StoreProcess {
     if (this.child?.pid && this.running) signal(-this.child.pid, on ? "SIGSTOP" : "SIGCONT");
   }
 }
+
+/**
+ * Every store process still running. They run detached (a group of their own), so an interrupted
+ * runner would leave them behind: on exit (chaos/cluster.ts `killClustersOnExit` exits on SIGINT and
+ * SIGTERM) each group is killed.
+ */
+const live = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const c of live) signal(-c.pid!, "SIGKILL");
+});
 
 /** Waits for `probe` to return a value, at most `ms`; the error says what was awaited. */
 export async function until<T>(what: string, probe: () => Promise<T | null | undefined>, ms = 20_000): Promise<T> {
