@@ -65,7 +65,7 @@ export class EtcdCluster implements PrivateServer {
 
   /** The member that is leader, as a running member reports it; null while there is none. */
   async leader(): Promise<StoreProcess | null> {
-    const statuses = await Promise.all(this.members.map((m) => (m.running && m.pid !== null ? status(m.port) : null)));
+    const statuses = await Promise.all(this.members.map((m) => (m.running && m.pid !== null ? status(m.port) : Promise.resolve(null))));
     const ids = statuses.map((s) => s?.header.member_id ?? null);
     const leaderId = statuses.find((s) => s && s.leader !== "0")?.leader;
     const i = leaderId ? ids.indexOf(leaderId) : -1;

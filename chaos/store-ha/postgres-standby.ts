@@ -55,7 +55,11 @@ export class PostgresStandbyPair implements PrivateServer {
       const standbyData = mkdtempSync(join(tmpdir(), "mc-chaos-pg-standby-"));
       chownSync(standbyData, user.uid, user.gid);
       pair.dataDirs.push(standbyData);
-      run(postgresBin("pg_basebackup"), ["-h", "127.0.0.1", "-p", String(p), "-U", "postgres", "-D", standbyData, "-X", "stream", "-R"], user);
+      run(
+        postgresBin("pg_basebackup"),
+        ["-h", "127.0.0.1", "-p", String(p), "-U", "postgres", "-D", standbyData, "-X", "stream", "-R"],
+        user,
+      );
       // The standby, once promoted, has no standby of its own: it must not wait for one.
       pair.servers.push(
         new StoreProcess(

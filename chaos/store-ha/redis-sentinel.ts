@@ -85,8 +85,7 @@ export class RedisSentinelSet implements PrivateServer {
     for (const sentinel of this.sentinels) {
       if (!sentinel.running) continue;
       const addr = (await this.ask(sentinel.port, ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_NAME]).catch(() => null)) as
-        | string[]
-        | null;
+        string[] | null;
       const server = this.servers.find((x) => String(x.port) === addr?.[1]);
       if (server) return server;
     }
@@ -111,7 +110,9 @@ export class RedisSentinelSet implements PrivateServer {
   async restartAsReplica(server: StoreProcess): Promise<void> {
     const primary = await this.primary();
     await server.start(serverArgs(server.port, this.dir, primary.port));
-    await until(`${server.name} in sync with ${primary.name}`, async () => ((await this.connectedReplicas(primary.port)) >= 1 ? true : null));
+    await until(`${server.name} in sync with ${primary.name}`, async () =>
+      (await this.connectedReplicas(primary.port)) >= 1 ? true : null,
+    );
   }
 
   /** `SENTINEL FAILOVER`: a failover forced without agreement, as an operator would. */
@@ -128,7 +129,14 @@ export class RedisSentinelSet implements PrivateServer {
 
   /** One command on a short-lived connection. */
   async ask(port: number, command: string[]): Promise<unknown> {
-    const client = new Redis({ host: "127.0.0.1", port, lazyConnect: true, maxRetriesPerRequest: 0, commandTimeout: 1000, retryStrategy: () => null });
+    const client = new Redis({
+      host: "127.0.0.1",
+      port,
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      commandTimeout: 1000,
+      retryStrategy: () => null,
+    });
     client.on("error", () => {});
     try {
       await client.connect();

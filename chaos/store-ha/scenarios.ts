@@ -54,7 +54,8 @@ async function servedAfter(ctx: RunContext, since: number): Promise<void> {
 export const STORE_HA_SCENARIOS: Scenario[] = [
   {
     name: "etcd-member-faults",
-    summary: "3-member etcd: kill -9 of the leader (restarted 1.5 s after a new leader), then the new leader and then a follower SIGSTOPped for 3 s each",
+    summary:
+      "3-member etcd: kill -9 of the leader (restarted 1.5 s after a new leader), then the new leader and then a follower SIGSTOPped for 3 s each",
     expect: "any",
     privateStore: true,
     readyMs: READY_MS,

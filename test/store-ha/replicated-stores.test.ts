@@ -61,10 +61,17 @@ describe("Redis with Sentinel", () => {
   it("a lease renewed before kill -9 of the primary is still held at its epoch on the promoted replica", async () => {
     const set = await RedisSentinelSet.start(tempDir());
     cleanups.push(() => set.stop());
-    const options = { sentinels: set.sentinels.map((s) => `127.0.0.1:${s.port}`), sentinelName: SENTINEL_NAME, keyPrefix: `mc:${randomNamespace()}` };
+    const options = {
+      sentinels: set.sentinels.map((s) => `127.0.0.1:${s.port}`),
+      sentinelName: SENTINEL_NAME,
+      keyPrefix: `mc:${randomNamespace()}`,
+    };
     const a = new RedisStore(options);
     const b = new RedisStore(options);
-    cleanups.push(() => a.close(), () => b.close());
+    cleanups.push(
+      () => a.close(),
+      () => b.close(),
+    );
     await a.migrate();
     // A server that started less than a TTL ago quarantines new leases (scripts.ts): wait it out.
     const lease = await acquireWhenFree(a, "a");
@@ -102,7 +109,10 @@ describe("PostgreSQL with a streaming standby", () => {
     const options = { ...storeOptions(pair), tablePrefix: `t${randomNamespace()}_` };
     const a = new PostgresStore(options);
     const b = new PostgresStore(options);
-    cleanups.push(() => a.close(), () => b.close());
+    cleanups.push(
+      () => a.close(),
+      () => b.close(),
+    );
     await a.migrate();
     const lease = held(await a.leases.acquire("shard-0", "a", TTL));
     expect(await a.leases.renew(lease, TTL)).toBe(true);

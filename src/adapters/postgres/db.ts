@@ -110,7 +110,9 @@ export class PgDb {
         const writable = await Promise.all(hosts.map((h) => this.isWritable(h)));
         const i = writable.indexOf(true);
         if (i < 0) {
-          throw new StoreUnavailableError(`${describeTarget(this.target)}: no writable server (each host is down, unreachable or a standby)`);
+          throw new StoreUnavailableError(
+            `${describeTarget(this.target)}: no writable server (each host is down, unreachable or a standby)`,
+          );
         }
         const chosen = hosts[i]!;
         if (this.config.host !== chosen.host || this.config.port !== chosen.port) {
@@ -193,7 +195,9 @@ export class PgDb {
     try {
       const result = await before(fn(client), until, late);
       if (unreplicated) {
-        throw new StoreUnavailableError(`${describeTarget(this.target)}: ${what}: committed locally but not confirmed by the synchronous standby`);
+        throw new StoreUnavailableError(
+          `${describeTarget(this.target)}: ${what}: committed locally but not confirmed by the synchronous standby`,
+        );
       }
       return result;
     } catch (error) {

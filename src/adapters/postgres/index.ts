@@ -164,7 +164,8 @@ function parseHosts(o: PostgresOptions): PgHost[] {
   return list.map((entry) => {
     const m = /^(\[[^\]]+\]|[^:\s]+)(?::(\d{1,5}))?$/.exec(entry);
     const port = m?.[2] === undefined ? 5432 : Number(m[2]);
-    if (!m || port < 1 || port > 65535) throw new ConfigError("store.hosts", `each entry must be host or host:port, got ${JSON.stringify(entry)}`);
+    if (!m || port < 1 || port > 65535)
+      throw new ConfigError("store.hosts", `each entry must be host or host:port, got ${JSON.stringify(entry)}`);
     return { host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port };
   });
 }

@@ -137,7 +137,10 @@ export class RedisConnection {
         const waitMs = Math.max(1, Math.floor(this.s.operationTimeoutMs / 2));
         const acked = Number(await client.wait(wanted, waitMs));
         if (acked < wanted) {
-          throw unavailable(this.s, `write acknowledged by ${acked} of the ${wanted} replica(s) store.wait_replicas requires within ${waitMs} ms`);
+          throw unavailable(
+            this.s,
+            `write acknowledged by ${acked} of the ${wanted} replica(s) store.wait_replicas requires within ${waitMs} ms`,
+          );
         }
       }
       return reply;

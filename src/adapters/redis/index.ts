@@ -278,25 +278,29 @@ function whole(value: number | undefined, fallback: number, key: string, zeroOk 
  * The Sentinel part of the settings, checked: Sentinels need a master name and exclude a fixed
  * server, and writes must wait for at least one replica (see `RedisOptions.waitReplicas`).
  */
-function sentinelSettings(o: RedisOptions): Pick<
-  RedisSettings,
-  "sentinels" | "sentinelName" | "sentinelUsername" | "sentinelPassword" | "sentinelTls" | "waitReplicas"
-> {
+function sentinelSettings(
+  o: RedisOptions,
+): Pick<RedisSettings, "sentinels" | "sentinelName" | "sentinelUsername" | "sentinelPassword" | "sentinelTls" | "waitReplicas"> {
   const list = o.sentinels === undefined ? [] : (Array.isArray(o.sentinels) ? o.sentinels : o.sentinels.split(",")).map((x) => x.trim());
   if (list.length === 0) {
-    if (o.sentinelName !== undefined) throw new ConfigError("store.sentinels", "is required with store.sentinel_name (the Sentinels to ask)");
+    if (o.sentinelName !== undefined)
+      throw new ConfigError("store.sentinels", "is required with store.sentinel_name (the Sentinels to ask)");
     return { waitReplicas: whole(o.waitReplicas, 0, "store.wait_replicas", true) };
   }
   if (o.url !== undefined || o.host !== undefined || o.port !== undefined) {
     throw new ConfigError("store.sentinels", "cannot be combined with store.url, store.host or store.port: the Sentinels name the primary");
   }
   if (!o.sentinelName) {
-    throw new ConfigError("store.sentinel_name", "is required with store.sentinels: the name the Sentinels monitor (sentinel monitor <name> …)");
+    throw new ConfigError(
+      "store.sentinel_name",
+      "is required with store.sentinels: the name the Sentinels monitor (sentinel monitor <name> …)",
+    );
   }
   const sentinels = list.map((entry) => {
     const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(entry);
     const port = m ? Number(m[2]) : 0;
-    if (!m || port < 1 || port > 65535) throw new ConfigError("store.sentinels", `each entry must be host:port, got ${JSON.stringify(entry)}`);
+    if (!m || port < 1 || port > 65535)
+      throw new ConfigError("store.sentinels", `each entry must be host:port, got ${JSON.stringify(entry)}`);
     return { host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port };
   });
   const waitReplicas = whole(o.waitReplicas, 1, "store.wait_replicas", true);
