@@ -12,6 +12,9 @@ import { EtcdCluster } from "../../chaos/store-ha/etcd-cluster.js";
 import { PostgresStandbyPair } from "../../chaos/store-ha/postgres-standby.js";
 import { RedisSentinelSet, SENTINEL_NAME } from "../../chaos/store-ha/redis-sentinel.js";
 import { until } from "../../chaos/store-ha/process.js";
+import { parseConfig } from "../../src/config/load.js";
+import { SystemClock } from "../../src/core/clock.js";
+import { openStore } from "../../src/nodes/open-store.js";
 
 /**
  * The store's own failover, at the level of the lease port: a lease granted and renewed before the
@@ -160,3 +163,24 @@ function storeOptions(pair: PostgresStandbyPair) {
   const section = pair.storeSection("unused");
   return { hosts: section["hosts"] as string[], user: "postgres", database: "test" };
 }
+
+describe("config: replicated stores", () => {
+  const file = (store: Record<string, unknown>) => ({ cluster_name: "c1", secret: "0123456789abcdef-secret", store });
+
+  it("parseConfig() takes Sentinel keys and several PostgreSQL hosts, and openStore() hands them to the adapters", async () => {
+    const redis = parseConfig(file({ backend: "redis", sentinels: ["127.0.0.1:26379"], sentinel_name: "mc", sentinel_password: "pw" }), {});
+    expect(redis.store).toMatchObject({ sentinels: ["127.0.0.1:26379"], sentinel_name: "mc" });
+    const opened = await openStore(redis.store, new SystemClock());
+    expect((opened as RedisStore).describe()).toBe("redis sentinel mc (127.0.0.1:26379)/0");
+    await opened.close();
+    const pg = parseConfig(file({ backend: "postgres", hosts: "127.0.0.1:5432,127.0.0.1:5433", user: "postgres" }), {});
+    const pgStore = await openStore(pg.store, new SystemClock());
+    expect((pgStore as PostgresStore).describe()).toBe("postgres 127.0.0.1:5432,127.0.0.1:5433/test");
+    await pgStore.close();
+  });
+
+  it("openStore() refuses Sentinels with wait_replicas 0, naming the key", async () => {
+    const c = parseConfig(file({ backend: "redis", sentinels: "127.0.0.1:26379", sentinel_name: "mc", wait_replicas: 0 }), {});
+    await expect(openStore(c.store, new SystemClock())).rejects.toThrow(/store\.wait_replicas: must be at least 1 with store\.sentinels/);
+  });
+});
