@@ -99,6 +99,7 @@ async function attempt(
       dir,
       ns,
       server: section ? null : (server?.endpoint ?? backend.shared),
+      inboundProxies: !section,
       oracle: oracle.address,
       watchdog: scenario.watchdog ?? false,
       faketime: scenario.faketime ?? false,

@@ -251,8 +251,13 @@ export class FaultProxy {
   }
 
   private accept(client: net.Socket): void {
+    // A connection its dialer already closed (a starved host accepts late) has no remote port left.
+    if (client.remotePort === undefined) {
+      client.destroy();
+      return;
+    }
     // Every connection is tagged, since pooled ones opened before a cut must be found when it starts.
-    const inode = socketInode(client.remotePort!, this.ownPort);
+    const inode = socketInode(client.remotePort, this.ownPort);
     const pair: Pair = {
       client,
       inode,
