@@ -110,11 +110,21 @@ export class PostgresStore implements Store {
 
   readonly schemaVersion = SCHEMA_VERSION;
 
-  /** Creates or upgrades the tables; with several hosts, first refuses asynchronous replication. */
+  /**
+   * Creates or upgrades the tables; with several hosts, the first call of this store first refuses
+   * asynchronous replication. Only the first: a master runs this again on every election, and after
+   * a failover the promoted standby has no synchronous standby of its own until the failover tool
+   * gives it one, which must not stop a running cluster (a node started meanwhile is refused).
+   */
   async migrate(): Promise<void> {
-    if (this.db.multiHost) await checkSynchronousReplication(this.db);
+    if (this.db.multiHost && !this.replicationChecked) {
+      await checkSynchronousReplication(this.db);
+      this.replicationChecked = true;
+    }
     return migrate(this.db);
   }
+
+  private replicationChecked = false;
 
   recordedSchemaVersion(): Promise<number | null> {
     return recordedVersion(this.db);
