@@ -39,11 +39,16 @@ export interface PrivateServer {
   kill9(): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /**
+   * A replicated store (chaos/store-ha) dials several servers, not one endpoint: the config's
+   * `store:` section for namespace `ns`, used instead of `Backend.store()` and without store proxies.
+   */
+  storeSection?(ns: string): Record<string, unknown>;
 }
 
 /** One backend as the harness drives it. */
 export interface Backend {
-  readonly name: "sqlite" | "postgres" | "mysql" | "redis" | "etcd";
+  readonly name: "sqlite" | "postgres" | "mysql" | "redis" | "etcd" | "etcd-cluster" | "redis-sentinel" | "postgres-standby";
   /** The shared server (null for SQLite, which has no network link to cut). */
   readonly shared: Endpoint | null;
   /** The config's `store:` section for namespace `ns`, dialling `via` (a proxy, or the server). */
@@ -80,7 +85,7 @@ export function accepts(port: number): Promise<boolean> {
   });
 }
 
-async function waitAccepting(port: number, what: string, ms = 20_000): Promise<void> {
+export async function waitAccepting(port: number, what: string, ms = 20_000): Promise<void> {
   for (const end = Date.now() + ms; Date.now() < end; await sleep(50)) if (await accepts(port)) return;
   throw new Error(`${what} on port ${port} did not start`);
 }
@@ -136,7 +141,7 @@ function restartable(endpoint: Endpoint, what: string, spec: ServerSpec): Privat
  * initdb takes seconds; a copy, a fraction of one). Concurrent runs may both make the template: the
  * first rename wins and the other copy is dropped.
  */
-function fromTemplate(name: string, make: (dir: string) => void, owner?: { uid: number; gid: number }): string {
+export function fromTemplate(name: string, make: (dir: string) => void, owner?: { uid: number; gid: number }): string {
   const template = join(tmpdir(), `mc-chaos-template-${name}`);
   if (!existsSync(template)) {
     const fresh = mkdtempSync(join(tmpdir(), `mc-chaos-template-${name}-`));
@@ -156,19 +161,19 @@ function fromTemplate(name: string, make: (dir: string) => void, owner?: { uid: 
 }
 
 /** Runs a setup command, throwing with its output when it fails. */
-function run(cmd: string, args: string[], options: { input?: string; uid?: number; gid?: number } = {}): void {
+export function run(cmd: string, args: string[], options: { input?: string; uid?: number; gid?: number } = {}): void {
   const r = spawnSync(cmd, args, { encoding: "utf8", ...options });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.error?.message ?? ""}${r.stderr}${r.stdout}`);
 }
 
 /** PostgreSQL's server binaries (Debian keeps them out of PATH, one directory per major version). */
-function postgresBin(tool: string): string {
+export function postgresBin(tool: string): string {
   const versions = existsSync("/usr/lib/postgresql") ? readdirSync("/usr/lib/postgresql").sort() : [];
   if (versions.length === 0) throw new Error("PostgreSQL's server binaries are not installed (/usr/lib/postgresql)");
   return join("/usr/lib/postgresql", versions.at(-1)!, "bin", tool);
 }
 
-function postgresUser(): { uid: number; gid: number } {
+export function postgresUser(): { uid: number; gid: number } {
   const id = (flag: string) => Number(spawnSync("id", [flag, "postgres"], { encoding: "utf8" }).stdout.trim());
   const user = { uid: id("-u"), gid: id("-g") };
   if (!Number.isInteger(user.uid) || !Number.isInteger(user.gid)) throw new Error("no postgres system user to run a private PostgreSQL as");
@@ -207,7 +212,7 @@ function postgresTls(data: string, tls: ServerTlsFiles, owner: { uid: number; gi
 const local = (port: number): Endpoint => ({ host: "127.0.0.1", port });
 
 /** The five backends, on this machine's shared servers (see scripts/services.sh). */
-export const BACKENDS: Record<Backend["name"], Backend> = {
+export const BACKENDS: Record<"sqlite" | "postgres" | "mysql" | "redis" | "etcd", Backend> = {
   sqlite: {
     name: "sqlite",
     shared: null,

@@ -55,6 +55,12 @@ export interface ChaosClusterOptions {
   readonly watchdog?: boolean;
   /** Every node runs under libfaketime with its own offset file. */
   readonly faketime?: boolean;
+  /**
+   * False: coreapps advertise their own listener, with no proxy in front (default true). The
+   * store-HA runs inject no node faults, and on a starved host a proxy hop in the runner's one
+   * event loop delays every heartbeat.
+   */
+  readonly inboundProxies?: boolean;
 }
 
 /** A response the load generator saw. */
@@ -101,7 +107,7 @@ export class ChaosCluster {
     }
     const port = role === "webapp" ? this.webappPort : await freePort();
     let inbound: FaultProxy | null = null;
-    if (role === "coreapp") {
+    if (role === "coreapp" && o.inboundProxies !== false) {
       inbound = new FaultProxy("127.0.0.1", port, `→${name}`);
       await inbound.start();
     }

@@ -20,5 +20,7 @@ export async function dropNamespace(backend: Backend, ns: string, server: Endpoi
       return deleteEtcdPrefix([`http://${at}`], String(section["key_prefix"]));
     case "sqlite":
       return; // the database file lives in the run's directory
+    default:
+      return; // a replicated store of the run's own (chaos/store-ha), removed with it
   }
 }

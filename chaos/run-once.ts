@@ -92,18 +92,21 @@ async function attempt(
   const base = { scenario: scenario.name, backend: backend.name, seed, dir, startedAt: new Date().toISOString() };
   try {
     if (scenario.privateStore && backend.privateServer) server = await backend.privateServer(dir);
+    // A replicated store names all its servers in the store section; the nodes dial them directly.
+    const section = server?.storeSection?.bind(server);
     cluster = new ChaosCluster({
-      backend,
+      backend: section ? { ...backend, store: (n) => section(n) } : backend,
       dir,
       ns,
-      server: server?.endpoint ?? backend.shared,
+      server: section ? null : (server?.endpoint ?? backend.shared),
+      inboundProxies: !section,
       oracle: oracle.address,
       watchdog: scenario.watchdog ?? false,
       faketime: scenario.faketime ?? false,
     });
     const t = monoNow();
     await cluster.start();
-    const ready = await cluster.waitReady();
+    const ready = await cluster.waitReady(scenario.readyMs);
     const phases = [`ready ${Math.round(monoNow() - t)}`];
     const session = await cluster.waitFor(async () => oracle.current(0), 10_000);
     const primary: Primary = { name: session.node, pid: session.pid, epoch: session.epoch };

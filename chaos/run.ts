@@ -6,18 +6,23 @@ import { parseArgs } from "node:util";
 import { BACKENDS, type Backend } from "./backends.js";
 import { CLI, FAKETIME_LIB, killClustersOnExit } from "./cluster.js";
 import { runOnce, type RunResult } from "./run-once.js";
-import { CI_SCENARIOS, SCENARIOS, type Scenario } from "./scenarios.js";
+import { CI_SCENARIOS, SCENARIOS as STORE_SCENARIOS, type Scenario } from "./scenarios.js";
+import { STORE_HA_BACKENDS, STORE_HA_SCENARIOS } from "./store-ha/scenarios.js";
 import { failed, renderTable, type Cell } from "./table.js";
 import type { FromWorker, Job, ToWorker } from "./worker.js";
 
 /**
- * `npm run chaos -- [--profile short|long] [--backend sqlite,postgres,...] [--scenario a,b|all]
+ * `npm run chaos -- [--store-ha] [--profile short|long] [--backend sqlite,postgres,...] [--scenario a,b|all]
  * [--seed N] [--runs N] [--workers N] [--out results.jsonl]`: runs each scenario on each backend with real node processes, the
  * upstream oracle and the fault proxies, and prints one table. Exit code 1 when any run broke
  * safety, promoted below the thresholds, missed an expected failover or could not run.
  *
  * Profiles: short = the CI scenarios once each (all scenarios with `--scenario all`);
  * long = every scenario 30 times. Run i of a scenario uses seed (seed + i): a printed seed replays.
+ *
+ * `--store-ha` runs the store's own failover instead (chaos/store-ha/scenarios.ts): a 3-member etcd
+ * cluster, a Redis primary + replica + 3 Sentinels and a PostgreSQL primary + synchronous standby,
+ * each started by the harness for every run; every scenario by default (docs/reliability.md).
  *
  * `--workers N` runs N runs at once, each in a worker process of its own (chaos/worker.ts). Every run
  * has its own ports, namespace and oracle, so runs cannot see each other; but they share the CPU,
@@ -35,13 +40,14 @@ if (process.argv.includes("--hosts")) {
 const { values } = parseArgs({
   options: {
     profile: { type: "string", default: "short" },
-    backend: { type: "string", default: "sqlite,postgres,mysql,redis,etcd" },
+    backend: { type: "string" },
     scenario: { type: "string" },
     seed: { type: "string" },
     runs: { type: "string" },
     workers: { type: "string", default: "1" },
     out: { type: "string" },
     "report-only": { type: "boolean", default: false },
+    "store-ha": { type: "boolean", default: false },
   },
 });
 
@@ -52,11 +58,16 @@ function fail(message: string): never {
 
 const profile = values.profile;
 if (profile !== "short" && profile !== "long") fail("--profile must be short or long");
-const backends = values.backend.split(",").map((b) => BACKENDS[b.trim() as Backend["name"]] ?? fail(`unknown backend ${b}`));
+// --store-ha: the replicated stores the harness starts itself (chaos/store-ha), and their scenarios.
+const storeHa = values["store-ha"];
+const SCENARIOS = storeHa ? STORE_HA_SCENARIOS : STORE_SCENARIOS;
+const ALL_BACKENDS: Record<string, Backend> = { ...BACKENDS, ...STORE_HA_BACKENDS };
+const backendList = values.backend ?? (storeHa ? Object.keys(STORE_HA_BACKENDS).join(",") : "sqlite,postgres,mysql,redis,etcd");
+const backends = backendList.split(",").map((b) => ALL_BACKENDS[b.trim()] ?? fail(`unknown backend ${b}`));
 const names =
   values.scenario === "all" || (!values.scenario && profile === "long")
     ? SCENARIOS.map((s) => s.name)
-    : (values.scenario?.split(",") ?? CI_SCENARIOS);
+    : (values.scenario?.split(",") ?? (storeHa ? SCENARIOS.map((s) => s.name) : CI_SCENARIOS));
 const scenarios: Scenario[] = names.map(
   (n) => SCENARIOS.find((s) => s.name === n.trim()) ?? fail(`unknown scenario ${n}; known: ${SCENARIOS.map((s) => s.name).join(", ")}`),
 );
@@ -97,7 +108,7 @@ log(
   `chaos: profile ${profile}, ${runs} run(s) per cell, seed ${seed}, ${workers} worker(s), ${cpus().length} cores, node ${process.version}`,
 );
 log(
-  `chaos: replay with: npm run chaos -- --profile ${profile} --backend ${values.backend} --scenario ${names.join(",")} --seed ${seed}${values.runs ? ` --runs ${runs}` : ""}`,
+  `chaos: replay with: npm run chaos -- --profile ${profile} ${storeHa ? "--store-ha " : ""}--backend ${backendList} --scenario ${names.join(",")} --seed ${seed}${values.runs ? ` --runs ${runs}` : ""}`,
 );
 
 const jobs: Job[] = [];
@@ -105,6 +116,7 @@ const cells: Cell[] = [];
 for (const backend of backends) {
   for (const scenario of scenarios) {
     const na = scenario.notApplicable?.(backend) ?? (scenario.faketime ? faketimeMissing : null);
+    if (storeHa && na) continue; // each replicated store has scenarios of its own: no n/a rows
     cells.push({ scenario, backend: backend.name, runs: [], notApplicable: na });
     if (!na) for (let i = 0; i < runs; i++) jobs.push({ scenario: scenario.name, backend: backend.name, seed: seed + i });
   }
@@ -150,7 +162,7 @@ if (workers === 1) {
     record(
       await runOnce(
         SCENARIOS.find((s) => s.name === j.scenario)!,
-        BACKENDS[j.backend],
+        ALL_BACKENDS[j.backend]!,
         j.seed,
         log,
       ),

@@ -45,6 +45,8 @@ export interface Scenario {
   readonly watchdog?: boolean;
   readonly faketime?: boolean;
   readonly privateStore?: boolean;
+  /** How long the cluster may take to become ready (default 30 s; a replicated store's nodes take longer to start). */
+  readonly readyMs?: number;
   /** Why the scenario does not apply to `backend`, or null. */
   notApplicable?(backend: Backend): string | null;
   /** Injects the faults; returns when they are over (healed). */

@@ -2,6 +2,7 @@ import { BACKENDS, type Backend } from "./backends.js";
 import { killClustersOnExit } from "./cluster.js";
 import { runOnce, type RunResult } from "./run-once.js";
 import { SCENARIOS } from "./scenarios.js";
+import { STORE_HA_BACKENDS, STORE_HA_SCENARIOS } from "./store-ha/scenarios.js";
 
 /**
  * One worker process of `npm run chaos -- --workers N`: takes one run at a time from the parent
@@ -26,8 +27,8 @@ process.on("message", (m: ToWorker) => {
   if (m.kind === "stop") process.exit(0);
   const { scenario, backend, seed } = m.job;
   void runOnce(
-    SCENARIOS.find((s) => s.name === scenario)!,
-    BACKENDS[backend],
+    [...SCENARIOS, ...STORE_HA_SCENARIOS].find((s) => s.name === scenario)!,
+    ({ ...BACKENDS, ...STORE_HA_BACKENDS } as Record<string, Backend>)[backend]!,
     seed,
     log,
   ).then((result) => send({ kind: "result", result }));

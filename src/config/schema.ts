@@ -68,7 +68,13 @@ export const storeSchemas = {
     poll_interval: duration.default(5),
     ...common,
   }),
-  postgres: z.strictObject({ backend: z.literal("postgres"), port: port.default(5432), ...sqlConnection }),
+  postgres: z.strictObject({
+    backend: z.literal("postgres"),
+    port: port.default(5432),
+    /** A primary and its standbys ("host:port"); the adapter finds the writable one. */
+    hosts: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
+    ...sqlConnection,
+  }),
   mysql: z.strictObject({
     backend: z.literal("mysql"),
     port: port.default(3306),
@@ -84,6 +90,14 @@ export const storeSchemas = {
     password: z.string().optional(),
     db: z.number().int().min(0).default(0),
     tls: storeTls.default(false),
+    /** Sentinel mode: "host:port" of each Sentinel (then `host`/`port`/`url` are not used). */
+    sentinels: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
+    sentinel_name: z.string().min(1).optional(),
+    sentinel_username: z.string().optional(),
+    sentinel_password: z.string().optional(),
+    sentinel_tls: storeTls.default(false),
+    /** Replicas that must acknowledge each write (WAIT); default 1 with `sentinels`, else 0. */
+    wait_replicas: z.number().int().min(0).max(16).optional(),
     key_prefix: keyPrefix.default("mc:"),
     ...timeouts,
     ...common,

@@ -43,7 +43,10 @@ export async function openStore(c: StoreConfig, clock: Clock): Promise<Store> {
     }
     case "postgres": {
       const { PostgresStore } = await adapters.postgres();
-      return new PostgresStore(sqlOptions(c));
+      if (c.hosts === undefined) return new PostgresStore(sqlOptions(c));
+      // Several hosts: host and port come from the list (their defaults stay unused).
+      const { host: _host, port: _port, ...options } = sqlOptions(c);
+      return new PostgresStore({ ...options, hosts: c.hosts });
     }
     case "mysql": {
       const { MysqlStore } = await adapters.mysql();
@@ -52,9 +55,15 @@ export async function openStore(c: StoreConfig, clock: Clock): Promise<Store> {
     case "redis": {
       const { RedisStore } = await adapters.redis();
       return new RedisStore({
+        // With Sentinels the primary's address comes from them; `host` and `port` keep their defaults unused.
+        ...(c.sentinels === undefined ? { host: c.host, port: c.port } : {}),
         url: c.url,
-        host: c.host,
-        port: c.port,
+        sentinels: c.sentinels,
+        sentinelName: c.sentinel_name,
+        sentinelUsername: c.sentinel_username,
+        sentinelPassword: c.sentinel_password,
+        sentinelTls: storeTls(c.sentinel_tls),
+        waitReplicas: c.wait_replicas,
         username: c.username,
         password: c.password,
         db: c.db,

@@ -268,8 +268,13 @@ export class FaultProxy {
   }
 
   private accept(client: net.Socket): void {
+    // A connection its dialer already closed (a starved host accepts late) has no remote port left.
+    if (client.remotePort === undefined) {
+      client.destroy();
+      return;
+    }
     // Every connection is tagged, since pooled ones opened before a cut must be found when it starts.
-    const inode = this.listenHost === "127.0.0.1" ? socketInode(client.remotePort!, this.ownPort) : null;
+    const inode = this.listenHost === "127.0.0.1" ? socketInode(client.remotePort, this.ownPort) : null;
     const pair: Pair = {
       client,
       inode,

@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks";
 import pg from "pg";
-import { StoreConfigurationError } from "../../core/errors.js";
-import { closedError, deadlineError, mapPgError, type PgTarget } from "./errors.js";
+import { StoreConfigurationError, StoreUnavailableError } from "../../core/errors.js";
+import { closedError, deadlineError, describeTarget, isUnreplicatedCommit, mapPgError, type PgTarget } from "./errors.js";
 
 /** What `PgDb` needs, already validated by `PostgresStore`. */
 export interface PgDbSettings {
@@ -12,6 +12,17 @@ export interface PgDbSettings {
   readonly operationTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly poolSize: number;
+  /**
+   * Several servers (a primary and its standbys): the pool dials the one that is writable, found
+   * before the first call and again after any failed call. Unset: `connection` names the server.
+   */
+  readonly hosts?: readonly PgHost[];
+}
+
+/** One server of a multi-host setting. */
+export interface PgHost {
+  readonly host: string;
+  readonly port: number;
 }
 
 /**
@@ -37,16 +48,28 @@ export class PgDb {
   readonly p: string;
   readonly target: PgTarget;
   readonly operationTimeoutMs: number;
-  private readonly config: pg.ClientConfig;
-  private readonly pool: pg.Pool;
+  private config: pg.ClientConfig;
+  private pool: pg.Pool;
   private closed = false;
+  private readonly poolSize: number;
+  private readonly hosts: readonly PgHost[] | null;
+  /** Multi-host: the writable server must be found (again) before the next call. */
+  private stale = true;
+  private finding: Promise<void> | null = null;
 
   constructor(s: PgDbSettings) {
     this.p = s.prefix;
     this.operationTimeoutMs = s.operationTimeoutMs;
-    this.target = resolveTarget(s.connection);
+    this.poolSize = s.poolSize;
+    this.hosts = s.hosts && s.hosts.length > 0 ? s.hosts : null;
+    const base = this.hosts ? { ...s.connection, host: this.hosts[0]!.host, port: this.hosts[0]!.port } : s.connection;
+    const resolved = resolveTarget(base);
+    this.target = this.hosts ? { ...resolved, hosts: this.hosts.map((h) => `${h.host}:${h.port}`).join(",") } : resolved;
     this.config = {
-      ...s.connection,
+      ...base,
+      // Several hosts mean a standby may be promoted: every commit waits for the synchronous
+      // standby (the server must name one in synchronous_standby_names; migrate() checks).
+      ...(this.hosts ? { options: "-c synchronous_commit=on" } : {}),
       connectionTimeoutMillis: s.connectTimeoutMs,
       query_timeout: s.operationTimeoutMs,
       statement_timeout: s.operationTimeoutMs,
@@ -57,10 +80,67 @@ export class PgDb {
       keepAliveInitialDelayMillis: Math.max(1000, s.operationTimeoutMs),
       application_name: applicationName(s.prefix),
     };
-    this.pool = new pg.Pool({ ...this.config, max: s.poolSize, idleTimeoutMillis: 10_000, allowExitOnIdle: true });
+    this.pool = this.makePool();
+  }
+
+  /** True when several hosts were given (a primary and standbys). */
+  get multiHost(): boolean {
+    return this.hosts !== null;
+  }
+
+  private makePool(): pg.Pool {
+    const pool = new pg.Pool({ ...this.config, max: this.poolSize, idleTimeoutMillis: 10_000, allowExitOnIdle: true });
     // An idle pooled connection that dies emits 'error' on the pool, which removes it; without a
     // listener Node would treat that as an uncaught exception and end the process.
-    this.pool.on("error", () => {});
+    pool.on("error", () => {});
+    return pool;
+  }
+
+  /**
+   * Multi-host: asks every host at once whether it is in recovery and moves the pool to the first
+   * (in the configured order) that is not. node-postgres has no libpq-style multi-host URL with
+   * `target_session_attrs=read-write`, so this is that, done here. Several writable hosts (a
+   * promoted standby beside an old primary that came back) cannot be told apart by this check;
+   * fencing the old primary is the failover tool's job (docs/configuration.md).
+   */
+  private findWritable(): Promise<void> {
+    this.finding ??= (async () => {
+      try {
+        const hosts = this.hosts!;
+        const writable = await Promise.all(hosts.map((h) => this.isWritable(h)));
+        const i = writable.indexOf(true);
+        if (i < 0) {
+          throw new StoreUnavailableError(
+            `${describeTarget(this.target)}: no writable server (each host is down, unreachable or a standby)`,
+          );
+        }
+        const chosen = hosts[i]!;
+        if (this.config.host !== chosen.host || this.config.port !== chosen.port) {
+          const old = this.pool;
+          this.config = { ...this.config, host: chosen.host, port: chosen.port };
+          this.pool = this.makePool();
+          void old.end().catch(() => {});
+        }
+        this.stale = false;
+      } finally {
+        this.finding = null;
+      }
+    })();
+    return this.finding;
+  }
+
+  private async isWritable(h: PgHost): Promise<boolean> {
+    const client = new pg.Client({ ...this.config, host: h.host, port: h.port });
+    client.on("error", () => {});
+    try {
+      await before(client.connect(), performance.now() + this.operationTimeoutMs, () => new Error("slow connect"));
+      const r = await client.query<{ standby: boolean }>("SELECT pg_is_in_recovery() AS standby");
+      return r.rows[0]?.standby === false;
+    } catch {
+      return false;
+    } finally {
+      destroyClient(client);
+    }
   }
 
   /** A table of this store, quoted: PostgreSQL would fold a prefix's capitals otherwise. */
@@ -86,11 +166,13 @@ export class PgDb {
     if (this.closed) throw closedError(this.target, what);
     const until = performance.now() + budgetMs;
     const late = () => deadlineError(this.target, what, budgetMs);
+    if (this.hosts && this.stale) await before(this.findWritable(), until, late);
     const checkout = this.pool.connect();
     let client: pg.PoolClient;
     try {
       client = await before(checkout, until, late);
     } catch (error) {
+      this.stale = true;
       // A connection that opens after our deadline is still good: hand it back for the next call.
       checkout.then(
         (c) => c.release(),
@@ -104,14 +186,27 @@ export class PgDb {
     const onError = () => {
       failed = true;
     };
+    let unreplicated = false;
+    const onNotice = (notice: { message?: string }) => {
+      if (isUnreplicatedCommit(notice)) unreplicated = true;
+    };
     client.on("error", onError);
+    client.on("notice", onNotice);
     try {
-      return await before(fn(client), until, late);
+      const result = await before(fn(client), until, late);
+      if (unreplicated) {
+        throw new StoreUnavailableError(
+          `${describeTarget(this.target)}: ${what}: committed locally but not confirmed by the synchronous standby`,
+        );
+      }
+      return result;
     } catch (error) {
       failed = true;
+      this.stale = true;
       throw mapPgError(error, this.target);
     } finally {
       client.off("error", onError);
+      client.off("notice", onNotice);
       // After any failure the connection may hold a half-read reply or an open transaction: the
       // pool destroys it (pg ends a client with an active query by destroying its socket).
       client.release(failed);
@@ -152,6 +247,7 @@ export class PgDb {
       return client;
     } catch (error) {
       destroyClient(client);
+      this.stale = true;
       throw mapPgError(error, this.target);
     }
   }

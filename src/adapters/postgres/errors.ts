@@ -13,6 +13,8 @@ import { StoreConfigurationError, StoreUnavailableError } from "../../core/error
 
 /** Where a store points, as shown in messages and logs. Holds no secret except for scrubbing. */
 export interface PgTarget {
+  /** With several hosts (`hosts` option): "host:port,host:port", shown instead of host and port. */
+  readonly hosts?: string;
   readonly host: string;
   readonly port: number;
   readonly database: string;
@@ -22,7 +24,7 @@ export interface PgTarget {
 
 /** "postgres 127.0.0.1:5432/test": how every message of this adapter starts. */
 export function describeTarget(t: PgTarget): string {
-  return `postgres ${t.host}:${t.port}${t.database ? `/${t.database}` : ""}`;
+  return `postgres ${t.hosts ?? `${t.host}:${t.port}`}${t.database ? `/${t.database}` : ""}`;
 }
 
 /** Socket-level failures: the server is down, unreachable or went away. All are worth retrying. */
@@ -46,7 +48,17 @@ const NETWORK_CODES: Record<string, string> = {
  * deadlock or serialization failure (40). Lock and idle-in-transaction timeouts are listed singly.
  */
 const RETRYABLE_CLASSES = new Set(["08", "40", "53", "57"]);
-const RETRYABLE_CODES = new Set(["55P03", "25P03"]);
+const RETRYABLE_CODES = new Set(["55P03", "25P03", "25006"]); // 25006: a read-only server (a standby, or a demoted primary)
+
+/**
+ * True for the warning PostgreSQL sends when a COMMIT's wait for the synchronous standby was
+ * cancelled (statement_timeout, a cancel request): the transaction "has already committed locally,
+ * but might not have been replicated to the standby", and COMMIT still reports success. A standby
+ * promoted later may lack it, so the adapter treats such a call as failed.
+ */
+export function isUnreplicatedCommit(notice: { message?: string }): boolean {
+  return /synchronous replication/i.test(notice.message ?? "");
+}
 
 /**
  * SQLSTATEs that retrying will not fix: bad credentials or a role without login (class 28), an

@@ -6,6 +6,8 @@ import type { Store, StoreCapabilities } from "../../core/ports/store.js";
 import { checkTablePrefix } from "../table-prefix.js";
 import { PgDb } from "./db.js";
 import { describeTarget } from "./errors.js";
+import { StoreConfigurationError } from "../../core/errors.js";
+import type { PgHost } from "./db.js";
 import { PostgresLeaseStore } from "./leases.js";
 import { PostgresLiveness } from "./liveness.js";
 import { migrate, purge, recordedVersion, SCHEMA_VERSION } from "./schema.js";
@@ -29,6 +31,12 @@ export interface PostgresOptions {
   host?: string;
   /** Server port (default `PGPORT`, else 5432). */
   port?: number;
+  /**
+   * A primary and its standbys, "host:port" each (a list or one comma-separated string), instead of
+   * `host`/`port`: the adapter dials whichever is writable and moves on after a promotion. Needs
+   * synchronous replication, checked by `migrate()`: docs/configuration.md.
+   */
+  hosts?: string | string[];
   /** Role to log in as (default `PGUSER`, else the OS user). */
   user?: string;
   /** Prefer an environment variable in the config file over a literal secret. */
@@ -86,6 +94,7 @@ export class PostgresStore implements Store {
       operationTimeoutMs,
       connectTimeoutMs: positive(o.connectTimeoutMs, 2000, "store.connect_timeout_ms"),
       poolSize: positive(o.poolSize, 4, "store.pool_size"),
+      ...(o.hosts === undefined ? {} : { hosts: parseHosts(o) }),
     });
     this.leases = new PostgresLeaseStore(this.db);
     this.liveness = new PostgresLiveness(this.db);
@@ -101,9 +110,21 @@ export class PostgresStore implements Store {
 
   readonly schemaVersion = SCHEMA_VERSION;
 
-  migrate(): Promise<void> {
+  /**
+   * Creates or upgrades the tables; with several hosts, the first call of this store first refuses
+   * asynchronous replication. Only the first: a master runs this again on every election, and after
+   * a failover the promoted standby has no synchronous standby of its own until the failover tool
+   * gives it one, which must not stop a running cluster (a node started meanwhile is refused).
+   */
+  async migrate(): Promise<void> {
+    if (this.db.multiHost && !this.replicationChecked) {
+      await checkSynchronousReplication(this.db);
+      this.replicationChecked = true;
+    }
     return migrate(this.db);
   }
+
+  private replicationChecked = false;
 
   recordedSchemaVersion(): Promise<number | null> {
     return recordedVersion(this.db);
@@ -141,4 +162,46 @@ function positive(value: number | undefined, fallback: number, key: string): num
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value <= 0) throw new ConfigError(key, `must be a positive whole number, got ${value}`);
   return value;
+}
+
+/** The `hosts` option as host and port pairs; `url`, `host` and `port` must then be unset. */
+function parseHosts(o: PostgresOptions): PgHost[] {
+  if (o.url !== undefined || o.host !== undefined || o.port !== undefined) {
+    throw new ConfigError("store.hosts", "cannot be combined with store.url, store.host or store.port");
+  }
+  const list = (Array.isArray(o.hosts) ? o.hosts : o.hosts!.split(",")).map((h) => h.trim()).filter((h) => h !== "");
+  if (list.length === 0) throw new ConfigError("store.hosts", "needs at least one host:port");
+  return list.map((entry) => {
+    const m = /^(\[[^\]]+\]|[^:\s]+)(?::(\d{1,5}))?$/.exec(entry);
+    const port = m?.[2] === undefined ? 5432 : Number(m[2]);
+    if (!m || port < 1 || port > 65535)
+      throw new ConfigError("store.hosts", `each entry must be host or host:port, got ${JSON.stringify(entry)}`);
+    return { host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port };
+  });
+}
+
+/**
+ * With several hosts a standby may be promoted. Under asynchronous replication it may lack the
+ * last commits — a lease renewal (the lease then lapses early on the promoted server and goes to a
+ * second holder while the first still acts) or an epoch (issued again). So the primary must name
+ * its synchronous standbys, and commits must wait for them (the adapter sets `synchronous_commit =
+ * on` on its sessions; a server that forces `local` or `off` is refused).
+ */
+async function checkSynchronousReplication(db: PgDb): Promise<void> {
+  const r = await db.query<{ names: string; commit: string }>(
+    "check replication",
+    "SELECT current_setting('synchronous_standby_names') AS names, current_setting('synchronous_commit') AS commit",
+  );
+  const { names, commit } = r.rows[0]!;
+  const where = describeTarget(db.target);
+  if (names.trim() === "") {
+    throw new StoreConfigurationError(
+      `${where}: synchronous_standby_names is empty on the primary, so its standbys replicate asynchronously and a promoted one may lack the last lease renewals and epochs (two coreapps could serve one shard). Set synchronous_standby_names on the primary (e.g. 'ANY 1 (standby1, standby2)'), or give a single host`,
+    );
+  }
+  if (commit === "off" || commit === "local") {
+    throw new StoreConfigurationError(
+      `${where}: synchronous_commit is ${commit} for this role or database, so commits do not wait for the synchronous standby; allow it to be on (ALTER ROLE … RESET synchronous_commit)`,
+    );
+  }
 }

@@ -4,10 +4,24 @@ import { MulticonnectError } from "../../core/errors.js";
 import { isNoScript, mapRedisError, unavailable, type RedisWhere } from "./errors.js";
 import type { LuaScript } from "./scripts.js";
 
+/** A Sentinel's address. */
+export interface SentinelAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
 /** Validated connection settings (see `RedisOptions` for what each means). */
 export interface RedisSettings extends RedisWhere {
   readonly host: string;
   readonly port: number;
+  /** Sentinel mode: the Sentinels to ask for the primary of `sentinelName` (host and port then unused). */
+  readonly sentinels?: readonly SentinelAddress[];
+  readonly sentinelName?: string;
+  readonly sentinelUsername?: string;
+  readonly sentinelPassword?: string;
+  readonly sentinelTls?: ConnectionOptions;
+  /** Replicas that must acknowledge (WAIT) each script's writes before the call succeeds; 0: none. */
+  readonly waitReplicas: number;
   readonly username?: string;
   readonly db: number;
   readonly tls?: ConnectionOptions;
@@ -44,9 +58,26 @@ export class RedisConnection {
     readonly name: string,
     private readonly reconnect: boolean,
   ) {
+    // Sentinel mode: ioredis asks the Sentinels for the primary on every (re)connect and checks its
+    // role; `failoverDetector` drops the connection when a Sentinel announces a new primary, and a
+    // READONLY reply (the server was demoted under us) drops it too, without resending the command.
+    const where = s.sentinels
+      ? {
+          sentinels: s.sentinels.map((x) => ({ host: x.host, port: x.port })),
+          name: s.sentinelName,
+          sentinelUsername: s.sentinelUsername,
+          sentinelPassword: s.sentinelPassword,
+          sentinelTLS: s.sentinelTls,
+          enableTLSForSentinelMode: s.tls !== undefined,
+          role: "master" as const,
+          failoverDetector: true,
+          sentinelCommandTimeout: s.operationTimeoutMs,
+          sentinelRetryStrategy: reconnect ? (times: number) => Math.min(times * 50, 500) : () => null,
+          reconnectOnError: (error: Error) => (error.message.startsWith("READONLY") ? 1 : false),
+        }
+      : { host: s.host, port: s.port };
     this.client = new Redis({
-      host: s.host,
-      port: s.port,
+      ...where,
       username: s.username,
       password: s.password,
       db: s.db,
@@ -82,15 +113,37 @@ export class RedisConnection {
     }
   }
 
-  /** Runs a Lua script by SHA, loading it with EVAL when the server does not have it (after a restart). */
+  /**
+   * Runs a Lua script by SHA, loading it with EVAL when the server does not have it (after a
+   * restart). With `waitReplicas` > 0 the call then sends `WAIT` and succeeds only once that many
+   * replicas hold everything this connection wrote: replication is asynchronous, and a replica that
+   * Sentinel promotes must not lack a lease grant, a renewal or an epoch that a caller acted on. A
+   * write that is not acknowledged in time throws `StoreUnavailableError`, and the caller treats it
+   * as not done (a renewal not counted, a lease not acquired), which is the safe side: the write may
+   * still exist on this primary, where the same holder finds it again.
+   */
   eval(script: LuaScript, keys: readonly string[], args: readonly Arg[]): Promise<unknown> {
     return this.run(async (client) => {
+      let reply: unknown;
       try {
-        return await client.evalsha(script.sha, keys.length, ...keys, ...args);
+        reply = await client.evalsha(script.sha, keys.length, ...keys, ...args);
       } catch (error) {
         if (!isNoScript(error)) throw error;
-        return await client.eval(script.lua, keys.length, ...keys, ...args);
+        reply = await client.eval(script.lua, keys.length, ...keys, ...args);
       }
+      const wanted = this.s.waitReplicas;
+      if (wanted > 0) {
+        // Half the operation timeout: the WAIT reply must still arrive within the command timeout.
+        const waitMs = Math.max(1, Math.floor(this.s.operationTimeoutMs / 2));
+        const acked = Number(await client.wait(wanted, waitMs));
+        if (acked < wanted) {
+          throw unavailable(
+            this.s,
+            `write acknowledged by ${acked} of the ${wanted} replica(s) store.wait_replicas requires within ${waitMs} ms`,
+          );
+        }
+      }
+      return reply;
     });
   }
 

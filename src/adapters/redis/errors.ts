@@ -37,7 +37,7 @@ const UNAVAILABLE_MESSAGE =
  * Server replies that say "not now": still loading its data, blocked by a long script, a replica
  * that was a primary before a failover (READONLY), a cluster in transition, out of memory.
  */
-const UNAVAILABLE_REPLY = /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|OOM)\b/;
+const UNAVAILABLE_REPLY = /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|NOREPLICAS|OOM)\b/;
 
 /** Server replies that no retry will fix. */
 const CONFIG_REPLY: [RegExp, string][] = [

@@ -37,6 +37,28 @@ export interface RedisOptions {
   username?: string;
   /** Prefer an environment variable in the config file over a literal secret. */
   password?: string;
+  /**
+   * Sentinel mode: the Sentinels ("host:port", a list or one comma-separated string) that the
+   * client asks for the primary of `sentinelName`; `url`, `host` and `port` must then be unset.
+   * See docs/configuration.md for the settings a Sentinel set needs to be safe.
+   */
+  sentinels?: string | string[];
+  /** The name the Sentinels monitor (`sentinel monitor <name> …`); required with `sentinels`. */
+  sentinelName?: string;
+  /** The Sentinels' own ACL user, when they require one. */
+  sentinelUsername?: string;
+  /** The Sentinels' own password (`requirepass` in sentinel.conf); never printed. */
+  sentinelPassword?: string;
+  /** TLS to the Sentinels: `true`, or Node TLS options. Default off. `tls` is for the data servers. */
+  sentinelTls?: boolean | ConnectionOptions;
+  /**
+   * Replicas that must acknowledge every write (Redis `WAIT`) before a call succeeds: default 1
+   * with `sentinels`, else 0. With Sentinel it must be ≥ 1 (refused otherwise): replication is
+   * asynchronous, and a promoted replica that lacks the last lease renewal would let a second
+   * holder in while the first still acts on it. `migrate()` checks that the primary has that many
+   * replicas connected.
+   */
+  waitReplicas?: number;
   /** Database index (default 0). Redis Cluster has only 0. */
   db?: number;
   /** TLS: `true`, or Node TLS options (`ca`, `servername`, ...). Default off (on for `rediss://`). */
@@ -126,6 +148,7 @@ export class RedisStore implements Store {
    */
   async migrate(): Promise<void> {
     await this.checkEviction();
+    await this.checkReplicas();
     const newer = Number(await this.conn.eval(MIGRATE, [namespaceKeys(this.keyPrefix).incarnation], [SCHEMA_VERSION]));
     if (newer > 0) throw new SchemaTooNewError(`${this.describe()} (keys "{${this.keyPrefix}}*")`, newer, SCHEMA_VERSION);
   }
@@ -165,6 +188,22 @@ export class RedisStore implements Store {
   }
 
   /**
+   * With `waitReplicas` > 0, refuses a primary that has fewer replicas online: every write would
+   * wait for acknowledgements that cannot come, so the cluster could never hold a lease.
+   */
+  private async checkReplicas(): Promise<void> {
+    const wanted = this.settings.waitReplicas;
+    if (wanted === 0) return;
+    const info = await this.conn.run((c) => c.info("replication"));
+    const online = (info.match(/^slave\d+:.*state=online/gm) ?? []).length;
+    if (online < wanted) {
+      throw new StoreConfigurationError(
+        `redis ${this.settings.address}: the primary has ${online} replica(s) online and store.wait_replicas is ${wanted}; every write would wait for acknowledgements that cannot come (start the replica, or lower store.wait_replicas — not to 0 with store.sentinels)`,
+      );
+    }
+  }
+
+  /**
    * Refuses a server that may evict our keys under memory pressure. CONFIG is often disabled on
    * managed Redis; then the check is skipped (the README's requirement still stands).
    */
@@ -201,6 +240,7 @@ function resolveSettings(o: RedisOptions): RedisSettings {
       throw new ConfigError("store.url", `must start with redis:// or rediss://, got ${url.protocol}//`);
     }
   }
+  const sentinel = sentinelSettings(o);
   const host = url?.hostname.replace(/^\[(.*)\]$/, "$1") || o.host || "127.0.0.1";
   const port = url?.port ? Number(url.port) : url ? 6379 : whole(o.port, 6379, "store.port");
   const path = url?.pathname.replace(/^\//, "") ?? "";
@@ -212,7 +252,10 @@ function resolveSettings(o: RedisOptions): RedisSettings {
   return {
     host,
     port,
-    address: `${host.includes(":") ? `[${host}]` : host}:${port}`,
+    ...sentinel,
+    address: sentinel.sentinels
+      ? `sentinel ${sentinel.sentinelName} (${sentinel.sentinels.map((x) => `${x.host}:${x.port}`).join(",")})`
+      : `${host.includes(":") ? `[${host}]` : host}:${port}`,
     username: (url?.username ? decodeURIComponent(url.username) : undefined) ?? o.username,
     password: (url?.password ? decodeURIComponent(url.password) : undefined) ?? o.password,
     db,
@@ -229,4 +272,51 @@ function whole(value: number | undefined, fallback: number, key: string, zeroOk 
     throw new ConfigError(key, `must be a whole number ${zeroOk ? "≥ 0" : "> 0"}, got ${value}`);
   }
   return value;
+}
+
+/**
+ * The Sentinel part of the settings, checked: Sentinels need a master name and exclude a fixed
+ * server, and writes must wait for at least one replica (see `RedisOptions.waitReplicas`).
+ */
+function sentinelSettings(
+  o: RedisOptions,
+): Pick<RedisSettings, "sentinels" | "sentinelName" | "sentinelUsername" | "sentinelPassword" | "sentinelTls" | "waitReplicas"> {
+  const list = o.sentinels === undefined ? [] : (Array.isArray(o.sentinels) ? o.sentinels : o.sentinels.split(",")).map((x) => x.trim());
+  if (list.length === 0) {
+    if (o.sentinelName !== undefined)
+      throw new ConfigError("store.sentinels", "is required with store.sentinel_name (the Sentinels to ask)");
+    return { waitReplicas: whole(o.waitReplicas, 0, "store.wait_replicas", true) };
+  }
+  if (o.url !== undefined || o.host !== undefined || o.port !== undefined) {
+    throw new ConfigError("store.sentinels", "cannot be combined with store.url, store.host or store.port: the Sentinels name the primary");
+  }
+  if (!o.sentinelName) {
+    throw new ConfigError(
+      "store.sentinel_name",
+      "is required with store.sentinels: the name the Sentinels monitor (sentinel monitor <name> …)",
+    );
+  }
+  const sentinels = list.map((entry) => {
+    const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(entry);
+    const port = m ? Number(m[2]) : 0;
+    if (!m || port < 1 || port > 65535)
+      throw new ConfigError("store.sentinels", `each entry must be host:port, got ${JSON.stringify(entry)}`);
+    return { host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port };
+  });
+  const waitReplicas = whole(o.waitReplicas, 1, "store.wait_replicas", true);
+  if (waitReplicas === 0) {
+    throw new ConfigError(
+      "store.wait_replicas",
+      "must be at least 1 with store.sentinels: replication is asynchronous, and a promoted replica that lacks the last lease renewal would grant the lease to a second holder (docs/configuration.md)",
+    );
+  }
+  const sentinelTls = o.sentinelTls === true ? {} : o.sentinelTls || undefined;
+  return {
+    sentinels,
+    sentinelName: o.sentinelName,
+    ...(o.sentinelUsername === undefined ? {} : { sentinelUsername: o.sentinelUsername }),
+    ...(o.sentinelPassword === undefined ? {} : { sentinelPassword: o.sentinelPassword }),
+    ...(sentinelTls === undefined ? {} : { sentinelTls }),
+    waitReplicas,
+  };
 }
