@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { API_ERRORS } from "../core/api-errors.js";
@@ -37,9 +37,13 @@ import { ReservedRoutes } from "./webapp-admin.js";
 import { addControlRoutes } from "./webapp-control.js";
 import { NodeMetrics, type Readiness } from "./metrics.js";
 import { serveOps } from "./ops-http.js";
+import { ClientRateGate, createLimitedServer, DEFAULT_WEBAPP_LIMITS, type WebappLimits } from "./webapp-limits.js";
 
-/** How a webapp routes and reads requests (built from the config's `webapp` section). */
-export interface WebappOptions {
+/**
+ * How a webapp routes and reads requests (built from the config's `webapp` section). The
+ * connection and rate limits (webapp-limits.ts) default to {@link DEFAULT_WEBAPP_LIMITS}.
+ */
+export interface WebappOptions extends Partial<WebappLimits> {
   /** The cluster's shard count. */
   readonly shards: number;
   /** The request header whose value is the shard key (default `x-shard-key`). */
@@ -112,6 +116,8 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
   private readonly router: Router;
   private readonly follower: ClusterDocumentFollower;
   private readonly inflight: InflightLimiter;
+  private readonly limits: WebappLimits;
+  private readonly rateGate: ClientRateGate;
   /** The SDK's reserved paths (webapp-admin.ts): health, metrics, probes, the admin API. */
   readonly reserved: ReservedRoutes;
   /** This node's metrics (`metrics.registry` holds them). */
@@ -147,6 +153,8 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
       this.deps.log,
     );
     this.inflight = new InflightLimiter(options.maxInflightPerShard ?? 256);
+    this.limits = { ...DEFAULT_WEBAPP_LIMITS, ...definedOnly(options) };
+    this.rateGate = new ClientRateGate(this.limits, deps.clock);
     this.reserved = new ReservedRoutes(options.adminToken)
       .add("GET", "/v1/health", (_req, res) => this.health(res))
       .add("GET", "/metrics", (req, res, path) => void serveOps(req, res, this, path))
@@ -202,7 +210,7 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     this.routing = true;
     let address = `${this.identity.externalHostname}:embedded`;
     if (this.options.listen) {
-      const server = createServer({ keepAliveTimeout: 65_000 }, this.handler);
+      const server = createLimitedServer(this.limits, this.handler, () => this.metrics.connectionRefused());
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
         server.listen(this.identity.port, this.identity.listenHost, resolve);
@@ -233,6 +241,7 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
    * already read, the mount-relative path). Never rejects: failures become HTTP answers.
    */
   async serve(req: IncomingMessage, res: ServerResponse, options: ServeOptions = {}): Promise<void> {
+    if (!this.rateGate.admit(req, res)) return this.metrics.request("rate_limited");
     try {
       await this.handle(req, res, options);
     } catch (error) {
@@ -404,4 +413,9 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
+}
+
+/** The limits `o` sets (an explicit `undefined` keeps the default). */
+function definedOnly(o: Partial<WebappLimits>): Partial<WebappLimits> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<WebappLimits>;
 }
