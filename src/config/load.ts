@@ -194,9 +194,17 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
  * timeout longer than the request timeout, and a request timeout shorter than `body_timeout` would
  * cut bodies off before the webapp's own, clearer 408 could.
  */
-function webappLimits(w: FileConfig["webapp"]): Pick<
+function webappLimits(
+  w: FileConfig["webapp"],
+): Pick<
   Config["webapp"],
-  "maxConnections" | "maxHeaderBytes" | "headersTimeoutMs" | "requestTimeoutMs" | "keepAliveTimeoutMs" | "clientRateLimit" | "clientRateBurst"
+  | "maxConnections"
+  | "maxHeaderBytes"
+  | "headersTimeoutMs"
+  | "requestTimeoutMs"
+  | "keepAliveTimeoutMs"
+  | "clientRateLimit"
+  | "clientRateBurst"
 > {
   if (w.headers_timeout <= 0) throw new ConfigError("webapp.headers_timeout", `must be positive, got ${w.headers_timeout} ms`);
   if (w.request_timeout < w.headers_timeout) {
@@ -206,7 +214,10 @@ function webappLimits(w: FileConfig["webapp"]): Pick<
     );
   }
   if (w.request_timeout < w.body_timeout) {
-    throw new ConfigError("webapp.request_timeout", `must be at least webapp.body_timeout (${w.body_timeout} ms), got ${w.request_timeout} ms`);
+    throw new ConfigError(
+      "webapp.request_timeout",
+      `must be at least webapp.body_timeout (${w.body_timeout} ms), got ${w.request_timeout} ms`,
+    );
   }
   if (w.keep_alive_timeout <= 0) throw new ConfigError("webapp.keep_alive_timeout", `must be positive, got ${w.keep_alive_timeout} ms`);
   if (w.client_rate_burst !== undefined && w.client_rate_limit === 0) {

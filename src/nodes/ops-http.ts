@@ -13,7 +13,7 @@ import { createLimitedServer, type WebappLimits } from "./webapp-limits.js";
 const OPS_LIMITS: WebappLimits = {
   maxConnections: 64,
   maxHeaderBytes: 16 * 1024,
-  headersTimeoutMs: 10_000,
+  headersTimeoutMs: 5_000,
   requestTimeoutMs: 10_000,
   keepAliveTimeoutMs: 65_000,
   clientRateLimit: 0,
@@ -91,7 +91,7 @@ export class OpsServer {
       (req, res) => {
         if (!serveOps(req, res, this.source)) send(res, 404, "text/plain", "not found: this port serves /metrics, /livez and /readyz\n");
       },
-      () => this.log.warn({ limit: OPS_LIMITS.maxConnections }, "operations endpoint: connection refused, too many open"),
+      () => this.refused(),
     );
     await new Promise<void>((resolve, reject) => {
       server.once("error", (error: NodeJS.ErrnoException) =>
@@ -101,6 +101,16 @@ export class OpsServer {
     });
     this.server = server;
     this.log.info({ host: this.host, port: this.port }, "operations endpoint listening (/metrics, /livez, /readyz)");
+  }
+
+  private lastRefusalLog = -Infinity;
+
+  /** Logs refused connections at most every 10 s: a flood of them must not become a flood of log lines. */
+  private refused(): void {
+    const now = performance.now();
+    if (now - this.lastRefusalLog < 10_000) return;
+    this.lastRefusalLog = now;
+    this.log.warn({ limit: OPS_LIMITS.maxConnections }, "operations endpoint: refusing connections, too many open");
   }
 
   async close(): Promise<void> {

@@ -27,6 +27,7 @@ import {
   BodyTimeoutError,
   BodyTooLargeError,
   forwardableHeaders,
+  originForm,
   preReadBody,
   readBody,
   responseHeaders,
@@ -255,9 +256,17 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
   private async handle(req: IncomingMessage, res: ServerResponse, o: ServeOptions): Promise<void> {
     // Express strips its mount prefix from req.url and keeps the full URL in originalUrl: the
     // coreapp must see the path the client sent, whatever the mount point.
-    const path = (req as { originalUrl?: string }).originalUrl ?? req.url ?? "/";
+    const path = originForm((req as { originalUrl?: string }).originalUrl ?? req.url ?? "/");
+    const url = originForm(req.url ?? "/");
+    if (path === null || url === null) {
+      this.metrics.request("bad_request");
+      req.resume();
+      return sendError(res, 400, 400, "Bad request target", "the request target must be a path of visible ASCII characters, at most 8 KiB");
+    }
+    // An absolute-form target is routed by its path from here on, reserved paths included.
+    req.url = url;
     // The SDK's own paths answer below the mount point, or at the root when mounted there.
-    if (await this.reserved.handle(req, res, o.localPath ?? req.url ?? "/")) return;
+    if (await this.reserved.handle(req, res, o.localPath ?? url)) return;
     if (path !== req.url && (await this.reserved.handle(req, res, path))) return;
     const key = this.options.shardKey ? this.options.shardKey(req) : (req.headers[this.options.shardKeyHeader] as string | undefined);
     if (this.options.shards > 1 && (key === undefined || key === "")) {
@@ -322,7 +331,8 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     } catch (error) {
       if (error instanceof BodyTooLargeError) {
         this.metrics.request("too_large");
-        sendError(res, 413, 413, "Request too large", `the body exceeds ${limit} bytes`, { connection: "close" });
+        // No `connection: close`: the answer lingers (webapp-http.ts) so the client can read it.
+        sendError(res, 413, 413, "Request too large", `the body exceeds ${limit} bytes`);
       } else if (error instanceof BodyTimeoutError) {
         this.metrics.request("body_timeout");
         sendError(res, 408, 408, "Request Timeout", `the body did not arrive within ${this.options.bodyTimeoutMs} ms`, {

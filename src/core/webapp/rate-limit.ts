@@ -32,7 +32,8 @@ export class ClientRateLimiter {
     private readonly clock: Clock,
     private readonly maxClients = DEFAULT_MAX_CLIENTS,
   ) {
-    if (!(ratePerSecond > 0) || !Number.isFinite(ratePerSecond)) throw new RangeError(`rate limit: ratePerSecond must be > 0, got ${ratePerSecond}`);
+    if (!(ratePerSecond > 0) || !Number.isFinite(ratePerSecond))
+      throw new RangeError(`rate limit: ratePerSecond must be > 0, got ${ratePerSecond}`);
     if (!Number.isInteger(burst) || burst < 1) throw new RangeError(`rate limit: burst must be a whole number ≥ 1, got ${burst}`);
     this.perMs = ratePerSecond / 1000;
   }
