@@ -63,8 +63,15 @@ export class FuzzCluster {
       },
     };
     this.nodes.push(await createMaster({ config, name: "m1", port: 0, logger }));
-    for (const name of ["c1", "c2"]) this.nodes.push(await createCoreapp({ config, name, port: 0, app, logger }));
+    const coreapps = await Promise.all(["c1", "c2"].map((name) => createCoreapp({ config, name, port: 0, app, logger })));
+    this.nodes.push(...coreapps);
     for (const n of this.nodes) await n.start();
+    // Every shard has a serving primary before any webapp starts (generous: the machine may be loaded).
+    const end = Date.now() + 60_000;
+    while (coreapps.filter((c) => c.state().serving).length < this.shards) {
+      if (Date.now() > end) throw new Error(`the fuzz cluster's ${this.shards} shards got no serving primaries within 60 s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** A webapp process from the built CLI with `webapp` as its config's webapp section. */
