@@ -258,7 +258,8 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     // coreapp must see the path the client sent, whatever the mount point.
     const path = originForm((req as { originalUrl?: string }).originalUrl ?? req.url ?? "/");
     const url = originForm(req.url ?? "/");
-    if (path === null || url === null) {
+    const local = o.localPath === undefined ? url : originForm(o.localPath);
+    if (path === null || url === null || local === null) {
       this.metrics.request("bad_request");
       req.resume();
       return sendError(res, 400, 400, "Bad request target", "the request target must be a path of visible ASCII characters, at most 8 KiB");
@@ -266,7 +267,7 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     // An absolute-form target is routed by its path from here on, reserved paths included.
     req.url = url;
     // The SDK's own paths answer below the mount point, or at the root when mounted there.
-    if (await this.reserved.handle(req, res, o.localPath ?? url)) return;
+    if (await this.reserved.handle(req, res, local)) return;
     if (path !== req.url && (await this.reserved.handle(req, res, path))) return;
     const key = this.options.shardKey ? this.options.shardKey(req) : (req.headers[this.options.shardKeyHeader] as string | undefined);
     if (this.options.shards > 1 && (key === undefined || key === "")) {

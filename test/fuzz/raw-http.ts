@@ -107,3 +107,57 @@ export class Rng {
     return b;
   }
 }
+
+/**
+ * Applies one to four random mutations to a request's bytes: a byte flipped, random bytes
+ * inserted, a range deleted or duplicated, a line break, a lying or absurd Content-Length, a
+ * Transfer-Encoding slipped in, truncation, trailing garbage, pipelined copies, a huge header.
+ */
+export function mutateRequest(b: Buffer, rng: Rng): Buffer {
+  for (let n = 1 + rng.int(4); n > 0; n--) {
+    const at = rng.int(b.length + 1);
+    switch (rng.int(11)) {
+      case 0: // flip a byte
+        if (b.length > 0) (b = Buffer.from(b))[Math.min(at, b.length - 1)] = rng.int(256);
+        break;
+      case 1: // insert random bytes
+        b = Buffer.concat([b.subarray(0, at), rng.bytes(1 + rng.int(16)), b.subarray(at)]);
+        break;
+      case 2: // delete a range
+        b = Buffer.concat([b.subarray(0, at), b.subarray(at + 1 + rng.int(32))]);
+        break;
+      case 3: // duplicate a range
+        b = Buffer.concat([b.subarray(0, at), b.subarray(at, at + 1 + rng.int(64)), b.subarray(at)]);
+        break;
+      case 4: // a line break in the middle of something
+        b = Buffer.concat([b.subarray(0, at), Buffer.from(rng.pick(["\r\n", "\n", "\r", "\r\n\r\n"])), b.subarray(at)]);
+        break;
+      case 5: // a lying or absurd Content-Length
+        b = Buffer.from(
+          b
+            .toString("latin1")
+            .replace(/content-length: \d+/i, `content-length: ${rng.pick(["0", "1", "99999999999", "-3", "1e3", String(rng.int(5000))])}`),
+          "latin1",
+        );
+        break;
+      case 6: // a Transfer-Encoding header slipped in
+        b = Buffer.from(
+          b.toString("latin1").replace("\r\n", `\r\ntransfer-encoding: ${rng.pick(["chunked", "identity", "gzip, chunked"])}\r\n`),
+          "latin1",
+        );
+        break;
+      case 7: // truncated
+        b = b.subarray(0, at);
+        break;
+      case 8: // trailing garbage
+        b = Buffer.concat([b, rng.bytes(1 + rng.int(64))]);
+        break;
+      case 9: // pipelined copies
+        b = Buffer.concat(Array.from({ length: 2 + rng.int(4) }, () => b));
+        break;
+      default: // a huge header value
+        b = Buffer.from(b.toString("latin1").replace("\r\n", `\r\nx-pad: ${"p".repeat(rng.pick([100, 10_000, 17_000]))}\r\n`), "latin1");
+    }
+  }
+  return b;
+}

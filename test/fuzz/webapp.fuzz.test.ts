@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isReserved } from "../../src/nodes/webapp-admin.js";
 import { ADMIN_TOKEN, APP_MARKER, FuzzCluster, KEY_ECHO, type WebappProcess } from "./fuzz-cluster.js";
-import { exchange, rawRequest, Rng, type RawExchange } from "./raw-http.js";
+import { exchange, mutateRequest, rawRequest, Rng, type RawExchange } from "./raw-http.js";
 
 /**
  * Hostile input on everything a client or an operator reaches over HTTP: the webapp's API port
@@ -347,6 +347,9 @@ describe("webapp API port under hostile input", () => {
     const r = await run(cases, "maybe");
     for (const req of cluster.handled.slice(before)) expect(isReserved(req.path.split("?")[0]!), `forwarded ${req.path}`).toBe(false);
     for (const [label, ex] of Object.entries(r)) expect(ex.statuses.length, label).toBe(1);
+    // Absolute-form targets are routed by their path: the admin token is asked for (it used to be
+    // a 503/1018 from the transport, which refused the scheme and host in the path).
+    for (const t of targets.slice(0, 3)) expect(r[t]!.statuses, t).toEqual([401]);
   });
 
   it(`survives ${MUTATIONS} random mutations of valid requests`, { timeout: LONG ? 1_800_000 : 120_000 }, async () => {
@@ -375,60 +378,7 @@ describe("webapp API port under hostile input", () => {
           Buffer.from("5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n"),
         ]),
     ];
-    const mutate = (b: Buffer): Buffer => {
-      for (let n = 1 + rng.int(4); n > 0; n--) {
-        const at = rng.int(b.length + 1);
-        switch (rng.int(11)) {
-          case 0: // flip a byte
-            if (b.length > 0) (b = Buffer.from(b))[Math.min(at, b.length - 1)] = rng.int(256);
-            break;
-          case 1: // insert random bytes
-            b = Buffer.concat([b.subarray(0, at), rng.bytes(1 + rng.int(16)), b.subarray(at)]);
-            break;
-          case 2: // delete a range
-            b = Buffer.concat([b.subarray(0, at), b.subarray(at + 1 + rng.int(32))]);
-            break;
-          case 3: // duplicate a range
-            b = Buffer.concat([b.subarray(0, at), b.subarray(at, at + 1 + rng.int(64)), b.subarray(at)]);
-            break;
-          case 4: // a line break in the middle of something
-            b = Buffer.concat([b.subarray(0, at), Buffer.from(rng.pick(["\r\n", "\n", "\r", "\r\n\r\n"])), b.subarray(at)]);
-            break;
-          case 5: // a lying or absurd Content-Length
-            b = Buffer.from(
-              b
-                .toString("latin1")
-                .replace(
-                  /content-length: \d+/i,
-                  `content-length: ${rng.pick(["0", "1", "99999999999", "-3", "1e3", String(rng.int(5000))])}`,
-                ),
-              "latin1",
-            );
-            break;
-          case 6: // a Transfer-Encoding header slipped in
-            b = Buffer.from(
-              b.toString("latin1").replace("\r\n", `\r\ntransfer-encoding: ${rng.pick(["chunked", "identity", "gzip, chunked"])}\r\n`),
-              "latin1",
-            );
-            break;
-          case 7: // truncated
-            b = b.subarray(0, at);
-            break;
-          case 8: // trailing garbage
-            b = Buffer.concat([b, rng.bytes(1 + rng.int(64))]);
-            break;
-          case 9: // pipelined copies
-            b = Buffer.concat(Array.from({ length: 2 + rng.int(4) }, () => b));
-            break;
-          default: // a huge header value
-            b = Buffer.from(
-              b.toString("latin1").replace("\r\n", `\r\nx-pad: ${"p".repeat(rng.pick([100, 10_000, 17_000]))}\r\n`),
-              "latin1",
-            );
-        }
-      }
-      return b;
-    };
+    const mutate = (b: Buffer) => mutateRequest(b, rng);
     const CONCURRENCY = 16;
     let done = 0;
     let closedOnly = 0;
