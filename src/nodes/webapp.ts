@@ -42,7 +42,7 @@ import { ClientRateGate, createLimitedServer, DEFAULT_WEBAPP_LIMITS, type Webapp
 
 /**
  * How a webapp routes and reads requests (built from the config's `webapp` section). The
- * connection and rate limits (webapp-limits.ts) default to {@link DEFAULT_WEBAPP_LIMITS}.
+ * connection and rate limits (webapp-limits.ts) default to the config file's defaults (docs/configuration.md).
  */
 export interface WebappOptions extends Partial<WebappLimits> {
   /** The cluster's shard count. */
