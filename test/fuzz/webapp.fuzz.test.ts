@@ -470,8 +470,23 @@ describe("webapp operations port under hostile input", () => {
 });
 
 describe("after the run", () => {
-  it("the webapp is alive, the application saw only what it answered, and memory stayed bounded", async () => {
+  it("the webapp is alive and its memory stayed bounded", async () => {
     expect(webapp.alive, `the webapp died: ${webapp.log()}`).toBe(true);
+    const rss = webapp.rss();
+    // The heap right after a burst holds garbage not yet collected: the smallest of a few samples.
+    const heaps: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      heaps.push(await webapp.heapUsed());
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    const heap = Math.min(...heaps);
+    memory.rssMax = Math.max(memory.rssMax, rss);
+    log(`memory: rss ${mb(memory.rss0)} → max ${mb(memory.rssMax)}, heap ${mb(memory.heap0)} → ${mb(heap)}`);
+    expect(memory.rssMax - memory.rss0).toBeLessThan(RSS_GROWTH_BOUND);
+    expect(heap - memory.heap0).toBeLessThan(HEAP_GROWTH_BOUND);
+  });
+
+  it("the application saw only valid requests, each answered unless its client cut the connection", () => {
     const handled = cluster.handled.slice(handledAtStart);
     for (const req of handled) {
       const context = `${req.method} ${req.path.slice(0, 100)} (seed ${SEED})`;
@@ -492,10 +507,11 @@ describe("after the run", () => {
       expect(n, `the client saw more answers for key ${k.slice(0, 80)} than the application handled`).toBeGreaterThanOrEqual(0);
       if (n === 0) continue;
       cut += n;
+      // A key the mutations damaged (its check digits no longer match) names no case for sure.
       const m = /^m(\d+)\.(\d+)$/.exec(k);
-      const fromCut = m !== null && (Number(m[1]) * 7919) % 10007 === Number(m[2]) && cutCases.has(Number(m[1]));
+      const traced = m !== null && (Number(m[1]) * 7919) % 10007 === Number(m[2]);
       expect(
-        fromCut || (m === null && cutCases.size > 0),
+        traced ? cutCases.has(Number(m[1])) : cutCases.size > 0,
         `key ${k.slice(0, 80)} reached the application unanswered on a connection that was not cut`,
       ).toBe(true);
     }
@@ -503,18 +519,5 @@ describe("after the run", () => {
       `the application received ${handled.length} requests; the clients saw ${appAnswers} answers; ${cut} more on ${cutCases.size} cut connections`,
     );
     expect(handled.length).toBe(appAnswers + cut);
-
-    const rss = webapp.rss();
-    // The heap right after a burst holds garbage not yet collected: the smallest of a few samples.
-    const heaps: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      heaps.push(await webapp.heapUsed());
-      await new Promise((r) => setTimeout(r, 300));
-    }
-    const heap = Math.min(...heaps);
-    memory.rssMax = Math.max(memory.rssMax, rss);
-    log(`memory: rss ${mb(memory.rss0)} → max ${mb(memory.rssMax)}, heap ${mb(memory.heap0)} → ${mb(heap)}`);
-    expect(memory.rssMax - memory.rss0).toBeLessThan(RSS_GROWTH_BOUND);
-    expect(heap - memory.heap0).toBeLessThan(HEAP_GROWTH_BOUND);
   });
 });
