@@ -54,8 +54,8 @@ describe("webapp limits", () => {
     const held = [await heldConnection(w.port), await heldConnection(w.port)];
     const third = await heldConnection(w.port);
     const refused = await exchange(w.port, [rawRequest("GET", "/livez", [["host", "x"]])], { keepOpen: true, deadlineMs: 10_000 });
-    expect(refused.ended).toBe("closed");
-    expect(refused.statuses).toEqual([]);
+    expect(refused.ended, refused.text).toBe("closed");
+    expect(refused.statuses, refused.text).toEqual([]);
     third.destroy();
     // Once the server has seen the close, a new connection is served again.
     let status = 0;
@@ -130,9 +130,10 @@ describe("webapp limits", () => {
   });
 
   it("client_rate_limit: past the burst a client gets 429 with Retry-After, the application sees nothing, and it recovers", async () => {
-    const w = await webappWith({ client_rate_limit: 2, client_rate_burst: 3 });
+    // One token every 5 s: the test's own slowness on a loaded machine cannot refill the bucket.
+    const w = await webappWith({ client_rate_limit: 0.2, client_rate_burst: 3 });
     const before = cluster.handled.length;
-    const statuses = [];
+    const statuses: number[] = [];
     for (let i = 0; i < 6; i++) statuses.push((await send(w, "r")).status);
     expect(statuses.slice(0, 3)).toEqual([201, 201, 201]);
     expect(statuses.slice(3)).toContain(429);
@@ -146,15 +147,13 @@ describe("webapp limits", () => {
     // The reserved paths are limited too: a token guesser gets 429, not a 403 that tells it something.
     const guess = await fetch(`http://127.0.0.1:${w.port}/v1/settings`, { headers: { authorization: "Bearer wrong-guess-0123456789" } });
     expect(guess.status).toBe(429);
-    // Tokens come back at 2 per second.
+    // A token comes back within 5 s.
     let status = 0;
-    for (let i = 0; i < 50 && status !== 201; i++) {
+    for (let i = 0; i < 100 && status !== 201; i++) {
       await sleep(200);
       status = (await send(w, "r")).status;
     }
     expect(status).toBe(201);
-    const settings = await fetch(`http://127.0.0.1:${w.port}/v1/settings`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
-    expect([200, 429]).toContain(settings.status);
   });
 
   it("defaults leave 50 concurrent clients on one address unthrottled", async () => {
