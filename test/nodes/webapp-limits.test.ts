@@ -5,7 +5,7 @@ import { ManualClock } from "../../src/core/clock.js";
 import { ConfigError } from "../../src/core/errors.js";
 import { ClientRateLimiter } from "../../src/core/webapp/rate-limit.js";
 import type { Webapp } from "../../src/nodes/webapp.js";
-import { ADMIN_TOKEN, FuzzCluster } from "../fuzz/fuzz-cluster.js";
+import { FuzzCluster } from "../fuzz/fuzz-cluster.js";
 import { exchange, rawRequest } from "../fuzz/raw-http.js";
 
 /**
