@@ -1,5 +1,5 @@
 import type { AddressInfo } from "node:net";
-import type { Server } from "node:http";
+import { createServer, type Server, type ServerOptions } from "node:http";
 import express from "express";
 import Fastify, { type FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,13 +18,18 @@ import { exchange, mutateRequest, rawRequest, Rng } from "./raw-http.js";
  * bodies stay within the limit, and the process (this one) keeps serving.
  */
 const SEED = process.env["FUZZ_SEED"] ? Number(process.env["FUZZ_SEED"]) : Math.floor(Math.random() * 2 ** 31);
-const MUTATIONS = process.env["FUZZ_PROFILE"] === "long" ? 5000 : 200;
+const MUTATIONS = process.env["FUZZ_PROFILE"] === "long" ? 5000 : 150;
 const MAX_BODY = 16 * 1024;
 const cluster = new FuzzCluster({ max_body_bytes: MAX_BODY, body_timeout: "2s", listen: false });
 let webapp: Webapp;
 let expressServer: Server;
 let fastify: FastifyInstance;
 const ports: Record<string, number> = {};
+/**
+ * The host servers' own timeouts, short as a careful host would set them (and so that a stalled
+ * exchange ends in seconds: Node's defaults are 60 s for headers, checked every 30 s).
+ */
+const HOST_SERVER_LIMITS: ServerOptions = { headersTimeout: 2000, requestTimeout: 3000, connectionsCheckingInterval: 500 };
 
 beforeAll(async () => {
   process.stdout.write(`[fuzz] frameworks seed ${SEED} (replay: FUZZ_SEED=${SEED} npm run fuzz)\n`);
@@ -33,10 +38,10 @@ beforeAll(async () => {
   const app = express();
   app.use(express.json({ verify: keepRawBody }));
   app.use("/api", expressMount(webapp));
-  expressServer = app.listen(0, "127.0.0.1");
+  expressServer = createServer(HOST_SERVER_LIMITS, app).listen(0, "127.0.0.1");
   await new Promise((r) => expressServer.once("listening", r));
   ports["express"] = (expressServer.address() as AddressInfo).port;
-  fastify = Fastify();
+  fastify = Fastify({ serverFactory: (handler) => createServer(HOST_SERVER_LIMITS, handler) });
   await fastify.register(fastifyPlugin, { prefix: "/api", webapp });
   ports["fastify"] = Number(new URL(await fastify.listen({ port: 0, host: "127.0.0.1" })).port);
 }, 120_000);
