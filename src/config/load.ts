@@ -6,7 +6,7 @@ import { ConfigError } from "../core/errors.js";
 import type { Placement } from "../core/master/placement.js";
 import { DEFAULT_SETTINGS, validateSettings, type ClusterSettings } from "../core/timing.js";
 import { interpolateEnv } from "./interpolate.js";
-import { BACKENDS, fileSchema, storeSchemas, type Backend, type Role, type StoreConfig } from "./schema.js";
+import { BACKENDS, fileSchema, storeSchemas, type Backend, type FileConfig, type Role, type StoreConfig } from "./schema.js";
 
 /** A validated configuration, ready for the composition root. */
 export interface Config {
@@ -61,6 +61,20 @@ export interface Config {
     maxInflightPerShard: number;
     /** `webapp.console`: serve the live console at /console (default true; read-only without the admin token). */
     console: boolean;
+    /** `webapp.max_connections`: open client connections to the own listener; past it a new one is closed at once (default 1000). */
+    maxConnections: number;
+    /** `webapp.max_header_bytes`: the request line and headers together; past it the answer is 431 (default 16 KiB). */
+    maxHeaderBytes: number;
+    /** `webapp.headers_timeout`: how long a client may take to send the request line and headers; then 408 and close (default 10 s). */
+    headersTimeoutMs: number;
+    /** `webapp.request_timeout`: how long a client may take to send a whole request, headers and body (default 30 s). */
+    requestTimeoutMs: number;
+    /** `webapp.keep_alive_timeout`: how long an idle keep-alive connection stays open (default 65 s). */
+    keepAliveTimeoutMs: number;
+    /** `webapp.client_rate_limit`: requests per second one client address may send on average; 0 turns the limit off (default 0). */
+    clientRateLimit: number;
+    /** `webapp.client_rate_burst`: requests one client may send at once (default: one second's worth, at least 1). */
+    clientRateBurst: number;
   };
   /** `coreapp`: shard ownership. */
   readonly coreapp: {
@@ -169,11 +183,57 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
       listen: f.webapp.listen,
       maxInflightPerShard: f.webapp.max_inflight_per_shard,
       console: f.webapp.console,
+      ...webappLimits(f.webapp),
     },
     coreapp: { drainTimeoutMs: f.coreapp.drain_timeout },
     transport: { tls: transportTls },
     mediaDir: f.media_dir,
     logLevel: f.log_level,
+  };
+}
+
+/**
+ * The webapp's connection and request limits, checked against each other: Node refuses a headers
+ * timeout longer than the request timeout, and a request timeout shorter than `body_timeout` would
+ * cut bodies off before the webapp's own, clearer 408 could.
+ */
+function webappLimits(
+  w: FileConfig["webapp"],
+): Pick<
+  Config["webapp"],
+  | "maxConnections"
+  | "maxHeaderBytes"
+  | "headersTimeoutMs"
+  | "requestTimeoutMs"
+  | "keepAliveTimeoutMs"
+  | "clientRateLimit"
+  | "clientRateBurst"
+> {
+  if (w.headers_timeout <= 0) throw new ConfigError("webapp.headers_timeout", `must be positive, got ${w.headers_timeout} ms`);
+  if (w.request_timeout < w.headers_timeout) {
+    throw new ConfigError(
+      "webapp.request_timeout",
+      `must be at least webapp.headers_timeout (${w.headers_timeout} ms), got ${w.request_timeout} ms`,
+    );
+  }
+  if (w.request_timeout < w.body_timeout) {
+    throw new ConfigError(
+      "webapp.request_timeout",
+      `must be at least webapp.body_timeout (${w.body_timeout} ms), got ${w.request_timeout} ms`,
+    );
+  }
+  if (w.keep_alive_timeout <= 0) throw new ConfigError("webapp.keep_alive_timeout", `must be positive, got ${w.keep_alive_timeout} ms`);
+  if (w.client_rate_burst !== undefined && w.client_rate_limit === 0) {
+    throw new ConfigError("webapp.client_rate_burst", "has no effect without webapp.client_rate_limit (requests per second, > 0)");
+  }
+  return {
+    maxConnections: w.max_connections,
+    maxHeaderBytes: w.max_header_bytes,
+    headersTimeoutMs: w.headers_timeout,
+    requestTimeoutMs: w.request_timeout,
+    keepAliveTimeoutMs: w.keep_alive_timeout,
+    clientRateLimit: w.client_rate_limit,
+    clientRateBurst: w.client_rate_burst ?? Math.max(1, Math.ceil(w.client_rate_limit)),
   };
 }
 

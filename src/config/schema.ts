@@ -185,6 +185,18 @@ export const fileSchema = z.strictObject({
       max_inflight_per_shard: z.number().int().min(1).max(100_000).default(256),
       /** The live console at /console (read-only without the admin token); false turns it off. */
       console: z.boolean().default(true),
+      max_connections: z.number().int().min(1).max(1_000_000).default(1000),
+      max_header_bytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(1024 * 1024)
+        .default(16 * 1024),
+      headers_timeout: duration.default(10_000),
+      request_timeout: duration.default(30_000),
+      keep_alive_timeout: duration.default(65_000),
+      client_rate_limit: z.number().min(0).max(1_000_000).default(0),
+      client_rate_burst: z.number().int().min(1).max(1_000_000).optional(),
     })
     .default({
       shard_key_header: "x-shard-key",
@@ -195,6 +207,12 @@ export const fileSchema = z.strictObject({
       listen: true,
       max_inflight_per_shard: 256,
       console: true,
+      max_connections: 1000,
+      max_header_bytes: 16 * 1024,
+      headers_timeout: 10_000,
+      request_timeout: 30_000,
+      keep_alive_timeout: 65_000,
+      client_rate_limit: 0,
     }),
   transport: z
     .strictObject({

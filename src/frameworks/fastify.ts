@@ -11,6 +11,7 @@
  * prefix included. The webapp's own `GET /v1/health` and `GET /metrics` answer below the prefix.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
+import { originForm } from "../nodes/webapp-http.js";
 import type { Webapp } from "../nodes/webapp.js";
 
 /** Options of the {@link multiconnect} Fastify plugin (besides Fastify's own `prefix`). */
@@ -41,7 +42,8 @@ export const multiconnect: FastifyPluginAsync<MulticonnectFastifyOptions> = asyn
     const raw = request.raw;
     // Fastify read the body into request.body (nothing there for a request without one).
     const body = request.body instanceof Uint8Array ? request.body : undefined;
-    const url = raw.url ?? "/";
+    // An absolute-form target (`GET http://host/api/...`) is judged by its path, as the webapp does.
+    const url = originForm(raw.url ?? "/") ?? raw.url ?? "/";
     const localPath = url.startsWith(prefix) ? url.slice(prefix.length) || "/" : url;
     await webapp.serve(raw, reply.raw, { ...(body ? { body } : {}), localPath });
   };

@@ -53,6 +53,7 @@ class MetricSet {
   readonly requests: Counter<"node" | "outcome">;
   readonly forwardSeconds: Histogram<"node" | "outcome">;
   readonly forwardAttempts: Counter<"node">;
+  readonly connectionsRefused: Counter<"node">;
   readonly appErrors: Counter<"node" | "shard">;
 
   constructor(readonly registry: Registry) {
@@ -152,6 +153,12 @@ class MetricSet {
       buckets: FORWARD_BUCKETS,
       registers,
     });
+    this.connectionsRefused = new Counter({
+      name: "multiconnect_connections_refused_total",
+      help: "Webapps: client connections closed on arrival because webapp.max_connections were already open.",
+      labelNames: ["node"],
+      registers,
+    });
     this.forwardAttempts = new Counter({
       name: "multiconnect_forward_attempts_total",
       help: "Webapps: forwarding attempts, including retries during failovers.",
@@ -212,9 +219,14 @@ export class NodeMetrics {
     this.set.views.delete(this.node);
   }
 
-  /** A webapp request's outcome: ok, no_primary, in_doubt, app_error, bad_request, too_large, error. */
+  /** A webapp request's outcome: ok, no_primary, in_doubt, app_error, bad_request, too_large, rate_limited, error. */
   request(outcome: string): void {
     this.set.requests.inc({ node: this.node, outcome });
+  }
+
+  /** A client connection the webapp closed on arrival (`webapp.max_connections` reached). */
+  connectionRefused(): void {
+    this.set.connectionsRefused.inc({ node: this.node });
   }
 
   /** A forwarded request's latency and attempts, by outcome (ok, no_primary, in_doubt, app_error). */

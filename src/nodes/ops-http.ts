@@ -1,8 +1,24 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { ConfigError } from "../core/errors.js";
 import type { Logger } from "../core/ports/logger.js";
 import type { NodeMetrics, Readiness } from "./metrics.js";
+import { createLimitedServer, type WebappLimits } from "./webapp-limits.js";
+
+/**
+ * The operations listener's limits: its clients are a scraper and a few probes sending bodiless
+ * GETs, so a handful of connections and short timeouts are plenty, and a client that connects to
+ * it in a loop or trickles its headers cannot starve the node (it shares the process).
+ */
+const OPS_LIMITS: WebappLimits = {
+  maxConnections: 64,
+  maxHeaderBytes: 16 * 1024,
+  headersTimeoutMs: 5_000,
+  requestTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 65_000,
+  clientRateLimit: 0,
+  clientRateBurst: 1,
+};
 
 /** The operations paths every node answers (a webapp on its API port too). */
 export const OPS_PATHS = ["/metrics", "/livez", "/readyz"] as const;
@@ -70,9 +86,13 @@ export class OpsServer {
   }
 
   async listen(): Promise<void> {
-    const server = createServer((req, res) => {
-      if (!serveOps(req, res, this.source)) send(res, 404, "text/plain", "not found: this port serves /metrics, /livez and /readyz\n");
-    });
+    const server = createLimitedServer(
+      OPS_LIMITS,
+      (req, res) => {
+        if (!serveOps(req, res, this.source)) send(res, 404, "text/plain", "not found: this port serves /metrics, /livez and /readyz\n");
+      },
+      () => this.refused(),
+    );
     await new Promise<void>((resolve, reject) => {
       server.once("error", (error: NodeJS.ErrnoException) =>
         reject(new ConfigError("node.ops_port", `cannot listen on ${this.host}:${this.requestedPort} (${error.code ?? error.message})`)),
@@ -81,6 +101,16 @@ export class OpsServer {
     });
     this.server = server;
     this.log.info({ host: this.host, port: this.port }, "operations endpoint listening (/metrics, /livez, /readyz)");
+  }
+
+  private lastRefusalLog = -Infinity;
+
+  /** Logs refused connections at most every 10 s: a flood of them must not become a flood of log lines. */
+  private refused(): void {
+    const now = performance.now();
+    if (now - this.lastRefusalLog < 10_000) return;
+    this.lastRefusalLog = now;
+    this.log.warn({ limit: OPS_LIMITS.maxConnections }, "operations endpoint: refusing connections, too many open");
   }
 
   async close(): Promise<void> {

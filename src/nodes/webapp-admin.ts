@@ -89,7 +89,7 @@ export class ReservedRoutes {
       sendError(res, 401, code, title, "the admin API is not enabled on this cluster (set admin_token in the config)");
       return false;
     }
-    const presented = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
+    const presented = /^Bearer (.+)$/i.exec(req.headers.authorization ?? "")?.[1];
     if (presented === undefined) {
       sendError(res, 401, code, title, "send the admin token as Authorization: Bearer <token>", {
         "www-authenticate": 'Bearer realm="multiconnect"',

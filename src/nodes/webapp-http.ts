@@ -79,9 +79,9 @@ export function preReadBody(req: IncomingMessage): Buffer | undefined {
 
 /**
  * Reads a request body of at most `limit` bytes within `timeoutMs`. Refuses at once when
- * Content-Length says more, and stops reading (destroying the stream) as soon as a chunked body
- * passes the limit; a client that stalls gets {@link BodyTimeoutError} instead of holding the
- * request forever.
+ * Content-Length says more, and stops keeping bytes as soon as a chunked body passes the limit (the
+ * rest is discarded while the answer lingers, see {@link LINGER_MS}); a client that stalls gets
+ * {@link BodyTimeoutError} instead of holding the request forever.
  */
 export function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<Buffer> {
   const declared = Number(req.headers["content-length"] ?? "0");
@@ -109,6 +109,63 @@ export function readBody(req: IncomingMessage, limit: number, timeoutMs: number)
   });
 }
 
+/** The longest request target the webapp forwards (the transport carries at most 8 KiB of path and query). */
+const MAX_TARGET = 8 * 1024;
+/** An absolute-form request target (RFC 9112 §3.2.2): `http://host/path?query`. */
+const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
+/** What a forwarded path may contain: visible ASCII, as the transport and most routers expect. */
+const VISIBLE_ASCII = /^[\x21-\x7e]*$/;
+
+/**
+ * The request target as the webapp routes and forwards it: a path and query (origin form), or
+ * null when it cannot be one. An absolute-form target (`GET http://host/v1/settings`, which
+ * servers must accept) becomes its path and query, so it meets the same reserved-path checks as
+ * `/v1/settings` and the application never sees a scheme and host in its path. The asterisk and
+ * authority forms (`OPTIONS *`, `CONNECT host:443`), non-ASCII bytes and targets longer than
+ * 8 KiB get null: the caller answers 400 rather than failing later in the transport with a
+ * misleading 503.
+ */
+export function originForm(target: string): string | null {
+  let t = target;
+  if (ABSOLUTE_FORM.test(t)) {
+    try {
+      const url = new URL(t);
+      t = `${url.pathname}${url.search}`;
+    } catch {
+      return null;
+    }
+  }
+  return t.startsWith("/") && t.length <= MAX_TARGET && VISIBLE_ASCII.test(t) ? t : null;
+}
+
+/**
+ * How long a connection whose answer went out before its request's body was read keeps reading
+ * (and discarding) the rest of that body; then it is closed. See {@link lingerIfUnread}.
+ */
+export const LINGER_MS = 3000;
+
+/**
+ * After an answer given before the request's body arrived (401, 413, 429…): discard the rest of
+ * the body for at most {@link LINGER_MS}, then close the connection if the body still has not
+ * ended. Closing at once would be wrong both ways: a socket closed with request bytes still
+ * arriving makes the kernel send a reset, and a client's TCP stack discards the answer it had not
+ * read yet on a reset (the client sees "connection reset" instead of the 413); and keeping the
+ * connection until the body ends would let a client trickle a body for as long as
+ * `webapp.request_timeout`, and make Node send a second answer (408) when that expires. This is
+ * the lingering close of nginx and Apache, with a fixed, short bound.
+ */
+function lingerIfUnread(res: ServerResponse): void {
+  const req = res.req as IncomingMessage | undefined;
+  if (req === undefined || req.complete || req.destroyed) return;
+  req.resume();
+  const timer = setTimeout(() => {
+    if (!req.complete) req.socket.destroy();
+  }, LINGER_MS);
+  timer.unref();
+  const done = () => clearTimeout(timer);
+  req.once("end", done).once("close", done);
+}
+
 /** Writes a JSON error body in the model product's shape: `{ errors: [{ code, title, details }] }`. */
 export function sendError(
   res: ServerResponse,
@@ -121,6 +178,7 @@ export function sendError(
   const body = JSON.stringify({ errors: [{ code, title, details }] });
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), ...extra });
   res.end(body);
+  lingerIfUnread(res);
 }
 
 /** Writes a JSON body. */
@@ -128,4 +186,5 @@ export function sendJson(res: ServerResponse, status: number, value: unknown): v
   const body = JSON.stringify(value, null, 2);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
   res.end(body);
+  lingerIfUnread(res);
 }

@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { API_ERRORS } from "../core/api-errors.js";
@@ -28,6 +28,7 @@ import {
   BodyTimeoutError,
   BodyTooLargeError,
   forwardableHeaders,
+  originForm,
   preReadBody,
   readBody,
   responseHeaders,
@@ -41,9 +42,13 @@ import { addSwitchoverRoute, mountConsole } from "../console/routes.js";
 import type { ConsoleFeed } from "../console/feed.js";
 import { SDK_VERSION } from "../version.js";
 import { serveOps } from "./ops-http.js";
+import { ClientRateGate, createLimitedServer, DEFAULT_WEBAPP_LIMITS, type WebappLimits } from "./webapp-limits.js";
 
-/** How a webapp routes and reads requests (built from the config's `webapp` section). */
-export interface WebappOptions {
+/**
+ * How a webapp routes and reads requests (built from the config's `webapp` section). The
+ * connection and rate limits (webapp-limits.ts) default to the config file's defaults (docs/configuration.md).
+ */
+export interface WebappOptions extends Partial<WebappLimits> {
   /** The cluster's shard count. */
   readonly shards: number;
   /** The request header whose value is the shard key (default `x-shard-key`). */
@@ -122,6 +127,8 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
   private readonly router: Router;
   private readonly follower: ClusterDocumentFollower;
   private readonly inflight: InflightLimiter;
+  private readonly limits: WebappLimits;
+  private readonly rateGate: ClientRateGate;
   /** The SDK's reserved paths (webapp-admin.ts): health, metrics, probes, the admin API. */
   readonly reserved: ReservedRoutes;
   /** This node's metrics (`metrics.registry` holds them). */
@@ -158,6 +165,8 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
       this.deps.log,
     );
     this.inflight = new InflightLimiter(options.maxInflightPerShard ?? 256);
+    this.limits = { ...DEFAULT_WEBAPP_LIMITS, ...definedOnly(options) };
+    this.rateGate = new ClientRateGate(this.limits, deps.clock);
     this.reserved = new ReservedRoutes(options.adminToken)
       .add("GET", "/v1/health", (_req, res) => this.health(res))
       .add("GET", "/metrics", (req, res, path) => void serveOps(req, res, this, path))
@@ -237,7 +246,7 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     this.routing = true;
     let address = `${this.identity.externalHostname}:embedded`;
     if (this.options.listen) {
-      const server = createServer({ keepAliveTimeout: 65_000 }, this.handler);
+      const server = createLimitedServer(this.limits, this.handler, () => this.metrics.connectionRefused());
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
         server.listen(this.identity.port, this.identity.listenHost, resolve);
@@ -268,6 +277,7 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
    * already read, the mount-relative path). Never rejects: failures become HTTP answers.
    */
   async serve(req: IncomingMessage, res: ServerResponse, options: ServeOptions = {}): Promise<void> {
+    if (!this.rateGate.admit(req, res)) return this.metrics.request("rate_limited");
     try {
       await this.handle(req, res, options);
     } catch (error) {
@@ -281,9 +291,18 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
   private async handle(req: IncomingMessage, res: ServerResponse, o: ServeOptions): Promise<void> {
     // Express strips its mount prefix from req.url and keeps the full URL in originalUrl: the
     // coreapp must see the path the client sent, whatever the mount point.
-    const path = (req as { originalUrl?: string }).originalUrl ?? req.url ?? "/";
+    const path = originForm((req as { originalUrl?: string }).originalUrl ?? req.url ?? "/");
+    const url = originForm(req.url ?? "/");
+    const local = o.localPath === undefined ? url : originForm(o.localPath);
+    if (path === null || url === null || local === null) {
+      this.metrics.request("bad_request");
+      req.resume();
+      return sendError(res, 400, 400, "Bad request target", "the request target must be a path of visible ASCII characters, at most 8 KiB");
+    }
+    // An absolute-form target is routed by its path from here on, reserved paths included.
+    req.url = url;
     // The SDK's own paths answer below the mount point, or at the root when mounted there.
-    if (await this.reserved.handle(req, res, o.localPath ?? req.url ?? "/")) return;
+    if (await this.reserved.handle(req, res, local)) return;
     if (path !== req.url && (await this.reserved.handle(req, res, path))) return;
     const key = this.options.shardKey ? this.options.shardKey(req) : (req.headers[this.options.shardKeyHeader] as string | undefined);
     if (this.options.shards > 1 && (key === undefined || key === "")) {
@@ -353,7 +372,8 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     } catch (error) {
       if (error instanceof BodyTooLargeError) {
         this.metrics.request("too_large");
-        sendError(res, 413, 413, "Request too large", `the body exceeds ${limit} bytes`, { connection: "close" });
+        // No `connection: close`: the answer lingers (webapp-http.ts) so the client can read it.
+        sendError(res, 413, 413, "Request too large", `the body exceeds ${limit} bytes`);
       } else if (error instanceof BodyTimeoutError) {
         this.metrics.request("body_timeout");
         sendError(res, 408, 408, "Request Timeout", `the body did not arrive within ${this.options.bodyTimeoutMs} ms`, {
@@ -445,4 +465,9 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
+}
+
+/** The limits `o` sets (an explicit `undefined` keeps the default). */
+function definedOnly(o: Partial<WebappLimits>): Partial<WebappLimits> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<WebappLimits>;
 }
