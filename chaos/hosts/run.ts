@@ -47,7 +47,7 @@ export async function main(argv: string[]): Promise<number> {
   const profile = values.profile;
   if (profile !== "short" && profile !== "long") fail("--profile must be short or long");
   const backends: Backend[] = values.backend.split(",").map((b) => {
-    const backend = BACKENDS[b.trim() as Backend["name"]] ?? fail(`unknown backend ${b}`);
+    const backend = BACKENDS[b.trim() as keyof typeof BACKENDS] ?? fail(`unknown backend ${b}`);
     if (!backend.shared)
       fail(`${b}: the multi-host bed covers networked stores only (SQLite has no network: one file cannot serve several hosts)`);
     return backend;
