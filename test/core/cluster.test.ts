@@ -123,6 +123,26 @@ describe("cluster on the memory store", () => {
     expect(c.promotions).toHaveLength(1);
   });
 
+  it("forms on a starved host: standbys whose heartbeat answers all come later than unhealthy_interval / 3 are promoted", async () => {
+    // The chaos short profile's sqlite cluster that never formed (issue 14): at load 20-30 every
+    // heartbeat answer took longer than the old timeout (unhealthy_interval / 3), was dropped with its
+    // connection, and no standby ever counted as answering. A late answer is evidence like any other.
+    const c = (cluster = new Cluster(1));
+    const late = Math.round(settings.unhealthyIntervalMs / 2);
+    for (const name of ["c1", "c2", "c3"]) c.net.slowHeartbeats.set(`${name}.x`, late);
+    await c.addMaster("m1");
+    await c.addMaster("m2");
+    for (const name of ["c1", "c2", "c3"]) await c.addCoreapp(name);
+    await c.waitFor(() => c.serving(0).length === 1, 20 * settings.unhealthyIntervalMs);
+    const epoch = c.serving(0)[0]!.state().epoch;
+    // Late but steady answers are no failure: nobody else is promoted.
+    await sleep(settings.unhealthyIntervalMs * 4);
+    expect(c.serving(0)).toHaveLength(1);
+    expect(c.serving(0)[0]!.state().epoch).toBe(epoch);
+    expect(c.promotions).toHaveLength(1);
+    expect(c.overlaps).toEqual([]);
+  });
+
   it("a store that loses its shard map gets it rewritten by the primary master, with one primary throughout", async () => {
     const c = await started();
     c.storage.shards.clear();
