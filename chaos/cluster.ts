@@ -121,7 +121,11 @@ export class ChaosCluster {
         secret: this.secret,
         settings: CHAOS_SETTINGS,
         store: o.backend.store(o.ns, storeProxy ? { host: "127.0.0.1", port: storeProxy.port } : null, o.dir),
-        node: { listen_host: "127.0.0.1", external_hostname: "127.0.0.1", port, ...(inbound ? { advertise_port: inbound.port } : {}),
+        node: {
+          listen_host: "127.0.0.1",
+          external_hostname: "127.0.0.1",
+          port,
+          ...(inbound ? { advertise_port: inbound.port } : {}),
           ...(opsPort ? { ops_port: opsPort } : {}),
         },
         log_level: process.env["MC_CHAOS_LOG_LEVEL"] ?? "info",

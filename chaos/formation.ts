@@ -60,7 +60,10 @@ for (let i = 0; i < runs; i++) {
         const h = await cluster.health();
         const up = h?.nodes.filter((n) => n.healthy).length ?? 0;
         if (registered === null && up >= cluster.nodes.length) registered = monoNow();
-        return h && registered !== null && h.shards.every((s) => s.owner) && h.nodes.filter((n) => n.gateway_status === "connected").length === shards
+        return h &&
+          registered !== null &&
+          h.shards.every((s) => s.owner) &&
+          h.nodes.filter((n) => n.gateway_status === "connected").length === shards
           ? h
           : null;
       },
@@ -85,7 +88,9 @@ for (let i = 0; i < runs; i++) {
     dir,
   };
   results.push(r);
-  log(`  run ${i + 1}: total ${r.total ?? "never"} ms, formation ${r.formation ?? "never"} ms, false promotions ${falsePromotions}, load ${load1.toFixed(1)}; ${dir}`);
+  log(
+    `  run ${i + 1}: total ${r.total ?? "never"} ms, formation ${r.formation ?? "never"} ms, false promotions ${falsePromotions}, load ${load1.toFixed(1)}; ${dir}`,
+  );
 }
 hog?.stop();
 writeFileSync(join(tmpdir(), `mc-formation-${backend.name}-last.json`), JSON.stringify(results, null, 2));

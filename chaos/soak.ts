@@ -4,7 +4,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { BACKENDS, type Backend, type PrivateServer } from "./backends.js";
-import { ChaosCluster, CLI, FAKETIME_LIB, killClustersOnExit, signal, sleep, type ChaosNode } from "./cluster.js";
+import { ChaosCluster, CLI, killClustersOnExit, signal, sleep, type ChaosNode } from "./cluster.js";
 import { seededRng } from "./run-once.js";
 import { SCENARIOS, type Primary, type Scenario } from "./scenarios.js";
 import { startCpuHog, type CpuHog } from "./cpu-hog.js";
@@ -82,16 +82,12 @@ const backend: Backend = BACKENDS[names[0] as Backend["name"]];
 if (!backend.privateServer) fail(`${backend.name} has no private server in chaos/backends.ts; the soak needs one`);
 
 /**
- * The catalogue the soak draws from. Left out: clock-jump when libfaketime is missing; the variants
+ * The catalogue the soak draws from. Left out: clock-jump (the soak's nodes do not run under libfaketime); the variants
  * of pause-long that differ only without the watchdog (every soak coreapp runs under it) or with a
  * fencing oracle (the soak's oracle is strict throughout).
  */
 const catalogue: Scenario[] = SCENARIOS.filter(
-  (s) =>
-    (s.notApplicable?.(backend) ?? null) === null &&
-    !s.faketime &&
-    s.name !== "pause-long-nowd" &&
-    s.name !== "pause-long-fencing",
+  (s) => (s.notApplicable?.(backend) ?? null) === null && !s.faketime && s.name !== "pause-long-nowd" && s.name !== "pause-long-fencing",
 );
 
 const SHARDS = 2;
@@ -209,7 +205,7 @@ try {
     // Resource samples drain the load generator's answers: an hour of them need not stay in memory.
     if (monoNow() + faultEveryMs > end) await sleep(Math.max(0, end - monoNow()));
   }
-  sampler.stop();
+  await sampler.stop();
   await c.stopLoad();
   const report = oracle.report();
   const resources = judgeResources(sampler.samples, minutes * 60_000);
@@ -226,11 +222,15 @@ try {
     oracle: { ...report, details: report.details.slice(0, 20) },
     falsePromotions: faults.reduce((a, f) => a + f.falsePromotions, 0),
     missedFailovers: faults.filter((f) => f.missedFailover).length,
-    lateFailovers: faults.filter((f) => f.late).map((f) => ({ n: f.n, scenario: f.scenario, failoverMs: f.failoverMs, boundMs: f.boundMs, load1: f.load1 })),
+    lateFailovers: faults
+      .filter((f) => f.late)
+      .map((f) => ({ n: f.n, scenario: f.scenario, failoverMs: f.failoverMs, boundMs: f.boundMs, load1: f.load1 })),
     unrecovered: faults.filter((f) => f.recoveredMs === null).map((f) => f.n),
     errors: faults.filter((f) => f.error).map((f) => `${f.n}: ${f.error}`),
     failoverMs: stats(faults.flatMap((f) => (f.failoverMs === null ? [] : [f.failoverMs]))),
-    boundedFailoverMs: stats(faults.flatMap((f) => (f.failoverMs !== null && SCENARIOS.find((s) => s.name === f.scenario)?.bounded ? [f.failoverMs] : []))),
+    boundedFailoverMs: stats(
+      faults.flatMap((f) => (f.failoverMs !== null && SCENARIOS.find((s) => s.name === f.scenario)?.bounded ? [f.failoverMs] : [])),
+    ),
     requests,
     load1: stats(loads),
     resources,
@@ -272,7 +272,11 @@ function stats(xs: number[]): { n: number; min: number; p50: number; p95: number
  * Waits until the cluster is whole: a primary master, every running master healthy, every shard
  * owned by a connected coreapp, every running coreapp registered and up. Throws after `ms`.
  */
-async function waitWhole(c: ChaosCluster, ms: number, fresh: readonly { name: string; notIds: Set<string> }[] = []): Promise<ClusterStatus> {
+async function waitWhole(
+  c: ChaosCluster,
+  ms: number,
+  fresh: readonly { name: string; notIds: Set<string> }[] = [],
+): Promise<ClusterStatus> {
   return c.waitFor(
     async () => {
       const h = await c.health();
@@ -419,11 +423,7 @@ function procSample(pid: number): { rssMb: number; fds: number } | null {
 function childrenOf(pid: number): number[] {
   try {
     return readdirSync(`/proc/${pid}/task`).flatMap((t) =>
-      readFileSync(`/proc/${pid}/task/${t}/children`, "utf8")
-        .trim()
-        .split(/\s+/)
-        .filter(Boolean)
-        .map(Number),
+      readFileSync(`/proc/${pid}/task/${t}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number),
     );
   } catch {
     return [];
@@ -564,7 +564,11 @@ function judgeResources(all: ResourceSample[], runMs: number): ResourceVerdict[]
             slopeMbPerHour: slope((s) => s.heapMb ?? 0),
           }
         : null;
-    const fds = { early: Math.max(...early.map((s) => s.fds)), late: Math.max(...late.map((s) => s.fds)), max: Math.max(...after.map((s) => s.fds)) };
+    const fds = {
+      early: Math.max(...early.map((s) => s.fds)),
+      late: Math.max(...late.map((s) => s.fds)),
+      max: Math.max(...after.map((s) => s.fds)),
+    };
     const why: string[] = [];
     if (rss.late > 1.15 * rss.early + 10) why.push(`RSS grew ${rss.early} → ${rss.late} MiB`);
     if (heap && !Number.isNaN(heap.early) && heap.late > 1.2 * heap.early + 5) why.push(`heap grew ${heap.early} → ${heap.late} MiB`);

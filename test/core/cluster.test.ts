@@ -164,7 +164,7 @@ describe("cluster on the memory store", () => {
     expect(status.unserved[0]!.passed_over.map((p) => p.name)).toEqual(["c1", "c2"]);
     const text = renderStatus(status);
     expect(text).toMatch(/NO PRIMARY for shard 0 .*\(shard has no owner\); passed over:/);
-    expect(text).toMatch(/\n  c1: nofailover/);
+    expect(text).toMatch(/\n {2}c1: nofailover/);
     // A coreapp that may be promoted ends it, and the list empties.
     await c.addCoreapp("c3");
     await c.waitFor(() => c.serving(0).length === 1);

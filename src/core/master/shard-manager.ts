@@ -103,9 +103,7 @@ export class ShardManager {
   /** The shards that need a primary and have no coreapp this master may promote, with the reasons. */
   unserved(): UnservedShard[] {
     const now = this.clock.now();
-    return [...this.waiting.values()]
-      .map((w) => ({ ...w.entry, waitingMs: Math.round(now - w.since) }))
-      .sort((a, b) => a.shard - b.shard);
+    return [...this.waiting.values()].map((w) => ({ ...w.entry, waitingMs: Math.round(now - w.since) })).sort((a, b) => a.shard - b.shard);
   }
 
   /** The coreapps held out of automatic promotion now (placement), by name. */
