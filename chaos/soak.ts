@@ -184,7 +184,18 @@ try {
   const c = cluster;
   const formed = monoNow();
   await c.start();
-  await waitWhole(c, 180_000);
+  // On a starved host the watchdog may kill a coreapp before the cluster formed (docs/reliability.md,
+  // finding 11): start what died again while waiting, as after a fault.
+  for (let tries = 0; ; tries++) {
+    try {
+      await waitWhole(c, 30_000);
+      break;
+    } catch (e) {
+      if (tries === 5) throw e;
+      const restarted = await respawnDead(c, new Set(((await c.health())?.nodes ?? []).map((x) => x.id)));
+      if (restarted.length) log(`soak ${backend.name}: not formed yet; started again: ${restarted.map((r) => r.name).join(", ")}`);
+    }
+  }
   log(`soak ${backend.name}: cluster formed in ${Math.round(monoNow() - formed)} ms`);
   c.startLoad(50, 400, KEYS);
   const started = monoNow();
