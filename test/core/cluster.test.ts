@@ -136,7 +136,7 @@ describe("cluster on the memory store", () => {
     await c.addMaster("m1");
     await c.addMaster("m2");
     for (const name of ["c1", "c2", "c3"]) await c.addCoreapp(name);
-    await c.waitFor(() => c.serving(0).length === 1, 20 * settings.unhealthyIntervalMs);
+    await c.waitFor(() => c.serving(0).length === 1, 60 * settings.unhealthyIntervalMs);
     const epoch = c.serving(0)[0]!.state().epoch;
     // Late but steady answers are no failure: nobody else is promoted.
     await sleep(settings.unhealthyIntervalMs * 4);
