@@ -205,6 +205,8 @@ try {
   for (let n = 1; monoNow() + 60_000 < end; n++) {
     await sleep(Math.max(0, next - monoNow()));
     next += faultEveryMs;
+    // A recovery that ran past the next slot must not make the faults come back to back.
+    next = Math.max(next, monoNow() + faultEveryMs);
     const r = await oneFault(c, n);
     faults.push(r);
     appendFileSync(join(dir, "faults.jsonl"), `${JSON.stringify(r)}\n`);
