@@ -35,6 +35,8 @@ export interface ChaosNode {
   readonly inbound: FaultProxy | null;
   /** With `faketime`: the file holding this node's wall-clock offset ("+0", "+1h", "-1h"). */
   readonly clockFile: string | null;
+  /** With `opsPorts`: the node's operations endpoint (`/metrics`), for the soak's heap samples. */
+  readonly opsPort: number | null;
 }
 
 /** How `ChaosCluster` builds a run's cluster. */
@@ -61,6 +63,8 @@ export interface ChaosClusterOptions {
    * event loop delays every heartbeat.
    */
   readonly inboundProxies?: boolean;
+  /** Every node serves its operations endpoint on a port of its own (`ChaosNode.opsPort`). */
+  readonly opsPorts?: boolean;
 }
 
 /** A response the load generator saw. */
@@ -71,6 +75,8 @@ export interface Sample {
   readonly status: number;
   readonly node?: string;
   readonly epoch?: number;
+  /** The shard key the request carried. */
+  readonly key: string;
 }
 
 /**
@@ -111,6 +117,7 @@ export class ChaosCluster {
       inbound = new FaultProxy("127.0.0.1", port, `→${name}`);
       await inbound.start();
     }
+    const opsPort = o.opsPorts ? await freePort() : null;
     const config = join(o.dir, `${name}.yaml`);
     writeFileSync(
       config,
@@ -120,7 +127,13 @@ export class ChaosCluster {
         secret: this.secret,
         settings: CHAOS_SETTINGS,
         store: o.backend.store(o.ns, storeProxy ? { host: "127.0.0.1", port: storeProxy.port } : null, o.dir),
-        node: { listen_host: "127.0.0.1", external_hostname: "127.0.0.1", port, ...(inbound ? { advertise_port: inbound.port } : {}) },
+        node: {
+          listen_host: "127.0.0.1",
+          external_hostname: "127.0.0.1",
+          port,
+          ...(inbound ? { advertise_port: inbound.port } : {}),
+          ...(opsPort ? { ops_port: opsPort } : {}),
+        },
         log_level: process.env["MC_CHAOS_LOG_LEVEL"] ?? "info",
       }),
       { mode: 0o600 },
@@ -142,7 +155,7 @@ export class ChaosCluster {
     if (role === "coreapp" && o.watchdog) args.push("--watchdog");
     const log = openSync(join(o.dir, `${name}.log`), "a");
     const child = spawn(process.execPath, args, { stdio: ["ignore", log, log], env });
-    const node: ChaosNode = { name, role, child, storeProxy, inbound, clockFile };
+    const node: ChaosNode = { name, role, child, storeProxy, inbound, clockFile, opsPort };
     this.nodes.push(node);
     return node;
   }
@@ -198,16 +211,18 @@ export class ChaosCluster {
   /**
    * Sends requests through the webapp every `everyMs` (never more than `maxInflight` at once, so a
    * blackholed request does not stop the others) and records every answer on the monotonic clock.
+   * The requests carry the shard keys `keys` in turn (several keys reach several shards).
    */
-  startLoad(everyMs = 50, maxInflight = 400): void {
+  startLoad(everyMs = 50, maxInflight = 400, keys: readonly string[] = ["k"]): void {
     this.loadRunning = true;
     let inflight = 0;
+    let next = 0;
     const pending = new Set<Promise<void>>();
     this.loadDone = (async () => {
       while (this.loadRunning) {
         if (inflight < maxInflight) {
           inflight++;
-          const p = this.send().then((s) => {
+          const p = this.send(keys[next++ % keys.length]!).then((s) => {
             this.samples.push(s);
             inflight--;
           });
@@ -225,12 +240,12 @@ export class ChaosCluster {
     await this.loadDone;
   }
 
-  private async send(): Promise<Sample> {
+  private async send(key: string): Promise<Sample> {
     const sentAt = monoNow();
     try {
       const r = await fetch(`http://127.0.0.1:${this.webappPort}/v1/messages`, {
         method: "POST",
-        headers: { "x-shard-key": "k", "content-type": "text/plain" },
+        headers: { "x-shard-key": key, "content-type": "text/plain" },
         body: "chaos",
         signal: AbortSignal.timeout(12_000),
       });
@@ -242,11 +257,12 @@ export class ChaosCluster {
         doneAt: monoNow(),
         ok: r.ok,
         status: r.status,
+        key,
         ...(node ? { node } : {}),
         ...(epoch !== undefined ? { epoch } : {}),
       };
     } catch {
-      return { sentAt, doneAt: monoNow(), ok: false, status: 0 };
+      return { sentAt, doneAt: monoNow(), ok: false, status: 0, key };
     }
   }
 

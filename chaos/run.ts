@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { BACKENDS, type Backend } from "./backends.js";
 import { CLI, FAKETIME_LIB, killClustersOnExit } from "./cluster.js";
+import { startCpuHog } from "./cpu-hog.js";
 import { runOnce, type RunResult } from "./run-once.js";
 import { CI_SCENARIOS, SCENARIOS as STORE_SCENARIOS, type Scenario } from "./scenarios.js";
 import { STORE_HA_BACKENDS, STORE_HA_SCENARIOS } from "./store-ha/scenarios.js";
@@ -30,6 +31,9 @@ import type { FromWorker, Job, ToWorker } from "./worker.js";
  * against the failover bound (`bounded`) therefore run alone, and the footer records the worker count. `--out FILE` appends every result to FILE (JSON lines) and skips the
  * runs already in it, so a long profile can be stopped and resumed with the same arguments;
  * `--report-only` prints the table of what the file holds so far without running anything.
+ *
+ * `--cpu-hog N` keeps N busy-loop processes running for the whole profile (chaos/cpu-hog.ts): the
+ * starved host of docs/reliability.md. N = 4 × the cores is "4× oversubscription"; the footer says N.
  */
 // `--hosts`: the multi-host bed on network namespaces, with arguments of its own (chaos/hosts/run.ts).
 if (process.argv.includes("--hosts")) {
@@ -48,6 +52,7 @@ const { values } = parseArgs({
     out: { type: "string" },
     "report-only": { type: "boolean", default: false },
     "store-ha": { type: "boolean", default: false },
+    "cpu-hog": { type: "string", default: "0" },
   },
 });
 
@@ -76,6 +81,8 @@ const seed = values.seed ? Number(values.seed) : Math.floor(Math.random() * 1_00
 const workers = Number(values.workers);
 if (!Number.isInteger(runs) || runs < 1 || !Number.isInteger(seed)) fail("--runs and --seed must be integers");
 if (!Number.isInteger(workers) || workers < 1) fail("--workers must be a positive integer");
+const hogs = Number(values["cpu-hog"]);
+if (!Number.isInteger(hogs) || hogs < 0) fail("--cpu-hog must be a non-negative integer");
 if (!existsSync(CLI)) fail(`${CLI} is missing; run \`npm run build\` first (npm run chaos does)`);
 
 /** Installs Debian's faketime when a clock-jump scenario needs it and it is missing. */
@@ -90,9 +97,11 @@ function ensureFaketime(): string | null {
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const workerProcesses = new Set<ChildProcess>();
 killClustersOnExit(() => {
+  hog?.stop();
   for (const w of workerProcesses) w.kill("SIGTERM");
 });
 const faketimeMissing = scenarios.some((s) => s.faketime) ? ensureFaketime() : null;
+const hog = hogs > 0 ? startCpuHog(hogs) : null;
 const started = performance.now();
 /**
  * The SDK code a run exercised (kept with every result): the last commit that changed src/, marked
@@ -105,10 +114,11 @@ const revision = (() => {
   return dirty ? `${head}+changes` : head;
 })();
 log(
-  `chaos: profile ${profile}, ${runs} run(s) per cell, seed ${seed}, ${workers} worker(s), ${cpus().length} cores, node ${process.version}`,
+  `chaos: profile ${profile}, ${runs} run(s) per cell, seed ${seed}, ${workers} worker(s), ${cpus().length} cores, node ${process.version}${hogs ? `, cpu hog ${hogs}` : ""}`,
 );
 log(
   `chaos: replay with: npm run chaos -- --profile ${profile} ${storeHa ? "--store-ha " : ""}--backend ${backendList} --scenario ${names.join(",")} --seed ${seed}${values.runs ? ` --runs ${runs}` : ""}`,
+  `chaos: replay with: npm run chaos -- --profile ${profile} --backend ${values.backend} --scenario ${names.join(",")} --seed ${seed}${values.runs ? ` --runs ${runs}` : ""}${hogs ? ` --cpu-hog ${hogs}` : ""}`,
 );
 
 const jobs: Job[] = [];
@@ -218,6 +228,7 @@ if (workers === 1) {
   );
 }
 
+hog?.stop();
 process.stdout.write(`\n${renderTable(cells)}\n\n`);
 const revisions = new Map<string, number>();
 for (const r of cells.flatMap((c) => c.runs)) revisions.set(r.revision ?? "unknown", (revisions.get(r.revision ?? "unknown") ?? 0) + 1);

@@ -43,6 +43,10 @@ export function renderStatus(s: ClusterStatus): string {
         `PAUSED ${p.shard === null ? "(whole cluster)" : `shard ${p.shard}`} by ${p.by} at ${p.paused_at}${p.reason ? `: ${p.reason}` : ""}; ends in ${formatMs(p.ends_in_ms)}`,
     ),
     ...(s.held_out.length ? [`held out of automatic promotion: ${s.held_out.join(", ")} (multiconnect clear-hold NODE)`] : []),
+    ...s.unserved.flatMap((u) => [
+      `NO PRIMARY for shard ${u.shard} for ${formatMs(u.waiting_ms)} (${u.reason}); ${u.passed_over.length ? "passed over:" : "no coreapp is registered"}`,
+      ...u.passed_over.map((p) => `  ${p.name}: ${p.reason}`),
+    ]),
     "",
   ].join("\n");
 }

@@ -61,10 +61,14 @@ export interface Timing extends ClusterSettings {
    */
   readonly evaluateTickMs: number;
   /**
-   * A heartbeat that has no answer after this long counts as unanswered: max(heartbeat,
-   * unhealthy/3). Not just one heartbeat interval: on a starved host an answer may come late, and
-   * a late answer still proves the coreapp alive — dropping it would turn CPU starvation into a
-   * false failover (L2). At most three probes per coreapp are then in flight.
+   * How long a master waits for one heartbeat's answer before it gives the call up: unhealthy
+   * (and at least one heartbeat interval). The verdict does not depend on it: silence is counted
+   * from when the newest *answered* heartbeat was sent (HeartbeatMonitor), so an answer that comes
+   * late counts as that late and can never make a silent coreapp look healthier. The timeout only
+   * bounds the calls in flight (unhealthy / heartbeat per coreapp and master). It was unhealthy / 3:
+   * on a starved host (load 20-30 on 2 cores) every answer then came after it, each was dropped with
+   * its connection, every new heartbeat paid a new connection again, and for 45 s no standby counted
+   * as answering — the cluster never formed (docs/reliability.md, finding 9).
    */
   readonly heartbeatTimeoutMs: number;
   /** How often masters and coreapps write liveness: min(heartbeat, db_heartbeat) for masters. */
@@ -123,7 +127,7 @@ export function deriveTiming(s: ClusterSettings, store: StoreCapabilities = {}):
     renewIntervalMs: Math.floor(leaseTtlMs / 3),
     safetyMarginMs: Math.max(Math.floor(leaseTtlMs / 10), 20),
     evaluateTickMs: Math.max(10, Math.min(s.heartbeatIntervalMs, Math.floor(s.unhealthyIntervalMs / 50))),
-    heartbeatTimeoutMs: Math.max(s.heartbeatIntervalMs, Math.floor(s.unhealthyIntervalMs / 3)),
+    heartbeatTimeoutMs: Math.max(s.heartbeatIntervalMs, s.unhealthyIntervalMs),
     masterBeatIntervalMs: Math.min(s.heartbeatIntervalMs, s.dbHeartbeatIntervalMs),
     handoverPollMs: Math.max(5, Math.min(25, Math.floor(leaseTtlMs / 20))),
   };

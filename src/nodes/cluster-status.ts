@@ -45,6 +45,37 @@ export interface PauseStatus {
   readonly ends_in_ms: number;
 }
 
+/** One shard waiting for a primary, as status shows it (see `ClusterStatus.unserved`). */
+export interface UnservedStatus {
+  /** The shard. */
+  readonly shard: number;
+  /** Why it needs a primary. */
+  readonly reason: string;
+  /** How long the primary master has found no coreapp to promote for it, in milliseconds. */
+  readonly waiting_ms: number;
+  /** Every registered coreapp with why it was not promoted (empty: none is registered). */
+  readonly passed_over: { readonly name: string; readonly reason: string }[];
+}
+
+/** Reads the primary master's published `unserved` list, dropping anything malformed. */
+function unservedOf(meta: unknown): UnservedStatus[] {
+  if (!Array.isArray(meta)) return [];
+  return meta.flatMap((u: Record<string, unknown>) => {
+    if (typeof u !== "object" || u === null || typeof u["shard"] !== "number" || typeof u["reason"] !== "string") return [];
+    const passed = Array.isArray(u["passedOver"]) ? (u["passedOver"] as Record<string, unknown>[]) : [];
+    return [
+      {
+        shard: u["shard"],
+        reason: u["reason"],
+        waiting_ms: typeof u["waitingMs"] === "number" ? u["waitingMs"] : 0,
+        passed_over: passed.flatMap((p) =>
+          typeof p?.["name"] === "string" && typeof p["reason"] === "string" ? [{ name: p["name"], reason: p["reason"] }] : [],
+        ),
+      },
+    ];
+  });
+}
+
 /** The cluster as the store records it, as `GET /v1/health` and `multiconnect status` show it. */
 export interface ClusterStatus {
   /** The holder of the master lease and its epoch; null while no master holds it. */
@@ -76,6 +107,12 @@ export interface ClusterStatus {
   readonly pauses: PauseStatus[];
   /** Coreapps the primary master holds out of automatic promotion after repeated failures. */
   readonly held_out: string[];
+  /**
+   * Shards that need a primary while the primary master has no coreapp it may promote, with why it
+   * passed over each registered coreapp ("no heartbeat answer yet", "silent 2100 ms", "nofailover",
+   * …), as the primary master last published it (every master beat). Empty when every shard is served.
+   */
+  readonly unserved: UnservedStatus[];
   /** L1's bound for the live settings, as computed in core/timing.ts. */
   readonly failover_bound_ms: number;
 }
@@ -98,6 +135,7 @@ export async function readClusterStatus(store: Store, timing: Timing, shards: nu
   const fresh = (n: NodeStatus) => n.ageMs <= live.dbUnhealthyIntervalMs;
   const liveMasters = nodes.filter((n) => n.role === "master" && fresh(n)).length;
   const heldOut = master ? byId.get(master.holder)?.meta["heldOut"] : undefined;
+  const unserved = master ? unservedOf(byId.get(master.holder)?.meta["unserved"]) : [];
   return {
     primary_master: master ? { id: master.holder, epoch: master.epoch } : null,
     nodes: nodes.map((n) => describe(n, master?.holder ?? null, entries, fresh(n))),
@@ -111,6 +149,7 @@ export async function readClusterStatus(store: Store, timing: Timing, shards: nu
       ends_in_ms: Math.round(p.expiresInMs),
     })),
     held_out: Array.isArray(heldOut) ? heldOut.filter((x): x is string => typeof x === "string") : [],
+    unserved,
     failover_bound_ms: failoverBoundMs(live, Math.max(liveMasters, 1), store.capabilities),
   };
 }

@@ -4,7 +4,7 @@ import { ClusterView } from "../core/master/cluster-view.js";
 import { runElection } from "../core/master/election.js";
 import { HeartbeatMonitor } from "../core/master/heartbeat-monitor.js";
 import { Membership } from "../core/master/membership.js";
-import { abortOn, ShardManager, type PromotionEvent } from "../core/master/shard-manager.js";
+import { abortOn, ShardManager, type PromotionEvent, type UnservedShard } from "../core/master/shard-manager.js";
 import type { TransportServer } from "../core/ports/transport.js";
 import { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
 import { ControlPlane } from "../core/master/control-plane.js";
@@ -120,6 +120,11 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     return this.manager.heldOut();
   }
 
+  /** Shards that need a primary and have no coreapp this master may promote, with why (meaningful on the primary master). */
+  unserved(): UnservedShard[] {
+    return this.manager.unserved();
+  }
+
   /** `primary_master` while this master holds the master lease, else `secondary_master`. */
   get role(): "primary_master" | "secondary_master" {
     return this.tenure?.held ? "primary_master" : "secondary_master";
@@ -158,6 +163,8 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
               primary: this.role === "primary_master",
               heldOut: this.role === "primary_master" ? this.manager.heldOut() : [],
               version: SDK_VERSION,
+              // Why shards wait for a primary, per coreapp (status and the health API show it).
+              unserved: this.role === "primary_master" ? this.manager.unserved() : [],
             },
           });
           await this.view.refresh();

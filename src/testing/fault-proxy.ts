@@ -96,8 +96,8 @@ class Lane {
 
 interface Pair {
   readonly client: net.Socket;
-  /** The inode of the dialer's socket (null if it was gone before the proxy looked). */
-  readonly inode: string | null;
+  /** The dialer's local port (null if it reset before it was accepted), to find its socket in /proc. */
+  readonly dialPort: number | null;
   /** This connection's own mode (set by source), or null to follow the proxy's mode. */
   mode: ProxyMode | null;
   upstream: net.Socket | null;
@@ -126,6 +126,25 @@ function socketInode(localPort: number, remotePort: number): string | null {
     }
   }
   return null;
+}
+
+/**
+ * The inodes of every loopback socket connected to `remotePort` (this proxy's port), by the socket's
+ * own port: one read of /proc/net/tcp* for all the connections a `set(mode, { from })` must tag.
+ */
+function dialerInodes(remotePort: number): Map<number, string> {
+  const remote = procAddrs(remotePort);
+  const byPort = new Map<number, string>();
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of readFileSync(table, "utf8").split("\n")) {
+      const f = line.trim().split(/\s+/);
+      if (!remote.includes(f[2]!) || f[9] === undefined) continue;
+      const local = f[1]!;
+      if (!local.startsWith("0100007F:") && !local.startsWith("0000000000000000FFFF00000100007F:")) continue;
+      byPort.set(parseInt(local.slice(local.indexOf(":") + 1), 16), f[9]);
+    }
+  }
+  return byPort;
 }
 
 /** The socket inodes `pid` holds open (empty if the process is gone). */
@@ -212,7 +231,11 @@ export class FaultProxy {
     }
     const owned = new Set(opts.from.flatMap((pid) => [...socketsOf(pid)]));
     for (const pid of opts.from) this.bySource.set(pid, mode);
-    for (const p of this.pairs) if (p.inode !== null && owned.has(p.inode)) this.apply(p, mode);
+    const inodes = dialerInodes(this.ownPort);
+    for (const p of this.pairs) {
+      const inode = p.dialPort === null ? undefined : inodes.get(p.dialPort);
+      if (inode !== undefined && owned.has(inode)) this.apply(p, mode);
+    }
   }
 
   /** Resets (RST) every open connection, both sides. The mode is unchanged. */
@@ -273,11 +296,16 @@ export class FaultProxy {
       client.destroy();
       return;
     }
-    // Every connection is tagged, since pooled ones opened before a cut must be found when it starts.
-    const inode = this.listenHost === "127.0.0.1" ? socketInode(client.remotePort, this.ownPort) : null;
+    // A connection's dialer is looked up in /proc only while some process has a mode of its own:
+    // reading /proc/net/tcp on every accept cost the harness milliseconds per connection on a busy
+    // machine (thousands of sockets), and a starved harness slowed every link it proxies. Connections
+    // already open when `set(mode, { from })` starts are found then, by their port (`dialPort`). Off
+    // 127.0.0.1 (the multi-host bed) the dialer is not a local process, so there is nothing to look up.
+    const dialPort = client.remotePort;
+    const inode = this.listenHost === "127.0.0.1" && this.bySource.size > 0 ? socketInode(dialPort, this.ownPort) : null;
     const pair: Pair = {
       client,
-      inode,
+      dialPort,
       mode: this.sourceMode(inode),
       upstream: null,
       up: new Lane(

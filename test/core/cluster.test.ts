@@ -1,4 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { MemoryStore } from "../../src/adapters/memory/index.js";
+import { renderStatus } from "../../src/cli/status.js";
+import { readClusterStatus } from "../../src/nodes/cluster-status.js";
 import { Cluster, settings, sleep, startCluster, timing } from "../support/memory-cluster.js";
 
 /**
@@ -121,6 +124,53 @@ describe("cluster on the memory store", () => {
     expect(c.serving(0)).toEqual([serving]);
     expect(serving.state().epoch).toBe(epoch);
     expect(c.promotions).toHaveLength(1);
+  });
+
+  it("forms on a starved host: standbys whose heartbeat answers all come later than unhealthy_interval / 3 are promoted", async () => {
+    // The chaos short profile's sqlite cluster that never formed (issue 14): at load 20-30 every
+    // heartbeat answer took longer than the old timeout (unhealthy_interval / 3), was dropped with its
+    // connection, and no standby ever counted as answering. A late answer is evidence like any other.
+    const c = (cluster = new Cluster(1));
+    const late = Math.round(settings.unhealthyIntervalMs / 2);
+    for (const name of ["c1", "c2", "c3"]) c.net.slowHeartbeats.set(`${name}.x`, late);
+    await c.addMaster("m1");
+    await c.addMaster("m2");
+    for (const name of ["c1", "c2", "c3"]) await c.addCoreapp(name);
+    await c.waitFor(() => c.serving(0).length === 1, 60 * settings.unhealthyIntervalMs);
+    const epoch = c.serving(0)[0]!.state().epoch;
+    // Late but steady answers are no failure: nobody else is promoted.
+    await sleep(settings.unhealthyIntervalMs * 4);
+    expect(c.serving(0)).toHaveLength(1);
+    expect(c.serving(0)[0]!.state().epoch).toBe(epoch);
+    expect(c.promotions).toHaveLength(1);
+    expect(c.overlaps).toEqual([]);
+  });
+
+  it("a shard no coreapp may take explains itself: each coreapp's reason, on the primary master and in status", async () => {
+    const c = (cluster = new Cluster(1));
+    c.net.slowHeartbeats.set("c2.x", 10 * settings.unhealthyIntervalMs); // never answers in time
+    const m = await c.addMaster("m1");
+    await c.addCoreapp("c1", { priority: 0, nofailover: true });
+    await c.addCoreapp("c2");
+    const reasons = () => Object.fromEntries((m.unserved()[0]?.passedOver ?? []).map((p) => [p.name, p.reason]));
+    await c.waitFor(() => /no heartbeat answer yet.*no answer within/.test(reasons()["c2"] ?? ""), 3000);
+    expect(m.unserved()[0]).toMatchObject({ shard: 0, reason: "shard has no owner" });
+    expect(reasons()["c1"]).toMatch(/^nofailover/);
+    // Published with the master's liveness record: status reads it from the store, no node is asked.
+    const store = new MemoryStore(c.storage);
+    await c.waitFor(() => (c.storage.nodes.get("m1.x")?.record.meta["unserved"] as unknown[] | undefined)?.length === 1, 3000);
+    const status = await readClusterStatus(store, timing, 1);
+    expect(status.unserved).toHaveLength(1);
+    expect(status.unserved[0]!.passed_over.map((p) => p.name)).toEqual(["c1", "c2"]);
+    const text = renderStatus(status);
+    expect(text).toMatch(/NO PRIMARY for shard 0 .*\(shard has no owner\); passed over:/);
+    expect(text).toMatch(/\n {2}c1: nofailover/);
+    // A coreapp that may be promoted ends it, and the list empties.
+    await c.addCoreapp("c3");
+    await c.waitFor(() => c.serving(0).length === 1);
+    await c.waitFor(() => m.unserved().length === 0);
+    expect(c.serving(0)[0]!.name).toBe("c3");
+    expect(c.overlaps).toEqual([]);
   });
 
   it("a store that loses its shard map gets it rewritten by the primary master, with one primary throughout", async () => {

@@ -13,6 +13,8 @@ interface PeerState {
   lastReply: HeartbeatReply | null;
   /** The last non-retryable failure already logged at warn (logged again only when it changes). */
   lastRefusal?: string;
+  /** The newest heartbeat's failure, cleared by an answer (for the reasons a standby is passed over). */
+  lastFailure?: string;
 }
 
 /**
@@ -68,6 +70,20 @@ export class HeartbeatMonitor {
     return this.peers.get(id)?.lastReply ?? null;
   }
 
+  /**
+   * Why the newest heartbeat to `id` got no answer (a timeout, a refusal such as no protocol
+   * version in common), or null after an answer. Read by the shard manager to explain itself.
+   */
+  lastFailure(id: string): string | null {
+    return this.peers.get(id)?.lastFailure ?? null;
+  }
+
+  /** True when a heartbeat to `id` was refused for a reason retrying cannot fix (version, secret). */
+  refused(id: string): boolean {
+    const p = this.peers.get(id);
+    return p?.lastRefusal !== undefined && p.lastFailure === p.lastRefusal;
+  }
+
   /** True if `id` answered within `withinMs`. */
   answeredWithin(id: string, withinMs: number): boolean {
     const p = this.peers.get(id);
@@ -92,17 +108,19 @@ export class HeartbeatMonitor {
       // later than that can be proven. Counting silence from the send, not from when this process
       // got round to the answer, keeps a loaded master's event-loop lag out of the detector: with
       // the handling time, detection came up to 400 ms past unhealthy_interval on a loaded host and
-      // missed the failover bound. Up to three probes may be in flight: an older one's answer
+      // missed the failover bound. Up to unhealthy / heartbeat probes may be in flight: an older one's answer
       // arriving last neither moves the time back nor replaces the newer reply.
       if (p.lastAck === null || sentAt >= p.lastAck) {
         p.lastAck = sentAt;
         p.lastReply = reply;
+        delete p.lastFailure;
       }
       return reply;
     } catch (error) {
       // A refusal that retrying cannot fix (no protocol version in common during an upgrade, a
       // wrong secret) is said once at warn; the usual silence of a dead node stays at debug.
       const permanent = (error as { retryable?: unknown }).retryable === false;
+      if (p.lastAck === null || sentAt >= p.lastAck) p.lastFailure = String(error);
       if (permanent && p.lastRefusal !== String(error)) {
         p.lastRefusal = String(error);
         this.log.warn({ coreapp: id, err: String(error) }, "heartbeat refused; this coreapp cannot be promoted until it is fixed");

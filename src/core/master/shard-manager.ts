@@ -3,6 +3,7 @@ import type { LeaseHolder } from "../lease-holder.js";
 import type { Clock } from "../ports/clock.js";
 import type { Pause } from "../ports/cluster-document.js";
 import type { Lease } from "../ports/leases.js";
+import type { NodeStatus } from "../ports/liveness.js";
 import type { HistoryNote } from "./control-plane.js";
 import type { Logger } from "../ports/logger.js";
 import type { ShardAssignment, ShardMapStore } from "../ports/shard-map.js";
@@ -28,6 +29,26 @@ export interface PromotionEvent {
   /** The facts behind `reason` (silences, the liveness record's age, the owner's own word), for the history. */
   readonly evidence: Readonly<Record<string, unknown>>;
 }
+
+/**
+ * A shard that needs a primary while the primary master has none it may promote, with why each
+ * registered coreapp was passed over: what `multiconnect status` and the health API show (through
+ * the primary master's liveness record) and what the master logs, so a cluster that does not form
+ * explains itself.
+ */
+export interface UnservedShard {
+  /** The shard. */
+  readonly shard: number;
+  /** Why it needs a primary: "shard has no owner", or the failure detector's finding about its owner. */
+  readonly reason: string;
+  /** How long this master has found no coreapp to promote for it, in milliseconds. */
+  readonly waitingMs: number;
+  /** Every registered coreapp and why it was not promoted (empty: none is registered). */
+  readonly passedOver: readonly { readonly name: string; readonly reason: string }[];
+}
+
+/** How often a shard that stays without a primary is logged again (at warn), with the reasons. */
+export const UNSERVED_LOG_EVERY_MS = 5000;
 
 /** What the shard manager needs from the control plane: pauses, and the history. */
 export interface ShardControl {
@@ -55,6 +76,8 @@ export class ShardManager {
   private readonly replacements = new ReplacementMemory();
   /** When this master's current tenure as primary began (evidence.masterTenureMs). */
   private tenureStart = 0;
+  /** Shards waiting for a promotable coreapp: since when, why, and when that was last logged. */
+  private readonly waiting = new Map<number, { since: number; loggedAt: number; entry: UnservedShard }>();
 
   constructor(
     private readonly self: string,
@@ -77,6 +100,12 @@ export class ShardManager {
     return true;
   }
 
+  /** The shards that need a primary and have no coreapp this master may promote, with the reasons. */
+  unserved(): UnservedShard[] {
+    const now = this.clock.now();
+    return [...this.waiting.values()].map((w) => ({ ...w.entry, waitingMs: Math.round(now - w.since) })).sort((a, b) => a.shard - b.shard);
+  }
+
   /** The coreapps held out of automatic promotion now (placement), by name. */
   heldOut(): string[] {
     return this.replacements.heldOutNames(this.clock.now());
@@ -85,6 +114,7 @@ export class ShardManager {
   /** Runs until the lease's tenure ends or `signal` aborts. */
   async run(lease: LeaseHolder, signal: AbortSignal): Promise<void> {
     this.tenureStart = this.clock.now();
+    this.waiting.clear();
     const stop = AbortSignal.any([signal, abortOn(lease.lost)]);
     await this.reload(stop);
     let lastReload = this.clock.now();
@@ -199,7 +229,10 @@ export class ShardManager {
           e = this.evidence(a);
           verdict = judgeOwner(e, this.timing);
         }
-        if (verdict.healthy) continue;
+        if (verdict.healthy) {
+          this.waiting.delete(shard);
+          continue;
+        }
         reason = verdict.reason;
         if (verdict.blamesOwner) failed = a.owner;
         evidence = summarize(e);
@@ -209,6 +242,7 @@ export class ShardManager {
       // same coreapp, after a store outage) moves nothing and stays allowed.
       const target = pause ? this.takesItBack(a) : (this.pickStandby() ?? this.takesItBack(a));
       if (!target && pause) {
+        this.noteUnserved(shard, reason, pause, false);
         this.warnOnce(
           `paused:${shard}:${a.epoch}:${pause.pausedAtMs}`,
           { shard, reason, pausedBy: pause.by },
@@ -217,10 +251,11 @@ export class ShardManager {
         continue;
       }
       if (!target) {
-        this.warnOnce(`nostandby:${shard}:${a.epoch}`, { shard, reason }, "shard needs a primary but no healthy standby coreapp exists");
+        this.noteUnserved(shard, reason, null, true);
         continue;
       }
       const written = await this.write(lease, a, target, reason, evidence);
+      if (written) this.waiting.delete(shard);
       if (written && failed) {
         const name = this.view.get(failed)?.name ?? failed;
         if (this.replacements.replaced(name, this.clock.now())) {
@@ -349,6 +384,70 @@ export class ShardManager {
       .filter((n) => this.isStandby(n.id, owners))
       .map((n) => ({ id: n.id, name: n.name, silenceMs: this.monitor.silenceMs(n.id) ?? 0, ...placementOf(n.meta) }));
     return chooseStandby(candidates, this.replacements, this.clock.now(), 2 * this.timing.unhealthyIntervalMs)?.id ?? null;
+  }
+
+  /**
+   * Records that `shard` needs a primary and none may be promoted, with every coreapp's reason, and
+   * (with `log`) says so at warn: at once, then every `UNSERVED_LOG_EVERY_MS` while it lasts. Not
+   * only once: a cluster that never formed used to log this line once, 11 ms after the election,
+   * then nothing for 18 s, and nobody could tell why the standbys did not count (issue 14).
+   */
+  private noteUnserved(shard: number, reason: string, pause: Pause | null, log: boolean): void {
+    const now = this.clock.now();
+    const owners = this.owners();
+    const passedOver = this.view
+      .all()
+      .filter((n) => n.role === "coreapp")
+      .map((n) => ({ name: n.name, reason: this.passedOverBecause(n, owners, pause, now) }))
+      .sort((x, y) => x.name.localeCompare(y.name));
+    const known = this.waiting.get(shard);
+    const since = known?.since ?? now;
+    const entry: UnservedShard = { shard, reason, waitingMs: Math.round(now - since), passedOver };
+    const due = log && (!known || now - known.loggedAt >= UNSERVED_LOG_EVERY_MS);
+    this.waiting.set(shard, { since, loggedAt: due ? now : (known?.loggedAt ?? now), entry });
+    if (!due) return;
+    const fields = {
+      shard,
+      reason,
+      waitingMs: entry.waitingMs,
+      passedOver: Object.fromEntries(passedOver.map((p) => [p.name, p.reason])),
+    };
+    this.log.warn(
+      fields,
+      known
+        ? "shard still has no primary: no coreapp may be promoted (passedOver says why, per coreapp)"
+        : passedOver.length === 0
+          ? "shard needs a primary but no coreapp is registered"
+          : "shard needs a primary but no healthy standby coreapp exists (passedOver says why, per coreapp)",
+    );
+  }
+
+  /** Why coreapp `n` is not promoted now, in words an operator can act on. */
+  private passedOverBecause(n: NodeStatus, owners: Set<string>, pause: Pause | null, now: number): string {
+    const t = this.timing;
+    if (owners.has(n.id)) {
+      const owned = [...this.map.values()].find((a) => a.owner === n.id);
+      return `primary of shard ${owned?.shard ?? "?"}`;
+    }
+    if (n.ageMs > t.dbUnhealthyIntervalMs) {
+      return `liveness record ${Math.round(n.ageMs)} ms old (past db_unhealthy_interval, ${t.dbUnhealthyIntervalMs} ms)`;
+    }
+    const silence = this.monitor.silenceMs(n.id);
+    const failure = this.monitor.lastFailure(n.id);
+    const last = failure ? `; last heartbeat: ${failure}` : "";
+    if (silence === null) return "registered without an address yet: not heartbeated";
+    if (this.monitor.refused(n.id)) return `heartbeat refused (${failure}): it cannot be promoted until that is fixed`;
+    const reply = this.monitor.lastReply(n.id);
+    if (reply === null) return `no heartbeat answer yet, known for ${Math.round(silence)} ms${last}`;
+    if (!this.monitor.answeredWithin(n.id, t.unhealthyIntervalMs)) {
+      return `silent ${Math.round(silence)} ms (past unhealthy_interval, ${t.unhealthyIntervalMs} ms)${last}`;
+    }
+    if (reply.shard !== null) return `answers that it still serves shard ${reply.shard} at epoch ${reply.epoch}`;
+    if (pause) return `automatic failover paused by ${pause.by}${pause.reason ? ` (${pause.reason})` : ""}`;
+    if (placementOf(n.meta).nofailover) return "nofailover: only a forced switchover promotes it";
+    if (this.replacements.heldOut(n.name, now)) return "held out after repeated replacements (clear-hold, or a switchover to it)";
+    if (this.replacements.cooling(n.name, now, 2 * t.unhealthyIntervalMs)) return "cooling down after a recent replacement";
+    return "eligible";
   }
 
   private warnOnce(key: string, fields: Record<string, unknown>, message: string): void {
