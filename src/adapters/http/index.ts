@@ -22,6 +22,8 @@ import type {
   ForwardResponse,
   AdminCommand,
   AdminReply,
+  ExitNotice,
+  ExitReply,
   HeartbeatMessage,
   HeartbeatReply,
   Peer,
@@ -156,6 +158,16 @@ export class HttpTransport implements Transport {
       return wire.parseAdminReply(reply.body);
     } catch (error) {
       throw protocolError(error, "admin", to.address);
+    }
+  }
+
+  async exited(to: Peer, notice: ExitNotice, timeoutMs: number): Promise<ExitReply> {
+    const body = Buffer.from(JSON.stringify({ node: notice.node, role: notice.role, cause: notice.cause, released: notice.released }));
+    const reply = await this.client.send(to, "exited", NO_FORWARD, body, timeoutMs);
+    try {
+      return wire.parseExitReply(reply.body);
+    } catch (error) {
+      throw protocolError(error, "exited", to.address);
     }
   }
 

@@ -137,6 +137,11 @@ class Receiver {
         if (handlers.admin === undefined) return undefined;
         return json(await handlers.admin(from, wire.parseAdminCommand(body)));
       }
+      case "exited": {
+        if (handlers.exited === undefined) return undefined;
+        const r = await handlers.exited(from, wire.parseExitNotice(body));
+        return json({ ok: r.ok });
+      }
       case "forward": {
         if (handlers.forward === undefined) return undefined;
         const request = {

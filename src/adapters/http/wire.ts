@@ -20,6 +20,8 @@ import type {
   AdminCommand,
   AdminReply,
   EndedTenure,
+  ExitNotice,
+  ExitReply,
   HeartbeatMessage,
   HeartbeatReply,
   SettingKey,
@@ -33,6 +35,7 @@ export const PATHS = {
   forward: "/_mc/forward",
   switchover: "/_mc/switchover",
   admin: "/_mc/admin",
+  exited: "/_mc/exited",
 } as const;
 
 /** The kinds of message. */
@@ -329,6 +332,33 @@ export function parseAdminReply(body: Uint8Array): AdminReply {
     reply.error = { code: e.code as number, message: e.message.replace(NON_ASCII, "?") };
   }
   return reply;
+}
+
+const ROLES: ReadonlySet<string> = new Set(["master", "coreapp", "webapp"]);
+const LEASE_NAME = /^(master|shard\/\d{1,6})$/;
+
+/** Validates an exit notice. Unknown fields are dropped; text is bounded. */
+export function parseExitNotice(body: Uint8Array): ExitNotice {
+  const o = objectBody(body);
+  if (!isNodeId(o.node)) throw new MalformedMessage("exited: node must be a node id");
+  if (typeof o.role !== "string" || !ROLES.has(o.role)) throw new MalformedMessage("exited: role must be master, coreapp or webapp");
+  if (!isText(o.cause, 200)) throw new MalformedMessage("exited: cause must be text of at most 200 characters");
+  const released = o.released;
+  if (!Array.isArray(released) || released.length > 64 || !released.every((n) => typeof n === "string" && LEASE_NAME.test(n)))
+    throw new MalformedMessage("exited: released must be a list of at most 64 lease names (master, shard/<n>)");
+  return {
+    node: o.node,
+    role: o.role as ExitNotice["role"],
+    cause: o.cause.replace(NON_ASCII, "?"),
+    released: released as string[],
+  };
+}
+
+/** Validates an exit reply. */
+export function parseExitReply(body: Uint8Array): ExitReply {
+  const o = objectBody(body);
+  if (typeof o.ok !== "boolean") throw new MalformedMessage("exited reply: ok must be a boolean");
+  return { ok: o.ok };
 }
 
 /** A refusal's reason from its JSON body, reduced to short printable text (it comes from the network). */
