@@ -9,7 +9,12 @@ import { openStore } from "../../src/nodes/open-store.js";
 import { monoNow, ProcessCluster, TEST_SETTINGS, type ClusterOptions } from "../support/process-cluster.js";
 
 /** The product's default intervals: without the supervisor a crash takes about 30 s to fail over. */
-const DEFAULT_SETTINGS = { heartbeat_interval: "5s", unhealthy_interval: "30s", db_heartbeat_interval: "60s", db_unhealthy_interval: "120s" };
+const DEFAULT_SETTINGS = {
+  heartbeat_interval: "5s",
+  unhealthy_interval: "30s",
+  db_heartbeat_interval: "60s",
+  db_unhealthy_interval: "120s",
+};
 
 /**
  * Crash failover (SPEC L3, docs/safety.md) with real node processes under `multiconnect start`'s
@@ -62,8 +67,11 @@ export function crashFailoverScenarios(backend: string, store: (namespace: strin
       const lease = await s.leases.current(shardLeaseName(0));
       expect(lease?.holder.startsWith(`${old.id}#`)).toBe(false);
       expect((await s.liveness.list()).map((n) => n.id)).not.toContain(old.id);
-      const promoted = (await s.history.list({ shard: 0 })).find((e) => e.type === "promoted" && e.epochs["to"] === served.epoch);
-      expect(promoted?.cause).toMatch(/supervisor saw the process exit \(killed by SIGKILL\)/);
+      const promoted = await c.waitFor(
+        async () => (await s.history.list({ shard: 0 })).find((e) => e.type === "promoted" && e.epochs["to"] === served.epoch) ?? null,
+        10_000,
+      );
+      expect(promoted.cause).toMatch(/supervisor saw the process exit \(killed by SIGKILL\)/);
       expect(c.overlaps()).toEqual([]);
 
       const primary = ready.nodes.find((n) => n.role === "primary_master")!;
@@ -74,8 +82,12 @@ export function crashFailoverScenarios(backend: string, store: (namespace: strin
         return m && m.holder !== primary.id ? m : null;
       }, 15_000);
       console.log(`${backend}: crash failover (primary master) took the lease in ${(monoNow() - masterKilledAt).toFixed(0)} ms`);
-      const elected = (await s.history.list()).find((e) => e.type === "master_elected" && e.epochs["master"] === after.epoch);
-      expect(elected?.cause).toMatch(/given back when .* process exited/);
+      // The history is appended in the background: wait for it.
+      const elected = await c.waitFor(
+        async () => (await s.history.list()).find((e) => e.type === "master_elected" && e.epochs["master"] === after.epoch) ?? null,
+        10_000,
+      );
+      expect(elected.cause).toMatch(/given back when .* process exited/);
       expect((await c.send()).ok).toBe(true);
       expect(c.overlaps()).toEqual([]);
     });
@@ -86,9 +98,12 @@ export function crashFailoverScenarios(backend: string, store: (namespace: strin
       c.kill9Both(old.name);
       const served = await servedByAnother(c, old.name, 30_000);
       expect(served.epoch).toBe(old.epoch! + 1);
-      const promoted = (await s.history.list({ shard: 0 })).find((e) => e.type === "promoted" && e.epochs["to"] === served.epoch);
-      expect(promoted?.cause).toMatch(/detector|no liveness record/);
-      expect(promoted?.cause).not.toMatch(/supervisor/);
+      const promoted = await c.waitFor(
+        async () => (await s.history.list({ shard: 0 })).find((e) => e.type === "promoted" && e.epochs["to"] === served.epoch) ?? null,
+        10_000,
+      );
+      expect(promoted.cause).toMatch(/detector|no liveness record/);
+      expect(promoted.cause).not.toMatch(/supervisor/);
       expect(c.overlaps()).toEqual([]);
     });
 
@@ -98,7 +113,10 @@ export function crashFailoverScenarios(backend: string, store: (namespace: strin
       c.pauseNode(old.name);
       const served = await servedByAnother(c, old.name, 30_000);
       expect(served.epoch).toBe(old.epoch! + 1);
-      await c.waitFor(async () => (/\(watchdog\); released/.test(readFileSync(join(c.dir, `${old.name}.log`), "utf8")) ? true : null), 10_000);
+      await c.waitFor(
+        async () => (/\(watchdog\); released/.test(readFileSync(join(c.dir, `${old.name}.log`), "utf8")) ? true : null),
+        10_000,
+      );
       expect(c.overlaps()).toEqual([]);
     });
   });
