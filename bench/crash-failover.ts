@@ -29,6 +29,9 @@ export const PRODUCT_DEFAULTS: Settings = {
 /** Issue 12's target: a standby serves within 500 ms (p99) of the kill, at the default intervals. */
 export const CRASH_TARGET_MS = 500;
 
+/** How long a new node needs at the default intervals to be seen by every master: 5 s + 5 s + margin. */
+const SETTLE_MS = 10_500;
+
 /** One backend's figures. */
 interface CrashSession {
   readonly backend: Backend;
@@ -42,9 +45,11 @@ interface CrashSession {
 
 /** Kills the primary coreapp of shard 0; resolves with ms from the kill to the first answer by another coreapp. */
 async function killCoreapp(c: BenchCluster, loop: ClientLoop, supervised: boolean): Promise<number> {
+  await c.waitSteady(90_000);
+  // Every master must have listed the newest coreapp (one 5 s liveness period) and heard it answer
+  // (one 5 s heartbeat period) before it counts as a standby; then a random phase of heartbeats.
+  await sleep(SETTLE_MS + randomDelay(1000));
   const steady = await c.waitSteady(90_000);
-  // A random phase of heartbeats and renewals (the supervisor's path depends on neither).
-  await sleep(300 + randomDelay(1000));
   const owner = steady.nodes.find((n) => n.id === steady.shards[0]!.owner)!;
   loop.drain();
   const kill = supervised ? c.kill9Node(owner.name) : c.kill9(owner.name);
@@ -64,7 +69,7 @@ async function killMaster(c: BenchCluster, supervised: boolean): Promise<number>
     const masters = h?.nodes.filter((n) => n.role === "primary_master" || n.role === "secondary_master") ?? [];
     return h?.primary_master && masters.length >= 2 && masters.every((m) => m.healthy) ? h : null;
   }, 90_000);
-  await sleep(300 + randomDelay(1000));
+  await sleep(randomDelay(1000));
   const primary = steady.nodes.find((n) => n.id === steady.primary_master!.id)!;
   const offset = wallMinusMono();
   for (const m of c.nodes) if (m.role === "master") m.log.poll();

@@ -86,7 +86,7 @@ export const PROFILES: Record<"full" | "smoke", BenchProfile> = {
       scaleWindowS: 10,
     },
     peers: { runs: 10, ttlS: 3 },
-    crash: { backends: ALL, runs: 20, masterRuns: 5, unsupervisedRuns: 1 },
+    crash: { backends: ALL, runs: 10, masterRuns: 3, unsupervisedRuns: 1 },
   },
   // CI runs this so the script cannot rot: every item once, on the backends that need no set-up.
   smoke: {

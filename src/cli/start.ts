@@ -101,7 +101,6 @@ async function runSupervisor(o: StartOptions, config: Config): Promise<number> {
     log,
     ...(watchdog ? { watchdog } : {}),
     onDeath: async (tokens, exit) => {
-      const started = performance.now();
       const r = await releaser;
       if (!tokens || !r) {
         log(`${name} ${exit.cause}; nothing to release (no tokens reported or no store)`);
@@ -111,7 +110,7 @@ async function runSupervisor(o: StartOptions, config: Config): Promise<number> {
       log(
         `${name} (${tokens.node}) ${exit.cause}; released [${done.released.join(", ")}]` +
           (done.failed.length ? `, not released [${done.failed.join(", ")}] (they lapse)` : "") +
-          `, record ${done.recordRemoved ? "removed" : "kept"}, notified ${done.notified.length} master(s) in ${Math.round(performance.now() - started)} ms`,
+          `, record ${done.recordRemoved ? "removed" : "kept"}, notified ${done.notified.length} master(s), ${Math.round(performance.now() - exit.at)} ms after the exit notice`,
       );
     },
   });

@@ -57,7 +57,8 @@ export async function releaseExitedNode(
     if (await retrying(deadline, () => deps.store.leases.release(lease))) released.push(lease.name);
     else failed.push(lease.name);
   }
-  const recordRemoved = await retrying(deadline, () => deps.store.liveness.remove(tokens.node));
+  // The record's removal and the notice do not depend on each other: the notice is what a standby waits for.
+  const removal = retrying(deadline, () => deps.store.liveness.remove(tokens.node));
   const notified: string[] = [];
   const masters = await deps.store.liveness.list().catch(() => []);
   const notice = { node: tokens.node, role: tokens.role, cause: cause.slice(0, 200), released };
@@ -73,6 +74,7 @@ export async function releaseExitedNode(
         }
       }),
   );
+  const recordRemoved = await removal;
   return { released, failed, recordRemoved, notified };
 }
 

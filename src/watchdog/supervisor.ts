@@ -31,6 +31,8 @@ export interface ChildExit {
   readonly byWatchdog: boolean;
   /** For logs and the history: "killed by SIGKILL (watchdog)", "exited with code 1". */
   readonly cause: string;
+  /** When the kernel's exit notice reached the supervisor (performance.now()). */
+  readonly at: number;
 }
 
 /** The watchdog's two deadlines (see `supervise`). */
@@ -153,6 +155,7 @@ export function supervise(o: SupervisorOptions): Promise<number> {
   const closed = new Promise<void>((resolve) => child.once("close", () => resolve()));
   return new Promise((resolve) => {
     child.once("exit", (code, signal) => {
+      const at = performance.now();
       clearInterval(check);
       void (async () => {
         await Promise.race([closed, new Promise((r) => setTimeout(r, 100))]);
@@ -160,6 +163,7 @@ export function supervise(o: SupervisorOptions): Promise<number> {
           code,
           signal,
           byWatchdog: fired,
+          at,
           cause: signal ? `killed by ${signal}${fired ? " (watchdog)" : ""}` : `exited with code ${code ?? "?"}`,
         };
         const held = (tokens as NodeTokens | null)?.leases.length ?? 0;
