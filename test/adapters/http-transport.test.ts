@@ -6,7 +6,7 @@ import { Client } from "undici";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ManualClock } from "../../src/core/clock.js";
 import { AuthenticationError, MulticonnectError, TransportUnavailableError } from "../../src/core/errors.js";
-import type { Peer, SwitchoverCommand, TransportHandlers } from "../../src/core/ports/transport.js";
+import type { ExitNotice, Peer, SwitchoverCommand, TransportHandlers } from "../../src/core/ports/transport.js";
 import {
   deriveTransportKey,
   HttpTransport,
@@ -44,7 +44,7 @@ async function coreapp(handlers: TransportHandlers = {}, o: Partial<HttpTranspor
 }
 
 /** Signed headers for a hand-made request, as a sender with id `from` would produce them. */
-function signedHeaders(kind: "heartbeat" | "switchover", from: string, to: string, seq: number, body: Buffer, key = KEY) {
+function signedHeaders(kind: "heartbeat" | "switchover" | "exited", from: string, to: string, seq: number, body: Buffer, key = KEY) {
   const sig = signRequest(key, { kind, from, to, seq: String(seq), shard: "", epoch: "", method: "", path: "", headers: "", body });
   return { "x-mc-from": from, "x-mc-to": to, "x-mc-seq": String(seq), "x-mc-sig": sig };
 }
@@ -162,6 +162,29 @@ describe("HttpTransport", () => {
     const core = await coreapp({ switchover });
     await expect(transport().switchover(core.peer, { shard: 1, to: "core-b" }, 2000)).resolves.toEqual(reply);
     expect(switchover.mock.calls[0]![1]).toEqual({ shard: 1, to: "core-b" });
+  });
+
+  it("exited() delivers a supervisor's exit notice to a master's handler, authenticated, and returns its answer", async () => {
+    const exited = vi.fn((_from: string, _notice: ExitNotice) => ({ ok: true }));
+    const master = await coreapp({ exited });
+    const sender = transport({ nodeId: id("supervisor") });
+    const notice: ExitNotice = { node: "core-a.1f2e3d", role: "coreapp", cause: "killed by SIGKILL", released: ["shard/3"] };
+    await expect(sender.exited(master.peer, notice, 2000)).resolves.toEqual({ ok: true });
+    expect(exited.mock.calls[0]![1]).toEqual(notice);
+    await expect(
+      transport({ nodeId: id("x"), secret: "another-secret-0123456789-abcdef" }).exited(master.peer, notice, 2000),
+    ).rejects.toBeInstanceOf(AuthenticationError);
+    expect(exited).toHaveBeenCalledTimes(1);
+  });
+
+  it("listen() answers 400 to a malformed exit notice (a lease name that is not one) and runs no handler", async () => {
+    const exited = vi.fn(() => ({ ok: true }));
+    const master = await coreapp({ exited });
+    const body = Buffer.from(JSON.stringify({ node: "n.1", role: "coreapp", cause: "x", released: ["../etc"] }));
+    const r = await rawPost(master.server.port, "/_mc/exited", signedHeaders("exited", "s.1", master.self, 1, body), body);
+    expect(r.status).toBe(400);
+    expect(r.text).toMatch(/released must be a list/);
+    expect(exited).not.toHaveBeenCalled();
   });
 
   it("forward() of 200 concurrent requests over the pool all succeed (out-of-order sequence numbers within the window)", async () => {
