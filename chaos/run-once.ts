@@ -99,6 +99,7 @@ async function attempt(
       server: server?.endpoint ?? backend.shared,
       oracle: oracle.address,
       watchdog: scenario.watchdog ?? false,
+      supervise: scenario.supervise ?? false,
       faketime: scenario.faketime ?? false,
     });
     const t = monoNow();

@@ -106,11 +106,13 @@ async function runSupervisor(o: StartOptions, config: Config): Promise<number> {
         log(`${name} ${exit.cause}; nothing to release (no tokens reported or no store)`);
         return;
       }
+      const begun = performance.now();
       const done = await r.release(tokens, exit.cause);
       log(
         `${name} (${tokens.node}) ${exit.cause}; released [${done.released.join(", ")}]` +
           (done.failed.length ? `, not released [${done.failed.join(", ")}] (they lapse)` : "") +
-          `, record ${done.recordRemoved ? "removed" : "kept"}, notified ${done.notified.length} master(s), ${Math.round(performance.now() - exit.at)} ms after the exit notice`,
+          `, record ${done.recordRemoved ? "removed" : "kept"}, notified ${done.notified.length} master(s); from the exit notice: release begun +${Math.round(begun - exit.at)} ms, ` +
+          `leases released +${Math.round(begun - exit.at + done.ms.released)} ms, masters notified +${Math.round(begun - exit.at + done.ms.notified)} ms`,
       );
     },
   });

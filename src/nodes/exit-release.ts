@@ -20,6 +20,16 @@ export interface ExitRelease {
   readonly recordRemoved: boolean;
   /** The masters that acknowledged the exit notice. */
   readonly notified: string[];
+  /** How long the steps took, for logs. */
+  readonly ms: ExitReleaseTimings;
+}
+
+/** Milliseconds from the call of `releaseExitedNode` to the end of each step. */
+export interface ExitReleaseTimings {
+  /** The leases released (or given up on). */
+  readonly released: number;
+  /** Every master acknowledged the notice, or timed out. */
+  readonly notified: number;
 }
 
 /** Options of `releaseExitedNode`. */
@@ -50,13 +60,15 @@ export async function releaseExitedNode(
   o: ExitReleaseOptions = {},
 ): Promise<ExitRelease> {
   const log = o.log ?? silentLogger;
-  const deadline = performance.now() + (o.storeDeadlineMs ?? 2000);
+  const t0 = performance.now();
+  const deadline = t0 + (o.storeDeadlineMs ?? 2000);
   const released: string[] = [];
   const failed: string[] = [];
   for (const lease of tokens.leases) {
     if (await retrying(deadline, () => deps.store.leases.release(lease))) released.push(lease.name);
     else failed.push(lease.name);
   }
+  const releasedMs = performance.now() - t0;
   // The record's removal and the notice do not depend on each other: the notice is what a standby waits for.
   const removal = retrying(deadline, () => deps.store.liveness.remove(tokens.node));
   const notified: string[] = [];
@@ -74,8 +86,9 @@ export async function releaseExitedNode(
         }
       }),
   );
+  const notifiedMs = performance.now() - t0;
   const recordRemoved = await removal;
-  return { released, failed, recordRemoved, notified };
+  return { released, failed, recordRemoved, notified, ms: { released: Math.round(releasedMs), notified: Math.round(notifiedMs) } };
 }
 
 /** Runs `step` until it succeeds or `deadline` (performance.now()) passes; true if it succeeded. */
