@@ -22,7 +22,13 @@ export { readClusterStatus, type ClusterStatus, type NodeHealth } from "./nodes/
 export type { MulticonnectNode, NodeDeps, NodeIdentity, StartOptions } from "./nodes/deps.js";
 export { openStore } from "./nodes/open-store.js";
 export type { NodeTokens } from "./nodes/held-leases.js";
-export { ExitReleaser, releaseExitedNode, type ExitRelease, type ExitReleaseOptions, type ExitReleaseTimings } from "./nodes/exit-release.js";
+export {
+  ExitReleaser,
+  releaseExitedNode,
+  type ExitRelease,
+  type ExitReleaseOptions,
+  type ExitReleaseTimings,
+} from "./nodes/exit-release.js";
 export { loadConfigFile, parseConfig, type Config } from "./config/load.js";
 export type { ConfigInput, StoreConfigInput } from "./config/schema.js";
 export type { Logger } from "./core/ports/logger.js";
