@@ -13,6 +13,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { forwardingItem } from "./forwarding.js";
+import { crashFailoverItem } from "./crash-failover.js";
 import { peersItem } from "./peers.js";
 import { propagationItem } from "./route-propagation.js";
 import { storeLoadItem } from "./store-load.js";
@@ -29,6 +30,8 @@ const ITEM_NAMES: Record<string, number> = {
   "route-propagation": 4,
   "store-load": 5,
   peers: 6,
+  crash: 7,
+  "crash-failover": 7,
 };
 
 interface Options {
@@ -40,7 +43,7 @@ interface Options {
 
 function parseArgs(argv: string[]): Options {
   let profile: BenchProfile = PROFILES.full;
-  let items = new Set([1, 2, 3, 4, 5, 6]);
+  let items = new Set([1, 2, 3, 4, 5, 6, 7]);
   let only = false;
   let out: string | null = null;
   let keep = false;
@@ -62,8 +65,8 @@ function parseArgs(argv: string[]): Options {
           .split(",")
           .map((x) => {
             const n = ITEM_NAMES[x] ?? Number(x);
-            if (!Number.isInteger(n) || n < 1 || n > 6)
-              throw new Error(`bench: unknown item ${x} (1-6 or ${Object.keys(ITEM_NAMES).join(", ")})`);
+            if (!Number.isInteger(n) || n < 1 || n > 7)
+              throw new Error(`bench: unknown item ${x} (1-7 or ${Object.keys(ITEM_NAMES).join(", ")})`);
             return n;
           }),
       );
@@ -107,6 +110,7 @@ async function main(): Promise<void> {
   if (o.items.has(4)) await attempt("item 4", () => propagationItem(o.profile, dir, say));
   if (o.items.has(5)) await attempt("item 5", () => storeLoadItem(o.profile, dir, say));
   if (o.items.has(6)) await attempt("item 6", () => peersItem(o.profile, dir, say));
+  if (o.items.has(7)) await attempt("item 7", () => crashFailoverItem(o.profile, dir, say));
   clearInterval(sampler);
 
   const elapsedS = (monoNow() - t0) / 1000;

@@ -53,8 +53,10 @@ export interface ChaosClusterOptions {
   readonly masters?: number;
   readonly coreapps?: number;
   readonly shards?: number;
-  /** Coreapps run under `--watchdog`. */
+  /** Coreapps run under `--watchdog` (whose supervisor also releases a dead child's leases). */
   readonly watchdog?: boolean;
+  /** Every node runs under `multiconnect start`'s supervisor (crash failover); default `--no-supervise`. */
+  readonly supervise?: boolean;
   /** Every node runs under libfaketime with its own offset file. */
   readonly faketime?: boolean;
   /**
@@ -152,7 +154,10 @@ export class ChaosCluster {
       });
     }
     const args = [CLI, "start", "--config", config, "--role", role, "--name", name];
+    // Unsupervised unless the scenario asks for it: kill -9 of the spawned process then kills the node
+    // itself, and the detectors' timeout path stays what the older scenarios measure.
     if (role === "coreapp" && o.watchdog) args.push("--watchdog");
+    else if (!o.supervise) args.push("--no-supervise");
     const log = openSync(join(o.dir, `${name}.log`), "a");
     const child = spawn(process.execPath, args, { stdio: ["ignore", log, log], env });
     const node: ChaosNode = { name, role, child, storeProxy, inbound, clockFile, opsPort };

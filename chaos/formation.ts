@@ -27,7 +27,7 @@ const { values } = parseArgs({
     shards: { type: "string", default: "1" },
   },
 });
-const backend: Backend | undefined = BACKENDS[values.backend as Backend["name"]];
+const backend: Backend | undefined = BACKENDS[values.backend as keyof typeof BACKENDS];
 const runs = Number(values.runs);
 const hogs = Number(values["cpu-hog"]);
 const shards = Number(values.shards);

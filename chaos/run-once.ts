@@ -102,6 +102,7 @@ async function attempt(
       inboundProxies: !section,
       oracle: oracle.address,
       watchdog: scenario.watchdog ?? false,
+      supervise: scenario.supervise ?? false,
       faketime: scenario.faketime ?? false,
     });
     const t = monoNow();

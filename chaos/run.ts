@@ -117,8 +117,7 @@ log(
   `chaos: profile ${profile}, ${runs} run(s) per cell, seed ${seed}, ${workers} worker(s), ${cpus().length} cores, node ${process.version}${hogs ? `, cpu hog ${hogs}` : ""}`,
 );
 log(
-  `chaos: replay with: npm run chaos -- --profile ${profile} ${storeHa ? "--store-ha " : ""}--backend ${backendList} --scenario ${names.join(",")} --seed ${seed}${values.runs ? ` --runs ${runs}` : ""}`,
-  `chaos: replay with: npm run chaos -- --profile ${profile} --backend ${values.backend} --scenario ${names.join(",")} --seed ${seed}${values.runs ? ` --runs ${runs}` : ""}${hogs ? ` --cpu-hog ${hogs}` : ""}`,
+  `chaos: replay with: npm run chaos -- --profile ${profile} ${storeHa ? "--store-ha " : ""}--backend ${backendList} --scenario ${names.join(",")} --seed ${seed}${values.runs ? ` --runs ${runs}` : ""}${hogs ? ` --cpu-hog ${hogs}` : ""}`,
 );
 
 const jobs: Job[] = [];

@@ -43,6 +43,8 @@ export interface Scenario {
   readonly hazard?: string;
   readonly oracleMode?: OracleMode;
   readonly watchdog?: boolean;
+  /** Every node runs under `multiconnect start`'s supervisor (crash failover); otherwise `--no-supervise`. */
+  readonly supervise?: boolean;
   readonly faketime?: boolean;
   readonly privateStore?: boolean;
   /** How long the cluster may take to become ready (default 30 s; a replicated store's nodes take longer to start). */
@@ -121,6 +123,32 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   {
+    name: "kill9-supervised",
+    // The fast path (SPEC L3): the supervisor sees its child die, releases the child's leases by
+    // their tokens and tells the masters; a standby serves within a fraction of a second.
+    summary: "kill -9 of the primary coreapp's node process under its supervisor (crash failover)",
+    expect: "failover",
+    bounded: true,
+    supervise: true,
+    async inject(ctx) {
+      ctx.fault("kill -9 primary coreapp (supervised)");
+      signal(ctx.primary.pid, "SIGKILL");
+    },
+  },
+  {
+    name: "kill9-supervisor-and-child",
+    // Nobody is left to release: the timeout path, as without a supervisor.
+    summary: "kill -9 of the primary coreapp's supervisor and node process together",
+    expect: "failover",
+    bounded: true,
+    supervise: true,
+    async inject(ctx) {
+      ctx.fault("kill -9 primary coreapp and its supervisor");
+      signal(primaryNode(ctx).child.pid!, "SIGKILL");
+      signal(ctx.primary.pid, "SIGKILL");
+    },
+  },
+  {
     name: "sigterm-primary",
     summary: "SIGTERM of the primary coreapp (graceful handoff)",
     expect: "failover",
@@ -140,6 +168,8 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: "pause-long",
+    // Also the frozen child of crash supervision: the timeout path until the watchdog's kill lands,
+    // then the supervisor releases the dead child's leases like any other death.
     summary: `SIGSTOP of the primary coreapp for ${PAUSE_LONG_MS} ms, then SIGCONT; coreapps under --watchdog`,
     expect: "failover",
     bounded: true,
@@ -424,4 +454,13 @@ export const SCENARIOS: Scenario[] = [
 ];
 
 /** The scenarios the short profile runs on every backend in CI (about a minute per backend). */
-export const CI_SCENARIOS = ["kill9-primary", "pause-short", "pause-long", "isolated-freeze", "store-cut-primary", "masters-cut-primary"];
+export const CI_SCENARIOS = [
+  "kill9-primary",
+  "kill9-supervised",
+  "kill9-supervisor-and-child",
+  "pause-short",
+  "pause-long",
+  "isolated-freeze",
+  "store-cut-primary",
+  "masters-cut-primary",
+];

@@ -78,7 +78,7 @@ if (names.length > 1) {
   process.exit(Math.max(...codes));
 }
 
-const backend: Backend = BACKENDS[names[0] as Backend["name"]];
+const backend: Backend = BACKENDS[names[0] as keyof typeof BACKENDS];
 if (!backend.privateServer) fail(`${backend.name} has no private server in chaos/backends.ts; the soak needs one`);
 
 /**

@@ -21,6 +21,14 @@ export { Webapp, type WebappOptions, type WebappEvents, type ServeOptions } from
 export { readClusterStatus, type ClusterStatus, type NodeHealth } from "./nodes/cluster-status.js";
 export type { MulticonnectNode, NodeDeps, NodeIdentity, StartOptions } from "./nodes/deps.js";
 export { openStore } from "./nodes/open-store.js";
+export type { NodeTokens } from "./nodes/held-leases.js";
+export {
+  ExitReleaser,
+  releaseExitedNode,
+  type ExitRelease,
+  type ExitReleaseOptions,
+  type ExitReleaseTimings,
+} from "./nodes/exit-release.js";
 export { loadConfigFile, parseConfig, type Config } from "./config/load.js";
 export type { ConfigInput, StoreConfigInput } from "./config/schema.js";
 export type { Logger } from "./core/ports/logger.js";
@@ -75,6 +83,8 @@ export type {
   SwitchoverReply,
   AdminCommand,
   AdminReply,
+  ExitNotice,
+  ExitReply,
   SettingKey,
   EndedTenure,
 } from "./core/ports/transport.js";

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, openSync, closeSync, writeFileSync } from "node:fs";
+import { mkdtempSync, openSync, closeSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { stringify } from "yaml";
 import type { ClusterStatus } from "../../src/nodes/cluster-status.js";
@@ -64,6 +64,8 @@ export interface BenchClusterOptions {
   readonly logLevel?: "info" | "warn";
   /** Start a webapp (default true; the peers item runs masters only). */
   readonly webapp?: boolean;
+  /** Run every node under `multiconnect start`'s supervisor (crash failover); default `--no-supervise`. */
+  readonly supervise?: boolean;
 }
 
 /** A free TCP port on the loopback interface. */
@@ -133,7 +135,20 @@ export class BenchCluster {
     const fd = openSync(logPath, "a");
     const child = spawn(
       process.execPath,
-      [...(this.o.execArgv?.[role] ?? []), CLI, "start", "--config", this.config, "--role", role, "--name", name, "--port", String(port)],
+      [
+        ...(this.o.execArgv?.[role] ?? []),
+        CLI,
+        "start",
+        "--config",
+        this.config,
+        "--role",
+        role,
+        "--name",
+        name,
+        "--port",
+        String(port),
+        ...(this.o.supervise ? [] : ["--no-supervise"]),
+      ],
       { stdio: ["ignore", fd, fd], env: { ...process.env, ...(this.o.eventLog ? { MC_EVENT_LOG: this.eventLogPath } : {}) } },
     );
     closeSync(fd);
@@ -160,6 +175,21 @@ export class BenchCluster {
     const stamp = { wall: Date.now(), mono: monoNow() };
     n.killed = stamp;
     n.child.kill("SIGKILL");
+    return stamp;
+  }
+
+  /**
+   * Supervised clusters: kill -9 of the node process only (the supervisor's child), stamped just
+   * before the signal; `alsoSupervisor` kills its supervisor in the same instant (the timeout path).
+   */
+  kill9Node(name: string, alsoSupervisor = false): { mono: number; wall: number } {
+    const n = this.node(name);
+    const children = readFileSync(`/proc/${n.child.pid}/task/${n.child.pid}/children`, "utf8").trim().split(/\s+/).map(Number);
+    if (!(children[0]! > 0)) throw new Error(`bench: ${name} has no node process under its supervisor`);
+    const stamp = { wall: Date.now(), mono: monoNow() };
+    n.killed = stamp;
+    if (alsoSupervisor) n.child.kill("SIGKILL");
+    process.kill(children[0]!, "SIGKILL");
     return stamp;
   }
 

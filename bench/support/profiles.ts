@@ -58,6 +58,13 @@ export interface BenchProfile {
     readonly scaleWindowS: number;
   };
   readonly peers: { readonly runs: number; readonly ttlS: number };
+  /** Item 7: supervised kills of the primary coreapp / master, and unsupervised kills (≈ 30 s each), per backend. */
+  readonly crash: {
+    readonly backends: readonly Backend[];
+    readonly runs: number;
+    readonly masterRuns: number;
+    readonly unsupervisedRuns: number;
+  };
 }
 
 const ALL: readonly Backend[] = ["sqlite", "postgres", "mysql", "redis", "etcd"];
@@ -79,6 +86,7 @@ export const PROFILES: Record<"full" | "smoke", BenchProfile> = {
       scaleWindowS: 10,
     },
     peers: { runs: 10, ttlS: 3 },
+    crash: { backends: ALL, runs: 10, masterRuns: 3, unsupervisedRuns: 1 },
   },
   // CI runs this so the script cannot rot: every item once, on the backends that need no set-up.
   smoke: {
@@ -96,5 +104,6 @@ export const PROFILES: Record<"full" | "smoke", BenchProfile> = {
       scaleWindowS: 1,
     },
     peers: { runs: 1, ttlS: 2 },
+    crash: { backends: ["sqlite"], runs: 1, masterRuns: 1, unsupervisedRuns: 0 },
   },
 };

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, openSync, writeFileSync } from "node:fs";
+import { mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { formatMs } from "../config/duration.js";
@@ -72,7 +72,12 @@ export async function devCommand(o: DevOptions): Promise<void> {
     });
   }
   event(`started ${nodes.length} processes; config ${configPath}; logs in ${join(dir, "logs")}`);
-  event(`pids: ${nodes.map((n) => `${n.name}=${n.child?.pid}`).join(" ")}`);
+  // Each node runs under its supervisor (crash failover): name the node processes themselves, so that
+  // `kill -9 <pid>` shows the fast path (killing a supervisor takes its node down by the timeout path).
+  setTimeout(
+    () => event(`node pids (supervisor pid): ${nodes.map((n) => `${n.name}=${nodePid(n.child?.pid)} (${n.child?.pid})`).join(" ")}`),
+    2000,
+  ).unref();
   event(`metrics and probes (/metrics, /livez, /readyz): ${nodes.map((n) => `${n.name}=:${n.opsPort ?? n.port}`).join(" ")}`);
   event(`console: http://127.0.0.1:${o.webappPort}/console (admin token for its actions: admin_token in ${configPath})`);
 
@@ -161,4 +166,15 @@ function devConfig(dir: string, o: DevOptions): string {
     .filter((l) => l !== "")
     .join("\n")
     .concat("\n");
+}
+
+/** The supervised node process of supervisor `pid` (its only child, from Linux's /proc), else `pid` itself. */
+function nodePid(pid: number | undefined): string {
+  if (pid === undefined) return "?";
+  try {
+    const child = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/)[0];
+    return child || String(pid);
+  } catch {
+    return String(pid);
+  }
 }

@@ -39,7 +39,11 @@ program
   .option("--port <port>", "listen port (overrides node.port)", int("--port"))
   .option("--ops-port <port>", "port of the operations endpoint: /metrics, /livez, /readyz (overrides node.ops_port)", int("--ops-port"))
   .option("--app <module>", "coreapps: module exporting the application (default: the echo example)")
-  .option("--watchdog", "run under a supervisor that SIGKILLs the node if its event loop freezes (see docs/reliability.md)", false)
+  .option(
+    "--no-supervise",
+    "run the node in this process, without the supervisor that releases a dead node's leases at once (crash failover, docs/safety.md)",
+  )
+  .option("--watchdog", "the supervisor also SIGKILLs the node if its event loop freezes (see docs/reliability.md)", false)
   .option(
     "--watchdog-deadline <ms>",
     "the watchdog's deadline (default: lease TTL - renew interval - 2 x margin)",

@@ -9,7 +9,10 @@ import { Coreapp } from "../nodes/coreapp.js";
 import { createNode } from "../nodes/compose.js";
 import { watchdogDeadlineMs, watchdogTenureGraceMs } from "../watchdog/deadline.js";
 import { petWatchdogIfSupervised } from "../watchdog/pet.js";
-import { superviseWithWatchdog } from "../watchdog/supervisor.js";
+import { supervise, SUPERVISED_ENV } from "../watchdog/supervisor.js";
+import { reportTokensIfSupervised } from "../watchdog/tokens.js";
+import { ExitReleaser } from "../nodes/exit-release.js";
+import type { Config } from "../config/load.js";
 
 export interface StartOptions {
   config: string;
@@ -20,7 +23,13 @@ export interface StartOptions {
   opsPort?: number;
   /** A module whose default export is a CoreappApplication, or a function (name) => CoreappApplication. */
   app?: string;
-  /** Run the node under a watchdog supervisor that SIGKILLs it when its event loop freezes. */
+  /**
+   * Run the node as the child of a supervisor that, when the child dies without a clean shutdown,
+   * gives its leases back at once and tells the masters (crash failover, docs/safety.md). Default
+   * true; `--no-supervise` runs the node in this process (a dead node's leases then lapse).
+   */
+  supervise?: boolean;
+  /** Also SIGKILL the node when its event loop freezes (the watchdog); implies the supervisor. */
   watchdog?: boolean;
   /** The watchdog's deadline in ms (default: derived from the cluster settings, see watchdog/deadline.ts). */
   watchdogDeadline?: number;
@@ -29,15 +38,11 @@ export interface StartOptions {
 /** `multiconnect start`: runs one node in this process until SIGTERM or SIGINT. */
 export async function startCommand(o: StartOptions): Promise<void> {
   const config = loadConfigFile(o.config);
-  // The supervisor runs this same command as its child; the child (which has an IPC channel) runs the node.
-  if (o.watchdog && !process.send) {
-    const deadlineMs = o.watchdogDeadline ?? watchdogDeadlineMs(config.settings);
-    const log = (line: string) => process.stderr.write(`multiconnect: ${line}\n`);
-    const tenureGraceMs = watchdogTenureGraceMs(config.settings);
-    log(
-      `watchdog: supervising ${o.name ?? config.node.name ?? "node"} with a ${deadlineMs} ms deadline and a ${tenureGraceMs} ms tenure grace`,
-    );
-    process.exit(await superviseWithWatchdog({ argv: process.argv.slice(1), deadlineMs, tenureGraceMs, log }));
+  // The supervisor runs this same command as its child, marked by SUPERVISED_ENV; the child runs the node.
+  if ((o.supervise !== false || o.watchdog) && process.env[SUPERVISED_ENV] !== "1") {
+    if (o.watchdog && o.supervise === false)
+      throw new ConfigError("--no-supervise", "cannot be combined with --watchdog: the watchdog is the supervisor");
+    process.exit(await runSupervisor(o, config));
   }
   const role = o.role ?? config.node.role;
   const name = o.name ?? config.node.name ?? role ?? "node";
@@ -61,12 +66,58 @@ export async function startCommand(o: StartOptions): Promise<void> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  // Before start(): the liveness record written at start is already the supervisor's to remove.
+  reportTokensIfSupervised(node);
   await node.start();
   // Armed only now: loading drivers (etcd's protobuf parsing) blocks the event loop for longer than a
   // deadline, and a node that has not started holds no shard.
   const petNow = petWatchdogIfSupervised(node instanceof Coreapp ? node : undefined);
   if (petNow && node instanceof Coreapp) node.on("owner", (e) => e.type === "demoted" && petNow());
   process.stderr.write(`multiconnect: ${name} (${node.id}) started as ${role}\n`);
+}
+
+/**
+ * The supervisor's side of `start`: opens the connections a release needs (in the background: the
+ * child starts at once, and a supervisor that cannot open them still supervises; its child's leases
+ * then lapse as without it), runs the child, and after a death releases what it held.
+ */
+async function runSupervisor(o: StartOptions, config: Config): Promise<number> {
+  const name = o.name ?? config.node.name ?? o.role ?? config.node.role ?? "node";
+  const log = (line: string) => process.stderr.write(`multiconnect: ${line}\n`);
+  const watchdog = o.watchdog
+    ? { deadlineMs: o.watchdogDeadline ?? watchdogDeadlineMs(config.settings), tenureGraceMs: watchdogTenureGraceMs(config.settings) }
+    : undefined;
+  log(
+    watchdog
+      ? `supervising ${name} with a watchdog: ${watchdog.deadlineMs} ms deadline, ${watchdog.tenureGraceMs} ms tenure grace`
+      : `supervising ${name}: its leases are released at once if it dies`,
+  );
+  const releaser = ExitReleaser.open(config, { name: `${name}-supervisor` }).catch((e: unknown) => {
+    log(`supervisor: cannot open the store (${String(e)}); a crash of ${name} will take the timeout path`);
+    return null;
+  });
+  const code = await supervise({
+    argv: process.argv.slice(1),
+    log,
+    ...(watchdog ? { watchdog } : {}),
+    onDeath: async (tokens, exit) => {
+      const r = await releaser;
+      if (!tokens || !r) {
+        log(`${name} ${exit.cause}; nothing to release (no tokens reported or no store)`);
+        return;
+      }
+      const begun = performance.now();
+      const done = await r.release(tokens, exit.cause);
+      log(
+        `${name} (${tokens.node}) ${exit.cause}; released [${done.released.join(", ")}]` +
+          (done.failed.length ? `, not released [${done.failed.join(", ")}] (they lapse)` : "") +
+          `, record ${done.recordRemoved ? "removed" : "kept"}, notified ${done.notified.length} master(s); from the exit notice: release begun +${Math.round(begun - exit.at)} ms, ` +
+          `leases released +${Math.round(begun - exit.at + done.ms.released)} ms, masters notified +${Math.round(begun - exit.at + done.ms.notified)} ms`,
+      );
+    },
+  });
+  await (await releaser)?.close().catch(() => {});
+  return code;
 }
 
 async function loadApp(module: string | undefined, name: string): Promise<CoreappApplication> {

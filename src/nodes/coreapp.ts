@@ -18,6 +18,7 @@ import {
   type NodeIdentity,
   type StartOptions,
 } from "./deps.js";
+import { HeldLeases, withLeases, type NodeTokens } from "./held-leases.js";
 import { NodeMetrics, type Readiness } from "./metrics.js";
 import { SDK_VERSION } from "../version.js";
 
@@ -36,6 +37,8 @@ const HOLD_WHILE_PROMOTING_MS = 2000;
 export interface CoreappEvents {
   /** This coreapp was promoted for a shard, or demoted. */
   owner: [event: OwnerEvent];
+  /** What this node holds in the store changed (it took or gave back a shard's lease); see `tokens()`. */
+  tokens: [tokens: NodeTokens];
 }
 
 /**
@@ -56,6 +59,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
   private watch: ShardMapWatch | null = null;
   private loop: Promise<void> | null = null;
   private address = "";
+  private readonly heldLeases: HeldLeases;
 
   constructor(
     private readonly deps: NodeDeps,
@@ -68,12 +72,13 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     this.id = identity.id;
     this.name = identity.name;
     const log = deps.log.child({ node: identity.name });
-    this.deps = { ...deps, log };
+    this.heldLeases = new HeldLeases(deps.store.leases, () => this.emit("tokens", this.tokens()));
+    this.deps = { ...deps, log, store: withLeases(deps.store, this.heldLeases) };
     // A view of the node's live timing (read through, never copied: settings change at run time) plus the drain timeout.
     const ownerTiming: ShardOwnerTiming = Object.assign(Object.create(deps.timing) as Timing, { drainTimeoutMs });
     this.follower = new ClusterDocumentFollower(deps.store.clusterDocument, deps.timing, deps.store.capabilities, deps.clock, log);
     const metrics = (this.metrics = deps.metrics ?? NodeMetrics.detached(identity.name));
-    this.owner = new ShardOwner(identity.id, deps.store.leases, app, deps.clock, ownerTiming, log, (e) => {
+    this.owner = new ShardOwner(identity.id, this.heldLeases, app, deps.clock, ownerTiming, log, (e) => {
       metrics.ownerChanged(e);
       this.emit("owner", e);
       void this.beat().catch(() => {}); // make the change visible in the store at once
@@ -100,6 +105,14 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
   /** The cluster document as this node last read it (its live settings), or null. */
   get clusterDocument(): ClusterDocumentFollower {
     return this.follower;
+  }
+
+  /**
+   * What this node holds in the store now, for whoever watches its process (docs/embedding.md,
+   * "Crash failover"); the `"tokens"` event fires on every change.
+   */
+  tokens(): NodeTokens {
+    return { node: this.id, name: this.name, role: "coreapp", leases: this.heldLeases.list() };
   }
 
   /** The shard this coreapp owns or is taking, if any, and its epoch. */

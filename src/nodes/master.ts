@@ -5,7 +5,9 @@ import { runElection } from "../core/master/election.js";
 import { HeartbeatMonitor } from "../core/master/heartbeat-monitor.js";
 import { Membership } from "../core/master/membership.js";
 import { abortOn, ShardManager, type PromotionEvent, type UnservedShard } from "../core/master/shard-manager.js";
-import type { TransportServer } from "../core/ports/transport.js";
+import { MASTER_LEASE } from "../core/ports/leases.js";
+import type { ExitNotice, ExitReply, TransportServer } from "../core/ports/transport.js";
+import { Wakeup } from "../core/wakeup.js";
 import { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
 import { ControlPlane } from "../core/master/control-plane.js";
 import { settingsOf } from "../core/timing.js";
@@ -19,6 +21,7 @@ import {
   type NodeIdentity,
   type StartOptions,
 } from "./deps.js";
+import { HeldLeases, withLeases, type NodeTokens } from "./held-leases.js";
 import { NodeMetrics, type Readiness } from "./metrics.js";
 import { SDK_VERSION } from "../version.js";
 
@@ -32,6 +35,8 @@ export interface MasterEvents {
   role: [role: "primary_master" | "secondary_master"];
   /** As primary, this master named a new owner for a shard. */
   promotion: [event: PromotionEvent];
+  /** What this node holds in the store changed (it took or gave back the master lease); see `tokens()`. */
+  tokens: [tokens: NodeTokens];
 }
 
 /**
@@ -55,6 +60,12 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
   private tenure: LeaseHolder | null = null;
   private server: TransportServer | null = null;
   private loops: Promise<void>[] = [];
+  /** Nodes whose supervisor reported their process exited: node id → how it ended (see `noteExit`). */
+  private readonly exits = new Map<string, string>();
+  /** The last exit notice of a primary master's process, for the next `master_elected` record. */
+  private masterExit: ExitNotice | null = null;
+  private readonly electionWakeup = new Wakeup();
+  private readonly heldLeases: HeldLeases;
 
   constructor(
     private readonly deps: NodeDeps,
@@ -68,7 +79,8 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     this.name = identity.name;
     const { store, transport, clock, timing } = deps;
     const log = deps.log.child({ node: identity.name });
-    this.deps = { ...deps, log };
+    this.heldLeases = new HeldLeases(store.leases, () => this.emit("tokens", this.tokens()));
+    this.deps = { ...deps, log, store: withLeases(store, this.heldLeases) };
     this.metrics = deps.metrics ?? NodeMetrics.detached(identity.name);
     this.view = new ClusterView(store.liveness, clock, timing.evaluateTickMs);
     this.monitor = new HeartbeatMonitor(identity.id, transport, clock, timing, log);
@@ -89,7 +101,11 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     this.control = new ControlPlane(identity.id, store.clusterDocument, store.history, this.follower, seed, clock, log, (node) =>
       this.manager.clearHold(node),
     );
-    const control = { pauseOf: (shard: number) => this.follower.pauseOf(shard), record: this.control.record.bind(this.control) };
+    const control = {
+      pauseOf: (shard: number) => this.follower.pauseOf(shard),
+      record: this.control.record.bind(this.control),
+      exitOf: (node: string) => this.exits.get(node) ?? null,
+    };
     const promoted = (e: PromotionEvent) => {
       this.metrics.promotionWritten(e);
       this.emit("promotion", e);
@@ -125,6 +141,14 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     return this.manager.unserved();
   }
 
+  /**
+   * What this node holds in the store now, for whoever watches its process (docs/embedding.md,
+   * "Crash failover"); the `"tokens"` event fires on every change.
+   */
+  tokens(): NodeTokens {
+    return { node: this.id, name: this.name, role: "master", leases: this.heldLeases.list() };
+  }
+
   /** `primary_master` while this master holds the master lease, else `secondary_master`. */
   get role(): "primary_master" | "secondary_master" {
     return this.tenure?.held ? "primary_master" : "secondary_master";
@@ -142,6 +166,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     this.server = await transport.listen(this.id, this.identity.listenHost, this.identity.port, {
       switchover: (_from, command) => this.manager.switchover(this.tenure, command),
       admin: (_from, command) => this.control.handle(this.tenure, command),
+      exited: (_from, notice) => this.noteExit(notice),
     });
     const address = `${this.identity.externalHostname}:${this.identity.advertisePort ?? this.server.port}`;
     this.monitor.start();
@@ -172,9 +197,37 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
           if (this.tenure?.held) this.control.notePauseExpiries(this.tenure.lease);
         },
       ),
-      runElection(store.leases, clock, this.id, timing, log, this.stop$.signal, (holder) => this.lead(holder)),
+      runElection(store.leases, clock, this.id, timing, log, this.stop$.signal, (holder) => this.lead(holder), this.electionWakeup),
     );
     this.started = true;
+  }
+
+  /**
+   * A supervisor's word that a node's process exited and that its leases were given back (crash
+   * failover, docs/safety.md). Every master remembers it, primary or not: a secondary may become
+   * primary a moment later (its own primary died too). The primary master evaluates at once, and
+   * the verdict replaces a dead owner at once (health.ts); a master that is not primary tries the
+   * master lease at once. Acting on a false notice is safe: the next owner still needs the shard's
+   * lease, which a live owner keeps until it lets go or it lapses (S4).
+   */
+  private noteExit(notice: ExitNotice): ExitReply {
+    this.deps.log.warn(
+      { exited: notice.node, role: notice.role, cause: notice.cause, released: notice.released },
+      "a node's process exited",
+    );
+    this.exits.delete(notice.node);
+    this.exits.set(notice.node, notice.cause);
+    // Node ids are per process and never come back: the oldest entries can only name long-gone nodes.
+    for (const id of this.exits.keys()) {
+      if (this.exits.size <= 1024) break;
+      this.exits.delete(id);
+    }
+    if (notice.released.includes(MASTER_LEASE)) {
+      this.masterExit = notice;
+      this.electionWakeup.wake();
+    }
+    this.manager.wake();
+    return { ok: true };
   }
 
   private async lead(holder: LeaseHolder): Promise<void> {
@@ -184,11 +237,13 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
       // Only the primary master upgrades an older schema (see prepareSchema; idempotent), then
       // loads the map and manages shards.
       await this.deps.store.migrate().catch((e: unknown) => this.deps.log.warn({ err: String(e) }, "migration failed"));
+      const previous = this.masterExit;
+      this.masterExit = null;
       this.control.record(holder.lease, {
         type: "master_elected",
         shard: null,
-        cause: "acquired the master lease",
-        evidence: { name: this.name },
+        cause: previous ? `acquired the master lease given back when ${previous.node}'s process exited` : "acquired the master lease",
+        evidence: previous ? { name: this.name, previous: previous.node, exit: previous.cause } : { name: this.name },
         epochs: { master: holder.lease.epoch },
       });
       await this.control

@@ -1,3 +1,4 @@
+import type { NodeTokens } from "./held-leases.js";
 import { EventEmitter } from "node:events";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -210,6 +211,14 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
       readiness: () => this.readiness(),
       shards: () => Array.from({ length: options.shards }, (_, shard) => this.router.route(shard) ?? { shard, owner: null, epoch: 0 }),
     });
+  }
+
+  /**
+   * What this node holds in the store: its liveness record only (a webapp takes no lease). For
+   * whoever watches its process (docs/embedding.md, "Crash failover").
+   */
+  tokens(): NodeTokens {
+    return { node: this.id, name: this.name, role: "webapp", leases: [] };
   }
 
   /**

@@ -147,7 +147,19 @@ export class LocalCluster {
       }),
       { mode: 0o600 },
     );
-    const args = [...(this.options.execArgv ?? []), cliPath(), "start", "--config", config, "--role", role, "--name", name];
+    // --no-supervise: kill() then kills the node process itself, as the kit's scenarios expect.
+    const args = [
+      ...(this.options.execArgv ?? []),
+      cliPath(),
+      "start",
+      "--config",
+      config,
+      "--role",
+      role,
+      "--name",
+      name,
+      "--no-supervise",
+    ];
     if (role === "coreapp") args.push("--app", resolve(this.options.app));
     const log = openSync(join(this.dir, `${name}.log`), "a");
     const child = spawn(process.execPath, args, {

@@ -1,7 +1,11 @@
 import { spawn } from "node:child_process";
+import type { NodeTokens } from "../nodes/held-leases.js";
 
 /** The environment variable through which the supervisor tells its child how often to pet it. */
 export const PET_INTERVAL_ENV = "MC_WATCHDOG_PET_MS";
+
+/** Set (to "1") in the environment of a child run by the supervisor: it reports its tokens over IPC. */
+export const SUPERVISED_ENV = "MC_SUPERVISED";
 
 /** The child's message to the supervisor (src/watchdog/pet.ts). */
 export interface Pet {
@@ -10,10 +14,29 @@ export interface Pet {
   readonly tenureRemainingMs: number | null;
 }
 
-/** Options of `superviseWithWatchdog`. */
-export interface WatchdogOptions {
-  /** The child's command line after `node`: the CLI script and its arguments (without `--watchdog`). */
-  readonly argv: readonly string[];
+/** The child's message to the supervisor whenever what it holds in the store changes (src/watchdog/tokens.ts). */
+export interface TokensMessage {
+  readonly type: "tokens";
+  /** Everything the child holds now: its liveness record's id and its leases with their epochs. */
+  readonly tokens: NodeTokens;
+}
+
+/** How the child ended, as the kernel reported it to the supervisor. */
+export interface ChildExit {
+  /** Its exit code, or null when a signal ended it. */
+  readonly code: number | null;
+  /** The signal that ended it, or null. */
+  readonly signal: NodeJS.Signals | null;
+  /** True when the watchdog killed it. */
+  readonly byWatchdog: boolean;
+  /** For logs and the history: "killed by SIGKILL (watchdog)", "exited with code 1". */
+  readonly cause: string;
+  /** When the kernel's exit notice reached the supervisor (performance.now()). */
+  readonly at: number;
+}
+
+/** The watchdog's two deadlines (see `supervise`). */
+export interface WatchdogDeadlines {
   /** Kill the child when its event loop has not petted for this long (ms), once it petted once. */
   readonly deadlineMs: number;
   /**
@@ -22,17 +45,51 @@ export interface WatchdogOptions {
    * margin after that deadline), and enough for a running event loop to demote and pet.
    */
   readonly tenureGraceMs: number;
+}
+
+/** Options of `supervise`. */
+export interface SupervisorOptions {
+  /** The child's command line after `node`: the CLI script and its arguments. */
+  readonly argv: readonly string[];
+  /** The freeze watchdog (`--watchdog`), or absent for crash supervision only. */
+  readonly watchdog?: WatchdogDeadlines;
+  /** Where the supervisor writes what it does (never secrets). */
+  readonly log: (line: string) => void;
+  /**
+   * Runs once the child is dead, when it ended without a clean shutdown (a signal, a non-zero exit
+   * code, or leases still listed), with the last tokens it reported (null if it reported none).
+   * The supervisor exits only after it settles.
+   */
+  readonly onDeath?: (tokens: NodeTokens | null, exit: ChildExit) => Promise<void>;
+}
+
+/** Options of `superviseWithWatchdog`. */
+export interface WatchdogOptions extends WatchdogDeadlines {
+  /** The child's command line after `node`: the CLI script and its arguments (without `--watchdog`). */
+  readonly argv: readonly string[];
   /** Where the supervisor writes what it does (never secrets). */
   readonly log: (line: string) => void;
 }
 
+/** `supervise` with the freeze watchdog on and no crash release: the watchdog alone. */
+export function superviseWithWatchdog(o: WatchdogOptions): Promise<number> {
+  return supervise({ argv: o.argv, log: o.log, watchdog: { deadlineMs: o.deadlineMs, tenureGraceMs: o.tenureGraceMs } });
+}
+
 /**
- * The opt-in watchdog of docs/reliability.md, in the spirit of Patroni's: a small supervisor
- * process that runs the node as its child and SIGKILLs it when the child's event loop stops petting
- * for `deadlineMs`. Why a separate process: a node frozen by SIGSTOP, a long GC pause or a stalled VM
- * runs no code at all — no timer inside it can stop it from holding its upstream connection open
- * after its lease lapsed; only another process can, and SIGKILL makes the kernel close that socket.
+ * The supervisor of `multiconnect start`: a small process that runs the node as its child.
  *
+ * Crash supervision (the default): the child reports, over the IPC channel, every lease token as it
+ * takes it (src/watchdog/tokens.ts). When the child dies — kill -9, an OOM kill, a crash — the
+ * kernel tells its parent at once, and that exit notice proves the process holds no socket any
+ * more; `onDeath` then gives its leases back and tells the masters (src/nodes/exit-release.ts), so
+ * a standby serves within a fraction of a second instead of after the failure detectors' timeout
+ * (SPEC L3, docs/safety.md "Crash failover"). A process that is only silent is never treated so.
+ *
+ * The watchdog (`--watchdog`, opt-in), in the spirit of Patroni's: SIGKILLs the child when its event
+ * loop stops petting. Why a separate process: a node frozen by SIGSTOP, a long GC pause or a stalled
+ * VM runs no code at all — no timer inside it can stop it from holding its upstream connection open
+ * after its lease lapsed; only another process can, and SIGKILL makes the kernel close that socket.
  * Two deadlines, whichever comes first:
  * - the pet deadline: no pet for `deadlineMs` (see deadline.ts for why that lands before the lease
  *   can lapse while renewals succeed);
@@ -42,25 +99,35 @@ export interface WatchdogOptions {
  *   deadline comes sooner than a pet deadline measured from the freeze. A live child demotes at that
  *   deadline and pets at once, so it is killed only if closing its tenure takes longer than the grace.
  *   The estimate is late by the pet's IPC delay only, which the grace (below the margin) absorbs.
+ * Once the watchdog's kill has landed the child is dead like any other, and `onDeath` runs too.
  *
  * Resolves with the exit code the supervisor should exit with: the child's own code, or 70 when
- * the watchdog fired. SIGTERM and SIGINT are passed on to the child.
+ * the watchdog fired. SIGTERM and SIGINT are passed on to the child. The child dies with its
+ * supervisor (src/watchdog/tokens.ts): a node never keeps running unwatched, and `kill -9` of the
+ * supervisor stops the node as it did before supervision existed — by the timeout path.
  */
-export function superviseWithWatchdog(o: WatchdogOptions): Promise<number> {
-  const petMs = Math.max(10, Math.floor(o.deadlineMs / 4));
+export function supervise(o: SupervisorOptions): Promise<number> {
+  const w = o.watchdog;
+  const petMs = w ? Math.max(10, Math.floor(w.deadlineMs / 4)) : null;
   const child = spawn(process.execPath, [...o.argv], {
     stdio: ["inherit", "inherit", "inherit", "ipc"],
-    env: { ...process.env, [PET_INTERVAL_ENV]: String(petMs) },
+    env: { ...process.env, [SUPERVISED_ENV]: "1", ...(petMs === null ? {} : { [PET_INTERVAL_ENV]: String(petMs) }) },
   });
+  let tokens: NodeTokens | null = null;
   let lastPet: number | null = null;
   let tenureDeadline: number | null = null;
   let fired = false;
-  child.on("message", (m: Pet) => {
+  child.on("message", (m: Pet | TokensMessage) => {
+    if (m?.type === "tokens") {
+      tokens = m.tokens;
+      return;
+    }
+    if (m?.type !== "pet" || !w) return;
     lastPet = performance.now();
     if (typeof m.tenureRemainingMs !== "number") tenureDeadline = null;
     // A renewal moves the deadline later (remaining > 0); once it has passed (0), later pets must
     // not move it: the child's own deadline is gone, only "closed" (null) clears it.
-    else if (m.tenureRemainingMs > 0 || tenureDeadline === null) tenureDeadline = lastPet + m.tenureRemainingMs + o.tenureGraceMs;
+    else if (m.tenureRemainingMs > 0 || tenureDeadline === null) tenureDeadline = lastPet + m.tenureRemainingMs + w.tenureGraceMs;
   });
   const fire = (why: string) => {
     fired = true;
@@ -68,23 +135,43 @@ export function superviseWithWatchdog(o: WatchdogOptions): Promise<number> {
     child.kill("SIGKILL");
   };
   // Check often enough that the kill lands within a small fraction of the deadline, and of the grace.
-  const check = setInterval(
-    () => {
-      const now = performance.now();
-      if (fired || lastPet === null) return;
-      if (now - lastPet > o.deadlineMs) fire(`missed its ${o.deadlineMs} ms deadline (last pet ${Math.round(now - lastPet)} ms ago)`);
-      else if (tenureDeadline !== null && now > tenureDeadline)
-        fire(`is still in its shard tenure ${Math.round(now - tenureDeadline + o.tenureGraceMs)} ms past the lease's deadline`);
-    },
-    Math.max(2, Math.min(Math.floor(o.deadlineMs / 20), Math.floor(o.tenureGraceMs / 4))),
-  );
+  const check = w
+    ? setInterval(
+        () => {
+          const now = performance.now();
+          if (fired || lastPet === null) return;
+          if (now - lastPet > w.deadlineMs) fire(`missed its ${w.deadlineMs} ms deadline (last pet ${Math.round(now - lastPet)} ms ago)`);
+          else if (tenureDeadline !== null && now > tenureDeadline)
+            fire(`is still in its shard tenure ${Math.round(now - tenureDeadline + w.tenureGraceMs)} ms past the lease's deadline`);
+        },
+        Math.max(2, Math.min(Math.floor(w.deadlineMs / 20), Math.floor(w.tenureGraceMs / 4))),
+      )
+    : undefined;
   const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
   process.on("SIGTERM", forward("SIGTERM"));
   process.on("SIGINT", forward("SIGINT"));
+  // 'close' comes after 'exit' once the IPC channel is drained too: a token message the child sent
+  // just before it died is read before the release. Bounded, in case something else holds the pipe.
+  const closed = new Promise<void>((resolve) => child.once("close", () => resolve()));
   return new Promise((resolve) => {
-    child.on("exit", (code, signal) => {
+    child.once("exit", (code, signal) => {
+      const at = performance.now();
       clearInterval(check);
-      resolve(fired ? 70 : (code ?? (signal ? 1 : 0)));
+      void (async () => {
+        await Promise.race([closed, new Promise((r) => setTimeout(r, 100))]);
+        const exit: ChildExit = {
+          code,
+          signal,
+          byWatchdog: fired,
+          at,
+          cause: signal ? `killed by ${signal}${fired ? " (watchdog)" : ""}` : `exited with code ${code ?? "?"}`,
+        };
+        const held = (tokens as NodeTokens | null)?.leases.length ?? 0;
+        if (o.onDeath && (signal !== null || code !== 0 || held > 0)) {
+          await o.onDeath(tokens, exit).catch((e: unknown) => o.log(`supervisor: release after the child's death failed: ${String(e)}`));
+        }
+        resolve(fired ? 70 : (code ?? (signal ? 1 : 0)));
+      })();
     });
   });
 }

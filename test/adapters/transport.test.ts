@@ -3,7 +3,7 @@ import net from "node:net";
 import { inspect } from "node:util";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { AuthenticationError, MulticonnectError, TransportUnavailableError } from "../../src/core/errors.js";
-import type { ForwardRequest, ForwardResult, Peer, SwitchoverCommand, TransportHandlers } from "../../src/core/ports/transport.js";
+import type { ExitNotice, ForwardRequest, ForwardResult, Peer, SwitchoverCommand, TransportHandlers } from "../../src/core/ports/transport.js";
 import { deriveTransportKey, FramedTransport, type FramedTransportOptions } from "../../src/adapters/transport/index.js";
 import { refusedPort, startBlackhole } from "../../src/testing/net.js";
 import { RawConnection } from "../support/raw-transport.js";
@@ -160,6 +160,30 @@ describe("FramedTransport", () => {
     const core = await coreapp({ switchover });
     await expect(transport().switchover(core.peer, { shard: 1, to: "core-b" }, 2000)).resolves.toEqual(reply);
     expect(switchover.mock.calls[0]![1]).toEqual({ shard: 1, to: "core-b" });
+  });
+
+  it("exited() delivers a supervisor's exit notice to a master's handler, authenticated, and returns its answer", async () => {
+    const exited = vi.fn((_from: string, _notice: ExitNotice) => ({ ok: true }));
+    const master = await coreapp({ exited });
+    const notice: ExitNotice = { node: "core-a.1f2e3d", role: "coreapp", cause: "killed by SIGKILL", released: ["shard/3"] };
+    await expect(transport({ nodeId: id("supervisor") }).exited(master.peer, notice, 2000)).resolves.toEqual({ ok: true });
+    expect(exited.mock.calls[0]![1]).toEqual(notice);
+    await expect(
+      transport({ nodeId: id("x"), secret: "another-secret-0123456789-abcdef" }).exited(master.peer, notice, 2000),
+    ).rejects.toBeInstanceOf(AuthenticationError);
+    expect(exited).toHaveBeenCalledTimes(1);
+  });
+
+  it("listen() refuses a malformed exit notice (a lease name that is not one) with 400 and runs no handler", async () => {
+    const exited = vi.fn(() => ({ ok: true }));
+    const master = await coreapp({ exited });
+    const raw = await RawConnection.open(master.server.port);
+    cleanups.push(async () => raw.close());
+    expect(await raw.handshake(KEY, "s.1", master.self)).toBe(true);
+    raw.request(1, "exited", Buffer.from(JSON.stringify({ node: "n.1", role: "coreapp", cause: "x", released: ["../etc"] })));
+    await raw.until(() => raw.frames.length >= 1, "a refusal");
+    expect(raw.sessionFrames().map((f) => [f.id, f.type, f.payload.readUInt16BE(0)])).toEqual([[1, 19, 400]]);
+    expect(exited).not.toHaveBeenCalled();
   });
 
   it("forward() of 200 concurrent requests share one connection and all succeed", async () => {

@@ -2,6 +2,8 @@ import { TransportUnavailableError } from "../../src/core/errors.js";
 import type {
   AdminCommand,
   AdminReply,
+  ExitNotice,
+  ExitReply,
   ForwardRequest,
   ForwardResult,
   HeartbeatMessage,
@@ -65,6 +67,11 @@ export class MemoryNetwork {
         const h = target(to).admin;
         if (!h) throw new Error("no admin handler");
         return h(self, c);
+      },
+      exited: async (to: Peer, n: ExitNotice): Promise<ExitReply> => {
+        const h = target(to).exited;
+        if (!h) throw new Error("no exited handler");
+        return h(self, n);
       },
       switchover: async (to: Peer, c: SwitchoverCommand): Promise<SwitchoverReply> => {
         const h = target(to).switchover;

@@ -27,7 +27,10 @@ export interface AppEvent {
 export interface ProcessNode {
   name: string;
   role: "master" | "coreapp" | "webapp";
+  /** The process the harness started: the supervisor when the cluster is supervised, else the node. */
   child: ChildProcess;
+  /** Supervised: the node process itself (the supervisor's child), once seen. */
+  nodePid?: number;
   /** CLOCK_MONOTONIC ms when the harness killed it (SIGKILL), if it did. */
   killedAt?: number;
   /** When the harness froze it (SIGSTOP) and let it go on (SIGCONT). */
@@ -44,6 +47,13 @@ export interface ClusterOptions {
   coreapps?: number;
   /** More top-level keys of the config file (e.g. `admin_token`, `node_retention`). */
   extraConfig?: Record<string, unknown>;
+  /**
+   * Run every node under `multiconnect start`'s supervisor (crash failover), and coreapps also under
+   * `--watchdog` when `watchdog` is set. Default false: `--no-supervise`, so that kill9() kills the
+   * node itself and the tests of the detectors' timeout path keep meaning what they say.
+   */
+  supervise?: boolean;
+  watchdog?: boolean;
 }
 
 /** Short intervals for process-level tests: failover in about 1.5 s. */
@@ -92,7 +102,10 @@ export class ProcessCluster {
   /** Starts one node process; `env` adds to the harness's environment (e.g. MULTICONNECT_TEST_PROTOCOL). */
   spawn(role: ProcessNode["role"], name: string, port: number, env: Record<string, string> = {}): ProcessNode {
     const log = openSync(join(this.dir, `${name}.log`), "a");
-    const child = spawn(process.execPath, [CLI, "start", "--config", this.config, "--role", role, "--name", name, "--port", String(port)], {
+    const args = [CLI, "start", "--config", this.config, "--role", role, "--name", name, "--port", String(port)];
+    if (!this.options.supervise) args.push("--no-supervise");
+    else if (this.options.watchdog && role === "coreapp") args.push("--watchdog");
+    const child = spawn(process.execPath, args, {
       stdio: ["ignore", log, log],
       env: { ...process.env, MC_EVENT_LOG: this.eventLog, ...env },
     });
@@ -113,6 +126,52 @@ export class ProcessCluster {
     const exited = new Promise((r) => n.child.once("exit", r));
     n.child.kill("SIGTERM");
     await Promise.race([exited, sleep(10_000)]);
+  }
+
+  /** Supervised: the node process (the supervisor's only child), or undefined while it has none. */
+  nodePid(n: ProcessNode): number | undefined {
+    if (!this.options.supervise) return n.child.pid;
+    if (n.nodePid !== undefined) return n.nodePid;
+    try {
+      const pid = Number(readFileSync(`/proc/${n.child.pid}/task/${n.child.pid}/children`, "utf8").trim().split(/\s+/)[0]);
+      if (pid > 0) n.nodePid = pid;
+    } catch {
+      // not started yet, or gone
+    }
+    return n.nodePid;
+  }
+
+  /** Learns every supervised node's own pid (call once the cluster runs; the event log names those). */
+  learnNodePids(): void {
+    for (const n of this.nodes) this.nodePid(n);
+  }
+
+  /** Supervised: kill -9 of the node process only; its supervisor sees it die. */
+  kill9Node(name: string): void {
+    const n = this.node(name);
+    const pid = this.nodePid(n);
+    if (pid === undefined) throw new Error(`${name}: no node process under its supervisor`);
+    n.killedAt = monoNow();
+    process.kill(pid, "SIGKILL");
+  }
+
+  /** Supervised: kill -9 of the supervisor and the node process at the same instant. */
+  kill9Both(name: string): void {
+    const n = this.node(name);
+    const pid = this.nodePid(n);
+    if (pid === undefined) throw new Error(`${name}: no node process under its supervisor`);
+    n.killedAt = monoNow();
+    n.child.kill("SIGKILL");
+    process.kill(pid, "SIGKILL");
+  }
+
+  /** Supervised: SIGSTOP of the node process only (the supervisor's watchdog sees it freeze). */
+  pauseNode(name: string): void {
+    const n = this.node(name);
+    const pid = this.nodePid(n);
+    if (pid === undefined) throw new Error(`${name}: no node process under its supervisor`);
+    n.pausedAt = monoNow();
+    process.kill(pid, "SIGSTOP");
   }
 
   kill9(name: string): void {
@@ -206,7 +265,8 @@ export class ProcessCluster {
    */
   overlaps(): string[] {
     type Tenure = { node: string; pid: number; shard: number; epoch: number; from: number; to: number };
-    const byPid = new Map(this.nodes.map((n) => [n.child.pid!, n]));
+    this.learnNodePids();
+    const byPid = new Map(this.nodes.flatMap((n) => [[n.child.pid!, n] as const, ...(n.nodePid ? [[n.nodePid, n] as const] : [])]));
     const tenures: Tenure[] = [];
     const open = new Map<string, AppEvent>();
     const events = this.events();

@@ -21,3 +21,17 @@ if (mode === "tenure-closes") {
   }, 150);
   setTimeout(() => process.exit(0), 600);
 }
+// Crash supervision (no watchdog):
+// - tokens-crash: reports a shard lease, then a newer one, and at once kills itself with SIGKILL;
+// - tokens-clean: reports that it holds nothing, then exits 0 (a clean shutdown).
+const lease = (epoch) => ({ name: "shard/0", holder: `child.1#${epoch}`, epoch });
+const tokens = (leases) => process.send({ type: "tokens", tokens: { node: "child.1", name: "child", role: "coreapp", leases } });
+if (mode === "tokens-crash") {
+  tokens([lease(3)]);
+  tokens([lease(4)]);
+  process.kill(process.pid, "SIGKILL");
+}
+if (mode === "tokens-clean") {
+  tokens([]);
+  setTimeout(() => process.exit(0), 50);
+}

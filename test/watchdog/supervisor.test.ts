@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { superviseWithWatchdog } from "../../src/watchdog/supervisor.js";
+import type { NodeTokens } from "../../src/nodes/held-leases.js";
+import { supervise as superviseChild, superviseWithWatchdog, type ChildExit } from "../../src/watchdog/supervisor.js";
 
 const child = fileURLToPath(new URL("../support/watchdog-child.mjs", import.meta.url));
 
@@ -33,5 +34,32 @@ describe("watchdog supervisor", () => {
     const r = await supervise("tenure-closes", 5000, 50);
     expect(r.lines).toEqual([]);
     expect(r.code).toBe(0);
+  });
+});
+
+describe("crash supervision", () => {
+  /** Runs the stand-in child without the watchdog; resolves with the exit code and what `onDeath` got. */
+  async function crash(mode: string) {
+    const deaths: { tokens: NodeTokens | null; exit: ChildExit }[] = [];
+    const code = await superviseChild({
+      argv: [child, mode],
+      log: () => {},
+      onDeath: async (tokens, exit) => void deaths.push({ tokens, exit }),
+    });
+    return { code, deaths };
+  }
+
+  it("hands onDeath the last tokens the child reported before it was killed, with the kernel's cause", async () => {
+    const r = await crash("tokens-crash");
+    expect(r.code).toBe(1);
+    expect(r.deaths).toHaveLength(1);
+    expect(r.deaths[0]!.tokens?.leases).toEqual([{ name: "shard/0", holder: "child.1#4", epoch: 4 }]);
+    expect(r.deaths[0]!.exit).toMatchObject({ signal: "SIGKILL", code: null, byWatchdog: false, cause: "killed by SIGKILL" });
+  });
+
+  it("runs no release after a clean shutdown (exit 0, nothing held)", async () => {
+    const r = await crash("tokens-clean");
+    expect(r.code).toBe(0);
+    expect(r.deaths).toEqual([]);
   });
 });

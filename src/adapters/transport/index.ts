@@ -19,6 +19,8 @@ import type { Logger } from "../../core/ports/logger.js";
 import type {
   AdminCommand,
   AdminReply,
+  ExitNotice,
+  ExitReply,
   ForwardRequest,
   ForwardResult,
   HeartbeatMessage,
@@ -133,6 +135,10 @@ export class FramedTransport implements Transport {
 
   admin(to: Peer, command: AdminCommand, timeoutMs: number): Promise<AdminReply> {
     return this.json(to, "admin", command, timeoutMs);
+  }
+
+  exited(to: Peer, notice: ExitNotice, timeoutMs: number): Promise<ExitReply> {
+    return this.json(to, "exited", { node: notice.node, role: notice.role, cause: notice.cause, released: notice.released }, timeoutMs);
   }
 
   async listen(self: string, host: string, port: number, handlers: TransportHandlers): Promise<TransportServer> {

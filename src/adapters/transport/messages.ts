@@ -17,6 +17,8 @@ import type {
   EndedTenure,
   ForwardRequest,
   ForwardResponse,
+  ExitNotice,
+  ExitReply,
   HeartbeatMessage,
   HeartbeatReply,
   SettingKey,
@@ -30,6 +32,7 @@ export const KIND_CODES = {
   forward: 2,
   switchover: 3,
   admin: 4,
+  exited: 5,
 } as const;
 
 /** The kinds of request. */
@@ -339,6 +342,33 @@ export function parseAdminReply(body: Uint8Array): AdminReply {
   return reply;
 }
 
+const ROLES: ReadonlySet<string> = new Set(["master", "coreapp", "webapp"]);
+const LEASE_NAME = /^(master|shard\/\d{1,6})$/;
+
+/** Validates an exit notice. Unknown fields are dropped; text is bounded. */
+export function parseExitNotice(body: Uint8Array): ExitNotice {
+  const o = objectBody(body);
+  if (!isNodeId(o.node)) throw new MalformedMessage("exited: node must be a node id");
+  if (typeof o.role !== "string" || !ROLES.has(o.role)) throw new MalformedMessage("exited: role must be master, coreapp or webapp");
+  if (!isText(o.cause, 200)) throw new MalformedMessage("exited: cause must be text of at most 200 characters");
+  const released = o.released;
+  if (!Array.isArray(released) || released.length > 64 || !released.every((n) => typeof n === "string" && LEASE_NAME.test(n)))
+    throw new MalformedMessage("exited: released must be a list of at most 64 lease names (master, shard/<n>)");
+  return {
+    node: o.node,
+    role: o.role as ExitNotice["role"],
+    cause: o.cause.replace(NON_ASCII, "?"),
+    released: released as string[],
+  };
+}
+
+/** Validates an exit reply. */
+export function parseExitReply(body: Uint8Array): ExitReply {
+  const o = objectBody(body);
+  if (typeof o.ok !== "boolean") throw new MalformedMessage("exited reply: ok must be a boolean");
+  return { ok: o.ok };
+}
+
 /** Text from the network reduced to short printable ASCII, for errors and logs. */
 export function printable(text: string, max = 200): string {
   return text.replace(NON_ASCII, "?").slice(0, max);
@@ -363,6 +393,7 @@ export const JSON_KINDS = {
   } satisfies JsonKind<HeartbeatMessage, HeartbeatReply>,
   switchover: { request: parseSwitchoverCommand, reply: parseSwitchoverReply } satisfies JsonKind<SwitchoverCommand, SwitchoverReply>,
   admin: { request: parseAdminCommand, reply: parseAdminReply } satisfies JsonKind<AdminCommand, AdminReply>,
+  exited: { request: parseExitNotice, reply: parseExitReply } satisfies JsonKind<ExitNotice, ExitReply>,
 } as const;
 
 /** The kinds whose bodies are JSON. */

@@ -16,6 +16,11 @@ export interface OwnerEvidence {
   readonly ended: EndedTenure | null;
   /** How long this master has been the primary master (since it acquired the master lease). */
   readonly masterTenureMs: number;
+  /**
+   * The owner's supervisor said its process exited and gave its leases back (an `ExitNotice`):
+   * how it ended; absent or null otherwise.
+   */
+  readonly exited?: string | null;
 }
 
 /**
@@ -39,7 +44,9 @@ export function storeEvidenceAfterMs(t: Timing): number {
 export type Verdict = { readonly healthy: true } | { readonly healthy: false; readonly reason: string; readonly blamesOwner: boolean };
 
 /**
- * SPEC §2's two detectors, plus two rules of ours, as a pure function:
+ * SPEC §2's two detectors, plus three rules of ours, as a pure function:
+ * - the owner's supervisor reported that its process exited (L3, docs/safety.md "Crash
+ *   failover"): a dead process serves nothing, so it is replaced at once;
  * - the owner said it gave this assignment up (its tenure ended: the lease lapsed while it could
  *   not reach the store, or its application refused): it will never serve this epoch again, so
  *   waiting for a detector would only lengthen the outage — replaced at once;
@@ -53,6 +60,8 @@ export type Verdict = { readonly healthy: true } | { readonly healthy: false; re
  *   application refused to start.
  */
 export function judgeOwner(e: OwnerEvidence, t: Timing): Verdict {
+  // A process known dead serves nothing (L3): replaced at once; its lease was given back first.
+  if (e.exited) return { healthy: false, reason: `its supervisor saw the process exit (${e.exited})`, blamesOwner: true };
   if (e.ended !== null)
     return { healthy: false, reason: `the owner gave up this assignment: ${e.ended.reason}`, blamesOwner: e.ended.refused };
   if (e.masterTenureMs >= storeEvidenceAfterMs(t)) {

@@ -212,6 +212,30 @@ export interface AdminReply {
   };
 }
 
+/**
+ * A supervisor's word to a master that a node's process has exited (kill -9, OOM kill, crash) and
+ * that the leases it held were given back (docs/safety.md, "Crash failover"). The primary master
+ * replaces the node as its shard's owner at once; a secondary master tries the master lease at once.
+ * Safe to act on even if untrue: the next owner still has to take the shard's lease, which a live
+ * owner holds until it lets go or it lapses (S4).
+ */
+export interface ExitNotice {
+  /** The node id of the process that exited. */
+  readonly node: string;
+  /** Its role. */
+  readonly role: "master" | "coreapp" | "webapp";
+  /** How it ended, for logs and the history (e.g. "killed by SIGKILL"): short printable text. */
+  readonly cause: string;
+  /** The names of the leases the supervisor gave back for it (`master`, `shard/<n>`). */
+  readonly released: readonly string[];
+}
+
+/** A master's answer to an exit notice. */
+export interface ExitReply {
+  /** True when the notice was recorded. */
+  readonly ok: boolean;
+}
+
 /** What a listening node does with each kind of message. Absent handlers answer "not supported". */
 export interface TransportHandlers {
   /** A coreapp answers a master's heartbeat. */
@@ -227,6 +251,8 @@ export interface TransportHandlers {
   switchover?(from: string, command: SwitchoverCommand): Promise<SwitchoverReply>;
   /** An operator command for the primary master (settings, pause, resume, clear-hold). */
   admin?(from: string, command: AdminCommand): Promise<AdminReply>;
+  /** A master learns that a node's process exited and its leases were given back. */
+  exited?(from: string, notice: ExitNotice): Promise<ExitReply> | ExitReply;
 }
 
 /** A running listener. */
@@ -260,6 +286,9 @@ export interface Transport {
 
   /** Sends a settings, pause, resume or clear-hold command to a master. Throws as `heartbeat()`. */
   admin(to: Peer, command: AdminCommand, timeoutMs: number): Promise<AdminReply>;
+
+  /** Tells a master that a node's process exited (sent by its supervisor). Throws as `heartbeat()`. */
+  exited(to: Peer, notice: ExitNotice, timeoutMs: number): Promise<ExitReply>;
 
   /** Starts accepting authenticated messages addressed to `self` on `port` (0: any free port). */
   listen(self: string, host: string, port: number, handlers: TransportHandlers): Promise<TransportServer>;
