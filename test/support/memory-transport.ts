@@ -2,6 +2,8 @@ import { TransportUnavailableError } from "../../src/core/errors.js";
 import type {
   AdminCommand,
   AdminReply,
+  FailsafeReply,
+  FailsafeRequest,
   ForwardRequest,
   ForwardResponse,
   HeartbeatMessage,
@@ -65,6 +67,11 @@ export class MemoryNetwork {
         const h = target(to).admin;
         if (!h) throw new Error("no admin handler");
         return h(self, c);
+      },
+      failsafe: async (to: Peer, r: FailsafeRequest): Promise<FailsafeReply> => {
+        const h = target(to).failsafe;
+        if (!h) throw new Error("no failsafe handler");
+        return h(self, r);
       },
       switchover: async (to: Peer, c: SwitchoverCommand): Promise<SwitchoverReply> => {
         const h = target(to).switchover;

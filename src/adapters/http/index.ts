@@ -22,6 +22,8 @@ import type {
   ForwardResponse,
   AdminCommand,
   AdminReply,
+  FailsafeReply,
+  FailsafeRequest,
   HeartbeatMessage,
   HeartbeatReply,
   Peer,
@@ -156,6 +158,16 @@ export class HttpTransport implements Transport {
       return wire.parseAdminReply(reply.body);
     } catch (error) {
       throw protocolError(error, "admin", to.address);
+    }
+  }
+
+  async failsafe(to: Peer, request: FailsafeRequest, timeoutMs: number): Promise<FailsafeReply> {
+    const body = Buffer.from(JSON.stringify({ shard: request.shard, epoch: request.epoch }));
+    const reply = await this.client.send(to, "failsafe", NO_FORWARD, body, timeoutMs);
+    try {
+      return wire.parseFailsafeReply(reply.body);
+    } catch (error) {
+      throw protocolError(error, "failsafe", to.address);
     }
   }
 

@@ -137,6 +137,11 @@ class Receiver {
         if (handlers.admin === undefined) return undefined;
         return json(await handlers.admin(from, wire.parseAdminCommand(body)));
       }
+      case "failsafe": {
+        if (handlers.failsafe === undefined) return undefined;
+        const r = await handlers.failsafe(from, wire.parseFailsafeRequest(body));
+        return json(r.ok ? { ok: true, promiseMs: r.promiseMs } : { ok: false, reason: r.reason ?? "refused" });
+      }
       case "forward": {
         if (handlers.forward === undefined) return undefined;
         const request = {

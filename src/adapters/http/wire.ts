@@ -20,6 +20,8 @@ import type {
   AdminCommand,
   AdminReply,
   EndedTenure,
+  FailsafeReply,
+  FailsafeRequest,
   HeartbeatMessage,
   HeartbeatReply,
   SettingKey,
@@ -33,6 +35,7 @@ export const PATHS = {
   forward: "/_mc/forward",
   switchover: "/_mc/switchover",
   admin: "/_mc/admin",
+  failsafe: "/_mc/failsafe",
 } as const;
 
 /** The kinds of message. */
@@ -268,6 +271,7 @@ const SETTING_KEYS: ReadonlySet<string> = new Set<SettingKey>([
   "db_heartbeat_interval",
   "db_unhealthy_interval",
   "heartbeat_quorum",
+  "failsafe_max",
 ]);
 
 /** A shard number or null (the whole cluster). */
@@ -340,4 +344,24 @@ export function refusalReason(body: Uint8Array): string {
     // An unreadable refusal still has a status; the caller reports that.
   }
   return "no reason given";
+}
+
+/** Validates a failsafe request (coreapp → master): a shard and an epoch, nothing else. */
+export function parseFailsafeRequest(body: Uint8Array): FailsafeRequest {
+  const o = objectBody(body);
+  if (!isUint(o.shard)) throw new MalformedMessage("failsafe: shard must be a non-negative integer");
+  if (!isUint(o.epoch)) throw new MalformedMessage("failsafe: epoch must be a non-negative integer");
+  return { shard: o.shard, epoch: o.epoch };
+}
+
+/** Validates a failsafe reply: a promise of `promiseMs`, or a refusal with a reason. */
+export function parseFailsafeReply(body: Uint8Array): FailsafeReply {
+  const o = objectBody(body);
+  if (typeof o.ok !== "boolean") throw new MalformedMessage("failsafe reply: ok must be a boolean");
+  if (o.ok) {
+    if (typeof o.promiseMs !== "number" || !Number.isFinite(o.promiseMs) || o.promiseMs <= 0)
+      throw new MalformedMessage("failsafe reply: promiseMs must be a positive number");
+    return { ok: true, promiseMs: o.promiseMs };
+  }
+  return { ok: false, reason: isText(o.reason, 200) ? o.reason : "refused" };
 }
