@@ -1,0 +1,150 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { Cluster, settings, sleep, startCluster } from "../support/memory-cluster.js";
+
+/**
+ * Failsafe mode in a whole cluster on the memory store and the in-process network (real time, short
+ * intervals). Every test asserts S1 (never two coreapps serving one shard) at every millisecond.
+ * The lease TTL here is 130 ms; failsafe_max 2 s unless a test says otherwise.
+ */
+
+let cluster: Cluster | null = null;
+afterEach(async () => {
+  await cluster?.close();
+  cluster = null;
+});
+
+const FAILSAFE = { ...settings, failsafeMaxMs: 2000 };
+
+/** Two masters and `coreapps` coreapps with failsafe on, once the shard is served and every coreapp has published its masters. */
+async function failsafeCluster(coreapps = 2, s = FAILSAFE): Promise<Cluster> {
+  const c = await startCluster((cluster = new Cluster(1, s)), coreapps);
+  // Every coreapp lists both masters in its liveness record (its next beats after the masters registered).
+  await c.waitFor(() =>
+    c.coreapps.every((x) => {
+      const meta = c.storage.nodes.get(x.id)?.record.meta as { failsafe?: { masters: string[] } } | undefined;
+      return meta?.failsafe?.masters.length === 2;
+    }),
+  );
+  return c;
+}
+
+/** Samples `check` every 5 ms for `ms`; returns the first failure's description or null. */
+async function holds(ms: number, check: () => string | null): Promise<string | null> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const problem = check();
+    if (problem) return problem;
+    await sleep(5);
+  }
+  return null;
+}
+
+const storeDown = (c: Cluster, down: boolean, ids?: string[]) => {
+  for (const [id, store] of c.stores) if (!ids || ids.includes(id)) store.unavailable = down;
+};
+
+describe("failsafe mode (memory store)", () => {
+  it("a store outage ten leases long: the primary keeps serving on the masters' promises, no one else is promoted, and it renews at the same epoch after", async () => {
+    const c = await failsafeCluster();
+    const primary = c.serving(0)[0]!;
+    const epoch = primary.state().epoch;
+    const promotions = c.promotions.length;
+    storeDown(c, true);
+    await c.waitFor(() => primary.state().failsafe === true, 2000);
+    const problem = await holds(1300, () => (c.serving(0)[0] === primary ? null : "the primary stopped serving during the outage"));
+    expect(problem).toBeNull();
+    storeDown(c, false);
+    await c.waitFor(() => primary.state().failsafe === false && primary.state().serving, 3000);
+    expect(primary.state().epoch).toBe(epoch);
+    // Still the same tenure well after the store came back: no new assignment, no second onPromote.
+    await sleep(400);
+    expect(c.serving(0)).toEqual([primary]);
+    expect(primary.state().epoch).toBe(epoch);
+    expect(c.promotions.length).toBe(promotions);
+    expect(c.overlaps).toEqual([]);
+  });
+
+  it("failsafe off (the default): the same outage stops the primary", async () => {
+    const c = await startCluster((cluster = new Cluster(1)), 2);
+    const primary = c.serving(0)[0]!;
+    storeDown(c, true);
+    await c.waitFor(() => !primary.state().serving, 2000);
+    expect(primary.state().failsafe).toBe(false);
+    storeDown(c, false);
+    expect(c.overlaps).toEqual([]);
+  });
+
+  it("one master cannot hear the primary during the outage: the primary stops, and a new tenure (higher epoch) follows the store's return", async () => {
+    const c = await failsafeCluster();
+    const primary = c.serving(0)[0]!;
+    const epoch = primary.state().epoch!;
+    c.net.cut(c.masters[1]!.id, primary.id);
+    storeDown(c, true);
+    await c.waitFor(() => !primary.state().serving, 2000);
+    expect(primary.state().ended?.reason).toMatch(/confirmation deadline passed|failsafe ended/);
+    storeDown(c, false);
+    c.net.heal();
+    await c.waitFor(() => c.serving(0).length === 1, 5000);
+    expect(c.serving(0)[0]!.state().epoch).toBeGreaterThan(epoch);
+    expect(c.overlaps).toEqual([]);
+  });
+
+  it("a master cut off mid-failsafe ends it: the primary stops by its earliest promise, never overlapping the next owner", async () => {
+    const c = await failsafeCluster();
+    const primary = c.serving(0)[0]!;
+    storeDown(c, true);
+    await c.waitFor(() => primary.state().failsafe === true, 2000);
+    c.net.cut(c.masters[0]!.id, primary.id);
+    const cutAt = Date.now();
+    await c.waitFor(() => !primary.state().serving, 2000);
+    // A promise lasts one lease TTL (130 ms) from before it was asked for.
+    expect(Date.now() - cutAt).toBeLessThan(1000);
+    storeDown(c, false);
+    c.net.heal();
+    await c.waitFor(() => c.serving(0).length === 1, 5000);
+    expect(c.overlaps).toEqual([]);
+  });
+
+  it("a primary cut from the store only (the masters reach it) is refused promises and replaced as without failsafe", async () => {
+    const c = await failsafeCluster();
+    const primary = c.serving(0)[0]!;
+    storeDown(c, true, [primary.id]);
+    await c.waitFor(() => c.serving(0).some((x) => x !== primary), 3000);
+    expect(primary.state().failsafe).toBe(false);
+    expect(c.overlaps).toEqual([]);
+  });
+
+  it("failsafe_max caps serving on promises, counted from the primary's last liveness record", async () => {
+    const c = await failsafeCluster(2, { ...settings, failsafeMaxMs: 400 });
+    const primary = c.serving(0)[0]!;
+    storeDown(c, true);
+    const cutAt = Date.now();
+    await c.waitFor(() => !primary.state().serving, 3000);
+    const servedMs = Date.now() - cutAt;
+    expect(servedMs).toBeLessThan(400 + 200); // the cap, plus scheduling slack (not a timing claim)
+    expect(primary.state().ended?.reason).toMatch(/failsafe ended|confirmation deadline/);
+    storeDown(c, false);
+    expect(c.overlaps).toEqual([]);
+  });
+
+  it("a master the primary does not know (started while it was cut off) replaces it only after failsafe_max past its last record: never an overlap", async () => {
+    const c = await failsafeCluster(2, { ...settings, failsafeMaxMs: 600 });
+    const primary = c.serving(0)[0]!;
+    const standby = c.coreapps.find((x) => x !== primary)!;
+    // The primary and both masters lose the store; the standby keeps it. The masters still hear
+    // the primary and promise, so it serves on — and a third master, which the primary never
+    // listed, starts with the store and wins the master lease.
+    storeDown(c, true, [primary.id, ...c.masters.map((m) => m.id)]);
+    await c.waitFor(() => primary.state().failsafe === true, 2000);
+    const m3 = await c.addMaster("m3");
+    c.net.cut(m3.id, primary.id);
+    const joinedAt = Date.now();
+    await c.waitFor(() => c.serving(0).includes(standby), 6000);
+    const replaced = c.assignments.find((a) => a.to === standby.id)!;
+    expect(replaced.from).toBe(primary.id);
+    // Not before the primary's cap: it served up to failsafe_max past its last record.
+    expect(Date.now() - joinedAt).toBeGreaterThan(300);
+    expect(primary.state().serving).toBe(false);
+    expect(c.overlaps).toEqual([]);
+  });
+});
