@@ -129,9 +129,9 @@ export class ShardOwner {
 
   state(): OwnerState {
     const t = this.tenure;
-    if (!t) return { shard: null, epoch: null, serving: false, ended: this.ended, failsafe: false };
+    if (!t) return { shard: null, epoch: null, serving: false, ended: this.ended };
     const serving = this.serves(t.shard, t.epoch);
-    return { shard: t.shard, epoch: t.epoch, serving, ended: this.ended, failsafe: serving && !t.holder.held };
+    return { shard: t.shard, epoch: t.epoch, serving, ended: this.ended, ...(serving && !t.holder.held ? { failsafe: true } : {}) };
   }
 
   /**
