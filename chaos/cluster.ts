@@ -55,6 +55,8 @@ export interface ChaosClusterOptions {
   readonly watchdog?: boolean;
   /** Every node runs under libfaketime with its own offset file. */
   readonly faketime?: boolean;
+  /** Settings over CHAOS_SETTINGS (config file keys), e.g. failsafe mode. */
+  readonly settings?: Readonly<Record<string, unknown>>;
 }
 
 /** A response the load generator saw. */
@@ -112,7 +114,7 @@ export class ChaosCluster {
         cluster_name: "chaos",
         shards: o.shards ?? 1,
         secret: this.secret,
-        settings: CHAOS_SETTINGS,
+        settings: { ...CHAOS_SETTINGS, ...o.settings },
         store: o.backend.store(o.ns, storeProxy ? { host: "127.0.0.1", port: storeProxy.port } : null, o.dir),
         node: { listen_host: "127.0.0.1", external_hostname: "127.0.0.1", port, ...(inbound ? { advertise_port: inbound.port } : {}) },
         log_level: process.env["MC_CHAOS_LOG_LEVEL"] ?? "info",
