@@ -194,6 +194,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
         epoch: s.epoch,
         serving: s.serving,
         ...(s.failsafe ? { serving_failsafe: true } : {}),
+        ...(s.failsafeServedMs ? { failsafe_served_ms: s.failsafeServedMs } : {}),
         ...(failsafe ? { failsafe } : {}),
         ...this.placement,
       },

@@ -22,6 +22,8 @@ export interface OwnerState {
    * away; docs/safety.md, "Failsafe"). Absent is false.
    */
   readonly failsafe?: boolean;
+  /** Milliseconds this tenure has served on failsafe promises so far, all episodes (absent: none). */
+  readonly failsafeServedMs?: number;
 }
 
 /** Promotion and demotion as they happen, for logs, the dev view and tests. */
@@ -61,6 +63,8 @@ interface Tenure {
   failsafeSince: number | null;
   /** Set when the store showed the lease in another's hands: failsafe is over at once. */
   failsafeRefused: string | null;
+  /** Milliseconds served on promises in earlier episodes of this tenure. */
+  failsafeServedMs: number;
 }
 
 /**
@@ -131,7 +135,15 @@ export class ShardOwner {
     const t = this.tenure;
     if (!t) return { shard: null, epoch: null, serving: false, ended: this.ended };
     const serving = this.serves(t.shard, t.epoch);
-    return { shard: t.shard, epoch: t.epoch, serving, ended: this.ended, ...(serving && !t.holder.held ? { failsafe: true } : {}) };
+    const servedMs = t.failsafeServedMs + (t.failsafeSince === null ? 0 : this.clock.now() - t.failsafeSince);
+    return {
+      shard: t.shard,
+      epoch: t.epoch,
+      serving,
+      ended: this.ended,
+      ...(serving && !t.holder.held ? { failsafe: true } : {}),
+      ...(servedMs > 0 ? { failsafeServedMs: Math.round(servedMs) } : {}),
+    };
   }
 
   /**
@@ -253,7 +265,15 @@ export class ShardOwner {
       await r.release();
       return 0;
     }
-    const tenure: Tenure = { shard: d.shard, epoch: d.epoch, holder: r, serving: false, failsafeSince: null, failsafeRefused: null };
+    const tenure: Tenure = {
+      shard: d.shard,
+      epoch: d.epoch,
+      holder: r,
+      serving: false,
+      failsafeSince: null,
+      failsafeRefused: null,
+      failsafeServedMs: 0,
+    };
     this.tenure = tenure;
     this.failsafe?.reset(d.shard, d.epoch);
     const lost = new AbortController();
@@ -316,8 +336,16 @@ export class ShardOwner {
       await r.release();
       return 0;
     }
+    if (r.remainingMs < (this.timing.leaseTtlMs - this.timing.safetyMarginMs) / 2) {
+      // Granted by a request that waited out the outage in a dead connection: its deadline, counted
+      // from when it was sent, is nearly gone. The lease is ours in the store; ask again at once (an
+      // acquire by the same holder extends it) for a deadline counted from now.
+      r.abandon("granted too late to keep; asking again");
+      return 0;
+    }
     t.holder.abandon("replaced by the lease taken back after failsafe");
     t.holder = r;
+    t.failsafeServedMs += this.clock.now() - t.failsafeSince!;
     t.failsafeSince = null;
     this.failsafe!.reset(t.shard, t.epoch);
     void r.lost.then(() => this.kick());
