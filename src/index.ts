@@ -74,6 +74,8 @@ export type {
   SwitchoverReply,
   AdminCommand,
   AdminReply,
+  FailsafeRequest,
+  FailsafeReply,
   SettingKey,
   EndedTenure,
 } from "./core/ports/transport.js";
