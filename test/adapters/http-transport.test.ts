@@ -6,7 +6,7 @@ import { Client } from "undici";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ManualClock } from "../../src/core/clock.js";
 import { AuthenticationError, MulticonnectError, TransportUnavailableError } from "../../src/core/errors.js";
-import type { Peer, SwitchoverCommand, TransportHandlers } from "../../src/core/ports/transport.js";
+import type { FailsafeReply, FailsafeRequest, Peer, SwitchoverCommand, TransportHandlers } from "../../src/core/ports/transport.js";
 import {
   deriveTransportKey,
   HttpTransport,
@@ -162,6 +162,24 @@ describe("HttpTransport", () => {
     const core = await coreapp({ switchover });
     await expect(transport().switchover(core.peer, { shard: 1, to: "core-b" }, 2000)).resolves.toEqual(reply);
     expect(switchover.mock.calls[0]![1]).toEqual({ shard: 1, to: "core-b" });
+  });
+
+  it("failsafe() carries a coreapp's request to a master and its promise or refusal back; a malformed promise is refused", async () => {
+    const answers: FailsafeReply[] = [
+      { ok: true, promiseMs: 2500 },
+      { ok: false, reason: "this master reaches the store" },
+    ];
+    const failsafe = vi.fn((_from: string, _r: FailsafeRequest) => answers.shift()!);
+    const master = await coreapp({ failsafe });
+    const t = transport();
+    await expect(t.failsafe(master.peer, { shard: 3, epoch: 41 }, 2000)).resolves.toEqual({ ok: true, promiseMs: 2500 });
+    await expect(t.failsafe(master.peer, { shard: 3, epoch: 41 }, 2000)).resolves.toEqual({
+      ok: false,
+      reason: "this master reaches the store",
+    });
+    expect(failsafe.mock.calls[0]![1]).toEqual({ shard: 3, epoch: 41 });
+    const broken = await coreapp({ failsafe: () => ({ ok: true, promiseMs: -1 }) });
+    await expect(t.failsafe(broken.peer, { shard: 0, epoch: 1 }, 2000)).rejects.toThrow(/promiseMs must be a positive number/);
   });
 
   it("forward() of 200 concurrent requests over the pool all succeed (out-of-order sequence numbers within the window)", async () => {
