@@ -131,7 +131,7 @@ describe("failsafe mode (memory store)", () => {
     // The cap counts from the last record the store accepted, which precedes the cut.
     expect(Date.now() - cutAt).toBeLessThan(2000 + 500);
     await c.waitFor(() => primary.state().ended !== null, 10_000);
-    expect(primary.state().ended?.reason).toMatch(/failsafe ended/);
+    expect(primary.state().ended?.reason).toMatch(/failsafe ended: failsafe_max reached/);
     storeDown(c, false);
     expect(c.overlaps).toEqual([]);
   });

@@ -98,6 +98,11 @@ export class FailsafeGuard {
     return earliest;
   }
 
+  /** True once `failsafe_max` past the last liveness record the store accepted has been reached. */
+  get capReached(): boolean {
+    return this.clock.now() >= this.lastBeatAt + (this.timing.failsafeMaxMs ?? 0);
+  }
+
   /** True while serving `shard`/`epoch` without its lease is covered by promises. */
   covers(shard: number, epoch: number): boolean {
     return this.clock.now() < this.validUntil(shard, epoch);

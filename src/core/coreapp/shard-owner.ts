@@ -303,7 +303,8 @@ export class ShardOwner {
   private endReason(t: Tenure): string | null {
     const lease = t.holder.endReason;
     if (lease === null || t.failsafeSince === null) return lease;
-    return `failsafe ended: ${t.failsafeRefused ?? this.failsafe?.endReason ?? "the masters' promises ran out"}`;
+    const cap = this.failsafe?.capReached ? "failsafe_max reached since the last liveness record the store accepted" : null;
+    return `failsafe ended: ${t.failsafeRefused ?? this.failsafe?.endReason ?? cap ?? "the masters' promises ran out"}`;
   }
 
   /**
