@@ -67,6 +67,8 @@ export interface ChaosClusterOptions {
   readonly inboundProxies?: boolean;
   /** Every node serves its operations endpoint on a port of its own (`ChaosNode.opsPort`). */
   readonly opsPorts?: boolean;
+  /** Settings over CHAOS_SETTINGS (config file keys), e.g. failsafe mode. */
+  readonly settings?: Readonly<Record<string, unknown>>;
 }
 
 /** A response the load generator saw. */
@@ -127,7 +129,7 @@ export class ChaosCluster {
         cluster_name: "chaos",
         shards: o.shards ?? 1,
         secret: this.secret,
-        settings: CHAOS_SETTINGS,
+        settings: { ...CHAOS_SETTINGS, ...o.settings },
         store: o.backend.store(o.ns, storeProxy ? { host: "127.0.0.1", port: storeProxy.port } : null, o.dir),
         node: {
           listen_host: "127.0.0.1",

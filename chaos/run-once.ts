@@ -15,6 +15,11 @@ export interface RunResult {
   /** Process and store faults the scenario injected, plus the proxies' faults. */
   readonly faults: number;
   readonly report: OracleReport;
+  /**
+   * The longest time, from the first fault on, between two requests answered successfully: what
+   * users went without service (ms; the load sends a request every few ms).
+   */
+  readonly unservedMs?: number;
   /** Milliseconds from the first fault to the first request served at a newer epoch; null if none. */
   readonly failoverMs: number | null;
   readonly boundMs: number;
@@ -34,6 +39,17 @@ export interface RunResult {
   readonly startedAt: string;
   /** The git revision of the code under test (set by the runner; results files keep it). */
   readonly revision?: string;
+}
+
+/** The longest stretch from `t0` on between successful answers (ms), ending at the last sample. */
+export function longestUnserved(samples: readonly { ok: boolean; doneAt: number }[], t0: number): number {
+  let last = t0;
+  let longest = 0;
+  for (const s of [...samples].filter((x) => x.ok && x.doneAt > t0).sort((a, b) => a.doneAt - b.doneAt)) {
+    longest = Math.max(longest, s.doneAt - last);
+    last = s.doneAt;
+  }
+  return Math.round(longest);
 }
 
 /** A small seeded PRNG (mulberry32): the same seed gives the same fault mix. */
@@ -104,6 +120,7 @@ async function attempt(
       watchdog: scenario.watchdog ?? false,
       supervise: scenario.supervise ?? false,
       faketime: scenario.faketime ?? false,
+      ...(scenario.settings ? { settings: scenario.settings } : {}),
     });
     const t = monoNow();
     await cluster.start();
@@ -166,6 +183,7 @@ async function attempt(
       faults: injected + c.proxyFaults(),
       report,
       failoverMs: served ? served.doneAt - t0 : null,
+      unservedMs: longestUnserved(c.samples, t0),
       boundMs: ready.failover_bound_ms,
       promotions,
       falsePromotions,

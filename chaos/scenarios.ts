@@ -49,6 +49,8 @@ export interface Scenario {
   readonly privateStore?: boolean;
   /** How long the cluster may take to become ready (default 30 s; a replicated store's nodes take longer to start). */
   readonly readyMs?: number;
+  /** Cluster settings (config file keys) over chaos/cluster.ts's CHAOS_SETTINGS, e.g. failsafe mode. */
+  readonly settings?: Readonly<Record<string, unknown>>;
   /** Why the scenario does not apply to `backend`, or null. */
   notApplicable?(backend: Backend): string | null;
   /** Injects the faults; returns when they are over (healed). */
@@ -58,6 +60,13 @@ export interface Scenario {
 const PAUSE_SHORT_MS = 500; // a third of unhealthy_interval, 70% of what the lease tolerates (TTL − margin − renew interval = 709 ms): below every threshold
 const PAUSE_LONG_MS = 3500; // past unhealthy_interval + lease TTL: a standby must take over
 const CUT_MS = 3500;
+/** The store outage an independent multi-host run measured 7.2–7.7 s without service for (issue 13). */
+const LONG_OUTAGE_MS = 9000;
+/**
+ * Failsafe mode on (docs/safety.md, "Failsafe"): failsafe_max well past every outage here; it must
+ * be at least db_heartbeat_interval + unhealthy_interval.
+ */
+const FAILSAFE = { failsafe_mode: true, failsafe_max: "30s" } as const;
 // isolated-freeze: the last renewal went out at most one renew interval (416 ms) before the store
 // cut, so the local deadline (last renewal + TTL − margin = + 1125 ms) falls 709–1125 ms after it:
 // freezing 600 ms after the cut always freezes a process that still holds its tenure.
@@ -232,6 +241,18 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   {
+    name: "store-cut-primary-failsafe",
+    // The masters still reach the store, so they refuse to vouch: a failover, as without failsafe.
+    summary: `store-cut-primary with failsafe mode on (the masters reach the store and refuse)`,
+    expect: "failover",
+    bounded: true,
+    settings: FAILSAFE,
+    notApplicable: networked,
+    async inject(ctx) {
+      await blackhole(ctx, [primaryNode(ctx).storeProxy!], CUT_MS);
+    },
+  },
+  {
     name: "masters-cut-primary",
     summary: `the masters' links to the primary coreapp blackholed for ${CUT_MS} ms (the store and the webapp still reach it)`,
     expect: "failover",
@@ -293,6 +314,55 @@ export const SCENARIOS: Scenario[] = [
     notApplicable: networked,
     async inject(ctx) {
       await blackhole(ctx, storeLinks(ctx.cluster), 3000);
+    },
+  },
+  {
+    name: "store-outage-failsafe",
+    summary: "store-outage with failsafe mode on: every master vouches, so the primary serves through it",
+    expect: "none",
+    settings: FAILSAFE,
+    notApplicable: networked,
+    async inject(ctx) {
+      await blackhole(ctx, storeLinks(ctx.cluster), 3000);
+    },
+  },
+  {
+    name: "store-outage-9s",
+    summary: `every store link blackholed for ${LONG_OUTAGE_MS} ms (issue 13's measurement), failsafe off`,
+    expect: "any",
+    notApplicable: networked,
+    async inject(ctx) {
+      await blackhole(ctx, storeLinks(ctx.cluster), LONG_OUTAGE_MS);
+    },
+  },
+  {
+    name: "store-outage-9s-failsafe",
+    summary: `every store link blackholed for ${LONG_OUTAGE_MS} ms with failsafe mode on`,
+    expect: "none",
+    settings: FAILSAFE,
+    notApplicable: networked,
+    async inject(ctx) {
+      await blackhole(ctx, storeLinks(ctx.cluster), LONG_OUTAGE_MS);
+    },
+  },
+  {
+    name: "store-outage-master-frozen-failsafe",
+    // One master stops answering (SIGSTOP) 1.5 s into the outage: its promise is missing, so the
+    // primary must stop by the earliest promise it holds; a new tenure follows the store's return.
+    summary: "store-outage (4 s) with failsafe on, and a secondary master SIGSTOPped from 1.5 s until the heal",
+    expect: "any",
+    settings: FAILSAFE,
+    notApplicable: networked,
+    async inject(ctx) {
+      const secondary = ctx.cluster.running("master").find((m) => m.name !== primaryMaster(ctx).name)!;
+      const links = storeLinks(ctx.cluster);
+      for (const p of links) p.set({ kind: "blackhole" });
+      await sleep(1500);
+      ctx.fault(`SIGSTOP ${secondary.name}`);
+      signal(secondary.child.pid!, "SIGSTOP");
+      await sleep(2500);
+      for (const p of links) p.set({ kind: "pass" });
+      signal(secondary.child.pid!, "SIGCONT");
     },
   },
   {

@@ -37,15 +37,16 @@ export function renderTable(cells: Cell[]): string {
     "OUTSIDE",
     "FAILOVERS",
     "FAILOVER ms p50/p99/max",
+    "UNSERVED ms max",
     "BOUND ms",
     "OVER BOUND",
     "FALSE PROMO",
     "VERDICT",
   ];
   const rows = cells.map((c) => {
-    if (c.notApplicable) return [c.scenario.name, c.backend, "0", "", "", "", "", "", "", "", "", "", "", `n/a: ${c.notApplicable}`];
+    if (c.notApplicable) return [c.scenario.name, c.backend, "0", "", "", "", "", "", "", "", "", "", "", "", `n/a: ${c.notApplicable}`];
     const rs = c.runs;
-    if (rs.length === 0) return [c.scenario.name, c.backend, "0", "", "", "", "", "", "", "", "", "", "", "not run (yet)"];
+    if (rs.length === 0) return [c.scenario.name, c.backend, "0", "", "", "", "", "", "", "", "", "", "", "", "not run (yet)"];
     const sum = (f: (r: RunResult) => number) => rs.reduce((a, r) => a + f(r), 0);
     const times = rs.flatMap((r) => (r.failoverMs === null ? [] : [r.failoverMs]));
     const bound = Math.max(0, ...rs.map((r) => r.boundMs));
@@ -71,6 +72,7 @@ export function renderTable(cells: Cell[]): string {
       String(sum((r) => r.report.outsideSession)),
       String(sum((r) => r.promotions)),
       times.length ? `${ms(percentile(times, 50))}/${ms(percentile(times, 99))}/${ms(Math.max(...times))}` : "-",
+      ms(rs.some((r) => r.unservedMs !== undefined) ? Math.max(...rs.map((r) => r.unservedMs ?? 0)) : null),
       bound ? String(bound) : "-",
       over === null ? "-" : String(over),
       String(sum((r) => r.falsePromotions)),

@@ -85,6 +85,8 @@ export type {
   AdminReply,
   ExitNotice,
   ExitReply,
+  FailsafeRequest,
+  FailsafeReply,
   SettingKey,
   EndedTenure,
 } from "./core/ports/transport.js";

@@ -21,7 +21,9 @@ export function renderStatus(s: ClusterStatus): string {
     n.name,
     n.role,
     n.state,
-    n.gateway_status ?? "",
+    // A coreapp serving on failsafe promises, or that did in its current tenure, says so.
+    (n.gateway_status ?? "") +
+      (n.failsafe === "serving" ? " (failsafe)" : n.failsafe_served_ms ? ` (failsafe ${formatMs(n.failsafe_served_ms)})` : ""),
     n.shard === undefined ? "" : String(n.shard),
     n.epoch === undefined ? "" : String(n.epoch),
     n.address,
@@ -35,7 +37,7 @@ export function renderStatus(s: ClusterStatus): string {
     "",
     `settings (version ${s.settings.version}): ${Object.entries(s.settings)
       .filter(([k]) => k !== "version")
-      .map(([k, v]) => `${k}=${k === "heartbeat_quorum" ? v : formatMs(v)}`)
+      .map(([k, v]) => `${k}=${k === "heartbeat_quorum" ? v : k === "failsafe_max" && v === 0 ? "off" : formatMs(v)}`)
       .join(" ")}`,
     `failover bound: ${formatMs(s.failover_bound_ms)}`,
     ...s.pauses.map(

@@ -143,6 +143,8 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
     dbHeartbeatIntervalMs: f.settings.db_heartbeat_interval ?? DEFAULT_SETTINGS.dbHeartbeatIntervalMs,
     dbUnhealthyIntervalMs: f.settings.db_unhealthy_interval ?? DEFAULT_SETTINGS.dbUnhealthyIntervalMs,
     heartbeatQuorum: f.settings.heartbeat_quorum,
+    // One live setting carries both file keys: 0 is off, and the document stores only the number.
+    failsafeMaxMs: f.settings.failsafe_mode ? f.settings.failsafe_max : 0,
   };
   validateSettings(settings);
   if (f.admin_token !== undefined && f.admin_token === f.secret) {

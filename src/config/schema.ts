@@ -137,6 +137,10 @@ export const fileSchema = z.strictObject({
       db_heartbeat_interval: duration.default(60_000),
       db_unhealthy_interval: duration.default(120_000),
       heartbeat_quorum: z.number().int().min(2).max(15).default(2),
+      /** Failsafe mode (docs/safety.md): serve through a store outage on every master's promise. Off by default. */
+      failsafe_mode: z.boolean().default(false),
+      /** With failsafe_mode: the longest a primary serves on promises, from its last liveness record. */
+      failsafe_max: duration.default(300_000),
     })
     .default({
       heartbeat_interval: 5_000,
@@ -144,6 +148,8 @@ export const fileSchema = z.strictObject({
       db_heartbeat_interval: 60_000,
       db_unhealthy_interval: 120_000,
       heartbeat_quorum: 2,
+      failsafe_mode: false,
+      failsafe_max: 300_000,
     }),
   store: z.unknown(),
   node: z

@@ -42,6 +42,7 @@ const SETTINGS_KEYS: Record<keyof ClusterSettings, string> = {
   dbHeartbeatIntervalMs: "db_heartbeat_interval",
   dbUnhealthyIntervalMs: "db_unhealthy_interval",
   heartbeatQuorum: "heartbeat_quorum",
+  failsafeMaxMs: "failsafe_max",
 };
 
 const HISTORY_TYPES: ReadonlySet<string> = new Set<HistoryEventType>(HISTORY_EVENT_TYPES);
@@ -149,6 +150,7 @@ function copySettings(s: ClusterSettings): ClusterSettings {
     dbHeartbeatIntervalMs: s.dbHeartbeatIntervalMs,
     dbUnhealthyIntervalMs: s.dbUnhealthyIntervalMs,
     ...(s.heartbeatQuorum === undefined ? {} : { heartbeatQuorum: s.heartbeatQuorum }),
+    ...(s.failsafeMaxMs === undefined ? {} : { failsafeMaxMs: s.failsafeMaxMs }),
   };
 }
 

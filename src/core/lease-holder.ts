@@ -85,6 +85,15 @@ export class LeaseHolder {
     return this.held ? null : this.ended;
   }
 
+  /**
+   * True when the tenure ended because its local deadline passed with no successful renewal — the
+   * store could not be reached in time — rather than by a refusal, a release or an abandon. Only
+   * such a tenure may go on serving on failsafe promises (src/core/coreapp/failsafe-guard.ts).
+   */
+  get lapsed(): boolean {
+    return !this.held && this.ended === DEADLINE_PASSED;
+  }
+
   /** Milliseconds left before the local deadline (≤ 0 once passed). */
   get remainingMs(): number {
     return this.ended === null ? this.deadline - this.clock.now() : 0;

@@ -22,6 +22,15 @@ export interface ClusterSettings {
    * coreapp from some masters only; it needs that many masters running.
    */
   readonly heartbeatQuorum?: number;
+  /**
+   * Failsafe mode (docs/safety.md, "Failsafe"): 0 (the default) turns it off; a positive value
+   * turns it on and is the longest a primary coreapp may serve on the masters' promises while it
+   * cannot reach the store, counted from its last liveness record the store accepted. A master that
+   * is not among those a primary asks waits this long (plus a tenth for clock-rate drift) past that
+   * primary's last liveness record before it replaces it, so the bound also caps a failover that a
+   * master unknown to the primary must carry out.
+   */
+  readonly failsafeMaxMs?: number;
 }
 
 /** The model product's intervals: heartbeats every 5 s (unhealthy after 30 s), store liveness every 60 s (unhealthy after 120 s). */
@@ -75,11 +84,17 @@ export interface Timing extends ClusterSettings {
   readonly masterBeatIntervalMs: number;
   /** While waiting for a previous owner to release, a promoted coreapp retries acquire this often. */
   readonly handoverPollMs: number;
+  /**
+   * Failsafe: how long a master's promise lasts, from when the master received the request = the
+   * lease TTL. A promise is the master's word that it will not reassign the shard before then; the
+   * coreapp counts it from before it sent the request, less `safetyMarginMs` for clock-rate drift.
+   */
+  readonly failsafePromiseMs: number;
 }
 
 /** Rejects unsafe or meaningless settings with a `ConfigError` naming the key and the reason. */
 export function validateSettings(s: ClusterSettings, keyPrefix = "settings"): void {
-  const positive: [Exclude<keyof ClusterSettings, "heartbeatQuorum">, string][] = [
+  const positive: [Exclude<keyof ClusterSettings, "heartbeatQuorum" | "failsafeMaxMs">, string][] = [
     ["heartbeatIntervalMs", "heartbeat_interval"],
     ["unhealthyIntervalMs", "unhealthy_interval"],
     ["dbHeartbeatIntervalMs", "db_heartbeat_interval"],
@@ -88,6 +103,17 @@ export function validateSettings(s: ClusterSettings, keyPrefix = "settings"): vo
   for (const [field, key] of positive) {
     const v = s[field];
     if (!Number.isFinite(v) || v < 10) throw new ConfigError(`${keyPrefix}.${key}`, `must be at least 10 ms, got ${v}`);
+  }
+  const failsafe = s.failsafeMaxMs ?? 0;
+  if (!Number.isFinite(failsafe) || failsafe < 0) {
+    throw new ConfigError(`${keyPrefix}.failsafe_max`, `must be 0 (failsafe off) or a positive duration, got ${failsafe}`);
+  }
+  if (failsafe > 0 && failsafe < s.dbHeartbeatIntervalMs + s.unhealthyIntervalMs) {
+    throw new ConfigError(
+      `${keyPrefix}.failsafe_max`,
+      `must be 0 (failsafe off) or at least db_heartbeat_interval + unhealthy_interval (${s.dbHeartbeatIntervalMs + s.unhealthyIntervalMs} ms), ` +
+        `got ${failsafe} ms: it is counted from a coreapp's last liveness record, so a shorter one would end failsafe about when the lease does`,
+    );
   }
   const quorum = s.heartbeatQuorum ?? 2;
   if (!Number.isInteger(quorum) || quorum < 2) {
@@ -130,18 +156,20 @@ export function deriveTiming(s: ClusterSettings, store: StoreCapabilities = {}):
     heartbeatTimeoutMs: Math.max(s.heartbeatIntervalMs, s.unhealthyIntervalMs),
     masterBeatIntervalMs: Math.min(s.heartbeatIntervalMs, s.dbHeartbeatIntervalMs),
     handoverPollMs: Math.max(5, Math.min(25, Math.floor(leaseTtlMs / 20))),
+    failsafePromiseMs: leaseTtlMs,
   };
 }
 
-/** The five cluster settings of a `Timing`, as a fresh object (a copy: `Timing` is live). */
+/** The cluster settings of a `Timing`, as a fresh object (a copy: `Timing` is live). */
 export function settingsOf(t: ClusterSettings): ClusterSettings {
-  const { heartbeatIntervalMs, unhealthyIntervalMs, dbHeartbeatIntervalMs, dbUnhealthyIntervalMs, heartbeatQuorum } = t;
+  const { heartbeatIntervalMs, unhealthyIntervalMs, dbHeartbeatIntervalMs, dbUnhealthyIntervalMs, heartbeatQuorum, failsafeMaxMs } = t;
   return {
     heartbeatIntervalMs,
     unhealthyIntervalMs,
     dbHeartbeatIntervalMs,
     dbUnhealthyIntervalMs,
     ...(heartbeatQuorum === undefined ? {} : { heartbeatQuorum }),
+    ...(failsafeMaxMs === undefined ? {} : { failsafeMaxMs }),
   };
 }
 

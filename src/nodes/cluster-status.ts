@@ -23,6 +23,13 @@ export interface NodeHealth {
   readonly shard?: number;
   /** Coreapps: the epoch of that ownership. */
   readonly epoch?: number;
+  /**
+   * Coreapps in failsafe mode: `serving` when its last liveness record says it serves its shard on
+   * the masters' promises, without the store (docs/safety.md, "Failsafe"). Absent otherwise.
+   */
+  readonly failsafe?: "serving";
+  /** Coreapps: how long its current tenure has served in failsafe, as of its last record (ms). */
+  readonly failsafe_served_ms?: number;
   /** `host:port` other nodes reach it at. */
   readonly address: string;
   /** Milliseconds since the node's last liveness record, by the store's clock. */
@@ -177,5 +184,7 @@ function describe(
     role: "coreapp",
     gateway_status: serving ? "connected" : "disconnected",
     ...(owned ? { shard: owned.shard, epoch: owned.epoch } : {}),
+    ...(owned && n.meta["serving_failsafe"] === true ? { failsafe: "serving" as const } : {}),
+    ...(owned && typeof n.meta["failsafe_served_ms"] === "number" ? { failsafe_served_ms: n.meta["failsafe_served_ms"] } : {}),
   };
 }

@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { AppResponse, CoreappApplication } from "../core/coreapp/application.js";
+import { FailsafeGuard } from "../core/coreapp/failsafe-guard.js";
 import { ShardOwner, type OwnerEvent, type OwnerState, type ShardOwnerTiming } from "../core/coreapp/shard-owner.js";
 import type { Timing } from "../core/timing.js";
 import { DEFAULT_PLACEMENT, type Placement } from "../core/master/placement.js";
@@ -60,6 +61,9 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
   private loop: Promise<void> | null = null;
   private address = "";
   private readonly heldLeases: HeldLeases;
+  private readonly failsafe: FailsafeGuard;
+  /** Liveness beats run one at a time: failsafe's master set is confirmed by the beat that carried it. */
+  private beating: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly deps: NodeDeps,
@@ -78,11 +82,21 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     const ownerTiming: ShardOwnerTiming = Object.assign(Object.create(deps.timing) as Timing, { drainTimeoutMs });
     this.follower = new ClusterDocumentFollower(deps.store.clusterDocument, deps.timing, deps.store.capabilities, deps.clock, log);
     const metrics = (this.metrics = deps.metrics ?? NodeMetrics.detached(identity.name));
-    this.owner = new ShardOwner(identity.id, this.heldLeases, app, deps.clock, ownerTiming, log, (e) => {
-      metrics.ownerChanged(e);
-      this.emit("owner", e);
-      void this.beat().catch(() => {}); // make the change visible in the store at once
-    });
+    this.failsafe = new FailsafeGuard(deps.transport, deps.clock, deps.timing, log);
+    this.owner = new ShardOwner(
+      identity.id,
+      this.heldLeases,
+      app,
+      deps.clock,
+      ownerTiming,
+      log,
+      (e) => {
+        metrics.ownerChanged(e);
+        this.emit("owner", e);
+        void this.beat().catch(() => {}); // make the change visible in the store at once
+      },
+      this.failsafe,
+    );
     metrics.attach({
       role: "coreapp",
       readiness: () => this.readiness(),
@@ -137,6 +151,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     this.server = await transport.listen(this.id, this.identity.listenHost, this.identity.port, {
       heartbeat: () => {
         const s = this.owner.state();
+        // A primary serving in failsafe answers as serving: it is, on every master's promise.
         return { id: this.id, shard: s.serving ? s.shard : null, epoch: s.serving ? s.epoch : null, ended: s.ended };
       },
       forward: (_from, request, started) => this.forward(request, started),
@@ -165,16 +180,41 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     );
   }
 
-  private async beat(): Promise<void> {
+  private beat(): Promise<void> {
+    const next = this.beating.catch(() => {}).then(() => this.beatOnce());
+    this.beating = next;
+    return next;
+  }
+
+  /**
+   * One liveness beat. With failsafe on it first reads the registry for the masters to ask and
+   * publishes them (`meta.failsafe`): a master missing from that list knows the coreapp will not
+   * ask it, and waits `failsafe_max` past this record before replacing it (docs/safety.md).
+   */
+  private async beatOnce(): Promise<void> {
     if (this.stop$.signal.aborted) return;
+    const { store, clock } = this.deps;
+    const registry = this.failsafe.enabled ? await store.liveness.list().catch(() => null) : null;
+    const failsafe = this.failsafe.beforeBeat(registry);
     const s = this.owner.state();
-    return this.deps.store.liveness.beat({
+    const sentAt = clock.now();
+    await store.liveness.beat({
       id: this.id,
       name: this.name,
       role: "coreapp",
       address: this.address,
-      meta: { shard: s.shard, epoch: s.epoch, serving: s.serving, ...this.placement, version: SDK_VERSION },
+      meta: {
+        shard: s.shard,
+        epoch: s.epoch,
+        serving: s.serving,
+        ...(s.failsafe ? { serving_failsafe: true } : {}),
+        ...(s.failsafeServedMs ? { failsafe_served_ms: s.failsafeServedMs } : {}),
+        ...(failsafe ? { failsafe } : {}),
+        ...this.placement,
+        version: SDK_VERSION,
+      },
     });
+    this.failsafe.afterBeat(sentAt, failsafe);
   }
 
   /**

@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import type { LeaseHolder } from "../core/lease-holder.js";
 import { ClusterView } from "../core/master/cluster-view.js";
 import { runElection } from "../core/master/election.js";
+import { FailsafePromises } from "../core/master/failsafe-promises.js";
 import { HeartbeatMonitor } from "../core/master/heartbeat-monitor.js";
 import { Membership } from "../core/master/membership.js";
 import { abortOn, ShardManager, type PromotionEvent, type UnservedShard } from "../core/master/shard-manager.js";
@@ -57,6 +58,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
   private readonly follower: ClusterDocumentFollower;
   private readonly control: ControlPlane;
   private readonly membership: Membership;
+  private readonly failsafe: FailsafePromises;
   private tenure: LeaseHolder | null = null;
   private server: TransportServer | null = null;
   private loops: Promise<void>[] = [];
@@ -110,7 +112,22 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
       this.metrics.promotionWritten(e);
       this.emit("promotion", e);
     };
-    this.manager = new ShardManager(identity.id, shards, store.shardMap, this.view, this.monitor, clock, timing, log, promoted, control);
+    this.failsafe = new FailsafePromises(identity.id, clock, timing, (shard) =>
+      this.role === "primary_master" ? this.manager.epochOf(shard) : null,
+    );
+    this.manager = new ShardManager(
+      identity.id,
+      shards,
+      store.shardMap,
+      this.view,
+      this.monitor,
+      clock,
+      timing,
+      log,
+      promoted,
+      control,
+      this.failsafe,
+    );
     this.metrics.attach({
       role: "master",
       readiness: () => this.readiness(),
@@ -167,6 +184,12 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
       switchover: (_from, command) => this.manager.switchover(this.tenure, command),
       admin: (_from, command) => this.control.handle(this.tenure, command),
       exited: (_from, notice) => this.noteExit(notice),
+      failsafe: (from, request) => {
+        const reply = this.failsafe.answer(request);
+        if (reply.ok)
+          log.warn({ coreapp: from, shard: request.shard, epoch: request.epoch }, "failsafe: promised not to reassign the shard");
+        return reply;
+      },
     });
     const address = `${this.identity.externalHostname}:${this.identity.advertisePort ?? this.server.port}`;
     this.monitor.start();
@@ -178,21 +201,24 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
         log,
         "master liveness beat",
         async () => {
-          await store.liveness.beat({
-            id: this.id,
-            name: this.name,
-            role: "master",
-            address,
-            meta: {
-              view: this.monitor.view(),
-              primary: this.role === "primary_master",
-              heldOut: this.role === "primary_master" ? this.manager.heldOut() : [],
-              version: SDK_VERSION,
-              // Why shards wait for a primary, per coreapp (status and the health API show it).
-              unserved: this.role === "primary_master" ? this.manager.unserved() : [],
-            },
-          });
-          await this.view.refresh();
+          // Whether this master reaches the store decides whether it may give failsafe promises.
+          await this.noted(
+            store.liveness.beat({
+              id: this.id,
+              name: this.name,
+              role: "master",
+              address,
+              meta: {
+                view: this.monitor.view(),
+                primary: this.role === "primary_master",
+                heldOut: this.role === "primary_master" ? this.manager.heldOut() : [],
+                version: SDK_VERSION,
+                // Why shards wait for a primary, per coreapp (status and the health API show it).
+                unserved: this.role === "primary_master" ? this.manager.unserved() : [],
+              },
+            }),
+          );
+          await this.noted(this.view.refresh());
           this.monitor.updatePeers(this.view.all());
           if (this.tenure?.held) this.control.notePauseExpiries(this.tenure.lease);
         },
@@ -228,6 +254,18 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     }
     this.manager.wake();
     return { ok: true };
+  }
+
+  /** Awaits a store operation, telling failsafe whether it succeeded. */
+  private async noted<T>(operation: Promise<T>): Promise<T> {
+    try {
+      const value = await operation;
+      this.failsafe.noteStore(true);
+      return value;
+    } catch (error) {
+      this.failsafe.noteStore(false);
+      throw error;
+    }
   }
 
   private async lead(holder: LeaseHolder): Promise<void> {

@@ -45,7 +45,7 @@ export interface LocalClusterOptions {
    */
   readonly store?: Readonly<Record<string, unknown>>;
   /** The config's `settings:` section (default `LOCAL_CLUSTER_SETTINGS`). */
-  readonly settings?: Readonly<Record<string, string | number>>;
+  readonly settings?: Readonly<Record<string, string | number | boolean>>;
   /** The upstream oracle's mode (default "strict": it records everything, as a real upstream). */
   readonly oracleMode?: OracleMode;
   /** Extra environment for every node process (they also get `MC_ORACLE`, the oracle's `host:port`). */

@@ -3,7 +3,7 @@ import net from "node:net";
 import { inspect } from "node:util";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { AuthenticationError, MulticonnectError, TransportUnavailableError } from "../../src/core/errors.js";
-import type { ExitNotice, ForwardRequest, ForwardResult, Peer, SwitchoverCommand, TransportHandlers } from "../../src/core/ports/transport.js";
+import type { ExitNotice, FailsafeReply, FailsafeRequest, ForwardRequest, ForwardResult, Peer, SwitchoverCommand, TransportHandlers } from "../../src/core/ports/transport.js";
 import { deriveTransportKey, FramedTransport, type FramedTransportOptions } from "../../src/adapters/transport/index.js";
 import { refusedPort, startBlackhole } from "../../src/testing/net.js";
 import { RawConnection } from "../support/raw-transport.js";
@@ -184,6 +184,24 @@ describe("FramedTransport", () => {
     await raw.until(() => raw.frames.length >= 1, "a refusal");
     expect(raw.sessionFrames().map((f) => [f.id, f.type, f.payload.readUInt16BE(0)])).toEqual([[1, 19, 400]]);
     expect(exited).not.toHaveBeenCalled();
+  });
+
+  it("failsafe() carries a coreapp's request to a master and its promise or refusal back; a malformed promise is refused", async () => {
+    const answers: FailsafeReply[] = [
+      { ok: true, promiseMs: 2500 },
+      { ok: false, reason: "this master reaches the store" },
+    ];
+    const failsafe = vi.fn((_from: string, _r: FailsafeRequest) => answers.shift()!);
+    const master = await coreapp({ failsafe });
+    const t = transport();
+    await expect(t.failsafe(master.peer, { shard: 3, epoch: 41 }, 2000)).resolves.toEqual({ ok: true, promiseMs: 2500 });
+    await expect(t.failsafe(master.peer, { shard: 3, epoch: 41 }, 2000)).resolves.toEqual({
+      ok: false,
+      reason: "this master reaches the store",
+    });
+    expect(failsafe.mock.calls[0]![1]).toEqual({ shard: 3, epoch: 41 });
+    const broken = await coreapp({ failsafe: () => ({ ok: true, promiseMs: -1 }) });
+    await expect(t.failsafe(broken.peer, { shard: 0, epoch: 1 }, 2000)).rejects.toThrow(/promiseMs must be a positive number/);
   });
 
   it("forward() of 200 concurrent requests share one connection and all succeed", async () => {

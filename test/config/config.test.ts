@@ -28,6 +28,7 @@ describe("config", () => {
       dbHeartbeatIntervalMs: 60000,
       dbUnhealthyIntervalMs: 120000,
       heartbeatQuorum: 2,
+      failsafeMaxMs: 0,
     });
     expect(c.shards).toBe(1);
     expect(c.webapp.shardKeyHeader).toBe("x-shard-key");
@@ -65,6 +66,16 @@ describe("config", () => {
     const e = configError({ ...base, settings: { heartbeat_interval: "5s", unhealthy_interval: "5s" } });
     expect(e.key).toBe("settings.unhealthy_interval");
     expect(e.message).toMatch(/heartbeat_interval/);
+  });
+
+  it("parseConfig() turns failsafe on with failsafe_mode (failsafe_max 5 min by default) and refuses a cap shorter than db_heartbeat + unhealthy", () => {
+    expect(parseConfig({ ...base, settings: { failsafe_mode: true } }, {}).settings.failsafeMaxMs).toBe(300_000);
+    expect(parseConfig({ ...base, settings: { failsafe_mode: true, failsafe_max: "2m" } }, {}).settings.failsafeMaxMs).toBe(120_000);
+    expect(parseConfig({ ...base, settings: { failsafe_max: "2m" } }, {}).settings.failsafeMaxMs).toBe(0);
+    const e = configError({ ...base, settings: { failsafe_mode: true, failsafe_max: "60s" } });
+    expect(e.key).toBe("settings.failsafe_max");
+    expect(e.message).toMatch(/at least db_heartbeat_interval \+ unhealthy_interval \(90000 ms\)/);
+    expect(configError({ ...base, settings: { failsafe_mode: "yes" } }).key).toBe("settings.failsafe_mode");
   });
 
   it("parseConfig() names malformed values without echoing them", () => {

@@ -4,7 +4,7 @@ import type { CoreappApplication } from "../../src/core/coreapp/application.js";
 import { DEFAULT_PLACEMENT, type Placement } from "../../src/core/master/placement.js";
 import type { PromotionEvent } from "../../src/core/master/shard-manager.js";
 import { silentLogger } from "../../src/core/silent-logger.js";
-import { deriveTiming } from "../../src/core/timing.js";
+import { deriveTiming, type ClusterSettings } from "../../src/core/timing.js";
 import { Router } from "../../src/core/webapp/router.js";
 import { Coreapp } from "../../src/nodes/coreapp.js";
 import { Master } from "../../src/nodes/master.js";
@@ -12,6 +12,7 @@ import { MemoryNetwork } from "./memory-transport.js";
 
 /** Short intervals for the in-process clusters of the core tests. */
 export const settings = { heartbeatIntervalMs: 20, unhealthyIntervalMs: 150, dbHeartbeatIntervalMs: 50, dbUnhealthyIntervalMs: 300 };
+const SHORT: ClusterSettings = settings;
 /** The timing these settings derive; each node gets its own copy, since the cluster document changes it in place. */
 export const timing = deriveTiming(settings);
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -34,14 +35,18 @@ export class Cluster {
   readonly assignments: PromotionEvent[] = [];
   private readonly guard: NodeJS.Timeout;
 
-  constructor(readonly shards = 1) {
+  constructor(
+    readonly shards = 1,
+    /** The cluster settings every node starts with (the short ones above unless given). */
+    readonly settings: ClusterSettings = SHORT,
+  ) {
     this.guard = setInterval(() => this.checkSafety(), 1);
   }
 
   deps(id: string) {
     const store = new MemoryStore(this.storage);
     this.stores.set(id, store);
-    return { store, transport: this.net.endpoint(id), clock: this.clock, timing: deriveTiming(settings), log: silentLogger };
+    return { store, transport: this.net.endpoint(id), clock: this.clock, timing: deriveTiming(this.settings), log: silentLogger };
   }
 
   identity(name: string) {

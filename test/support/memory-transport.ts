@@ -4,6 +4,8 @@ import type {
   AdminReply,
   ExitNotice,
   ExitReply,
+  FailsafeReply,
+  FailsafeRequest,
   ForwardRequest,
   ForwardResult,
   HeartbeatMessage,
@@ -72,6 +74,11 @@ export class MemoryNetwork {
         const h = target(to).exited;
         if (!h) throw new Error("no exited handler");
         return h(self, n);
+      },
+      failsafe: async (to: Peer, r: FailsafeRequest): Promise<FailsafeReply> => {
+        const h = target(to).failsafe;
+        if (!h) throw new Error("no failsafe handler");
+        return h(self, r);
       },
       switchover: async (to: Peer, c: SwitchoverCommand): Promise<SwitchoverReply> => {
         const h = target(to).switchover;

@@ -21,6 +21,8 @@ import type {
   AdminReply,
   ExitNotice,
   ExitReply,
+  FailsafeReply,
+  FailsafeRequest,
   ForwardRequest,
   ForwardResult,
   HeartbeatMessage,
@@ -135,6 +137,10 @@ export class FramedTransport implements Transport {
 
   admin(to: Peer, command: AdminCommand, timeoutMs: number): Promise<AdminReply> {
     return this.json(to, "admin", command, timeoutMs);
+  }
+
+  failsafe(to: Peer, request: FailsafeRequest, timeoutMs: number): Promise<FailsafeReply> {
+    return this.json(to, "failsafe", { shard: request.shard, epoch: request.epoch }, timeoutMs);
   }
 
   exited(to: Peer, notice: ExitNotice, timeoutMs: number): Promise<ExitReply> {

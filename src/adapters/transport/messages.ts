@@ -19,6 +19,8 @@ import type {
   ForwardResponse,
   ExitNotice,
   ExitReply,
+  FailsafeReply,
+  FailsafeRequest,
   HeartbeatMessage,
   HeartbeatReply,
   SettingKey,
@@ -33,6 +35,7 @@ export const KIND_CODES = {
   switchover: 3,
   admin: 4,
   exited: 5,
+  failsafe: 6,
 } as const;
 
 /** The kinds of request. */
@@ -279,6 +282,7 @@ const SETTING_KEYS: ReadonlySet<string> = new Set<SettingKey>([
   "db_heartbeat_interval",
   "db_unhealthy_interval",
   "heartbeat_quorum",
+  "failsafe_max",
 ]);
 
 /** A shard number or null (the whole cluster). */
@@ -362,6 +366,26 @@ export function parseExitNotice(body: Uint8Array): ExitNotice {
   };
 }
 
+/** Validates a failsafe request (coreapp → master): a shard and an epoch, nothing else. */
+export function parseFailsafeRequest(body: Uint8Array): FailsafeRequest {
+  const o = objectBody(body);
+  if (!isUint(o.shard)) throw new MalformedMessage("failsafe: shard must be a non-negative integer");
+  if (!isUint(o.epoch)) throw new MalformedMessage("failsafe: epoch must be a non-negative integer");
+  return { shard: o.shard, epoch: o.epoch };
+}
+
+/** Validates a failsafe reply: a promise of `promiseMs`, or a refusal with a reason. */
+export function parseFailsafeReply(body: Uint8Array): FailsafeReply {
+  const o = objectBody(body);
+  if (typeof o.ok !== "boolean") throw new MalformedMessage("failsafe reply: ok must be a boolean");
+  if (o.ok) {
+    if (typeof o.promiseMs !== "number" || !Number.isFinite(o.promiseMs) || o.promiseMs <= 0)
+      throw new MalformedMessage("failsafe reply: promiseMs must be a positive number");
+    return { ok: true, promiseMs: o.promiseMs };
+  }
+  return { ok: false, reason: isText(o.reason, 200) ? o.reason : "refused" };
+}
+
 /** Validates an exit reply. */
 export function parseExitReply(body: Uint8Array): ExitReply {
   const o = objectBody(body);
@@ -394,6 +418,11 @@ export const JSON_KINDS = {
   switchover: { request: parseSwitchoverCommand, reply: parseSwitchoverReply } satisfies JsonKind<SwitchoverCommand, SwitchoverReply>,
   admin: { request: parseAdminCommand, reply: parseAdminReply } satisfies JsonKind<AdminCommand, AdminReply>,
   exited: { request: parseExitNotice, reply: parseExitReply } satisfies JsonKind<ExitNotice, ExitReply>,
+  failsafe: {
+    request: parseFailsafeRequest,
+    reply: parseFailsafeReply,
+    toWire: (r: FailsafeReply) => (r.ok ? { ok: true, promiseMs: r.promiseMs } : { ok: false, reason: r.reason ?? "refused" }),
+  } satisfies JsonKind<FailsafeRequest, FailsafeReply>,
 } as const;
 
 /** The kinds whose bodies are JSON. */

@@ -5,6 +5,7 @@ import type { Logger } from "../ports/logger.js";
 import type { ShardAssignment } from "../ports/shard-map.js";
 import type { EndedTenure } from "../ports/transport.js";
 import type { CoreappApplication } from "./application.js";
+import type { FailsafeGuard } from "./failsafe-guard.js";
 
 /** What a coreapp is doing, as it reports it in heartbeats, liveness records and health. */
 export interface OwnerState {
@@ -16,6 +17,13 @@ export interface OwnerState {
   readonly serving: boolean;
   /** The last assignment it gave up and will never serve again (see `EndedTenure`), or null. */
   readonly ended: EndedTenure | null;
+  /**
+   * True while it serves without its shard lease, on every master's failsafe promise (the store is
+   * away; docs/safety.md, "Failsafe"). Absent is false.
+   */
+  readonly failsafe?: boolean;
+  /** Milliseconds this tenure has served on failsafe promises so far, all episodes (absent: none). */
+  readonly failsafeServedMs?: number;
 }
 
 /** Promotion and demotion as they happen, for logs, the dev view and tests. */
@@ -48,8 +56,15 @@ export interface ShardOwnerTiming extends LeaseTiming {
 interface Tenure {
   readonly shard: number;
   readonly epoch: number;
-  readonly holder: LeaseHolder;
+  /** The lease holder; replaced (same holder name, same assignment) when failsafe ends with the store back. */
+  holder: LeaseHolder;
   serving: boolean;
+  /** Since when it serves on failsafe promises (this clock), or null. */
+  failsafeSince: number | null;
+  /** Set when the store showed the lease in another's hands: failsafe is over at once. */
+  failsafeRefused: string | null;
+  /** Milliseconds served on promises in earlier episodes of this tenure. */
+  failsafeServedMs: number;
 }
 
 /**
@@ -89,6 +104,8 @@ export class ShardOwner {
     private readonly timing: ShardOwnerTiming,
     private readonly log: Logger,
     private readonly onEvent: (e: OwnerEvent) => void = () => {},
+    /** Failsafe mode's coreapp side; null (the default) never serves past the lease's deadline. */
+    private readonly failsafe: FailsafeGuard | null = null,
   ) {}
 
   /** Feeds the shard map (all of it, or what changed): this coreapp acts on entries naming it. */
@@ -102,6 +119,7 @@ export class ShardOwner {
 
   start(): void {
     this.running ??= this.loop();
+    if (this.failsafe) void this.askLoop();
   }
 
   /** Stops serving (demoting gracefully and releasing the lease) and ends the loop. */
@@ -116,7 +134,16 @@ export class ShardOwner {
   state(): OwnerState {
     const t = this.tenure;
     if (!t) return { shard: null, epoch: null, serving: false, ended: this.ended };
-    return { shard: t.shard, epoch: t.epoch, serving: this.serves(t.shard, t.epoch), ended: this.ended };
+    const serving = this.serves(t.shard, t.epoch);
+    const servedMs = t.failsafeServedMs + (t.failsafeSince === null ? 0 : this.clock.now() - t.failsafeSince);
+    return {
+      shard: t.shard,
+      epoch: t.epoch,
+      serving,
+      ended: this.ended,
+      ...(serving && !t.holder.held ? { failsafe: true } : {}),
+      ...(servedMs > 0 ? { failsafeServedMs: Math.round(servedMs) } : {}),
+    };
   }
 
   /**
@@ -127,13 +154,25 @@ export class ShardOwner {
    * kills (src/watchdog).
    */
   tenureRemainingMs(): number | null {
-    return this.tenure ? Math.max(0, this.tenure.holder.remainingMs) : null;
+    const t = this.tenure;
+    if (!t) return null;
+    // On failsafe promises the tenure's deadline is the earliest promise's, not the lease's.
+    const promised = this.onPromises(t) ? this.failsafe!.validUntil(t.shard, t.epoch) - this.clock.now() : 0;
+    return Math.max(0, t.holder.remainingMs, promised);
   }
 
   /** True if this coreapp may answer a request for `shard` stamped `epoch` right now. */
   serves(shard: number, epoch: number): boolean {
     const t = this.tenure;
-    return !!t && t.serving && t.shard === shard && t.epoch === epoch && t.holder.held;
+    return !!t && t.serving && t.shard === shard && t.epoch === epoch && (t.holder.held || this.onPromises(t));
+  }
+
+  /**
+   * True while tenure `t` may serve without its lease: the lease lapsed for want of the store (not
+   * refused, not released), and every master's promise still covers it (failsafe-guard.ts).
+   */
+  private onPromises(t: Tenure): boolean {
+    return !!this.failsafe && t.serving && t.failsafeRefused === null && t.holder.lapsed && this.failsafe.covers(t.shard, t.epoch);
   }
 
   /**
@@ -187,11 +226,13 @@ export class ShardOwner {
       const d = this.desired;
       let wait = Infinity;
       try {
-        if (t && (!t.holder.held || d?.shard !== t.shard || d.epoch !== t.epoch)) {
-          await this.demote(t, t.holder.endReason ?? "the shard map no longer names this coreapp at this epoch");
+        const named = d?.shard === t?.shard && d?.epoch === t?.epoch;
+        if (t && named && !t.holder.held && this.onPromises(t)) {
+          wait = await this.serveOnPromises(t);
+        } else if (t && (!t.holder.held || !named)) {
+          await this.demote(t, this.endReason(t) ?? "the shard map no longer names this coreapp at this epoch");
           continue;
-        }
-        if (!t && d && !this.hasEnded(d)) {
+        } else if (!t && d && !this.hasEnded(d)) {
           wait = await this.takeOver(d);
         }
         backoff = 50;
@@ -224,11 +265,20 @@ export class ShardOwner {
       await r.release();
       return 0;
     }
-    const tenure: Tenure = { shard: d.shard, epoch: d.epoch, holder: r, serving: false };
+    const tenure: Tenure = {
+      shard: d.shard,
+      epoch: d.epoch,
+      holder: r,
+      serving: false,
+      failsafeSince: null,
+      failsafeRefused: null,
+      failsafeServedMs: 0,
+    };
     this.tenure = tenure;
+    this.failsafe?.reset(d.shard, d.epoch);
     const lost = new AbortController();
     void r.lost.then(() => {
-      lost.abort();
+      if (!tenure.serving) lost.abort(); // the signal speaks for onPromote's run only
       this.kick();
     });
     try {
@@ -247,6 +297,76 @@ export class ShardOwner {
       this.onEvent({ type: "promoted", shard: d.shard, epoch: d.epoch });
     }
     return Infinity;
+  }
+
+  /** Why tenure `t` ends now, or null when it has not ended by itself. */
+  private endReason(t: Tenure): string | null {
+    const lease = t.holder.endReason;
+    if (lease === null || t.failsafeSince === null) return lease;
+    const cap = this.failsafe?.capReached ? "failsafe_max reached since the last liveness record the store accepted" : null;
+    return `failsafe ended: ${t.failsafeRefused ?? this.failsafe?.endReason ?? cap ?? "the masters' promises ran out"}`;
+  }
+
+  /**
+   * One step of serving on promises (the lease lapsed, the store is away): try to take the shard's
+   * lease back under the same holder name. Taken: the tenure goes on at the same assignment (not a
+   * new tenure; docs/safety.md). Held by another: failsafe is over at once. The store still away:
+   * look again soon, and in any case when the earliest promise runs out.
+   */
+  private async serveOnPromises(t: Tenure): Promise<number> {
+    if (t.failsafeSince === null) {
+      t.failsafeSince = this.clock.now();
+      this.failsafe!.relyOn(t.shard, t.epoch);
+      this.log.warn(
+        { shard: t.shard, epoch: t.epoch },
+        "serving in failsafe: the shard lease lapsed with the store away; every master vouches",
+      );
+    }
+    const again = () => Math.max(1, Math.min(this.timing.renewIntervalMs, this.failsafe!.validUntil(t.shard, t.epoch) - this.clock.now()));
+    let r: Awaited<ReturnType<typeof LeaseHolder.acquire>>;
+    try {
+      r = await LeaseHolder.acquire(this.leases, this.clock, shardLeaseName(t.shard), t.holder.lease.holder, this.timing, this.log);
+    } catch {
+      return again();
+    }
+    if (!(r instanceof LeaseHolder)) {
+      if (r.holder !== null && r.holder !== t.holder.lease.holder) t.failsafeRefused = `the shard lease is held by ${r.holder}`;
+      return t.failsafeRefused ? 0 : again();
+    }
+    if (this.tenure !== t || !r.held) {
+      await r.release();
+      return 0;
+    }
+    if (r.remainingMs < (this.timing.leaseTtlMs - this.timing.safetyMarginMs) / 2) {
+      // Granted by a request that waited out the outage in a dead connection: its deadline, counted
+      // from when it was sent, is nearly gone. The lease is ours in the store; ask again at once (an
+      // acquire by the same holder extends it) for a deadline counted from now.
+      r.abandon("granted too late to keep; asking again");
+      return 0;
+    }
+    t.holder.abandon("replaced by the lease taken back after failsafe");
+    t.holder = r;
+    t.failsafeServedMs += this.clock.now() - t.failsafeSince!;
+    t.failsafeSince = null;
+    this.failsafe!.reset(t.shard, t.epoch);
+    void r.lost.then(() => this.kick());
+    this.log.info({ shard: t.shard, epoch: t.epoch }, "failsafe over: the store is back and the shard lease is held again, same epoch");
+    return Infinity;
+  }
+
+  /** While failsafe is on, asks the masters for promises whenever the tenure's lease is at risk. */
+  private async askLoop(): Promise<void> {
+    while (!this.stop.signal.aborted) {
+      const t = this.tenure;
+      const { leaseTtlMs, safetyMarginMs, renewIntervalMs } = this.timing;
+      // A renewal is overdue: the deadline is further off than renewals normally keep it.
+      const atRisk = !!t && t.serving && (!t.holder.held || t.holder.remainingMs < leaseTtlMs - safetyMarginMs - 1.5 * renewIntervalMs);
+      if (t && atRisk && this.failsafe!.enabled) {
+        await this.failsafe!.ask(t.shard, t.epoch).catch(() => {});
+        this.kick();
+      }
+      await this.clock.sleep(Math.max(5, Math.floor(renewIntervalMs / 2)), this.stop.signal);
+    }
   }
 
   private async demote(t: Tenure, reason: string): Promise<void> {

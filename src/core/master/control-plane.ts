@@ -20,6 +20,7 @@ export const SETTING_FIELDS: Readonly<Record<SettingKey, keyof ClusterSettings>>
   db_heartbeat_interval: "dbHeartbeatIntervalMs",
   db_unhealthy_interval: "dbUnhealthyIntervalMs",
   heartbeat_quorum: "heartbeatQuorum",
+  failsafe_max: "failsafeMaxMs",
 };
 
 /** An event for the history, before the master adds its own id. */

@@ -11,6 +11,7 @@ import type { EndedTenure, SwitchoverCommand, SwitchoverReply } from "../ports/t
 import type { Timing } from "../timing.js";
 import type { ClusterView } from "./cluster-view.js";
 import { judgeOwner, type OwnerEvidence } from "./health.js";
+import type { FailsafePromises } from "./failsafe-promises.js";
 import type { HeartbeatMonitor } from "./heartbeat-monitor.js";
 import { Wakeup } from "../wakeup.js";
 import { chooseStandby, HOLD_AFTER_REPLACEMENTS, placementOf, ReplacementMemory } from "./placement.js";
@@ -95,7 +96,23 @@ export class ShardManager {
     private readonly log: Logger,
     private readonly onPromotion: (e: PromotionEvent) => void,
     private readonly control: ShardControl,
+    /** Failsafe promises (this master's and, through the owners' records, other masters'); see failsafe-promises.ts. */
+    private readonly failsafe: FailsafePromises | null = null,
   ) {}
+
+  /** The epoch this master's map has for `shard`, or null when it has none (yet). */
+  epochOf(shard: number): number | null {
+    return this.map.get(shard)?.epoch ?? null;
+  }
+
+  /**
+   * Why replacing the owner of `a` now could break a failsafe promise, or null. An owner that said
+   * it gave `a` up never serves it again, on promises or otherwise: nothing to wait for then.
+   */
+  private failsafeBlocker(a: ShardAssignment): string | null {
+    if (!this.failsafe || !a.owner || this.endedTenure(a)) return null;
+    return this.failsafe.blocker(a, this.view.get(a.owner));
+  }
 
   /** Ends the hold-out of the coreapp named `name` (an operator's decision); false if it had none. */
   clearHold(name: string): boolean {
@@ -175,6 +192,8 @@ export class ShardManager {
       if (!target) return fail(404, command.to ? `no node named ${command.to}` : "no healthy standby coreapp", current.epoch);
       if (!this.isStandby(target, this.owners()))
         return fail(409, `${command.to ?? target} is not a healthy standby coreapp`, current.epoch);
+      const promised = this.failsafeBlocker(current);
+      if (promised) return fail(409, `not now: ${promised}`, current.epoch);
       const chosen = this.view.get(target)!;
       if (placementOf(chosen.meta).nofailover && !command.force) {
         return fail(409, `${chosen.name} is marked nofailover: switch to it with force`, current.epoch);
@@ -268,6 +287,15 @@ export class ShardManager {
         this.noteUnserved(shard, reason, null, true);
         continue;
       }
+      const promised = this.failsafeBlocker(a);
+      if (promised) {
+        this.warnOnce(
+          `failsafe:${shard}:${a.epoch}`,
+          { shard, reason, failsafe: promised },
+          "failsafe: the shard's owner is not replaced yet",
+        );
+        continue;
+      }
       const written = await this.write(lease, a, target, reason, evidence);
       if (written) this.waiting.delete(shard);
       if (written && failed) {
@@ -297,7 +325,14 @@ export class ShardManager {
     evidence: Record<string, unknown>,
   ): Promise<ShardAssignment | null> {
     if (!lease.held) return null;
-    const r = await this.shardMap.assign(from.shard, from.epoch, to, lease.lease);
+    // From here until the write's outcome is known, no failsafe promise is given for this shard.
+    const release = this.failsafe?.hold(from.shard) ?? (() => {});
+    let r: Awaited<ReturnType<ShardMapStore["assign"]>>;
+    try {
+      r = await this.shardMap.assign(from.shard, from.epoch, to, lease.lease);
+    } finally {
+      release();
+    }
     if (r.ok) {
       this.map.set(from.shard, r.assignment);
       this.log.info({ shard: from.shard, from: from.owner, to, epoch: r.assignment.epoch, reason }, "promoted");

@@ -151,7 +151,7 @@ export interface SwitchoverReply {
 
 /** A cluster setting's name in the config file's words (`unhealthy_interval`, …). */
 export type SettingKey =
-  "heartbeat_interval" | "unhealthy_interval" | "db_heartbeat_interval" | "db_unhealthy_interval" | "heartbeat_quorum";
+  "heartbeat_interval" | "unhealthy_interval" | "db_heartbeat_interval" | "db_unhealthy_interval" | "heartbeat_quorum" | "failsafe_max";
 
 /**
  * An operator command to the primary master that changes the cluster document (other than a
@@ -236,6 +236,31 @@ export interface ExitReply {
   readonly ok: boolean;
 }
 
+/**
+ * Failsafe (docs/safety.md, "Failsafe"): a primary coreapp that cannot renew its shard lease asks a
+ * master to vouch for its assignment while the store is away.
+ */
+export interface FailsafeRequest {
+  /** The shard the coreapp serves. */
+  readonly shard: number;
+  /** The epoch it serves it at. */
+  readonly epoch: number;
+}
+
+/**
+ * A master's answer to a `FailsafeRequest`. With `ok` it is a promise: this master cannot reach the
+ * store, and it will not reassign the shard (while primary, or after becoming primary) until
+ * `promiseMs` have passed from when it received the request.
+ */
+export interface FailsafeReply {
+  /** True: a promise of `promiseMs`. False: no promise (`reason` says why). */
+  readonly ok: boolean;
+  /** With `ok`: how long the promise lasts, counted by the master from when it received the request. */
+  readonly promiseMs?: number;
+  /** Without `ok`: why not ("failsafe is off", "this master reaches the store", …), for logs. */
+  readonly reason?: string;
+}
+
 /** What a listening node does with each kind of message. Absent handlers answer "not supported". */
 export interface TransportHandlers {
   /** A coreapp answers a master's heartbeat. */
@@ -253,6 +278,8 @@ export interface TransportHandlers {
   admin?(from: string, command: AdminCommand): Promise<AdminReply>;
   /** A master learns that a node's process exited and its leases were given back. */
   exited?(from: string, notice: ExitNotice): Promise<ExitReply> | ExitReply;
+  /** A master answers a primary coreapp's failsafe request (a promise, or why not). */
+  failsafe?(from: string, request: FailsafeRequest): Promise<FailsafeReply> | FailsafeReply;
 }
 
 /** A running listener. */
@@ -289,6 +316,8 @@ export interface Transport {
 
   /** Tells a master that a node's process exited (sent by its supervisor). Throws as `heartbeat()`. */
   exited(to: Peer, notice: ExitNotice, timeoutMs: number): Promise<ExitReply>;
+  /** Asks a master for a failsafe promise (coreapp → master). Throws as `heartbeat()`. */
+  failsafe(to: Peer, request: FailsafeRequest, timeoutMs: number): Promise<FailsafeReply>;
 
   /** Starts accepting authenticated messages addressed to `self` on `port` (0: any free port). */
   listen(self: string, host: string, port: number, handlers: TransportHandlers): Promise<TransportServer>;

@@ -1,0 +1,172 @@
+import type { Clock } from "../ports/clock.js";
+import type { NodeStatus } from "../ports/liveness.js";
+import type { Logger } from "../ports/logger.js";
+import type { Transport } from "../ports/transport.js";
+import type { PublishedFailsafe } from "../master/failsafe-promises.js";
+import type { Timing } from "../timing.js";
+
+/** A master a coreapp asks for failsafe promises: its process id and where it listens. */
+export interface FailsafeMaster {
+  /** The master's node id (one process). */
+  readonly id: string;
+  /** `host:port` of its transport listener. */
+  readonly address: string;
+}
+
+/**
+ * A primary coreapp's side of failsafe mode (docs/safety.md, "Failsafe"). While the store works it
+ * keeps the set of masters to ask — the masters registered in the store with a fresh record — and
+ * publishes that set in its liveness record; once its shard lease's renewals fail it asks every
+ * master in the set for a promise, again and again, and says until when it may serve without the
+ * lease: the earliest of every master's latest promise and `failsafe_max` past its last liveness
+ * record the store accepted. Any master refusing or unreachable while it serves on promises ends
+ * failsafe for that tenure: the promises it holds then are the last.
+ *
+ * Time: a promise of P ms is counted from `t0`, this process's monotonic time just *before* the
+ * request was sent — earlier than when the master received it and started counting — less the
+ * safety margin for clock-rate drift. No wall clock is compared.
+ */
+export class FailsafeGuard {
+  /** The set the store last accepted in a liveness record of ours. */
+  private acked: FailsafeMaster[] = [];
+  /** Sets written since, whose outcome we do not know: asked too, since the store may hold them. */
+  private unsure = new Map<string, FailsafeMaster>();
+  /** Send time of the last liveness beat the store accepted (this clock). */
+  private lastBeatAt = -Infinity;
+  /** The assignment the promises below are for (`shard:epoch`). */
+  private tenure: string | null = null;
+  /** Master id → until when its latest promise for `tenure` lets us serve (this clock). */
+  private readonly until = new Map<string, number>();
+  /** Why failsafe ended for `tenure` (no promise is taken any more), or null. */
+  private ended: string | null = null;
+  /** True once serving has relied on promises in this tenure (for the ending rule and status). */
+  private relied = false;
+  private asking: Promise<void> | null = null;
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly clock: Clock,
+    private readonly timing: Timing,
+    private readonly log: Logger,
+  ) {}
+
+  /** True while the live settings turn failsafe on. */
+  get enabled(): boolean {
+    return (this.timing.failsafeMaxMs ?? 0) > 0;
+  }
+
+  /**
+   * The `meta.failsafe` to publish in the liveness beat about to be sent, from the registry as just
+   * read (null when failsafe is off). Until the store confirms the beat, its set is asked as well.
+   */
+  beforeBeat(registry: readonly NodeStatus[] | null): PublishedFailsafe | null {
+    if (!this.enabled) return null;
+    if (registry) {
+      const fresh = registry.filter((n) => n.role === "master" && n.address !== "" && n.ageMs <= this.timing.dbUnhealthyIntervalMs);
+      for (const m of fresh) this.unsure.set(m.id, { id: m.id, address: m.address });
+      return { masters: fresh.map((m) => m.id), maxMs: this.timing.failsafeMaxMs! };
+    }
+    return { masters: this.acked.map((m) => m.id), maxMs: this.timing.failsafeMaxMs! };
+  }
+
+  /** The beat sent at `sentAt` with `published` was accepted by the store. */
+  afterBeat(sentAt: number, published: PublishedFailsafe | null): void {
+    this.lastBeatAt = Math.max(this.lastBeatAt, sentAt);
+    if (!published) return;
+    const ids = new Set(published.masters);
+    this.acked = [...this.acked, ...this.unsure.values()].filter((m, i, all) => ids.has(m.id) && all.findIndex((x) => x.id === m.id) === i);
+    this.unsure.clear();
+  }
+
+  /** Every master to ask: the accepted set and any set the store may hold. */
+  masters(): FailsafeMaster[] {
+    const all = new Map(this.acked.map((m) => [m.id, m]));
+    for (const m of this.unsure.values()) all.set(m.id, m);
+    return [...all.values()];
+  }
+
+  /**
+   * Until when (this clock) the tenure at `shard`/`epoch` may serve without its lease; -Infinity
+   * when it may not (failsafe off, a master missing or refusing, no promise yet).
+   */
+  validUntil(shard: number, epoch: number): number {
+    if (!this.enabled || this.tenure !== `${shard}:${epoch}`) return -Infinity;
+    const masters = this.masters();
+    if (masters.length === 0) return -Infinity;
+    let earliest = this.lastBeatAt + this.timing.failsafeMaxMs!;
+    for (const m of masters) earliest = Math.min(earliest, this.until.get(m.id) ?? -Infinity);
+    return earliest;
+  }
+
+  /** True once `failsafe_max` past the last liveness record the store accepted has been reached. */
+  get capReached(): boolean {
+    return this.clock.now() >= this.lastBeatAt + (this.timing.failsafeMaxMs ?? 0);
+  }
+
+  /** True while serving `shard`/`epoch` without its lease is covered by promises. */
+  covers(shard: number, epoch: number): boolean {
+    return this.clock.now() < this.validUntil(shard, epoch);
+  }
+
+  /** Why failsafe ended for the current tenure, or null. */
+  get endReason(): string | null {
+    return this.ended;
+  }
+
+  /** The tenure now serves on promises (its lease lapsed): from here, any missing promise ends failsafe. */
+  relyOn(shard: number, epoch: number): void {
+    if (this.tenure === `${shard}:${epoch}`) this.relied = true;
+  }
+
+  /** True while the current tenure has been serving on promises. */
+  get relying(): boolean {
+    return this.relied && this.ended === null;
+  }
+
+  /** Forgets the promises of the last tenure: a new tenure, or the lease is held again. */
+  reset(shard: number | null = null, epoch: number | null = null): void {
+    this.tenure = shard === null ? null : `${shard}:${epoch}`;
+    this.until.clear();
+    this.ended = null;
+    this.relied = false;
+  }
+
+  /**
+   * Asks every master once, in parallel, for a promise for `shard`/`epoch` (one round at a time).
+   * Once the tenure relies on promises, a refusal or an unreachable master ends failsafe for it.
+   */
+  async ask(shard: number, epoch: number): Promise<void> {
+    if (!this.enabled || this.ended !== null) return;
+    const key = `${shard}:${epoch}`;
+    if (this.tenure !== key) this.reset(shard, epoch);
+    this.asking ??= this.round(shard, epoch, key).finally(() => (this.asking = null));
+    await this.asking;
+  }
+
+  private async round(shard: number, epoch: number, key: string): Promise<void> {
+    const masters = this.masters();
+    const timeoutMs = Math.max(10, Math.min(this.timing.heartbeatTimeoutMs, Math.floor(this.timing.failsafePromiseMs / 3)));
+    await Promise.all(
+      masters.map(async (m) => {
+        const t0 = this.clock.now();
+        let why: string;
+        try {
+          const reply = await this.transport.failsafe(m, { shard, epoch }, timeoutMs);
+          if (reply.ok && reply.promiseMs !== undefined) {
+            if (this.tenure !== key) return;
+            const until = t0 + reply.promiseMs - this.timing.safetyMarginMs;
+            if (this.ended === null) this.until.set(m.id, Math.max(until, this.until.get(m.id) ?? -Infinity));
+            return;
+          }
+          why = `master ${m.id} refused: ${reply.reason ?? "no reason"}`;
+        } catch (error) {
+          why = `master ${m.id} unreachable: ${String(error)}`;
+        }
+        if (this.tenure === key && this.relied && this.ended === null) {
+          this.ended = why;
+          this.log.warn({ shard, epoch, reason: why }, "failsafe ends: serving until the earliest promise held runs out");
+        }
+      }),
+    );
+  }
+}

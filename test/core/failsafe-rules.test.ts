@@ -1,0 +1,182 @@
+import { describe, expect, it } from "vitest";
+import { ManualClock } from "../../src/core/clock.js";
+import { FailsafeGuard } from "../../src/core/coreapp/failsafe-guard.js";
+import { FailsafePromises } from "../../src/core/master/failsafe-promises.js";
+import type { NodeStatus } from "../../src/core/ports/liveness.js";
+import type { FailsafeReply, FailsafeRequest, Peer, Transport } from "../../src/core/ports/transport.js";
+import { silentLogger } from "../../src/core/silent-logger.js";
+import { deriveTiming } from "../../src/core/timing.js";
+
+/**
+ * The time rules of failsafe mode with a manual clock: what a master promises and when it may
+ * replace an owner (failsafe-promises.ts), and how a coreapp counts promises (failsafe-guard.ts).
+ * Lease TTL 1000 ms (the promise), margin 100 ms, failsafe_max 10 s.
+ */
+const SETTINGS = { heartbeatIntervalMs: 250, unhealthyIntervalMs: 1250, dbHeartbeatIntervalMs: 500, dbUnhealthyIntervalMs: 5000 };
+const timing = () => deriveTiming({ ...SETTINGS, failsafeMaxMs: 10_000 });
+
+const master = (id: string, ageMs = 0): NodeStatus => ({ id, name: id, role: "master", address: `mem:${id}`, meta: {}, ageMs });
+const owner = (masters: string[] | null, ageMs: number): NodeStatus => ({
+  id: "c1",
+  name: "c1",
+  role: "coreapp",
+  address: "mem:c1",
+  meta: masters ? { failsafe: { masters, maxMs: 10_000 } } : {},
+  ageMs,
+});
+
+describe("FailsafePromises (a master's side)", () => {
+  it("answer() promises only while failsafe is on and the store is unreachable, and never for a shard being replaced", () => {
+    const clock = new ClockAt(0);
+    const t = timing();
+    const p = new FailsafePromises("m1", clock, t, () => 3);
+    p.noteStore(true);
+    expect(p.answer({ shard: 0, epoch: 3 })).toEqual({ ok: false, reason: "this master reaches the store" });
+    p.noteStore(false);
+    expect(p.answer({ shard: 0, epoch: 2 })).toMatchObject({ ok: false, reason: "the shard map has a newer assignment" });
+    const done = p.hold(0);
+    expect(p.answer({ shard: 0, epoch: 3 }).ok).toBe(false);
+    done();
+    expect(p.answer({ shard: 0, epoch: 3 })).toEqual({ ok: true, promiseMs: t.leaseTtlMs });
+    const off = new FailsafePromises("m1", clock, deriveTiming(SETTINGS), () => null);
+    off.noteStore(false);
+    expect(off.answer({ shard: 0, epoch: 3 })).toEqual({ ok: false, reason: "failsafe is off" });
+  });
+
+  it("a store operation that neither succeeds nor fails for three beat periods counts as unreachable", async () => {
+    const clock = new ManualClock();
+    const p = new FailsafePromises("m1", clock, timing(), () => null);
+    p.noteStore(true);
+    expect(p.reachesStore()).toBe(true);
+    await clock.advance(3 * 250 + 1, 50);
+    expect(p.reachesStore()).toBe(false);
+  });
+
+  it("blocker(): its own promise blocks replacing until it runs out, counted from when the request arrived", async () => {
+    const clock = new ManualClock();
+    const p = new FailsafePromises("m1", clock, timing(), () => 3);
+    p.noteStore(false);
+    p.answer({ shard: 0, epoch: 3 });
+    const a = { shard: 0, owner: "c1", epoch: 3 };
+    await clock.advance(999, 100);
+    expect(p.blocker(a, owner(["m1"], 0))).toMatch(/promised/);
+    await clock.advance(1, 1);
+    expect(p.blocker(a, owner(["m1"], 0))).toBeNull();
+  });
+
+  it("blocker(): a master the owner does not list waits until the owner's record is failsafe_max + 10% old", async () => {
+    const clock = new ManualClock();
+    const p = new FailsafePromises("m3", clock, timing(), () => 3);
+    const a = { shard: 0, owner: "c1", epoch: 3 };
+    expect(p.blocker(a, owner(["m1", "m2"], 10_999))).toMatch(/does not count this master/);
+    expect(p.blocker(a, owner(["m1", "m2"], 11_000))).toBeNull();
+    // A listed master relies on its own promises; an owner with failsafe off publishes nothing.
+    expect(new FailsafePromises("m1", clock, timing(), () => 3).blocker(a, owner(["m1", "m2"], 0))).toBeNull();
+    expect(p.blocker(a, owner(null, 0))).toBeNull();
+    // A record the store lost: counted from when this master first saw it missing.
+    expect(p.blocker(a, null)).toMatch(/does not count this master/);
+    await clock.advance(11_000, 500);
+    expect(p.blocker(a, null)).toBeNull();
+  });
+});
+
+/** A transport whose masters answer what `answers` says; every call is recorded with its send time. */
+class FakeMasters {
+  answers = new Map<string, FailsafeReply | Error>();
+  delayMs = 0;
+  constructor(private readonly clock: ManualClock) {}
+  transport(): Transport {
+    const failsafe = async (to: Peer, _r: FailsafeRequest): Promise<FailsafeReply> => {
+      if (this.delayMs > 0) await this.clock.sleep(this.delayMs);
+      const a = this.answers.get(to.id) ?? new Error("unreachable");
+      if (a instanceof Error) throw a;
+      return a;
+    };
+    return { failsafe } as unknown as Transport;
+  }
+}
+
+async function guardWithMasters(clock: ManualClock, masters: FakeMasters): Promise<FailsafeGuard> {
+  const g = new FailsafeGuard(masters.transport(), clock, timing(), silentLogger);
+  const published = g.beforeBeat([master("m1"), master("m2"), master("old", 60_000)]);
+  expect(published?.masters).toEqual(["m1", "m2"]); // a master silent past db_unhealthy_interval is not asked
+  g.afterBeat(clock.now(), published);
+  return g;
+}
+
+describe("FailsafeGuard (a coreapp's side)", () => {
+  it("counts each promise from before the request was sent, less the margin, and serves until the earliest master's", async () => {
+    const clock = new ManualClock();
+    const m = new FakeMasters(clock);
+    m.answers.set("m1", { ok: true, promiseMs: 1000 }).set("m2", { ok: true, promiseMs: 800 });
+    const g = await guardWithMasters(clock, m);
+    m.delayMs = 300; // the answers take 300 ms: the promise still counts from the request's send time
+    const asked = g.ask(0, 7);
+    await clock.advance(300, 10);
+    await asked;
+    expect(g.validUntil(0, 7)).toBe(0 + 800 - 100);
+    expect(g.validUntil(0, 8)).toBe(-Infinity); // another assignment: no promise
+    m.delayMs = 0;
+    await g.ask(0, 7);
+    expect(g.validUntil(0, 7)).toBe(300 + 800 - 100);
+  });
+
+  it("needs every master: one missing promise means no failsafe", async () => {
+    const clock = new ManualClock();
+    const m = new FakeMasters(clock);
+    m.answers.set("m1", { ok: true, promiseMs: 1000 }).set("m2", { ok: false, reason: "this master reaches the store" });
+    const g = await guardWithMasters(clock, m);
+    await g.ask(0, 7);
+    expect(g.covers(0, 7)).toBe(false);
+  });
+
+  it("once it relies on promises, a refusal ends failsafe: later promises do not extend it", async () => {
+    const clock = new ManualClock();
+    const m = new FakeMasters(clock);
+    m.answers.set("m1", { ok: true, promiseMs: 1000 }).set("m2", { ok: true, promiseMs: 1000 });
+    const g = await guardWithMasters(clock, m);
+    await g.ask(0, 7);
+    g.relyOn(0, 7);
+    await clock.advance(200, 50);
+    m.answers.set("m2", new Error("unreachable"));
+    await g.ask(0, 7);
+    expect(g.endReason).toMatch(/m2 unreachable/);
+    m.answers.set("m2", { ok: true, promiseMs: 1000 });
+    await clock.advance(200, 50);
+    await g.ask(0, 7);
+    expect(g.validUntil(0, 7)).toBe(900);
+    await clock.advance(500, 50);
+    expect(g.covers(0, 7)).toBe(false);
+  });
+
+  it("never serves on promises past failsafe_max from its last liveness record the store accepted", async () => {
+    const clock = new ManualClock();
+    const m = new FakeMasters(clock);
+    m.answers.set("m1", { ok: true, promiseMs: 1000 }).set("m2", { ok: true, promiseMs: 1000 });
+    const g = await guardWithMasters(clock, m);
+    await clock.advance(9500, 500);
+    await g.ask(0, 7);
+    expect(g.validUntil(0, 7)).toBe(10_000);
+  });
+
+  it("asks the masters of a beat whose outcome it does not know as well as the accepted ones", async () => {
+    const clock = new ManualClock();
+    const m = new FakeMasters(clock);
+    const g = await guardWithMasters(clock, m);
+    g.beforeBeat([master("m1"), master("m3")]); // this beat fails: the store may hold it or not
+    expect(
+      g
+        .masters()
+        .map((x) => x.id)
+        .sort(),
+    ).toEqual(["m1", "m2", "m3"]);
+  });
+});
+
+/** A ManualClock that starts at `t`. */
+class ClockAt extends ManualClock {
+  constructor(t: number) {
+    super();
+    void this.advance(t);
+  }
+}
