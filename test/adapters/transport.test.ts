@@ -3,7 +3,16 @@ import net from "node:net";
 import { inspect } from "node:util";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { AuthenticationError, MulticonnectError, TransportUnavailableError } from "../../src/core/errors.js";
-import type { ExitNotice, FailsafeReply, FailsafeRequest, ForwardRequest, ForwardResult, Peer, SwitchoverCommand, TransportHandlers } from "../../src/core/ports/transport.js";
+import type {
+  ExitNotice,
+  FailsafeReply,
+  FailsafeRequest,
+  ForwardRequest,
+  ForwardResult,
+  Peer,
+  SwitchoverCommand,
+  TransportHandlers,
+} from "../../src/core/ports/transport.js";
 import { deriveTransportKey, FramedTransport, type FramedTransportOptions } from "../../src/adapters/transport/index.js";
 import { refusedPort, startBlackhole } from "../../src/testing/net.js";
 import { RawConnection } from "../support/raw-transport.js";
