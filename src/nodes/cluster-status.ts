@@ -61,7 +61,12 @@ export interface UnservedStatus {
   /** How long the primary master has found no coreapp to promote for it, in milliseconds. */
   readonly waiting_ms: number;
   /** Every registered coreapp with why it was not promoted (empty: none is registered). */
-  readonly passed_over: { readonly name: string; readonly reason: string }[];
+  readonly passed_over: {
+    /** The coreapp's name. */
+    readonly name: string;
+    /** Why it was not promoted. */
+    readonly reason: string;
+  }[];
 }
 
 /** Reads the primary master's published `unserved` list, dropping anything malformed. */

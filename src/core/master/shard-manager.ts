@@ -46,7 +46,12 @@ export interface UnservedShard {
   /** How long this master has found no coreapp to promote for it, in milliseconds. */
   readonly waitingMs: number;
   /** Every registered coreapp and why it was not promoted (empty: none is registered). */
-  readonly passedOver: readonly { readonly name: string; readonly reason: string }[];
+  readonly passedOver: readonly {
+    /** The coreapp's name. */
+    readonly name: string;
+    /** Why it was not promoted (record too old, silent N ms, held out, …). */
+    readonly reason: string;
+  }[];
 }
 
 /** How often a shard that stays without a primary is logged again (at warn), with the reasons. */
