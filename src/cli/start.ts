@@ -12,6 +12,7 @@ import { petWatchdogIfSupervised } from "../watchdog/pet.js";
 import { supervise, SUPERVISED_ENV } from "../watchdog/supervisor.js";
 import { reportTokensIfSupervised } from "../watchdog/tokens.js";
 import { ExitReleaser } from "../nodes/exit-release.js";
+import { requireStoreDriver } from "../nodes/open-store.js";
 import type { Config } from "../config/load.js";
 
 export interface StartOptions {
@@ -82,6 +83,8 @@ export async function startCommand(o: StartOptions): Promise<void> {
  * then lapse as without it), runs the child, and after a death releases what it held.
  */
 async function runSupervisor(o: StartOptions, config: Config): Promise<number> {
+  // A missing driver is one clear line and exit 2 here, as without the supervisor, not a child's failure.
+  await requireStoreDriver(config.store.backend);
   const name = o.name ?? config.node.name ?? o.role ?? config.node.role ?? "node";
   const log = (line: string) => process.stderr.write(`multiconnect: ${line}\n`);
   const watchdog = o.watchdog
