@@ -50,7 +50,8 @@ const storeDown = (c: Cluster, down: boolean, ids?: string[]) => {
 
 describe("failsafe mode (memory store)", () => {
   it("a store outage ten leases long: the primary keeps serving on the masters' promises, no one else is promoted, and it renews at the same epoch after", async () => {
-    const c = await failsafeCluster();
+    // failsafe_max well past the outage: the cap (tested below) must not end this tenure.
+    const c = await failsafeCluster(2, { ...FAILSAFE, failsafeMaxMs: 30_000 });
     const primary = c.serving(0)[0]!;
     const epoch = primary.state().epoch;
     const promotions = c.promotions.length;
@@ -59,7 +60,11 @@ describe("failsafe mode (memory store)", () => {
     const problem = await holds(4000, () => (c.serving(0)[0] === primary ? null : "the primary stopped serving during the outage"));
     expect(problem).toBeNull();
     storeDown(c, false);
-    await c.waitFor(() => !primary.state().failsafe && primary.state().serving, 10_000);
+    await c.waitFor(
+      () => !primary.state().failsafe && primary.state().serving,
+      10_000,
+      () => JSON.stringify(primary.state()),
+    );
     expect(primary.state().epoch).toBe(epoch);
     // Still the same tenure well after the store came back: no new assignment, no second onPromote.
     await sleep(1500);

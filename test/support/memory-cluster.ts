@@ -98,10 +98,11 @@ export class Cluster {
     for (const other of [...this.masters, ...this.coreapps, { id: "webapp.x" }]) this.net.cut(node.id, other.id);
   }
 
-  async waitFor(check: () => boolean, ms = 5000): Promise<void> {
+  /** Waits until `check()` holds, for at most `ms`; the error then includes `explain()` when given. */
+  async waitFor(check: () => boolean, ms = 5000, explain?: () => string): Promise<void> {
     const end = Date.now() + ms;
     while (!check()) {
-      if (Date.now() > end) throw new Error("condition not reached in time");
+      if (Date.now() > end) throw new Error(`condition not reached in time${explain ? `: ${explain()}` : ""}`);
       await sleep(5);
     }
   }

@@ -145,7 +145,13 @@ export class FailsafeGuard {
 
   private async round(shard: number, epoch: number, key: string): Promise<void> {
     const masters = this.masters();
-    const timeoutMs = Math.max(10, Math.min(this.timing.heartbeatTimeoutMs, Math.floor(this.timing.failsafePromiseMs / 3)));
+    // A round waits for every master, and the next round waits for this one: one silent master
+    // must not hold the others' fresh promises back for long. So an ask gives up after a third of
+    // the unhealthy interval (at least one heartbeat interval), and never later than a third of a
+    // promise (a reply later than that is worth little). Not the heartbeat timeout: that one is the
+    // whole unhealthy interval, sized for a starved host's late heartbeat answers (timing.ts).
+    const askMs = Math.max(this.timing.heartbeatIntervalMs, Math.floor(this.timing.unhealthyIntervalMs / 3));
+    const timeoutMs = Math.max(10, Math.min(askMs, Math.floor(this.timing.failsafePromiseMs / 3)));
     await Promise.all(
       masters.map(async (m) => {
         const t0 = this.clock.now();
