@@ -8,6 +8,7 @@ import { Membership } from "../core/master/membership.js";
 import { abortOn, ShardManager, type PromotionEvent, type UnservedShard } from "../core/master/shard-manager.js";
 import { MASTER_LEASE } from "../core/ports/leases.js";
 import type { ExitNotice, ExitReply, TransportServer } from "../core/ports/transport.js";
+import type { Store } from "../core/ports/store.js";
 import { Wakeup } from "../core/wakeup.js";
 import { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
 import { ControlPlane } from "../core/master/control-plane.js";
@@ -184,7 +185,12 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
       switchover: (_from, command) => this.manager.switchover(this.tenure, command),
       admin: (_from, command) => this.control.handle(this.tenure, command),
       exited: (_from, notice) => this.noteExit(notice),
-      failsafe: (from, request) => {
+      failsafe: async (from, request) => {
+        // "I reach the store" may rest on a beat from before the outage began: check now, briefly,
+        // so that a master which has not yet noticed the outage does not end failsafe with a
+        // refusal (safety does not rest on this: a master never reassigns within its own promise).
+        if (this.failsafe.reachesStore())
+          await this.noted(probeStore(this.deps.store, this.deps.timing.failsafePromiseMs / 6)).catch(() => {});
         const reply = this.failsafe.answer(request);
         if (reply.ok)
           log.warn({ coreapp: from, shard: request.shard, epoch: request.epoch }, "failsafe: promised not to reassign the shard");
@@ -327,5 +333,16 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
   /** `await using node = ...` stops it at the end of the scope. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
+  }
+}
+
+/** One cheap store read that fails after `ms` (a blackholed connection would otherwise hang it). */
+async function probeStore(store: Store, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("store probe timed out")), ms)));
+  try {
+    await Promise.race([store.leases.current(MASTER_LEASE), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
