@@ -81,6 +81,8 @@ export interface ConformanceOptions {
     openAt?: (namespace: string, host: string, port: number, operationTimeoutMs: number) => Promise<Store>;
     /** Breaks the store's notification channel (kills the LISTEN / subscriber connection). */
     interruptNotifications?: (store: Store) => Promise<void>;
+    /** The adapter implements `LeaseStore.watchRelease`: the suite checks that it reports a release. */
+    leaseReleaseNotifications?: boolean;
   };
   /** Per-test timeout in ms (default 30 000): tests wait for real lease expiries. */
   readonly timeoutMs?: number;
@@ -250,6 +252,30 @@ export function storeConformance(t: ConformanceTestApi, backend: string, options
         expect(r2.acquired && r2.lease.holder).toBe("n2");
         expect(r2.acquired && r2.lease.epoch).toBeGreaterThan(r.lease.epoch);
       });
+
+      if (options.capabilities.leaseReleaseNotifications) {
+        it("watchRelease() reports the release of the watched lease, once live, and not after it is closed", async () => {
+          const [a, b] = await openPair();
+          const r = await a.leases.acquire("l", "n1", ttlMs * 10);
+          if (!r.acquired) throw new Error("setup: not acquired");
+          expect(typeof b.leases.watchRelease).toBe("function");
+          let changes = 0;
+          const close = await b.leases.watchRelease!(
+            "l",
+            () => changes++,
+            () => {},
+          );
+          await a.leases.release(r.lease);
+          expect(await eventually(() => changes > 0, notifyBudgetMs)).toBe(true);
+          await close();
+          const seen = changes;
+          const r2 = await a.leases.acquire("l", "n1", ttlMs * 10);
+          if (!r2.acquired) throw new Error("setup: not acquired again");
+          await a.leases.release(r2.lease);
+          await sleep(300);
+          expect(changes).toBe(seen);
+        });
+      }
 
       it("release() of a lease no longer held changes nothing", async () => {
         const [a, b] = await openPair();

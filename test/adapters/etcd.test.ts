@@ -131,6 +131,7 @@ if (skip) {
           connectTimeoutMs: operationTimeoutMs,
         }),
       interruptNotifications: async (store) => (store as EtcdStore).shardMap.interruptWatches(),
+      leaseReleaseNotifications: true,
     },
   });
 

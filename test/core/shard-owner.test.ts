@@ -168,4 +168,58 @@ describe("ShardOwner", () => {
     }
     expect(promoted).toEqual(["0@4"]);
   });
+
+  describe("waiting for the previous owner's lease on a store that pushes its release", () => {
+    /** Held by B until `free()`; `watchRelease` counts its watches and hands the test their callbacks. */
+    function handoverStore(opts: { freeWhileWatchStarts?: boolean } = {}) {
+      let held = true;
+      const watchers: (() => void)[] = [];
+      let closed = 0;
+      const leases: LeaseStore = {
+        acquire: async (name, holder) =>
+          held ? { acquired: false, holder: "B", epoch: 3, expiresInMs: 60_000 } : { acquired: true, lease: { name, holder, epoch: 5 } },
+        renew: async () => true,
+        release: async () => {},
+        current: async () => null,
+        watchRelease: async (_name, onChange) => {
+          if (opts.freeWhileWatchStarts) held = false; // released before the watch is live: no event for it
+          watchers.push(onChange);
+          return async () => {
+            closed++;
+          };
+        },
+      };
+      return { leases, watchers, free: () => (held = false), closed: () => closed };
+    }
+
+    it("takes the shard as soon as the store says the lease was released, without waiting for a poll", async () => {
+      const clock = new HandClock();
+      const promoted: string[] = [];
+      const store = handoverStore();
+      const owner = new ShardOwner("A", store.leases, app(promoted), clock, shortTiming, silentLogger);
+      owner.onMapChange([{ shard: 0, owner: "A", epoch: 5 }]);
+      owner.start();
+      await flush();
+      expect(promoted).toEqual([]);
+      expect(store.watchers).toHaveLength(1); // one watch, however often it looked
+      store.free();
+      store.watchers[0]!(); // no timer fires: only the notification can wake it
+      await flush();
+      expect(promoted).toEqual(["0@5"]);
+      expect(store.closed()).toBe(1); // the watch ends with the wait
+      await owner.close();
+    });
+
+    it("a release between its read and the watch going live is not missed", async () => {
+      const clock = new HandClock();
+      const promoted: string[] = [];
+      const store = handoverStore({ freeWhileWatchStarts: true });
+      const owner = new ShardOwner("A", store.leases, app(promoted), clock, shortTiming, silentLogger);
+      owner.onMapChange([{ shard: 0, owner: "A", epoch: 5 }]);
+      owner.start();
+      await flush();
+      expect(promoted).toEqual(["0@5"]);
+      await owner.close();
+    });
+  });
 });

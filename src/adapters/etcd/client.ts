@@ -167,7 +167,16 @@ export class EtcdClient {
    * after it misses nothing), with a function that stops it. `events()` runs on every change;
    * `lost()` at most once, when the stream breaks after it was established.
    */
-  async watchPrefix(prefix: string, on: WatchHandlers, d: Deadline): Promise<() => Promise<void>> {
+  watchPrefix(prefix: string, on: WatchHandlers, d: Deadline): Promise<() => Promise<void>> {
+    return this.watch(prefix, true, on, d);
+  }
+
+  /** Watches the one key `key`, as {@link watchPrefix} watches a prefix. */
+  watchKey(key: string, on: WatchHandlers, d: Deadline): Promise<() => Promise<void>> {
+    return this.watch(key, false, on, d);
+  }
+
+  private async watch(key: string, prefix: boolean, on: WatchHandlers, d: Deadline): Promise<() => Promise<void>> {
     const stream = await this.call("watch", d, () => this.etcd.watchClient.watch());
     let state: "creating" | "live" | "done" = "creating";
     const stop = async () => {
@@ -196,7 +205,7 @@ export class EtcdClient {
       });
       stream.on("error", fail);
       stream.on("end", () => fail(new EtcdWatchLostError("stream ended")));
-      stream.write({ create_request: rangeOf(prefix, true) });
+      stream.write({ create_request: rangeOf(key, prefix) });
     });
     try {
       await this.call("watch", d, () => created);

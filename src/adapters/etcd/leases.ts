@@ -90,6 +90,11 @@ export class EtcdLeaseStore implements LeaseStore {
     return kv ? { name, holder: kv.value, epoch: kv.createRevision } : null;
   }
 
+  /** A watch of the lease's key: a release or an expiry deletes it, which etcd pushes at once. */
+  watchRelease(name: string, onChange: () => void, onLost: (error: unknown) => void): Promise<() => Promise<void>> {
+    return this.client.watchKey(this.keys.lease(name), { events: onChange, lost: onLost }, this.client.deadline());
+  }
+
   /** The compares that hold only while `holder`'s tenure `epoch` of the key is live. */
   private fence(key: string, holder: string, epoch: number): Compare[] {
     return [

@@ -95,6 +95,8 @@ export class ShardOwner {
   private servingWaiters = new Set<() => void>();
   private readonly stop = new AbortController();
   private running: Promise<void> | null = null;
+  /** The store's release notification for the shard lease this coreapp waits to take, if any. */
+  private releaseWatch: { readonly name: string; readonly close: () => Promise<void> } | null = null;
 
   constructor(
     private readonly self: string,
@@ -128,6 +130,7 @@ export class ShardOwner {
     this.stop.abort();
     this.kick();
     await this.running;
+    await this.stopReleaseWatch();
     if (this.tenure) await this.demote(this.tenure, "shutting down");
   }
 
@@ -226,6 +229,7 @@ export class ShardOwner {
       const d = this.desired;
       let wait = Infinity;
       try {
+        if (this.releaseWatch && (t || !d || this.releaseWatch.name !== shardLeaseName(d.shard))) await this.stopReleaseWatch();
         const named = d?.shard === t?.shard && d?.epoch === t?.epoch;
         if (t && named && !t.holder.held && this.onPromises(t)) {
           wait = await this.serveOnPromises(t);
@@ -254,9 +258,12 @@ export class ShardOwner {
     const r = await LeaseHolder.acquire(this.leases, this.clock, shardLeaseName(d.shard), holder, this.timing, this.log);
     if (!(r instanceof LeaseHolder)) {
       // The previous owner still holds it: it releases as soon as it sees the map change, or the
-      // lease lapses by the store's clock. Poll quickly, but not past the lapse.
+      // lease lapses by the store's clock. Poll quickly, but not past the lapse; a store that
+      // pushes the release wakes this loop sooner.
+      await this.watchRelease(shardLeaseName(d.shard));
       return Math.max(1, Math.min(this.timing.handoverPollMs, r.expiresInMs));
     }
+    await this.stopReleaseWatch();
     if (!r.held || this.stop.signal.aborted || !sameAssignment(this.desired, d)) {
       // The answer came too late (this process was paused, or the store was slow past the
       // lease's deadline) or the shard has moved on meanwhile: promoting now could overlap the
@@ -297,6 +304,37 @@ export class ShardOwner {
       this.onEvent({ type: "promoted", shard: d.shard, epoch: d.epoch });
     }
     return Infinity;
+  }
+
+  /**
+   * While this coreapp waits for a shard lease the previous owner still holds, a store that pushes
+   * changes (etcd) wakes the loop the moment the lease is released, instead of at its next poll, so
+   * a switchover's gap is the store's own round trips and not up to `handoverPollMs` more. The poll
+   * goes on beside it: a watch that cannot start or breaks costs latency, never a missed handover.
+   */
+  private async watchRelease(name: string): Promise<void> {
+    if (!this.leases.watchRelease || this.releaseWatch?.name === name) return;
+    await this.stopReleaseWatch();
+    try {
+      const close = await this.leases.watchRelease(
+        name,
+        () => this.kick(),
+        () => {
+          if (this.releaseWatch?.name === name) this.releaseWatch = null;
+        },
+      );
+      this.releaseWatch = { name, close };
+      // Released between the read that found it held and the watch going live: look again now.
+      this.kick();
+    } catch (error) {
+      this.log.debug({ lease: name, err: String(error) }, "lease release watch could not start; polling only");
+    }
+  }
+
+  private async stopReleaseWatch(): Promise<void> {
+    const w = this.releaseWatch;
+    this.releaseWatch = null;
+    await w?.close().catch(() => {});
   }
 
   /** Why tenure `t` ends now, or null when it has not ended by itself. */

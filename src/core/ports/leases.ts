@@ -67,6 +67,15 @@ export interface LeaseStore {
 
   /** The live holder of `name` by the store's clock, or null when it is free or expired. */
   current(name: string): Promise<Lease | null>;
+
+  /**
+   * Optional, for stores that push changes (etcd): calls `onChange` when lease `name` is released
+   * (and may call it on any other change of it: a contender looks again, nothing more), and
+   * `onLost` at most once if the notification channel breaks. Resolves once the watch is live, so a read made after that misses
+   * no release. A contender waiting for a held lease uses it to try again at once instead of at its
+   * next poll; without it the contender only polls.
+   */
+  watchRelease?(name: string, onChange: () => void, onLost: (error: unknown) => void): Promise<() => Promise<void>>;
 }
 
 /** The lease whose holder is the primary master. */
