@@ -135,6 +135,16 @@ export class LeaseHolder {
    * with are the same read, and the deadline is *set*, not maximised: a renewal with a shorter TTL
    * also shortens the store's expiry, so an earlier, longer deadline must not outlive it.
    */
+  /*
+   * Renewals are paced from their *send* times: the next one leaves `renewIntervalMs` after the
+   * previous one was sent (at once if that one took longer), not an interval after its answer. The
+   * deadline counts from the send time of the last success, so a store round trip r keeps the lease
+   * while r < min(ttl − margin − interval, (ttl − margin) / 2). Paced from answers, two slow round
+   * trips back to back had to fit: r1 + interval + r2 < ttl − margin, and a store link of
+   * 300 ± 100 ms each way (the multi-host bed's store-delay scenario) lost leases at a 2.5 s TTL
+   * that it can keep (docs/reliability.md, "Sizing for a slow store link"). Safety is unchanged: a
+   * renewal still counts from when it was sent, whenever its answer comes.
+   */
   private async renewLoop(): Promise<void> {
     let wait = this.timing.renewIntervalMs;
     while (this.ended === null) {
@@ -150,7 +160,7 @@ export class LeaseHolder {
         const earlier = deadline < this.deadline;
         this.deadline = deadline;
         if (earlier) this.deadlineMoved.abort(); // the deadline loop sleeps until the old one
-        wait = renewIntervalMs;
+        wait = Math.max(0, sentAt + renewIntervalMs - this.clock.now());
       } catch (error) {
         // Unknown outcome: keep the old deadline and try again soon; the deadline loop ends the
         // tenure if no renewal succeeds in time.

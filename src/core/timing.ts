@@ -55,7 +55,11 @@ export interface Timing extends ClusterSettings {
    *   detector, so one bound covers both (see `failoverBoundMs`).
    */
   readonly leaseTtlMs: number;
-  /** Leases are renewed every ttl/3, so two renewals in a row may fail before the lease is at risk. */
+  /**
+   * Leases are renewed every ttl/3, counted from each renewal's send time (lease-holder.ts), so two
+   * renewals in a row may fail before the lease is at risk, and one renewal may take up to
+   * min(ttl − margin − interval, (ttl − margin) / 2) ≈ 0.45 × ttl of store round trips.
+   */
   readonly renewIntervalMs: number;
   /**
    * A holder stops acting at (send time of its last successful renewal + ttl − margin). The store

@@ -39,6 +39,36 @@ describe("LeaseHolder", () => {
     expect(await store.leases.current("l")).toBeNull();
   });
 
+  it("keeps the lease over a slow store link whose round trip is longer than a renewal interval, and never past the store's expiry", async () => {
+    const clock = new ManualClock();
+    const storage = new MemoryStorage(clock);
+    const store = new MemoryStore(storage);
+    // Each renewal spends 550 ms reaching the store and 550 ms coming back: a round trip of 1100 ms,
+    // above the interval (1000 ms) and below (ttl − margin) / 2 = 1350 ms. Paced from answers, two
+    // such renewals in a row (1100 + 1000 + 1100 ms) overran the deadline (2700 ms) and lost it.
+    const slow = {
+      ...store.leases,
+      acquire: store.leases.acquire.bind(store.leases),
+      release: store.leases.release.bind(store.leases),
+      current: store.leases.current.bind(store.leases),
+      renew: async (lease: Parameters<typeof store.leases.renew>[0], ttlMs: number) => {
+        await clock.sleep(550);
+        const ok = await store.leases.renew(lease, ttlMs);
+        await clock.sleep(550);
+        return ok;
+      },
+    };
+    const h = await LeaseHolder.acquire(slow, clock, "l", "n1", timing, silentLogger);
+    if (!(h instanceof LeaseHolder)) throw new Error("not acquired");
+    for (let t = 0; t < 20_000; t += 100) {
+      await clock.advance(100, 10);
+      expect(h.held).toBe(true);
+      // Safety: the local deadline precedes the store's expiry by at least the margin.
+      const expiresAt = storage.leases.get("l")!.expiresAt;
+      expect(expiresAt - (clock.now() + h.remainingMs)).toBeGreaterThanOrEqual(timing.safetyMarginMs);
+    }
+  });
+
   it("held turns false at once when the store refuses a renewal", async () => {
     const { clock, storage, h } = await setup();
     storage.leases.set("l", { holder: "someone-else", epoch: 9, expiresAt: 1e9 });
