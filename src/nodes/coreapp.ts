@@ -91,6 +91,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
       ownerTiming,
       log,
       (e) => {
+        if (e.type === "named") return void this.emit("owner", e); // nothing changed in the store yet
         metrics.ownerChanged(e);
         this.emit("owner", e);
         void this.beat().catch(() => {}); // make the change visible in the store at once
@@ -137,6 +138,11 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
   /** See `ShardOwner.tenureRemainingMs`: what the watchdog enforces (src/watchdog). */
   tenureRemainingMs(): number | null {
     return this.owner.tenureRemainingMs();
+  }
+
+  /** See `ShardOwner.atRisk`: whether the watchdog must keep this process to its pet deadline. */
+  atRisk(): boolean {
+    return this.owner.atRisk();
   }
 
   /**

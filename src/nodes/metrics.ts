@@ -243,7 +243,7 @@ export class NodeMetrics {
   /** A coreapp's own promotion or demotion. */
   ownerChanged(e: OwnerEvent): void {
     if (e.type === "promoted") this.set.promotions.inc({ node: this.node, shard: String(e.shard), cause: "named_by_shard_map" });
-    else this.set.demotions.inc({ node: this.node, shard: String(e.shard), cause: demotionCause(e.reason) });
+    else if (e.type === "demoted") this.set.demotions.inc({ node: this.node, shard: String(e.shard), cause: demotionCause(e.reason) });
   }
 
   /** The application's `handle()` threw for a request of `shard`. */

@@ -4,6 +4,8 @@ import { PET_INTERVAL_ENV, type Pet } from "./supervisor.js";
 export interface TenureSource {
   /** Milliseconds left before the open tenure's lease deadline, or null with no tenure. */
   tenureRemainingMs(): number | null;
+  /** True while the node may act as a primary soon or now (see `ShardOwner.atRisk`). */
+  atRisk(): boolean;
 }
 
 /**
@@ -11,7 +13,10 @@ export interface TenureSource {
  * pets the supervisor from the event loop every interval it was given, so a frozen event loop stops
  * the petting. Each pet also carries how long the coreapp's shard tenure may still last
  * (`tenure`), so the supervisor can kill a process that is still in its tenure when the lease's
- * deadline passes — a freeze that starts while renewals are already failing. Returns a function
+ * deadline passes — a freeze that starts while renewals are already failing — and whether the
+ * process is at risk at all: a standby that holds no tenure and is not named for one may miss pets
+ * (a starved host) without being killed. Call the returned function the moment the risk begins
+ * (the map names the coreapp, before it takes the lease), so the supervisor counts from then. Returns a function
  * that pets at once (call it when the tenure closes, so the supervisor learns it without waiting
  * for the next interval), or null when not supervised.
  *
@@ -21,7 +26,9 @@ export interface TenureSource {
 export function petWatchdogIfSupervised(tenure?: TenureSource): (() => void) | null {
   const ms = Number(process.env[PET_INTERVAL_ENV]);
   if (!process.send || !Number.isFinite(ms) || ms <= 0) return null;
-  const pet = () => process.send?.({ type: "pet", tenureRemainingMs: tenure?.tenureRemainingMs() ?? null } satisfies Pet);
+  // Without a tenure source (a role holding no shard) every pet counts: at risk, as before there was one.
+  const pet = () =>
+    process.send?.({ type: "pet", tenureRemainingMs: tenure?.tenureRemainingMs() ?? null, atRisk: tenure?.atRisk() ?? true } satisfies Pet);
   pet();
   setInterval(pet, ms);
   process.on("disconnect", () => process.kill(process.pid, "SIGKILL"));

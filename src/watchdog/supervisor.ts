@@ -12,6 +12,11 @@ export interface Pet {
   readonly type: "pet";
   /** Milliseconds left before the child's open shard tenure must be closed, or null with none. */
   readonly tenureRemainingMs: number | null;
+  /**
+   * The child may act as a primary soon or now (a tenure open, or named for one). When the last pet
+   * said false, a missed pet deadline is forgiven: a frozen standby holds nothing and can do no harm.
+   */
+  readonly atRisk: boolean;
 }
 
 /** The child's message to the supervisor whenever what it holds in the store changes (src/watchdog/tokens.ts). */
@@ -92,7 +97,11 @@ export function superviseWithWatchdog(o: WatchdogOptions): Promise<number> {
  * after its lease lapsed; only another process can, and SIGKILL makes the kernel close that socket.
  * Two deadlines, whichever comes first:
  * - the pet deadline: no pet for `deadlineMs` (see deadline.ts for why that lands before the lease
- *   can lapse while renewals succeed);
+ *   can lapse while renewals succeed), while the last pet said the child is at risk — in a tenure,
+ *   or named for one (it pets at once when named, before it takes the lease, so the deadline counts
+ *   from before any lease it can hold). A standby that is neither is left alone when it misses pets:
+ *   frozen or starved, it holds nothing and opens nothing, and killing it only made a starved host's
+ *   cluster lose its standbys (docs/reliability.md, finding 11);
  * - the tenure deadline: the last pet said the coreapp's shard tenure had `tenureRemainingMs` left,
  *   that time plus `tenureGraceMs` has passed, and no pet since said it closed. This covers a freeze
  *   that starts while renewals are already failing (the store unreachable): then the lease's
@@ -115,6 +124,7 @@ export function supervise(o: SupervisorOptions): Promise<number> {
   });
   let tokens: NodeTokens | null = null;
   let lastPet: number | null = null;
+  let atRisk = true;
   let tenureDeadline: number | null = null;
   let fired = false;
   child.on("message", (m: Pet | TokensMessage) => {
@@ -124,6 +134,7 @@ export function supervise(o: SupervisorOptions): Promise<number> {
     }
     if (m?.type !== "pet" || !w) return;
     lastPet = performance.now();
+    atRisk = m.atRisk !== false;
     if (typeof m.tenureRemainingMs !== "number") tenureDeadline = null;
     // A renewal moves the deadline later (remaining > 0); once it has passed (0), later pets must
     // not move it: the child's own deadline is gone, only "closed" (null) clears it.
@@ -140,7 +151,8 @@ export function supervise(o: SupervisorOptions): Promise<number> {
         () => {
           const now = performance.now();
           if (fired || lastPet === null) return;
-          if (now - lastPet > w.deadlineMs) fire(`missed its ${w.deadlineMs} ms deadline (last pet ${Math.round(now - lastPet)} ms ago)`);
+          if (atRisk && now - lastPet > w.deadlineMs)
+            fire(`missed its ${w.deadlineMs} ms deadline (last pet ${Math.round(now - lastPet)} ms ago)`);
           else if (tenureDeadline !== null && now > tenureDeadline)
             fire(`is still in its shard tenure ${Math.round(now - tenureDeadline + w.tenureGraceMs)} ms past the lease's deadline`);
         },

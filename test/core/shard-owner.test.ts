@@ -222,4 +222,32 @@ describe("ShardOwner", () => {
       await owner.close();
     });
   });
+
+  it("is at risk from the moment the map names it, says so before any lease attempt, and not once the map moves away", async () => {
+    const clock = new HandClock();
+    const order: string[] = [];
+    const leases: LeaseStore = {
+      acquire: async () => {
+        order.push("acquire");
+        return { acquired: false, holder: "B", epoch: 3, expiresInMs: 60_000 };
+      },
+      renew: async () => true,
+      release: async () => {},
+      current: async () => null,
+    };
+    const owner = new ShardOwner("A", leases, app(), clock, shortTiming, silentLogger, (e) => order.push(e.type));
+    owner.start();
+    await flush();
+    expect(owner.atRisk()).toBe(false); // a standby
+    owner.onMapChange([{ shard: 0, owner: "A", epoch: 5 }]);
+    expect(order).toEqual(["named"]); // synchronously, before the loop's first attempt
+    expect(owner.atRisk()).toBe(true);
+    await flush();
+    expect(order.slice(0, 2)).toEqual(["named", "acquire"]);
+    owner.onMapChange([{ shard: 0, owner: "A", epoch: 5 }]); // the same assignment again: no second "named"
+    expect(order.filter((e) => e === "named")).toHaveLength(1);
+    owner.onMapChange([{ shard: 0, owner: "C", epoch: 6 }]);
+    expect(owner.atRisk()).toBe(false); // no tenure, and the map names another
+    await owner.close();
+  });
 });

@@ -1,18 +1,33 @@
 // A stand-in node for the watchdog tests (test/watchdog/supervisor.test.ts), run by the supervisor.
 // argv[2] is the behaviour:
-// - freeze: pets (no tenure) for 100 ms, then blocks its event loop for good;
+// - freeze: pets (no tenure, at risk: named for a shard) for 100 ms, then blocks its event loop for good;
+// - standby-freeze: pets as a standby (not at risk) for 100 ms, blocks its event loop for 800 ms, exits 0;
+// - named-freeze: pets as a standby for 100 ms, then pets once at risk (named) and blocks for good;
 // - tenure-stuck: keeps petting with a tenure that ends 150 ms after start and never closes it;
 // - tenure-closes: the same tenure, but closes it (a pet with null) when it ends, then exits 0 at 600 ms.
 const mode = process.argv[2];
 const started = performance.now();
 const remaining = () => Math.max(0, 150 - (performance.now() - started));
-let open = mode !== "freeze";
-const pet = () => process.send({ type: "pet", tenureRemainingMs: open ? remaining() : null });
+let open = mode.startsWith("tenure");
+let atRisk = mode !== "standby-freeze" && mode !== "named-freeze";
+const pet = () => process.send({ type: "pet", tenureRemainingMs: open ? remaining() : null, atRisk });
 pet();
 setInterval(pet, 20);
-if (mode === "freeze")
+const block = (ms) => {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+};
+if (mode === "freeze") setTimeout(() => block(Infinity), 100);
+if (mode === "standby-freeze")
   setTimeout(() => {
-    for (;;);
+    block(800);
+    process.exit(0);
+  }, 100);
+if (mode === "named-freeze")
+  setTimeout(() => {
+    atRisk = true;
+    pet();
+    block(Infinity);
   }, 100);
 if (mode === "tenure-closes") {
   setTimeout(() => {

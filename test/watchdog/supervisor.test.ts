@@ -21,6 +21,18 @@ describe("watchdog supervisor", () => {
     expect(r.ms).toBeGreaterThanOrEqual(400); // 100 ms of pets, then the whole deadline
   });
 
+  it("leaves alone a standby (not at risk) that misses its pets: a starved or frozen standby holds nothing", async () => {
+    const r = await supervise("standby-freeze", 300, 50);
+    expect(r.lines).toEqual([]);
+    expect(r.code).toBe(0);
+  });
+
+  it("kills a child frozen right after it said it was named for a shard, counting from that pet", async () => {
+    const r = await supervise("named-freeze", 300, 50);
+    expect(r.code).toBe(70);
+    expect(r.lines.join("\n")).toMatch(/missed its 300 ms deadline/);
+  });
+
   it("kills a child that still reports its shard tenure open after the tenure's deadline, though it keeps petting", async () => {
     const r = await supervise("tenure-stuck", 5000, 50);
     expect(r.code).toBe(70);

@@ -26,8 +26,18 @@ export interface OwnerState {
   readonly failsafeServedMs?: number;
 }
 
-/** Promotion and demotion as they happen, for logs, the dev view and tests. */
+/** Promotion and demotion as they happen, for logs, the dev view, tests and the watchdog. */
 export type OwnerEvent =
+  | {
+      /**
+       * The shard map names this coreapp the shard's owner at `epoch`: it is about to take the
+       * shard's lease. Emitted synchronously, before any attempt, so that a watchdog's supervisor
+       * hears that this process may soon act as a primary before it can (src/watchdog).
+       */
+      readonly type: "named";
+      readonly shard: number;
+      readonly epoch: number;
+    }
   | {
       /** It became the shard's serving primary. */
       readonly type: "promoted";
@@ -113,10 +123,22 @@ export class ShardOwner {
   /** Feeds the shard map (all of it, or what changed): this coreapp acts on entries naming it. */
   onMapChange(changed: readonly ShardAssignment[]): void {
     for (const a of changed) {
-      if (a.owner === this.self) this.desired = a;
-      else if (this.desired?.shard === a.shard && a.epoch >= this.desired.epoch) this.desired = null;
+      if (a.owner === this.self) {
+        const news = !sameAssignment(this.desired, a) && !this.hasEnded(a);
+        this.desired = a;
+        if (news) this.onEvent({ type: "named", shard: a.shard, epoch: a.epoch });
+      } else if (this.desired?.shard === a.shard && a.epoch >= this.desired.epoch) this.desired = null;
     }
     this.kick();
+  }
+
+  /**
+   * True while this process may act as a shard's primary soon or now: a tenure is open, or the map
+   * names it for an assignment it has not given up (it is taking, or about to take, the lease). A
+   * standby is not at risk: frozen, it can do no harm, so the watchdog leaves it alone (src/watchdog).
+   */
+  atRisk(): boolean {
+    return this.tenure !== null || (this.desired !== null && !this.hasEnded(this.desired));
   }
 
   start(): void {
