@@ -24,11 +24,18 @@ export const CHAOS_SETTINGS = {
   db_unhealthy_interval: "3s",
 };
 
-/** One node process and the proxies on its links. */
-export interface ChaosNode {
+/** A node's role, as `multiconnect start --role` takes it. */
+export type Role = "master" | "coreapp" | "webapp";
+
+/** One node process of a harness's cluster. */
+export interface NodeProcess {
   readonly name: string;
-  readonly role: "master" | "coreapp" | "webapp";
+  readonly role: Role;
   readonly child: ChildProcess;
+}
+
+/** One node process and the proxies on its links. */
+export interface ChaosNode extends NodeProcess {
   /** This node's own link to the store (null for SQLite). */
   readonly storeProxy: FaultProxy | null;
   /** Coreapps: the proxy every other node dials to reach it. */
@@ -81,6 +88,187 @@ export interface Sample {
   readonly epoch?: number;
   /** The shard key the request carried. */
   readonly key: string;
+  /** The webapp it was sent through. */
+  readonly webapp: string;
+}
+
+/**
+ * What the single-host harness (ChaosCluster) and the multi-host bed (chaos/hosts/cluster.ts)
+ * share: the node processes, waiting for the cluster, the client traffic through a webapp that
+ * every run judges, and stopping it all. Subclasses start the nodes and say where a webapp is.
+ */
+export abstract class NodeCluster<N extends NodeProcess> {
+  readonly nodes: N[] = [];
+  readonly samples: Sample[] = [];
+  /** The webapps the client sends through, in order of preference (a client with a list of endpoints). */
+  clientWebapps: string[] = ["webapp-1"];
+  protected readonly secret = `chaos-${Math.random().toString(36).slice(2)}-secret-value`;
+  private loadRunning = false;
+  private loadDone: Promise<void> | null = null;
+
+  constructor(
+    /** The run's directory: configs and every node's log. */
+    protected readonly dir: string,
+    /** How long `waitReady` waits by default. */
+    private readonly readyTimeoutMs: number,
+  ) {
+    live.add(this);
+  }
+
+  /** The base URL of webapp `name` as the client reaches it. */
+  protected abstract webappUrl(name: string): string;
+
+  /** The running node called `name` (the latest one, if it was restarted). */
+  node(name: string): N {
+    const n = this.nodes.filter((x) => x.name === name).at(-1);
+    if (!n) throw new Error(`no node ${name}`);
+    return n;
+  }
+
+  running(role?: Role): N[] {
+    return this.nodes.filter((n) => n.child.exitCode === null && n.child.signalCode === null && (!role || n.role === role));
+  }
+
+  /** `GET /v1/health` from the first running webapp that answers. */
+  async health(): Promise<ClusterStatus | null> {
+    for (const w of new Set(this.nodes.filter((n) => n.role === "webapp").map((n) => n.name))) {
+      try {
+        const r = await fetch(`${this.webappUrl(w)}/v1/health`, { signal: AbortSignal.timeout(2000) });
+        if (r.ok) return (await r.json()) as ClusterStatus;
+      } catch {
+        // try the next one
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Waits until every shard has a connected primary, a primary master exists and every running
+   * master and webapp is healthy (so the health API's failover bound is the one for this cluster's
+   * masters, not a momentary count while one of them has not written its liveness record yet). A
+   * node that exits first ends the wait with NodeStartError.
+   */
+  async waitReady(timeoutMs = this.readyTimeoutMs): Promise<ClusterStatus> {
+    return this.waitFor(async () => {
+      const dead = this.nodes.find((n) => n.child.exitCode !== null || n.child.signalCode !== null);
+      if (dead) throw new NodeStartError(dead.name, this.lastLogLine(dead.name));
+      const h = await this.health();
+      if (!h?.primary_master) return null;
+      const healthy = (roles: string[]) => h.nodes.filter((n) => roles.includes(n.role) && n.healthy).length;
+      if (healthy(["primary_master", "secondary_master"]) < this.running("master").length) return null;
+      if (healthy(["webapp"]) < this.running("webapp").length) return null;
+      const connected = h.nodes.filter((n) => n.gateway_status === "connected");
+      return connected.length === h.shards.length && h.shards.every((s) => s.owner) ? h : null;
+    }, timeoutMs);
+  }
+
+  async waitFor<T>(probe: () => Promise<T | null>, timeoutMs: number, stepMs = 50): Promise<T> {
+    const end = performance.now() + timeoutMs;
+    for (;;) {
+      const v = await probe();
+      if (v) return v;
+      if (performance.now() > end) throw new Error(`cluster condition not reached in ${timeoutMs} ms; logs in ${this.dir}`);
+      await sleep(stepMs);
+    }
+  }
+
+  /**
+   * Sends requests through the first of `clientWebapps` every `everyMs` (never more than
+   * `maxInflight` at once, so a blackholed request does not stop the others) and records every
+   * answer on the monotonic clock. The requests carry the shard keys `keys` in turn (several keys
+   * reach several shards).
+   */
+  startLoad(everyMs = 50, maxInflight = 400, keys: readonly string[] = ["k"]): void {
+    this.loadRunning = true;
+    let inflight = 0;
+    let next = 0;
+    const pending = new Set<Promise<void>>();
+    this.loadDone = (async () => {
+      while (this.loadRunning) {
+        if (inflight < maxInflight) {
+          inflight++;
+          const p = this.send(this.clientWebapps[0]!, keys[next++ % keys.length]!).then((s) => {
+            this.samples.push(s);
+            inflight--;
+          });
+          pending.add(p);
+          void p.finally(() => pending.delete(p));
+        }
+        await sleep(everyMs);
+      }
+      await Promise.all(pending);
+    })();
+  }
+
+  async stopLoad(): Promise<void> {
+    this.loadRunning = false;
+    await this.loadDone;
+  }
+
+  private async send(webapp: string, key: string): Promise<Sample> {
+    const sentAt = monoNow();
+    try {
+      const r = await fetch(`${this.webappUrl(webapp)}/v1/messages`, {
+        method: "POST",
+        headers: { "x-shard-key": key, "content-type": "text/plain" },
+        body: "chaos",
+        signal: AbortSignal.timeout(12_000),
+      });
+      await r.arrayBuffer();
+      const node = r.headers.get("x-multiconnect-node") ?? undefined;
+      const epoch = r.headers.has("x-multiconnect-epoch") ? Number(r.headers.get("x-multiconnect-epoch")) : undefined;
+      return {
+        sentAt,
+        doneAt: monoNow(),
+        ok: r.ok,
+        status: r.status,
+        key,
+        webapp,
+        ...(node ? { node } : {}),
+        ...(epoch !== undefined ? { epoch } : {}),
+      };
+    } catch {
+      return { sentAt, doneAt: monoNow(), ok: false, status: 0, key, webapp };
+    }
+  }
+
+  protected lastLogLine(name: string): string {
+    const lines = readFileSync(join(this.dir, `${name}.log`), "utf8")
+      .trim()
+      .split("\n");
+    return lines.at(-1) ?? "";
+  }
+
+  /** The last lines of every node's log, for a failed run's report. */
+  logs(lines = 20): string {
+    return readdirSync(this.dir)
+      .filter((f) => f.endsWith(".log"))
+      .map((f) => `--- ${f}\n${readFileSync(join(this.dir, f), "utf8").split("\n").slice(-lines).join("\n")}`)
+      .join("\n");
+  }
+
+  /**
+   * Stops the load and every node: SIGCONT (a frozen node must be able to exit) and SIGTERM, SIGKILL
+   * after 3 s; `extraPids` (the upstream sessions' owners: watchdog children) are continued and
+   * killed too. Resolves once every node process has exited, so the next run may bind its ports.
+   */
+  protected async stopNodes(extraPids: number[]): Promise<void> {
+    live.delete(this);
+    await this.stopLoad();
+    const running = this.running();
+    const exited = (n: N) =>
+      new Promise((r) => (n.child.exitCode !== null || n.child.signalCode !== null ? r(null) : n.child.once("exit", r)));
+    for (const pid of extraPids) signal(pid, "SIGCONT");
+    for (const n of running) {
+      n.child.kill("SIGCONT");
+      n.child.kill("SIGTERM");
+    }
+    await Promise.race([Promise.all(running.map(exited)), sleep(3000)]);
+    for (const n of running) n.child.kill("SIGKILL");
+    // Watchdog children (known to the oracle by pid) must not outlive the run.
+    for (const pid of extraPids) signal(pid, "SIGKILL");
+    await Promise.all(running.map(exited));
+  }
 }
 
 /**
@@ -88,16 +276,15 @@ export interface Sample {
  * that its store link goes through its own fault proxy, and every coreapp advertises a proxy in front
  * of its listener (`node.advertise_port`), so links node→store and node→coreapp can be cut one by one.
  */
-export class ChaosCluster {
-  readonly nodes: ChaosNode[] = [];
-  readonly samples: Sample[] = [];
+export class ChaosCluster extends NodeCluster<ChaosNode> {
   webappPort = 0;
-  private loadRunning = false;
-  private loadDone: Promise<void> | null = null;
-  private readonly secret = `chaos-${Math.random().toString(36).slice(2)}-secret-value`;
 
   constructor(readonly o: ChaosClusterOptions) {
-    live.add(this);
+    super(o.dir, 30_000);
+  }
+
+  protected webappUrl(): string {
+    return `http://127.0.0.1:${this.webappPort}`;
   }
 
   async start(): Promise<void> {
@@ -108,7 +295,7 @@ export class ChaosCluster {
   }
 
   /** Starts one node (also used to bring a node back after a kill: a new process, a new id). */
-  async spawn(role: ChaosNode["role"], name: string): Promise<ChaosNode> {
+  async spawn(role: Role, name: string): Promise<ChaosNode> {
     const { o } = this;
     let storeProxy: FaultProxy | null = null;
     if (o.server) {
@@ -167,146 +354,12 @@ export class ChaosCluster {
     return node;
   }
 
-  /** The running node called `name` (the latest one, if it was restarted). */
-  node(name: string): ChaosNode {
-    const n = this.nodes.filter((x) => x.name === name).at(-1);
-    if (!n) throw new Error(`no node ${name}`);
-    return n;
-  }
-
-  running(role?: ChaosNode["role"]): ChaosNode[] {
-    return this.nodes.filter((n) => n.child.exitCode === null && n.child.signalCode === null && (!role || n.role === role));
-  }
-
-  async health(): Promise<ClusterStatus | null> {
-    try {
-      const r = await fetch(`http://127.0.0.1:${this.webappPort}/v1/health`, { signal: AbortSignal.timeout(2000) });
-      return r.ok ? ((await r.json()) as ClusterStatus) : null;
-    } catch {
-      return null;
-    }
-  }
-
-  /**
-   * Waits until every shard has a connected primary, a primary master exists and every running
-   * master is healthy (so the health API's failover bound is the one for this cluster's masters,
-   * not a momentary count while one of them has not written its liveness record yet).
-   */
-  async waitReady(timeoutMs = 30_000): Promise<ClusterStatus> {
-    return this.waitFor(async () => {
-      const dead = this.nodes.find((n) => n.child.exitCode !== null || n.child.signalCode !== null);
-      if (dead) throw new NodeStartError(dead.name, this.lastLogLine(dead.name));
-      const h = await this.health();
-      if (!h?.primary_master) return null;
-      const masters = h.nodes.filter((n) => (n.role === "primary_master" || n.role === "secondary_master") && n.healthy);
-      if (masters.length < this.running("master").length) return null;
-      const connected = h.nodes.filter((n) => n.gateway_status === "connected");
-      return connected.length === h.shards.length && h.shards.every((s) => s.owner) ? h : null;
-    }, timeoutMs);
-  }
-
-  async waitFor<T>(probe: () => Promise<T | null>, timeoutMs: number, stepMs = 50): Promise<T> {
-    const end = performance.now() + timeoutMs;
-    for (;;) {
-      const v = await probe();
-      if (v) return v;
-      if (performance.now() > end) throw new Error(`cluster condition not reached in ${timeoutMs} ms; logs in ${this.o.dir}`);
-      await sleep(stepMs);
-    }
-  }
-
-  /**
-   * Sends requests through the webapp every `everyMs` (never more than `maxInflight` at once, so a
-   * blackholed request does not stop the others) and records every answer on the monotonic clock.
-   * The requests carry the shard keys `keys` in turn (several keys reach several shards).
-   */
-  startLoad(everyMs = 50, maxInflight = 400, keys: readonly string[] = ["k"]): void {
-    this.loadRunning = true;
-    let inflight = 0;
-    let next = 0;
-    const pending = new Set<Promise<void>>();
-    this.loadDone = (async () => {
-      while (this.loadRunning) {
-        if (inflight < maxInflight) {
-          inflight++;
-          const p = this.send(keys[next++ % keys.length]!).then((s) => {
-            this.samples.push(s);
-            inflight--;
-          });
-          pending.add(p);
-          void p.finally(() => pending.delete(p));
-        }
-        await sleep(everyMs);
-      }
-      await Promise.all(pending);
-    })();
-  }
-
-  async stopLoad(): Promise<void> {
-    this.loadRunning = false;
-    await this.loadDone;
-  }
-
-  private async send(key: string): Promise<Sample> {
-    const sentAt = monoNow();
-    try {
-      const r = await fetch(`http://127.0.0.1:${this.webappPort}/v1/messages`, {
-        method: "POST",
-        headers: { "x-shard-key": key, "content-type": "text/plain" },
-        body: "chaos",
-        signal: AbortSignal.timeout(12_000),
-      });
-      await r.arrayBuffer();
-      const node = r.headers.get("x-multiconnect-node") ?? undefined;
-      const epoch = r.headers.has("x-multiconnect-epoch") ? Number(r.headers.get("x-multiconnect-epoch")) : undefined;
-      return {
-        sentAt,
-        doneAt: monoNow(),
-        ok: r.ok,
-        status: r.status,
-        key,
-        ...(node ? { node } : {}),
-        ...(epoch !== undefined ? { epoch } : {}),
-      };
-    } catch {
-      return { sentAt, doneAt: monoNow(), ok: false, status: 0, key };
-    }
-  }
-
-  private lastLogLine(name: string): string {
-    const lines = readFileSync(join(this.o.dir, `${name}.log`), "utf8")
-      .trim()
-      .split("\n");
-    return lines.at(-1) ?? "";
-  }
-
-  /** The last lines of every node's log, for a failed run's report. */
-  logs(lines = 20): string {
-    return readdirSync(this.o.dir)
-      .filter((f) => f.endsWith(".log"))
-      .map((f) => `--- ${f}\n${readFileSync(join(this.o.dir, f), "utf8").split("\n").slice(-lines).join("\n")}`)
-      .join("\n");
-  }
-
-  /** Stops every node (SIGCONT + SIGTERM, then SIGKILL after 3 s) and closes the proxies. */
+  /** Stops every node (see `stopNodes`) and closes the proxies. */
   async stop(extraPids: number[] = []): Promise<void> {
-    live.delete(this);
-    await this.stopLoad();
-    for (const p of this.nodes.flatMap((n) => [n.storeProxy, n.inbound])) p?.set({ kind: "pass" });
-    const running = this.running();
-    for (const pid of extraPids) signal(pid, "SIGCONT");
-    for (const n of running) {
-      n.child.kill("SIGCONT");
-      n.child.kill("SIGTERM");
-    }
-    await Promise.race([
-      Promise.all(running.map((n) => new Promise((r) => (n.child.exitCode !== null ? r(null) : n.child.once("exit", r))))),
-      sleep(3000),
-    ]);
-    for (const n of running) n.child.kill("SIGKILL");
-    // Watchdog children (known to the oracle by pid) must not outlive the run.
-    for (const pid of extraPids) signal(pid, "SIGKILL");
-    await Promise.all(this.nodes.flatMap((n) => [n.storeProxy, n.inbound]).flatMap((proxy) => (proxy ? [proxy.close()] : [])));
+    const proxies = this.nodes.flatMap((n) => [n.storeProxy, n.inbound]).filter((p) => p !== null);
+    for (const p of proxies) p.set({ kind: "pass" });
+    await this.stopNodes(extraPids);
+    await Promise.all(proxies.map((p) => p.close()));
   }
 
   /** Faults injected by every proxy so far. */
@@ -328,8 +381,13 @@ export class NodeStartError extends Error {
   }
 }
 
-/** Every cluster not stopped yet (see `killClustersOnExit`). */
-const live = new Set<ChaosCluster>();
+/** Every cluster not stopped yet (see `killAllNodes`). */
+const live = new Set<NodeCluster<NodeProcess>>();
+
+/** Kills (SIGKILL) every node of every cluster not stopped yet. Synchronous, for exit handlers. */
+export function killAllNodes(): void {
+  for (const c of live) for (const n of c.nodes) n.child.kill("SIGKILL");
+}
 
 /**
  * Makes SIGINT and SIGTERM kill every node of every running cluster before this process exits: the
@@ -341,7 +399,7 @@ export function killClustersOnExit(also: () => void = () => {}): void {
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
     process.once(sig, () => {
       also();
-      for (const c of live) for (const n of c.nodes) n.child.kill("SIGKILL");
+      killAllNodes();
       process.exit(130);
     });
   }

@@ -74,11 +74,24 @@ const FAILOVER_WAIT_MS = 15_000;
  * processes; load through the webapp during the whole run; the faults; then the oracle's verdict.
  */
 export async function runOnce(scenario: Scenario, backend: Backend, seed: number, log: (line: string) => void): Promise<RunResult> {
-  // A cluster that lost a node before it was ready is not the cluster the run meant to test: start
-  // the run again (twice at most) rather than judge the SDK by a harness accident. Said in `phases`.
+  return withRestarts(
+    () => attempt(scenario, backend, seed, log),
+    (error) => log(`  ${scenario.name}/${backend.name} seed ${seed}: ${error}; starting the run again`),
+  );
+}
+
+/** A run's result, and whether it failed because a node exited before the cluster was ready. */
+export type Attempt = RunResult & { nodeStartFailed?: boolean };
+
+/**
+ * Runs `attempt`, and again (twice at most) while it fails because a node exited before the
+ * cluster was ready: such a cluster is not the one the run meant to test, so the SDK is not
+ * judged by a harness accident. What happened is said in the result's `phases`.
+ */
+export async function withRestarts(attempt: () => Promise<Attempt>, onRestart: (error: string) => void): Promise<RunResult> {
   const restarts: string[] = [];
   for (;;) {
-    const r = await attempt(scenario, backend, seed, log);
+    const r = await attempt();
     if (!(r.error && r.nodeStartFailed) || restarts.length === 2) {
       const { nodeStartFailed: _, ...result } = r;
       return restarts.length
@@ -86,16 +99,32 @@ export async function runOnce(scenario: Scenario, backend: Backend, seed: number
         : result;
     }
     restarts.push(r.error);
-    log(`  ${scenario.name}/${backend.name} seed ${seed}: ${r.error}; starting the run again`);
+    onRestart(r.error);
   }
 }
 
-async function attempt(
-  scenario: Scenario,
-  backend: Backend,
-  seed: number,
-  log: (line: string) => void,
-): Promise<RunResult & { nodeStartFailed?: boolean }> {
+/** The fields every result of a run carries from its start. */
+export type RunBase = Pick<RunResult, "scenario" | "backend" | "seed" | "dir" | "startedAt">;
+
+/** The result of a run that failed before it could be judged (`error` says why). */
+export function failedRun(base: RunBase, faults: number, report: OracleReport, error: unknown): Attempt {
+  return {
+    ...base,
+    faults,
+    report,
+    failoverMs: null,
+    boundMs: 0,
+    promotions: 0,
+    falsePromotions: 0,
+    missedFailover: false,
+    violations: 0,
+    error: (error as Error).message,
+    phases: "",
+    nodeStartFailed: error instanceof NodeStartError,
+  };
+}
+
+async function attempt(scenario: Scenario, backend: Backend, seed: number, log: (line: string) => void): Promise<Attempt> {
   const dir = mkdtempSync(join(tmpdir(), `mc-chaos-${scenario.name}-${backend.name}-`));
   const ns = `x${seed.toString(36)}${Math.random().toString(36).slice(2, 7)}_`;
   const oracle = new Oracle(scenario.oracleMode ?? "strict");
@@ -193,22 +222,8 @@ async function attempt(
       phases: phases.join(", "),
     };
   } catch (error) {
-    const message = (error as Error).message;
-    log(`  ${scenario.name}/${backend.name} seed ${seed}: run failed: ${message}\n${cluster?.logs(12) ?? ""}`);
-    return {
-      ...base,
-      faults: injected,
-      report: oracle.report(),
-      failoverMs: null,
-      boundMs: 0,
-      promotions: 0,
-      falsePromotions: 0,
-      missedFailover: false,
-      violations: 0,
-      error: message,
-      phases: "",
-      nodeStartFailed: error instanceof NodeStartError,
-    };
+    log(`  ${scenario.name}/${backend.name} seed ${seed}: run failed: ${(error as Error).message}\n${cluster?.logs(12) ?? ""}`);
+    return failedRun(base, injected, oracle.report(), error);
   } finally {
     await cluster?.stop(oracle.sessions.map((s) => s.pid));
     await oracle.close();

@@ -1,12 +1,10 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { openSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { openSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import type { ClusterStatus } from "../../src/nodes/cluster-status.js";
 import { DEFAULT_PORTS } from "../../src/nodes/compose.js";
-import { monoNow } from "../../src/testing/oracle.js";
 import type { Backend, Endpoint } from "../backends.js";
-import { CLI, NodeStartError, signal, sleep } from "../cluster.js";
+import { CLI, NodeCluster, type NodeProcess, type Role } from "../cluster.js";
 import type { Host } from "./bed.js";
 
 /**
@@ -24,22 +22,8 @@ export const HOST_SETTINGS = {
 };
 
 /** One node process on its own host. */
-export interface HostNode {
-  readonly name: string;
-  readonly role: "master" | "coreapp" | "webapp";
+export interface HostNode extends NodeProcess {
   readonly host: Host;
-  readonly child: ChildProcess;
-}
-
-/** A response the client saw, and which webapp answered it. */
-export interface HostSample {
-  readonly sentAt: number;
-  readonly doneAt: number;
-  readonly ok: boolean;
-  readonly status: number;
-  readonly webapp: string;
-  readonly node?: string;
-  readonly epoch?: number;
 }
 
 /** What a host cluster is made of. */
@@ -61,17 +45,15 @@ export interface HostClusterOptions {
  * every address of its host. The client (load generator) sits on the internet side and talks to the
  * webapps by address.
  */
-export class HostCluster {
-  readonly nodes: HostNode[] = [];
-  readonly samples: HostSample[] = [];
-  /** The webapps the client sends through, in order of preference (a client with a list of endpoints). */
-  clientWebapps: string[] = ["webapp-1"];
-  private loadRunning = false;
-  private loadDone: Promise<void> | null = null;
-  private readonly secret = `chaos-${Math.random().toString(36).slice(2)}-secret-value`;
-
+export class HostCluster extends NodeCluster<HostNode> {
   constructor(readonly o: HostClusterOptions) {
-    liveClusters.add(this);
+    // 90 s: on this shared 2-core machine at load average 45–55 seven nodes took 25–40 s to get
+    // ready, and one run at 45 s was lost to it (a harness accident, not a finding).
+    super(o.dir, 90_000);
+  }
+
+  protected webappUrl(webapp: string): string {
+    return `http://${this.host(webapp).ip}:${DEFAULT_PORTS.webapp}`;
   }
 
   host(name: string): Host {
@@ -81,11 +63,11 @@ export class HostCluster {
   }
 
   async start(): Promise<void> {
-    for (const name of this.o.hosts.keys()) this.spawn(name.replace(/-\d+$/, "") as HostNode["role"], name);
+    for (const name of this.o.hosts.keys()) this.spawn(name.replace(/-\d+$/, "") as Role, name);
   }
 
   /** Starts node `name` on its host: `ip netns exec` runs the CLI there with the host's identity. */
-  spawn(role: HostNode["role"], name: string): HostNode {
+  spawn(role: Role, name: string): HostNode {
     const { o } = this;
     const host = this.host(name);
     const config = join(o.dir, `${name}.yaml`);
@@ -122,162 +104,8 @@ export class HostCluster {
     return node;
   }
 
-  node(name: string): HostNode {
-    const n = this.nodes.filter((x) => x.name === name).at(-1);
-    if (!n) throw new Error(`no node ${name}`);
-    return n;
-  }
-
-  running(role?: HostNode["role"]): HostNode[] {
-    return this.nodes.filter((n) => n.child.exitCode === null && n.child.signalCode === null && (!role || n.role === role));
-  }
-
-  /** `GET /v1/health` from the first webapp that answers. */
-  async health(): Promise<ClusterStatus | null> {
-    for (const w of ["webapp-1", "webapp-2"]) {
-      if (!this.o.hosts.has(w)) continue;
-      try {
-        const r = await fetch(`${this.url(w)}/v1/health`, { signal: AbortSignal.timeout(2000) });
-        if (r.ok) return (await r.json()) as ClusterStatus;
-      } catch {
-        // try the next one
-      }
-    }
-    return null;
-  }
-
-  private url(webapp: string): string {
-    return `http://${this.host(webapp).ip}:${DEFAULT_PORTS.webapp}`;
-  }
-
-  /**
-   * Waits until every shard has a connected primary and every running master and webapp is healthy.
-   * 90 s: on this shared 2-core machine at load average 45–55 seven nodes took 25–40 s to get there,
-   * and one run at 45 s was lost to it (a harness accident, not a finding).
-   */
-  async waitReady(timeoutMs = 90_000): Promise<ClusterStatus> {
-    return this.waitFor(async () => {
-      const dead = this.nodes.find((n) => n.child.exitCode !== null || n.child.signalCode !== null);
-      if (dead) throw new NodeStartError(dead.name, this.lastLogLine(dead.name));
-      const h = await this.health();
-      if (!h?.primary_master) return null;
-      const masters = h.nodes.filter((n) => (n.role === "primary_master" || n.role === "secondary_master") && n.healthy);
-      if (masters.length < this.running("master").length) return null;
-      const webapps = h.nodes.filter((n) => n.role === "webapp" && n.healthy);
-      if (webapps.length < this.running("webapp").length) return null;
-      const connected = h.nodes.filter((n) => n.gateway_status === "connected");
-      return connected.length === h.shards.length && h.shards.every((s) => s.owner) ? h : null;
-    }, timeoutMs);
-  }
-
-  async waitFor<T>(probe: () => Promise<T | null>, timeoutMs: number, stepMs = 50): Promise<T> {
-    const end = performance.now() + timeoutMs;
-    for (;;) {
-      const v = await probe();
-      if (v) return v;
-      if (performance.now() > end) throw new Error(`cluster condition not reached in ${timeoutMs} ms; logs in ${this.o.dir}`);
-      await sleep(stepMs);
-    }
-  }
-
-  /** Sends a request every `everyMs` through the first of `clientWebapps` (at most `maxInflight` at once). */
-  startLoad(everyMs = 50, maxInflight = 400): void {
-    this.loadRunning = true;
-    let inflight = 0;
-    const pending = new Set<Promise<void>>();
-    this.loadDone = (async () => {
-      while (this.loadRunning) {
-        if (inflight < maxInflight) {
-          inflight++;
-          const p = this.send(this.clientWebapps[0]!).then((s) => {
-            this.samples.push(s);
-            inflight--;
-          });
-          pending.add(p);
-          void p.finally(() => pending.delete(p));
-        }
-        await sleep(everyMs);
-      }
-      await Promise.all(pending);
-    })();
-  }
-
-  async stopLoad(): Promise<void> {
-    this.loadRunning = false;
-    await this.loadDone;
-  }
-
-  private async send(webapp: string): Promise<HostSample> {
-    const sentAt = monoNow();
-    try {
-      const r = await fetch(`${this.url(webapp)}/v1/messages`, {
-        method: "POST",
-        headers: { "x-shard-key": "k", "content-type": "text/plain" },
-        body: "chaos",
-        signal: AbortSignal.timeout(12_000),
-      });
-      await r.arrayBuffer();
-      const node = r.headers.get("x-multiconnect-node") ?? undefined;
-      const epoch = r.headers.has("x-multiconnect-epoch") ? Number(r.headers.get("x-multiconnect-epoch")) : undefined;
-      return {
-        sentAt,
-        doneAt: monoNow(),
-        ok: r.ok,
-        status: r.status,
-        webapp,
-        ...(node ? { node } : {}),
-        ...(epoch !== undefined ? { epoch } : {}),
-      };
-    } catch {
-      return { sentAt, doneAt: monoNow(), ok: false, status: 0, webapp };
-    }
-  }
-
-  private lastLogLine(name: string): string {
-    return (
-      readFileSync(join(this.o.dir, `${name}.log`), "utf8")
-        .trim()
-        .split("\n")
-        .at(-1) ?? ""
-    );
-  }
-
-  /** The last lines of every node's log, for a failed run's report. */
-  logs(lines = 20): string {
-    return readdirSync(this.o.dir)
-      .filter((f) => f.endsWith(".log"))
-      .map((f) => `--- ${f}\n${readFileSync(join(this.o.dir, f), "utf8").split("\n").slice(-lines).join("\n")}`)
-      .join("\n");
-  }
-
-  /** Stops every node (SIGTERM, then SIGKILL after 3 s); `extraPids` (upstream sessions' owners) are killed too. */
+  /** Stops every node (see `stopNodes`): the next run binds the same ports on the same hosts. */
   async stop(extraPids: number[] = []): Promise<void> {
-    liveClusters.delete(this);
-    await this.stopLoad();
-    const running = this.running();
-    for (const n of running) {
-      n.child.kill("SIGCONT");
-      n.child.kill("SIGTERM");
-    }
-    await Promise.race([
-      Promise.all(running.map((n) => new Promise((r) => (n.child.exitCode !== null ? r(null) : n.child.once("exit", r))))),
-      sleep(3000),
-    ]);
-    for (const n of running) n.child.kill("SIGKILL");
-    for (const pid of extraPids) signal(pid, "SIGKILL");
-    // The next run binds the same ports on the same hosts: wait until every process is gone.
-    await Promise.all(
-      running.map(
-        (n) => new Promise((r) => (n.child.exitCode !== null || n.child.signalCode !== null ? r(null) : n.child.once("exit", r))),
-      ),
-    );
+    await this.stopNodes(extraPids);
   }
-}
-
-/** Clusters not stopped yet: `killAllNodes` ends their processes when the runner is interrupted. */
-const liveClusters = new Set<HostCluster>();
-
-/** Kills (SIGKILL) every node of every cluster not stopped yet. Synchronous, for exit handlers. */
-export function killAllNodes(): void {
-  for (const c of liveClusters) for (const n of c.nodes) n.child.kill("SIGKILL");
 }

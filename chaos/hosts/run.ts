@@ -6,14 +6,14 @@ import { parseArgs } from "node:util";
 import { FaultProxy } from "../../src/testing/fault-proxy.js";
 import { monoNow, Oracle } from "../../src/testing/oracle.js";
 import { BACKENDS, type Backend } from "../backends.js";
-import { CLI, NodeStartError, sleep } from "../cluster.js";
+import { CLI, killAllNodes, sleep } from "../cluster.js";
 import { dropNamespace } from "../namespace.js";
-import { seededRng, type RunResult } from "../run-once.js";
+import { failedRun, seededRng, withRestarts, type Attempt, type RunResult } from "../run-once.js";
 import type { Primary } from "../scenarios.js";
 import { failed, renderTable, type Cell } from "../table.js";
 import { INTERNET, STORE_HOST, create, destroy, droppedPackets, ensureTools, heal, type Host } from "./bed.js";
 import { DEFAULT_PORTS } from "../../src/nodes/compose.js";
-import { HostCluster, killAllNodes } from "./cluster.js";
+import { HostCluster } from "./cluster.js";
 import { HOST_CI_SCENARIOS, HOST_SCENARIOS, type HostScenario } from "./scenarios.js";
 
 /**
@@ -147,7 +147,7 @@ const NODE_NAMES = ["master-1", "master-2", "coreapp-1", "coreapp-2", "coreapp-3
 const SETTLE_MS = 2000;
 const FAILOVER_WAIT_MS = 15_000;
 
-async function runOnce(
+function runOnce(
   scenario: HostScenario,
   backend: Backend,
   seed: number,
@@ -155,15 +155,10 @@ async function runOnce(
   hosts: readonly Host[],
   log: (line: string) => void,
 ): Promise<RunResult> {
-  const restarts: string[] = [];
-  for (;;) {
-    const r = await attempt(scenario, backend, seed, hostOf, hosts, log);
-    if (!(r.error && r.nodeStartFailed) || restarts.length === 2) {
-      const { nodeStartFailed: _, ...result } = r;
-      return restarts.length ? { ...result, phases: `${result.phases}, started again after: ${restarts.join("; ")}` } : result;
-    }
-    restarts.push(r.error);
-  }
+  return withRestarts(
+    () => attempt(scenario, backend, seed, hostOf, hosts, log),
+    (error) => log(`  ${scenario.name}/${backend.name} seed ${seed}: ${error}; starting the run again`),
+  );
 }
 
 async function attempt(
@@ -173,7 +168,7 @@ async function attempt(
   hostOf: ReadonlyMap<string, Host>,
   hosts: readonly Host[],
   log: (line: string) => void,
-): Promise<RunResult & { nodeStartFailed?: boolean }> {
+): Promise<Attempt> {
   const dir = mkdtempSync(join(tmpdir(), `mc-chaos-hosts-${scenario.name}-${backend.name}-`));
   const ns = `h${seed.toString(36)}${Math.random().toString(36).slice(2, 7)}_`;
   const shared = backend.shared!;
@@ -279,22 +274,8 @@ async function attempt(
       phases: phases.join(", "),
     };
   } catch (error) {
-    const message = (error as Error).message;
-    log(`  ${scenario.name}/${backend.name} seed ${seed}: run failed: ${message}\n${cluster?.logs(12) ?? ""}`);
-    return {
-      ...base,
-      faults: injected,
-      report: oracle.report(),
-      failoverMs: null,
-      boundMs: 0,
-      promotions: 0,
-      falsePromotions: 0,
-      missedFailover: false,
-      violations: 0,
-      error: message,
-      phases: "",
-      nodeStartFailed: error instanceof NodeStartError,
-    };
+    log(`  ${scenario.name}/${backend.name} seed ${seed}: run failed: ${(error as Error).message}\n${cluster?.logs(12) ?? ""}`);
+    return failedRun(base, injected, oracle.report(), error);
   } finally {
     await Promise.all(hosts.map(heal)).catch((e: Error) => log(`  could not heal the partitions: ${e.message}`));
     await cluster?.stop(oracle.sessions.map((s) => s.pid));
