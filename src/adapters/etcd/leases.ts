@@ -34,6 +34,13 @@ export function ttlSeconds(ttlMs: number): number {
  * After an etcd restart or leader change every lease gets its full TTL back.
  */
 export class EtcdLeaseStore implements LeaseStore {
+  /**
+   * The etcd lease each tenure this handle took or renewed is attached to, by key: lets a renewal
+   * send its keep-alive together with its fence check (one round trip, not two). Only a hint: a
+   * wrong or missing entry costs the second round trip, never a wrong answer (see `extend`).
+   */
+  private readonly attached = new Map<string, { holder: string; epoch: number; lease: string }>();
+
   constructor(
     private readonly client: EtcdClient,
     private readonly keys: EtcdKeys,
@@ -63,7 +70,10 @@ export class EtcdLeaseStore implements LeaseStore {
           this.revokeQuietly(lease.id); // the put may or may not have happened; a revoke undoes it either way
           throw error;
         });
-      if (r.succeeded) return { acquired: true, lease: { name, holder, epoch: r.revision } };
+      if (r.succeeded) {
+        this.attached.set(key, { holder, epoch: r.revision, lease: lease.id });
+        return { acquired: true, lease: { name, holder, epoch: r.revision } };
+      }
       this.revokeQuietly(lease.id);
       const current = r.results[0]?.[0];
       if (current && current.value !== holder) return this.heldByOther(current, d);
@@ -81,6 +91,7 @@ export class EtcdLeaseStore implements LeaseStore {
     const key = this.keys.lease(lease.name);
     const r = await this.client.txn(this.fence(key, lease.holder, lease.epoch), [{ range: key }, { delete: key }], [], d);
     const kv = r.results[0]?.[0];
+    if (this.attached.get(key)?.holder === lease.holder) this.attached.delete(key);
     // The key is gone already; the revoke only frees etcd's lease early (it would expire anyway).
     if (r.succeeded && kv) this.revokeQuietly(kv.lease);
   }
@@ -111,10 +122,22 @@ export class EtcdLeaseStore implements LeaseStore {
    * in a txn guarded by the same fence, because an etcd lease's TTL cannot change.
    */
   private async extend(key: string, holder: string, epoch: number, ttlS: number, d: Deadline): Promise<boolean> {
-    const check = await this.client.txn(this.fence(key, holder, epoch), [{ range: key }], [], d);
+    // The keep-alive of the etcd lease this tenure was last seen on goes out with the check. Safe
+    // whatever the check finds: a keep-alive only extends that etcd lease, and the answer counts
+    // only if the check shows the key still on it, held by this holder at this epoch.
+    const hint = this.attached.get(key);
+    const early = hint?.holder === holder && hint.epoch === epoch ? hint.lease : null;
+    const [check, earlyGranted] = await Promise.all([
+      this.client.txn(this.fence(key, holder, epoch), [{ range: key }], [], d),
+      early === null ? null : this.client.keepAliveOnce(early, d),
+    ]);
     const kv = check.results[0]?.[0];
-    if (!check.succeeded || !kv) return false;
-    const granted = await this.client.keepAliveOnce(kv.lease, d);
+    if (!check.succeeded || !kv) {
+      this.attached.delete(key);
+      return false;
+    }
+    this.attached.set(key, { holder, epoch, lease: kv.lease });
+    const granted = early === kv.lease && earlyGranted !== null ? earlyGranted : await this.client.keepAliveOnce(kv.lease, d);
     if (granted <= 0) return false;
     if (granted === ttlS) return true;
     const fresh = await this.client.grant(ttlS, d);
@@ -134,6 +157,7 @@ export class EtcdLeaseStore implements LeaseStore {
         throw error;
       });
     this.revokeQuietly(moved.succeeded ? kv.lease : fresh.id);
+    if (moved.succeeded) this.attached.set(key, { holder, epoch, lease: fresh.id });
     return moved.succeeded;
   }
 
