@@ -57,7 +57,13 @@ export interface Scenario {
   inject(ctx: RunContext): Promise<void>;
 }
 
-const PAUSE_SHORT_MS = 500; // a third of unhealthy_interval, 70% of what the lease tolerates (TTL − margin − renew interval = 709 ms): below every threshold
+/**
+ * Below every threshold: a quarter of unhealthy_interval, 56% of what the lease tolerates (TTL −
+ * margin − renew interval = 709 ms), and below the watchdog's deadline (584 ms) less one pet
+ * interval (146 ms), since the last pet may be that old when the freeze starts. It was 500 ms,
+ * which the watchdog rightly killed in about two fifths of the soak's runs (docs/reliability.md).
+ */
+const PAUSE_SHORT_MS = 400;
 /**
  * store-reset's refusal: a lease survives a store gap of TTL − margin − renew interval = 709 ms at
  * the chaos settings (the last renewal may be a whole interval old when the fault starts), and a
