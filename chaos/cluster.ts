@@ -396,8 +396,13 @@ export function killAllNodes(): void {
  * `also` runs first (the runner passes the signal on to its worker processes).
  */
 export function killClustersOnExit(also: () => void = () => {}): void {
+  // `on`, not `once`: a second signal (a runner that forwards the one its worker also got) must not
+  // find the default action, which would end this process before it has killed its nodes.
+  let exiting = false;
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
-    process.once(sig, () => {
+    process.on(sig, () => {
+      if (exiting) return;
+      exiting = true;
       also();
       killAllNodes();
       process.exit(130);

@@ -73,7 +73,7 @@ if (names.length > 1) {
   const children: ChildProcess[] = names.map((n) =>
     spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...own, "--backend", n], { stdio: "inherit" }),
   );
-  for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => children.forEach((c) => c.kill(sig)));
+  for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => children.forEach((c) => c.kill(sig)));
   const codes = await Promise.all(children.map((c) => new Promise<number>((r) => c.once("exit", (code) => r(code ?? 1)))));
   process.exit(Math.max(...codes));
 }

@@ -105,7 +105,7 @@ export async function main(argv: string[]): Promise<number> {
     killAllNodes();
     if (bedUp) destroy();
   });
-  for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => process.exit(130));
+  for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => process.exit(130)); // on: a second signal must not find the default action
 
   const started = performance.now();
   if (todo.length > 0) {
