@@ -39,6 +39,8 @@ const { values } = parseArgs({
     "sample-every": { type: "string", default: "5" },
     seed: { type: "string" },
     "cpu-hog": { type: "string", default: "0" },
+    // Internal: which of the backends run at once this process is (i/n), to stagger their faults.
+    phase: { type: "string", default: "0/1" },
   },
 });
 
@@ -70,8 +72,13 @@ if (names.length > 1) {
     "--seed",
     String(seed),
   ];
-  const children: ChildProcess[] = names.map((n) =>
-    spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...own, "--backend", n], { stdio: "inherit" }),
+  // Staggered: the same seed draws the same faults for every backend, and faults landing on both
+  // clusters at the same instant (eight node processes restarting at once, say) would double the
+  // peak load on two cores that each cluster's judgement assumes it has to itself.
+  const children: ChildProcess[] = names.map((n, i) =>
+    spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...own, "--backend", n, "--phase", `${i}/${names.length}`], {
+      stdio: "inherit",
+    }),
   );
   for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => children.forEach((c) => c.kill(sig)));
   const codes = await Promise.all(children.map((c) => new Promise<number>((r) => c.once("exit", (code) => r(code ?? 1)))));
@@ -208,7 +215,8 @@ try {
   const started = monoNow();
   const end = started + minutes * 60_000;
   const sampler = startSampler(c, started);
-  let next = started + Math.min(faultEveryMs, 10_000);
+  const [phase, phases] = values.phase.split("/").map(Number) as [number, number];
+  let next = started + Math.min(faultEveryMs, 10_000) + (faultEveryMs * phase) / phases;
   for (let n = 1; monoNow() + 60_000 < end; n++) {
     await sleep(Math.max(0, next - monoNow()));
     next += faultEveryMs;
