@@ -35,7 +35,9 @@ export type OwnerEvent =
        * hears that this process may soon act as a primary before it can (src/watchdog).
        */
       readonly type: "named";
+      /** The shard it is named for. */
       readonly shard: number;
+      /** The epoch of the assignment that names it. */
       readonly epoch: number;
     }
   | {
