@@ -16,7 +16,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../src/testing/net.js";
-import { signal } from "./cluster.js";
+import { signalServer } from "./cluster.js";
 
 /** Where a networked store listens. */
 export interface Endpoint {
@@ -32,8 +32,9 @@ export interface Endpoint {
 export interface PrivateServer {
   readonly endpoint: Endpoint;
   /**
-   * The server's process group as a negative pid (signal it to reach every process of the server,
-   * such as PostgreSQL's backends), null while it is not running. The pause scenarios SIGSTOP it.
+   * The server's process group as a negative pid, null while it is not running. Signal it with
+   * `signalServer` (chaos/cluster.ts) to reach every process of the server: PostgreSQL's backends
+   * leave the group. The pause scenarios SIGSTOP it so.
    */
   readonly pid: number | null;
   kill9(): Promise<void>;
@@ -103,9 +104,9 @@ interface ServerSpec {
 
 /**
  * A server the harness can kill -9 and start again with the same arguments. It runs in a process
- * group of its own, and kill -9 and pauses hit the whole group: a store that crashes or stops takes
- * all its processes with it (PostgreSQL's backends outlive a killed postmaster otherwise, and a new
- * postmaster would refuse their shared memory).
+ * group of its own, and kill -9 and pauses hit every process of it (`signalServer`): a store that
+ * crashes or stops takes all its processes with it (PostgreSQL's backends outlive a killed
+ * postmaster otherwise, and a new postmaster would refuse their shared memory).
  */
 function restartable(endpoint: Endpoint, what: string, spec: ServerSpec): PrivateServer {
   let child: ChildProcess | null = null;
@@ -114,9 +115,9 @@ function restartable(endpoint: Endpoint, what: string, spec: ServerSpec): Privat
     child = null;
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise((r) => c.once("exit", r));
-    signal(-c.pid!, "SIGKILL");
+    signalServer(-c.pid!, "SIGKILL");
     await exited;
-    await sleep(50); // let the group's other processes go before a restart binds the same port
+    await sleep(50); // let the other processes go before a restart binds the same port
   };
   return {
     endpoint,

@@ -418,3 +418,45 @@ export function signal(pid: number, sig: NodeJS.Signals): void {
     // already exited
   }
 }
+
+/**
+ * Sends `sig` to every process of a store server: its process group (`group`, a negative pid, as
+ * `PrivateServer.pid` gives it) and every descendant of the group's leader that left the group.
+ * PostgreSQL's backends each call setsid() when forked, so the postmaster's group holds the
+ * postmaster alone: a group SIGSTOP used to freeze the postmaster while every open connection went
+ * on being served (the store-pause scenarios paused nothing the nodes used), and a group SIGKILL left
+ * the backends running until they noticed. The descendants are listed both before the group is
+ * signalled (a killed leader's children are reparented at once and are no longer found under it)
+ * and after (a leader that forked meanwhile; once stopped, it forks nothing more).
+ */
+export function signalServer(group: number, sig: NodeJS.Signals): void {
+  const before = descendantsOf(-group);
+  signal(group, sig);
+  for (const pid of new Set([...before, ...descendantsOf(-group)])) signal(pid, sig);
+}
+
+/** Every live descendant of `root`, from /proc (children, their children, …). */
+function descendantsOf(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+    } catch {
+      continue; // exited while listed
+    }
+    // "pid (comm) state ppid …": comm may hold spaces and parentheses, so read after the last ")".
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    const list = children.get(ppid) ?? [];
+    list.push(Number(entry));
+    children.set(ppid, list);
+  }
+  const found: number[] = [];
+  for (let queue = [root]; queue.length > 0;) {
+    const next = children.get(queue.pop()!) ?? [];
+    found.push(...next);
+    queue.push(...next);
+  }
+  return found;
+}

@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import type { ClusterStatus } from "../src/nodes/cluster-status.js";
 import type { Backend, PrivateServer } from "./backends.js";
-import { signal, sleep, type ChaosCluster, type ChaosNode } from "./cluster.js";
+import { signal, signalServer, sleep, type ChaosCluster, type ChaosNode } from "./cluster.js";
 import type { FaultProxy } from "../src/testing/fault-proxy.js";
 import type { Oracle, OracleMode } from "../src/testing/oracle.js";
 
@@ -111,11 +111,12 @@ function primaryMaster(ctx: RunContext): ChaosNode {
   return ctx.cluster.node(name);
 }
 
-async function pause(ctx: RunContext, pid: number, ms: number, what: string): Promise<void> {
+/** SIGSTOPs `pid` for `ms`, then SIGCONT; `send` signals it (a store server: `signalServer`, every process). */
+async function pause(ctx: RunContext, pid: number, ms: number, what: string, send = signal): Promise<void> {
   ctx.fault(`SIGSTOP ${what} for ${ms} ms`);
-  signal(pid, "SIGSTOP");
+  send(pid, "SIGSTOP");
   await sleep(ms);
-  signal(pid, "SIGCONT");
+  send(pid, "SIGCONT");
 }
 
 async function blackhole(ctx: RunContext, proxies: FaultProxy[], ms: number): Promise<void> {
@@ -413,7 +414,7 @@ export const SCENARIOS: Scenario[] = [
     privateStore: true,
     notApplicable: ownServer,
     async inject(ctx) {
-      await pause(ctx, ctx.server!.pid!, 400, "store server");
+      await pause(ctx, ctx.server!.pid!, 400, "store server", signalServer);
     },
   },
   {
@@ -423,7 +424,7 @@ export const SCENARIOS: Scenario[] = [
     privateStore: true,
     notApplicable: ownServer,
     async inject(ctx) {
-      await pause(ctx, ctx.server!.pid!, 3000, "store server");
+      await pause(ctx, ctx.server!.pid!, 3000, "store server", signalServer);
     },
   },
   {

@@ -4,7 +4,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { BACKENDS, type Backend, type PrivateServer } from "./backends.js";
-import { ChaosCluster, CLI, killClustersOnExit, signal, sleep, type ChaosNode } from "./cluster.js";
+import { ChaosCluster, CLI, killClustersOnExit, signal, signalServer, sleep, type ChaosNode } from "./cluster.js";
 import { seededRng } from "./run-once.js";
 import { SCENARIOS, type Primary, type Scenario } from "./scenarios.js";
 import { startCpuHog, type CpuHog } from "./cpu-hog.js";
@@ -163,13 +163,13 @@ let cluster: ChaosCluster | null = null;
 let hog: CpuHog | null = null;
 killClustersOnExit(() => {
   hog?.stop();
-  if (server?.pid) signal(server.pid, "SIGKILL");
+  if (server?.pid) signalServer(server.pid, "SIGKILL");
 });
 // A crash of the harness itself must not leave a cluster and a store server running for an hour.
 process.on("exit", () => {
   for (const n of cluster?.nodes ?? []) n.child.kill("SIGKILL");
   for (const s of oracle.sessions) signal(s.pid, "SIGKILL");
-  if (server?.pid) signal(server.pid, "SIGKILL");
+  if (server?.pid) signalServer(server.pid, "SIGKILL");
 });
 
 log(`soak ${backend.name}: ${minutes} min, a fault every ${faultEveryMs / 1000} s, seed ${seed}, ${cpus().length} cores; ${dir}`);

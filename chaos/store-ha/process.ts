@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { openSync } from "node:fs";
-import { signal } from "../cluster.js";
+import { signalServer } from "../cluster.js";
 import { waitAccepting } from "../backends.js";
 
 /** Resolves after `ms` milliseconds. */
@@ -43,20 +43,20 @@ export class StoreProcess {
     await waitAccepting(this.port, this.name);
   }
 
-  /** SIGKILL to the whole group; resolves once the leader has exited. */
+  /** SIGKILL to every process of it (`signalServer`); resolves once the leader has exited. */
   async kill9(): Promise<void> {
     const c = this.child;
     if (!c || !this.running) return;
     const exited = new Promise((r) => c.once("exit", r));
-    signal(-c.pid!, "SIGCONT");
-    signal(-c.pid!, "SIGKILL");
+    signalServer(-c.pid!, "SIGCONT");
+    signalServer(-c.pid!, "SIGKILL");
     await exited;
     await sleep(50); // the group's other processes go before a restart binds the same port
   }
 
-  /** SIGSTOP (true) or SIGCONT (false) to the whole group. */
+  /** SIGSTOP (true) or SIGCONT (false) to every process of it. */
   freeze(on: boolean): void {
-    if (this.child?.pid && this.running) signal(-this.child.pid, on ? "SIGSTOP" : "SIGCONT");
+    if (this.child?.pid && this.running) signalServer(-this.child.pid, on ? "SIGSTOP" : "SIGCONT");
   }
 }
 
@@ -67,7 +67,7 @@ export class StoreProcess {
  */
 const live = new Set<ChildProcess>();
 process.once("exit", () => {
-  for (const c of live) signal(-c.pid!, "SIGKILL");
+  for (const c of live) signalServer(-c.pid!, "SIGKILL");
 });
 
 /** Waits for `probe` to return a value, at most `ms`; the error says what was awaited. */
