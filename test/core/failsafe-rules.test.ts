@@ -159,6 +159,21 @@ describe("FailsafeGuard (a coreapp's side)", () => {
     expect(g.validUntil(0, 7)).toBe(10_000);
   });
 
+  it("while it serves on promises, a registry read showing the masters' records as old as the outage does not empty its set", async () => {
+    // The store returns: the coreapp's beat reads the registry before any master has beaten again.
+    const clock = new ManualClock();
+    const m = new FakeMasters(clock);
+    m.answers.set("m1", { ok: true, promiseMs: 1000 }).set("m2", { ok: true, promiseMs: 1000 });
+    const g = await guardWithMasters(clock, m);
+    await g.ask(0, 7);
+    g.relyOn(0, 7);
+    const published = g.beforeBeat([master("m1", 6000), master("m2", 6000), master("m3")]);
+    expect(published?.masters).toEqual(["m1", "m2"]); // frozen: not emptied, and no master without a promise joins
+    g.afterBeat(clock.now(), published);
+    expect(g.validUntil(0, 7)).toBe(900);
+    expect(g.covers(0, 7)).toBe(true);
+  });
+
   it("asks the masters of a beat whose outcome it does not know as well as the accepted ones", async () => {
     const clock = new ManualClock();
     const m = new FakeMasters(clock);

@@ -58,10 +58,17 @@ export class FailsafeGuard {
   /**
    * The `meta.failsafe` to publish in the liveness beat about to be sent, from the registry as just
    * read (null when failsafe is off). Until the store confirms the beat, its set is asked as well.
+   *
+   * While the tenure serves on promises the set is frozen: the registry is not consulted. The first
+   * registry read after the store returns shows every master's record as old as the outage — they
+   * have not beaten yet — and would empty the set, leaving no promise to serve on in the moment
+   * before the lease is taken back. A frozen set is safe: a master left out of it (one that started
+   * during the outage) waits `failsafe_max` past this record before replacing the owner, and the
+   * owner never serves on promises past that (`validUntil`).
    */
   beforeBeat(registry: readonly NodeStatus[] | null): PublishedFailsafe | null {
     if (!this.enabled) return null;
-    if (registry) {
+    if (registry && !this.relying) {
       const fresh = registry.filter((n) => n.role === "master" && n.address !== "" && n.ageMs <= this.timing.dbUnhealthyIntervalMs);
       for (const m of fresh) this.unsure.set(m.id, { id: m.id, address: m.address });
       return { masters: fresh.map((m) => m.id), maxMs: this.timing.failsafeMaxMs! };
