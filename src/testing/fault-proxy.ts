@@ -181,6 +181,8 @@ export class FaultProxy {
   mode: ProxyMode = { kind: "pass" };
   /** Faults injected so far (mode changes away from pass, resets, refusals). */
   faults = 0;
+  /** Connections accepted so far (each one a connection its client opened). */
+  accepted = 0;
   private readonly pairs = new Set<Pair>();
   /** Modes by dialling process, for connections accepted later (connections already open are tagged by `set`). */
   private readonly bySource = new Map<number, ProxyMode>();
@@ -301,6 +303,7 @@ export class FaultProxy {
     // machine (thousands of sockets), and a starved harness slowed every link it proxies. Connections
     // already open when `set(mode, { from })` starts are found then, by their port (`dialPort`). Off
     // 127.0.0.1 (the multi-host bed) the dialer is not a local process, so there is nothing to look up.
+    this.accepted++;
     const dialPort = client.remotePort;
     const inode = this.listenHost === "127.0.0.1" && this.bySource.size > 0 ? socketInode(dialPort, this.ownPort) : null;
     const pair: Pair = {

@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { MysqlStore } from "../../src/adapters/mysql/index.js";
 import { tableNames } from "../../src/adapters/mysql/schema.js";
 import { StoreConfigurationError } from "../../src/core/errors.js";
+import { FaultProxy } from "../../src/testing/fault-proxy.js";
 import { randomNamespace } from "../../src/testing/net.js";
 import { storeConformance } from "../../src/testing/store-conformance.js";
 import { controlConformance } from "../../src/testing/control-conformance.js";
@@ -96,6 +97,33 @@ if (process.env.MC_SKIP_MYSQL === "1") {
   controlConformance({ describe, it, afterEach, expect }, "mysql", {
     open: async (namespace, o) => new MysqlStore({ url, tablePrefix: prefixOf(namespace), pollIntervalMs, ...o }),
     capabilities: { ttlMs, pollIntervalMs, openAt },
+  });
+
+  describe("mysql: a slow link", () => {
+    it("an operation that outlives its deadline costs no connection: it waits out of the pool for its late answer, then serves again", async () => {
+      // Round trip 700 ms against a 500 ms deadline (ample on a loaded machine once the link is fast again): every operation times out while the link is slow.
+      const proxy = new FaultProxy(server.hostname, Number(server.port || 3306), "mysql");
+      await proxy.start();
+      const store = await openAt(randomNamespace(), "127.0.0.1", proxy.port, 500);
+      try {
+        await store.migrate();
+        const taken = await store.leases.acquire("slow", "h", 60_000);
+        if (!taken.acquired) throw new Error("the lease was not taken");
+        proxy.set({ kind: "delay", delayMs: 350 });
+        for (let i = 0; i < 10; i++) await expect(store.leases.renew(taken.lease, 60_000)).rejects.toThrow(/no answer within 500 ms/);
+        proxy.set({ kind: "pass" });
+        // Every late answer is read by the operation that asked (none reaches the next caller's) …
+        for (let i = 0; i < 8; i++) {
+          expect(await store.leases.current("slow")).toEqual(taken.lease);
+          expect(await store.leases.renew(taken.lease, 60_000)).toBe(true);
+        }
+        // … and no connection was thrown away: the pool (4) never had to open a fifth.
+        expect(proxy.accepted).toBeLessThanOrEqual(4);
+      } finally {
+        await store.close();
+        await proxy.close();
+      }
+    });
   });
 
   describe("mysql: schema upgrade", () => {

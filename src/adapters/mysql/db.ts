@@ -35,8 +35,13 @@ const DEADLOCK_RETRIES = 5;
  * - a client-side deadline (`operationTimeoutMs`) covers waiting for a pooled connection, the
  *   connect handshake, session set-up and every statement of the operation, because mysql2 has no
  *   overall timeout and a blackholed socket would otherwise stall a lease renewal for minutes;
- * - a connection whose statement outlived the deadline is destroyed, never returned to the pool:
- *   its late answer would otherwise be read as the answer to the next caller's statement;
+ * - a connection whose statement outlived the deadline stays out of the pool until that statement's
+ *   late answer is in (its answer must never be read as the next caller's), then goes back; one still
+ *   silent `operationTimeoutMs` after the deadline is destroyed (a cut link). Destroying every late
+ *   connection at once, as this adapter first did, turned a slow store link into a reconnection
+ *   storm: a new connection costs five round trips (TCP, the server's greeting, authentication, two
+ *   session statements), so at a 600 ms round trip no new connection could finish one operation
+ *   inside its 2 s deadline, and each timeout destroyed another (docs/reliability.md, store-delay);
  * - each session runs in READ COMMITTED (no gap locks, no stale REPEATABLE READ snapshot; every
  *   statement autocommits anyway) with server lock waits no longer than the client deadline;
  * - an InnoDB deadlock rolls the statement back whole, so the operation is simply run again.
@@ -96,15 +101,30 @@ export class MysqlDb {
     return new Promise<T>((resolve, reject) => {
       let settled = false;
       let conn: PoolConnection | undefined;
+      /** Set once the deadline passed with a statement in flight: the connection waits for its late answer. */
+      let quarantine: NodeJS.Timeout | undefined;
+      let cutOff = false;
       const timer = setTimeout(
         () => {
           settled = true;
-          // A statement may be in flight: its answer must never reach the pool's next user.
-          if (conn) destroy(conn);
           reject(timedOut(this.ctx, budgetMs));
+          // A statement may be in flight: keep the connection out of the pool until its answer is in.
+          const c = conn;
+          if (c)
+            quarantine = setTimeout(() => {
+              cutOff = true;
+              destroy(c);
+            }, this.limits.operationTimeoutMs);
         },
         Math.max(0, remainingMs),
       );
+      /** The operation's work on `conn` is over (nothing in flight): back to the pool, or closed if broken. */
+      const done = (c: PoolConnection, error?: unknown) => {
+        clearTimeout(quarantine);
+        if (cutOff) return;
+        if (error && isFatal(error)) destroy(c);
+        else c.release();
+      };
 
       const body = async () => {
         const c = await this.pool.getConnection();
@@ -115,23 +135,23 @@ export class MysqlDb {
         }
         conn = c;
         await this.prepare(c);
-        const sql: Sql = async <R>(statement: string, values?: readonly unknown[]) =>
-          (await c.query(statement, values as unknown[] | undefined))[0] as R;
+        const sql: Sql = async <R>(statement: string, values?: readonly unknown[]) => {
+          // The caller has given up: start nothing more on its behalf.
+          if (settled) throw timedOut(this.ctx, budgetMs);
+          return (await c.query(statement, values as unknown[] | undefined))[0] as R;
+        };
         const result = await work(sql);
+        done(c);
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        c.release();
         resolve(result);
       };
       body().catch((error: unknown) => {
+        if (conn) done(conn, error);
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        if (conn) {
-          if (isFatal(error)) destroy(conn);
-          else conn.release();
-        }
         reject(error);
       });
     });
