@@ -52,6 +52,7 @@ export class MysqlDb {
   private readonly pool: Pool;
   private readonly prepared = new WeakSet<object>();
   private closed = false;
+  private warmed = false;
 
   constructor(
     target: MysqlTarget,
@@ -82,6 +83,7 @@ export class MysqlDb {
    */
   async run<T>(work: (sql: Sql) => Promise<T>, timeoutMs = this.limits.operationTimeoutMs): Promise<T> {
     const deadline = performance.now() + timeoutMs;
+    this.warm();
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw closedStore(this.ctx);
       try {
@@ -155,6 +157,30 @@ export class MysqlDb {
         reject(error);
       });
     });
+  }
+
+  /**
+   * Opens and prepares the pool's `poolSize` connections in the background, once, on the first
+   * operation; the pool keeps them (its idle limit is its size). At quiet times one connection
+   * serves every operation, so without this the others would be opened only when operations start
+   * to overlap — which is when the store link is slow, and a new connection costs five round trips:
+   * on the multi-host bed's 600 ms link the first renewal that needed one missed the lease's
+   * confirmation deadline (docs/reliability.md, store-delay). The cost is `poolSize` server
+   * connections per node, held open (docs/configuration.md).
+   */
+  private warm(): void {
+    if (this.warmed) return;
+    this.warmed = true;
+    for (let i = 0; i < this.limits.poolSize; i++) {
+      void this.pool.getConnection().then(
+        (c) =>
+          this.prepare(c).then(
+            () => c.release(),
+            () => destroy(c),
+          ),
+        () => {}, // the operation that needs a connection reports the failure
+      );
+    }
   }
 
   /** Session settings, once per physical connection, before its first statement. */

@@ -56,6 +56,8 @@ export class PgDb {
   /** Multi-host: the writable server must be found (again) before the next call. */
   private stale = true;
   private finding: Promise<void> | null = null;
+  /** The pool whose connections were opened ahead of need (see `warm`). */
+  private warmedPool: pg.Pool | null = null;
 
   constructor(s: PgDbSettings) {
     this.p = s.prefix;
@@ -89,7 +91,8 @@ export class PgDb {
   }
 
   private makePool(): pg.Pool {
-    const pool = new pg.Pool({ ...this.config, max: this.poolSize, idleTimeoutMillis: 10_000, allowExitOnIdle: true });
+    // `min`: idle connections are kept (see `warm`); the idle timeout reaps only any above it.
+    const pool = new pg.Pool({ ...this.config, max: this.poolSize, min: this.poolSize, idleTimeoutMillis: 10_000, allowExitOnIdle: true });
     // An idle pooled connection that dies emits 'error' on the pool, which removes it; without a
     // listener Node would treat that as an uncaught exception and end the process.
     pool.on("error", () => {});
@@ -167,6 +170,7 @@ export class PgDb {
     const until = performance.now() + budgetMs;
     const late = () => deadlineError(this.target, what, budgetMs);
     if (this.hosts && this.stale) await before(this.findWritable(), until, late);
+    if (this.warmedPool !== this.pool) this.warm();
     const checkout = this.pool.connect();
     let client: pg.PoolClient;
     try {
@@ -210,6 +214,23 @@ export class PgDb {
       // After any failure the connection may hold a half-read reply or an open transaction: the
       // pool destroys it (pg ends a client with an active query by destroying its socket).
       client.release(failed);
+    }
+  }
+
+  /**
+   * Opens the pool's `poolSize` connections in the background, once per pool, on its first call.
+   * At quiet times one connection serves every call, so without this the others would be opened
+   * only when calls start to overlap — which is when the store link is slow, and a new connection
+   * costs two round trips before its first statement (docs/reliability.md, store-delay). The cost
+   * is `poolSize` server connections per node, held open (docs/configuration.md).
+   */
+  private warm(): void {
+    const pool = (this.warmedPool = this.pool);
+    for (let i = 0; i < this.poolSize; i++) {
+      pool.connect().then(
+        (c) => c.release(),
+        () => {}, // the call that needs a connection reports the failure
+      );
     }
   }
 
