@@ -126,6 +126,33 @@ describe("cluster on the memory store", () => {
     expect(c.promotions).toHaveLength(1);
   });
 
+  it("a master whose liveness reads answer slowly re-reads before the store detector replaces an owner (no false promotion)", async () => {
+    // A slow store link (the multi-host bed's store-delay on etcd): the masters' reads of the
+    // liveness records answer 200 ms late and the primary's beats land 150 ms late. Its record is
+    // then up to 200 ms old when read; aged to now from the read's send time, it looked past
+    // db_unhealthy_interval (300 ms) while the standbys' younger records still looked fresh.
+    const c = await started();
+    const serving = c.serving(0)[0]!;
+    const delay = <A extends unknown[], R>(f: (...a: A) => Promise<R>, before: number, after: number) => {
+      return async (...a: A) => {
+        await sleep(before);
+        const r = await f(...a);
+        await sleep(after);
+        return r;
+      };
+    };
+    for (const m of c.masters) {
+      const l = c.stores.get(m.id)!.liveness;
+      l.list = delay(l.list.bind(l), 0, 200);
+    }
+    const own = c.stores.get(serving.id)!.liveness;
+    own.beat = delay(own.beat.bind(own), 150, 0);
+    await sleep(settings.dbUnhealthyIntervalMs * 10);
+    expect(c.serving(0)).toEqual([serving]);
+    expect(c.promotions).toHaveLength(1);
+    expect(c.overlaps).toEqual([]);
+  });
+
   it("forms on a starved host: standbys whose heartbeat answers all come later than unhealthy_interval / 3 are promoted", async () => {
     // The chaos short profile's sqlite cluster that never formed (issue 14): at load 20-30 every
     // heartbeat answer took longer than the old timeout (unhealthy_interval / 3), was dropped with its

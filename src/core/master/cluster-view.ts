@@ -3,8 +3,7 @@ import type { LivenessStore, NodeStatus } from "../ports/liveness.js";
 
 /**
  * A master's latest copy of the liveness list, with each record's age corrected for the time
- * since the list was read (on this process's monotonic clock), so stale reads never make a node
- * look younger than it is. Refreshed by the master's beat loop, and on demand — at most once per
+ * since the list was read (on this process's monotonic clock, from the answer's arrival). Refreshed by the master's beat loop, and on demand — at most once per
  * `minRefreshMs` — when the primary master suspects an owner and wants the freshest evidence.
  */
 export class ClusterView {
@@ -24,13 +23,16 @@ export class ClusterView {
   refresh(): Promise<void> {
     this.inflight ??= (async () => {
       try {
-        const sentAt = this.clock.now();
         this.nodes = await this.liveness.list();
         this.byId = new Map(this.nodes.map((n) => [n.id, n]));
         this.masterNodes = this.nodes.filter((n) => n.role === "master");
-        // Ages were measured when the store answered; taking the send time is the safe side
-        // (it over-states ages by at most one round trip).
-        this.readAt = sentAt;
+        // The store measured the ages somewhere between our request and its answer; aging them from
+        // the answer's arrival under-states them by at most one round trip, never over-states them.
+        // That is the safe side for both readers of an age: the store detector must never find a
+        // live node dead early (L2), and a failsafe blocker must never think an owner's promises ran
+        // out early (S1). Aged from the send time instead, a 600 ms store link added a whole read to
+        // every age, and a healthy owner was replaced (docs/reliability.md, store-delay).
+        this.readAt = this.clock.now();
       } finally {
         this.inflight = null;
       }

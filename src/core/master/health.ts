@@ -41,7 +41,19 @@ export function storeEvidenceAfterMs(t: Timing): number {
  * application refused the promotion) rather than its store link (a lapsed lease it reported
  * itself): placement cools down and eventually holds out only owners that failed.
  */
-export type Verdict = { readonly healthy: true } | { readonly healthy: false; readonly reason: string; readonly blamesOwner: boolean };
+export type Verdict =
+  | { readonly healthy: true }
+  | {
+      readonly healthy: false;
+      readonly reason: string;
+      readonly blamesOwner: boolean;
+      /**
+       * True when the store detector decided, on the master's copy of the liveness records: worth a
+       * fresh read before acting, since that copy is as old as the master's last read (a slow store
+       * link makes it old; see ClusterView).
+       */
+      readonly fromRecords?: boolean;
+    };
 
 /**
  * SPEC §2's two detectors, plus three rules of ours, as a pure function:
@@ -65,9 +77,16 @@ export function judgeOwner(e: OwnerEvidence, t: Timing): Verdict {
   if (e.ended !== null)
     return { healthy: false, reason: `the owner gave up this assignment: ${e.ended.reason}`, blamesOwner: e.ended.refused };
   if (e.masterTenureMs >= storeEvidenceAfterMs(t)) {
-    if (!e.record) return { healthy: false, reason: "no liveness record (the node left or was never registered)", blamesOwner: true };
+    if (!e.record) {
+      return { healthy: false, reason: "no liveness record (the node left or was never registered)", blamesOwner: true, fromRecords: true };
+    }
     if (e.record.ageMs > t.dbUnhealthyIntervalMs) {
-      return { healthy: false, reason: `store detector: liveness record ${Math.round(e.record.ageMs)} ms old`, blamesOwner: true };
+      return {
+        healthy: false,
+        reason: `store detector: liveness record ${Math.round(e.record.ageMs)} ms old`,
+        blamesOwner: true,
+        fromRecords: true,
+      };
     }
   }
   const agreeing = e.secondarySilencesMs.filter((s) => s >= t.unhealthyIntervalMs).length;

@@ -261,8 +261,12 @@ export class ShardManager {
       if (a.owner) {
         let e = this.evidence(a);
         let verdict = judgeOwner(e, this.timing);
-        if (verdict.healthy && (this.monitor.silenceMs(a.owner) ?? 0) >= this.timing.unhealthyIntervalMs) {
-          // Suspicious to us: get the secondary masters' freshest views before deciding.
+        const silent = (this.monitor.silenceMs(a.owner) ?? 0) >= this.timing.unhealthyIntervalMs;
+        if (verdict.healthy ? silent : verdict.fromRecords === true) {
+          // Suspicious to us: get the secondary masters' freshest views before deciding. Or the
+          // store detector fired on our copy of the records, which is as old as our last read: on a
+          // slow store link a live owner's beats landed since (the multi-host bed's store-delay
+          // replaced a healthy owner on etcd). A fresh read decides.
           await this.view.refreshIfOlderThan(Math.max(this.timing.evaluateTickMs, 50));
           e = this.evidence(a);
           verdict = judgeOwner(e, this.timing);
