@@ -104,6 +104,17 @@ async function guardWithMasters(clock: ManualClock, masters: FakeMasters): Promi
   return g;
 }
 
+/** A guard serving shard 0 at epoch 7 on promises of 1000 ms from masters m1 and m2, taken at time 0. */
+async function relyingGuard(): Promise<{ clock: ManualClock; m: FakeMasters; g: FailsafeGuard }> {
+  const clock = new ManualClock();
+  const m = new FakeMasters(clock);
+  m.answers.set("m1", { ok: true, promiseMs: 1000 }).set("m2", { ok: true, promiseMs: 1000 });
+  const g = await guardWithMasters(clock, m);
+  await g.ask(0, 7);
+  g.relyOn(0, 7);
+  return { clock, m, g };
+}
+
 describe("FailsafeGuard (a coreapp's side)", () => {
   it("counts each promise from before the request was sent, less the margin, and serves until the earliest master's", async () => {
     const clock = new ManualClock();
@@ -131,12 +142,7 @@ describe("FailsafeGuard (a coreapp's side)", () => {
   });
 
   it("once it relies on promises, a refusal ends failsafe: later promises do not extend it", async () => {
-    const clock = new ManualClock();
-    const m = new FakeMasters(clock);
-    m.answers.set("m1", { ok: true, promiseMs: 1000 }).set("m2", { ok: true, promiseMs: 1000 });
-    const g = await guardWithMasters(clock, m);
-    await g.ask(0, 7);
-    g.relyOn(0, 7);
+    const { clock, m, g } = await relyingGuard();
     await clock.advance(200, 50);
     m.answers.set("m2", new Error("unreachable"));
     await g.ask(0, 7);
@@ -161,12 +167,7 @@ describe("FailsafeGuard (a coreapp's side)", () => {
 
   it("while it serves on promises, a registry read showing the masters' records as old as the outage does not empty its set", async () => {
     // The store returns: the coreapp's beat reads the registry before any master has beaten again.
-    const clock = new ManualClock();
-    const m = new FakeMasters(clock);
-    m.answers.set("m1", { ok: true, promiseMs: 1000 }).set("m2", { ok: true, promiseMs: 1000 });
-    const g = await guardWithMasters(clock, m);
-    await g.ask(0, 7);
-    g.relyOn(0, 7);
+    const { clock, g } = await relyingGuard();
     const published = g.beforeBeat([master("m1", 6000), master("m2", 6000), master("m3")]);
     expect(published?.masters).toEqual(["m1", "m2"]); // frozen: not emptied, and no master without a promise joins
     g.afterBeat(clock.now(), published);
