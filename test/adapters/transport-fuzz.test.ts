@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { deriveTransportKey, FRAME_OVERHEAD, FramedTransport, MAX_HANDSHAKE_FRAME } from "../../src/adapters/transport/index.js";
-import { encodeFrame, FRAME } from "../../src/adapters/transport/frames.js";
+import { encodeFrame, FRAME, MAC_BYTES } from "../../src/adapters/transport/frames.js";
 import { MulticonnectError } from "../../src/core/errors.js";
 import type { ForwardResult, Peer } from "../../src/core/ports/transport.js";
 import { RawConnection } from "../support/raw-transport.js";
@@ -24,7 +24,7 @@ let self: string;
 let port: number;
 let listener: FramedTransport;
 let close: () => Promise<void>;
-const heartbeat = vi.fn((_from: string) => ({ id: self, shard: 0, epoch: 1 }));
+const heartbeat = vi.fn((_from: string, _message?: { master?: string }) => ({ id: self, shard: 0, epoch: 1 }));
 const forward = vi.fn(async (_f: string, _r: unknown, started: () => Promise<void>): Promise<ForwardResult> => {
   await started();
   return { outcome: "served", response: { status: 200, headers: {}, body: new Uint8Array() } };
@@ -199,6 +199,51 @@ describe("transport fuzz: after the handshake", () => {
     raw.socket.write = w;
     raw.socket.write(Buffer.concat([held[1]!, held[0]!]));
     await raw.until(() => raw.closed, "close");
+    expect(heartbeat).not.toHaveBeenCalled();
+  });
+
+  it("a batch runs its requests in order under one MAC; a batch replayed, with a frame changed, or framed wrong closes the connection and runs nothing more", async () => {
+    const request = (id: number, master: string) =>
+      encodeFrame(FRAME.request, id, [Buffer.of(1), Buffer.from(JSON.stringify({ master }))], MAC_BYTES);
+    const raw = await open();
+    expect(await raw.handshake(KEY, "m.1", self)).toBe(true);
+    const batch = raw.batch([request(1, "a"), request(2, "b"), request(3, "c")]);
+    await raw.until(() => raw.frames.length === 3, "three replies");
+    expect(raw.sessionFrames().map((f) => [f.type, f.id])).toEqual([
+      [FRAME.reply, 1],
+      [FRAME.reply, 2],
+      [FRAME.reply, 3],
+    ]);
+    expect(heartbeat.mock.calls.map((c) => c[1]?.master)).toEqual(["a", "b", "c"]);
+    raw.write(batch);
+    await raw.until(() => raw.closed, "close after the replayed batch");
+    expect(heartbeat).toHaveBeenCalledTimes(3);
+    heartbeat.mockClear();
+
+    // One byte of the second frame changed after sealing: the batch's MAC fails, nothing of it runs.
+    const tampered = await open();
+    expect(await tampered.handshake(KEY, "m.1", self)).toBe(true);
+    const w = tampered.socket.write.bind(tampered.socket);
+    const held: Buffer[] = [];
+    tampered.socket.write = ((b: Buffer) => (held.push(b), true)) as typeof tampered.socket.write;
+    tampered.batch([request(1, "a"), request(2, "b")]);
+    tampered.socket.write = w;
+    const bytes = Buffer.from(held[0]!);
+    const at = bytes.length - MAC_BYTES - 3;
+    bytes.writeUInt8(bytes.readUInt8(at) ^ 1, at);
+    tampered.socket.write(bytes);
+    await tampered.until(() => tampered.closed, "close after the tampered batch");
+
+    // Authenticated but framed wrong: a frame longer than its batch, a batch inside a batch, a cut header.
+    const long = request(1, "a").subarray(0, -MAC_BYTES);
+    long.writeUInt32BE(long.length + 10, 0);
+    const nested = encodeFrame(FRAME.batch, 0, [request(1, "a").subarray(0, -MAC_BYTES)]);
+    for (const payload of [long, nested, Buffer.from([0, 0, 0])]) {
+      const broken = await open();
+      expect(await broken.handshake(KEY, "m.1", self)).toBe(true);
+      broken.batch([], payload);
+      await broken.until(() => broken.closed, "close after a malformed batch");
+    }
     expect(heartbeat).not.toHaveBeenCalled();
   });
 

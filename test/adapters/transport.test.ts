@@ -213,21 +213,24 @@ describe("FramedTransport", () => {
     await expect(t.failsafe(broken.peer, { shard: 0, epoch: 1 }, 2000)).rejects.toThrow(/promiseMs must be a positive number/);
   });
 
-  it("forward() of 200 concurrent requests share one connection and all succeed", async () => {
+  it("forward() of 200 concurrent requests, small and large, share one connection and all succeed", async () => {
     const core = await coreapp({ forward: serving((r) => ({ status: 200, headers: {}, body: r.body })) });
     const proxy = await tcpProxy(core.server.port);
     const webapp = transport();
+    // Mostly small bodies (sealed in batches), some of 30 KiB (a batch fills and a new one starts),
+    // some of 100 KiB (each sealed alone between batches).
+    const body = (i: number) => (i % 50 === 7 ? "L".repeat(100 * 1024) : i % 10 === 3 ? "M".repeat(30 * 1024) : "") + String(i);
     const results = await Promise.all(
       Array.from({ length: 200 }, (_, i) =>
         webapp.forward(
           { id: core.self, address: `127.0.0.1:${proxy.port}` },
-          { shard: 0, epoch: 1, method: "POST", path: `/n/${i}`, headers: {}, body: Buffer.from(String(i)) },
+          { shard: 0, epoch: 1, method: "POST", path: `/n/${i}`, headers: {}, body: Buffer.from(body(i)) },
           5000,
         ),
       ),
     );
     const bodies = results.map((r) => (r.outcome === "served" ? Buffer.from(r.response.body).toString() : r.outcome));
-    expect(bodies).toEqual(Array.from({ length: 200 }, (_, i) => String(i)));
+    expect(bodies).toEqual(Array.from({ length: 200 }, (_, i) => body(i)));
     expect(proxy.captured).toHaveLength(1);
   });
 

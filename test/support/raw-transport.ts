@@ -1,12 +1,12 @@
 /**
  * A hand-driven transport client for tests: opens a TCP connection, runs (or spoils) the handshake
  * with the building blocks of src/adapters/transport, and sends arbitrary frames, so tests can
- * play a forger, a replayer or a broken peer. It records every frame it receives and whether the
- * connection closed.
+ * play a forger, a replayer or a broken peer. It records every frame it receives (after the
+ * handshake: opened, so a frame failing its MAC closes the connection) and whether it closed.
  */
 import { randomBytes } from "node:crypto";
 import net from "node:net";
-import { encodeFrame, FRAME, FrameReader, MAC_BYTES, type Frame } from "../../src/adapters/transport/frames.js";
+import { encodeBatch, encodeFrame, FRAME, FrameReader, MAC_BYTES, type Frame } from "../../src/adapters/transport/frames.js";
 import { FrameMac, handshakeProof, NONCE_BYTES, sessionKeys } from "../../src/adapters/transport/handshake.js";
 import { KIND_CODES, PROTOCOL, type MessageKind } from "../../src/adapters/transport/messages.js";
 
@@ -22,7 +22,12 @@ export class RawConnection {
   private constructor(readonly socket: net.Socket) {
     socket.on("data", (c: Buffer) => {
       try {
-        for (const f of this.reader.push(c)) this.frames.push(f);
+        for (const f of this.reader.push(c)) {
+          // Once the session keys are known every frame is sealed: opened here, batches into their frames.
+          const opened = this.recv === null ? [f] : this.recv.open(f);
+          if (opened === null) throw new Error("a frame from the server failed its MAC");
+          this.frames.push(...opened);
+        }
       } catch {
         socket.destroy();
       }
@@ -72,7 +77,7 @@ export class RawConnection {
     this.recv = new FrameMac(keys.serverToClient);
     await this.until(() => this.frames.length > 0 || this.closed, "ready");
     const ready = this.frames.shift();
-    return ready !== undefined && ready.type === FRAME.ready && this.recv.open(ready.raw);
+    return ready !== undefined && ready.type === FRAME.ready;
   }
 
   /** A sealed request frame of `kind` with `body`, written and returned (for replays). */
@@ -83,11 +88,20 @@ export class RawConnection {
     return frame;
   }
 
-  /** Frames received after the handshake, with their MACs checked in order. */
+  /**
+   * Seals `frames` (each built with `encodeFrame(..., MAC_BYTES)`) as one batch, or `payload` as a
+   * batch's raw contents when given, writes it and returns it (for replays).
+   */
+  batch(frames: readonly Buffer[], payload?: Buffer): Buffer {
+    const frame =
+      payload === undefined ? this.send!.seal(encodeBatch(frames)) : this.send!.seal(encodeFrame(FRAME.batch, 0, [payload], MAC_BYTES));
+    this.write(frame);
+    return frame;
+  }
+
+  /** Frames received after the handshake (their MACs checked in order, batches opened), taken away. */
   sessionFrames(): Frame[] {
-    const out = this.frames.splice(0);
-    for (const f of out) if (!this.recv!.open(f.raw)) throw new Error("a frame from the server failed its MAC");
-    return out;
+    return this.frames.splice(0);
   }
 
   close(): void {

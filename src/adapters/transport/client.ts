@@ -205,7 +205,7 @@ class Connection {
     for (const frame of frames) {
       if (this.ending !== null) return;
       if (this.recv === null) this.onHandshakeFrame(frame);
-      else this.onSessionFrame(frame);
+      else this.onSealed(frame);
     }
   }
 
@@ -260,11 +260,23 @@ class Connection {
     this.close(protocolFailure(address, `unexpected frame ${frame.type} during the handshake`), false);
   }
 
-  private onSessionFrame(frame: Frame): void {
-    if (!this.recv!.open(frame.raw)) {
-      return this.close(new AuthenticationError(`frame from ${this.peer.address} failed authentication`), false);
+  /** A frame after the handshake: opened (a batch into its frames), each dispatched in order. */
+  private onSealed(frame: Frame): void {
+    let opened: Frame[] | null;
+    try {
+      opened = this.recv!.open(frame);
+    } catch (error) {
+      return this.close(protocolFailure(this.peer.address, (error as FramingError).message), false);
     }
-    const payload = frame.payload.subarray(0, frame.payload.length - MAC_BYTES);
+    if (opened === null) return this.close(new AuthenticationError(`frame from ${this.peer.address} failed authentication`), false);
+    for (const f of opened) {
+      if (this.ending !== null) return;
+      this.onSessionFrame(f);
+    }
+  }
+
+  private onSessionFrame(frame: Frame): void {
+    const payload = frame.payload;
     if (this.send === null) {
       if (frame.type !== FRAME.ready) return this.close(protocolFailure(this.peer.address, "expected ready"), false);
       this.send = this.pendingSend;

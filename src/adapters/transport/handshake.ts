@@ -17,14 +17,15 @@
  * one side's proof from ever serving as the other's.
  *
  * Session: two keys (one per direction) are HKDF(K, Nc ‖ Ns, "mc2 session" ‖ from ‖ to). Every
- * frame after the handshake carries HMAC(direction key, sequence ‖ frame)[:16], where the
+ * sealed frame after the handshake carries HMAC(direction key, sequence ‖ frame)[:16], where the
  * sequence is the frame's position in its direction (0, 1, 2, …) and travels nowhere: a frame
  * replayed, reordered, dropped or moved into another connection fails its MAC, and the connection
- * closes. No wall clock takes part.
+ * closes. No wall clock takes part. A batch (frames.ts) is one sealed frame: its MAC covers every
+ * frame inside, in order, so none of them can be changed, dropped, reordered or moved either.
  */
 import { createHmac, createSecretKey, hkdfSync, timingSafeEqual, type KeyObject } from "node:crypto";
 import { ConfigError } from "../../core/errors.js";
-import { MAC_BYTES } from "./frames.js";
+import { FRAME, MAC_BYTES, splitBatch, type Frame } from "./frames.js";
 
 const HKDF_INFO = "multiconnect transport v2";
 const SESSION_INFO = "mc2 session";
@@ -105,9 +106,21 @@ export class FrameMac {
   }
 
   /** Checks the MAC of an incoming frame's `raw` bytes (MAC last); false means the connection must close. */
-  open(raw: Buffer): boolean {
+  verify(raw: Buffer): boolean {
     if (raw.length < 5 + MAC_BYTES) return false;
     const expected = this.next(raw.subarray(0, raw.length - MAC_BYTES));
     return timingSafeEqual(expected, raw.subarray(raw.length - MAC_BYTES));
+  }
+
+  /**
+   * Checks an incoming sealed frame and returns the frames it carries, MACs cut off: the frame
+   * itself, or a batch's frames in order. Null when the MAC fails (the connection must close);
+   * throws FramingError for a batch whose MAC holds but whose frames do not tile it.
+   */
+  open(frame: Frame): Frame[] | null {
+    if (!this.verify(frame.raw)) return null;
+    const raw = frame.raw.subarray(0, frame.raw.length - MAC_BYTES);
+    const payload = raw.subarray(5);
+    return frame.type === FRAME.batch ? splitBatch(payload) : [{ type: frame.type, id: frame.id, payload, raw }];
   }
 }

@@ -95,8 +95,24 @@ class ServerConnection {
     }
     for (const frame of frames) {
       if (this.state === "closed") return;
-      if (this.state === "open") this.onRequest(frame);
+      if (this.state === "open") this.onSealed(frame);
       else this.onHandshake(frame);
+    }
+  }
+
+  /** A frame after the handshake: opened (a batch into its frames), each a request. */
+  private onSealed(frame: Frame): void {
+    let opened: Frame[] | null;
+    try {
+      opened = this.recv!.open(frame);
+    } catch {
+      return this.destroy(); // an authenticated batch that does not parse: a broken peer
+    }
+    // A frame that fails its MAC was forged, replayed, reordered or cut: the stream cannot be trusted.
+    if (opened === null) return this.destroy();
+    for (const request of opened) {
+      if (this.state === "closed") return;
+      this.onRequest(request);
     }
   }
 
@@ -160,10 +176,9 @@ class ServerConnection {
   }
 
   private onRequest(frame: Frame): void {
-    // A frame that fails its MAC was forged, replayed, reordered or cut: the stream cannot be trusted.
-    if (frame.type !== FRAME.request || !this.recv!.open(frame.raw) || frame.payload.length < 1 + MAC_BYTES) return this.destroy();
+    if (frame.type !== FRAME.request || frame.payload.length < 1) return this.destroy();
     const kind = KIND_BY_CODE.get(frame.payload.readUInt8(0));
-    const body = frame.payload.subarray(1, frame.payload.length - MAC_BYTES);
+    const body = frame.payload.subarray(1);
     if (kind === undefined) return this.refuse(frame.id, REFUSAL.noHandler, "unknown kind of message");
     if (this.inFlight >= MAX_IN_FLIGHT) return this.refuse(frame.id, REFUSAL.busy, "too many requests in flight on this connection");
     this.inFlight++;
