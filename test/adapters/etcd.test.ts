@@ -1,4 +1,4 @@
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { EtcdClient } from "../../src/adapters/etcd/client.js";
 import { EtcdStore, etcdCapabilities } from "../../src/adapters/etcd/index.js";
 import { ConfigError } from "../../src/core/errors.js";
@@ -80,6 +80,34 @@ if (skip) {
         expect(await a.leases.current("l")).toEqual(r.lease);
       } finally {
         await a.close();
+      }
+    });
+
+    it("a lease taken on the etcd lease granted while it was held runs its whole TTL from the take, not from the grant", async () => {
+      const keyPrefix = `${ROOT}${randomNamespace()}/`;
+      used.add(keyPrefix);
+      const [a, b] = [new EtcdStore({ hosts, keyPrefix }), new EtcdStore({ hosts, keyPrefix })];
+      const client = new EtcdClient({ hosts, operationTimeoutMs: 3000, connectTimeoutMs: 3000 });
+      const grants = vi.spyOn(EtcdClient.prototype, "grant");
+      try {
+        const held = await a.leases.acquire("l", "n1", 3000);
+        if (!held.acquired) throw new Error("setup: not acquired");
+        expect(await b.leases.acquire("l", "n2", 3000)).toMatchObject({ acquired: false, holder: "n1" }); // grants b's spare
+        await new Promise((r) => setTimeout(r, 1600)); // the spare ages past half its TTL
+        await a.leases.release(held.lease);
+        grants.mockClear();
+        const taken = await b.leases.acquire("l", "n2", 3000);
+        expect(taken.acquired).toBe(true);
+        expect(grants).not.toHaveBeenCalled(); // the spare served: no grant on the takeover's path
+        const kv = await client.get(`${keyPrefix}leases/l`, client.deadline());
+        const ttl = await client.timeToLive(kv!.lease, client.deadline());
+        // Reported in whole seconds, rounded down: 2 or 3 right after a fresh 3 s; 1 had it run from the grant.
+        expect(ttl!.ttlS).toBeGreaterThanOrEqual(2);
+      } finally {
+        grants.mockRestore();
+        client.close();
+        await a.close();
+        await b.close();
       }
     });
 

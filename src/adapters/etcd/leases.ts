@@ -41,6 +41,19 @@ export class EtcdLeaseStore implements LeaseStore {
    */
   private readonly attached = new Map<string, { holder: string; epoch: number; lease: string }>();
 
+  /**
+   * An etcd lease granted ahead of need, for the next acquire of a free lease. A grant is a write
+   * that etcd fsyncs (about a third of a takeover on this VM's disk: release, grant, put), so when
+   * acquire() finds a lease held by another — a contender that will try again at the holder's
+   * release, as in a switchover — the grant is done while it waits. The acquire that uses it first
+   * refreshes it with a keep-alive sent after the acquire began (etcd does not persist keep-alives:
+   * a round trip, no fsync): from then the etcd lease runs its whole TTL, so
+   * the key's lease never ends before the caller believes it does (it counts from before its call).
+   * A keep-alive answered with TTL 0 means the spare lapsed unused, and the acquire grants anew.
+   * Taken by one acquire at a time, so no two keys ever share an etcd lease.
+   */
+  private spare: { ttlS: number; id: Promise<string | null> } | null = null;
+
   constructor(
     private readonly client: EtcdClient,
     private readonly keys: EtcdKeys,
@@ -57,24 +70,27 @@ export class EtcdLeaseStore implements LeaseStore {
       const kv = await this.client.get(key, d);
       if (kv) {
         lastEpoch = kv.createRevision;
-        if (kv.value !== holder) return this.heldByOther(kv, d);
+        if (kv.value !== holder) {
+          this.prepareSpare(ttlS);
+          return this.heldByOther(kv, d);
+        }
         if (await this.extend(key, holder, kv.createRevision, ttlS, d)) {
           return { acquired: true, lease: { name, holder, epoch: kv.createRevision } };
         }
         continue;
       }
-      const lease = await this.client.grant(ttlS, d);
+      const lease = (await this.takeSpare(ttlS, d)) ?? (await this.client.grant(ttlS, d)).id;
       const r = await this.client
-        .txn([{ key, target: "create", equals: 0 }], [{ put: { key, value: holder, lease: lease.id } }], [{ range: key }], d)
+        .txn([{ key, target: "create", equals: 0 }], [{ put: { key, value: holder, lease } }], [{ range: key }], d)
         .catch((error: unknown) => {
-          this.revokeQuietly(lease.id); // the put may or may not have happened; a revoke undoes it either way
+          this.revokeQuietly(lease); // the put may or may not have happened; a revoke undoes it either way
           throw error;
         });
       if (r.succeeded) {
-        this.attached.set(key, { holder, epoch: r.revision, lease: lease.id });
+        this.attached.set(key, { holder, epoch: r.revision, lease });
         return { acquired: true, lease: { name, holder, epoch: r.revision } };
       }
-      this.revokeQuietly(lease.id);
+      this.putBackSpare(ttlS, Promise.resolve(lease)); // unattached: ours to use next time
       const current = r.results[0]?.[0];
       if (current && current.value !== holder) return this.heldByOther(current, d);
       if (current) lastEpoch = current.createRevision;
@@ -167,6 +183,40 @@ export class EtcdLeaseStore implements LeaseStore {
     // etcd reports the remaining TTL truncated to whole seconds: the lease lapses in under TTL + 1 s.
     const expiresInMs = ttl ? Math.min(ttl.grantedS, ttl.ttlS + 1) * 1000 : 0;
     return { acquired: false, holder: kv.value, epoch: kv.createRevision, expiresInMs };
+  }
+
+  /** Grants a spare of `ttlS` in the background, unless one is held already. */
+  private prepareSpare(ttlS: number): void {
+    if (this.spare?.ttlS === ttlS) return;
+    this.dropSpare();
+    const id = this.client.grant(ttlS, this.client.deadline()).then(
+      (l) => (l.ttlS === ttlS ? l.id : (this.revokeQuietly(l.id), null)),
+      () => null,
+    );
+    this.spare = { ttlS, id };
+  }
+
+  /**
+   * Takes the spare of `ttlS` for this acquire and refreshes it: resolves to its id once etcd has
+   * kept it alive for a whole `ttlS` from now, or to null (no spare, lapsed, or etcd unreachable).
+   */
+  private takeSpare(ttlS: number, d: Deadline): Promise<string | null> {
+    const s = this.spare;
+    if (s?.ttlS !== ttlS) return Promise.resolve(null);
+    this.spare = null;
+    return s.id.then(async (id) => (id !== null && (await this.client.keepAliveOnce(id, d)) === ttlS ? id : null)).catch(() => null);
+  }
+
+  /** Keeps a spare this acquire took but did not use, unless another took its place meanwhile. */
+  private putBackSpare(ttlS: number, id: Promise<string | null>): void {
+    if (this.spare === null) this.spare = { ttlS, id };
+    else void id.then((lease) => lease !== null && this.revokeQuietly(lease));
+  }
+
+  private dropSpare(): void {
+    const s = this.spare;
+    this.spare = null;
+    void s?.id.then((lease) => lease !== null && this.revokeQuietly(lease));
   }
 
   /** Revokes an etcd lease we no longer need, on its own budget, without waiting or failing. */
