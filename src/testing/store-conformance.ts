@@ -275,6 +275,82 @@ export function storeConformance(t: ConformanceTestApi, backend: string, options
           await sleep(300);
           expect(changes).toBe(seen);
         });
+
+        it("watchRelease() of several names, and of one name twice, each hear their own lease's release; closing one leaves the others and the shard-map watch working", async () => {
+          const [a, b] = await openPair();
+          const take = async (name: string) => {
+            const r = await a.leases.acquire(name, "n1", ttlMs * 10);
+            if (!r.acquired) throw new Error(`setup: ${name} not acquired`);
+            return r.lease;
+          };
+          const seen: ShardAssignment[] = [];
+          const w = await b.shardMap.watch((changed) => seen.push(...changed));
+          const calls = { x1: 0, x2: 0, y: 0 };
+          const watch = (name: string, key: keyof typeof calls) =>
+            b.leases.watchRelease!(
+              name,
+              () => calls[key]++,
+              () => {},
+            );
+          try {
+            const closeX1 = await watch("x", "x1");
+            const closeX2 = await watch("x", "x2");
+            const closeY = await watch("y", "y");
+            const y = await take("y");
+            // Taking a lease may be reported too (a change of it): let that arrive before counting.
+            const settled = async (lease: Lease) => {
+              await sleep(300);
+              return [lease, { ...calls }] as const;
+            };
+            let [x, before] = await settled(await take("x"));
+            await a.leases.release(x);
+            expect(await eventually(() => calls.x1 > before.x1 && calls.x2 > before.x2, notifyBudgetMs)).toBe(true);
+            expect(calls.y).toBe(before.y);
+            await closeX1();
+            [x, before] = await settled(await take("x"));
+            await a.leases.release(x);
+            expect(await eventually(() => calls.x2 > before.x2, notifyBudgetMs)).toBe(true);
+            expect(calls.x1).toBe(before.x1);
+            await a.leases.release(y);
+            expect(await eventually(() => calls.y > before.y, notifyBudgetMs)).toBe(true);
+            await Promise.all([closeX2(), closeY()]);
+            const r = await a.shardMap.assign(0, 0, "c1", await take(MASTER_LEASE));
+            expect(r.ok).toBe(true);
+            expect(await eventually(() => seen.some((s) => s.owner === "c1"), notifyBudgetMs)).toBe(true);
+          } finally {
+            await w.close();
+          }
+        });
+
+        if (options.capabilities.interruptNotifications) {
+          const interrupt = options.capabilities.interruptNotifications;
+          it("watchRelease() calls onLost once when its notification channel breaks, and a new watch hears the next release", async () => {
+            const [a, b] = await openPair();
+            let lost = 0;
+            await b.leases.watchRelease!(
+              "l",
+              () => {},
+              () => lost++,
+            );
+            await interrupt(b);
+            expect(await eventually(() => lost > 0, notifyBudgetMs)).toBe(true);
+            let changes = 0;
+            const close = await b.leases.watchRelease!(
+              "l",
+              () => changes++,
+              () => {},
+            );
+            try {
+              const r = await a.leases.acquire("l", "n1", ttlMs * 10);
+              if (!r.acquired) throw new Error("setup: not acquired");
+              await a.leases.release(r.lease);
+              expect(await eventually(() => changes > 0, notifyBudgetMs)).toBe(true);
+              expect(lost).toBe(1);
+            } finally {
+              await close();
+            }
+          });
+        }
       }
 
       it("release() of a lease no longer held changes nothing", async () => {

@@ -101,6 +101,7 @@ function registerTests(): void {
         );
         if (r.rowCount === 0) throw new Error("interruptNotifications: no LISTEN connection found to terminate");
       },
+      leaseReleaseNotifications: true,
     },
   });
 

@@ -51,6 +51,7 @@ if (unreachable) {
         const killed = await killConnections(`multiconnect-watch:${(store as RedisStore).keyPrefix}:`);
         if (killed === 0) throw new Error("setup: no subscriber connection to kill");
       },
+      leaseReleaseNotifications: true,
     },
   });
 

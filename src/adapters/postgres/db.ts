@@ -156,6 +156,11 @@ export class PgDb {
     return `${this.p}shard_map`;
   }
 
+  /** The NOTIFY channel of this store's lease releases, payload the lease name (namespaced likewise). */
+  get releaseChannel(): string {
+    return `${this.p}lease_released`;
+  }
+
   /** Runs one statement on a pooled connection under the call's deadline; returns its rows. */
   async query<R extends pg.QueryResultRow>(what: string, text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
     return this.withClient(what, (client) => client.query<R>(text, values));

@@ -9,6 +9,7 @@ import { describeTarget } from "./errors.js";
 import { StoreConfigurationError } from "../../core/errors.js";
 import type { PgHost } from "./db.js";
 import { PostgresLeaseStore } from "./leases.js";
+import { PgListener } from "./listener.js";
 import { PostgresLiveness } from "./liveness.js";
 import { migrate, purge, recordedVersion, SCHEMA_VERSION } from "./schema.js";
 import { PostgresShardMap } from "./shard-map.js";
@@ -45,7 +46,7 @@ export interface PostgresOptions {
   database?: string;
   /** Passed to node-postgres as is (`true`, or TLS options such as `ca` and `rejectUnauthorized`). */
   ssl?: pg.ClientConfig["ssl"];
-  /** Prefix of every table and of the NOTIFY channel, so clusters can share a database (default "mc_"). */
+  /** Prefix of every table and NOTIFY channel, so clusters can share a database (default "mc_"). */
   tablePrefix?: string;
   /**
    * The most one call may take, connect included (default 2000 ms); past it the call throws
@@ -58,9 +59,12 @@ export interface PostgresOptions {
    * its own `operationTimeoutMs`; a connection that opens later serves the next call.
    */
   connectTimeoutMs?: number;
-  /** Pooled connections per store (default 4), plus one dedicated LISTEN connection per watch. */
+  /** Pooled connections per store (default 4), plus one dedicated LISTEN connection while any watch is open (all share it). */
   poolSize?: number;
-  /** A watcher re-reads the shard map at least this often, even without a notification (default 1000 ms). */
+  /**
+   * A watcher re-reads the shard map at least this often, even without a notification (default
+   * 1000 ms); the LISTEN connection is probed as often.
+   */
   resyncMs?: number;
   /** How many history events are kept; older ones are deleted by each append (default 1000). */
   historyLimit?: number;
@@ -80,9 +84,10 @@ export class PostgresStore implements Store {
   readonly shardMap: PostgresShardMap;
   readonly clusterDocument: PostgresClusterDocument;
   readonly history: PostgresHistory;
-  /** The validated table prefix (also names the NOTIFY channel and `application_name`). */
+  /** The validated table prefix (also names the NOTIFY channels and `application_name`). */
   readonly tablePrefix: string;
   private readonly db: PgDb;
+  private readonly listener: PgListener;
   private closing: Promise<void> | null = null;
 
   constructor(o: PostgresOptions = {}) {
@@ -96,9 +101,11 @@ export class PostgresStore implements Store {
       poolSize: positive(o.poolSize, 4, "store.pool_size"),
       ...(o.hosts === undefined ? {} : { hosts: parseHosts(o) }),
     });
-    this.leases = new PostgresLeaseStore(this.db);
+    const resyncMs = positive(o.resyncMs, 1000, "store.resync_ms");
+    this.listener = new PgListener(this.db, resyncMs);
+    this.leases = new PostgresLeaseStore(this.db, this.listener);
     this.liveness = new PostgresLiveness(this.db);
-    this.shardMap = new PostgresShardMap(this.db, o.clock ?? new SystemClock(), positive(o.resyncMs, 1000, "store.resync_ms"));
+    this.shardMap = new PostgresShardMap(this.db, this.listener, o.clock ?? new SystemClock(), resyncMs);
     this.clusterDocument = new PostgresClusterDocument(this.db);
     this.history = new PostgresHistory(this.db, checkHistoryLimit(o.historyLimit));
   }
@@ -134,10 +141,11 @@ export class PostgresStore implements Store {
     return purge(this.db);
   }
 
-  /** Closes every watch, then the pool. Idempotent; bounded by the operation timeout. */
+  /** Closes every watch, then the LISTEN connection and the pool. Idempotent; bounded by the operation timeout. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.shardMap.closeWatches();
+      await this.listener.close();
       await this.db.close();
     })();
     return this.closing;

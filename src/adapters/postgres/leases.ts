@@ -1,5 +1,6 @@
 import type { AcquireResult, Lease, LeaseStore } from "../../core/ports/leases.js";
 import type { PgDb } from "./db.js";
+import type { PgListener } from "./listener.js";
 
 /** `ttlMs` (a bind parameter) as an interval, added to the server's clock only. */
 const TTL = (param: string) => `clock_timestamp() + ${param}::float8 * interval '1 millisecond'`;
@@ -17,7 +18,10 @@ const TTL = (param: string) => `clock_timestamp() + ${param}::float8 * interval 
  * Rows are kept after release (holder NULL) so the next tenure's epoch is the last one + 1.
  */
 export class PostgresLeaseStore implements LeaseStore {
-  constructor(private readonly db: PgDb) {}
+  constructor(
+    private readonly db: PgDb,
+    private readonly listener: PgListener,
+  ) {}
 
   async acquire(name: string, holder: string, ttlMs: number): Promise<AcquireResult> {
     const t = this.db.t("leases");
@@ -68,12 +72,16 @@ export class PostgresLeaseStore implements LeaseStore {
   }
 
   async release(lease: Lease): Promise<void> {
-    // Keeps the row and its epoch; the next acquire() sees holder NULL and takes epoch + 1.
+    // Keeps the row and its epoch; the next acquire() sees holder NULL and takes epoch + 1. The
+    // NOTIFY is sent for the rows this UPDATE freed, by the same statement (see `watchRelease`).
     await this.db.query(
       "release",
-      `UPDATE ${this.db.t("leases")} SET holder = NULL, expires_at = clock_timestamp()
-        WHERE name = $1 AND holder = $2 AND epoch = $3::bigint`,
-      [lease.name, lease.holder, lease.epoch],
+      `WITH freed AS (
+         UPDATE ${this.db.t("leases")} SET holder = NULL, expires_at = clock_timestamp()
+          WHERE name = $1 AND holder = $2 AND epoch = $3::bigint RETURNING name
+       )
+       SELECT pg_notify($4, name) FROM freed`,
+      [lease.name, lease.holder, lease.epoch, this.db.releaseChannel],
     );
   }
 
@@ -86,5 +94,28 @@ export class PostgresLeaseStore implements LeaseStore {
     );
     const row = r.rows[0];
     return row ? { name, holder: row.holder, epoch: Number(row.epoch) } : null;
+  }
+
+  /**
+   * A release NOTIFYs the store's release channel with the lease's name, from the statement that
+   * frees the row: NOTIFY is transactional, so it is delivered when that release commits and
+   * never for one that did not happen (a stale holder or epoch frees no row and sends nothing).
+   * LISTEN is active once this resolves, so a read made after that misses no release.
+   *
+   * A lease that merely expires sends nothing: no statement runs when `clock_timestamp()` passes
+   * `expires_at`, and sending one would need a sweeper. A contender polls beside this watch and
+   * never waits past the expiry it was told (`expiresInMs`), so an expiry costs at most one poll.
+   *
+   * Every watch of the store shares its one LISTEN connection (`PgListener`): a contender that
+   * already watches the shard map starts this watch with one round trip.
+   */
+  watchRelease(name: string, onChange: () => void, onLost: (error: unknown) => void): Promise<() => Promise<void>> {
+    return this.listener.listen(
+      this.db.releaseChannel,
+      (released) => {
+        if (released === name) onChange();
+      },
+      onLost,
+    );
   }
 }

@@ -1,10 +1,9 @@
-import { performance } from "node:perf_hooks";
 import type { Clock } from "../../core/ports/clock.js";
 import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
 import type { AssignResult, ShardAssignment, ShardMapStore, ShardMapWatch } from "../../core/ports/shard-map.js";
 import { startDiffingWatch } from "../../core/shard-map-watch.js";
-import { before, type PgDb } from "./db.js";
-import { deadlineError, mapPgError } from "./errors.js";
+import type { PgDb } from "./db.js";
+import type { PgListener } from "./listener.js";
 
 interface ShardRow {
   shard: number;
@@ -15,7 +14,8 @@ interface ShardRow {
 const toAssignment = (row: ShardRow): ShardAssignment => ({ shard: row.shard, owner: row.owner, epoch: Number(row.epoch) });
 
 /**
- * The shard map, with change notifications over LISTEN/NOTIFY.
+ * The shard map, with change notifications over LISTEN/NOTIFY on the store's shared LISTEN
+ * connection (`PgListener`).
  *
  * `assign()` is ONE statement, hence one atomic transaction: it locks the master lease row
  * `FOR SHARE` only if it is held, live by `clock_timestamp()`, by the given holder and epoch, and
@@ -29,6 +29,7 @@ export class PostgresShardMap implements ShardMapStore {
 
   constructor(
     private readonly db: PgDb,
+    private readonly listener: PgListener,
     private readonly clock: Clock,
     private readonly resyncMs: number,
   ) {}
@@ -82,7 +83,8 @@ export class PostgresShardMap implements ShardMapStore {
   async watch(onChange: (changed: ShardAssignment[]) => void, onError?: (error: unknown) => void): Promise<ShardMapWatch> {
     const inner = await startDiffingWatch({
       read: () => this.read(),
-      subscribe: (signal, lost) => this.listen(signal, lost),
+      // NOTIFY has no replay: after `lost()` the shared watcher subscribes again and re-reads.
+      subscribe: (signal, lost) => this.listener.listen(this.db.channel, signal, lost),
       resyncMs: this.resyncMs,
       clock: this.clock,
       onChange,
@@ -101,55 +103,5 @@ export class PostgresShardMap implements ShardMapStore {
   /** Closes every watch still open (the store is closing). */
   async closeWatches(): Promise<void> {
     await Promise.all([...this.watches].map((w) => w.close()));
-  }
-
-  /**
-   * One LISTEN subscription on a dedicated connection. NOTIFY has no replay: after `lost()` the
-   * shared watcher re-reads the map and calls this again, which LISTENs on a new connection.
-   * A blackholed connection raises no error, so a `SELECT 1` every `resyncMs` proves it alive.
-   */
-  private async listen(signal: () => void, lost: (error: unknown) => void): Promise<() => Promise<void>> {
-    const client = await this.db.connectListener();
-    const budget = () => performance.now() + this.db.operationTimeoutMs;
-    const late = (what: string) => () => deadlineError(this.db.target, what, this.db.operationTimeoutMs);
-    let ready = false;
-    let over = false;
-    let probe: NodeJS.Timeout | undefined;
-    const fail = (error: unknown) => {
-      // Before LISTEN has answered, its own query fails and setup throws; report nothing twice.
-      if (over || !ready) return;
-      over = true;
-      clearInterval(probe);
-      void this.db.endClient(client);
-      lost(mapPgError(error, this.db.target));
-    };
-    client.on("notification", (message) => {
-      if (message.channel === this.db.channel) signal();
-    });
-    client.on("error", fail);
-    client.on("end", () => fail(new Error("Connection terminated unexpectedly")));
-    try {
-      await before(client.query(`LISTEN "${this.db.channel}"`), budget(), late("listen"));
-    } catch (error) {
-      over = true;
-      await this.db.endClient(client);
-      throw mapPgError(error, this.db.target);
-    }
-    ready = true;
-    let probing = false;
-    probe = setInterval(() => {
-      if (probing || over) return;
-      probing = true;
-      before(client.query("SELECT 1"), budget(), late("listen probe")).then(() => {
-        probing = false;
-      }, fail);
-    }, this.resyncMs);
-    probe.unref();
-    return async () => {
-      over = true;
-      clearInterval(probe);
-      client.removeAllListeners("notification");
-      await this.db.endClient(client);
-    };
   }
 }

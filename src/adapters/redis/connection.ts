@@ -1,7 +1,7 @@
 import type { ConnectionOptions } from "node:tls";
 import { Redis } from "ioredis";
 import { MulticonnectError } from "../../core/errors.js";
-import { isNoScript, mapRedisError, unavailable, type RedisWhere } from "./errors.js";
+import { isNoScript, mapRedisError, storeClosed, unavailable, type RedisWhere } from "./errors.js";
 import type { LuaScript } from "./scripts.js";
 
 /** A Sentinel's address. */
@@ -148,11 +148,10 @@ export class RedisConnection {
   }
 
   /**
-   * Subscribes this dedicated connection to `channel`. `onMessage` runs on each message; `onLost`
-   * runs once if the connection breaks before `close()`.
+   * Makes this a dedicated subscriber connection: `onMessage` runs on each message of any channel
+   * it subscribes to, and `onLost` once if the connection breaks before `close()`. Call once.
    */
-  async subscribe(channel: string, onMessage: () => void, onLost: (error: unknown) => void): Promise<void> {
-    await this.run((client) => client.subscribe(channel));
+  receive(onMessage: (channel: string, message: string) => void, onLost: (error: unknown) => void): void {
     let lost = false;
     this.client.on("message", onMessage);
     this.client.on("close", () => {
@@ -161,6 +160,16 @@ export class RedisConnection {
       const last = this.lastError instanceof Error ? ` (${this.lastError.message})` : "";
       onLost(unavailable(this.s, `notification connection lost${last}`));
     });
+  }
+
+  /** SUBSCRIBEs to `channel`; resolves once the server has confirmed it. */
+  async subscribe(channel: string): Promise<void> {
+    await this.run((client) => client.subscribe(channel));
+  }
+
+  /** UNSUBSCRIBEs from `channel`; later commands of this connection are sent after it. */
+  async unsubscribe(channel: string): Promise<void> {
+    await this.run((client) => client.unsubscribe(channel));
   }
 
   /** Closes the connection at once; calls still waiting fail. Idempotent. */
@@ -177,7 +186,7 @@ export class RedisConnection {
   private async ready(budgetMs: number): Promise<void> {
     const client = this.client;
     if (client.status === "ready") return;
-    if (this.closed) throw new MulticonnectError("store_closed", `redis ${this.s.address}: the store was closed`);
+    if (this.closed) throw storeClosed(this.s);
     if (client.status === "end" && !this.reconnect) throw unavailable(this.s, "connection closed");
     if (client.status === "wait" || client.status === "end") client.connect().catch(() => {});
     let timer: NodeJS.Timeout | undefined;

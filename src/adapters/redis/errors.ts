@@ -92,6 +92,11 @@ export function unavailable(where: RedisWhere, detail: string, cause?: unknown):
   });
 }
 
+/** The error of a call made after the store was closed. */
+export function storeClosed(where: RedisWhere): MulticonnectError {
+  return new MulticonnectError("store_closed", `redis ${where.address}: the store was closed`);
+}
+
 /** True for an error event that makes waiting for the connection pointless (bad credentials, TLS trust). */
 export function isConfigurationError(error: unknown, where: RedisWhere): boolean {
   return mapRedisError(error, where) instanceof StoreConfigurationError;

@@ -9,6 +9,7 @@ import { RedisLeaseStore } from "./leases.js";
 import { RedisLiveness } from "./liveness.js";
 import { MIGRATE, SCHEMA_VERSION, namespaceKeys } from "./scripts.js";
 import { RedisShardMap } from "./shard-map.js";
+import { RedisSubscriber } from "./subscriber.js";
 import { checkHistoryLimit } from "../../core/control-records.js";
 import { RedisClusterDocument } from "./cluster-document.js";
 import { RedisHistory } from "./history.js";
@@ -64,7 +65,7 @@ export interface RedisOptions {
   /** TLS: `true`, or Node TLS options (`ca`, `servername`, ...). Default off (on for `rediss://`). */
   tls?: boolean | ConnectionOptions;
   /**
-   * Prefix of every key and of the pub/sub channel, also the hash tag `{prefix}` (default "mc:").
+   * Prefix of every key and pub/sub channel, also the hash tag `{prefix}` (default "mc:").
    * Letters, digits and `_ . : / -`, at most 64.
    */
   keyPrefix?: string;
@@ -107,6 +108,7 @@ export class RedisStore implements Store {
   readonly keyPrefix: string;
   private readonly settings: RedisSettings;
   private readonly conn: RedisConnection;
+  private readonly subscriber: RedisSubscriber;
   private closing: Promise<void> | null = null;
 
   constructor(o: RedisOptions = {}) {
@@ -120,14 +122,17 @@ export class RedisStore implements Store {
     // A random suffix tells this process's connections from other nodes' on the same namespace.
     const id = randomBytes(3).toString("hex");
     this.conn = new RedisConnection(this.settings, `multiconnect:${prefix}:${id}`, true);
-    let watchers = 0;
-    const openSubscriber = () => new RedisConnection(this.settings, `multiconnect-watch:${prefix}:${id}.${++watchers}`, false);
-    this.leases = new RedisLeaseStore(this.conn, keys, whole(o.resetQuarantineMs, 0, "store.reset_quarantine_ms", true));
+    let subscribers = 0;
+    this.subscriber = new RedisSubscriber(
+      this.settings,
+      () => new RedisConnection(this.settings, `multiconnect-watch:${prefix}:${id}.${++subscribers}`, false),
+    );
+    this.leases = new RedisLeaseStore(this.conn, this.subscriber, keys, whole(o.resetQuarantineMs, 0, "store.reset_quarantine_ms", true));
     this.liveness = new RedisLiveness(this.conn, keys);
     this.shardMap = new RedisShardMap(
       this.conn,
+      this.subscriber,
       keys,
-      openSubscriber,
       o.clock ?? new SystemClock(),
       whole(o.watchResyncMs, 5000, "store.watch_resync_ms"),
     );
@@ -178,10 +183,11 @@ export class RedisStore implements Store {
     return v === null ? null : Number(v);
   }
 
-  /** Closes every watch, then the connection. Idempotent. */
+  /** Closes every watch, then the subscriber connection and the main one. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.shardMap.closeWatches();
+      this.subscriber.close();
       this.conn.close();
     })();
     return this.closing;

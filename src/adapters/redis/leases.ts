@@ -1,6 +1,7 @@
 import type { AcquireResult, Lease, LeaseStore } from "../../core/ports/leases.js";
 import type { RedisConnection } from "./connection.js";
 import { ACQUIRE, RELEASE, RENEW, type NamespaceKeys } from "./scripts.js";
+import type { RedisSubscriber } from "./subscriber.js";
 
 /**
  * Leases as Redis hashes `{prefix}lease:<name>` = { h: holder, e: epoch } whose expiry is set with
@@ -12,6 +13,7 @@ import { ACQUIRE, RELEASE, RENEW, type NamespaceKeys } from "./scripts.js";
 export class RedisLeaseStore implements LeaseStore {
   constructor(
     private readonly conn: RedisConnection,
+    private readonly subscriber: RedisSubscriber,
     private readonly keys: NamespaceKeys,
     /** The shortest quarantine after data loss; each call uses max(this, its own ttlMs). */
     private readonly resetQuarantineMs: number,
@@ -42,13 +44,37 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   async release(lease: Lease): Promise<void> {
-    await this.conn.eval(RELEASE, [this.keys.lease(lease.name)], [lease.holder, String(lease.epoch)]);
+    await this.conn.eval(RELEASE, [this.keys.lease(lease.name)], [lease.holder, String(lease.epoch), this.keys.releaseChannel, lease.name]);
   }
 
   async current(name: string): Promise<Lease | null> {
     // One HMGET is atomic by itself, and an expired key reads as absent: no script needed.
     const [holder, epoch] = await this.conn.run((c) => c.hmget(this.keys.lease(name), "h", "e"));
     return holder != null && epoch != null ? { name, holder, epoch: parseEpoch(epoch) } : null;
+  }
+
+  /**
+   * The release script PUBLISHes the lease's name on the namespace's release channel in the same
+   * atomic step as the DEL, and only when it deleted the key: a stale holder or epoch publishes
+   * nothing, and no subscriber hears of a release before it happened. Resolves once the server
+   * confirmed SUBSCRIBE, so a read made after that misses no release.
+   *
+   * A lease that merely expires publishes nothing: Redis sends `expired` keyspace events only when
+   * configured to, and only when it notices the key, which may be well after its TTL. A contender
+   * polls beside this watch and never waits past the expiry it was told (`expiresInMs`), so an
+   * expiry costs at most one poll.
+   *
+   * Every watch of the store shares its one subscriber connection (`RedisSubscriber`): a contender
+   * that already watches the shard map starts this watch with one round trip.
+   */
+  watchRelease(name: string, onChange: () => void, onLost: (error: unknown) => void): Promise<() => Promise<void>> {
+    return this.subscriber.subscribe(
+      this.keys.releaseChannel,
+      (released) => {
+        if (released === name) onChange();
+      },
+      onLost,
+    );
   }
 }
 

@@ -84,7 +84,10 @@ export interface NamespaceKeys {
   readonly incarnation: string;
   readonly shards: string;
   readonly nodes: string;
+  /** The pub/sub channel of shard-map changes (message: the shard). */
   readonly channel: string;
+  /** The pub/sub channel of lease releases (message: the lease name). */
+  readonly releaseChannel: string;
 }
 
 /** The key layout of namespace `prefix`; the hash tag keeps a namespace in one cluster slot. */
@@ -102,6 +105,7 @@ export function namespaceKeys(prefix: string): NamespaceKeys {
     shards: `${tag}shards`,
     nodes: `${tag}nodes`,
     channel: `${tag}shard-map`,
+    releaseChannel: `${tag}lease-released`,
   };
 }
 
@@ -182,10 +186,16 @@ end
 return 0
 `);
 
-/** KEYS: lease. ARGV: holder, epoch. Deletes only the same holder's tenure (the counter keeps epochs). */
+/**
+ * KEYS: lease. ARGV: holder, epoch, release channel, lease name. Deletes only the same holder's
+ * tenure (the counter keeps epochs), and only then publishes the name on the channel.
+ */
 export const RELEASE = script(String.raw`
 local cur = redis.call('HMGET', KEYS[1], 'h', 'e')
-if cur[1] == ARGV[1] and cur[2] == ARGV[2] then redis.call('DEL', KEYS[1]) end
+if cur[1] == ARGV[1] and cur[2] == ARGV[2] then
+  redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', ARGV[3], ARGV[4])
+end
 return 0
 `);
 

@@ -5,6 +5,7 @@ import { startDiffingWatch } from "../../core/shard-map-watch.js";
 import type { RedisConnection } from "./connection.js";
 import { parseEpoch } from "./leases.js";
 import { ASSIGN, type NamespaceKeys } from "./scripts.js";
+import type { RedisSubscriber } from "./subscriber.js";
 
 /**
  * The shard map as one hash `{prefix}shards`: field = shard number, value = "epoch" (no owner) or
@@ -12,18 +13,18 @@ import { ASSIGN, type NamespaceKeys } from "./scripts.js";
  *
  * `assign()` is one Lua script that checks the master lease (holder, epoch, and liveness: an
  * expired key does not exist) and the shard's epoch together, writes, and PUBLISHes on the
- * namespace's channel in the same atomic step. Watchers subscribe on a dedicated connection per
- * watch; pub/sub does not replay what was published while disconnected, so a lost subscriber
- * connection is reported to the shared diffing watch, which subscribes again and re-reads.
+ * namespace's channel in the same atomic step. Watchers subscribe on the store's shared
+ * subscriber connection (`RedisSubscriber`); pub/sub does not replay what was published while
+ * disconnected, so a lost subscriber connection is reported to the shared diffing watch, which
+ * subscribes again and re-reads.
  */
 export class RedisShardMap implements ShardMapStore {
   private readonly watches = new Set<ShardMapWatch>();
 
   constructor(
     private readonly conn: RedisConnection,
+    private readonly subscriber: RedisSubscriber,
     private readonly keys: NamespaceKeys,
-    /** Opens a new dedicated (subscriber) connection. */
-    private readonly openSubscriber: () => RedisConnection,
     private readonly clock: Clock,
     private readonly resyncMs: number,
   ) {}
@@ -63,45 +64,18 @@ export class RedisShardMap implements ShardMapStore {
   }
 
   async watch(onChange: (changed: ShardAssignment[]) => void, onError?: (error: unknown) => void): Promise<ShardMapWatch> {
-    // startDiffingWatch does not unsubscribe if its first read fails, so track our connections.
-    const subscribers = new Set<RedisConnection>();
-    const dropSubscribers = () => {
-      for (const s of subscribers) s.close();
-      subscribers.clear();
-    };
-    let inner: ShardMapWatch;
-    try {
-      inner = await startDiffingWatch({
-        read: () => this.read(),
-        subscribe: async (signal, lost) => {
-          const sub = this.openSubscriber();
-          subscribers.add(sub);
-          try {
-            await sub.subscribe(this.keys.channel, signal, lost);
-          } catch (error) {
-            subscribers.delete(sub);
-            sub.close();
-            throw error;
-          }
-          return async () => {
-            subscribers.delete(sub);
-            sub.close();
-          };
-        },
-        resyncMs: this.resyncMs,
-        clock: this.clock,
-        onChange,
-        onError,
-      });
-    } catch (error) {
-      dropSubscribers();
-      throw error;
-    }
+    const inner = await startDiffingWatch({
+      read: () => this.read(),
+      subscribe: (signal, lost) => this.subscriber.subscribe(this.keys.channel, signal, lost),
+      resyncMs: this.resyncMs,
+      clock: this.clock,
+      onChange,
+      onError,
+    });
     const watch: ShardMapWatch = {
       close: async () => {
         this.watches.delete(watch);
         await inner.close();
-        dropSubscribers();
       },
     };
     this.watches.add(watch);

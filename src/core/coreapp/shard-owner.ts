@@ -332,9 +332,10 @@ export class ShardOwner {
 
   /**
    * While this coreapp waits for a shard lease the previous owner still holds, a store that pushes
-   * changes (etcd) wakes the loop the moment the lease is released, instead of at its next poll, so
-   * a switchover's gap is the store's own round trips and not up to `handoverPollMs` more. The poll
-   * goes on beside it: a watch that cannot start or breaks costs latency, never a missed handover.
+   * changes (etcd, PostgreSQL, Redis) wakes the loop the moment the lease is released, instead of
+   * at its next poll, so a switchover's gap is the store's own round trips and not up to
+   * `handoverPollMs` more. The poll goes on beside it: a watch that cannot start or breaks costs
+   * latency, never a missed handover.
    */
   private async watchRelease(name: string): Promise<void> {
     if (!this.leases.watchRelease || this.releaseWatch?.name === name) return;

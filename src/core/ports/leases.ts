@@ -69,7 +69,7 @@ export interface LeaseStore {
   current(name: string): Promise<Lease | null>;
 
   /**
-   * Optional, for stores that push changes (etcd): calls `onChange` when lease `name` is released
+   * Optional, for stores that push changes (etcd, PostgreSQL, Redis): calls `onChange` when lease `name` is released
    * (and may call it on any other change of it: a contender looks again, nothing more), and
    * `onLost` at most once if the notification channel breaks. Resolves once the watch is live, so a read made after that misses
    * no release. A contender waiting for a held lease uses it to try again at once instead of at its
