@@ -61,6 +61,8 @@ export class Router {
   private watch: ShardMapWatch | null = null;
   private refreshing: Promise<void> | null = null;
   private lastRefresh = -Infinity;
+  /** Retries waiting out their backoff, by shard: `apply` wakes them when the shard's entry changes. */
+  private readonly backingOff = new Map<number, Set<AbortController>>();
 
   constructor(
     private readonly shardMap: ShardMapStore,
@@ -124,8 +126,27 @@ export class Router {
       }
       if (this.clock.now() + backoff >= deadline) return { ok: false, inDoubt: false, shard: req.shard, reason, attempts };
       void this.refresh();
-      await this.clock.sleep(backoff);
+      await this.backOff(req.shard, backoff);
       backoff = Math.min(backoff * 2, 50);
+    }
+  }
+
+  /**
+   * Waits `ms` before the next attempt for `shard`, or less: until the shard's entry in the map
+   * changes. In a switchover or failover the map names the new owner before it serves, and the new
+   * owner holds a request until it does; so a retry goes to it the moment the map names it, instead
+   * of when its backoff (up to 50 ms) runs out — which was most of a switchover's gap.
+   */
+  private async backOff(shard: number, ms: number): Promise<void> {
+    const wake = new AbortController();
+    let waiting = this.backingOff.get(shard);
+    if (!waiting) this.backingOff.set(shard, (waiting = new Set()));
+    waiting.add(wake);
+    try {
+      await this.clock.sleep(ms, wake.signal);
+    } finally {
+      waiting.delete(wake);
+      if (waiting.size === 0) this.backingOff.delete(shard);
     }
   }
 
@@ -133,7 +154,10 @@ export class Router {
     for (const a of changed) {
       const current = this.map.get(a.shard);
       // A void entry (owner null at the same epoch: the store lost it) replaces the assignment.
-      if (!current || current.epoch < a.epoch || (current.epoch === a.epoch && a.owner === null)) this.map.set(a.shard, a);
+      if (!current || current.epoch < a.epoch || (current.epoch === a.epoch && a.owner === null)) {
+        this.map.set(a.shard, a);
+        for (const wake of this.backingOff.get(a.shard) ?? []) wake.abort();
+      }
       if (a.owner && !this.peers.has(a.owner)) void this.refresh();
     }
   }
