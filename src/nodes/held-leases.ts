@@ -31,11 +31,15 @@ export interface NodeTokens {
  */
 export class HeldLeases implements LeaseStore {
   private readonly held = new Map<string, Lease>();
+  /** The store's release notification, when it has one: a contender's wake-up, nothing to record. */
+  readonly watchRelease?: LeaseStore["watchRelease"];
 
   constructor(
     private readonly inner: LeaseStore,
     private readonly changed: (leases: readonly Lease[]) => void,
-  ) {}
+  ) {
+    if (inner.watchRelease) this.watchRelease = inner.watchRelease.bind(inner);
+  }
 
   /** The leases held now. */
   list(): Lease[] {

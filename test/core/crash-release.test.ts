@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { MemoryStorage, MemoryStore } from "../../src/adapters/memory/index.js";
-import { shardLeaseName, type Lease } from "../../src/core/ports/leases.js";
+import { shardLeaseName, type Lease, type LeaseStore } from "../../src/core/ports/leases.js";
 import { silentLogger } from "../../src/core/silent-logger.js";
 import { deriveTiming } from "../../src/core/timing.js";
 import { Wakeup } from "../../src/core/wakeup.js";
@@ -33,6 +33,29 @@ describe("HeldLeases: the ledger of what a node holds", () => {
     expect(await held.renew(again.lease, 10_000)).toBe(false);
     expect(held.list()).toEqual([]);
     expect(seen.map((l) => l.length)).toEqual([1, 0, 1, 0]);
+  });
+
+  it("passes the store's release notification through, and offers none when the store has none", async () => {
+    const store = new MemoryStore(new MemoryStorage());
+    expect(new HeldLeases(store.leases, () => {}).watchRelease).toBeUndefined();
+    const calls: string[] = [];
+    const close = async () => {};
+    const notifying: LeaseStore = {
+      acquire: (n, h, t) => store.leases.acquire(n, h, t),
+      renew: (l, t) => store.leases.renew(l, t),
+      release: (l) => store.leases.release(l),
+      current: (n) => store.leases.current(n),
+      watchRelease: async (name) => (calls.push(name), close),
+    };
+    const held = new HeldLeases(notifying, () => {});
+    expect(
+      await held.watchRelease?.(
+        "shard/3",
+        () => {},
+        () => {},
+      ),
+    ).toBe(close);
+    expect(calls).toEqual(["shard/3"]);
   });
 
   it("a lost race adds nothing", async () => {
