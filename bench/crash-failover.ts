@@ -1,5 +1,5 @@
 /**
- * Item 7: crash failover (SPEC L3, issue 12) — kill -9 at the product's DEFAULT intervals
+ * Item 7: crash failover (docs/safety.md, L3) — kill -9 at the product's DEFAULT intervals
  * (heartbeat 5 s, unhealthy 30 s, db 60 s / 120 s), with and without `multiconnect start`'s
  * supervisor, on every backend:
  * - a shard's primary coreapp: kill → the first request through the webapp answered by another
@@ -18,7 +18,7 @@ import { table, verdict, type Headline, type ItemReport } from "./support/report
 import { ms, spreadMs, summarize } from "./support/stats.js";
 import { BACKENDS, benchStore, type Backend } from "./support/stores.js";
 
-/** The product's default intervals (SPEC §2). */
+/** The product's default intervals (docs/configuration.md). */
 export const PRODUCT_DEFAULTS: Settings = {
   heartbeat_interval: "5s",
   unhealthy_interval: "30s",

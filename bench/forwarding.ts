@@ -251,7 +251,7 @@ function missedText(get: (k: TargetKey, c: number) => LoadRun[], many: number, o
     "**Why the targets are missed, and what would close the gap.** Throughput here is CPU-bound: on 2 cores every request costs",
     `the sum of the CPU of every process on its path. Direct costs ${num(direct)} µs (client + server); through the webapp it costs`,
     `${num(client + web + core)} µs: the webapp ${num(web)} µs (an HTTP server for the client, and a framed-transport client),`,
-    `the coreapp ${num(core)} µs (frames in, an acknowledgement and a reply out, each MAC'd), the client ${num(client)} µs.`,
+    `the coreapp ${num(core)} µs (frames in, an acknowledgement and a reply out, one MAC per batch of them), the client ${num(client)} µs.`,
     `Keeping ${num(TARGET_RATIO, 2)} of direct throughput would need the whole path under ${num(direct / TARGET_RATIO)} µs, i.e. the webapp and the coreapp together`,
     `under ~${num(budget)} µs. The webapp is still one Node HTTP server for the client, and one plain Node HTTP server costs`,
     `${num(server)} µs per request here; the framed hop behind it (webapp client side and coreapp) costs the rest;`,
@@ -259,7 +259,7 @@ function missedText(get: (k: TargetKey, c: number) => LoadRun[], many: number, o
     "worker) gets close because its hop costs a fraction of Node's. At one connection the added latency is the same work plus two",
     `extra loopback hops (each a wake-up of another process); it is measured after warm-up, and is ${num(median(get("webapp", one).map((r, i) => r.p50Us - (get("http-proxy", one)[i]?.p50Us ?? Number.NaN))))} µs above the Node proxy library's.`,
     `Where the webapp's time goes: ${where}. What would close the rest: fewer processes on the path — mount the webapp handler in`,
-    "the client's own service (SPEC §5 allows embedding; with its coreapp in the same process the in-process shortcut skips the",
+    "the client's own service (docs/embedding.md; with its coreapp in the same process the in-process shortcut skips the",
     "network), or route at an nginx/Envoy edge to the coreapp that owns the shard.",
   ].join("\n");
 }

@@ -149,7 +149,7 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: "kill9-supervised",
-    // The fast path (SPEC L3): the supervisor sees its child die, releases the child's leases by
+    // The fast path (docs/safety.md, L3): the supervisor sees its child die, releases the child's leases by
     // their tokens and tells the masters; a standby serves within a fraction of a second.
     summary: "kill -9 of the primary coreapp's node process under its supervisor (crash failover)",
     expect: "failover",

@@ -2,7 +2,7 @@ import { ConfigError } from "./errors.js";
 import type { StoreCapabilities } from "./ports/store.js";
 
 /**
- * The four cluster settings of SPEC §2, in milliseconds, and every timing the algorithms derive
+ * The four cluster settings (docs/configuration.md), in milliseconds, and every timing the algorithms derive
  * from them. This file is the one place where timing is decided; each rule carries its reason.
  */
 export interface ClusterSettings {

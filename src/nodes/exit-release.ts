@@ -43,7 +43,7 @@ export interface ExitReleaseOptions {
 }
 
 /**
- * Crash failover (SPEC L3, docs/safety.md): call ONLY once the node's process is known dead — its
+ * Crash failover (docs/safety.md, L3): call ONLY once the node's process is known dead — its
  * parent reaped it (the kernel's exit notice), so it holds no socket and no upstream session.
  * Gives back exactly what `tokens` lists: each lease by compare-and-delete on its holder and epoch
  * (a lease another holder has taken since, or a later tenure, is untouched; a late or repeated call

@@ -89,7 +89,7 @@ export function superviseWithWatchdog(o: WatchdogOptions): Promise<number> {
  * kernel tells its parent at once, and that exit notice proves the process holds no socket any
  * more; `onDeath` then gives its leases back and tells the masters (src/nodes/exit-release.ts), so
  * a standby serves within a fraction of a second instead of after the failure detectors' timeout
- * (SPEC L3, docs/safety.md "Crash failover"). A process that is only silent is never treated so.
+ * (docs/safety.md, "L3 crash failover"). A process that is only silent is never treated so.
  *
  * The watchdog (`--watchdog`, opt-in), in the spirit of Patroni's: SIGKILLs the child when its event
  * loop stops petting. Why a separate process: a node frozen by SIGSTOP, a long GC pause or a stalled

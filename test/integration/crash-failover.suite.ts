@@ -17,7 +17,7 @@ const DEFAULT_SETTINGS = {
 };
 
 /**
- * Crash failover (SPEC L3, docs/safety.md) with real node processes under `multiconnect start`'s
+ * Crash failover (docs/safety.md, L3) with real node processes under `multiconnect start`'s
  * supervisor, against one backend: a dead child's leases are released at once and a standby serves;
  * a process that is not known dead (its supervisor died with it, or it froze) keeps the timeout
  * path. Every scenario asserts S1 from the example app's event log. The deadlines below are

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { CLI, monoNow, ProcessCluster, sleep } from "../support/process-cluster.js";
 
 /**
- * The failover scenarios of SPEC §2/§3 with real node processes started from the built CLI, run
+ * The failover scenarios of docs/safety.md with real node processes started from the built CLI, run
  * against one backend. `store(namespace)` returns the config's `store:` section for a fresh
  * namespace. Every scenario asserts S1 from the example app's event log.
  */

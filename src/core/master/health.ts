@@ -56,7 +56,8 @@ export type Verdict =
     };
 
 /**
- * SPEC §2's two detectors, plus three rules of ours, as a pure function:
+ * The two failure detectors (docs/safety.md, "L1 bounded failover, L2 no false failover"), plus
+ * three rules of ours, as a pure function:
  * - the owner's supervisor reported that its process exited (L3, docs/safety.md "Crash
  *   failover"): a dead process serves nothing, so it is replaced at once;
  * - the owner said it gave this assignment up (its tenure ended: the lease lapsed while it could

@@ -3,7 +3,7 @@ import type { Lease } from "./leases.js";
 
 /**
  * The cluster document: one versioned record per cluster holding what the whole cluster must agree
- * on at run time — the live settings (SPEC §2), the pauses of automatic failover, and the shard
+ * on at run time — the live settings (docs/configuration.md), the pauses of automatic failover, and the shard
  * count. The config file gives the first values; from then on the store's copy is the truth.
  *
  * Only the primary master writes it, and every write is a compare-and-set on the document's version
