@@ -49,10 +49,12 @@ export class EtcdLeaseStore implements LeaseStore {
    * refreshes it with a keep-alive sent after the acquire began (etcd does not persist keep-alives:
    * a round trip, no fsync): from then the etcd lease runs its whole TTL, so
    * the key's lease never ends before the caller believes it does (it counts from before its call).
-   * A keep-alive answered with TTL 0 means the spare lapsed unused, and the acquire grants anew.
+   * A spare unused for its TTL has lapsed in etcd: it is granted again at the next wait, and not
+   * kept alive by the acquire (a keep-alive answered with TTL 0, which a slow call can still see,
+   * means the same: the acquire grants anew).
    * Taken by one acquire at a time, so no two keys ever share an etcd lease.
    */
-  private spare: { ttlS: number; id: Promise<string | null> } | null = null;
+  private spare: { ttlS: number; grantedAt: number; id: Promise<string | null> } | null = null;
 
   constructor(
     private readonly client: EtcdClient,
@@ -185,15 +187,15 @@ export class EtcdLeaseStore implements LeaseStore {
     return { acquired: false, holder: kv.value, epoch: kv.createRevision, expiresInMs };
   }
 
-  /** Grants a spare of `ttlS` in the background, unless one is held already. */
+  /** Grants a spare of `ttlS` in the background, unless a live one is held already. */
   private prepareSpare(ttlS: number): void {
-    if (this.spare?.ttlS === ttlS) return;
+    if (this.spare?.ttlS === ttlS && !lapsed(this.spare)) return;
     this.dropSpare();
     const id = this.client.grant(ttlS, this.client.deadline()).then(
       (l) => (l.ttlS === ttlS ? l.id : (this.revokeQuietly(l.id), null)),
       () => null,
     );
-    this.spare = { ttlS, id };
+    this.spare = { ttlS, grantedAt: performance.now(), id };
   }
 
   /**
@@ -202,21 +204,21 @@ export class EtcdLeaseStore implements LeaseStore {
    */
   private takeSpare(ttlS: number, d: Deadline): Promise<string | null> {
     const s = this.spare;
-    if (s?.ttlS !== ttlS) return Promise.resolve(null);
+    if (s?.ttlS !== ttlS || lapsed(s)) return Promise.resolve(null);
     this.spare = null;
     return s.id.then(async (id) => (id !== null && (await this.client.keepAliveOnce(id, d)) === ttlS ? id : null)).catch(() => null);
   }
 
   /** Keeps a spare this acquire took but did not use, unless another took its place meanwhile. */
   private putBackSpare(ttlS: number, id: Promise<string | null>): void {
-    if (this.spare === null) this.spare = { ttlS, id };
+    if (this.spare === null) this.spare = { ttlS, grantedAt: performance.now(), id };
     else void id.then((lease) => lease !== null && this.revokeQuietly(lease));
   }
 
   private dropSpare(): void {
     const s = this.spare;
     this.spare = null;
-    void s?.id.then((lease) => lease !== null && this.revokeQuietly(lease));
+    if (s && !lapsed(s)) void s.id.then((lease) => lease !== null && this.revokeQuietly(lease));
   }
 
   /** Revokes an etcd lease we no longer need, on its own budget, without waiting or failing. */
@@ -224,4 +226,9 @@ export class EtcdLeaseStore implements LeaseStore {
     if (lease === "0") return;
     this.client.revoke(lease, this.client.deadline()).catch(() => {}); // it expires by its TTL otherwise
   }
+}
+
+/** True once a spare's TTL has run out since its grant was sent: etcd has let it go (or soon will). */
+function lapsed(spare: { readonly ttlS: number; readonly grantedAt: number }): boolean {
+  return performance.now() - spare.grantedAt >= spare.ttlS * 1000;
 }
