@@ -1,27 +1,14 @@
 import { performance } from "node:perf_hooks";
 import type pg from "pg";
+import { ChannelSubscriptions, type Subscription } from "../channel-subscriptions.js";
 import { before, type PgDb } from "./db.js";
 import { closedError, deadlineError, mapPgError } from "./errors.js";
-
-/** One subscription: called on each NOTIFY of its channel, and once if the connection breaks. */
-interface Subscriber {
-  readonly onNotify: (payload: string) => void;
-  readonly onLost: (error: unknown) => void;
-  /** Its `listen()` resolved: from then on a broken connection is reported to it by `onLost`. */
-  live: boolean;
-}
-
-/** A channel the connection LISTENs on, with the subscriptions that want it. */
-interface Channel {
-  readonly subscribers: Set<Subscriber>;
-  /** The LISTEN statement; once it has answered, every later commit's NOTIFY is delivered. */
-  readonly listening: Promise<unknown>;
-}
 
 /** One LISTEN connection and its channels; `over` once it broke or was closed. */
 interface Session {
   readonly client: pg.Client;
-  readonly channels: Map<string, Channel>;
+  /** Its channels; a LISTEN, once it has answered, gets every later commit's NOTIFY. */
+  readonly channels: ChannelSubscriptions;
   over: boolean;
   /** Why it broke, mapped; null while it works or when it was closed on purpose. */
   lost: Error | null;
@@ -60,24 +47,18 @@ export class PgListener {
    */
   async listen(channel: string, onNotify: (payload: string) => void, onLost: (error: unknown) => void): Promise<() => Promise<void>> {
     const s = await this.connect();
-    let c = s.channels.get(channel);
-    if (!c) {
-      c = { subscribers: new Set(), listening: s.client.query(`LISTEN "${channel}"`) };
-      s.channels.set(channel, c);
-    }
-    const subscriber: Subscriber = { onNotify, onLost, live: false };
-    c.subscribers.add(subscriber);
+    const { subscription, started } = s.channels.add(channel, onNotify, onLost, () => s.client.query(`LISTEN "${channel}"`));
     try {
-      await before(c.listening, this.deadline(), () => deadlineError(this.db.target, "listen", this.db.operationTimeoutMs));
+      await before(started, this.deadline(), () => deadlineError(this.db.target, "listen", this.db.operationTimeoutMs));
       if (s.over) throw s.lost ?? closedError(this.db.target, "listen");
     } catch (error) {
-      c.subscribers.delete(subscriber);
+      s.channels.remove(channel, subscription);
       // A LISTEN that fails or stalls means the connection is no good for anyone.
       this.fail(s, error);
       throw mapPgError(error, this.db.target);
     }
-    subscriber.live = true;
-    return () => this.unsubscribe(s, channel, subscriber);
+    subscription.live = true;
+    return () => this.unsubscribe(s, channel, subscription);
   }
 
   /** Ends the connection without telling the subscriptions (the store is closing). Idempotent. */
@@ -110,12 +91,10 @@ export class PgListener {
 
   private async open(): Promise<Session> {
     const client = await this.db.connectListener();
-    const s: Session = { client, channels: new Map(), over: false, lost: null };
+    const s: Session = { client, channels: new ChannelSubscriptions(), over: false, lost: null };
     this.current = s;
     client.on("notification", (message) => {
-      const c = s.over ? undefined : s.channels.get(message.channel);
-      if (!c) return;
-      for (const subscriber of [...c.subscribers]) subscriber.onNotify(message.payload ?? "");
+      if (!s.over) s.channels.deliver(message.channel, message.payload ?? "");
     });
     client.on("error", (error) => this.fail(s, error));
     client.on("end", () => this.fail(s, new Error("Connection terminated unexpectedly")));
@@ -136,12 +115,9 @@ export class PgListener {
     return s;
   }
 
-  private async unsubscribe(s: Session, channel: string, subscriber: Subscriber): Promise<void> {
-    const c = s.channels.get(channel);
-    if (!c?.subscribers.delete(subscriber) || c.subscribers.size > 0) return;
-    s.channels.delete(channel);
-    if (s.over) return;
-    if (s.channels.size === 0) return this.end(s);
+  private async unsubscribe(s: Session, channel: string, subscription: Subscription): Promise<void> {
+    if (!s.channels.remove(channel, subscription) || s.over) return;
+    if (s.channels.empty) return this.end(s);
     // A later LISTEN of the same channel queues behind this UNLISTEN on the same connection.
     await before(s.client.query(`UNLISTEN "${channel}"`), this.deadline(), () =>
       deadlineError(this.db.target, "unlisten", this.db.operationTimeoutMs),
@@ -169,8 +145,6 @@ export class PgListener {
     if (!this.retire(s)) return;
     void this.db.endClient(s.client);
     const lost = (s.lost = mapPgError(error, this.db.target));
-    for (const c of s.channels.values()) {
-      for (const subscriber of c.subscribers) if (subscriber.live) subscriber.onLost(lost);
-    }
+    s.channels.lose(lost);
   }
 }

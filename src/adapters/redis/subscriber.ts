@@ -1,25 +1,12 @@
+import { ChannelSubscriptions, type Subscription } from "../channel-subscriptions.js";
 import type { RedisConnection } from "./connection.js";
 import { mapRedisError, storeClosed, type RedisWhere } from "./errors.js";
-
-/** One subscription: called on each message of its channel, and once if the connection breaks. */
-interface Subscriber {
-  readonly onMessage: (message: string) => void;
-  readonly onLost: (error: unknown) => void;
-  /** Its `subscribe()` resolved: from then on a broken connection is reported to it by `onLost`. */
-  live: boolean;
-}
-
-/** A channel the connection is subscribed to, with the subscriptions that want it. */
-interface Channel {
-  readonly subscribers: Set<Subscriber>;
-  /** The SUBSCRIBE command; once confirmed, every later PUBLISH on the channel is delivered. */
-  readonly subscribing: Promise<void>;
-}
 
 /** One subscriber connection and its channels; `over` once it broke or was closed. */
 interface Session {
   readonly conn: RedisConnection;
-  readonly channels: Map<string, Channel>;
+  /** Its channels; a SUBSCRIBE, once confirmed, gets every later PUBLISH on its channel. */
+  readonly channels: ChannelSubscriptions;
   over: boolean;
   /** Why it broke; null while it works or when it was closed on purpose. */
   lost: Error | null;
@@ -56,24 +43,18 @@ export class RedisSubscriber {
   async subscribe(channel: string, onMessage: (message: string) => void, onLost: (error: unknown) => void): Promise<() => Promise<void>> {
     if (this.closed) throw storeClosed(this.where);
     const s = (this.current ??= this.open());
-    let c = s.channels.get(channel);
-    if (!c) {
-      c = { subscribers: new Set(), subscribing: s.conn.subscribe(channel) };
-      s.channels.set(channel, c);
-    }
-    const subscriber: Subscriber = { onMessage, onLost, live: false };
-    c.subscribers.add(subscriber);
+    const { subscription, started } = s.channels.add(channel, onMessage, onLost, () => s.conn.subscribe(channel));
     try {
-      await c.subscribing;
+      await started;
       if (s.over) throw s.lost ?? storeClosed(this.where);
     } catch (error) {
-      c.subscribers.delete(subscriber);
+      s.channels.remove(channel, subscription);
       // A SUBSCRIBE that fails or times out means the connection is no good for anyone.
       this.fail(s, error);
       throw error;
     }
-    subscriber.live = true;
-    return () => this.unsubscribe(s, channel, subscriber);
+    subscription.live = true;
+    return () => this.unsubscribe(s, channel, subscription);
   }
 
   /** Closes the connection without telling the subscriptions (the store is closing). Idempotent. */
@@ -83,24 +64,19 @@ export class RedisSubscriber {
   }
 
   private open(): Session {
-    const s: Session = { conn: this.openConnection(), channels: new Map(), over: false, lost: null };
+    const s: Session = { conn: this.openConnection(), channels: new ChannelSubscriptions(), over: false, lost: null };
     s.conn.receive(
       (channel, message) => {
-        const c = s.over ? undefined : s.channels.get(channel);
-        if (!c) return;
-        for (const subscriber of [...c.subscribers]) subscriber.onMessage(message);
+        if (!s.over) s.channels.deliver(channel, message);
       },
       (error) => this.fail(s, error),
     );
     return s;
   }
 
-  private async unsubscribe(s: Session, channel: string, subscriber: Subscriber): Promise<void> {
-    const c = s.channels.get(channel);
-    if (!c?.subscribers.delete(subscriber) || c.subscribers.size > 0) return;
-    s.channels.delete(channel);
-    if (s.over) return;
-    if (s.channels.size === 0) {
+  private async unsubscribe(s: Session, channel: string, subscription: Subscription): Promise<void> {
+    if (!s.channels.remove(channel, subscription) || s.over) return;
+    if (s.channels.empty) {
       this.retire(s);
       return;
     }
@@ -121,8 +97,6 @@ export class RedisSubscriber {
     if (s.over) return;
     const lost = (s.lost = mapRedisError(error, this.where));
     this.retire(s);
-    for (const c of s.channels.values()) {
-      for (const subscriber of c.subscribers) if (subscriber.live) subscriber.onLost(lost);
-    }
+    s.channels.lose(lost);
   }
 }
