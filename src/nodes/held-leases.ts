@@ -32,7 +32,7 @@ export interface NodeTokens {
 export class HeldLeases implements LeaseStore {
   private readonly held = new Map<string, Lease>();
   /** The store's release notification, when it has one: a contender's wake-up, nothing to record. */
-  readonly watchRelease?: LeaseStore["watchRelease"];
+  readonly watchRelease?: NonNullable<LeaseStore["watchRelease"]>;
 
   constructor(
     private readonly inner: LeaseStore,
