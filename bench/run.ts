@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --profile full|smoke] [--only 1,3,...] [--out FILE]`: measures issue 5's items
+ * `npm run bench [-- --profile full|smoke] [--only 1,3,...] [--backend mysql,...] [--out FILE]`: measures issue 5's items
  * on this machine in one run and writes docs/benchmarks.md (machine, date, exact command, median and
  * spread of every figure, the target beside it).
  *
@@ -8,6 +8,8 @@
  *   can run the script and it cannot rot. Its figures are not measurements.
  * - `--only`: a subset of the items (numbers or names). The report then goes to the run's temporary
  *   directory unless `--out` says otherwise, so a partial run never overwrites the full report.
+ * - `--backend`: the items' stores narrowed to these (the in-memory store of item 5 stays); a
+ *   partial run too.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -19,7 +21,8 @@ import { propagationItem } from "./route-propagation.js";
 import { storeLoadItem } from "./store-load.js";
 import { monoNow } from "./support/clock.js";
 import { runClusterItems } from "./support/cluster-session.js";
-import { PROFILES, type BenchProfile } from "./support/profiles.js";
+import { BACKENDS } from "./support/stores.js";
+import { onlyBackends, PROFILES, type BenchProfile } from "./support/profiles.js";
 import { loadAverage, machine, table, verdict, type ItemReport } from "./support/report.js";
 
 const ITEM_NAMES: Record<string, number> = {
@@ -47,6 +50,7 @@ function parseArgs(argv: string[]): Options {
   let only = false;
   let out: string | null = null;
   let keep = false;
+  let backends: Set<string> | null = null;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -70,6 +74,11 @@ function parseArgs(argv: string[]): Options {
             return n;
           }),
       );
+    } else if (a === "--backend") {
+      only = true;
+      backends = new Set(value().split(","));
+      const unknown = [...backends].filter((b) => !(BACKENDS as readonly string[]).includes(b));
+      if (unknown.length > 0) throw new Error(`bench: unknown backend ${unknown.join(", ")} (${BACKENDS.join(", ")})`);
     } else if (a === "--out") {
       out = value();
     } else if (a === "--keep") {
@@ -78,6 +87,7 @@ function parseArgs(argv: string[]): Options {
       throw new Error(`bench: unknown option ${a}`);
     }
   }
+  if (backends) profile = onlyBackends(profile, backends);
   return { profile, items, out: out ?? (only ? null : "docs/benchmarks.md"), keep };
 }
 

@@ -202,12 +202,19 @@ export class BenchCluster {
     }
   }
 
-  async waitFor<T>(probe: () => Promise<T | null>, timeoutMs: number, stepMs = 50): Promise<T> {
+  /**
+   * Polls `probe` every `stepMs` until it returns a value. `waitingFor`, when given, says what the
+   * probe still waits for, so a timeout explains itself.
+   */
+  async waitFor<T>(probe: () => Promise<T | null>, timeoutMs: number, stepMs = 50, waitingFor?: () => string): Promise<T> {
     const end = monoNow() + timeoutMs;
     for (;;) {
       const v = await probe();
       if (v) return v;
-      if (monoNow() > end) throw new Error(`bench: cluster condition not reached in ${timeoutMs} ms; logs in ${this.dir}`);
+      if (monoNow() > end) {
+        const why = waitingFor ? ` (still waiting for ${waitingFor()})` : "";
+        throw new Error(`bench: cluster condition not reached in ${timeoutMs} ms${why}; logs in ${this.dir}`);
+      }
       await sleep(stepMs);
     }
   }
@@ -217,21 +224,37 @@ export class BenchCluster {
    * that serves it (gateway connected), and every running coreapp registered with a fresh record.
    */
   async waitSteady(timeoutMs = 60_000): Promise<ClusterStatus> {
+    let waitingFor = "";
+    const notYet = (what: string) => {
+      waitingFor = what;
+      return null;
+    };
     return this.waitFor(
       async () => {
         const h = await this.health();
-        if (!h?.primary_master) return null;
+        if (!h) return notYet("an answer from the webapp's /v1/health");
+        if (!h.primary_master) return notYet("a primary master");
         const live = new Set(this.live("coreapp").map((n) => n.name));
-        const byName = new Map(h.nodes.map((n) => [n.name, n]));
-        for (const name of live) if (!byName.get(name)?.healthy) return null;
+        for (const name of live) {
+          const records = h.nodes.filter((n) => n.name === name);
+          if (!records.some((n) => n.healthy)) {
+            const seen = records.map((n) => `${n.id} last seen ${n.last_seen_ms} ms ago`).join(", ");
+            return notYet(`a fresh liveness record of ${name} (${seen || "none"})`);
+          }
+        }
         for (const s of h.shards) {
           const owner = h.nodes.find((n) => n.id === s.owner);
-          if (!owner || !live.has(owner.name) || owner.gateway_status !== "connected" || owner.epoch !== s.epoch) return null;
+          if (!owner || !live.has(owner.name)) return notYet(`a running coreapp to own shard ${s.shard} (owner ${s.owner ?? "none"})`);
+          if (owner.gateway_status !== "connected")
+            return notYet(`${owner.name} to serve shard ${s.shard} (${owner.gateway_status ?? "no gateway status"})`);
+          if (owner.epoch !== s.epoch)
+            return notYet(`${owner.name}'s record to show shard ${s.shard}'s epoch ${s.epoch} (it shows ${owner.epoch ?? "none"})`);
         }
         return h;
       },
       timeoutMs,
       100,
+      () => waitingFor,
     );
   }
 

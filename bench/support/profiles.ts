@@ -69,6 +69,19 @@ export interface BenchProfile {
 
 const ALL: readonly Backend[] = ["sqlite", "postgres", "mysql", "redis", "etcd"];
 
+/** `p` with every item's backends narrowed to `keep` (the in-memory store of item 5 stays). */
+export function onlyBackends(p: BenchProfile, keep: ReadonlySet<string>): BenchProfile {
+  const narrow = <B extends string>(list: readonly B[]) => list.filter((b) => keep.has(b) || b === "memory");
+  return {
+    ...p,
+    failover: { ...p.failover, backends: narrow(p.failover.backends) },
+    switchover: { ...p.switchover, backends: narrow(p.switchover.backends) },
+    propagation: { ...p.propagation, backends: narrow(p.propagation.backends) },
+    storeLoad: { ...p.storeLoad, backends: narrow(p.storeLoad.backends), scaleStores: narrow(p.storeLoad.scaleStores) },
+    crash: { ...p.crash, backends: narrow(p.crash.backends) },
+  };
+}
+
 /** The two profiles `--profile` selects. */
 export const PROFILES: Record<"full" | "smoke", BenchProfile> = {
   full: {
