@@ -115,5 +115,6 @@ export async function startDiffingWatch(o: DiffingWatchOptions): Promise<ShardMa
       await running;
       if (unsubscribe) await unsubscribe().catch(() => {});
     },
+    lookNow: signal,
   };
 }

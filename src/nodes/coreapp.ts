@@ -155,7 +155,11 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     await prepareSchema(store, clock, signal, log, "coreapp");
     await startFollowing(this.follower, null);
     this.server = await transport.listen(this.id, this.identity.listenHost, this.identity.port, {
-      heartbeat: () => {
+      heartbeat: (_from, message) => {
+        if (message.mapChanged) {
+          this.watch?.lookNow?.();
+          this.owner.lookAgain();
+        }
         const s = this.owner.state();
         // A primary serving in failsafe answers as serving: it is, on every master's promise.
         return { id: this.id, shard: s.serving ? s.shard : null, epoch: s.serving ? s.epoch : null, ended: s.ended };

@@ -91,6 +91,9 @@ describe("FramedTransport", () => {
       ended: null,
     });
     expect(core.heartbeat).toHaveBeenCalledWith("master-1.abcd", { master: "master-1.abcd" });
+    // The primary master's hint that the shard map changed reaches the handler.
+    await master.heartbeat(core.peer, { master: "master-1.abcd", mapChanged: true }, 2000);
+    expect(core.heartbeat).toHaveBeenLastCalledWith("master-1.abcd", { master: "master-1.abcd", mapChanged: true });
   });
 
   it("heartbeat() carries the assignment a coreapp gave up, its reason reduced to printable text", async () => {
@@ -278,7 +281,8 @@ describe("FramedTransport", () => {
     raw.request(2, "heartbeat", Buffer.from(JSON.stringify({ master: 12 })));
     raw.request(3, 99, Buffer.from("{}"));
     raw.request(4, "forward", Buffer.from("xx"));
-    await raw.until(() => raw.frames.length >= 4, "four refusals");
+    raw.request(5, "heartbeat", Buffer.from(JSON.stringify({ master: "m.1", mapChanged: "yes" })));
+    await raw.until(() => raw.frames.length >= 5, "five refusals");
     const refusals = raw
       .sessionFrames()
       .map((f) => [f.id, f.type, f.payload.readUInt16BE(0)])
@@ -288,6 +292,7 @@ describe("FramedTransport", () => {
       [2, 19, 400],
       [3, 19, 501],
       [4, 19, 501],
+      [5, 19, 400],
     ]);
     expect(raw.closed).toBe(false);
     expect(core.heartbeat).not.toHaveBeenCalled();

@@ -247,6 +247,9 @@ describe("cluster on the memory store", () => {
       const address = (await c.stores.get(primary.id)!.liveness.list()).find((n) => n.id === primary.id)!.address;
       const reply = await c.net.endpoint("cli.x").switchover({ id: primary.id, address }, { shard: 0 }, 5000);
       expect(reply.ok).toBe(true);
+      // Both owners were told at once, not left to their map watch (which on MySQL polls).
+      expect(c.net.mapChangedHints).toContain(old.id);
+      expect(c.net.mapChangedHints).toContain(reply.to);
       await sleep(50);
       running = false;
       await load;

@@ -1,28 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { MemoryStore } from "../../src/adapters/memory/index.js";
-import type { Clock } from "../../src/core/ports/clock.js";
 import { MASTER_LEASE } from "../../src/core/ports/leases.js";
 import type { ForwardRequest, ForwardResult, Peer, Transport } from "../../src/core/ports/transport.js";
 import { silentLogger } from "../../src/core/silent-logger.js";
 import { Router } from "../../src/core/webapp/router.js";
+import { SleeplessClock } from "../support/sleepless-clock.js";
 
-/**
- * A retry waiting out its backoff goes to the new owner as soon as the map names it. The clock here
- * never ends a sleep by itself (only an abort does), so a router that waited for its backoff
- * would never retry: the test then fails on its own deadline instead of measuring a timing.
- */
-class SleeplessClock implements Clock {
-  now(): number {
-    return performance.now();
-  }
-
-  sleep(_ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      if (signal?.aborted) return resolve();
-      signal?.addEventListener("abort", () => resolve(), { once: true });
-    });
-  }
-}
+// A retry waiting out its backoff goes to the new owner as soon as the map names it. The clock here
+// never ends a sleep by itself, so a router that waited for its backoff would never retry.
 
 /** Owners by node id: "old" is no longer serving, "next" serves. Records where each attempt went. */
 function transport(attempts: string[]): Transport {

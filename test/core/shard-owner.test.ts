@@ -223,6 +223,30 @@ describe("ShardOwner", () => {
     });
   });
 
+  it("on a store that only polls, takes a released lease when told to look again (the primary master's hint), without waiting for its poll", async () => {
+    const clock = new HandClock();
+    const promoted: string[] = [];
+    let held = true;
+    const leases: LeaseStore = {
+      acquire: async (name, holder) =>
+        held ? { acquired: false, holder: "B", epoch: 3, expiresInMs: 60_000 } : { acquired: true, lease: { name, holder, epoch: 5 } },
+      renew: async () => true,
+      release: async () => {},
+      current: async () => null,
+    };
+    const owner = new ShardOwner("A", leases, app(promoted), clock, shortTiming, silentLogger);
+    owner.onMapChange([{ shard: 0, owner: "A", epoch: 5 }]);
+    owner.start();
+    await flush();
+    held = false; // B let go; no timer fires, and this store pushes nothing
+    await flush();
+    expect(promoted).toEqual([]);
+    owner.lookAgain();
+    await flush();
+    expect(promoted).toEqual(["0@5"]);
+    await owner.close();
+  });
+
   it("is at risk from the moment the map names it, says so before any lease attempt, and not once the map moves away", async () => {
     const clock = new HandClock();
     const order: string[] = [];

@@ -28,6 +28,8 @@ export class MemoryNetwork {
   private readonly cuts = new Set<string>();
   /** Heartbeat answers from these node ids arrive this much later (a slow or starved host). */
   readonly slowHeartbeats = new Map<string, number>();
+  /** The node ids that received a heartbeat with `mapChanged`, in order. */
+  readonly mapChangedHints: string[] = [];
   private nextPort = 1;
 
   cut(a: string, b: string): void {
@@ -51,6 +53,7 @@ export class MemoryNetwork {
       heartbeat: async (to: Peer, m: HeartbeatMessage, timeoutMs: number): Promise<HeartbeatReply> => {
         const h = target(to).heartbeat;
         if (!h) throw new Error("no heartbeat handler");
+        if (m.mapChanged) this.mapChangedHints.push(to.id);
         const reply = await h(self, m);
         const delay = this.slowHeartbeats.get(to.id) ?? 0;
         if (delay > 0) {

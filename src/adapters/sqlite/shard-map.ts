@@ -71,6 +71,7 @@ export class SqliteShardMap implements ShardMapStore {
       onError,
     });
     return {
+      lookNow: () => watch.lookNow?.(),
       async close() {
         await watch.close();
         clearInterval(timer);

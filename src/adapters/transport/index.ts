@@ -108,7 +108,8 @@ export class FramedTransport implements Transport {
   }
 
   heartbeat(to: Peer, message: HeartbeatMessage, timeoutMs: number): Promise<HeartbeatReply> {
-    return this.json(to, "heartbeat", { master: message.master }, timeoutMs);
+    const body = message.mapChanged ? { master: message.master, mapChanged: true } : { master: message.master };
+    return this.json(to, "heartbeat", body, timeoutMs);
   }
 
   async forward(to: Peer, request: ForwardRequest, timeoutMs: number): Promise<ForwardResult> {

@@ -214,7 +214,9 @@ function objectBody(body: Uint8Array): Record<string, unknown> {
 export function parseHeartbeatMessage(body: Uint8Array): HeartbeatMessage {
   const o = objectBody(body);
   if (!isNodeId(o.master)) throw new MalformedMessage("heartbeat: master must be a node id");
-  return { master: o.master };
+  if (o.mapChanged !== undefined && typeof o.mapChanged !== "boolean")
+    throw new MalformedMessage("heartbeat: mapChanged must be a boolean");
+  return o.mapChanged ? { master: o.master, mapChanged: true } : { master: o.master };
 }
 
 /** Validates a heartbeat reply. */

@@ -122,6 +122,14 @@ export class ShardOwner {
     private readonly failsafe: FailsafeGuard | null = null,
   ) {}
 
+  /**
+   * Runs the ownership step now instead of at its next poll: the primary master says the map
+   * changed, so a lease this coreapp waits for may be free, or one it holds may be wanted.
+   */
+  lookAgain(): void {
+    this.kick();
+  }
+
   /** Feeds the shard map (all of it, or what changed): this coreapp acts on entries naming it. */
   onMapChange(changed: readonly ShardAssignment[]): void {
     for (const a of changed) {

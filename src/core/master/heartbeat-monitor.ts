@@ -97,13 +97,17 @@ export class HeartbeatMonitor {
     return out;
   }
 
-  /** Heartbeats one coreapp now and records the answer; returns it, or null when there was none. */
-  async probe(id: string): Promise<HeartbeatReply | null> {
+  /**
+   * Heartbeats one coreapp now and records the answer; returns it, or null when there was none.
+   * `mapChanged` asks it to read the shard map and retry its lease now (see HeartbeatMessage).
+   */
+  async probe(id: string, mapChanged = false): Promise<HeartbeatReply | null> {
     const p = this.peers.get(id);
     if (!p) return null;
     const sentAt = this.clock.now();
     try {
-      const reply = await this.transport.heartbeat({ id, address: p.address }, { master: this.self }, this.timing.heartbeatTimeoutMs);
+      const message = mapChanged ? { master: this.self, mapChanged } : { master: this.self };
+      const reply = await this.transport.heartbeat({ id, address: p.address }, message, this.timing.heartbeatTimeoutMs);
       // An answer proves the coreapp alive at some instant after the heartbeat was sent, and no
       // later than that can be proven. Counting silence from the send, not from when this process
       // got round to the answer, keeps a loaded master's event-loop lag out of the detector: with

@@ -210,7 +210,7 @@ export class ShardManager {
       const started = this.clock.now();
       const deadline = started + this.timing.unhealthyIntervalMs + this.timing.leaseTtlMs;
       while (this.clock.now() < deadline) {
-        const reply = await this.monitor.probe(target);
+        const reply = await this.monitor.probe(target, true);
         if (reply?.shard === shard && reply.epoch === written.epoch) {
           return { ok: true, shard, from: current.owner, to: target, epoch: written.epoch, gapMs: this.clock.now() - started };
         }
@@ -344,6 +344,9 @@ export class ShardManager {
     }
     if (r.ok) {
       this.map.set(from.shard, r.assignment);
+      // Tell both owners now rather than leave them to their map watch: on a store that polls, each
+      // would learn up to a poll interval late, the old one to let go and the new one to take over.
+      for (const id of new Set([from.owner, to])) if (id) void this.monitor.probe(id, true);
       this.log.info({ shard: from.shard, from: from.owner, to, epoch: r.assignment.epoch, reason }, "promoted");
       const requested = evidence["requested"] === true;
       this.control.record(lease.lease, {

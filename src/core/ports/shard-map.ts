@@ -48,6 +48,12 @@ export type AssignResult =
 export interface ShardMapWatch {
   /** Stops delivery. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Reads the map now instead of at the next poll or signal: a peer says it changed (the primary
+   * master after writing an entry that concerns this node). A hint only — what is delivered is
+   * still what the store returns. Optional: a watch whose store pushes every change needs none.
+   */
+  lookNow?(): void;
 }
 
 /** The shard map: each shard's primary coreapp and epoch, written only by the primary master. One implementation per backend. */

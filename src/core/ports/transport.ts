@@ -20,6 +20,14 @@ export interface Peer {
 export interface HeartbeatMessage {
   /** The sending master's node id. */
   readonly master: string;
+  /**
+   * Set by the primary master right after it wrote a shard-map entry that names this coreapp or
+   * stops naming it, and on each probe of a switchover's new owner: read the map now and retry the
+   * shard's lease now, instead of at the next poll. A store that only polls (MySQL, SQLite) would
+   * otherwise add up to a poll interval on each side of a switchover. A hint only: the coreapp acts
+   * on the map and the lease as the store returns them.
+   */
+  readonly mapChanged?: boolean;
 }
 
 /**
