@@ -185,7 +185,7 @@ export function switchoverReport(sessions: SwitchoverSession[]): ItemReport {
           (s.backend === "etcd"
             ? "On etcd each step is a round trip to a server that shares the 2 cores with every node and client here: the release is a synced write, the acquire a read, a keep-alive and a synced write."
             : s.backend === "mysql" || s.backend === "sqlite"
-              ? `${s.backend === "mysql" ? "MySQL" : "SQLite"} pushes no release, so the new owner polls the held lease (≤ 25 ms)${s.backend === "mysql" ? ", and both owners learn of the switchover at their next 50 ms poll of the map" : ""}; what would close it is the old owner telling the new one of its release directly.`
+              ? `${s.backend === "mysql" ? "MySQL" : "SQLite"} pushes nothing: both owners learn of the switchover from the primary master's heartbeat, and the new owner retries the held lease at each of the master's probes (every 5 ms) or its own ≤ 25 ms poll.`
               : "The store's round trips under this load."),
       );
     }
@@ -195,7 +195,9 @@ export function switchoverReport(sessions: SwitchoverSession[]): ItemReport {
     `Shard 0 moved to a standby by the primary master while ${CONCURRENCY} clients send back to back through the webapp`,
     "(the webapp's retry on, as shipped). The old owner stops serving when it sees the map change, drains, calls",
     "`onDemote` and releases its lease; the new owner acquires it at once when the store announces the release (etcd,",
-    "PostgreSQL, Redis), or at its next poll of the held lease (SQLite, MySQL: `handoverPollMs`, ≤ 25 ms). Requests that",
+    "PostgreSQL, Redis). On the stores that push nothing (SQLite, MySQL) the primary master tells both owners right after",
+    "its write (a heartbeat marked `mapChanged`), and the new owner retries the lease at each of the master's probes",
+    "(every 5 ms until it reports serving) or at its own poll (`handoverPollMs`, ≤ 25 ms). Requests that",
     "reach the old owner meanwhile are answered not-serving; the webapp sends them to the new owner as soon as its map",
     "names it, and the new owner holds them until it serves.",
     "",
