@@ -222,7 +222,7 @@ async function profileWebappPath(
     const requests = Math.round(r.rps * seconds);
     const files = readdirSync(profDir).filter((f) => f.endsWith(".cpuprofile"));
     return Object.entries(pids).flatMap(([role, pid]) => {
-      const f = files.find((x) => x.includes(`.${pid}.`));
+      const f = files.find((x) => x.includes(`.${pid}.0.`)); // the main thread's profile
       return f ? [{ role, summary: summarizeProfile(join(profDir, f), 12, { from, to }), requests }] : [];
     });
   } finally {

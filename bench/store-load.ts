@@ -263,7 +263,8 @@ export async function storeLoadItem(p: BenchProfile, dir: string, say: (m: strin
           `scale ${store} ${shards} shards: CPU ${pt.cpuPct.toFixed(1)} %, ${pt.opsPerS.toFixed(1)} ops/s, RSS ${pt.rssMiB.toFixed(0)} MiB`,
         );
         if (profileDir) {
-          const f = readdirSync(profileDir).find((x) => x.endsWith(".cpuprofile"));
+          // The main thread's profile (thread 0); tsx's loader thread writes one of its own.
+          const f = readdirSync(profileDir).find((x) => /\.0\.\d+\.cpuprofile$/.test(x));
           if (f) profile = summarizeProfile(join(profileDir, f), 12, pt.window);
         }
       } catch (error) {

@@ -65,6 +65,10 @@ if (!o.section) {
 }
 
 const master = await buildNode("master", "primary", config, await nodeStore(config, memory), "bench-primary");
+// Before anything is written to stdout: the parent sends SIGTERM as soon as it reads the figures, and
+// a write to a pipe is synchronous, so a handler added after it could come too late. The default
+// action then killed this process without writing its CPU profile (--cpu-prof writes at exit).
+process.on("SIGTERM", () => void master.stop().finally(() => process.exit(0)));
 await master.node.start();
 for (let i = 0; i < 600 && master.node.role !== "primary_master"; i++) await sleep(50);
 process.stdout.write(`${JSON.stringify({ primary: master.node.role === "primary_master" })}\n`);
@@ -96,4 +100,3 @@ process.stdout.write(
     loopDelayMaxMs: delay.max / 1e6,
   })}\n`,
 );
-process.on("SIGTERM", () => void master.stop().finally(() => process.exit(0)));
