@@ -11,6 +11,7 @@
  * - `--backend`: the items' stores narrowed to these (the in-memory store of item 5 stays); a
  *   partial run too.
  */
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -133,6 +134,17 @@ async function main(): Promise<void> {
   if (failures.length > 0) process.exitCode = 1;
 }
 
+/** The checkout measured: its commit, and whether it had uncommitted changes. */
+function revision(): string {
+  try {
+    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { encoding: "utf8" }).trim() !== "";
+    return dirty ? `${head} with uncommitted changes` : head;
+  } catch {
+    return "unknown (not a git checkout)";
+  }
+}
+
 function render(
   o: Options,
   argv: string[],
@@ -168,6 +180,7 @@ function render(
       [
         ["date", started.toISOString()],
         ["command", `\`${command}\``],
+        ["revision", revision()],
         ["profile", o.profile.name],
         ["duration", `${Math.round(elapsedS)} s`],
         ["load average (1, 5, 15 min) at start", loadBefore],
