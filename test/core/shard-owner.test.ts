@@ -32,6 +32,19 @@ const grantingLeases = (renewOk: () => boolean): LeaseStore => ({
   current: async () => null,
 });
 
+/** A lease store where shard 0's lease is held by B until `free()`, then granted at epoch 5. */
+function heldByB(): { leases: LeaseStore; free: () => void } {
+  let held = true;
+  const leases: LeaseStore = {
+    acquire: async (name, holder) =>
+      held ? { acquired: false, holder: "B", epoch: 3, expiresInMs: 60_000 } : { acquired: true, lease: { name, holder, epoch: 5 } },
+    renew: async () => true,
+    release: async () => {},
+    current: async () => null,
+  };
+  return { leases, free: () => (held = false) };
+}
+
 /** A started owner of shard 0 at epoch 4 on `grantingLeases(renewOk)` with the short timing. */
 async function promotedAt4(clock: HandClock, renewOk: () => boolean, promoted: string[]): Promise<ShardOwner> {
   const owner = new ShardOwner("A", grantingLeases(renewOk), app(promoted), clock, shortTiming, silentLogger);
@@ -172,24 +185,20 @@ describe("ShardOwner", () => {
   describe("waiting for the previous owner's lease on a store that pushes its release", () => {
     /** Held by B until `free()`; `watchRelease` counts its watches and hands the test their callbacks. */
     function handoverStore(opts: { freeWhileWatchStarts?: boolean } = {}) {
-      let held = true;
+      const b = heldByB();
       const watchers: (() => void)[] = [];
       let closed = 0;
       const leases: LeaseStore = {
-        acquire: async (name, holder) =>
-          held ? { acquired: false, holder: "B", epoch: 3, expiresInMs: 60_000 } : { acquired: true, lease: { name, holder, epoch: 5 } },
-        renew: async () => true,
-        release: async () => {},
-        current: async () => null,
+        ...b.leases,
         watchRelease: async (_name, onChange) => {
-          if (opts.freeWhileWatchStarts) held = false; // released before the watch is live: no event for it
+          if (opts.freeWhileWatchStarts) b.free(); // released before the watch is live: no event for it
           watchers.push(onChange);
           return async () => {
             closed++;
           };
         },
       };
-      return { leases, watchers, free: () => (held = false), closed: () => closed };
+      return { leases, watchers, free: b.free, closed: () => closed };
     }
 
     it("takes the shard as soon as the store says the lease was released, without waiting for a poll", async () => {
@@ -226,19 +235,12 @@ describe("ShardOwner", () => {
   it("on a store that only polls, takes a released lease when told to look again (the primary master's hint), without waiting for its poll", async () => {
     const clock = new HandClock();
     const promoted: string[] = [];
-    let held = true;
-    const leases: LeaseStore = {
-      acquire: async (name, holder) =>
-        held ? { acquired: false, holder: "B", epoch: 3, expiresInMs: 60_000 } : { acquired: true, lease: { name, holder, epoch: 5 } },
-      renew: async () => true,
-      release: async () => {},
-      current: async () => null,
-    };
-    const owner = new ShardOwner("A", leases, app(promoted), clock, shortTiming, silentLogger);
+    const store = heldByB();
+    const owner = new ShardOwner("A", store.leases, app(promoted), clock, shortTiming, silentLogger);
     owner.onMapChange([{ shard: 0, owner: "A", epoch: 5 }]);
     owner.start();
     await flush();
-    held = false; // B let go; no timer fires, and this store pushes nothing
+    store.free(); // B let go; no timer fires, and this store pushes nothing
     await flush();
     expect(promoted).toEqual([]);
     owner.lookAgain();
