@@ -146,6 +146,14 @@ export function validateSettings(s: ClusterSettings, keyPrefix = "settings"): vo
  * Derives every timing from validated settings and the store's limits: the lease TTL is raised to
  * the store's minimum and, where the store counts whole seconds, rounded up to one, so that the
  * TTL we compute deadlines with is the TTL the store really grants.
+ *
+ * Up, not down, is a trade-off. Down (but not below the minimum) would keep L ≤ unhealthy −
+ * heartbeat, so a dead primary's lease would lapse before a detector fires; up lets etcd's failover
+ * wait for the lease instead (2.5 s becomes 3 s at the benchmark's scaled settings: its failover p99
+ * is ~50 ms over the target there, docs/benchmarks.md item 1). But a renewal must complete within
+ * about 0.45 × L (docs/reliability.md, "Sizing for a slow store link"), and down would leave 0.9 s
+ * where the multi-host bed's slow store link takes up to 0.8 s per round trip. At the product's
+ * defaults (L = 25 s) the two agree.
  */
 export function deriveTiming(s: ClusterSettings, store: StoreCapabilities = {}): Timing {
   validateSettings(s);
