@@ -157,7 +157,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     this.server = await transport.listen(this.id, this.identity.listenHost, this.identity.port, {
       heartbeat: (_from, message) => {
         if (message.mapChanged) {
-          this.watch?.lookNow?.();
+          this.watch?.lookNow();
           this.owner.lookAgain();
         }
         const s = this.owner.state();

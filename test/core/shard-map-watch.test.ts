@@ -20,7 +20,7 @@ describe("startDiffingWatch", () => {
       map = [{ shard: 0, owner: "b", epoch: 2 }];
       await settle();
       expect(seen).toHaveLength(1);
-      watch.lookNow!();
+      watch.lookNow();
       await settle();
       expect(seen).toEqual([
         { shard: 0, owner: "a", epoch: 1 },

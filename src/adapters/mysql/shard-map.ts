@@ -107,7 +107,7 @@ export class MysqlShardMap implements ShardMapStore {
     });
     const watches = this.watches;
     const watch: ShardMapWatch = {
-      lookNow: () => inner.lookNow?.(),
+      lookNow: () => inner.lookNow(),
       async close() {
         watches.delete(watch);
         await inner.close();

@@ -91,7 +91,7 @@ export class PostgresShardMap implements ShardMapStore {
       ...(onError ? { onError } : {}),
     });
     const handle: ShardMapWatch = {
-      lookNow: () => inner.lookNow?.(),
+      lookNow: () => inner.lookNow(),
       close: async () => {
         this.watches.delete(handle);
         await inner.close();

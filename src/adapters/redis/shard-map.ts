@@ -73,7 +73,7 @@ export class RedisShardMap implements ShardMapStore {
       onError,
     });
     const watch: ShardMapWatch = {
-      lookNow: () => inner.lookNow?.(),
+      lookNow: () => inner.lookNow(),
       close: async () => {
         this.watches.delete(watch);
         await inner.close();

@@ -71,7 +71,7 @@ export class SqliteShardMap implements ShardMapStore {
       onError,
     });
     return {
-      lookNow: () => watch.lookNow?.(),
+      lookNow: () => watch.lookNow(),
       async close() {
         await watch.close();
         clearInterval(timer);

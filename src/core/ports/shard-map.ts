@@ -51,9 +51,10 @@ export interface ShardMapWatch {
   /**
    * Reads the map now instead of at the next poll or signal: a peer says it changed (the primary
    * master after writing an entry that concerns this node). A hint only — what is delivered is
-   * still what the store returns. Optional: a watch whose store pushes every change needs none.
+   * still what the store returns. `startDiffingWatch` provides it; a watch of one's own whose store
+   * pushes every change at once may make it do nothing.
    */
-  lookNow?(): void;
+  lookNow(): void;
 }
 
 /** The shard map: each shard's primary coreapp and epoch, written only by the primary master. One implementation per backend. */
