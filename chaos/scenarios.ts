@@ -81,7 +81,7 @@ const LONG_OUTAGE_MS = 9000;
  * Failsafe mode on (docs/safety.md, "Failsafe"): failsafe_max well past every outage here; it must
  * be at least db_heartbeat_interval + unhealthy_interval.
  */
-const FAILSAFE = { failsafe_mode: true, failsafe_max: "30s" } as const;
+export const FAILSAFE = { failsafe_mode: true, failsafe_max: "30s" } as const;
 // isolated-freeze: the last renewal went out at most one renew interval (416 ms) before the store
 // cut, so the local deadline (last renewal + TTL − margin = + 1125 ms) falls 709–1125 ms after it:
 // freezing 600 ms after the cut always freezes a process that still holds its tenure.

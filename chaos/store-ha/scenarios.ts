@@ -1,6 +1,6 @@
 import { monoNow } from "../../src/testing/oracle.js";
 import type { Backend } from "../backends.js";
-import type { RunContext, Scenario } from "../scenarios.js";
+import { FAILSAFE, type RunContext, type Scenario } from "../scenarios.js";
 import { EtcdCluster } from "./etcd-cluster.js";
 import { PostgresStandbyPair } from "./postgres-standby.js";
 import { sleep, until } from "./process.js";
@@ -50,8 +50,8 @@ async function servedAfter(ctx: RunContext, since: number): Promise<void> {
   );
 }
 
-/** The scenarios of `--store-ha`, one per replicated store. */
-export const STORE_HA_SCENARIOS: Scenario[] = [
+/** The store failovers, one per replicated store, with failsafe mode off. */
+const STORE_FAILOVERS: Scenario[] = [
   {
     name: "etcd-member-faults",
     summary:
@@ -132,3 +132,16 @@ export const STORE_HA_SCENARIOS: Scenario[] = [
     },
   },
 ];
+
+/**
+ * The same failover with failsafe mode on (docs/safety.md, "Failsafe"). A store failover is an
+ * outage of the store for every node at once, which is what failsafe is for: the primaries should
+ * serve through it on the masters' promises, and no promise may let a second tenure overlap the
+ * first when the promoted server comes back (it may lack the last writes of the old one).
+ */
+function withFailsafe(s: Scenario): Scenario {
+  return { ...s, name: `${s.name}-failsafe`, summary: `${s.summary}; failsafe mode on`, settings: { ...s.settings, ...FAILSAFE } };
+}
+
+/** The scenarios of `--store-ha`: each store's failover with failsafe mode off, then on. */
+export const STORE_HA_SCENARIOS: Scenario[] = [...STORE_FAILOVERS, ...STORE_FAILOVERS.map(withFailsafe)];
