@@ -247,8 +247,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
       return this.handle(request);
     });
     if (answer === null) return { outcome: "not-serving", shard: request.shard, epoch: request.epoch, node: this.name };
-    const headers = { [SERVED_BY_HEADER]: this.name, [EPOCH_HEADER]: String(request.epoch) };
-    return { outcome: answer.outcome, response: { ...answer.response, headers: { ...answer.response.headers, ...headers } } };
+    return answer;
   }
 
   /**
@@ -259,14 +258,20 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
    */
   private async handle(request: ForwardRequest): Promise<{ outcome: "served" | "failed"; response: ForwardResponse }> {
     try {
-      return { outcome: "served", response: toForwardResponse(await this.app.handle({ ...request })) };
+      return { outcome: "served", response: toForwardResponse(await this.app.handle({ ...request }), this.servedBy(request)) };
     } catch (error) {
       this.metrics.appError(request.shard);
       this.deps.log.error({ err: error, shard: request.shard, epoch: request.epoch, method: request.method }, "application handle() threw");
       const details = `the application on ${this.name} failed to handle the request; its log has the error`;
       const body = JSON.stringify({ errors: [{ code: APP_ERROR_CODE, title: "Application Error", details }] });
-      return { outcome: "failed", response: { status: 500, headers: { "content-type": "application/json" }, body: Buffer.from(body) } };
+      const headers = { "content-type": "application/json", ...this.servedBy(request) };
+      return { outcome: "failed", response: { status: 500, headers, body: Buffer.from(body) } };
     }
+  }
+
+  /** The headers that say who served a request, and at which epoch: added to every answer beside the application's. */
+  private servedBy(request: ForwardRequest): Record<string, string> {
+    return { [SERVED_BY_HEADER]: this.name, [EPOCH_HEADER]: String(request.epoch) };
   }
 
   async stop(): Promise<void> {
@@ -289,10 +294,10 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
   }
 }
 
-function toForwardResponse(r: AppResponse): ForwardResponse {
+function toForwardResponse(r: AppResponse, servedBy: Readonly<Record<string, string>>): ForwardResponse {
   if (!Number.isInteger(r?.status) || r.status < 100 || r.status > 599)
     throw new TypeError(`handle() returned status ${String(r?.status)}, not an HTTP status`);
   const body = r.body === undefined ? new Uint8Array() : typeof r.body === "string" ? Buffer.from(r.body) : r.body;
-  // The application's headers pass as they are: the SDK's own outcomes travel beside them, typed.
-  return { status: r.status, headers: { ...r.headers }, body };
+  // The application's headers pass as they are, with who served it; the SDK's outcomes travel beside them, typed.
+  return { status: r.status, headers: { ...r.headers, ...servedBy }, body };
 }

@@ -47,6 +47,14 @@ export class ReservedRoutes {
     this.tokenDigest = adminToken === undefined ? null : digest(adminToken);
   }
 
+  /**
+   * True when `url` (a request target) lies under a reserved prefix, so `handle` would answer it.
+   * Synchronous: the webapp asks it for every request, and most are the application's.
+   */
+  claims(url: string): boolean {
+    return isReserved(pathOf(url));
+  }
+
   /** Registers `handler` for `method` on the exact `path`, which must lie under a reserved prefix. */
   add(method: string, path: string, handler: ReservedHandler): this {
     if (!isReserved(path)) throw new Error(`webapp-admin: ${path} is not under a reserved prefix`);
@@ -60,8 +68,8 @@ export class ReservedRoutes {
    * should get.
    */
   async handle(req: IncomingMessage, res: ServerResponse, url = req.url ?? "/"): Promise<boolean> {
-    const path = url.split("?")[0]!;
-    if (!isReserved(path)) return false;
+    if (!this.claims(url)) return false;
+    const path = pathOf(url);
     if (!OPEN_PREFIXES.some((p) => under(path, p)) && !this.authorized(req, res)) {
       req.resume();
       return true;
@@ -111,8 +119,14 @@ export function isReserved(path: string): boolean {
   return RESERVED_PREFIXES.some((p) => under(path, p));
 }
 
+/** The path of a request target, without its query. */
+function pathOf(url: string): string {
+  const q = url.indexOf("?");
+  return q === -1 ? url : url.slice(0, q);
+}
+
 function under(path: string, prefix: string): boolean {
-  return path === prefix || path.startsWith(`${prefix}/`);
+  return path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 0x2f); // "/"
 }
 
 function digest(token: string): Buffer {

@@ -311,8 +311,8 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     // An absolute-form target is routed by its path from here on, reserved paths included.
     req.url = url;
     // The SDK's own paths answer below the mount point, or at the root when mounted there.
-    if (await this.reserved.handle(req, res, local)) return;
-    if (path !== req.url && (await this.reserved.handle(req, res, path))) return;
+    if (this.reserved.claims(local) && (await this.reserved.handle(req, res, local))) return;
+    if (path !== req.url && this.reserved.claims(path) && (await this.reserved.handle(req, res, path))) return;
     const key = this.options.shardKey ? this.options.shardKey(req) : (req.headers[this.options.shardKeyHeader] as string | undefined);
     if (this.options.shards > 1 && (key === undefined || key === "")) {
       this.metrics.request("bad_request");
@@ -361,7 +361,9 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     const outcome = result.failed ? "app_error" : "ok";
     this.metrics.request(outcome);
     this.metrics.forwarded(outcome, seconds, result.attempts);
-    res.writeHead(response.status, { ...responseHeaders(response.headers), "content-length": response.body.byteLength });
+    const answerHeaders = responseHeaders(response.headers);
+    answerHeaders["content-length"] = String(response.body.byteLength);
+    res.writeHead(response.status, answerHeaders);
     res.end(response.body);
   }
 

@@ -57,6 +57,8 @@ interface Pending {
   readonly sentAt: number;
   /** The peer acknowledged a forward (started its handler). */
   started: boolean;
+  /** The call's timeout; whoever settles the call clears it. */
+  readonly timer: NodeJS.Timeout;
   readonly resolve: (payload: Buffer) => void;
   readonly reject: (error: Error) => void;
 }
@@ -148,13 +150,7 @@ class Connection {
         // next call reconnects; the calls still on it stay in doubt (closed by us, not the peer).
         if (this.lastReceived < sentAt) this.close(new CallTimeout(timeoutMs), false);
       }, timeoutMs);
-      const done =
-        <T>(settle: (v: T) => void) =>
-        (v: T) => {
-          clearTimeout(timer);
-          settle(v);
-        };
-      this.pending.set(id, { kind, sentAt, started: false, resolve: done(resolve), reject: done(reject) });
+      this.pending.set(id, { kind, sentAt, started: false, timer, resolve, reject });
       // Requests of one turn of the event loop leave in one write (outbox.ts).
       this.send!.push(encodeFrame(FRAME.request, id, [Buffer.of(KIND_CODES[kind]), ...parts], MAC_BYTES), false);
     });
@@ -172,6 +168,7 @@ class Connection {
     this.settleReady(this.handshakeError(error));
     for (const [id, p] of this.pending) {
       this.pending.delete(id);
+      clearTimeout(p.timer);
       // A forward the peer never acknowledged, on a connection the peer closed: it did not start.
       const notDelivered = beforeReady || (byPeer && p.kind === "forward" && !p.started);
       p.reject(mapCallError(error, p.kind, this.peer.address, notDelivered));
@@ -293,9 +290,11 @@ class Connection {
         return;
       case FRAME.reply:
         this.pending.delete(frame.id);
+        clearTimeout(p.timer);
         return p.resolve(payload);
       case FRAME.refuse: {
         this.pending.delete(frame.id);
+        clearTimeout(p.timer);
         const code = payload.length >= 2 ? payload.readUInt16BE(0) : 0;
         const reason = printable(payload.toString("utf8", 2));
         // Refused before any handler ran, unless a forward was already acknowledged.
@@ -325,16 +324,35 @@ export class TransportClient {
     this.unsubscribe = o.tls?.onChange(() => this.connections.clear());
   }
 
-  /** Sends one request and returns the reply's payload. Throws the SDK's errors (see the module comment). */
-  async send(to: Peer, kind: MessageKind, parts: readonly Uint8Array[], timeoutMs: number): Promise<Buffer> {
+  /**
+   * Sends one request and returns the reply's payload. Rejects with the SDK's errors (see the
+   * module comment). Not an `async` function: on the hot path (an open connection) the call's own
+   * promise is returned as it is, without another promise and its turns of the microtask queue.
+   */
+  send(to: Peer, kind: MessageKind, parts: readonly Uint8Array[], timeoutMs: number): Promise<Buffer> {
     if (!isNodeId(to.id))
-      throw new ConfigError("peer.id", `must be 1-200 visible ASCII characters, got ${JSON.stringify(String(to.id)).slice(0, 60)}`);
-    if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) throw new ConfigError("timeoutMs", "must be a positive number of milliseconds");
+      return Promise.reject(
+        new ConfigError("peer.id", `must be 1-200 visible ASCII characters, got ${JSON.stringify(String(to.id)).slice(0, 60)}`),
+      );
+    if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs))
+      return Promise.reject(new ConfigError("timeoutMs", "must be a positive number of milliseconds"));
     if (this.closed)
-      throw new TransportUnavailableError(`transport: ${kind} to ${to.address}: transport is closed`, { notDelivered: true });
+      return Promise.reject(
+        new TransportUnavailableError(`transport: ${kind} to ${to.address}: transport is closed`, { notDelivered: true }),
+      );
     const connection = this.connection(to);
-    // The hot path: an open connection takes the call at once (no timer, no race to set up).
     if (connection.open) return connection.call(kind, parts, timeoutMs);
+    return this.sendOnceReady(connection, to, kind, parts, timeoutMs);
+  }
+
+  /** `send` on a connection still in its handshake: waits for it within the call's timeout. */
+  private async sendOnceReady(
+    connection: Connection,
+    to: Peer,
+    kind: MessageKind,
+    parts: readonly Uint8Array[],
+    timeoutMs: number,
+  ): Promise<Buffer> {
     const started = performance.now();
     await withDeadline(connection.ready, timeoutMs, () => mapCallError(new CallTimeout(timeoutMs), "connection", to.address, true));
     if (connection.closed)

@@ -3,10 +3,10 @@
  * everything read from the network. Frames and the handshake are in frames.ts and handshake.ts.
  *
  * A request frame's payload is one kind byte (see KIND_CODES) and the kind's body. Heartbeat,
- * switchover and admin bodies are JSON in both directions. A forward is binary: a u32 length, a
- * JSON object with the shard, epoch, method, path and selected headers, then the original body's
- * raw bytes; its reply is one outcome byte (served, not serving, application failed) and, for a
- * response, the same shape with status and headers.
+ * switchover and admin bodies are JSON in both directions. A forward is binary: the shard, epoch,
+ * method, path and selected headers (MetaWriter below), then the original body's raw bytes; its
+ * reply is one outcome byte (served, not serving, application failed) and, for a response, the
+ * status, headers and body.
  *
  * Adding a kind: a name and code in KIND_CODES, a request and a reply parser in JSON_KINDS, a
  * handler in TransportHandlers and a method on Transport (see docs/architecture.md, transport).
@@ -117,58 +117,162 @@ function isText(value: unknown, max = MAX_TEXT): value is string {
   return typeof value === "string" && value.length <= max;
 }
 
-/** Validates a header map read from the network. Throws MalformedMessage. */
-export function checkHeaderMap(parsed: unknown, what: string): Record<string, string> {
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new MalformedMessage(`${what} is not an object`);
-  const out: Record<string, string> = {};
-  let count = 0;
-  for (const [name, v] of Object.entries(parsed)) {
-    if (++count > MAX_HEADERS) throw new MalformedMessage(`${what} has more than ${MAX_HEADERS} entries`);
-    // "__proto__" would set the prototype of a plain object instead of adding a header.
-    if (!HEADER_NAME.test(name) || name === "__proto__") throw new MalformedMessage(`${what} has an invalid name`);
-    if (typeof v !== "string" || BAD_VALUE.test(v)) throw new MalformedMessage(`${what}: ${name} is not a valid value`);
-    out[name] = v;
+/**
+ * Writes a forward's metadata: numbers big-endian, each string as a u32 byte length and its UTF-8
+ * bytes (lossless for any string a header value can hold). Binary rather than JSON because it runs
+ * twice per forwarded request on each side: no intermediate text, no parse, one allocation.
+ */
+class MetaWriter {
+  private readonly buf: Buffer;
+  private at = 0;
+
+  /** `strings`: every string to be written, for the size bound (UTF-8 takes at most 3 bytes per UTF-16 unit). */
+  constructor(numbers: number, strings: readonly string[]) {
+    let size = numbers;
+    for (const t of strings) size += 4 + 3 * t.length;
+    this.buf = Buffer.allocUnsafe(size);
   }
+
+  u8(v: number): this {
+    this.at = this.buf.writeUInt8(v, this.at);
+    return this;
+  }
+
+  u16(v: number): this {
+    this.at = this.buf.writeUInt16BE(v, this.at);
+    return this;
+  }
+
+  u32(v: number): this {
+    this.at = this.buf.writeUInt32BE(v, this.at);
+    return this;
+  }
+
+  /** A non-negative safe integer, in 8 bytes. */
+  uint(v: number): this {
+    return this.u32(Math.floor(v / 2 ** 32)).u32(v >>> 0);
+  }
+
+  str(t: string): this {
+    const n = this.buf.write(t, this.at + 4, "utf8");
+    this.buf.writeUInt32BE(n, this.at);
+    this.at += 4 + n;
+    return this;
+  }
+
+  headers(h: Readonly<Record<string, string>>): this {
+    const names = Object.keys(h);
+    this.u32(names.length);
+    for (const name of names) this.str(name).str(h[name]!);
+    return this;
+  }
+
+  done(): Buffer {
+    return this.buf.subarray(0, this.at);
+  }
+}
+
+/** The strings of a header map, for {@link MetaWriter}'s size bound. */
+function headerStrings(h: Readonly<Record<string, string>>): string[] {
+  const out: string[] = [];
+  for (const name of Object.keys(h)) out.push(name, h[name]!);
   return out;
 }
 
-/** A forward's metadata and body in one buffer list: u32 length, JSON metadata, raw body. */
-function withMeta(meta: unknown, body: Uint8Array): Uint8Array[] {
-  const json = Buffer.from(JSON.stringify(meta));
-  const len = Buffer.allocUnsafe(4);
-  len.writeUInt32BE(json.length, 0);
-  return [len, json, body];
+/** Reads what {@link MetaWriter} wrote; each read past the end throws MalformedMessage. */
+class MetaReader {
+  private at = 0;
+
+  constructor(
+    private readonly buf: Buffer,
+    private readonly what: string,
+  ) {}
+
+  private need(n: number): number {
+    if (this.buf.length - this.at < n) throw new MalformedMessage(`${this.what}: truncated`);
+    const at = this.at;
+    this.at += n;
+    return at;
+  }
+
+  u8(): number {
+    return this.buf.readUInt8(this.need(1));
+  }
+
+  u16(): number {
+    return this.buf.readUInt16BE(this.need(2));
+  }
+
+  u32(): number {
+    return this.buf.readUInt32BE(this.need(4));
+  }
+
+  uint(): number {
+    const hi = this.u32();
+    const lo = this.u32();
+    if (hi > 0x1f_ffff) throw new MalformedMessage(`${this.what}: a number past 2^53`);
+    return hi * 2 ** 32 + lo;
+  }
+
+  str(max: number): string {
+    const n = this.u32();
+    if (n > max) throw new MalformedMessage(`${this.what}: a string of ${n} bytes, more than ${max}`);
+    const at = this.need(n);
+    return this.buf.toString("utf8", at, at + n);
+  }
+
+  /** A header map: at most {@link MAX_HEADERS} entries of valid names and values. */
+  headers(): Record<string, string> {
+    const count = this.u32();
+    if (count > MAX_HEADERS) throw new MalformedMessage(`${this.what}: more than ${MAX_HEADERS} headers`);
+    const out: Record<string, string> = {};
+    for (let i = 0; i < count; i++) {
+      const name = this.str(256);
+      // "__proto__" would set the prototype of a plain object instead of adding a header.
+      if (!HEADER_NAME.test(name) || name === "__proto__") throw new MalformedMessage(`${this.what}: a header has an invalid name`);
+      const value = this.str(this.buf.length);
+      if (BAD_VALUE.test(value)) throw new MalformedMessage(`${this.what}: ${name} is not a valid value`);
+      out[name] = value;
+    }
+    return out;
+  }
+
+  /** Everything not read yet (a forward's body). */
+  rest(): Buffer {
+    return this.buf.subarray(this.at);
+  }
 }
 
-/** Splits a payload made by withMeta. Throws MalformedMessage. */
-function splitMeta(payload: Buffer): { meta: Record<string, unknown>; body: Buffer } {
-  if (payload.length < 4) throw new MalformedMessage("truncated metadata");
-  const len = payload.readUInt32BE(0);
-  if (len > payload.length - 4) throw new MalformedMessage("metadata longer than the frame");
-  const meta = parseJson(payload.toString("utf8", 4, 4 + len));
-  if (typeof meta !== "object" || meta === null || Array.isArray(meta)) throw new MalformedMessage("metadata is not a JSON object");
-  return { meta: meta as Record<string, unknown>, body: payload.subarray(4 + len) };
-}
-
-/** A forward request's payload parts. The caller has validated method and path. */
+/** A forward request's payload parts: metadata (shard, epoch, method, path, headers), then the body's raw bytes. The caller has validated method and path. */
 export function encodeForwardRequest(r: ForwardRequest): Uint8Array[] {
-  return withMeta({ s: r.shard, e: r.epoch, m: r.method, p: r.path, h: r.headers }, r.body);
+  const meta = new MetaWriter(20, [r.method, r.path, ...headerStrings(r.headers)]);
+  return [meta.uint(r.shard).uint(r.epoch).str(r.method).str(r.path).headers(r.headers).done(), r.body];
 }
 
 /** Validates a forward request's payload. Throws MalformedMessage. */
 export function decodeForwardRequest(payload: Buffer): ForwardRequest {
-  const { meta, body } = splitMeta(payload);
-  if (!isUint(meta.s) || !isUint(meta.e)) throw new MalformedMessage("forward: shard and epoch must be non-negative integers");
-  if (!isMethod(meta.m) || !isForwardPath(meta.p)) throw new MalformedMessage("forward: method or path malformed");
-  return { shard: meta.s, epoch: meta.e, method: meta.m, path: meta.p, headers: checkHeaderMap(meta.h, "forward headers"), body };
+  const m = new MetaReader(payload, "forward");
+  const shard = m.uint();
+  const epoch = m.uint();
+  const method = m.str(32);
+  const path = m.str(8192);
+  if (!isMethod(method) || !isForwardPath(path)) throw new MalformedMessage("forward: method or path malformed");
+  return { shard, epoch, method, path, headers: m.headers(), body: m.rest() };
 }
 
 /** The outcome byte of a forward reply. */
 export const FORWARD_OUTCOME = { served: 0, notServing: 1, failed: 2 } as const;
 
-/** A forward reply's payload parts: outcome byte, then status, headers and body (or, not serving, the refusal). */
-export function encodeForwardReply(outcome: number, meta: unknown, body: Uint8Array): Uint8Array[] {
-  return [Buffer.of(outcome), ...withMeta(meta, body)];
+/** A forward reply's payload parts for a response (served, or the application failed): outcome, status, headers, then the body. */
+export function encodeForwardResponse(outcome: "served" | "failed", r: ForwardResponse): Uint8Array[] {
+  const meta = new MetaWriter(7, headerStrings(r.headers));
+  const code = outcome === "served" ? FORWARD_OUTCOME.served : FORWARD_OUTCOME.failed;
+  return [meta.u8(code).u16(r.status).headers(r.headers).done(), r.body];
+}
+
+/** A forward reply's payload when the receiver does not serve the shard at that epoch (nothing ran). */
+export function encodeNotServing(shard: number, epoch: number, node: string): Uint8Array[] {
+  return [new MetaWriter(17, [node]).u8(FORWARD_OUTCOME.notServing).uint(shard).uint(epoch).str(node).done()];
 }
 
 /** A decoded forward reply, before it becomes a ForwardResult. */
@@ -178,19 +282,19 @@ export type ForwardReplyPayload =
 
 /** Validates a forward reply's payload. Throws MalformedMessage. */
 export function decodeForwardReply(payload: Buffer): ForwardReplyPayload {
-  if (payload.length < 1) throw new MalformedMessage("forward reply: empty");
-  const outcome = payload.readUInt8(0);
-  const { meta, body } = splitMeta(payload.subarray(1));
+  const m = new MetaReader(payload, "forward reply");
+  const outcome = m.u8();
   if (outcome === FORWARD_OUTCOME.notServing) {
-    if (!isUint(meta.shard) || !isUint(meta.epoch) || !isText(meta.node, 200))
-      throw new MalformedMessage("forward reply: not-serving needs shard, epoch and node");
-    return { outcome: "not-serving", shard: meta.shard, epoch: meta.epoch, node: meta.node.replace(NON_ASCII, "?") };
+    const shard = m.uint();
+    const epoch = m.uint();
+    const node = m.str(200);
+    return { outcome: "not-serving", shard, epoch, node: node.replace(NON_ASCII, "?") };
   }
   if (outcome !== FORWARD_OUTCOME.served && outcome !== FORWARD_OUTCOME.failed)
     throw new MalformedMessage("forward reply: unknown outcome");
-  const status = meta.s;
-  if (!isUint(status) || status < 100 || status > 599) throw new MalformedMessage("forward reply: status is not an HTTP status");
-  const response = { status, headers: checkHeaderMap(meta.h, "forward reply headers"), body };
+  const status = m.u16();
+  if (status < 100 || status > 599) throw new MalformedMessage("forward reply: status is not an HTTP status");
+  const response = { status, headers: m.headers(), body: m.rest() };
   return { outcome: outcome === FORWARD_OUTCOME.served ? "served" : "failed", response };
 }
 

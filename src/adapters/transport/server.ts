@@ -17,8 +17,8 @@ import { FrameMac, handshakeProof, NONCE_BYTES, proofMatches, sessionKeys } from
 import {
   decodeForwardRequest,
   describeProtocol,
-  encodeForwardReply,
-  FORWARD_OUTCOME,
+  encodeForwardResponse,
+  encodeNotServing,
   isNodeId,
   JSON_KINDS,
   KIND_BY_CODE,
@@ -29,6 +29,7 @@ import {
   protocolsOverlap,
   type JsonKind,
   type JsonKindName,
+  type MessageKind,
   type ProtocolRange,
 } from "./messages.js";
 import { Outbox } from "./outbox.js";
@@ -181,18 +182,25 @@ class ServerConnection {
     const body = frame.payload.subarray(1);
     if (kind === undefined) return this.refuse(frame.id, REFUSAL.noHandler, "unknown kind of message");
     if (this.inFlight >= MAX_IN_FLIGHT) return this.refuse(frame.id, REFUSAL.busy, "too many requests in flight on this connection");
+    void this.serve(frame.id, kind, body);
+  }
+
+  /** Runs one request's handler and answers it: its reply, or a refusal when it failed. */
+  private async serve(id: number, kind: MessageKind, body: Buffer): Promise<void> {
     this.inFlight++;
-    const run = kind === "forward" ? this.forward(frame.id, body) : this.json(frame.id, kind, body);
-    run
-      .catch((error: unknown) => {
-        if (error instanceof MalformedMessage) return this.refuse(frame.id, REFUSAL.malformed, error.message);
-        this.o.logger.warn(
-          { kind, from: this.from, error: error instanceof Error ? error.message : String(error) },
-          "transport: handler failed",
-        );
-        this.refuse(frame.id, REFUSAL.failed, "handler failed");
-      })
-      .finally(() => this.inFlight--);
+    try {
+      if (kind === "forward") await this.forward(id, body);
+      else await this.json(id, kind, body);
+    } catch (error) {
+      if (error instanceof MalformedMessage) return this.refuse(id, REFUSAL.malformed, error.message);
+      this.o.logger.warn(
+        { kind, from: this.from, error: error instanceof Error ? error.message : String(error) },
+        "transport: handler failed",
+      );
+      this.refuse(id, REFUSAL.failed, "handler failed");
+    } finally {
+      this.inFlight--;
+    }
   }
 
   private async json(id: number, kind: JsonKindName, body: Buffer): Promise<void> {
@@ -207,8 +215,7 @@ class ServerConnection {
   private async forward(id: number, body: Buffer): Promise<void> {
     if (this.handlers.forward === undefined) return this.refuse(id, REFUSAL.noHandler, "no forward handler");
     const request = decodeForwardRequest(body);
-    const started = (): Promise<void> => this.acknowledge(id);
-    const result = await this.handlers.forward(this.from, request, started);
+    const result = await this.handlers.forward(this.from, request, () => this.acknowledge(id));
     this.write(FRAME.reply, id, forwardReply(result));
   }
 
@@ -230,12 +237,11 @@ class ServerConnection {
 
 /** A handler's result as reply payload parts; a bad value is a handler failure (500). */
 function forwardReply(r: ForwardResult): Uint8Array[] {
-  if (r.outcome === "not-serving")
-    return encodeForwardReply(FORWARD_OUTCOME.notServing, { shard: r.shard, epoch: r.epoch, node: r.node }, new Uint8Array());
-  const { status, headers, body } = r.response;
+  if (r.outcome === "not-serving") return encodeNotServing(r.shard, r.epoch, r.node);
+  const { status, body } = r.response;
   if (!Number.isInteger(status) || status < 100 || status > 599) throw new Error(`forward handler returned status ${String(status)}`);
   if (!(body instanceof Uint8Array)) throw new Error("forward handler returned a body that is not a Uint8Array");
-  return encodeForwardReply(r.outcome === "served" ? FORWARD_OUTCOME.served : FORWARD_OUTCOME.failed, { s: status, h: headers }, body);
+  return encodeForwardResponse(r.outcome, r.response);
 }
 
 function jsonObject(payload: Buffer): Record<string, unknown> | undefined {
