@@ -86,6 +86,11 @@ export function preReadBody(req: IncomingMessage): Buffer | undefined {
 export function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<Buffer> {
   const declared = Number(req.headers["content-length"] ?? "0");
   if (declared > limit) return Promise.reject(new BodyTooLargeError());
+  // A small body usually arrives with the headers: by now Node has parsed all of it into the
+  // stream's buffer, and it can be taken at once, without a timer and listeners.
+  if (req.complete && req.readableFlowing !== true && req.readableLength <= limit) {
+    return Promise.resolve(req.readableLength === 0 ? Buffer.alloc(0) : (req.read() as Buffer));
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
