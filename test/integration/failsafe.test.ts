@@ -83,6 +83,22 @@ async function load(cluster: LocalCluster, ms: number): Promise<{ ok: number; fa
 /** The machine's 1-minute load average, printed beside every timing. */
 const loadAverage = () => readFileSync("/proc/loadavg", "utf8").split(" ")[0];
 
+/**
+ * The store away for everyone for {@link OUTAGE_MS} under load, then back for `afterMs` more of
+ * it; logs what the client went without, under `label`, and returns both stretches' counts.
+ */
+async function outageUnderLoad(cluster: LocalCluster, label: string, afterMs: number) {
+  const heal = storeAway(cluster);
+  const during = await load(cluster, OUTAGE_MS);
+  heal();
+  const after = await load(cluster, afterMs);
+  console.log(
+    `${label}: store away ${OUTAGE_MS} ms; longest without service ${Math.max(during.unservedMs, after.unservedMs)} ms ` +
+      `(${during.failed + after.failed} failed of ${during.ok + during.failed + after.ok + after.failed}); load average ${loadAverage()}`,
+  );
+  return { during, after };
+}
+
 for (const backend of ["postgres", "redis"] as const) {
   describe(`failsafe mode on ${backend}`, { timeout: 240_000 }, () => {
     it("the store away for everyone: the primary serves throughout on the masters' promises, no one else is promoted, and it keeps its epoch", async () => {
@@ -90,14 +106,7 @@ for (const backend of ["postgres", "redis"] as const) {
       const primary = await cluster.primary(0);
       const session = cluster.oracle.current(0)!;
       expect(session.node).toBe(primary);
-      const heal = storeAway(cluster);
-      const during = await load(cluster, OUTAGE_MS);
-      heal();
-      const after = await load(cluster, 5000);
-      console.log(
-        `failsafe on, ${backend}: store away ${OUTAGE_MS} ms; longest without service ${Math.max(during.unservedMs, after.unservedMs)} ms ` +
-          `(${during.failed + after.failed} failed of ${during.ok + during.failed + after.ok + after.failed}); load average ${loadAverage()}`,
-      );
+      const { during } = await outageUnderLoad(cluster, `failsafe on, ${backend}`, 5000);
       await cluster.waitReady();
       expect(await cluster.primary(0)).toBe(primary);
       expect(cluster.oracle.current(0)?.epoch).toBe(session.epoch);
@@ -148,14 +157,7 @@ describe("failsafe mode off on postgres", { timeout: 240_000 }, () => {
     const backend = "postgres";
     const cluster = await failsafeCluster(backend, false);
     const session = cluster.oracle.current(0)!;
-    const heal = storeAway(cluster);
-    const during = await load(cluster, OUTAGE_MS);
-    heal();
-    const after = await load(cluster, 10_000);
-    console.log(
-      `failsafe off, ${backend}: store away ${OUTAGE_MS} ms; longest without service ${Math.max(during.unservedMs, after.unservedMs)} ms ` +
-        `(${during.failed + after.failed} failed of ${during.ok + during.failed + after.ok + after.failed}); load average ${loadAverage()}`,
-    );
+    const { during } = await outageUnderLoad(cluster, `failsafe off, ${backend}`, 10_000);
     expect(during.failed).toBeGreaterThan(0);
     await cluster.waitFor(async () => ((cluster.oracle.current(0)?.epoch ?? 0) > session.epoch ? true : null), 60_000, "a new tenure");
     await cluster.stop();
