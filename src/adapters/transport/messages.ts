@@ -126,11 +126,9 @@ class MetaWriter {
   private readonly buf: Buffer;
   private at = 0;
 
-  /** `strings`: every string to be written, for the size bound (UTF-8 takes at most 3 bytes per UTF-16 unit). */
-  constructor(numbers: number, strings: readonly string[]) {
-    let size = numbers;
-    for (const t of strings) size += 4 + 3 * t.length;
-    this.buf = Buffer.allocUnsafe(size);
+  /** `maxBytes`: at least what will be written (see {@link strBound} and {@link headersBound}). */
+  constructor(maxBytes: number) {
+    this.buf = Buffer.allocUnsafe(maxBytes);
   }
 
   u8(v: number): this {
@@ -172,11 +170,16 @@ class MetaWriter {
   }
 }
 
-/** The strings of a header map, for {@link MetaWriter}'s size bound. */
-function headerStrings(h: Readonly<Record<string, string>>): string[] {
-  const out: string[] = [];
-  for (const name of Object.keys(h)) out.push(name, h[name]!);
-  return out;
+/** The most bytes {@link MetaWriter.str} writes for `t`: its length field, and UTF-8's at most 3 bytes per UTF-16 unit. */
+function strBound(t: string): number {
+  return 4 + 3 * t.length;
+}
+
+/** The most bytes {@link MetaWriter.headers} writes for `h`. */
+function headersBound(h: Readonly<Record<string, string>>): number {
+  let size = 4;
+  for (const name of Object.keys(h)) size += strBound(name) + strBound(h[name]!);
+  return size;
 }
 
 /** Reads what {@link MetaWriter} wrote; each read past the end throws MalformedMessage. */
@@ -245,7 +248,7 @@ class MetaReader {
 
 /** A forward request's payload parts: metadata (shard, epoch, method, path, headers), then the body's raw bytes. The caller has validated method and path. */
 export function encodeForwardRequest(r: ForwardRequest): Uint8Array[] {
-  const meta = new MetaWriter(20, [r.method, r.path, ...headerStrings(r.headers)]);
+  const meta = new MetaWriter(16 + strBound(r.method) + strBound(r.path) + headersBound(r.headers));
   return [meta.uint(r.shard).uint(r.epoch).str(r.method).str(r.path).headers(r.headers).done(), r.body];
 }
 
@@ -265,14 +268,14 @@ export const FORWARD_OUTCOME = { served: 0, notServing: 1, failed: 2 } as const;
 
 /** A forward reply's payload parts for a response (served, or the application failed): outcome, status, headers, then the body. */
 export function encodeForwardResponse(outcome: "served" | "failed", r: ForwardResponse): Uint8Array[] {
-  const meta = new MetaWriter(7, headerStrings(r.headers));
+  const meta = new MetaWriter(3 + headersBound(r.headers));
   const code = outcome === "served" ? FORWARD_OUTCOME.served : FORWARD_OUTCOME.failed;
   return [meta.u8(code).u16(r.status).headers(r.headers).done(), r.body];
 }
 
 /** A forward reply's payload when the receiver does not serve the shard at that epoch (nothing ran). */
 export function encodeNotServing(shard: number, epoch: number, node: string): Uint8Array[] {
-  return [new MetaWriter(17, [node]).u8(FORWARD_OUTCOME.notServing).uint(shard).uint(epoch).str(node).done()];
+  return [new MetaWriter(17 + strBound(node)).u8(FORWARD_OUTCOME.notServing).uint(shard).uint(epoch).str(node).done()];
 }
 
 /** A decoded forward reply, before it becomes a ForwardResult. */
