@@ -47,6 +47,7 @@ beforeAll(async () => {
     handle(req, name) {
       if (req.path.startsWith("/v1/boom")) throw new Error(`boom in ${name}`);
       if (req.path.startsWith("/v1/spoof")) return { status: 200, headers: { "X-MC-Error": "1018" }, body: "ran" };
+      if (req.path.startsWith("/v1/proto")) return { status: 200, headers: JSON.parse('{"__proto__": "x"}') as Record<string, string> };
       return { status: 200, body: `ok from ${name}` };
     },
   });
@@ -106,6 +107,15 @@ describe("application errors", () => {
     const text = await (await fetch(`${base}/metrics`)).text();
     expect(text).toMatch(/multiconnect_requests_total\{[^}]*outcome="app_error"[^}]*\} 1/);
     expect(text).not.toMatch(/outcome="no_primary"/);
+  });
+
+  it("a response header named __proto__ is the application's error (500, logged), not a prototype swap that drops it", async () => {
+    const r = await fetch(`${base}/v1/proto`, { method: "POST", headers: { "x-phone": "+15550004" }, body: "x" });
+    expect(r.status).toBe(500);
+    const body = (await r.json()) as { errors: { code: number }[] };
+    expect(body.errors[0]!.code).toBe(APP_ERROR_CODE);
+    const logged = lines.filter((l) => l["msg"] === "application handle() threw").map((l) => (l["err"] as { message: string }).message);
+    expect(logged).toContain("handle() returned a header named __proto__");
   });
 });
 
