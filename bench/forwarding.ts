@@ -4,6 +4,9 @@
  * - **direct**: a plain node:http server running the example app's echo handler (a coreapp's own
  *   listener accepts only authenticated transport messages, so this is "straight to a coreapp");
  * - **webapp**: client → webapp → (the framed node-to-node transport) → coreapp running that same handler;
+ * - **embedded**: a webapp, its shard's owner (that same handler) and a master in one process, the
+ *   webapp reaching the coreapp through the in-process shortcut (no socket): the deployment for
+ *   which a network hop's latency is too much;
  * - the anchors, in front of the same plain server: **nginx** (one worker, upstream keep-alive) and
  *   **http-proxy** (a Node proxy library).
  * Targets are alternated round by round, at 1 and at 50 connections, in one run. Besides req/s and
@@ -35,7 +38,7 @@ const TARGET_ADDED_US = 100;
 /** Settings of the cluster behind the webapp: quiet background (the store is not on the hot path). */
 const QUIET = { heartbeat_interval: "1s", unhealthy_interval: "6s", db_heartbeat_interval: "2s", db_unhealthy_interval: "12s" };
 
-type TargetKey = "direct" | "webapp" | "nginx" | "http-proxy";
+type TargetKey = "direct" | "webapp" | "embedded" | "nginx" | "http-proxy";
 
 interface Target {
   readonly key: TargetKey;
@@ -137,6 +140,9 @@ export async function forwardingItem(p: BenchProfile, dir: string, say: (m: stri
     const proxy = spawnTs("proxy-server.ts", [String(echoPort)]);
     children.push(proxy);
     const proxyPort = ((await proxy.ready) as { port: number }).port;
+    const embedded = spawnTs("embedded-cluster.ts", [dir]);
+    children.push(embedded);
+    const embeddedPort = ((await embedded.ready) as { port: number }).port;
     await cluster.start();
     await cluster.waitSteady(60_000);
     const webapp = cluster.live("webapp")[0]!;
@@ -144,6 +150,7 @@ export async function forwardingItem(p: BenchProfile, dir: string, say: (m: stri
     const targets: Target[] = [
       { key: "direct", port: echoPort, pids: { server: echo.child.pid! } },
       { key: "webapp", port: cluster.webappPort, pids: { proxy: webapp.child.pid!, server: coreapp.child.pid! } },
+      { key: "embedded", port: embeddedPort, pids: { server: embedded.child.pid! } },
       { key: "http-proxy", port: proxyPort, pids: { proxy: proxy.child.pid!, server: echo.child.pid! } },
     ];
     const ng = findNginx(p.name === "full", say);
@@ -279,8 +286,9 @@ function missedText(
           get("nginx", one).length ? `, nginx, whose wake-ups are cheap, ${num(added("nginx"))} µs` : ""
         }.`,
         "A hop through a Node process adds about what the Node proxy library's does; what would meet the target is no Node",
-        "process on the hop: a webapp in the same process as its shard's owner (the in-process shortcut, docs/embedding.md), or",
-        'an edge proxy routing to the owning coreapp, which the SDK does not have (docs/architecture.md, "What a forward costs").',
+        "process on the hop: a webapp in the same process as its shard's owner (the in-process shortcut, docs/embedding.md;",
+        `the "embedded" row, ${num(added("embedded"))} µs added), or an edge proxy routing to the owning coreapp, which the SDK does not`,
+        'have (docs/architecture.md, "What a forward costs").',
       ].join("\n"),
     );
   }
@@ -304,18 +312,21 @@ function report(
   const label: Record<TargetKey, string> = {
     direct: "direct (plain node:http, echo handler)",
     webapp: "**through the webapp** (→ coreapp)",
+    embedded: "embedded: webapp and coreapp in one process",
     nginx: "nginx → plain server",
     "http-proxy": "http-proxy → plain server",
   };
   const anchors: Record<TargetKey, string> = {
     direct: "",
     webapp: `target ≥ ${num(TARGET_RATIO, 2)}`,
+    embedded: "",
     nginx: "anchor 0.71–0.76",
     "http-proxy": "anchor 0.17–0.23",
   };
   const anchorsLat: Record<TargetKey, string> = {
     direct: "",
     webapp: `target ≤ ${TARGET_ADDED_US} µs`,
+    embedded: "",
     nginx: "anchor ~55 µs",
     "http-proxy": "anchor 230–310 µs",
   };
@@ -350,7 +361,7 @@ function report(
         label[k],
         String(c),
         num(part("client")),
-        k === "direct" ? "–" : num(part("proxy")),
+        k === "direct" || k === "embedded" ? "–" : num(part("proxy")),
         num(part("server")),
         num(total),
         c === many ? num(2e6 / total) : "–",
@@ -375,6 +386,15 @@ function report(
       met: webAdded <= TARGET_ADDED_US,
     },
   ];
+  if (get("embedded", many).length) {
+    headlines.push({
+      item: "3 forwarding",
+      figure: "embedded webapp and coreapp (in-process): throughput ratio; added p50",
+      measured: `${num(ratio("embedded", many), 2)}; ${num(added("embedded", one))} µs`,
+      target: "–",
+      met: null,
+    });
+  }
   for (const k of ["nginx", "http-proxy"] as const) {
     if (get(k, many).length) {
       headlines.push({
@@ -410,7 +430,8 @@ function report(
     "(its request counts match what the servers see) and the latency shown is the mean by Little's law (50 ÷ rate); at 1",
     "connection a sequential undici loop times every request itself (p50, p99). Ratios and added latency are taken within a",
     "round, then the median. nginx keeps its connections for the whole run (keepalive_requests raised). The webapp's cluster runs on",
-    "SQLite with 1 master and 1 coreapp (the store is not on the request path). Everything shares the same 2 cores: the client,",
+    "SQLite with 1 master and 1 coreapp (the store is not on the request path); the embedded target is one process with a master,",
+    "a coreapp and a webapp on SQLite, the webapp calling the coreapp in-process. Everything shares the same 2 cores: the client,",
     "the proxy and the server compete for them, which is also true of the anchors.",
     "",
     table(

@@ -23,4 +23,6 @@ export const sdk = {
   ...(await fromDist<typeof import("../../src/nodes/webapp.js")>("nodes/webapp.js")),
   ...(await fromDist<typeof import("../../src/nodes/open-store.js")>("nodes/open-store.js")),
   ...(await fromDist<typeof import("../../src/example/echo-app.js")>("example/echo-app.js")),
+  ...(await fromDist<typeof import("../../src/nodes/compose.js")>("nodes/compose.js")),
+  ...(await fromDist<typeof import("../../src/config/load.js")>("config/load.js")),
 };
