@@ -8,7 +8,8 @@
  *   webapp reaching the coreapp through the in-process shortcut (no socket): the deployment for
  *   which a network hop's latency is too much;
  * - the anchors, in front of the same plain server: **nginx** (one worker, upstream keep-alive) and
- *   **http-proxy** (a Node proxy library).
+ *   **http-proxy** (a Node proxy library); and **node-pipe**, a Node process copying bytes both
+ *   ways (no HTTP, no authentication): the least a hop through a Node process costs.
  * Targets are alternated round by round, at 1 and at 50 connections, in one run. Besides req/s and
  * latency, each run records the CPU time every process spent per request (client, proxy, server),
  * which on 2 cores is what bounds throughput; the full profile also CPU-profiles the webapp and the
@@ -38,7 +39,7 @@ const TARGET_ADDED_US = 100;
 /** Settings of the cluster behind the webapp: quiet background (the store is not on the hot path). */
 const QUIET = { heartbeat_interval: "1s", unhealthy_interval: "6s", db_heartbeat_interval: "2s", db_unhealthy_interval: "12s" };
 
-type TargetKey = "direct" | "webapp" | "embedded" | "nginx" | "http-proxy";
+type TargetKey = "direct" | "webapp" | "embedded" | "nginx" | "http-proxy" | "node-pipe";
 
 interface Target {
   readonly key: TargetKey;
@@ -140,6 +141,9 @@ export async function forwardingItem(p: BenchProfile, dir: string, say: (m: stri
     const proxy = spawnTs("proxy-server.ts", [String(echoPort)]);
     children.push(proxy);
     const proxyPort = ((await proxy.ready) as { port: number }).port;
+    const pipe = spawnTs("tcp-pipe.ts", [String(echoPort)]);
+    children.push(pipe);
+    const pipePort = ((await pipe.ready) as { port: number }).port;
     const embedded = spawnTs("embedded-cluster.ts", [dir]);
     children.push(embedded);
     const embeddedPort = ((await embedded.ready) as { port: number }).port;
@@ -152,6 +156,7 @@ export async function forwardingItem(p: BenchProfile, dir: string, say: (m: stri
       { key: "webapp", port: cluster.webappPort, pids: { proxy: webapp.child.pid!, server: coreapp.child.pid! } },
       { key: "embedded", port: embeddedPort, pids: { server: embedded.child.pid! } },
       { key: "http-proxy", port: proxyPort, pids: { proxy: proxy.child.pid!, server: echo.child.pid! } },
+      { key: "node-pipe", port: pipePort, pids: { proxy: pipe.child.pid!, server: echo.child.pid! } },
     ];
     const ng = findNginx(p.name === "full", say);
     if (ng.path) {
@@ -251,6 +256,7 @@ function missedText(
 ): string {
   const cpu = (k: TargetKey, c: number, role: string) => median(get(k, c).map((r) => r.cpuUsPerRequest[role] ?? Number.NaN));
   const added = (k: TargetKey) => median(get(k, one).map((r, i) => r.p50Us - (get("direct", one)[i]?.p50Us ?? Number.NaN)));
+  const ratioOf = (k: TargetKey) => median(get(k, many).map((r, i) => r.rps / (get("direct", many)[i]?.rps ?? Number.NaN)));
   const paragraphs: string[] = [];
   if (missed.ratio) {
     const share = (pred: (bucket: string) => boolean) =>
@@ -272,23 +278,28 @@ function missedText(
         `Keeping ${num(TARGET_RATIO, 2)} of direct throughput needs the webapp and the coreapp together under ~${num(budget)} µs; one plain`,
         `Node HTTP server costs ${num(cpu("direct", many, "server"))} µs per request here, and the Node proxy library ${num(cpu("http-proxy", many, "proxy"))} µs for its hop alone.`,
         `Where the webapp's time goes: ${where}.`,
-      ].join("\n"),
+        get("node-pipe", many).length
+          ? `The floor of any process on the hop: a Node process that only copies bytes costs ${num(cpu("node-pipe", many, "proxy"))} µs per request and keeps ${num(ratioOf("node-pipe"), 2)} of direct here.`
+          : "",
+      ]
+        .filter((line) => line !== "")
+        .join("\n"),
     );
   }
   if (missed.latency) {
+    const pipe = get("node-pipe", one).length ? num(added("node-pipe")) : "?";
     paragraphs.push(
       [
-        `**Added latency at ${one} connection.** Every request then wakes each process on its path from idle, and on this machine a`,
-        `Node process's wake-up costs far more than its work: the plain server spends ${num(cpu("direct", one, "server"))} µs of CPU per request at ${one}`,
-        `connection against ${num(cpu("direct", many, "server"))} µs under load, the webapp ${num(cpu("webapp", one, "proxy"))} against ${num(cpu("webapp", many, "proxy"))} µs. The webapp's hop puts a`,
-        `Node wake-up on the way in and one on the way back, as any Node proxy does: the Node proxy library adds ${num(added("http-proxy"))} µs here,`,
-        `the webapp ${num(added("webapp"))} µs (with the coreapp's acknowledgement, one more send before the handler runs)${
-          get("nginx", one).length ? `, nginx, whose wake-ups are cheap, ${num(added("nginx"))} µs` : ""
-        }.`,
-        "A hop through a Node process adds about what the Node proxy library's does; what would meet the target is no Node",
-        "process on the hop: a webapp in the same process as its shard's owner (the in-process shortcut, docs/embedding.md;",
-        `the "embedded" row, ${num(added("embedded"))} µs added), or an edge proxy routing to the owning coreapp, which the SDK does not`,
-        'have (docs/architecture.md, "What a forward costs").',
+        `**Added latency at ${one} connection.** Every request then wakes each process on its path from idle. A Node process that`,
+        `only copies bytes adds ${pipe} µs (the node-pipe row: a wake-up, a read and a write each way)${
+          get("nginx", one).length ? `, nginx, which also parses HTTP, ${num(added("nginx"))} µs` : ""
+        }. What a proxy adds beyond that is the work it does`,
+        `while the request waits: the Node proxy library adds ${num(added("http-proxy"))} µs, the webapp ${num(added("webapp"))} µs. At ${one} connection the webapp`,
+        `spends ${num(cpu("webapp", one, "proxy"))} µs of CPU per request (${num(cpu("webapp", many, "proxy"))} µs under load), the byte pipe ${num(cpu("node-pipe", one, "proxy"))} µs and the plain server`,
+        `${num(cpu("direct", one, "server"))} µs: the webapp terminates the client's HTTP as the plain server does, then seals the request, wakes for the`,
+        "coreapp's acknowledgement and again for its answer, and checks the MAC of each. What meets the target today is no hop at",
+        `all: a webapp in its shard owner's process (the in-process shortcut, docs/embedding.md; the "embedded" row, ${num(added("embedded"))} µs`,
+        'added). docs/architecture.md, "What a forward costs", has the breakdown and what was tried.',
       ].join("\n"),
     );
   }
@@ -315,6 +326,7 @@ function report(
     embedded: "embedded: webapp and coreapp in one process",
     nginx: "nginx → plain server",
     "http-proxy": "http-proxy → plain server",
+    "node-pipe": "Node byte pipe (no HTTP) → plain server",
   };
   const anchors: Record<TargetKey, string> = {
     direct: "",
@@ -322,6 +334,7 @@ function report(
     embedded: "",
     nginx: "anchor 0.71–0.76",
     "http-proxy": "anchor 0.17–0.23",
+    "node-pipe": "",
   };
   const anchorsLat: Record<TargetKey, string> = {
     direct: "",
@@ -329,6 +342,7 @@ function report(
     embedded: "",
     nginx: "anchor ~55 µs",
     "http-proxy": "anchor 230–310 µs",
+    "node-pipe": "floor of a Node hop",
   };
 
   const thr: string[][] = [];
@@ -395,13 +409,14 @@ function report(
       met: null,
     });
   }
-  for (const k of ["nginx", "http-proxy"] as const) {
+  const ANCHOR_TARGETS = { nginx: "0.71–0.76; ~55 µs", "http-proxy": "0.17–0.23; 230–310 µs", "node-pipe": "–" } as const;
+  for (const k of ["nginx", "http-proxy", "node-pipe"] as const) {
     if (get(k, many).length) {
       headlines.push({
         item: "3 forwarding",
         figure: `anchor ${k}: throughput ratio; added p50`,
         measured: `${num(ratio(k, many), 2)}; ${num(added(k, one))} µs`,
-        target: k === "nginx" ? "0.71–0.76; ~55 µs" : "0.17–0.23; 230–310 µs",
+        target: ANCHOR_TARGETS[k],
         met: null,
       });
     }
