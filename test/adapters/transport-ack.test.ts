@@ -1,13 +1,16 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { mapCallError } from "../../src/adapters/transport/errors.js";
 import { FramedTransport, type FramedTransportOptions } from "../../src/adapters/transport/index.js";
 import { TransportUnavailableError } from "../../src/core/errors.js";
 import type { ForwardRequest, ForwardResult, Peer, TransportHandlers } from "../../src/core/ports/transport.js";
+import { FaultProxy } from "../../src/testing/fault-proxy.js";
 
 /**
  * The acknowledgement ("started" frame) of a forward: a request whose connection the receiver
- * closed before it acknowledged certainly did not run (`notDelivered`, safe to send elsewhere); one
- * it acknowledged and never answered is in doubt. And the in-process shortcut.
+ * ended (FIN) before it acknowledged certainly did not run (`notDelivered`, safe to send elsewhere);
+ * one it acknowledged and never answered is in doubt, and so is one whose connection was reset.
+ * And the in-process shortcut.
  */
 const SECRET = "ack-test-secret-0123456789-abcdef";
 const CLUSTER = "ack-test";
@@ -70,6 +73,36 @@ describe("forward acknowledgement", () => {
     const error = await call;
     expect(error).toBeInstanceOf(TransportUnavailableError);
     expect((error as TransportUnavailableError).notDelivered).toBe(false);
+  });
+
+  it("a connection reset before the acknowledgement leaves the forward in doubt (a reset drops what the kernel had not sent)", async () => {
+    let arrived = false;
+    const core = await coreapp(async () => {
+      arrived = true;
+      return new Promise<ForwardResult>(() => {});
+    });
+    const proxy = new FaultProxy("127.0.0.1", Number(core.peer.address.split(":")[1]), "webapp→coreapp");
+    await proxy.start();
+    cleanups.push(() => proxy.close());
+    const call = transport()
+      .forward({ id: core.peer.id, address: `127.0.0.1:${proxy.port}` }, REQUEST, 10_000)
+      .catch((e: unknown) => e);
+    await until(() => arrived);
+    proxy.resetAll();
+    const error = await call;
+    expect(error).toBeInstanceOf(TransportUnavailableError);
+    expect(String(error)).toMatch(/ECONNRESET/);
+    expect((error as TransportUnavailableError).notDelivered).toBe(false);
+  });
+
+  it("an established connection's network or TLS error is in doubt; the same code before the handshake is notDelivered", () => {
+    for (const code of ["EHOSTUNREACH", "ENETUNREACH", "ECONNRESET", "ETIMEDOUT", "ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC"]) {
+      const error = Object.assign(new Error("socket error"), { code });
+      const after = mapCallError(error, "forward", "10.0.0.2:9091");
+      const before = mapCallError(error, "forward", "10.0.0.2:9091", true);
+      expect([code, (after as TransportUnavailableError).notDelivered]).toEqual([code, false]);
+      expect([code, (before as TransportUnavailableError).notDelivered]).toEqual([code, true]);
+    }
   });
 
   it("a timeout without any acknowledgement is in doubt, never notDelivered (the request may still be read and run)", async () => {

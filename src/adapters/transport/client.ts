@@ -4,10 +4,11 @@
  * on first use (handshake.ts) and kept; an idle one is closed after {@link IDLE_MS}.
  *
  * What a failed call tells its caller (the router relies on it): a call whose request was never
- * written (connect refused, handshake failed) or whose connection the *peer* closed before it
- * acknowledged a forward is `notDelivered` — nothing ran. A timeout never is: the request may still
- * sit unread in the peer's socket buffer and run later, so a connection is closed by us only after
- * nothing at all arrived on it for a whole call's timeout, and the calls on it stay in doubt.
+ * written (connect refused, handshake failed), or a forward whose connection the *peer* ended with
+ * a FIN before acknowledging it, is `notDelivered` — nothing ran. Anything else after the handshake
+ * leaves the calls in doubt (see `Ending`): a timeout (the request may still sit unread in the
+ * peer's socket buffer and run later; a connection is closed by us only after nothing at all
+ * arrived on it for a whole call's timeout), a reset, a TLS error, an unreachable host.
  */
 import { randomBytes } from "node:crypto";
 import net from "node:net";
@@ -66,8 +67,18 @@ interface Pending {
 /** Why a connection ended, for the calls still on it. */
 interface Ending {
   readonly error: Error;
-  /** The peer closed it (FIN or reset), as opposed to us: then an unacknowledged forward did not run. */
-  readonly byPeer: boolean;
+  /**
+   * The peer ended it with a FIN, and nothing else went wrong first: then a forward it never
+   * acknowledged did not start. The coreapp writes the acknowledgement into its kernel before the
+   * handler runs, and a kernel that closes a socket gracefully — a kill -9 included — sends all it
+   * was handed before its FIN, resending what is lost, so the acknowledgement would have come first.
+   * A reset proves nothing: a kernel that closes a socket with unread data in it resets the
+   * connection instead and drops what it had not sent yet, the acknowledgement included. Nor does
+   * any other error (a TLS alert, a keep-alive timeout, an unreachable host): a started request
+   * must never be taken for one that did not start, or it would run twice. (A FIN is not
+   * authenticated: docs/security.md says what an attacker on the path can do with one.)
+   */
+  readonly peerFin: boolean;
   /** Requests were never written on it (the handshake did not finish). */
   readonly beforeReady: boolean;
 }
@@ -121,8 +132,8 @@ class Connection {
     this.handshakeTimer.unref();
     this.socket.on("data", (chunk: Buffer) => this.onData(chunk));
     this.socket.on("end", () => this.close(Object.assign(new Error("the peer closed the connection"), { code: "ECONNRESET" }), true));
-    this.socket.on("error", (error) => this.close(error, true));
-    this.socket.on("close", () => this.close(Object.assign(new Error("connection closed"), { code: "ECONNRESET" }), true));
+    this.socket.on("error", (error) => this.close(error, false));
+    this.socket.on("close", () => this.close(Object.assign(new Error("connection closed"), { code: "ECONNRESET" }), false));
   }
 
   get closed(): boolean {
@@ -161,11 +172,11 @@ class Connection {
     });
   }
 
-  /** Ends the connection and fails every call on it; idempotent. */
-  close(error: Error, byPeer: boolean): void {
+  /** Ends the connection and fails every call on it; idempotent. `peerFin`: see `Ending`. */
+  close(error: Error, peerFin: boolean): void {
     if (this.ending !== null) return;
     const beforeReady = this.send === null;
-    this.ending = { error, byPeer, beforeReady };
+    this.ending = { error, peerFin, beforeReady };
     clearTimeout(this.handshakeTimer);
     this.socket.destroy();
     this.onClose(this);
@@ -174,8 +185,8 @@ class Connection {
     for (const [id, p] of this.pending) {
       this.pending.delete(id);
       clearTimeout(p.timer);
-      // A forward the peer never acknowledged, on a connection the peer closed: it did not start.
-      const notDelivered = beforeReady || (byPeer && p.kind === "forward" && !p.started);
+      // A forward the peer never acknowledged, on a connection the peer ended with a FIN: it did not start.
+      const notDelivered = beforeReady || (peerFin && p.kind === "forward" && !p.started);
       p.reject(mapCallError(error, p.kind, this.peer.address, notDelivered));
     }
   }
@@ -302,10 +313,13 @@ class Connection {
         clearTimeout(p.timer);
         const code = payload.length >= 2 ? payload.readUInt16BE(0) : 0;
         const reason = printable(payload.toString("utf8", 2));
-        // Refused before any handler ran, unless a forward was already acknowledged.
-        const notRun =
-          code === REFUSAL.busy || code === REFUSAL.malformed || (p.kind === "forward" && !p.started && code !== REFUSAL.failed);
-        return p.reject(refusalError(code, reason, p.kind, this.peer.address, notRun || (p.kind === "forward" && !p.started)));
+        // Refused before any handler ran, unless a forward was already acknowledged: then it is in
+        // doubt whatever the code says (only a broken peer refuses a request it started).
+        if (p.kind === "forward" && p.started) {
+          return p.reject(new TransportUnavailableError(`transport: forward to ${this.peer.address}: refused (${code}) after it started`));
+        }
+        const notRun = code === REFUSAL.busy || code === REFUSAL.malformed || p.kind === "forward";
+        return p.reject(refusalError(code, reason, p.kind, this.peer.address, notRun));
       }
       default:
         return this.close(protocolFailure(this.peer.address, `unexpected frame ${frame.type}`), false);

@@ -31,13 +31,16 @@ const NETWORK_CODES = new Set([
   "EAI_AGAIN",
 ]);
 
-/** Codes that mean no connection was ever made, so the message certainly did not arrive. */
-const NOT_CONNECTED_CODES = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EHOSTDOWN", "ENETDOWN", "ENOTFOUND", "EAI_AGAIN"]);
-
-/** Node's codes for a TLS handshake that failed: an untrusted or misnamed certificate, a refusal alert. */
+/** Node's codes for TLS failures: an untrusted or misnamed certificate, a refusal alert, a bad record. */
 const TLS_CODE = /^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$)/;
 
-/** The error a failed call throws, from what the socket reported. `notDelivered` says the request certainly did not start. */
+/**
+ * The error a failed call throws, from what the socket reported. `notDelivered` says the request
+ * certainly did not start, and only the caller can know it: a code alone cannot. EHOSTUNREACH or a
+ * TLS alert before the handshake finished means nothing was written; the same code on an
+ * established connection (a retransmission that gave up on a vanished host, a corrupted record)
+ * comes after requests were written and possibly run.
+ */
 export function mapCallError(error: unknown, kind: MessageKind | "connection", address: string, notDelivered = false): Error {
   if (error instanceof MulticonnectError) return error;
   if (error instanceof CallTimeout) {
@@ -51,18 +54,13 @@ export function mapCallError(error: unknown, kind: MessageKind | "connection", a
   }
   const code = networkCode(error);
   if (code !== undefined && TLS_CODE.test(code)) {
-    // The peer (or something in its place) is there, but one side does not trust the other: no
-    // message went through. Still "unavailable" to the caller, since only new certificates fix it.
-    return new TransportUnavailableError(`transport: ${kind} to ${address}: TLS handshake failed (${code})`, {
-      cause: error,
-      notDelivered: true,
-    });
+    // Before the handshake finished: the peer (or something in its place) is there, but one side
+    // does not trust the other. Still "unavailable" to the caller, since only new certificates fix it.
+    const what = notDelivered ? "TLS handshake failed" : "TLS connection failed";
+    return new TransportUnavailableError(`transport: ${kind} to ${address}: ${what} (${code})`, { cause: error, notDelivered });
   }
   if (code !== undefined && NETWORK_CODES.has(code)) {
-    return new TransportUnavailableError(`transport: ${kind} to ${address}: unreachable (${code})`, {
-      cause: error,
-      notDelivered: notDelivered || NOT_CONNECTED_CODES.has(code),
-    });
+    return new TransportUnavailableError(`transport: ${kind} to ${address}: unreachable (${code})`, { cause: error, notDelivered });
   }
   // Anything else is still "we could not talk to the peer": retryable, and never treated as an answer.
   const detail = error instanceof Error && code === undefined ? error.message : (code ?? "unknown error");

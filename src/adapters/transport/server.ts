@@ -221,8 +221,11 @@ class ServerConnection {
 
   /**
    * Writes the "started" frame and resolves once it is in the kernel's send buffer: from then on a
-   * kill -9 of this process still delivers it, so the caller never mistakes a request that ran for
-   * one that did not. Rejects when the connection is gone: the handler must then not run it.
+   * kill -9 of this process still delivers it before the kernel's FIN. The kernel resets the
+   * connection instead, dropping what it had not sent, when the socket holds unread data as the
+   * process dies; the caller counts a reset as in doubt (client.ts, `Ending`), so it never mistakes
+   * a request that ran for one that did not. Rejects when the connection is gone: the handler must
+   * then not run it.
    */
   private acknowledge(id: number): Promise<void> {
     if (this.state === "closed") return Promise.reject(new Error("connection closed before the request started"));
