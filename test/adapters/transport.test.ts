@@ -14,6 +14,9 @@ import type {
   TransportHandlers,
 } from "../../src/core/ports/transport.js";
 import { deriveTransportKey, FramedTransport, type FramedTransportOptions } from "../../src/adapters/transport/index.js";
+import { PROTOCOL } from "../../src/adapters/transport/messages.js";
+import { startServer } from "../../src/adapters/transport/server.js";
+import { silentLogger } from "../../src/core/silent-logger.js";
 import { refusedPort, startBlackhole } from "../../src/testing/net.js";
 import { RawConnection } from "../support/raw-transport.js";
 
@@ -388,4 +391,41 @@ describe("FramedTransport", () => {
     // Servers still listen: only the client closing its sockets can bring the count back down.
     await vi.waitFor(() => expect(tcpSockets()).toBeLessThanOrEqual(before), { timeout: 2000 });
   });
+
+  it("listen() closes a connection at once past maxHandshaking unauthenticated ones, warns, and keeps the authenticated going", async () => {
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (_fields: object, message: string) => void warnings.push(message) };
+    const self = id("core");
+    const heartbeat = vi.fn((_from: string) => ({ id: self, shard: 0, epoch: 7 }));
+    const server = await startServer(
+      self,
+      "127.0.0.1",
+      0,
+      { heartbeat },
+      { key: KEY, maxBodyBytes: 1024, protocol: PROTOCOL, logger, maxHandshaking: 2 },
+    );
+    cleanups.push(() => server.close());
+    const master = transport();
+    const peer = { id: self, address: `127.0.0.1:${server.port}` };
+    await master.heartbeat(peer, { master: "m.1" }, 2000); // authenticated: it no longer counts
+    const silent = await Promise.all([0, 1].map(() => connectedSocket(server.port)));
+    const third = await connectedSocket(server.port);
+    await vi.waitFor(() => expect(third.destroyed || third.readableEnded).toBe(true), { timeout: 5000 });
+    expect(silent.every((s) => !s.destroyed && !s.readableEnded)).toBe(true);
+    expect(warnings).toEqual([expect.stringMatching(/closed unread: 2 others are still in the handshake/)]);
+    await master.heartbeat(peer, { master: "m.1" }, 2000);
+    expect(heartbeat).toHaveBeenCalledTimes(2);
+    for (const s of silent) s.destroy();
+  });
 });
+
+/** A plain TCP connection that says nothing; resolves once connected, and notes when the other side ends it. */
+async function connectedSocket(port: number): Promise<net.Socket> {
+  const socket = net.connect(port, "127.0.0.1");
+  socket.on("error", () => {});
+  socket.on("end", () => socket.destroy());
+  socket.resume();
+  cleanups.push(async () => void socket.destroy());
+  await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+  return socket;
+}

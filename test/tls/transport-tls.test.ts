@@ -5,7 +5,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { FramedTransport, type FramedTransportOptions, type TransportTlsOptions } from "../../src/adapters/transport/index.js";
+import {
+  deriveTransportKey,
+  FramedTransport,
+  type FramedTransportOptions,
+  type TransportTlsOptions,
+} from "../../src/adapters/transport/index.js";
+import { PROTOCOL } from "../../src/adapters/transport/messages.js";
+import { startServer } from "../../src/adapters/transport/server.js";
+import { TransportTls } from "../../src/adapters/transport/tls.js";
+import { silentLogger } from "../../src/core/silent-logger.js";
 import { openClusterAccess } from "../../src/cli/cluster-access.js";
 import { parseConfig, type Config } from "../../src/config/load.js";
 import { MASTER_LEASE } from "../../src/core/ports/leases.js";
@@ -162,6 +171,43 @@ describe("transport over mutual TLS", () => {
     const answer = await rawExchange(server.port, "POST /_mc/heartbeat HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n");
     expect(answer).not.toMatch(/^HTTP\//);
     expect(server.heartbeat).not.toHaveBeenCalled();
+  });
+
+  it("a listener counts TCP connections still in the TLS handshake against maxHandshaking: one past it is closed at once", async () => {
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (_fields: object, message: string) => void warnings.push(message) };
+    const self = id("core");
+    const heartbeat = vi.fn((_from: string) => ({ id: self, shard: 0, epoch: 3 }));
+    const tlsFiles = new TransportTls({ ...ca.issue("core") }, logger);
+    cleanups.push(() => tlsFiles.close());
+    const o = {
+      key: deriveTransportKey(SECRET, CLUSTER),
+      maxBodyBytes: 1024,
+      protocol: PROTOCOL,
+      logger,
+      tls: tlsFiles,
+      maxHandshaking: 2,
+    };
+    const server = await startServer(self, "127.0.0.1", 0, { heartbeat }, o);
+    cleanups.push(() => server.close());
+    const peer = { id: self, address: `127.0.0.1:${server.port}` };
+    const master = transport(ca.issue("master"));
+    await master.heartbeat(peer, { master: "m1" }, 3000); // authenticated: no longer counted
+    // Two TCP connections that never send a ClientHello, then a third.
+    const mute = (): Promise<net.Socket> =>
+      new Promise((resolve) => {
+        const s = net.connect(server.port, "127.0.0.1", () => resolve(s));
+        s.on("error", () => {});
+        s.resume();
+        cleanups.push(() => void s.destroy());
+      });
+    const silent = [await mute(), await mute()];
+    const third = await mute();
+    await vi.waitFor(() => expect(third.readableEnded || third.destroyed).toBe(true), { timeout: 5000 });
+    expect(silent.every((s) => !s.readableEnded && !s.destroyed)).toBe(true);
+    expect(warnings).toEqual([expect.stringMatching(/closed unread: 2 others are still in the handshake/)]);
+    await master.heartbeat(peer, { master: "m1" }, 3000);
+    expect(heartbeat).toHaveBeenCalledTimes(2);
   });
 
   it("rotation: after the files are replaced, new connections use the new certificate and CA, without a restart", async () => {

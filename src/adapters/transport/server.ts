@@ -45,10 +45,22 @@ export interface ServerOptions {
   readonly protocol: ProtocolRange;
   /** Mutual TLS: set, the listener speaks only TLS and refuses a client without a certificate from the CA. */
   readonly tls?: TransportTls;
+  /** Connections in the handshake at once (default MAX_HANDSHAKING); tests lower it. */
+  readonly maxHandshaking?: number;
 }
 
 /** A connection that has not finished the handshake in this long is closed: peers take milliseconds. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
+/**
+ * Connections still in the handshake at once; one more is closed as soon as it is accepted. Anyone
+ * who reaches the port can open connections without the secret, and each holds a file descriptor
+ * for up to HANDSHAKE_TIMEOUT_MS: without a bound, a flood would use up the process's descriptors,
+ * and with them its store connections and its lease. Peers finish in milliseconds, so even a
+ * thousand coreapps asking a master at once (failsafe) keep far fewer than this in the handshake.
+ */
+export const MAX_HANDSHAKING = 1024;
+/** Warnings about refused connections or accept errors: at most one per this many ms. */
+const WARN_EVERY_MS = 10_000;
 /** Requests running at once on one connection; more are refused (503, nothing ran) rather than queued without bound. */
 export const MAX_IN_FLIGHT = 4096;
 const KEEPALIVE_MS = 15_000;
@@ -70,6 +82,8 @@ class ServerConnection {
     private readonly self: string,
     private readonly handlers: TransportHandlers,
     private readonly o: ServerOptions,
+    /** Called once, when the peer has proved it holds the key. */
+    private readonly onAuthenticated: () => void,
   ) {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, KEEPALIVE_MS);
@@ -160,6 +174,7 @@ class ServerConnection {
     this.out = new Outbox(this.socket, new FrameMac(keys.serverToClient));
     this.recv = new FrameMac(keys.clientToServer);
     this.state = "open";
+    this.onAuthenticated();
     clearTimeout(this.timer);
     this.reader.maxFrame = this.o.maxBodyBytes + FRAME_OVERHEAD;
     this.write(FRAME.ready, 0, []);
@@ -266,8 +281,25 @@ export async function startServer(
 ): Promise<TransportServer> {
   if (!isNodeId(self)) throw new ConfigError("transport.self", "must be 1-200 visible ASCII characters");
   const connections = new Set<ServerConnection>();
+  const warn = throttledWarning(o.logger);
+  // TCP connections not yet authenticated (in the TLS or the framed handshake), by remote address:
+  // counted from the TCP accept, so a TLS listener bounds connections that never say a word too.
+  const unauthenticated = new Map<string, net.Socket>();
+  const remote = (socket: net.Socket) => `${socket.remoteAddress}:${socket.remotePort}`;
+  const onTcpConnection = (socket: net.Socket): void => {
+    if (unauthenticated.size >= (o.maxHandshaking ?? MAX_HANDSHAKING)) {
+      socket.destroy();
+      return warn(`transport: connections closed unread: ${unauthenticated.size} others are still in the handshake (a flood?)`);
+    }
+    const key = remote(socket);
+    unauthenticated.set(key, socket);
+    socket.once("close", () => {
+      if (unauthenticated.get(key) === socket) unauthenticated.delete(key);
+    });
+  };
   const accept = (socket: net.Socket): void => {
-    const c = new ServerConnection(socket, self, handlers, o);
+    const key = remote(socket);
+    const c = new ServerConnection(socket, self, handlers, o, () => unauthenticated.delete(key));
     connections.add(c);
     socket.once("close", () => connections.delete(c));
   };
@@ -287,6 +319,7 @@ export async function startServer(
     secure.on("tlsClientError", () => {});
     server = secure;
   }
+  server.prependListener("connection", onTcpConnection);
   await new Promise<void>((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException): void => {
       unsubscribe?.();
@@ -300,6 +333,9 @@ export async function startServer(
       resolve();
     });
   });
+  // From now on an error is an accept that failed (EMFILE: out of file descriptors). Unhandled, it
+  // would end the process; the listener goes on accepting once descriptors are free again.
+  server.on("error", (error: NodeJS.ErrnoException) => warn(`transport: accepting a connection failed (${error.code ?? error.message})`));
   const bound = (server.address() as AddressInfo).port;
   return {
     port: bound,
@@ -309,5 +345,21 @@ export async function startServer(
         server.close(() => resolve());
         for (const c of connections) c.destroy();
       }),
+  };
+}
+
+/** A warning logged at most once per WARN_EVERY_MS, with how many were held back since the last. */
+function throttledWarning(logger: Logger): (message: string) => void {
+  let last = -Infinity;
+  let held = 0;
+  return (message) => {
+    const now = performance.now();
+    if (now - last < WARN_EVERY_MS) {
+      held++;
+      return;
+    }
+    logger.warn({ heldBack: held }, message);
+    last = now;
+    held = 0;
   };
 }
