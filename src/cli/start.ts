@@ -73,8 +73,9 @@ export async function startCommand(o: StartOptions): Promise<void> {
   // Armed only now: loading drivers (etcd's protobuf parsing) blocks the event loop for longer than a
   // deadline, and a node that has not started holds no shard.
   const petNow = petWatchdogIfSupervised(node instanceof Coreapp ? node : undefined);
-  // At once when the risk changes: named (before it takes the lease) and demoted (tenure closed).
-  if (petNow && node instanceof Coreapp) node.on("owner", (e) => (e.type === "demoted" || e.type === "named") && petNow());
+  // At once when the risk changes: named (before it takes the lease), acquired (the tenure's
+  // deadline, before onPromote can open anything) and demoted (tenure closed).
+  if (petNow && node instanceof Coreapp) node.on("owner", (e) => e.type !== "promoted" && petNow());
   process.stderr.write(`multiconnect: ${name} (${node.id}) started as ${role}\n`);
 }
 

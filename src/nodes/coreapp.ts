@@ -32,8 +32,9 @@ export const EPOCH_HEADER = "x-multiconnect-epoch";
 const HOLD_WHILE_PROMOTING_MS = 2000;
 
 /**
- * Events a coreapp emits: `"owner"` when it is promoted to a shard's primary at an epoch, and when
- * it is demoted from it, with the reason (lease lost, renamed by the master, stopping).
+ * Events a coreapp emits: `"owner"` when the map names it a shard's owner, when it takes the
+ * shard's lease, when it is promoted to the shard's primary at an epoch, and when it is demoted from
+ * it, with the reason (lease lost, renamed by the master, stopping).
  */
 export interface CoreappEvents {
   /** This coreapp was promoted for a shard, or demoted. */
@@ -91,7 +92,8 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
       ownerTiming,
       log,
       (e) => {
-        if (e.type === "named") return void this.emit("owner", e); // nothing changed in the store yet
+        // Nothing another node reads has changed yet: the map named it, or it took the lease.
+        if (e.type === "named" || e.type === "acquired") return void this.emit("owner", e);
         metrics.ownerChanged(e);
         this.emit("owner", e);
         void this.beat().catch(() => {}); // make the change visible in the store at once

@@ -249,6 +249,31 @@ describe("ShardOwner", () => {
     await owner.close();
   });
 
+  it("says it acquired the lease, with the tenure's deadline already known, before onPromote runs", async () => {
+    const clock = new HandClock();
+    const order: string[] = [];
+    let remainingAtAcquired: number | null = null;
+    const owner: ShardOwner = new ShardOwner(
+      "A",
+      grantingLeases(() => true),
+      { ...app(), onPromote: () => void order.push("onPromote") },
+      clock,
+      shortTiming,
+      silentLogger,
+      (e) => {
+        order.push(e.type);
+        if (e.type === "acquired") remainingAtAcquired = owner.tenureRemainingMs();
+      },
+    );
+    owner.onMapChange([{ shard: 0, owner: "A", epoch: 5 }]);
+    owner.start();
+    await flush();
+    expect(order).toEqual(["named", "acquired", "onPromote", "promoted"]);
+    expect(remainingAtAcquired).toBeGreaterThan(0);
+    expect(remainingAtAcquired).toBeLessThanOrEqual(shortTiming.leaseTtlMs - shortTiming.safetyMarginMs);
+    await owner.close();
+  });
+
   it("is at risk from the moment the map names it, says so before any lease attempt, and not once the map moves away", async () => {
     const clock = new HandClock();
     const order: string[] = [];

@@ -41,6 +41,19 @@ export type OwnerEvent =
       readonly epoch: number;
     }
   | {
+      /**
+       * It took the shard's lease at `epoch` and is about to call `onPromote`: its tenure is open
+       * (`tenureRemainingMs` says until when). Emitted synchronously, before `onPromote`, so that a
+       * watchdog's supervisor learns the lease's deadline before the application can open anything:
+       * a grant that came late leaves less of the lease than the pet deadline assumes (src/watchdog).
+       */
+      readonly type: "acquired";
+      /** The shard whose lease it holds. */
+      readonly shard: number;
+      /** The epoch of the assignment. */
+      readonly epoch: number;
+    }
+  | {
       /** It became the shard's serving primary. */
       readonly type: "promoted";
       /** The shard it now serves. */
@@ -314,6 +327,7 @@ export class ShardOwner {
       failsafeServedMs: 0,
     };
     this.tenure = tenure;
+    this.onEvent({ type: "acquired", shard: d.shard, epoch: d.epoch });
     this.failsafe?.reset(d.shard, d.epoch);
     const lost = new AbortController();
     void r.lost.then(() => {
