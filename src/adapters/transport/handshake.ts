@@ -1,7 +1,7 @@
 /**
  * The transport's connection handshake and per-frame authentication.
  *
- * Keys: the cluster key is HKDF-SHA256 of the cluster secret with the cluster name as salt, so two
+ * Keys: the cluster key is scrypt of the cluster secret with the cluster name in the salt, so two
  * clusters sharing a secret by mistake still cannot talk to each other. The secret itself is not
  * kept anywhere, which is also why no error can ever print it.
  *
@@ -23,19 +23,30 @@
  * closes. No wall clock takes part. A batch (frames.ts) is one sealed frame: its MAC covers every
  * frame inside, in order, so none of them can be changed, dropped, reordered or moved either.
  */
-import { createHmac, createSecretKey, hkdfSync, timingSafeEqual, type KeyObject } from "node:crypto";
+import { createHash, createHmac, createSecretKey, hkdfSync, scryptSync, timingSafeEqual, type KeyObject } from "node:crypto";
 import { ConfigError } from "../../core/errors.js";
 import { FRAME, MAC_BYTES, splitBatch, type Frame } from "./frames.js";
 
-const HKDF_INFO = "multiconnect transport v2";
+const KEY_SALT = "multiconnect transport v2";
 const SESSION_INFO = "mc2 session";
-/** Below this a secret is guessable offline from one captured handshake. */
+/** Below this a secret is guessable offline from one captured handshake, however slow its key. */
 const MIN_SECRET_LENGTH = 16;
+/**
+ * scrypt's cost for the cluster key: N = 2^15, r = 8 (32 MiB; about 100 ms on a 2-core VM, once
+ * per process and cluster, see `deriveTransportKey`). Anyone who reaches a node's port gets a
+ * proof made with the key (the listener proves first), and anyone on the path sees both; from one,
+ * a secret that a person chose rather than drew at random could be guessed offline. Through HKDF a
+ * guess cost two HMACs; through scrypt it costs what this derivation costs. A random secret of 16
+ * or more characters needs none of it, but nothing checks that a secret is random.
+ */
+const SCRYPT = { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
+/** Keys derived in this process, by a hash of (secret, cluster name): each is derived once. */
+const derived = new Map<string, Buffer>();
 /** Bytes of each nonce. */
 export const NONCE_BYTES = 32;
 
 /**
- * The key of one cluster: HKDF-SHA256 of the secret, salted with the cluster name. Throws
+ * The key of one cluster: scrypt of the secret, salted with the cluster name (see SCRYPT). Throws
  * ConfigError for a secret shorter than 16 characters or an empty cluster name.
  */
 export function deriveTransportKey(secret: string, clusterName: string): Buffer {
@@ -45,7 +56,17 @@ export function deriveTransportKey(secret: string, clusterName: string): Buffer 
   if (typeof clusterName !== "string" || clusterName.length === 0) {
     throw new ConfigError("transport.cluster_name", "must be a non-empty string");
   }
-  return Buffer.from(hkdfSync("sha256", secret, clusterName, HKDF_INFO, 32));
+  const id = createHash("sha256")
+    .update(JSON.stringify([secret, clusterName]))
+    .digest("hex");
+  let key = derived.get(id);
+  if (key === undefined) {
+    key = scryptSync(secret, `${KEY_SALT}\0${clusterName}`, 32, SCRYPT);
+    // A process talks for one cluster or two; a test suite for a few: keep the newest few.
+    if (derived.size >= 16) derived.delete(derived.keys().next().value!);
+    derived.set(id, key);
+  }
+  return Buffer.from(key);
 }
 
 /** Who proves: the server answering a hello, or the client answering a challenge. */
