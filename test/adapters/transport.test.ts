@@ -286,6 +286,17 @@ describe("FramedTransport", () => {
     expect(core.heartbeat).toHaveBeenCalledTimes(1);
   });
 
+  it("listen() refuses a handshake whose announced protocol range was altered on the way (a downgrade), and accepts it unaltered", async () => {
+    const core = await coreapp();
+    const altered = await RawConnection.open(core.server.port);
+    cleanups.push(async () => altered.close());
+    const claimed = { version: PROTOCOL.version + 1, min: PROTOCOL.min }; // what reached the listener
+    expect(await altered.handshake(KEY, "m.1", core.self, claimed, PROTOCOL)).toBe(false);
+    const honest = await RawConnection.open(core.server.port);
+    cleanups.push(async () => honest.close());
+    expect(await honest.handshake(KEY, "m.1", core.self, claimed)).toBe(true);
+  });
+
   it("listen() refuses malformed JSON and unknown kinds with a clean refusal, running no handler", async () => {
     const core = await coreapp();
     const raw = await RawConnection.open(core.server.port);

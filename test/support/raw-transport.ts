@@ -61,16 +61,19 @@ export class RawConnection {
   /**
    * Runs the client side of the handshake as `from` to `to` with `key` and waits for "ready" (or
    * the connection closing, when the server refuses). Returns true when the session is open.
+   * `proved`: the range the proof covers, when it is not the one sent (a hello altered on the way).
    */
-  async handshake(key: Buffer, from: string, to: string, proto = PROTOCOL): Promise<boolean> {
+  async handshake(key: Buffer, from: string, to: string, proto = PROTOCOL, proved = proto): Promise<boolean> {
     const nonceC = randomBytes(NONCE_BYTES);
     const hello = { proto: [proto.version, proto.min], from, to, nonce: nonceC.toString("base64url") };
     this.write(encodeFrame(FRAME.hello, 0, [Buffer.from(JSON.stringify(hello))]));
     await this.until(() => this.frames.length > 0 || this.closed, "challenge");
     const challenge = this.frames.shift();
     if (challenge === undefined || challenge.type !== FRAME.challenge) return false;
-    const nonceS = Buffer.from((JSON.parse(challenge.payload.toString()) as { nonce: string }).nonce, "base64url");
-    const proof = handshakeProof(key, "client", from, to, nonceC, nonceS);
+    const answer = JSON.parse(challenge.payload.toString()) as { nonce: string; proto: [number, number] };
+    const nonceS = Buffer.from(answer.nonce, "base64url");
+    const listener = { version: answer.proto[0], min: answer.proto[1] };
+    const proof = handshakeProof(key, "client", from, to, nonceC, nonceS, { caller: proved, listener });
     this.write(encodeFrame(FRAME.auth, 0, [Buffer.from(JSON.stringify({ proof: proof.toString("base64url") }))]));
     const keys = sessionKeys(key, from, to, nonceC, nonceS);
     this.send = new FrameMac(keys.clientToServer);

@@ -249,7 +249,8 @@ class Connection {
           false,
         );
       }
-      const expected = handshakeProof(this.key, "server", this.self, this.peer.id, this.nonceC, nonceS);
+      const protocols = { caller: this.o.protocol, listener: theirs };
+      const expected = handshakeProof(this.key, "server", this.self, this.peer.id, this.nonceC, nonceS, protocols);
       if (!proofMatches(expected, proof)) {
         // Not a holder of this cluster's key, or not the node we addressed: send it nothing.
         return this.close(
@@ -263,7 +264,7 @@ class Connection {
         );
       }
       this.nonceS = nonceS;
-      const mine = handshakeProof(this.key, "client", this.self, this.peer.id, this.nonceC, nonceS);
+      const mine = handshakeProof(this.key, "client", this.self, this.peer.id, this.nonceC, nonceS, protocols);
       this.socket.write(encodeFrame(FRAME.auth, 0, [Buffer.from(JSON.stringify({ proof: mine.toString("base64url") }))]));
       const keys = sessionKeys(this.key, this.self, this.peer.id, this.nonceC, nonceS);
       this.recv = new FrameMac(keys.serverToClient);

@@ -10,7 +10,8 @@
  *   server → client  challenge  { proto, nonce: Ns, proof: P_s }
  *   client → server  auth       { proof: P_c }
  *   server → client  ready      (sealed with the session key: proves both sides derived it)
- * where P_s = HMAC(K, "mc2-srv" ‖ from ‖ to ‖ Nc ‖ Ns) and P_c = HMAC(K, "mc2-cli" ‖ …same…).
+ * where P_s = HMAC(K, "mc2-srv" ‖ from ‖ to ‖ both protocol ranges ‖ Nc ‖ Ns) and
+ * P_c = HMAC(K, "mc2-cli" ‖ …same…).
  * The server refuses a hello addressed to another id before answering; the client refuses a
  * challenge whose proof does not verify (the server does not hold K, or is not `to`). Both nonces
  * are fresh, so a recorded handshake cannot be replayed to either side, and the distinct tags keep
@@ -26,6 +27,7 @@
 import { createHash, createHmac, createSecretKey, hkdfSync, scryptSync, timingSafeEqual, type KeyObject } from "node:crypto";
 import { ConfigError } from "../../core/errors.js";
 import { FRAME, MAC_BYTES, splitBatch, type Frame } from "./frames.js";
+import type { ProtocolRange } from "./messages.js";
 
 const KEY_SALT = "multiconnect transport v2";
 const SESSION_INFO = "mc2 session";
@@ -72,12 +74,33 @@ export function deriveTransportKey(secret: string, clusterName: string): Buffer 
 /** Who proves: the server answering a hello, or the client answering a challenge. */
 export type ProofRole = "server" | "client";
 
-/** The proof of `role` for one handshake: binds both ids and both nonces. */
-export function handshakeProof(key: Buffer, role: ProofRole, from: string, to: string, nonceC: Buffer, nonceS: Buffer): Buffer {
+/** The protocol ranges the two sides announced in a handshake: the caller's hello, the listener's challenge. */
+export interface AnnouncedProtocols {
+  readonly caller: ProtocolRange;
+  readonly listener: ProtocolRange;
+}
+
+/**
+ * The proof of `role` for one handshake: binds both ids, both nonces and both announced protocol
+ * ranges. The ranges travel in the clear before any key is proven; bound into the proofs, a range
+ * that was altered on the way (to talk two nodes down to an older version they both still accept)
+ * makes the handshake fail instead.
+ */
+export function handshakeProof(
+  key: Buffer,
+  role: ProofRole,
+  from: string,
+  to: string,
+  nonceC: Buffer,
+  nonceS: Buffer,
+  protocols: AnnouncedProtocols,
+): Buffer {
   const h = createHmac("sha256", key);
   h.update(role === "server" ? "mc2-srv\n" : "mc2-cli\n");
   // Ids are visible ASCII without line feeds (messages.ts), so the text is unambiguous.
   h.update(`${from}\n${to}\n`);
+  const { caller, listener } = protocols;
+  h.update(`${caller.version}:${caller.min}\n${listener.version}:${listener.min}\n`);
   h.update(nonceC);
   h.update(nonceS);
   return h.digest();

@@ -13,7 +13,7 @@ import type { Logger } from "../../core/ports/logger.js";
 import type { ForwardResult, TransportHandlers, TransportServer } from "../../core/ports/transport.js";
 import { REFUSAL } from "./errors.js";
 import { encodeFrame, FRAME, FRAME_OVERHEAD, FrameReader, MAC_BYTES, MAX_HANDSHAKE_FRAME, type Frame } from "./frames.js";
-import { FrameMac, handshakeProof, NONCE_BYTES, proofMatches, sessionKeys } from "./handshake.js";
+import { FrameMac, handshakeProof, NONCE_BYTES, proofMatches, sessionKeys, type AnnouncedProtocols } from "./handshake.js";
 import {
   decodeForwardRequest,
   describeProtocol,
@@ -71,6 +71,7 @@ class ServerConnection {
   private state: "hello" | "auth" | "open" | "closed" = "hello";
   private from = "";
   private nonceC = Buffer.alloc(0);
+  private protocols: AnnouncedProtocols | null = null;
   private readonly nonceS = randomBytes(NONCE_BYTES);
   private out: Outbox | null = null;
   private recv: FrameMac | null = null;
@@ -154,7 +155,8 @@ class ServerConnection {
       if (o.to !== this.self) return this.reject(REFUSAL.unauthenticated, "addressed to another node");
       this.from = o.from;
       this.nonceC = nonce;
-      const proof = handshakeProof(this.o.key, "server", o.from, this.self, nonce, this.nonceS);
+      this.protocols = { caller: theirs, listener: this.o.protocol };
+      const proof = handshakeProof(this.o.key, "server", o.from, this.self, nonce, this.nonceS, this.protocols);
       const challenge = {
         proto: [this.o.protocol.version, this.o.protocol.min],
         nonce: this.nonceS.toString("base64url"),
@@ -165,7 +167,7 @@ class ServerConnection {
       return;
     }
     if (frame.type !== FRAME.auth || o === undefined || typeof o.proof !== "string") return this.destroy();
-    const expected = handshakeProof(this.o.key, "client", this.from, this.self, this.nonceC, this.nonceS);
+    const expected = handshakeProof(this.o.key, "client", this.from, this.self, this.nonceC, this.nonceS, this.protocols!);
     if (!proofMatches(expected, Buffer.from(o.proof, "base64url"))) {
       this.o.logger.warn({ from: printable(this.from) }, "transport: a connection failed authentication (wrong cluster secret or name?)");
       return this.reject(REFUSAL.unauthenticated, "authentication failed");
