@@ -34,14 +34,15 @@ const SESSION_INFO = "mc2 session";
 /** Below this a secret is guessable offline from one captured handshake, however slow its key. */
 const MIN_SECRET_LENGTH = 16;
 /**
- * scrypt's cost for the cluster key: N = 2^15, r = 8 (32 MiB; about 100 ms on a 2-core VM, once
- * per process and cluster, see `deriveTransportKey`). Anyone who reaches a node's port gets a
+ * scrypt's cost for the cluster key: N = 2^14, r = 8, the scrypt paper's cost for an interactive
+ * login (16 MiB; about 60 ms on a 2-core VM, once per process and cluster, see `deriveTransportKey`;
+ * a supervised node pays it twice, in the supervisor and in the node). Anyone who reaches a node's port gets a
  * proof made with the key (the listener proves first), and anyone on the path sees both; from one,
  * a secret that a person chose rather than drew at random could be guessed offline. Through HKDF a
  * guess cost two HMACs; through scrypt it costs what this derivation costs. A random secret of 16
  * or more characters needs none of it, but nothing checks that a secret is random.
  */
-const SCRYPT = { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
+const SCRYPT = { N: 2 ** 14, r: 8, p: 1, maxmem: 32 * 1024 * 1024 };
 /** Keys derived in this process, by a hash of (secret, cluster name): each is derived once. */
 const derived = new Map<string, Buffer>();
 /** Bytes of each nonce. */
