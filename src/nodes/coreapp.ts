@@ -37,7 +37,7 @@ const HOLD_WHILE_PROMOTING_MS = 2000;
  * it, with the reason (lease lost, renamed by the master, stopping).
  */
 export interface CoreappEvents {
-  /** This coreapp was promoted for a shard, or demoted. */
+  /** This coreapp was named a shard's owner, took its lease, was promoted for it, or demoted. */
   owner: [event: OwnerEvent];
   /** What this node holds in the store changed (it took or gave back a shard's lease); see `tokens()`. */
   tokens: [tokens: NodeTokens];

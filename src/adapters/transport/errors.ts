@@ -54,8 +54,8 @@ export function mapCallError(error: unknown, kind: MessageKind | "connection", a
   }
   const code = networkCode(error);
   if (code !== undefined && TLS_CODE.test(code)) {
-    // Before the handshake finished: the peer (or something in its place) is there, but one side
-    // does not trust the other. Still "unavailable" to the caller, since only new certificates fix it.
+    // Before the handshake finished, one side does not trust the other (only new certificates fix
+    // it); after it, a record or alert broke an established connection. "Unavailable" either way.
     const what = notDelivered ? "TLS handshake failed" : "TLS connection failed";
     return new TransportUnavailableError(`transport: ${kind} to ${address}: ${what} (${code})`, { cause: error, notDelivered });
   }
