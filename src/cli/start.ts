@@ -8,9 +8,9 @@ import { createEchoApp } from "../example/echo-app.js";
 import { Coreapp } from "../nodes/coreapp.js";
 import { createNode } from "../nodes/compose.js";
 import { watchdogDeadlineMs, watchdogTenureGraceMs } from "../watchdog/deadline.js";
-import { petWatchdogIfSupervised } from "../watchdog/pet.js";
-import { supervise, SUPERVISED_ENV } from "../watchdog/supervisor.js";
-import { reportTokensIfSupervised } from "../watchdog/tokens.js";
+import { petSupervisor } from "../watchdog/pet.js";
+import { supervise, takeSupervision } from "../watchdog/supervisor.js";
+import { reportTokensToSupervisor } from "../watchdog/tokens.js";
 import { ExitReleaser } from "../nodes/exit-release.js";
 import { requireStoreDriver } from "../nodes/open-store.js";
 import type { Config } from "../config/load.js";
@@ -39,8 +39,9 @@ export interface StartOptions {
 /** `multiconnect start`: runs one node in this process until SIGTERM or SIGINT. */
 export async function startCommand(o: StartOptions): Promise<void> {
   const config = loadConfigFile(o.config);
-  // The supervisor runs this same command as its child, marked by SUPERVISED_ENV; the child runs the node.
-  if ((o.supervise !== false || o.watchdog) && process.env[SUPERVISED_ENV] !== "1") {
+  // The supervisor runs this same command as its child, marked in its environment; the child runs the node.
+  const supervision = takeSupervision();
+  if ((o.supervise !== false || o.watchdog) && !supervision) {
     if (o.watchdog && o.supervise === false)
       throw new ConfigError("--no-supervise", "cannot be combined with --watchdog: the watchdog is the supervisor");
     process.exit(await runSupervisor(o, config));
@@ -68,14 +69,16 @@ export async function startCommand(o: StartOptions): Promise<void> {
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
   // Before start(): the liveness record written at start is already the supervisor's to remove.
-  reportTokensIfSupervised(node);
+  if (supervision) reportTokensToSupervisor(node);
   await node.start();
   // Armed only now: loading drivers (etcd's protobuf parsing) blocks the event loop for longer than a
   // deadline, and a node that has not started holds no shard.
-  const petNow = petWatchdogIfSupervised(node instanceof Coreapp ? node : undefined);
-  // At once when the risk changes: named (before it takes the lease), acquired (the tenure's
-  // deadline, before onPromote can open anything) and demoted (tenure closed).
-  if (petNow && node instanceof Coreapp) node.on("owner", (e) => e.type !== "promoted" && petNow());
+  if (supervision?.petIntervalMs) {
+    const petNow = petSupervisor(supervision.petIntervalMs, node instanceof Coreapp ? node : undefined);
+    // At once when the risk changes: named (before it takes the lease), acquired (the tenure's
+    // deadline, before onPromote can open anything) and demoted (tenure closed).
+    if (node instanceof Coreapp) node.on("owner", (e) => e.type !== "promoted" && petNow());
+  }
   process.stderr.write(`multiconnect: ${name} (${node.id}) started as ${role}\n`);
 }
 

@@ -2,10 +2,32 @@ import { spawn } from "node:child_process";
 import type { NodeTokens } from "../nodes/held-leases.js";
 
 /** The environment variable through which the supervisor tells its child how often to pet it. */
-export const PET_INTERVAL_ENV = "MC_WATCHDOG_PET_MS";
+const PET_INTERVAL_ENV = "MC_WATCHDOG_PET_MS";
 
 /** Set (to "1") in the environment of a child run by the supervisor: it reports its tokens over IPC. */
-export const SUPERVISED_ENV = "MC_SUPERVISED";
+const SUPERVISED_ENV = "MC_SUPERVISED";
+
+/** What the supervisor told its child through the environment. */
+export interface Supervision {
+  /** How often to pet the watchdog (ms), or null when the supervisor runs no watchdog. */
+  readonly petIntervalMs: number | null;
+}
+
+/**
+ * In the child, once at start: reads the supervisor's marks from the environment and removes them.
+ * Environments are inherited, so a mark left in place would reach every process the application
+ * spawns: a `multiconnect start` among them would take itself for a supervised child, run no
+ * supervisor of its own, and send its tokens and pets to a parent that is not one. Returns null
+ * when this process was not started by a supervisor (or has no IPC channel to it).
+ */
+export function takeSupervision(env: NodeJS.ProcessEnv = process.env, ipc: boolean = process.send !== undefined): Supervision | null {
+  const supervised = env[SUPERVISED_ENV] === "1";
+  const petMs = Number(env[PET_INTERVAL_ENV]);
+  delete env[SUPERVISED_ENV];
+  delete env[PET_INTERVAL_ENV];
+  if (!supervised || !ipc) return null;
+  return { petIntervalMs: Number.isFinite(petMs) && petMs > 0 ? petMs : null };
+}
 
 /** The child's message to the supervisor (src/watchdog/pet.ts). */
 export interface Pet {

@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import type { NodeTokens } from "../../src/nodes/held-leases.js";
-import { supervise as superviseChild, superviseWithWatchdog, type ChildExit } from "../../src/watchdog/supervisor.js";
+import { supervise as superviseChild, superviseWithWatchdog, takeSupervision, type ChildExit } from "../../src/watchdog/supervisor.js";
 
 const child = fileURLToPath(new URL("../support/watchdog-child.mjs", import.meta.url));
 
@@ -73,5 +73,24 @@ describe("crash supervision", () => {
     const r = await crash("tokens-clean");
     expect(r.code).toBe(0);
     expect(r.deaths).toEqual([]);
+  });
+});
+
+describe("the child's side of supervision: takeSupervision", () => {
+  it("reads the supervisor's marks and removes them, so processes the application spawns do not inherit them", () => {
+    const env: NodeJS.ProcessEnv = { MC_SUPERVISED: "1", MC_WATCHDOG_PET_MS: "250", PATH: "/bin" };
+    expect(takeSupervision(env, true)).toEqual({ petIntervalMs: 250 });
+    expect(env).toEqual({ PATH: "/bin" });
+    // A process spawned from here sees no mark: it is not supervised.
+    expect(takeSupervision({ ...env }, true)).toBeNull();
+  });
+
+  it("is not supervised without the IPC channel to the supervisor, and runs no watchdog without a valid interval", () => {
+    const env: NodeJS.ProcessEnv = { MC_SUPERVISED: "1", MC_WATCHDOG_PET_MS: "250" };
+    expect(takeSupervision(env, false)).toBeNull();
+    expect(env).toEqual({});
+    expect(takeSupervision({ MC_SUPERVISED: "1" }, true)).toEqual({ petIntervalMs: null });
+    expect(takeSupervision({ MC_SUPERVISED: "1", MC_WATCHDOG_PET_MS: "soon" }, true)).toEqual({ petIntervalMs: null });
+    expect(takeSupervision({ MC_WATCHDOG_PET_MS: "250" }, true)).toBeNull();
   });
 });
