@@ -7,7 +7,7 @@ import { ConfigError } from "../core/errors.js";
 import { createEchoApp } from "../example/echo-app.js";
 import { Coreapp } from "../nodes/coreapp.js";
 import { createNode } from "../nodes/compose.js";
-import { watchdogDeadlineMs, watchdogTenureGraceMs } from "../watchdog/deadline.js";
+import { watchdogDeadlineMs } from "../watchdog/deadline.js";
 import { petSupervisor } from "../watchdog/pet.js";
 import { supervise, takeSupervision } from "../watchdog/supervisor.js";
 import { reportTokensToSupervisor } from "../watchdog/tokens.js";
@@ -39,11 +39,13 @@ export interface StartOptions {
 /** `multiconnect start`: runs one node in this process until SIGTERM or SIGINT. */
 export async function startCommand(o: StartOptions): Promise<void> {
   const config = loadConfigFile(o.config);
+  if (o.watchdog && o.supervise === false)
+    throw new ConfigError("--no-supervise", "cannot be combined with --watchdog: the watchdog is the supervisor");
+  if (o.watchdogDeadline !== undefined && !o.watchdog)
+    throw new ConfigError("--watchdog-deadline", "is the watchdog's: give --watchdog too");
   // The supervisor runs this same command as its child, marked in its environment; the child runs the node.
   const supervision = takeSupervision();
   if ((o.supervise !== false || o.watchdog) && !supervision) {
-    if (o.watchdog && o.supervise === false)
-      throw new ConfigError("--no-supervise", "cannot be combined with --watchdog: the watchdog is the supervisor");
     process.exit(await runSupervisor(o, config));
   }
   const role = o.role ?? config.node.role;
@@ -92,12 +94,10 @@ async function runSupervisor(o: StartOptions, config: Config): Promise<number> {
   await requireStoreDriver(config.store.backend);
   const name = o.name ?? config.node.name ?? o.role ?? config.node.role ?? "node";
   const log = (line: string) => process.stderr.write(`multiconnect: ${line}\n`);
-  const watchdog = o.watchdog
-    ? { deadlineMs: o.watchdogDeadline ?? watchdogDeadlineMs(config.settings), tenureGraceMs: watchdogTenureGraceMs(config.settings) }
-    : undefined;
+  const watchdog = o.watchdog ? { deadlineMs: o.watchdogDeadline ?? watchdogDeadlineMs(config.settings) } : undefined;
   log(
     watchdog
-      ? `supervising ${name} with a watchdog: ${watchdog.deadlineMs} ms deadline, ${watchdog.tenureGraceMs} ms tenure grace`
+      ? `supervising ${name} with a watchdog: ${watchdog.deadlineMs} ms pet deadline; in a shard tenure, halfway from the lease's deadline to its expiry`
       : `supervising ${name}: its leases are released at once if it dies`,
   );
   const releaser = ExitReleaser.open(config, { name: `${name}-supervisor` }).catch((e: unknown) => {

@@ -24,6 +24,8 @@ export interface LeaseTiming {
  */
 export class LeaseHolder {
   private deadline: number;
+  /** The last successful grant's send time + its TTL: the store expires the lease no earlier. */
+  private lapseAt: number;
   private ended: string | null = null;
   private releaseSent = false;
   private abandoned = false;
@@ -34,16 +36,18 @@ export class LeaseHolder {
   /** Resolves once with the reason when this tenure ends (including after `release()`). */
   readonly lost: Promise<string>;
 
-  /** Starts holding `lease` until `deadline` (this clock), to be extended by renewals. */
+  /** Starts holding `lease`, granted for `grant` to a request sent at `sentAt` (this clock); renewals extend it. */
   private constructor(
     readonly lease: Lease,
-    deadline: number,
+    sentAt: number,
+    grant: LeaseTiming,
     private readonly leases: LeaseStore,
     private readonly clock: Clock,
     private readonly timing: LeaseTiming,
     private readonly log: Logger,
   ) {
-    this.deadline = deadline;
+    this.deadline = sentAt + grant.leaseTtlMs - grant.safetyMarginMs;
+    this.lapseAt = sentAt + grant.leaseTtlMs;
     this.lost = new Promise((resolve) => (this.resolveLost = resolve));
     void this.renewLoop();
     void this.deadlineLoop();
@@ -62,10 +66,15 @@ export class LeaseHolder {
     log: Logger,
   ): Promise<LeaseHolder | { holder: string | null; expiresInMs: number }> {
     const sentAt = clock.now();
-    const { leaseTtlMs, safetyMarginMs } = timing; // one read: the store is asked for exactly this TTL
-    const r = await leases.acquire(name, holder, leaseTtlMs);
+    // One read: the store is asked for exactly this TTL, and the deadline is computed with it.
+    const grant: LeaseTiming = {
+      leaseTtlMs: timing.leaseTtlMs,
+      renewIntervalMs: timing.renewIntervalMs,
+      safetyMarginMs: timing.safetyMarginMs,
+    };
+    const r = await leases.acquire(name, holder, grant.leaseTtlMs);
     if (!r.acquired) return { holder: r.holder, expiresInMs: r.expiresInMs };
-    return new LeaseHolder(r.lease, sentAt + leaseTtlMs - safetyMarginMs, leases, clock, timing, log);
+    return new LeaseHolder(r.lease, sentAt, grant, leases, clock, timing, log);
   }
 
   /**
@@ -97,6 +106,15 @@ export class LeaseHolder {
   /** Milliseconds left before the local deadline (≤ 0 once passed). */
   get remainingMs(): number {
     return this.ended === null ? this.deadline - this.clock.now() : 0;
+  }
+
+  /**
+   * Milliseconds left before the store may expire the lease and give it to another holder: the last
+   * successful grant's send time plus its TTL, so at least that grant's safety margin after the
+   * local deadline (whatever the live settings say now). 0 once the release was sent.
+   */
+  get lapseRemainingMs(): number {
+    return this.releaseSent ? 0 : Math.max(0, this.lapseAt - this.clock.now());
   }
 
   /**
@@ -159,6 +177,7 @@ export class LeaseHolder {
         const deadline = sentAt + leaseTtlMs - safetyMarginMs;
         const earlier = deadline < this.deadline;
         this.deadline = deadline;
+        this.lapseAt = sentAt + leaseTtlMs;
         if (earlier) this.deadlineMoved.abort(); // the deadline loop sleeps until the old one
         wait = Math.max(0, sentAt + renewIntervalMs - this.clock.now());
       } catch (error) {

@@ -142,6 +142,11 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     return this.owner.tenureRemainingMs();
   }
 
+  /** See `ShardOwner.tenureLapseMs`: how long the watchdog may wait past `tenureRemainingMs` (src/watchdog). */
+  tenureLapseMs(): number | null {
+    return this.owner.tenureLapseMs();
+  }
+
   /** See `ShardOwner.atRisk`: whether the watchdog must keep this process to its pet deadline. */
   atRisk(): boolean {
     return this.owner.atRisk();

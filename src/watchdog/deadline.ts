@@ -7,18 +7,11 @@ import { deriveTiming, type ClusterSettings } from "../core/timing.js";
  * at (last pet + deadline) lands 2 × margin before that, leaving one margin for the kill itself and
  * one for timer lateness. The store's own minimum TTL (etcd) only lengthens the real lease, so the
  * settings alone give the conservative value. A freeze that starts while renewals are already
- * failing is covered by the tenure deadline instead (`watchdogTenureGraceMs`, supervisor.ts).
+ * failing is covered by the tenure deadline instead (supervisor.ts), which the child's pets give from
+ * its lease itself. The settings here are the config file's: a live change of the settings moves
+ * this deadline only at the next start, and the tenure deadline never depends on it.
  */
 export function watchdogDeadlineMs(settings: ClusterSettings): number {
   const t = deriveTiming(settings);
   return Math.max(20, t.leaseTtlMs - t.renewIntervalMs - 2 * t.safetyMarginMs);
-}
-
-/**
- * How long past its lease's local deadline a supervised coreapp may take to report its tenure
- * closed: half the safety margin, so the kill (and the kernel closing the upstream socket) lands
- * before the store can expire the lease, which it does no earlier than one margin after that deadline.
- */
-export function watchdogTenureGraceMs(settings: ClusterSettings): number {
-  return Math.max(5, Math.floor(deriveTiming(settings).safetyMarginMs / 2));
 }

@@ -35,6 +35,12 @@ export interface Pet {
   /** Milliseconds left before the child's open shard tenure must be closed, or null with none. */
   readonly tenureRemainingMs: number | null;
   /**
+   * Milliseconds left before another node could be given the shard (the store's earliest expiry of
+   * the lease, or the end of the failsafe promises), or null with no tenure: at least one safety
+   * margin after `tenureRemainingMs`.
+   */
+  readonly tenureLapseMs: number | null;
+  /**
    * The child may act as a primary soon or now (a tenure open, or named for one). When the last pet
    * said false, a missed pet deadline is forgiven: a frozen standby holds nothing and can do no harm.
    */
@@ -62,16 +68,10 @@ export interface ChildExit {
   readonly at: number;
 }
 
-/** The watchdog's two deadlines (see `supervise`). */
+/** The watchdog's pet deadline (see `supervise`; the tenure deadline comes from the child's pets). */
 export interface WatchdogDeadlines {
   /** Kill the child when its event loop has not petted for this long (ms), once it petted once. */
   readonly deadlineMs: number;
-  /**
-   * How long past a reported tenure deadline the child may take to report the tenure closed before
-   * it is killed: less than the lease's safety margin (the store expires the lease at least one
-   * margin after that deadline), and enough for a running event loop to demote and pet.
-   */
-  readonly tenureGraceMs: number;
 }
 
 /** Options of `supervise`. */
@@ -100,7 +100,7 @@ export interface WatchdogOptions extends WatchdogDeadlines {
 
 /** `supervise` with the freeze watchdog on and no crash release: the watchdog alone. */
 export function superviseWithWatchdog(o: WatchdogOptions): Promise<number> {
-  return supervise({ argv: o.argv, log: o.log, watchdog: { deadlineMs: o.deadlineMs, tenureGraceMs: o.tenureGraceMs } });
+  return supervise({ argv: o.argv, log: o.log, watchdog: { deadlineMs: o.deadlineMs } });
 }
 
 /**
@@ -124,12 +124,15 @@ export function superviseWithWatchdog(o: WatchdogOptions): Promise<number> {
  *   from before any lease it can hold). A standby that is neither is left alone when it misses pets:
  *   frozen or starved, it holds nothing and opens nothing, and killing it only made a starved host's
  *   cluster lose its standbys (docs/reliability.md, finding 11);
- * - the tenure deadline: the last pet said the coreapp's shard tenure had `tenureRemainingMs` left,
- *   that time plus `tenureGraceMs` has passed, and no pet since said it closed. This covers a freeze
- *   that starts while renewals are already failing (the store unreachable): then the lease's
- *   deadline comes sooner than a pet deadline measured from the freeze. A live child demotes at that
- *   deadline and pets at once, so it is killed only if closing its tenure takes longer than the grace.
- *   The estimate is late by the pet's IPC delay only, which the grace (below the margin) absorbs.
+ * - the tenure deadline: the last pet said the coreapp's shard tenure had `tenureRemainingMs` left
+ *   and another node could be given the shard after `tenureLapseMs`; halfway between the two has
+ *   passed, and no pet since said the tenure closed. This covers a freeze that starts while renewals
+ *   are already failing (the store unreachable): then the lease's deadline comes sooner than a pet
+ *   deadline measured from the freeze. A live child demotes at its deadline and pets at once, so it
+ *   is killed only if closing its tenure takes longer than the grace (half the gap, the lease's
+ *   safety margin at least). Both times come from the child's own lease, so a change of the live
+ *   settings never makes the kill late, as a grace derived from the config file would. The estimate
+ *   is late by the pet's IPC delay only, which the other half of the gap absorbs.
  * Once the watchdog's kill has landed the child is dead like any other, and `onDeath` runs too.
  *
  * Resolves with the exit code the supervisor should exit with: the child's own code, or 70 when
@@ -148,6 +151,7 @@ export function supervise(o: SupervisorOptions): Promise<number> {
   let lastPet: number | null = null;
   let atRisk = true;
   let tenureDeadline: number | null = null;
+  let tenureTimer: NodeJS.Timeout | undefined;
   let fired = false;
   child.on("message", (m: Pet | TokensMessage) => {
     if (m?.type === "tokens") {
@@ -160,14 +164,27 @@ export function supervise(o: SupervisorOptions): Promise<number> {
     if (typeof m.tenureRemainingMs !== "number") tenureDeadline = null;
     // A renewal moves the deadline later (remaining > 0); once it has passed (0), later pets must
     // not move it: the child's own deadline is gone, only "closed" (null) clears it.
-    else if (m.tenureRemainingMs > 0 || tenureDeadline === null) tenureDeadline = lastPet + m.tenureRemainingMs + w.tenureGraceMs;
+    else if (m.tenureRemainingMs > 0 || tenureDeadline === null) {
+      const graceMs = typeof m.tenureLapseMs === "number" ? Math.max(0, (m.tenureLapseMs - m.tenureRemainingMs) / 2) : 0;
+      tenureDeadline = lastPet + m.tenureRemainingMs + graceMs;
+    }
+    clearTimeout(tenureTimer);
+    if (tenureDeadline !== null) tenureTimer = setTimeout(checkTenure, Math.max(0, tenureDeadline - lastPet) + 1);
   });
   const fire = (why: string) => {
     fired = true;
     o.log(`watchdog: child ${child.pid} ${why}; SIGKILL`);
     child.kill("SIGKILL");
   };
-  // Check often enough that the kill lands within a small fraction of the deadline, and of the grace.
+  // The tenure deadline has a timer of its own, set at each pet: its grace can be a few ms.
+  function checkTenure(): void {
+    const now = performance.now();
+    if (fired || tenureDeadline === null) return;
+    if (now >= tenureDeadline)
+      fire(`is still in its shard tenure ${Math.round(now - tenureDeadline)} ms past the grace after the lease's deadline`);
+    else tenureTimer = setTimeout(checkTenure, tenureDeadline - now + 1);
+  }
+  // Check often enough that the kill lands within a small fraction of the pet deadline.
   const check = w
     ? setInterval(
         () => {
@@ -175,10 +192,8 @@ export function supervise(o: SupervisorOptions): Promise<number> {
           if (fired || lastPet === null) return;
           if (atRisk && now - lastPet > w.deadlineMs)
             fire(`missed its ${w.deadlineMs} ms deadline (last pet ${Math.round(now - lastPet)} ms ago)`);
-          else if (tenureDeadline !== null && now > tenureDeadline)
-            fire(`is still in its shard tenure ${Math.round(now - tenureDeadline + w.tenureGraceMs)} ms past the lease's deadline`);
         },
-        Math.max(2, Math.min(Math.floor(w.deadlineMs / 20), Math.floor(w.tenureGraceMs / 4))),
+        Math.max(2, Math.floor(w.deadlineMs / 20)),
       )
     : undefined;
   const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
@@ -191,6 +206,7 @@ export function supervise(o: SupervisorOptions): Promise<number> {
     child.once("exit", (code, signal) => {
       const at = performance.now();
       clearInterval(check);
+      clearTimeout(tenureTimer);
       void (async () => {
         await Promise.race([closed, new Promise((r) => setTimeout(r, 100))]);
         const exit: ChildExit = {

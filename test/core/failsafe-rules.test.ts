@@ -165,6 +165,47 @@ describe("FailsafeGuard (a coreapp's side)", () => {
     expect(g.validUntil(0, 7)).toBe(10_000);
   });
 
+  it("counts failsafe_max from the value its record in the store may hold, not a larger live setting it could not publish", async () => {
+    const clock = new ManualClock();
+    const m = new FakeMasters(clock);
+    m.answers.set("m1", { ok: true, promiseMs: 1000 }).set("m2", { ok: true, promiseMs: 1000 });
+    const live = timing();
+    const g = new FailsafeGuard(m.transport(), clock, live, silentLogger);
+    g.afterBeat(0, g.beforeBeat([master("m1"), master("m2")])); // the store holds failsafe_max = 10 s
+    Object.assign(live, { failsafeMaxMs: 60_000 }); // raised live; the next beat, which says so, fails
+    g.beforeBeat([master("m1"), master("m2")]);
+    await clock.advance(9500, 500);
+    await g.ask(0, 7);
+    // Masters it does not ask wait 10 s × 1.1 past its record at t=0, so it may serve until 10 s.
+    expect(g.validUntil(0, 7)).toBe(10_000);
+    expect(g.lapseAt(0, 7)).toBe(10_500); // the promises' end (asked at 9.5 s for 1 s) comes before 11 s
+    await clock.advance(600, 100);
+    expect(g.capReached).toBe(true);
+    // Once a beat saying 60 s is accepted, that is what the masters read.
+    g.afterBeat(clock.now(), g.beforeBeat([master("m1"), master("m2")]));
+    expect(g.capReached).toBe(false);
+  });
+
+  it("a smaller failsafe_max sent in a beat of unknown outcome counts at once: the store may hold it", async () => {
+    const clock = new ManualClock();
+    const m = new FakeMasters(clock);
+    const live = timing();
+    const g = new FailsafeGuard(m.transport(), clock, live, silentLogger);
+    g.afterBeat(0, g.beforeBeat([master("m1"), master("m2")]));
+    Object.assign(live, { failsafeMaxMs: 4000 });
+    g.beforeBeat([master("m1"), master("m2")]); // sent with 4 s; its outcome unknown
+    Object.assign(live, { failsafeMaxMs: 10_000 }); // raised back before the next beat
+    await clock.advance(4000, 500);
+    expect(g.capReached).toBe(true);
+  });
+
+  it("says when a master may reassign the shard: the end of the earliest promise as the master counts it, no margin off", async () => {
+    const { g } = await relyingGuard();
+    expect(g.validUntil(0, 7)).toBe(900);
+    expect(g.lapseAt(0, 7)).toBe(1000);
+    expect(g.lapseAt(0, 8)).toBe(-Infinity);
+  });
+
   it("while it serves on promises, a registry read showing the masters' records as old as the outage does not empty its set", async () => {
     // The store returns: the coreapp's beat reads the registry before any master has beaten again.
     const { clock, g } = await relyingGuard();

@@ -107,4 +107,26 @@ describe("LeaseHolder", () => {
     expect(endedAt).toBeLessThanOrEqual(1100 + 600 - 60);
     expect(endedAt).toBeGreaterThan(0);
   });
+
+  it("says when the store may expire the lease from the grant it holds, not from settings changed since", async () => {
+    const clock = new ManualClock();
+    const storage = new MemoryStorage(clock);
+    const store = new MemoryStore(storage);
+    const live = { ...timing };
+    const h = await LeaseHolder.acquire(store.leases, clock, "l", "n1", live, silentLogger);
+    if (!(h instanceof LeaseHolder)) throw new Error("not acquired");
+    // Granted at t=0 for 3000 ms: the store expires it no earlier than t=3000, one margin (300) after the deadline.
+    expect(h.lapseRemainingMs - h.remainingMs).toBe(timing.safetyMarginMs);
+    await clock.advance(500, 10);
+    // Longer settings arrive; until the next renewal the lease is still the 3000 ms grant, so the
+    // gap stays its own margin (300), not the new one (1000).
+    Object.assign(live, { leaseTtlMs: 10_000, renewIntervalMs: 3333, safetyMarginMs: 1000 });
+    expect(h.lapseRemainingMs).toBe(3000 - 500);
+    expect(h.lapseRemainingMs - h.remainingMs).toBe(300);
+    await clock.advance(600, 10); // the renewal at t=1000 asks for 10 s
+    expect(h.lapseRemainingMs - h.remainingMs).toBe(1000);
+    expect(h.lapseRemainingMs).toBeLessThanOrEqual(1000 + 10_000 - clock.now());
+    await h.release();
+    expect(h.lapseRemainingMs).toBe(0);
+  });
 });

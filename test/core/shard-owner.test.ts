@@ -253,6 +253,7 @@ describe("ShardOwner", () => {
     const clock = new HandClock();
     const order: string[] = [];
     let remainingAtAcquired: number | null = null;
+    let lapseAtAcquired: number | null = null;
     const owner: ShardOwner = new ShardOwner(
       "A",
       grantingLeases(() => true),
@@ -262,16 +263,23 @@ describe("ShardOwner", () => {
       silentLogger,
       (e) => {
         order.push(e.type);
-        if (e.type === "acquired") remainingAtAcquired = owner.tenureRemainingMs();
+        if (e.type === "acquired") {
+          remainingAtAcquired = owner.tenureRemainingMs();
+          lapseAtAcquired = owner.tenureLapseMs();
+        }
       },
     );
+    expect(owner.tenureLapseMs()).toBeNull();
     owner.onMapChange([{ shard: 0, owner: "A", epoch: 5 }]);
     owner.start();
     await flush();
     expect(order).toEqual(["named", "acquired", "onPromote", "promoted"]);
     expect(remainingAtAcquired).toBeGreaterThan(0);
     expect(remainingAtAcquired).toBeLessThanOrEqual(shortTiming.leaseTtlMs - shortTiming.safetyMarginMs);
+    // The store may expire the lease no earlier than one margin after the tenure's deadline.
+    expect(lapseAtAcquired! - remainingAtAcquired!).toBe(shortTiming.safetyMarginMs);
     await owner.close();
+    expect(owner.tenureLapseMs()).toBeNull();
   });
 
   it("is at risk from the moment the map names it, says so before any lease attempt, and not once the map moves away", async () => {

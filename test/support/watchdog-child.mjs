@@ -4,13 +4,18 @@
 // - standby-freeze: pets as a standby (not at risk) for 100 ms, blocks its event loop for 800 ms, exits 0;
 // - named-freeze: pets as a standby for 100 ms, then pets once at risk (named) and blocks for good;
 // - tenure-stuck: keeps petting with a tenure that ends 150 ms after start and never closes it;
+// - tenure-wide-margin: the same, with its lease lapsing 600 ms after the tenure's deadline, not 100;
 // - tenure-closes: the same tenure, but closes it (a pet with null) when it ends, then exits 0 at 600 ms.
 const mode = process.argv[2];
 const started = performance.now();
 const remaining = () => Math.max(0, 150 - (performance.now() - started));
 let open = mode.startsWith("tenure");
 let atRisk = mode !== "standby-freeze" && mode !== "named-freeze";
-const pet = () => process.send({ type: "pet", tenureRemainingMs: open ? remaining() : null, atRisk });
+// The lease may lapse at the store 100 ms after the tenure's deadline (grace 50 ms), or, in
+// tenure-wide-margin, 600 ms after it (a lease granted before the settings were shortened: grace 300 ms).
+const lapseGap = mode === "tenure-wide-margin" ? 600 : 100;
+const pet = () =>
+  process.send({ type: "pet", tenureRemainingMs: open ? remaining() : null, tenureLapseMs: open ? remaining() + lapseGap : null, atRisk });
 pet();
 setInterval(pet, 20);
 const block = (ms) => {

@@ -6,44 +6,54 @@ import { supervise as superviseChild, superviseWithWatchdog, takeSupervision, ty
 const child = fileURLToPath(new URL("../support/watchdog-child.mjs", import.meta.url));
 
 /** Runs the stand-in child under the watchdog; resolves with the exit code and what the supervisor logged. */
-async function supervise(mode: string, deadlineMs: number, tenureGraceMs: number) {
+async function supervise(mode: string, deadlineMs: number) {
   const lines: string[] = [];
   const t0 = performance.now();
-  const code = await superviseWithWatchdog({ argv: [child, mode], deadlineMs, tenureGraceMs, log: (l) => lines.push(l) });
+  const code = await superviseWithWatchdog({ argv: [child, mode], deadlineMs, log: (l) => lines.push(l) });
   return { code, ms: performance.now() - t0, lines };
 }
 
 describe("watchdog supervisor", () => {
   it("kills a child whose event loop stops petting, and exits 70", async () => {
-    const r = await supervise("freeze", 300, 50);
+    const r = await supervise("freeze", 300);
     expect(r.code).toBe(70);
     expect(r.lines.join("\n")).toMatch(/missed its 300 ms deadline/);
     expect(r.ms).toBeGreaterThanOrEqual(400); // 100 ms of pets, then the whole deadline
   });
 
   it("leaves alone a standby (not at risk) that misses its pets: a starved or frozen standby holds nothing", async () => {
-    const r = await supervise("standby-freeze", 300, 50);
+    const r = await supervise("standby-freeze", 300);
     expect(r.lines).toEqual([]);
     expect(r.code).toBe(0);
   });
 
   it("kills a child frozen right after it said it was named for a shard, counting from that pet", async () => {
-    const r = await supervise("named-freeze", 300, 50);
+    const r = await supervise("named-freeze", 300);
     expect(r.code).toBe(70);
     expect(r.lines.join("\n")).toMatch(/missed its 300 ms deadline/);
   });
 
   it("kills a child that still reports its shard tenure open after the tenure's deadline, though it keeps petting", async () => {
-    const r = await supervise("tenure-stuck", 5000, 50);
+    const r = await supervise("tenure-stuck", 5000);
     expect(r.code).toBe(70);
     expect(r.lines.join("\n")).toMatch(/still in its shard tenure/);
-    // Not the pet deadline (5 s): the tenure's end (150 ms) plus the grace.
+    // Not the pet deadline (5 s): the tenure's end (150 ms) plus the grace (50 ms, half the 100 ms
+    // from the tenure's deadline to the lease's earliest expiry).
     expect(r.ms).toBeGreaterThanOrEqual(200);
     expect(r.ms).toBeLessThan(5000);
   });
 
+  it("takes the grace from the child's lease, not from settings: half of a wider gap waits longer", async () => {
+    const r = await supervise("tenure-wide-margin", 5000);
+    expect(r.code).toBe(70);
+    expect(r.lines.join("\n")).toMatch(/still in its shard tenure/);
+    // The tenure's end (150 ms) plus half of 600 ms.
+    expect(r.ms).toBeGreaterThanOrEqual(450);
+    expect(r.ms).toBeLessThan(5000);
+  });
+
   it("leaves alone a child that closes its tenure at the deadline and reports it", async () => {
-    const r = await supervise("tenure-closes", 5000, 50);
+    const r = await supervise("tenure-closes", 5000);
     expect(r.lines).toEqual([]);
     expect(r.code).toBe(0);
   });

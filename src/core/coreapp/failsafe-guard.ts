@@ -33,10 +33,17 @@ export class FailsafeGuard {
   private unsure = new Map<string, FailsafeMaster>();
   /** Send time of the last liveness beat the store accepted (this clock). */
   private lastBeatAt = -Infinity;
+  /**
+   * The smallest `failsafe_max` the store may hold in our record: the one of the last beat it
+   * accepted, or a smaller one sent since (whose outcome we do not know). Masters the owner does not
+   * ask wait that long (× 1.1) past the record, whatever the live settings say now.
+   */
+  private publishedMaxMs = 0;
+  private unsureMaxMs = Infinity;
   /** The assignment the promises below are for (`shard:epoch`). */
   private tenure: string | null = null;
-  /** Master id → until when its latest promise for `tenure` lets us serve (this clock). */
-  private readonly until = new Map<string, number>();
+  /** Master id → its latest promise for `tenure` (this clock). */
+  private readonly until = new Map<string, Promised>();
   /** Why failsafe ended for `tenure` (no promise is taken any more), or null. */
   private ended: string | null = null;
   /** True once serving has relied on promises in this tenure (for the ending rule and status). */
@@ -68,18 +75,23 @@ export class FailsafeGuard {
    */
   beforeBeat(registry: readonly NodeStatus[] | null): PublishedFailsafe | null {
     if (!this.enabled) return null;
+    const maxMs = this.timing.failsafeMaxMs!;
+    this.unsureMaxMs = Math.min(this.unsureMaxMs, maxMs);
     if (registry && !this.relying) {
       const fresh = registry.filter((n) => n.role === "master" && n.address !== "" && n.ageMs <= this.timing.dbUnhealthyIntervalMs);
       for (const m of fresh) this.unsure.set(m.id, { id: m.id, address: m.address });
-      return { masters: fresh.map((m) => m.id), maxMs: this.timing.failsafeMaxMs! };
+      return { masters: fresh.map((m) => m.id), maxMs };
     }
-    return { masters: this.acked.map((m) => m.id), maxMs: this.timing.failsafeMaxMs! };
+    return { masters: this.acked.map((m) => m.id), maxMs };
   }
 
   /** The beat sent at `sentAt` with `published` was accepted by the store. */
   afterBeat(sentAt: number, published: PublishedFailsafe | null): void {
     this.lastBeatAt = Math.max(this.lastBeatAt, sentAt);
     if (!published) return;
+    // Beats go one at a time: the store now holds this one, not one sent before it.
+    this.publishedMaxMs = published.maxMs;
+    this.unsureMaxMs = Infinity;
     const ids = new Set(published.masters);
     this.acked = [...this.acked, ...this.unsure.values()].filter((m, i, all) => ids.has(m.id) && all.findIndex((x) => x.id === m.id) === i);
     this.unsure.clear();
@@ -97,17 +109,32 @@ export class FailsafeGuard {
    * when it may not (failsafe off, a master missing or refusing, no promise yet).
    */
   validUntil(shard: number, epoch: number): number {
+    return this.earliest(shard, epoch, "serve");
+  }
+
+  /**
+   * The earliest moment (this clock) at which a master may reassign the shard while the tenure at
+   * `shard`/`epoch` serves on promises: the end of the earliest promise as the master counts it
+   * (no margin taken off), or `failsafe_max` × 1.1 past our last record for masters we do not ask.
+   * At least one safety margin after `validUntil`; -Infinity when that is -Infinity.
+   */
+  lapseAt(shard: number, epoch: number): number {
+    return this.earliest(shard, epoch, "lapse");
+  }
+
+  private earliest(shard: number, epoch: number, which: keyof Promised): number {
     if (!this.enabled || this.tenure !== `${shard}:${epoch}`) return -Infinity;
     const masters = this.masters();
     if (masters.length === 0) return -Infinity;
-    let earliest = this.lastBeatAt + this.timing.failsafeMaxMs!;
-    for (const m of masters) earliest = Math.min(earliest, this.until.get(m.id) ?? -Infinity);
+    const maxMs = Math.min(this.publishedMaxMs, this.unsureMaxMs, this.timing.failsafeMaxMs!);
+    let earliest = this.lastBeatAt + (which === "serve" ? maxMs : maxMs + maxMs / 10);
+    for (const m of masters) earliest = Math.min(earliest, this.until.get(m.id)?.[which] ?? -Infinity);
     return earliest;
   }
 
   /** True once `failsafe_max` past the last liveness record the store accepted has been reached. */
   get capReached(): boolean {
-    return this.clock.now() >= this.lastBeatAt + (this.timing.failsafeMaxMs ?? 0);
+    return this.clock.now() >= this.lastBeatAt + Math.min(this.publishedMaxMs, this.unsureMaxMs, this.timing.failsafeMaxMs ?? 0);
   }
 
   /** True while serving `shard`/`epoch` without its lease is covered by promises. */
@@ -167,8 +194,10 @@ export class FailsafeGuard {
           const reply = await this.transport.failsafe(m, { shard, epoch }, timeoutMs);
           if (reply.ok && reply.promiseMs !== undefined) {
             if (this.tenure !== key) return;
-            const until = t0 + reply.promiseMs - this.timing.safetyMarginMs;
-            if (this.ended === null) this.until.set(m.id, Math.max(until, this.until.get(m.id) ?? -Infinity));
+            const lapse = t0 + reply.promiseMs;
+            const serve = lapse - this.timing.safetyMarginMs;
+            const held = this.until.get(m.id);
+            if (this.ended === null && (!held || serve > held.serve)) this.until.set(m.id, { serve, lapse });
             return;
           }
           why = `master ${m.id} refused: ${reply.reason ?? "no reason"}`;
@@ -182,4 +211,12 @@ export class FailsafeGuard {
       }),
     );
   }
+}
+
+/** A master's promise as this coreapp holds it (this clock). */
+interface Promised {
+  /** Until when it lets us serve: its end less the safety margin for clock-rate drift. */
+  readonly serve: number;
+  /** Its end: from then the master may reassign the shard. */
+  readonly lapse: number;
 }

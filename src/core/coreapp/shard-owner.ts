@@ -209,6 +209,20 @@ export class ShardOwner {
     return Math.max(0, t.holder.remainingMs, promised);
   }
 
+  /**
+   * While a tenure is open, the milliseconds left before another coreapp could be given the shard:
+   * the store's earliest expiry of the lease, or the end of the failsafe promises the tenure serves
+   * on when that is later. At least one safety margin (the one its deadline was computed with)
+   * after `tenureRemainingMs`, whatever the live settings say now; null with no tenure. The watchdog
+   * kills a frozen owner halfway between the two (src/watchdog).
+   */
+  tenureLapseMs(): number | null {
+    const t = this.tenure;
+    if (!t) return null;
+    const promised = this.onPromises(t) ? this.failsafe!.lapseAt(t.shard, t.epoch) - this.clock.now() : 0;
+    return Math.max(0, t.holder.lapseRemainingMs, promised);
+  }
+
   /** True if this coreapp may answer a request for `shard` stamped `epoch` right now. */
   serves(shard: number, epoch: number): boolean {
     const t = this.tenure;
