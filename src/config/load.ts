@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { parse as parseYaml } from "yaml";
+import { parse as parseYaml, YAMLError } from "yaml";
 import type { z } from "zod";
 import { ConfigError } from "../core/errors.js";
 import type { Placement } from "../core/master/placement.js";
@@ -115,16 +115,85 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
   } catch (error) {
     throw new ConfigError("(file)", `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
-  let raw: unknown;
+  return parseConfig(file.endsWith(".json") ? parseJson(file, text) : parseYamlFile(file, text), env);
+}
+
+/**
+ * The file's JSON. A syntax error is reported by position only: Node's own message quotes the text
+ * around the error, which may be the secret.
+ */
+function parseJson(file: string, text: string): unknown {
   try {
-    raw = file.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
-  } catch (error) {
-    throw new ConfigError(
-      "(file)",
-      `${file} is not valid ${file.endsWith(".json") ? "JSON" : "YAML"}: ${(error as Error).message.split("\n")[0]}`,
-    );
+    return JSON.parse(text);
+  } catch {
+    const at = jsonErrorOffset(text);
+    throw new ConfigError("(file)", `${file} is not valid JSON${at === undefined ? "" : ` at ${lineColumn(text, at)}`}`);
   }
-  return parseConfig(raw, env);
+}
+
+/**
+ * The file's YAML. An error is reported by position and the library's code only: its message
+ * quotes the source (the line, an alias or tag name), which may be the secret. The library's own
+ * warnings, which quote it too, are not written to stderr (`logLevel`).
+ */
+function parseYamlFile(file: string, text: string): unknown {
+  try {
+    return parseYaml(text, { logLevel: "error" });
+  } catch (error) {
+    if (error instanceof YAMLError && error.linePos) {
+      const { line, col } = error.linePos[0];
+      throw new ConfigError("(file)", `${file} is not valid YAML at line ${line}, column ${col} (${error.code})`);
+    }
+    // Resolving an alias (`*name`) fails without a position, e.g. when no `&name` anchor precedes it.
+    const alias = error instanceof ReferenceError ? " (an alias *name cannot be resolved: quote a value that starts with *)" : "";
+    throw new ConfigError("(file)", `${file} is not valid YAML${alias}`);
+  }
+}
+
+/** JSON's grammar tokens, sticky (`y`): they match at `lastIndex` only. A string holds any character but `"`, a backslash and the controls, or an escape. */
+const JSON_SPACE = /[ \t\n\r]*/y;
+const JSON_STRING = /"(?:[\u0020\u0021\u0023-\u005b\u005d-\uffff]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"/y;
+const JSON_SCALAR = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null/y;
+
+/**
+ * Where `text` stops being JSON (a UTF-16 offset), found by a scan of the grammar because V8's
+ * message gives no position when it quotes the text; undefined if the scan finds no error.
+ */
+function jsonErrorOffset(text: string): number | undefined {
+  let i = 0;
+  const token = (re: RegExp): boolean => {
+    re.lastIndex = i;
+    if (!re.test(text)) return false;
+    i = re.lastIndex;
+    return true;
+  };
+  const char = (c: string): boolean => {
+    token(JSON_SPACE);
+    if (text[i] !== c) return false;
+    i++;
+    return true;
+  };
+  const members = (close: string, member: () => boolean): boolean => {
+    if (char(close)) return true;
+    do {
+      if (!member()) return false;
+    } while (char(","));
+    return char(close);
+  };
+  const value = (): boolean => {
+    if (char("{")) return members("}", () => token(JSON_SPACE) && token(JSON_STRING) && char(":") && value());
+    if (char("[")) return members("]", value);
+    return token(JSON_STRING) || token(JSON_SCALAR);
+  };
+  if (!value()) return i;
+  token(JSON_SPACE);
+  return i < text.length ? i : undefined;
+}
+
+/** "line 3, column 12" of a UTF-16 offset into `text` (both from 1). */
+function lineColumn(text: string, offset: number): string {
+  const lines = text.slice(0, offset).split("\n");
+  return `line ${lines.length}, column ${lines.at(-1)!.length + 1}`;
 }
 
 /**

@@ -60,3 +60,11 @@ export function scrub(text: string, secrets: readonly string[]): string {
   for (const s of secrets) out = out.split(s).join(REDACTED);
   return out;
 }
+
+/**
+ * A host or URL entry with everything up to its last `@` (a user and password) shown as `…@`, its
+ * scheme kept: for naming a bad entry in an error without echoing its credentials.
+ */
+export function withoutCredentials(entry: string): string {
+  return entry.replace(/^([a-z][a-z0-9+.-]*:\/\/)?.*@/is, "$1…@");
+}

@@ -1,5 +1,6 @@
 import { SystemClock } from "../../core/clock.js";
 import { ownedNames } from "../prefix-owned.js";
+import { withoutCredentials } from "../../config/redact.js";
 import { ConfigError, SchemaTooNewError, StoreConfigurationError } from "../../core/errors.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { Store, StoreCapabilities } from "../../core/ports/store.js";
@@ -184,16 +185,27 @@ export class EtcdStore implements Store {
   }
 }
 
+/**
+ * The client URLs, checked. A bad entry is named by its position and shown without what precedes
+ * its last `@`, so a login someone put in it never reaches a message.
+ */
 function checkHosts(hosts: string | string[]): string[] {
-  const list = (Array.isArray(hosts) ? hosts : hosts.split(",")).map((h) => h.trim()).filter((h) => h.length > 0);
-  if (list.length === 0) throw new ConfigError("store.hosts", "needs at least one etcd client URL, e.g. http://127.0.0.1:2379");
-  for (const h of list) {
-    if (!/^(https?:\/\/)?[^\s/@]+(:\d+)?\/?$/.test(h)) {
-      // Say which entry is wrong without echoing a password someone put in the URL.
-      throw new ConfigError("store.hosts", `not an etcd client URL: ${JSON.stringify(h.replace(/\/\/[^@/]*@/, "//…@"))}`);
+  const list = (Array.isArray(hosts) ? hosts : hosts.split(",")).map((h) => h.trim());
+  list.forEach((h, i) => {
+    if (h.includes("@")) {
+      const shown = JSON.stringify(withoutCredentials(h));
+      throw new ConfigError(
+        "store.hosts",
+        `entry [${i}] (${shown}) holds a user or password: give them in store.username and store.password`,
+      );
     }
-  }
-  return list;
+    if (h !== "" && !/^(https?:\/\/)?[^\s/@]+(:\d+)?\/?$/.test(h)) {
+      throw new ConfigError("store.hosts", `entry [${i}] (${JSON.stringify(h)}) is not an etcd client URL such as http://127.0.0.1:2379`);
+    }
+  });
+  const urls = list.filter((h) => h !== "");
+  if (urls.length === 0) throw new ConfigError("store.hosts", "needs at least one etcd client URL, e.g. http://127.0.0.1:2379");
+  return urls;
 }
 
 function checkTimeout(ms: number, key: string): number {

@@ -83,11 +83,11 @@ export class MysqlStore implements Store {
   /** Validates the options (throws `ConfigError`); connects lazily, on the first call. */
   constructor(o: MysqlOptions) {
     this.limits = {
-      operationTimeoutMs: positive(o.operationTimeoutMs, DEFAULTS.operationTimeoutMs, "store.operation_timeout_ms"),
-      connectTimeoutMs: positive(o.connectTimeoutMs, DEFAULTS.connectTimeoutMs, "store.connect_timeout_ms"),
+      operationTimeoutMs: positive(o.operationTimeoutMs, DEFAULTS.operationTimeoutMs, "store.operation_timeout"),
+      connectTimeoutMs: positive(o.connectTimeoutMs, DEFAULTS.connectTimeoutMs, "store.connect_timeout"),
       poolSize: positive(o.poolSize, DEFAULTS.poolSize, "store.pool_size", true),
     };
-    const pollMs = positive(o.pollIntervalMs, DEFAULTS.pollIntervalMs, "store.poll_interval_ms");
+    const pollMs = positive(o.pollIntervalMs, DEFAULTS.pollIntervalMs, "store.poll_interval");
     this.db = new MysqlDb(resolveTarget(o), checkTablePrefix(o.tablePrefix ?? DEFAULTS.tablePrefix), this.limits);
     this.leases = new MysqlLeaseStore(this.db);
     this.liveness = new MysqlLiveness(this.db);
@@ -129,6 +129,8 @@ function positive(value: number | undefined, fallback: number, key: string, inte
 /** The connection target from `url` and/or the separate fields; the password is never echoed. */
 function resolveTarget(o: MysqlOptions): MysqlTarget {
   const port = positive(o.port, 3306, "store.port", true);
+  // A host name never holds an `@`: one there is a misplaced login, which messages would show.
+  if (o.host?.includes("@")) throw new ConfigError("store.host", "holds a user or password: give them in store.user and store.password");
   if (o.url === undefined) {
     if (!o.host) throw new ConfigError("store.host", "is required (or give store.url)");
     if (!o.database) throw new ConfigError("store.database", "is required");
@@ -142,9 +144,15 @@ function resolveTarget(o: MysqlOptions): MysqlTarget {
     throw new ConfigError("store.url", "is not a valid URL (expected mysql://user:password@host:port/database)");
   }
   if (url.protocol !== "mysql:" && url.protocol !== "mariadb:") {
-    throw new ConfigError("store.url", `must start with mysql:// or mariadb://, got ${url.protocol}//`);
+    // Without `//` the "scheme" is the user of `user:password@host`: show it only when it is one.
+    const scheme = o.url.startsWith(`${url.protocol}//`) ? `, got ${url.protocol}//` : "";
+    throw new ConfigError("store.url", `must start with mysql:// or mariadb://${scheme}`);
   }
   if (!url.hostname) throw new ConfigError("store.url", "names no host");
+  // An unencoded `/` in the password can end the host part early; the rest becomes the database name, which server errors quote.
+  if (url.pathname.includes("@")) {
+    throw new ConfigError("store.url", "has an @ after the host: percent-encode / ? # @ in the user and password (%2F %3F %23 %40)");
+  }
   const database = decodeURIComponent(url.pathname.replace(/^\//, "")) || o.database;
   if (!database) throw new ConfigError("store.url", "names no database (…/database), and store.database is not set");
   return {

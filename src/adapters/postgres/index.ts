@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { SystemClock } from "../../core/clock.js";
+import { withoutCredentials } from "../../config/redact.js";
 import { ConfigError } from "../../core/errors.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { Store, StoreCapabilities } from "../../core/ports/store.js";
@@ -24,11 +25,12 @@ import { PostgresHistory } from "./history.js";
  */
 export interface PostgresOptions {
   /**
-   * A `postgres://user:password@host:port/database` URL. It may hold a password: this adapter
-   * never prints it, and error messages name only host, port and database.
+   * A `postgres://user:password@host:port/database` URL (or `postgresql://`). It may hold a
+   * password: this adapter never prints it, and error messages name only host, port and database.
+   * Percent-encode `/ ? # @` in the user and password; a URL with an `@` after the host is refused.
    */
   url?: string;
-  /** Server host name, IP or Unix socket directory (default `PGHOST`, else "localhost"). */
+  /** Server host name, IP or Unix socket directory (default `PGHOST`, else "localhost"); no `user@` part. */
   host?: string;
   /** Server port (default `PGPORT`, else 5432). */
   port?: number;
@@ -92,16 +94,16 @@ export class PostgresStore implements Store {
 
   constructor(o: PostgresOptions = {}) {
     this.tablePrefix = checkTablePrefix(o.tablePrefix ?? "mc_");
-    const operationTimeoutMs = positive(o.operationTimeoutMs, 2000, "store.operation_timeout_ms");
+    const operationTimeoutMs = positive(o.operationTimeoutMs, 2000, "store.operation_timeout");
     this.db = new PgDb({
       connection: connectionConfig(o),
       prefix: this.tablePrefix,
       operationTimeoutMs,
-      connectTimeoutMs: positive(o.connectTimeoutMs, 2000, "store.connect_timeout_ms"),
+      connectTimeoutMs: positive(o.connectTimeoutMs, 2000, "store.connect_timeout"),
       poolSize: positive(o.poolSize, 4, "store.pool_size"),
       ...(o.hosts === undefined ? {} : { hosts: parseHosts(o) }),
     });
-    const resyncMs = positive(o.resyncMs, 1000, "store.resync_ms");
+    const resyncMs = positive(o.resyncMs, 1000, "PostgresOptions.resyncMs");
     this.listener = new PgListener(this.db, resyncMs);
     this.leases = new PostgresLeaseStore(this.db, this.listener);
     this.liveness = new PostgresLiveness(this.db);
@@ -155,7 +157,11 @@ export class PostgresStore implements Store {
 /** The options node-postgres reads for where and how to connect; unset keys are left out. */
 function connectionConfig(o: PostgresOptions): pg.ClientConfig {
   const c: pg.ClientConfig = {};
-  if (o.url !== undefined) c.connectionString = o.url;
+  if (o.url !== undefined) c.connectionString = checkUrl(o.url);
+  // A host name never holds an `@` (a socket directory may): one there is a misplaced login, which messages would show.
+  if (o.host !== undefined && o.host.includes("@") && !o.host.startsWith("/")) {
+    throw new ConfigError("store.host", "holds a user or password: give them in store.user and store.password");
+  }
   if (o.host !== undefined) c.host = o.host;
   if (o.port !== undefined) c.port = positive(o.port, 5432, "store.port");
   if (o.user !== undefined) c.user = o.user;
@@ -163,6 +169,27 @@ function connectionConfig(o: PostgresOptions): pg.ClientConfig {
   if (o.database !== undefined) c.database = o.database;
   if (o.ssl !== undefined) c.ssl = o.ssl;
   return c;
+}
+
+/**
+ * `url`, refused where node-postgres would read part of the password as the database name, which
+ * messages show: without a scheme (`user:password@host/db` parses as scheme `user:`), or with an
+ * `@` after the host (an unencoded `/` in the password ends the host part early).
+ */
+function checkUrl(url: string): string {
+  if (!/^postgres(ql)?:\/\//i.test(url)) {
+    throw new ConfigError("store.url", "must start with postgres:// or postgresql:// (give a Unix socket directory in store.host)");
+  }
+  let pathname: string;
+  try {
+    pathname = new URL(url).pathname;
+  } catch {
+    return url; // node-postgres refuses it too, and its message is not shown (see db.ts)
+  }
+  if (pathname.includes("@")) {
+    throw new ConfigError("store.url", "has an @ after the host: percent-encode / ? # @ in the user and password (%2F %3F %23 %40)");
+  }
+  return url;
 }
 
 /** A whole positive number of milliseconds (or a count), or `fallback` when unset. */
@@ -177,15 +204,24 @@ function parseHosts(o: PostgresOptions): PgHost[] {
   if (o.url !== undefined || o.host !== undefined || o.port !== undefined) {
     throw new ConfigError("store.hosts", "cannot be combined with store.url, store.host or store.port");
   }
-  const list = (Array.isArray(o.hosts) ? o.hosts : o.hosts!.split(",")).map((h) => h.trim()).filter((h) => h !== "");
-  if (list.length === 0) throw new ConfigError("store.hosts", "needs at least one host:port");
-  return list.map((entry) => {
+  const list = (Array.isArray(o.hosts) ? o.hosts : o.hosts!.split(",")).map((h) => h.trim());
+  const hosts: PgHost[] = [];
+  list.forEach((entry, i) => {
+    if (entry === "") return;
+    // Named by position; what precedes an `@` (a login put in the wrong place) is never shown.
+    if (entry.includes("@")) {
+      const shown = JSON.stringify(withoutCredentials(entry));
+      throw new ConfigError("store.hosts", `entry [${i}] (${shown}) holds a user or password: give them in store.user and store.password`);
+    }
     const m = /^(\[[^\]]+\]|[^:\s]+)(?::(\d{1,5}))?$/.exec(entry);
     const port = m?.[2] === undefined ? 5432 : Number(m[2]);
-    if (!m || port < 1 || port > 65535)
-      throw new ConfigError("store.hosts", `each entry must be host or host:port, got ${JSON.stringify(entry)}`);
-    return { host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port };
+    if (!m || port < 1 || port > 65535) {
+      throw new ConfigError("store.hosts", `entry [${i}] (${JSON.stringify(entry)}) must be host or host:port`);
+    }
+    hosts.push({ host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port });
   });
+  if (hosts.length === 0) throw new ConfigError("store.hosts", "needs at least one host:port");
+  return hosts;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { ConnectionOptions } from "node:tls";
 import { SystemClock } from "../../core/clock.js";
+import { withoutCredentials } from "../../config/redact.js";
 import { ConfigError, SchemaTooNewError, StoreConfigurationError } from "../../core/errors.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { Store, StoreCapabilities } from "../../core/ports/store.js";
@@ -127,14 +128,19 @@ export class RedisStore implements Store {
       this.settings,
       () => new RedisConnection(this.settings, `multiconnect-watch:${prefix}:${id}.${++subscribers}`, false),
     );
-    this.leases = new RedisLeaseStore(this.conn, this.subscriber, keys, whole(o.resetQuarantineMs, 0, "store.reset_quarantine_ms", true));
+    this.leases = new RedisLeaseStore(
+      this.conn,
+      this.subscriber,
+      keys,
+      whole(o.resetQuarantineMs, 0, "RedisOptions.resetQuarantineMs", true),
+    );
     this.liveness = new RedisLiveness(this.conn, keys);
     this.shardMap = new RedisShardMap(
       this.conn,
       this.subscriber,
       keys,
       o.clock ?? new SystemClock(),
-      whole(o.watchResyncMs, 5000, "store.watch_resync_ms"),
+      whole(o.watchResyncMs, 5000, "RedisOptions.watchResyncMs"),
     );
     this.clusterDocument = new RedisClusterDocument(this.conn, keys);
     this.history = new RedisHistory(this.conn, keys, checkHistoryLimit(o.historyLimit));
@@ -243,13 +249,22 @@ function resolveSettings(o: RedisOptions): RedisSettings {
       throw new ConfigError("store.url", "is not a valid URL (expected redis://[user:password@]host[:port][/db])");
     }
     if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
-      throw new ConfigError("store.url", `must start with redis:// or rediss://, got ${url.protocol}//`);
+      // Without `//` the "scheme" is the user of `user:password@host`: show it only when it is one.
+      const scheme = o.url.startsWith(`${url.protocol}//`) ? `, got ${url.protocol}//` : "";
+      throw new ConfigError("store.url", `must start with redis:// or rediss://${scheme}`);
     }
   }
+  // A host name never holds an `@`: one there is a misplaced login, which messages would show.
+  if (o.host?.includes("@"))
+    throw new ConfigError("store.host", "holds a user or password: give them in store.username and store.password");
   const sentinel = sentinelSettings(o);
   const host = url?.hostname.replace(/^\[(.*)\]$/, "$1") || o.host || "127.0.0.1";
   const port = url?.port ? Number(url.port) : url ? 6379 : whole(o.port, 6379, "store.port");
   const path = url?.pathname.replace(/^\//, "") ?? "";
+  // An unencoded `/` in the password ends the host part early: say so rather than "not a database number".
+  if (path.includes("@")) {
+    throw new ConfigError("store.url", "has an @ after the host: percent-encode / ? # @ in the user and password (%2F %3F %23 %40)");
+  }
   if (path !== "" && !/^\d+$/.test(path))
     throw new ConfigError("store.url", "the path must be a database number, as in redis://host:6379/0");
   const db = path !== "" ? Number(path) : whole(o.db, 0, "store.db", true);
@@ -266,8 +281,8 @@ function resolveSettings(o: RedisOptions): RedisSettings {
     password: (url?.password ? decodeURIComponent(url.password) : undefined) ?? o.password,
     db,
     tls,
-    operationTimeoutMs: whole(o.operationTimeoutMs, 2000, "store.operation_timeout_ms"),
-    connectTimeoutMs: whole(o.connectTimeoutMs, 2000, "store.connect_timeout_ms"),
+    operationTimeoutMs: whole(o.operationTimeoutMs, 2000, "store.operation_timeout"),
+    connectTimeoutMs: whole(o.connectTimeoutMs, 2000, "store.connect_timeout"),
   };
 }
 
@@ -302,11 +317,20 @@ function sentinelSettings(
       "is required with store.sentinels: the name the Sentinels monitor (sentinel monitor <name> …)",
     );
   }
-  const sentinels = list.map((entry) => {
+  const sentinels = list.map((entry, i) => {
+    // Named by position; what precedes an `@` (a login put in the wrong place) is never shown.
+    if (entry.includes("@")) {
+      const shown = JSON.stringify(withoutCredentials(entry));
+      throw new ConfigError(
+        "store.sentinels",
+        `entry [${i}] (${shown}) holds a user or password: give them in store.sentinel_username and store.sentinel_password`,
+      );
+    }
     const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(entry);
     const port = m ? Number(m[2]) : 0;
-    if (!m || port < 1 || port > 65535)
-      throw new ConfigError("store.sentinels", `each entry must be host:port, got ${JSON.stringify(entry)}`);
+    if (!m || port < 1 || port > 65535) {
+      throw new ConfigError("store.sentinels", `entry [${i}] (${JSON.stringify(entry)}) must be host:port`);
+    }
     return { host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port };
   });
   const waitReplicas = whole(o.waitReplicas, 1, "store.wait_replicas", true);
