@@ -102,7 +102,7 @@ export { startDiffingWatch, type DiffingWatchOptions } from "./core/shard-map-wa
 export type { MetricsOptions, Readiness } from "./nodes/metrics.js";
 export { HISTORY_EVENT_TYPES } from "./core/ports/history.js";
 export type { NodeMetrics, NodeView } from "./nodes/metrics.js";
-export type { ReservedRoutes, ReservedHandler } from "./nodes/webapp-admin.js";
+export type { BodyReader, ReservedRoutes, ReservedHandler } from "./nodes/webapp-admin.js";
 export type { PauseStatus, UnservedStatus } from "./nodes/cluster-status.js";
 export type { UnservedShard } from "./core/master/shard-manager.js";
 export type { Placement } from "./core/master/placement.js";

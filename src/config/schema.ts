@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MAX_HEARTBEAT_QUORUM } from "../core/timing.js";
 import { parseDuration } from "./duration.js";
 
 /**
@@ -136,7 +137,8 @@ export const fileSchema = z.strictObject({
       unhealthy_interval: duration.default(30_000),
       db_heartbeat_interval: duration.default(60_000),
       db_unhealthy_interval: duration.default(120_000),
-      heartbeat_quorum: z.number().int().min(2).max(15).default(2),
+      // The bound is validateSettings' (src/core/timing.ts), the one check for the file and live changes.
+      heartbeat_quorum: z.number().int().min(2).max(MAX_HEARTBEAT_QUORUM).default(2),
       /** Failsafe mode (docs/safety.md): serve through a store outage on every master's promise. Off by default. */
       failsafe_mode: z.boolean().default(false),
       /** With failsafe_mode: the longest a primary serves on promises, from its last liveness record. */

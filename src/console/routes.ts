@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { ServerResponse } from "node:http";
+import { isNodeId } from "../adapters/transport/messages.js";
 import { API_ERRORS } from "../core/api-errors.js";
 import { StoreUnavailableError } from "../core/errors.js";
 import type { Store } from "../core/ports/store.js";
@@ -7,7 +8,8 @@ import type { Transport } from "../core/ports/transport.js";
 import type { Timing } from "../core/timing.js";
 import { findPrimaryMaster } from "../nodes/primary-master.js";
 import type { ReservedRoutes } from "../nodes/webapp-admin.js";
-import { BodyTimeoutError, BodyTooLargeError, readBody, sendError, sendJson } from "../nodes/webapp-http.js";
+import { sendMasterFailure } from "../nodes/webapp-control.js";
+import { sendBodyError, sendError, sendJson } from "../nodes/webapp-http.js";
 import { ConsoleFeed, type ConsoleFeedOptions } from "./feed.js";
 import { CONSOLE_CSS, consolePage } from "./page.js";
 
@@ -89,6 +91,9 @@ function clientScript(): string | null {
   return script;
 }
 
+/** The largest switchover body: `{"shard": …, "to": …, "force": …}`. */
+const SWITCHOVER_BODY_LIMIT = 4096;
+
 /** What the switchover route needs. */
 export interface SwitchoverRouteDeps {
   /** The cluster's store (to find the primary master). */
@@ -105,17 +110,16 @@ export interface SwitchoverRouteDeps {
  * `POST /v1/admin/switchover {"shard": N, "to": "<name>", "force": false}` (admin token): what
  * `multiconnect switchover` does — the primary master moves the shard, fencing the old owner at a
  * new epoch, and answers once the new owner serves. 200 `{ok, shard, from, to, epoch, gap_ms}`;
- * 400 bad input, 404/409 no such or no eligible standby, 503 (1017) no primary master.
+ * 400 bad input, 404/409 no such or no eligible standby, 503 (1017) no primary master, 504 (1502)
+ * no answer in time: the switchover may have happened (see `sendMasterFailure`).
  */
 export function addSwitchoverRoute(routes: ReservedRoutes, d: SwitchoverRouteDeps): void {
-  routes.add("POST", "/v1/admin/switchover", async (req, res) => {
+  routes.add("POST", "/v1/admin/switchover", async (_req, res, _path, body) => {
     let command: { shard: number; to?: string; force?: boolean };
     try {
-      command = parseSwitchover(await readBody(req, 4096, d.bodyTimeoutMs));
+      command = parseSwitchover(await body(SWITCHOVER_BODY_LIMIT, d.bodyTimeoutMs));
     } catch (error) {
-      if (error instanceof BodyTooLargeError)
-        return sendError(res, 413, 413, "Request too large", "a switchover body is at most 4096 bytes");
-      if (error instanceof BodyTimeoutError) return sendError(res, 408, 408, "Request Timeout", "the body did not arrive in time");
+      if (sendBodyError(res, error, SWITCHOVER_BODY_LIMIT, d.bodyTimeoutMs)) return;
       return sendError(res, 400, 400, "Bad request", (error as Error).message);
     }
     const { code, title } = API_ERRORS.NOT_PRIMARY_MASTER;
@@ -141,7 +145,8 @@ export function addSwitchoverRoute(routes: ReservedRoutes, d: SwitchoverRouteDep
       if (error instanceof StoreUnavailableError) {
         return sendError(res, 503, API_ERRORS.STORE_UNAVAILABLE.code, API_ERRORS.STORE_UNAVAILABLE.title, error.message);
       }
-      sendError(res, 502, 502, "Switchover failed", `the primary master did not answer: ${(error as Error).message}`);
+      if (sendMasterFailure(res, error, "GET /v1/health (the shard's owner and epoch) or GET /v1/history")) return;
+      sendError(res, 502, 502, "Switchover failed", `the primary master could not be asked: ${(error as Error).message}`);
     }
   });
 }
@@ -159,8 +164,9 @@ export function parseSwitchover(body: Buffer): { shard: number; to?: string; for
   if (typeof o["shard"] !== "number" || !Number.isSafeInteger(o["shard"]) || o["shard"] < 0) {
     throw new Error("shard must be a non-negative whole number");
   }
-  if (o["to"] !== undefined && o["to"] !== null && (typeof o["to"] !== "string" || o["to"] === "")) {
-    throw new Error("to must be a coreapp's name or id (or absent: any healthy standby)");
+  // The primary master's own check of a node name (its transport refuses anything else).
+  if (o["to"] !== undefined && o["to"] !== null && !isNodeId(o["to"])) {
+    throw new Error("to must be a coreapp's name or id, 1 to 200 visible ASCII characters (or absent: any healthy standby)");
   }
   if (o["force"] !== undefined && typeof o["force"] !== "boolean") throw new Error("force must be true or false");
   return {

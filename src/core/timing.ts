@@ -96,7 +96,17 @@ export interface Timing extends ClusterSettings {
   readonly failsafePromiseMs: number;
 }
 
-/** Rejects unsafe or meaningless settings with a `ConfigError` naming the key and the reason. */
+/**
+ * The largest `heartbeat_quorum`. The heartbeat detector acts only while that many masters run, so
+ * a quorum above any real number of masters would switch it off without a word, leaving only the
+ * slower store detector.
+ */
+export const MAX_HEARTBEAT_QUORUM = 15;
+
+/**
+ * Rejects unsafe or meaningless settings with a `ConfigError` naming the key and the reason. The
+ * one check for both the config file and live changes (`settings set`, the admin API).
+ */
 export function validateSettings(s: ClusterSettings, keyPrefix = "settings"): void {
   const positive: [Exclude<keyof ClusterSettings, "heartbeatQuorum" | "failsafeMaxMs">, string][] = [
     ["heartbeatIntervalMs", "heartbeat_interval"],
@@ -120,10 +130,10 @@ export function validateSettings(s: ClusterSettings, keyPrefix = "settings"): vo
     );
   }
   const quorum = s.heartbeatQuorum ?? 2;
-  if (!Number.isInteger(quorum) || quorum < 2) {
+  if (!Number.isInteger(quorum) || quorum < 2 || quorum > MAX_HEARTBEAT_QUORUM) {
     throw new ConfigError(
       `${keyPrefix}.heartbeat_quorum`,
-      `must be an integer of at least 2 (the primary master and one secondary), got ${quorum}`,
+      `must be an integer from 2 (the primary master and one secondary) to ${MAX_HEARTBEAT_QUORUM}, got ${quorum}`,
     );
   }
   if (s.unhealthyIntervalMs < 2 * s.heartbeatIntervalMs) {

@@ -10,7 +10,8 @@
  * body's original bytes. Express's parsers keep working for the host's own routes: express.raw()
  * and express.text() (UTF-8) leave bytes the webapp forwards as they are; express.json() and
  * express.urlencoded() keep only a parsed value, so pass {@link keepRawBody} as their `verify`
- * option, or mount the webapp before them. A request whose body was parsed with no bytes kept is
+ * option, or mount the webapp before them. The admin API (`/v1/admin/…`, `/v1/settings`) reads its
+ * JSON body from the same kept bytes. A request whose body was parsed with no bytes kept is
  * answered 500 at once, naming this fix; it never hangs.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";

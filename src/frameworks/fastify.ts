@@ -8,7 +8,8 @@
  * Inside the plugin's own scope every content type is read as raw bytes (so `text/plain`,
  * `application/octet-stream`, JSON and anything else are forwarded exactly as sent, never 415),
  * while the host's routes keep Fastify's usual parsers. The coreapp receives the original path,
- * prefix included. The webapp's own `GET /v1/health` and `GET /metrics` answer below the prefix.
+ * prefix included. The webapp's own paths (`GET /v1/health`, `GET /metrics`, the admin API) answer
+ * below the prefix; the admin API reads its JSON body from the bytes Fastify read.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { originForm } from "../nodes/webapp-http.js";
@@ -40,7 +41,8 @@ export const multiconnect: FastifyPluginAsync<MulticonnectFastifyOptions> = asyn
     // The webapp writes the answer on the raw response itself; Fastify must not send one too.
     reply.hijack();
     const raw = request.raw;
-    // Fastify read the body into request.body (nothing there for a request without one).
+    // Fastify read the body into request.body (nothing there for a request without one): the
+    // stream has ended, so the webapp must take these bytes, for forwarding and its own routes.
     const body = request.body instanceof Uint8Array ? request.body : undefined;
     // An absolute-form target (`GET http://host/api/...`) is judged by its path, as the webapp does.
     const url = originForm(raw.url ?? "/") ?? raw.url ?? "/";

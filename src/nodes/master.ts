@@ -87,7 +87,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     this.metrics = deps.metrics ?? NodeMetrics.detached(identity.name);
     this.view = new ClusterView(store.liveness, clock, timing.evaluateTickMs);
     this.monitor = new HeartbeatMonitor(identity.id, transport, clock, timing, log);
-    this.membership = new Membership(store.liveness, store.shardMap, log, timing.dbUnhealthyIntervalMs, (node, cause) => {
+    this.membership = new Membership(store.liveness, store.shardMap, log, timing, (node, cause) => {
       const lease = this.tenure?.held ? this.tenure.lease : null;
       if (!lease) return;
       this.control.record(lease, {

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { API_ERRORS } from "../core/api-errors.js";
-import { sendError } from "./webapp-http.js";
+import { requestBody, sendError } from "./webapp-http.js";
 
 /**
  * The paths a webapp keeps for the SDK. A request under one of them is answered here and never
@@ -28,8 +28,16 @@ export const RESERVED_PREFIXES = [
  */
 const OPEN_PREFIXES = ["/v1/health", "/metrics", "/livez", "/readyz", "/console"];
 
-/** Answers one reserved request. `path` is without the query string. */
-export type ReservedHandler = (req: IncomingMessage, res: ServerResponse, path: string) => Promise<void> | void;
+/**
+ * Reads the body of the request a reserved route answers: at most `limit` bytes within `timeoutMs`
+ * (see `requestBody` in webapp-http.ts). It returns the bytes a framework adapter or a body parser
+ * already read, else reads the stream; a route must read its body through it, never from `req`,
+ * whose stream has ended when the webapp is mounted in Fastify or behind express.json().
+ */
+export type BodyReader = (limit: number, timeoutMs: number) => Promise<Buffer>;
+
+/** Answers one reserved request. `path` is without the query string; `body` reads the request's body. */
+export type ReservedHandler = (req: IncomingMessage, res: ServerResponse, path: string, body: BodyReader) => Promise<void> | void;
 
 /**
  * The webapp's reserved-path routing. Adding a route is one line:
@@ -65,9 +73,9 @@ export class ReservedRoutes {
   /**
    * Answers `req` if its path (`url`: default `req.url`; a mount-relative one when embedded) is
    * reserved and returns true; returns false (having touched nothing) for a path the application
-   * should get.
+   * should get. `given`: the body, when the host framework already read it (`ServeOptions.body`).
    */
-  async handle(req: IncomingMessage, res: ServerResponse, url = req.url ?? "/"): Promise<boolean> {
+  async handle(req: IncomingMessage, res: ServerResponse, url = req.url ?? "/", given?: Uint8Array | string): Promise<boolean> {
     if (!this.claims(url)) return false;
     const path = pathOf(url);
     if (!OPEN_PREFIXES.some((p) => under(path, p)) && !this.authorized(req, res)) {
@@ -86,7 +94,7 @@ export class ReservedRoutes {
       );
       return true;
     }
-    await handler(req, res, path);
+    await handler(req, res, path, (limit, timeoutMs) => requestBody(req, limit, timeoutMs, given));
     return true;
   }
 

@@ -78,6 +78,48 @@ export function preReadBody(req: IncomingMessage): Buffer | undefined {
 }
 
 /**
+ * The body of `req` when someone already read it, or undefined when the stream is still unread:
+ * `given` (the bytes a framework adapter passed to `Webapp.serve`, a string as UTF-8), else what a
+ * body parser left ({@link preReadBody}, which throws {@link BodyAlreadyParsedError}).
+ */
+export function alreadyRead(req: IncomingMessage, given?: Uint8Array | string): Buffer | undefined {
+  if (given === undefined) return preReadBody(req);
+  return typeof given === "string" ? Buffer.from(given) : Buffer.from(given.buffer, given.byteOffset, given.byteLength);
+}
+
+/**
+ * The whole body of `req`, at most `limit` bytes: the bytes already read ({@link alreadyRead}),
+ * else the stream ({@link readBody}). Reading the stream alone would wait for an `end` that already
+ * fired when a framework read the body first (Fastify, express.json()), and answer 408 only after
+ * `timeoutMs`. Throws {@link BodyTooLargeError}, {@link BodyTimeoutError}, {@link BodyAlreadyParsedError}.
+ */
+export async function requestBody(req: IncomingMessage, limit: number, timeoutMs: number, given?: Uint8Array | string): Promise<Buffer> {
+  const read = alreadyRead(req, given);
+  if (read === undefined) return readBody(req, limit, timeoutMs);
+  if (read.byteLength > limit) throw new BodyTooLargeError();
+  return read;
+}
+
+/**
+ * Answers a body that could not be read and returns true: 413 past `limit`, 408 past `timeoutMs`,
+ * 500 naming the fix when a body parser kept no bytes. False, with nothing sent, for any other error.
+ */
+export function sendBodyError(res: ServerResponse, error: unknown, limit: number, timeoutMs: number): boolean {
+  if (error instanceof BodyTooLargeError) {
+    // No `connection: close`: the answer lingers (below) so the client can read it.
+    sendError(res, 413, 413, "Request too large", `the body exceeds ${limit} bytes`);
+  } else if (error instanceof BodyTimeoutError) {
+    sendError(res, 408, 408, "Request Timeout", `the body did not arrive within ${timeoutMs} ms`, { connection: "close" });
+  } else if (error instanceof BodyAlreadyParsedError) {
+    const fix =
+      `${error.message}, so its original bytes are gone. Mount the webapp before the body parser, ` +
+      "use multiconnect/express (or pass keepRawBody from it as the parser's verify option), or use express.raw()";
+    sendError(res, 500, 500, "Body already parsed", fix);
+  } else return false;
+  return true;
+}
+
+/**
  * Reads a request body of at most `limit` bytes within `timeoutMs`. Refuses at once when
  * Content-Length says more, and stops keeping bytes as soon as a chunked body passes the limit (the
  * rest is discarded while the answer lingers, see {@link LINGER_MS}); a client that stalls gets

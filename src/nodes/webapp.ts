@@ -25,18 +25,19 @@ import {
   type StartOptions,
 } from "./deps.js";
 import {
+  alreadyRead,
   BodyAlreadyParsedError,
   BodyTimeoutError,
   BodyTooLargeError,
   forwardableHeaders,
   originForm,
-  preReadBody,
   readBody,
   responseHeaders,
+  sendBodyError,
   sendError,
   sendJson,
 } from "./webapp-http.js";
-import { ReservedRoutes } from "./webapp-admin.js";
+import { ReservedRoutes, type BodyReader } from "./webapp-admin.js";
 import { addControlRoutes } from "./webapp-control.js";
 import { NodeMetrics, type Readiness } from "./metrics.js";
 import { addSwitchoverRoute, mountConsole } from "../console/routes.js";
@@ -99,12 +100,15 @@ export interface WebappEvents {
   map: [changed: readonly ShardAssignment[]];
 }
 
+/** The largest `POST /v1/admin/forget` body: `{"node": …, "force": …}`. */
+const FORGET_BODY_LIMIT = 4096;
+
 /** What a framework adapter tells {@link Webapp.serve} beyond the raw request. */
 export interface ServeOptions {
   /**
    * The body, when the host framework already read it: the bytes as received (a string is sent as
-   * UTF-8). Without it the webapp takes the body from `req.rawBody`, a Buffer or string `req.body`,
-   * or reads the stream itself.
+   * UTF-8), for forwarding and for the admin API alike. Without it the webapp takes the body from
+   * `req.rawBody`, a Buffer or string `req.body`, or reads the stream itself.
    */
   readonly body?: Uint8Array | string;
   /**
@@ -173,7 +177,7 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
       .add("GET", "/metrics", (req, res, path) => void serveOps(req, res, this, path))
       .add("GET", "/livez", (req, res, path) => void serveOps(req, res, this, path))
       .add("GET", "/readyz", (req, res, path) => void serveOps(req, res, this, path))
-      .add("POST", "/v1/admin/forget", (req, res) => this.forget(req, res));
+      .add("POST", "/v1/admin/forget", (_req, res, _path, body) => this.forget(res, body));
     addControlRoutes(this.reserved, {
       store: deps.store,
       transport: deps.transport,
@@ -311,8 +315,8 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     // An absolute-form target is routed by its path from here on, reserved paths included.
     req.url = url;
     // The SDK's own paths answer below the mount point, or at the root when mounted there.
-    if (this.reserved.claims(local) && (await this.reserved.handle(req, res, local))) return;
-    if (path !== req.url && this.reserved.claims(path) && (await this.reserved.handle(req, res, path))) return;
+    if (this.reserved.claims(local) && (await this.reserved.handle(req, res, local, o.body))) return;
+    if (path !== req.url && this.reserved.claims(path) && (await this.reserved.handle(req, res, path, o.body))) return;
     const key = this.options.shardKey ? this.options.shardKey(req) : (req.headers[this.options.shardKeyHeader] as string | undefined);
     if (this.options.shards > 1 && (key === undefined || key === "")) {
       this.metrics.request("bad_request");
@@ -371,33 +375,18 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
   private async body(req: IncomingMessage, res: ServerResponse, o: ServeOptions): Promise<{ bytes: Buffer; preRead: boolean } | null> {
     const limit = this.options.maxBodyBytes;
     try {
-      const given =
-        o.body === undefined
-          ? preReadBody(req)
-          : typeof o.body === "string"
-            ? Buffer.from(o.body)
-            : Buffer.from(o.body.buffer, o.body.byteOffset, o.body.byteLength);
+      const given = alreadyRead(req, o.body);
       if (given !== undefined && given.byteLength > limit) throw new BodyTooLargeError();
       if (given !== undefined) return { bytes: given, preRead: true };
       return { bytes: await readBody(req, limit, this.options.bodyTimeoutMs), preRead: false };
     } catch (error) {
-      if (error instanceof BodyTooLargeError) {
-        this.metrics.request("too_large");
-        // No `connection: close`: the answer lingers (webapp-http.ts) so the client can read it.
-        sendError(res, 413, 413, "Request too large", `the body exceeds ${limit} bytes`);
-      } else if (error instanceof BodyTimeoutError) {
-        this.metrics.request("body_timeout");
-        sendError(res, 408, 408, "Request Timeout", `the body did not arrive within ${this.options.bodyTimeoutMs} ms`, {
-          connection: "close",
-        });
-      } else if (error instanceof BodyAlreadyParsedError) {
+      if (error instanceof BodyTooLargeError) this.metrics.request("too_large");
+      else if (error instanceof BodyTimeoutError) this.metrics.request("body_timeout");
+      else if (error instanceof BodyAlreadyParsedError) {
         this.metrics.request("error");
         this.deps.log.error({ path: req.url }, `webapp: ${error.message}; cannot forward the original bytes`);
-        const fix =
-          `${error.message}, so its original bytes are gone. Mount the webapp before the body parser, ` +
-          "use multiconnect/express (or pass keepRawBody from it as the parser's verify option), or use express.raw()";
-        sendError(res, 500, 500, "Body already parsed", fix);
-      } else throw error;
+      }
+      if (!sendBodyError(res, error, limit, this.options.bodyTimeoutMs)) throw error;
       return null;
     }
   }
@@ -412,22 +401,21 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
   }
 
   /** `POST /v1/admin/forget {"node": "<id or name>", "force": false}`: what `multiconnect forget` does. */
-  private async forget(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let input: { node?: unknown; force?: unknown };
+  private async forget(res: ServerResponse, body: BodyReader): Promise<void> {
+    const usage = 'send {"node": "<id or name>", "force": false}';
+    let input: unknown;
     try {
-      input = JSON.parse((await readBody(req, 4096, this.options.bodyTimeoutMs)).toString("utf8")) as typeof input;
-    } catch {
-      return sendError(res, 400, 400, "Bad request", 'send {"node": "<id or name>", "force": false}');
+      input = JSON.parse((await body(FORGET_BODY_LIMIT, this.options.bodyTimeoutMs)).toString("utf8"));
+    } catch (error) {
+      if (sendBodyError(res, error, FORGET_BODY_LIMIT, this.options.bodyTimeoutMs)) return;
+      return sendError(res, 400, 400, "Bad request", usage);
     }
-    if (typeof input.node !== "string" || (input.force !== undefined && typeof input.force !== "boolean")) {
-      return sendError(res, 400, 400, "Bad request", 'send {"node": "<id or name>", "force": false}');
-    }
+    const { node, force } = (typeof input === "object" && input !== null ? input : {}) as { node?: unknown; force?: unknown };
+    if (typeof node !== "string" || (force !== undefined && typeof force !== "boolean"))
+      return sendError(res, 400, 400, "Bad request", usage);
     const { store, timing, log } = this.deps;
     try {
-      const removed = await new Membership(store.liveness, store.shardMap, log, timing.dbUnhealthyIntervalMs).forget(
-        input.node,
-        input.force === true,
-      );
+      const removed = await new Membership(store.liveness, store.shardMap, log, timing).forget(node, force === true);
       sendJson(res, 200, { removed: removed.id, role: removed.role, name: removed.name });
     } catch (error) {
       if (error instanceof ForgetRefusedError) return sendError(res, 409, 409, "Refused", error.message);

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { MAX_PAUSE_MS } from "../../src/core/master/control-plane.js";
 import type { HistoryEvent } from "../../src/core/ports/history.js";
 import type { AdminCommand } from "../../src/core/ports/transport.js";
 import { Master } from "../../src/nodes/master.js";
@@ -93,6 +94,21 @@ describe("control plane", () => {
     const events = await historyWhen(c, (es) => es.some((e) => e.type === "resumed"), 0);
     expect(events.find((e) => e.type === "resumed")).toMatchObject({ cause: "the pause ran out" });
     expect(c.overlaps).toEqual([]);
+  });
+
+  it("the primary master refuses a pause past MAX_PAUSE_MS and a resume of nothing paused, writing no new document version", async () => {
+    const c = await startCluster((cluster = new Cluster(1)));
+    await c.waitFor(() => c.masters[0]!.clusterDocument.document !== null, 2000);
+    const documents = c.stores.get(c.masters[0]!.id)!.clusterDocument;
+    const before = (await documents.read())!.version;
+    const tooLong = await admin(c, "primary", { op: "pause", shard: 0, reason: "", durationMs: MAX_PAUSE_MS + 1, by: "ops" });
+    expect(tooLong).toMatchObject({ ok: false, error: { code: 400, message: expect.stringContaining("at most 168h (7 days)") } });
+    const notPaused = await admin(c, "primary", { op: "resume", shard: 0, by: "ops" });
+    expect(notPaused).toMatchObject({ ok: false, error: { code: 404, message: "shard 0 is not paused" } });
+    expect((await documents.read())!.version).toBe(before);
+    expect(await admin(c, "primary", { op: "pause", shard: 0, reason: "", durationMs: MAX_PAUSE_MS, by: "ops" })).toMatchObject({
+      ok: true,
+    });
   });
 
   it("a node whose config disagrees with the cluster's stored shard count refuses to start, naming both values", async () => {

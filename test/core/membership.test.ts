@@ -27,7 +27,7 @@ async function cluster() {
   const clock = new ManualClock();
   const store = new MemoryStore(new MemoryStorage(clock));
   const lines: { fields: Record<string, unknown>; message: string }[] = [];
-  const membership = new Membership(store.liveness, store.shardMap, recordingLogger(lines), DOWN_MS);
+  const membership = new Membership(store.liveness, store.shardMap, recordingLogger(lines), { dbUnhealthyIntervalMs: DOWN_MS });
   const beat = (id: string, role: "master" | "coreapp" | "webapp") =>
     store.liveness.beat({ id, name: id.split(".")[0]!, role, address: "h:1", meta: {} });
   const m = await store.leases.acquire(MASTER_LEASE, "m1.a", 600_000);
@@ -55,6 +55,20 @@ describe("Membership", () => {
     await beat("c2.b", "coreapp");
     await clock.advance(RETENTION_MS - 1, 1000);
     expect(await membership.prune(RETENTION_MS)).toEqual([]);
+  });
+
+  it("prune() keeps a node silent for less than 2 × the live db_unhealthy_interval, whatever the retention given", async () => {
+    const { clock, store, lines } = await cluster();
+    // The node's live Timing: a settings change raised db_unhealthy_interval after the config file was checked.
+    const live = { dbUnhealthyIntervalMs: DOWN_MS };
+    const membership = new Membership(store.liveness, store.shardMap, recordingLogger(lines), live);
+    await store.liveness.beat({ id: "c2.b", name: "c2", role: "coreapp", address: "h:1", meta: {} });
+    await clock.advance(3 * DOWN_MS, 1000);
+    live.dbUnhealthyIntervalMs = 2 * DOWN_MS;
+    expect(await membership.prune(2 * DOWN_MS)).toEqual([]);
+    await clock.advance(DOWN_MS + 1, 1000);
+    expect(await membership.prune(2 * DOWN_MS)).toEqual(["c2.b"]);
+    expect(lines[0]!.fields).toMatchObject({ cause: { kind: "retention", retentionMs: 4 * DOWN_MS } });
   });
 
   it("forget() removes a down node by name, refuses a live one without force, and refuses a named owner even with force", async () => {

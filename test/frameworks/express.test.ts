@@ -19,6 +19,7 @@ let webapp: Webapp;
 const servers: Server[] = [];
 let base = "";
 let bare = "";
+const ADMIN_TOKEN = "express-admin-token-0123456789";
 
 async function listen(app: express.Express): Promise<string> {
   const server = await new Promise<Server>((resolve) => {
@@ -40,7 +41,7 @@ beforeAll(async () => {
     },
   });
   webapp = await createWebapp({
-    config: cluster.config,
+    config: { ...cluster.config, adminToken: ADMIN_TOKEN },
     port: 0,
     listen: false,
     logger: createLogger("silent"),
@@ -135,5 +136,32 @@ describe("multiconnect/express", () => {
       body: new Uint8Array([0, 1, 2]),
     });
     expect(ok.status).toBe(200);
+  });
+
+  it("an admin POST with a JSON body that express.json() read answers at once and is applied (pause, then resume)", async () => {
+    const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" };
+    const started = performance.now();
+    const paused = await fetch(`${base}/api/v1/admin/pause`, { method: "POST", headers: admin, body: '{"shard":0,"reason":"express"}' });
+    expect(paused.status, await paused.clone().text()).toBe(200);
+    expect(performance.now() - started).toBeLessThan(2000);
+    const settings = (await (await fetch(`${base}/api/v1/settings`, { headers: admin })).json()) as { pauses: unknown[] };
+    expect(settings.pauses).toEqual([expect.objectContaining({ shard: 0, reason: "express" })]);
+    // Bad input in the body is read, and refused as such.
+    const bad = await fetch(`${base}/api/v1/admin/pause`, { method: "POST", headers: admin, body: '{"duration":"2000000h"}' });
+    expect(bad.status).toBe(400);
+    const resumed = await fetch(`${base}/api/v1/admin/resume`, { method: "POST", headers: admin, body: '{"shard":0}' });
+    expect(resumed.status).toBe(200);
+  });
+
+  it("an admin POST whose JSON body was parsed with no bytes kept gets a 500 at once naming the fix, not a 408 later", async () => {
+    const started = performance.now();
+    const r = await fetch(`${bare}/api/v1/admin/pause`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+      body: '{"shard":0}',
+    });
+    expect(r.status).toBe(500);
+    expect(await r.text()).toMatch(/keepRawBody/);
+    expect(performance.now() - started).toBeLessThan(2000);
   });
 });

@@ -15,6 +15,7 @@ let cluster: EmbeddedCluster;
 let webapp: Webapp;
 let app: FastifyInstance;
 let base = "";
+const ADMIN_TOKEN = "fastify-admin-token-0123456789";
 
 beforeAll(async () => {
   cluster = await startEmbeddedCluster({
@@ -26,7 +27,7 @@ beforeAll(async () => {
     },
   });
   webapp = await createWebapp({
-    config: cluster.config,
+    config: { ...cluster.config, adminToken: ADMIN_TOKEN },
     port: 0,
     listen: false,
     shardKey: (req) => req.headers["x-phone"] as string | undefined,
@@ -97,5 +98,26 @@ describe("multiconnect/fastify", () => {
     expect(r.status).toBe(500);
     expect(r.headers.get("retry-after")).toBeNull();
     expect(await r.json()).toMatchObject({ errors: [{ code: APP_ERROR_CODE }] });
+  });
+
+  it("an admin POST with a JSON body that Fastify read answers at once and is applied (pause, then resume)", async () => {
+    const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" };
+    const started = performance.now();
+    const paused = await fetch(`${base}/api/v1/admin/pause`, { method: "POST", headers: admin, body: '{"shard":0,"reason":"fastify"}' });
+    expect(paused.status, await paused.clone().text()).toBe(200);
+    expect(performance.now() - started).toBeLessThan(2000);
+    const settings = (await (await fetch(`${base}/api/v1/settings`, { headers: admin })).json()) as { pauses: unknown[] };
+    expect(settings.pauses).toEqual([expect.objectContaining({ shard: 0, reason: "fastify" })]);
+    const bad = await fetch(`${base}/api/v1/admin/pause`, { method: "POST", headers: admin, body: '{"duration":"2000000h"}' });
+    expect(bad.status).toBe(400);
+    const resumed = await fetch(`${base}/api/v1/admin/resume`, { method: "POST", headers: admin, body: '{"shard":0}' });
+    expect(resumed.status).toBe(200);
+    // An empty body still means the whole cluster, through Fastify too.
+    expect((await fetch(`${base}/api/v1/admin/pause`, { method: "POST", headers: { authorization: admin.authorization } })).status).toBe(
+      200,
+    );
+    expect((await fetch(`${base}/api/v1/admin/resume`, { method: "POST", headers: { authorization: admin.authorization } })).status).toBe(
+      200,
+    );
   });
 });

@@ -160,6 +160,25 @@ describe("webapp: POST /v1/admin/forget", () => {
       await store.close();
     }
   });
+
+  it("a body that is no JSON object is 400, one past 4096 bytes 413; neither is a 500", async () => {
+    for (const body of ["null", "[]", '"ghost"', "7"]) {
+      expect(await call("POST", "/v1/admin/forget", ADMIN_TOKEN, body), body).toMatchObject({ status: 400, code: 400 });
+    }
+    const big = JSON.stringify({ node: "x".repeat(5000) });
+    expect(await call("POST", "/v1/admin/forget", ADMIN_TOKEN, big)).toMatchObject({ status: 413, code: 413 });
+  });
+
+  it("resume of a shard that is not paused is 404 and writes no new document version", async () => {
+    const store = new SqliteStore({ path: join(dir, "cluster.db") });
+    try {
+      const before = (await store.clusterDocument.read())!.version;
+      expect(await call("POST", "/v1/admin/resume", ADMIN_TOKEN, '{"shard":0}')).toMatchObject({ status: 404 });
+      expect((await store.clusterDocument.read())!.version).toBe(before);
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 describe("webapp: in-flight limit per shard", () => {

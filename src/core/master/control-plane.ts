@@ -13,6 +13,24 @@ import { NOT_PRIMARY_MASTER } from "../api-errors.js";
 /** A pause lasts this long unless the operator says otherwise or renews it: one hour. */
 export const DEFAULT_PAUSE_MS = 3_600_000;
 
+/**
+ * The longest pause: seven days. Every pause ends by itself so that a forgotten one never turns
+ * automatic failover off for good; a longer maintenance renews its pause (pauses again).
+ */
+export const MAX_PAUSE_MS = 7 * 24 * 3_600_000;
+
+/**
+ * Why `durationMs` cannot be a pause's length, or null when it can: a whole number of
+ * milliseconds from 1 to {@link MAX_PAUSE_MS}. The one rule for the master, the CLI and the admin API.
+ */
+export function pauseLengthProblem(durationMs: number): string | null {
+  if (Number.isNaN(durationMs) || durationMs < 1) return "must be at least 1 ms";
+  if (durationMs > MAX_PAUSE_MS) {
+    return `must be at most ${MAX_PAUSE_MS / 3_600_000}h (7 days), so that a forgotten pause ends by itself; pause again to renew`;
+  }
+  return Number.isInteger(durationMs) ? null : "must be a whole number of milliseconds";
+}
+
 /** Each settings key of the config file, and the field it sets. */
 export const SETTING_FIELDS: Readonly<Record<SettingKey, keyof ClusterSettings>> = {
   heartbeat_interval: "heartbeatIntervalMs",
@@ -27,6 +45,13 @@ export const SETTING_FIELDS: Readonly<Record<SettingKey, keyof ClusterSettings>>
 export type HistoryNote = Omit<HistoryEventInput, "node">;
 
 const fail = (code: number, message: string): AdminReply => ({ ok: false, error: { code, message } });
+
+/** Thrown by a change to the cluster document that the document read makes pointless: answered with `reply`, nothing written. */
+class Refusal extends Error {
+  constructor(readonly reply: AdminReply) {
+    super(reply.error?.message);
+  }
+}
 
 /**
  * The primary master's side of the cluster document (src/core/ports/cluster-document.ts) and of
@@ -159,6 +184,8 @@ export class ControlPlane {
   private async pause(lease: LeaseHolder, shard: number | null, reason: string, durationMs: number, by: string): Promise<AdminReply> {
     const bad = this.badShard(shard);
     if (bad) return bad;
+    const tooLong = pauseLengthProblem(durationMs);
+    if (tooLong) return fail(400, `duration ${tooLong}`);
     const reply = await this.update(lease, (doc) => ({
       ...doc,
       pauses: [...keep(doc).filter((p) => p.shard !== shard), { shard, by, reason, expiresInMs: durationMs }],
@@ -179,13 +206,13 @@ export class ControlPlane {
   private async resume(lease: LeaseHolder, shard: number | null, by: string): Promise<AdminReply> {
     const bad = this.badShard(shard);
     if (bad) return bad;
-    let found = false;
     const reply = await this.update(lease, (doc) => {
-      found = doc.pauses.some((p) => p.shard === shard);
+      if (!doc.pauses.some((p) => p.shard === shard)) {
+        throw new Refusal(fail(404, shard === null ? "automatic failover is not paused cluster-wide" : `shard ${shard} is not paused`));
+      }
       return { ...doc, pauses: keep(doc).filter((p) => p.shard !== shard) };
     });
     if (!reply.ok) return reply;
-    if (!found) return fail(404, shard === null ? "automatic failover is not paused cluster-wide" : `shard ${shard} is not paused`);
     this.seenPauses.delete(pauseKey(shard));
     await this.recorded(lease.lease, {
       type: "resumed",
@@ -205,7 +232,7 @@ export class ControlPlane {
   /**
    * Read, change, compare-and-set under the master lease; a conflicting write by a previous
    * primary is retried twice on the newer document. A change the settings rules refuse is a 400
-   * naming the key, and nothing is written.
+   * naming the key, and one that throws a `Refusal` is answered with its reply; nothing is written.
    */
   private async update(lease: LeaseHolder, change: (doc: ClusterDocument) => ClusterDocumentInput): Promise<AdminReply> {
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -216,6 +243,7 @@ export class ControlPlane {
         input = change(doc);
       } catch (error) {
         if (error instanceof ConfigError) return fail(400, error.message.replace(/^config: settings\./, ""));
+        if (error instanceof Refusal) return error.reply;
         throw error;
       }
       if (!lease.held) break;

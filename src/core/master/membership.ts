@@ -2,6 +2,7 @@ import { MulticonnectError } from "../errors.js";
 import type { LivenessStore, NodeStatus } from "../ports/liveness.js";
 import type { Logger } from "../ports/logger.js";
 import type { ShardMapStore } from "../ports/shard-map.js";
+import type { ClusterSettings } from "../timing.js";
 
 /** Why a node's record was removed: pruned by the primary master, or forgotten by an operator. */
 export type RemovalCause =
@@ -26,17 +27,27 @@ export class Membership {
     private readonly liveness: LivenessStore,
     private readonly shardMap: ShardMapStore,
     private readonly log: Logger,
-    /** A node whose record is older than this (by the store's clock) is down. */
-    private readonly downAfterMs: number,
+    /**
+     * A node whose record is older than `db_unhealthy_interval` (by the store's clock) is down: the
+     * node's live `Timing`, read at each use so that a settings change applies.
+     */
+    private readonly settings: Pick<ClusterSettings, "dbUnhealthyIntervalMs">,
     /** Told of every removal, after it happened (the primary master records it in the history). */
     private readonly onRemoved: (node: NodeStatus, cause: RemovalCause) => void = () => {},
   ) {}
 
   /**
-   * Removes every node silent for longer than `retentionMs` that no shard names as owner; returns
-   * the removed ids. Run by the primary master only. Throws `StoreUnavailableError`.
+   * Removes every node silent for longer than `configuredMs` (`node_retention`), and at least
+   * 2 × the live `db_unhealthy_interval`, that no shard names as owner; returns the removed ids.
+   * Run by the primary master only. Throws `StoreUnavailableError`.
+   *
+   * The config file's check of that floor (src/config/load.ts) knows only the file's interval; a
+   * live settings change can raise it past half the retention, and a node marked down a moment
+   * ago (a long GC pause, a store blip) would then lose its record. So the floor is applied here,
+   * against the interval in force.
    */
-  async prune(retentionMs: number): Promise<string[]> {
+  async prune(configuredMs: number): Promise<string[]> {
+    const retentionMs = Math.max(configuredMs, 2 * this.settings.dbUnhealthyIntervalMs);
     const [nodes, owners] = await Promise.all([this.liveness.list(), this.owners()]);
     const removed: string[] = [];
     for (const n of nodes) {
@@ -64,7 +75,7 @@ export class Membership {
     if ((await this.owners()).has(node.id)) {
       throw new ForgetRefusedError(`${node.id} is named as a shard's owner; switch the shard over first (multiconnect switchover)`);
     }
-    if (node.ageMs <= this.downAfterMs && !force) {
+    if (node.ageMs <= this.settings.dbUnhealthyIntervalMs && !force) {
       throw new ForgetRefusedError(`${node.id} is live (seen ${Math.round(node.ageMs)} ms ago); stop it first, or pass --force`);
     }
     await this.remove(node, { kind: "forget", force });
