@@ -1,6 +1,7 @@
 import { FramedTransport, testProtocolOverride } from "../adapters/transport/index.js";
 import type { Config } from "../config/load.js";
 import { SystemClock } from "../core/clock.js";
+import { MulticonnectError } from "../core/errors.js";
 import type { Store } from "../core/ports/store.js";
 import type { Peer } from "../core/ports/transport.js";
 import { deriveTiming, type Timing } from "../core/timing.js";
@@ -38,9 +39,25 @@ export async function openClusterAccess(config: Config): Promise<ClusterAccess> 
   };
 }
 
-/** The primary master (`findPrimaryMaster`), or an error for people when there is none right now. */
+/**
+ * The primary master (`findPrimaryMaster`). Throws a retryable `MulticonnectError` with code
+ * `"no_primary_master"` when there is none right now (an election, no master running, or a store
+ * that holds no cluster yet).
+ */
 export async function primaryMaster(access: ClusterAccess): Promise<Peer> {
+  // A store no node has started on has no tables to read the lease from.
+  if ((await access.store.recordedSchemaVersion()) === null) {
+    throw new MulticonnectError("no_primary_master", "no primary master: the store holds no cluster (never started, or reset)", {
+      retryable: true,
+    });
+  }
   const peer = await findPrimaryMaster(access.store);
-  if (!peer) throw new Error("no primary master holds the lease right now (or it has not registered its address yet); try again shortly");
+  if (!peer) {
+    throw new MulticonnectError(
+      "no_primary_master",
+      "no primary master holds the lease right now (or it has not registered its address yet); try again shortly",
+      { retryable: true },
+    );
+  }
   return peer;
 }

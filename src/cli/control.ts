@@ -1,7 +1,9 @@
+import { InvalidArgumentError } from "commander";
 import { formatMs, parseDuration } from "../config/duration.js";
 import { parseSettingsPatch } from "../config/settings-patch.js";
 import { loadConfigFile } from "../config/load.js";
-import { DEFAULT_PAUSE_MS, toKeys } from "../core/master/control-plane.js";
+import { ConfigError } from "../core/errors.js";
+import { DEFAULT_PAUSE_MS, pauseLengthProblem, toKeys } from "../core/master/control-plane.js";
 import type { AdminCommand, SettingKey } from "../core/ports/transport.js";
 import { deriveTiming, failoverBoundMs } from "../core/timing.js";
 import { openClusterAccess, primaryMaster, type ClusterAccess } from "./cluster-access.js";
@@ -52,16 +54,34 @@ export async function settingsGetCommand(o: { config: string; json?: boolean }):
   });
 }
 
-/** Parses `key=value` pairs of `settings set` (see `parseSettingsPatch`). Throws naming the pair. */
+/**
+ * Parses `key=value` pairs of `settings set` (see `parseSettingsPatch`). Throws commander's
+ * `InvalidArgumentError` naming the key: a bad argument, not a bad config file (exit 1, not 2).
+ */
 export function parseSettingPairs(pairs: readonly string[]): Partial<Record<SettingKey, number>> {
   const input: Record<string, string> = {};
   for (const pair of pairs) {
     const [key, value, extra] = pair.split("=");
     if (!key || value === undefined || extra !== undefined)
-      throw new Error(`settings set: ${pair}: expected key=value, e.g. unhealthy_interval=10s`);
+      throw new InvalidArgumentError("expected key=value, e.g. unhealthy_interval=10s");
     input[key] = value;
   }
-  return parseSettingsPatch(input);
+  try {
+    return parseSettingsPatch(input);
+  } catch (error) {
+    // The patch's checks are the config file's, so their errors say "config: settings.<key>: …".
+    if (error instanceof ConfigError) throw new InvalidArgumentError(error.message.replace(/^config: /, ""));
+    throw error;
+  }
+}
+
+/** Parses `pause --for`: a duration such as 30m or 1h, whole milliseconds, within the master's bounds. */
+export function parsePauseDuration(text: string): number {
+  const ms = parseDuration(text);
+  if (ms === null) throw new InvalidArgumentError("--for must be a duration such as 30m or 1h");
+  const problem = pauseLengthProblem(Math.round(ms));
+  if (problem) throw new InvalidArgumentError(`--for ${problem}`);
+  return Math.round(ms);
 }
 
 /** `multiconnect settings set key=value …`: through the primary master. */
@@ -70,18 +90,22 @@ export async function settingsSetCommand(o: { config: string; pairs: string[]; b
   return withAccess(o.config, (access) => send(access, { op: "settings", settings, by: operator(o.by) }, "settings changed"));
 }
 
-/** `multiconnect pause [--shard N] [--for D] [--reason R]`: no automatic failover until resumed or D has passed. */
-export async function pauseCommand(o: { config: string; shard?: number; for?: string; reason?: string; by?: string }): Promise<boolean> {
-  const durationMs = o.for === undefined ? DEFAULT_PAUSE_MS : parseDuration(o.for);
-  if (durationMs === null || durationMs <= 0) throw new Error(`pause: --for ${o.for} is not a positive duration such as 30m or 1h`);
+/**
+ * `multiconnect pause [--shard N] [--for D] [--reason R]`: no automatic failover until resumed or D
+ * has passed. `durationMs` (from `parsePauseDuration`) defaults to one hour.
+ */
+export async function pauseCommand(o: {
+  config: string;
+  shard?: number;
+  durationMs?: number;
+  reason?: string;
+  by?: string;
+}): Promise<boolean> {
+  const durationMs = o.durationMs ?? DEFAULT_PAUSE_MS;
   const shard = o.shard ?? null;
   const what = shard === null ? "automatic failover paused for the whole cluster" : `automatic failover paused for shard ${shard}`;
   return withAccess(o.config, (access) =>
-    send(
-      access,
-      { op: "pause", shard, durationMs: Math.round(durationMs), reason: o.reason ?? "", by: operator(o.by) },
-      `${what} for ${formatMs(durationMs)}`,
-    ),
+    send(access, { op: "pause", shard, durationMs, reason: o.reason ?? "", by: operator(o.by) }, `${what} for ${formatMs(durationMs)}`),
   );
 }
 

@@ -1,12 +1,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { formatMs } from "../config/duration.js";
 import type { ClusterStatus } from "../nodes/cluster-status.js";
 import { requireStoreDriver } from "../nodes/open-store.js";
 import { renderStatus } from "./status.js";
+import { writeOwnerOnly } from "./support-bundle.js";
 
 export interface DevOptions {
   dir: string;
@@ -38,8 +39,7 @@ export async function devCommand(o: DevOptions): Promise<void> {
   await requireStoreDriver("sqlite");
   const dir = resolve(o.dir);
   mkdirSync(join(dir, "logs"), { recursive: true });
-  const configPath = join(dir, "cluster.yaml");
-  writeFileSync(configPath, devConfig(dir, o), { mode: 0o600 });
+  const configPath = writeDevConfig(dir, o);
   const cli = fileURLToPath(new URL("./main.js", import.meta.url));
   const nodes: DevNode[] = [
     { name: "master-1", role: "master", port: 6260, opsPort: 6360 },
@@ -137,6 +137,16 @@ async function fetchHealth(port: number): Promise<ClusterStatus | null> {
   } catch {
     return null;
   }
+}
+
+/**
+ * Writes the dev cluster's `cluster.yaml` into `dir` (a fresh secret and admin token each time),
+ * readable by its owner only, also when an earlier run left the file; returns its path.
+ */
+export function writeDevConfig(dir: string, o: DevOptions): string {
+  const path = join(dir, "cluster.yaml");
+  writeOwnerOnly(path, devConfig(dir, o));
+  return path;
 }
 
 function devConfig(dir: string, o: DevOptions): string {

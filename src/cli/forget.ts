@@ -17,7 +17,7 @@ export async function forgetCommand(o: { config: string; node: string; force?: b
       );
     }
     const log = createLogger("info", { cluster: config.clusterName, node: "cli" });
-    const membership = new Membership(access.store.liveness, access.store.shardMap, log, access.timing.dbUnhealthyIntervalMs);
+    const membership = new Membership(access.store.liveness, access.store.shardMap, log, access.timing);
     const node = await membership.forget(o.node, o.force === true);
     process.stdout.write(`removed ${node.id} (${node.role} ${node.name}, last seen ${Math.round(node.ageMs)} ms ago)\n`);
   } finally {

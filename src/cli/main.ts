@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { ROLES } from "../config/schema.js";
 import { MulticonnectError } from "../core/errors.js";
 import { SDK_VERSION } from "../version.js";
 import { consoleCommand } from "./console.js";
@@ -10,7 +11,16 @@ import { supportBundleCommand } from "./support-bundle.js";
 import { startCommand, type StartOptions } from "./start.js";
 import { statusCommand } from "./status.js";
 import { switchoverCommand } from "./switchover.js";
-import { clearHoldCommand, historyCommand, pauseCommand, resumeCommand, settingsGetCommand, settingsSetCommand } from "./control.js";
+import {
+  clearHoldCommand,
+  historyCommand,
+  parsePauseDuration,
+  parseSettingPairs,
+  pauseCommand,
+  resumeCommand,
+  settingsGetCommand,
+  settingsSetCommand,
+} from "./control.js";
 
 const int = (what: string) => (v: string) => {
   const n = Number(v);
@@ -34,7 +44,7 @@ program
   .command("start")
   .description("run one node (master, coreapp or webapp) from a config file")
   .requiredOption("-c, --config <file>", "the cluster's YAML or JSON config file")
-  .option("--role <role>", "master | coreapp | webapp (overrides node.role)")
+  .addOption(new Option("--role <role>", "the node's role (overrides node.role)").choices(ROLES))
   .option("--name <name>", "this node's name (overrides node.name)")
   .option("--port <port>", "listen port (overrides node.port)", int("--port"))
   .option("--ops-port <port>", "port of the operations endpoint: /metrics, /livez, /readyz (overrides node.ops_port)", int("--ops-port"))
@@ -46,15 +56,11 @@ program
   .option("--watchdog", "the supervisor also SIGKILLs the node if its event loop freezes (see docs/reliability.md)", false)
   .option(
     "--watchdog-deadline <ms>",
-    "the watchdog's deadline (default: lease TTL - renew interval - 2 x margin)",
+    "the watchdog's deadline; requires --watchdog (default: lease TTL - renew interval - 2 x margin)",
     int("--watchdog-deadline"),
   )
   // commander types the parsed options as `any`; these annotations state what the options above produce.
-  .action(async (o: StartOptions) => {
-    if (o.role && !["master", "coreapp", "webapp"].includes(o.role))
-      throw new InvalidArgumentError("--role must be master, coreapp or webapp");
-    await startCommand(o);
-  });
+  .action(async (o: StartOptions) => startCommand(o));
 
 program
   .command("dev")
@@ -103,7 +109,10 @@ settings
 settings
   .command("set")
   .description("change settings, e.g. unhealthy_interval=10s heartbeat_interval=2s (every node applies them within one heartbeat interval)")
-  .argument("<key=value...>", "settings keys of the config file with durations (heartbeat_quorum: a count)")
+  .argument("<key=value...>", "settings keys of the config file with durations (heartbeat_quorum: a count)", (pair, pairs?: string[]) => {
+    parseSettingPairs([pair]);
+    return [...(pairs ?? []), pair];
+  })
   .requiredOption("-c, --config <file>", "the cluster's config file")
   .option("--by <name>", "who asks, for the history (default: $USER)")
   .action(async (pairs: string[], o: { config: string; by?: string }) => {
@@ -115,11 +124,12 @@ program
   .description("stop automatic failover (a switchover still works) until resumed or the time runs out")
   .requiredOption("-c, --config <file>", "the cluster's config file")
   .option("--shard <n>", "pause one shard only (default: the whole cluster)", int("--shard"))
-  .option("--for <duration>", "how long, e.g. 30m, 2h (default 1h); pause again to renew")
+  .option("--for <duration>", "how long, e.g. 30m, 2h (default 1h, at most 7 days); pause again to renew", parsePauseDuration)
   .option("--reason <text>", "why, for status and the history")
   .option("--by <name>", "who asks (default: $USER)")
-  .action(async (o: { config: string; shard?: number; for?: string; reason?: string; by?: string }) => {
-    if (!(await pauseCommand(o))) process.exitCode = 1;
+  .action(async (o: { config: string; shard?: number; for?: number; reason?: string; by?: string }) => {
+    const { for: durationMs, ...rest } = o;
+    if (!(await pauseCommand({ ...rest, ...(durationMs === undefined ? {} : { durationMs }) }))) process.exitCode = 1;
   });
 
 program
@@ -176,8 +186,24 @@ program
     await supportBundleCommand(o);
   });
 
+/**
+ * One line for what a user can fix — the SDK's errors, a bad argument, a file or port the system
+ * refused — and the stack for anything else: a bug, ours or the application's (`--app`).
+ */
 program.parseAsync().catch((error: unknown) => {
-  const known = error instanceof MulticonnectError;
-  process.stderr.write(`multiconnect: ${known ? error.message : String((error as Error)?.stack ?? error)}\n`);
-  process.exit(known && CONFIGURATION_CODES.has(error.code) ? EXIT_CONFIGURATION : 1);
+  if (error instanceof MulticonnectError) {
+    process.stderr.write(`multiconnect: ${error.message}\n`);
+    process.exit(CONFIGURATION_CODES.has(error.code) ? EXIT_CONFIGURATION : 1);
+  }
+  if (error instanceof CommanderError || isSystemError(error)) {
+    process.stderr.write(`multiconnect: ${error.message}\n`);
+    process.exit(error instanceof CommanderError ? error.exitCode : 1);
+  }
+  process.stderr.write(`multiconnect: ${String((error as Error)?.stack ?? error)}\n`);
+  process.exit(1);
 });
+
+/** An error of a system call (`ENOENT`, `EACCES`, `EADDRINUSE`…): Node's message names the call and the path or port. */
+function isSystemError(error: unknown): error is NodeJS.ErrnoException {
+  return error instanceof Error && typeof (error as NodeJS.ErrnoException).syscall === "string";
+}

@@ -1,4 +1,4 @@
-import { openSync, readdirSync, readSync, statSync, closeSync, writeFileSync } from "node:fs";
+import { closeSync, fchmodSync, openSync, readdirSync, readSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { loadConfigFile } from "../config/load.js";
 import { redactConfig, scrub, secretValues } from "../config/redact.js";
@@ -60,9 +60,24 @@ export async function supportBundleCommand(o: { config: string; logs?: string; o
 
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const out = resolve(o.out ?? `multiconnect-support-${config.clusterName}-${stamp}.tar.gz`);
-  writeFileSync(out, tarGz(entries), { mode: 0o600 });
+  writeOwnerOnly(out, tarGz(entries));
   process.stdout.write(`support bundle written: ${out} (${entries.map((e) => e.name).join(", ")})\n`);
   return out;
+}
+
+/**
+ * Writes `data` to `path` readable by its owner only. `mode` alone applies only when the file is
+ * created, and an existing file (an earlier bundle, `--out` naming a file) would keep its
+ * permissions: the mode is set on the open file, before the first byte is written.
+ */
+export function writeOwnerOnly(path: string, data: string | Uint8Array): void {
+  const fd = openSync(path, "w", 0o600);
+  try {
+    fchmodSync(fd, 0o600);
+    writeFileSync(fd, data);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 async function fetchMetrics(address: string): Promise<string> {
