@@ -101,8 +101,11 @@ describe("multiconnect: bad arguments and refusals", () => {
     expect(r.stderr).toMatch(/^ {4}at .*broken-app\.mjs/m);
   });
 
-  it("start --help says --watchdog-deadline requires --watchdog", () => {
+  it("start --help says --watchdog-deadline requires --watchdog, and start refuses it alone (a flag of the config's kind: exit 2)", () => {
     const r = spawnSync(process.execPath, [CLI, "start", "--help"], { encoding: "utf8", timeout: 20_000 });
     expect(r.stdout).toMatch(/--watchdog-deadline <ms>\s+the watchdog's deadline; requires\s+--watchdog/);
+    const alone = run("start", "--config", config, "--role", "master", "--watchdog-deadline", "500");
+    expect(alone.status, alone.stderr).toBe(2);
+    expect(alone.first).toBe("multiconnect: config: --watchdog-deadline: is the watchdog's: give --watchdog too");
   });
 });
