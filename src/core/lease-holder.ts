@@ -151,7 +151,10 @@ export class LeaseHolder {
    * The timings are read afresh for every renewal, so a change of the cluster's settings reaches a
    * lease at its next renewal. The TTL the store is asked for and the one the deadline is computed
    * with are the same read, and the deadline is *set*, not maximised: a renewal with a shorter TTL
-   * also shortens the store's expiry, so an earlier, longer deadline must not outlive it.
+   * also shortens the store's expiry, so an earlier, longer deadline must not outlive it. It does so
+   * from the moment it is sent, not only once answered: a renewal the store applied but whose answer
+   * was lost (a timeout) has shortened the expiry all the same, so the deadline is pulled in to the
+   * new TTL's before the send, and a failed renewal leaves it there.
    */
   /*
    * Renewals are paced from their *send* times: the next one leaves `renewIntervalMs` after the
@@ -170,6 +173,7 @@ export class LeaseHolder {
       if (this.ended !== null) return;
       const { leaseTtlMs, renewIntervalMs, safetyMarginMs } = this.timing;
       const sentAt = this.clock.now();
+      this.pullIn(sentAt + leaseTtlMs - safetyMarginMs, sentAt + leaseTtlMs);
       try {
         const ok = await this.leases.renew(this.lease, leaseTtlMs);
         if (!this.held) return; // the deadline passed while the renewal was in flight: too late
@@ -181,12 +185,20 @@ export class LeaseHolder {
         if (earlier) this.deadlineMoved.abort(); // the deadline loop sleeps until the old one
         wait = Math.max(0, sentAt + renewIntervalMs - this.clock.now());
       } catch (error) {
-        // Unknown outcome: keep the old deadline and try again soon; the deadline loop ends the
-        // tenure if no renewal succeeds in time.
+        // Unknown outcome: keep the deadline (the earlier of the last success's and this one's) and
+        // try again soon; the deadline loop ends the tenure if no renewal succeeds in time.
         this.log.warn({ lease: this.lease.name, err: String(error) }, "lease renewal failed; retrying");
         wait = Math.max(10, Math.floor(renewIntervalMs / 4));
       }
     }
+  }
+
+  /** Moves the deadline and the lapse earlier, never later, to what a renewal sent now would give. */
+  private pullIn(deadline: number, lapseAt: number): void {
+    this.lapseAt = Math.min(this.lapseAt, lapseAt);
+    if (deadline >= this.deadline) return;
+    this.deadline = deadline;
+    this.deadlineMoved.abort(); // the deadline loop sleeps until the old one
   }
 
   private async deadlineLoop(): Promise<void> {

@@ -1,4 +1,4 @@
-import type { Pet } from "./supervisor.js";
+import { monotonicMs, type Pet } from "./supervisor.js";
 
 /** What the pets report about the node's shard tenure (a coreapp; other roles hold none). */
 export interface TenureSource {
@@ -30,6 +30,7 @@ export function petSupervisor(intervalMs: number, tenure?: TenureSource): () => 
   const pet = () =>
     process.send?.({
       type: "pet",
+      sentAtMs: monotonicMs(),
       tenureRemainingMs: tenure?.tenureRemainingMs() ?? null,
       tenureLapseMs: tenure?.tenureLapseMs() ?? null,
       atRisk: tenure?.atRisk() ?? true,

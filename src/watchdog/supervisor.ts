@@ -29,9 +29,16 @@ export function takeSupervision(env: NodeJS.ProcessEnv = process.env, ipc: boole
   return { petIntervalMs: Number.isFinite(petMs) && petMs > 0 ? petMs : null };
 }
 
+/** Milliseconds on the system's monotonic clock, the same in every process of the host (unlike `performance.now()`). */
+export function monotonicMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
 /** The child's message to the supervisor (src/watchdog/pet.ts). */
 export interface Pet {
   readonly type: "pet";
+  /** When the child sent it (`monotonicMs()`): the times below count from then, not from its arrival. */
+  readonly sentAtMs: number;
   /** Milliseconds left before the child's open shard tenure must be closed, or null with none. */
   readonly tenureRemainingMs: number | null;
   /**
@@ -131,8 +138,9 @@ export function superviseWithWatchdog(o: WatchdogOptions): Promise<number> {
  *   deadline measured from the freeze. A live child demotes at its deadline and pets at once, so it
  *   is killed only if closing its tenure takes longer than the grace (half the gap, the lease's
  *   safety margin at least). Both times come from the child's own lease, so a change of the live
- *   settings never makes the kill late, as a grace derived from the config file would. The estimate
- *   is late by the pet's IPC delay only, which the other half of the gap absorbs.
+ *   settings never makes the kill late, as a grace derived from the config file would. Both count
+ *   from the pet's send time (the host's monotonic clock), so its time in the pipe is not lost;
+ *   the timer's lateness and the kill itself are what the other half of the gap absorbs.
  * Once the watchdog's kill has landed the child is dead like any other, and `onDeath` runs too.
  *
  * Resolves with the exit code the supervisor should exit with: the child's own code, or 70 when
@@ -159,7 +167,9 @@ export function supervise(o: SupervisorOptions): Promise<number> {
       return;
     }
     if (m?.type !== "pet" || !w) return;
-    lastPet = performance.now();
+    // Counted from the send: a pet that waited in the pipe or for this event loop says less time is left.
+    const inTransit = typeof m.sentAtMs === "number" ? Math.max(0, monotonicMs() - m.sentAtMs) : 0;
+    lastPet = performance.now() - inTransit;
     atRisk = m.atRisk !== false;
     if (typeof m.tenureRemainingMs !== "number") tenureDeadline = null;
     // A renewal moves the deadline later (remaining > 0); once it has passed (0), later pets must
@@ -169,7 +179,7 @@ export function supervise(o: SupervisorOptions): Promise<number> {
       tenureDeadline = lastPet + m.tenureRemainingMs + graceMs;
     }
     clearTimeout(tenureTimer);
-    if (tenureDeadline !== null) tenureTimer = setTimeout(checkTenure, Math.max(0, tenureDeadline - lastPet) + 1);
+    if (tenureDeadline !== null) tenureTimer = setTimeout(checkTenure, Math.max(0, tenureDeadline - performance.now()) + 1);
   });
   const fire = (why: string) => {
     fired = true;

@@ -199,6 +199,40 @@ describe("FailsafeGuard (a coreapp's side)", () => {
     expect(g.capReached).toBe(true);
   });
 
+  it("turned off and on again, it counts nothing from before: a record without failsafe made the masters wait for nothing", async () => {
+    const clock = new ManualClock();
+    const m = new FakeMasters(clock);
+    m.answers.set("m1", { ok: true, promiseMs: 1000 }).set("m2", { ok: true, promiseMs: 1000 });
+    const live = timing();
+    const g = new FailsafeGuard(m.transport(), clock, live, silentLogger);
+    g.afterBeat(0, g.beforeBeat([master("m1"), master("m2")]));
+    Object.assign(live, { failsafeMaxMs: 0 });
+    await clock.advance(100, 50);
+    g.afterBeat(100, g.beforeBeat([master("m1"), master("m2")])); // accepted: the record says failsafe off
+    Object.assign(live, { failsafeMaxMs: 10_000 });
+    expect(g.masters()).toEqual([]);
+    await g.ask(0, 7);
+    expect(g.validUntil(0, 7)).toBe(-Infinity); // on again, but no record saying so was accepted yet
+    g.beforeBeat([master("m1")]); // the store goes down with this beat: it may or may not hold it
+    await g.ask(0, 7);
+    expect(g.covers(0, 7)).toBe(false);
+    expect(g.capReached).toBe(true);
+  });
+
+  it("a beat without failsafe whose outcome is unknown counts as failsafe off", async () => {
+    const clock = new ManualClock();
+    const m = new FakeMasters(clock);
+    m.answers.set("m1", { ok: true, promiseMs: 1000 }).set("m2", { ok: true, promiseMs: 1000 });
+    const live = timing();
+    const g = new FailsafeGuard(m.transport(), clock, live, silentLogger);
+    g.afterBeat(0, g.beforeBeat([master("m1"), master("m2")]));
+    Object.assign(live, { failsafeMaxMs: 0 });
+    g.beforeBeat([master("m1"), master("m2")]); // sent without failsafe; no answer
+    Object.assign(live, { failsafeMaxMs: 10_000 });
+    await g.ask(0, 7);
+    expect(g.covers(0, 7)).toBe(false);
+  });
+
   it("says when a master may reassign the shard: the end of the earliest promise as the master counts it, no margin off", async () => {
     const { g } = await relyingGuard();
     expect(g.validUntil(0, 7)).toBe(900);

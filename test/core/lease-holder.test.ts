@@ -129,4 +129,37 @@ describe("LeaseHolder", () => {
     await h.release();
     expect(h.lapseRemainingMs).toBe(0);
   });
+
+  it("a renewal with a shorter TTL pulls the deadline in when it is sent: applied by the store but unanswered, it still shortened the expiry", async () => {
+    const clock = new ManualClock();
+    const storage = new MemoryStorage(clock);
+    const store = new MemoryStore(storage);
+    // Renewals reach the store, but their answers are lost.
+    const lossy = {
+      ...store.leases,
+      acquire: store.leases.acquire.bind(store.leases),
+      release: store.leases.release.bind(store.leases),
+      current: store.leases.current.bind(store.leases),
+      renew: async (lease: Parameters<typeof store.leases.renew>[0], ttlMs: number) => {
+        await store.leases.renew(lease, ttlMs);
+        throw new Error("timeout: the answer never came");
+      },
+    };
+    const live = { ...timing };
+    const h = await LeaseHolder.acquire(lossy, clock, "l", "n1", live, silentLogger);
+    if (!(h instanceof LeaseHolder)) throw new Error("not acquired");
+    await clock.advance(500, 10);
+    Object.assign(live, { leaseTtlMs: 600, renewIntervalMs: 200, safetyMarginMs: 60 }); // settings changed
+    let endedAt = -1;
+    void h.lost.then(() => (endedAt = clock.now()));
+    await clock.advance(600, 10); // the renewal at t=1000 asks for 600 ms; the store expires the lease at 1600
+    expect(h.remainingMs).toBeLessThanOrEqual(1000 + 600 - 60 - clock.now());
+    expect(h.lapseRemainingMs).toBeLessThanOrEqual(1000 + 600 - clock.now());
+    await clock.advance(3000, 10);
+    expect(await h.lost).toMatch(/deadline/);
+    // The store's expiry is 1600 or later (the unanswered retries renewed it too); the holder
+    // stopped a margin before 1600, not at the old grant's deadline (2700).
+    expect(endedAt).toBeGreaterThan(0);
+    expect(endedAt).toBeLessThanOrEqual(1000 + 600 - 60);
+  });
 });

@@ -5,6 +5,7 @@
 // - named-freeze: pets as a standby for 100 ms, then pets once at risk (named) and blocks for good;
 // - tenure-stuck: keeps petting with a tenure that ends 150 ms after start and never closes it;
 // - tenure-wide-margin: the same, with its lease lapsing 600 ms after the tenure's deadline, not 100;
+// - stale-pets: pets at risk, each saying it was sent 10 s before it was (a pet that waited that long);
 // - tenure-closes: the same tenure, but closes it (a pet with null) when it ends, then exits 0 at 600 ms.
 const mode = process.argv[2];
 const started = performance.now();
@@ -15,7 +16,13 @@ let atRisk = mode !== "standby-freeze" && mode !== "named-freeze";
 // tenure-wide-margin, 600 ms after it (a lease granted before the settings were shortened: grace 300 ms).
 const lapseGap = mode === "tenure-wide-margin" ? 600 : 100;
 const pet = () =>
-  process.send({ type: "pet", tenureRemainingMs: open ? remaining() : null, tenureLapseMs: open ? remaining() + lapseGap : null, atRisk });
+  process.send({
+    type: "pet",
+    sentAtMs: Number(process.hrtime.bigint()) / 1e6 - (mode === "stale-pets" ? 10_000 : 0),
+    tenureRemainingMs: open ? remaining() : null,
+    tenureLapseMs: open ? remaining() + lapseGap : null,
+    atRisk,
+  });
 pet();
 setInterval(pet, 20);
 const block = (ms) => {

@@ -52,6 +52,13 @@ describe("watchdog supervisor", () => {
     expect(r.ms).toBeLessThan(5000);
   });
 
+  it("counts from when a pet was sent, not from when it arrived: pets that waited past the deadline do not keep the child alive", async () => {
+    const r = await supervise("stale-pets", 5000);
+    expect(r.code).toBe(70);
+    expect(r.lines.join("\n")).toMatch(/missed its 5000 ms deadline/);
+    expect(r.ms).toBeLessThan(5000);
+  });
+
   it("leaves alone a child that closes its tenure at the deadline and reports it", async () => {
     const r = await supervise("tenure-closes", 5000);
     expect(r.lines).toEqual([]);

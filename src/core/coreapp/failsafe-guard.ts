@@ -74,7 +74,10 @@ export class FailsafeGuard {
    * owner never serves on promises past that (`validUntil`).
    */
   beforeBeat(registry: readonly NodeStatus[] | null): PublishedFailsafe | null {
-    if (!this.enabled) return null;
+    if (!this.enabled) {
+      this.unsureMaxMs = 0; // a record without failsafe, if the store takes it: masters wait for nothing
+      return null;
+    }
     const maxMs = this.timing.failsafeMaxMs!;
     this.unsureMaxMs = Math.min(this.unsureMaxMs, maxMs);
     if (registry && !this.relying) {
@@ -88,7 +91,14 @@ export class FailsafeGuard {
   /** The beat sent at `sentAt` with `published` was accepted by the store. */
   afterBeat(sentAt: number, published: PublishedFailsafe | null): void {
     this.lastBeatAt = Math.max(this.lastBeatAt, sentAt);
-    if (!published) return;
+    if (!published) {
+      // Failsafe off in the record the store holds: nothing published is left to count on.
+      this.publishedMaxMs = 0;
+      this.unsureMaxMs = Infinity;
+      this.acked = [];
+      this.unsure.clear();
+      return;
+    }
     // Beats go one at a time: the store now holds this one, not one sent before it.
     this.publishedMaxMs = published.maxMs;
     this.unsureMaxMs = Infinity;
