@@ -115,6 +115,20 @@ async function relyingGuard(): Promise<{ clock: ManualClock; m: FakeMasters; g: 
   return { clock, m, g };
 }
 
+/**
+ * A guard whose live settings the test changes (`live`), with masters m1 and m2 promising 1000 ms,
+ * and a first beat, publishing failsafe_max = 10 s, accepted at time 0.
+ */
+function liveGuard(): { clock: ManualClock; live: ReturnType<typeof timing>; g: FailsafeGuard } {
+  const clock = new ManualClock();
+  const m = new FakeMasters(clock);
+  m.answers.set("m1", { ok: true, promiseMs: 1000 }).set("m2", { ok: true, promiseMs: 1000 });
+  const live = timing();
+  const g = new FailsafeGuard(m.transport(), clock, live, silentLogger);
+  g.afterBeat(0, g.beforeBeat([master("m1"), master("m2")]));
+  return { clock, live, g };
+}
+
 describe("FailsafeGuard (a coreapp's side)", () => {
   it("counts each promise from before the request was sent, less the margin, and serves until the earliest master's", async () => {
     const clock = new ManualClock();
@@ -166,12 +180,7 @@ describe("FailsafeGuard (a coreapp's side)", () => {
   });
 
   it("counts failsafe_max from the value its record in the store may hold, not a larger live setting it could not publish", async () => {
-    const clock = new ManualClock();
-    const m = new FakeMasters(clock);
-    m.answers.set("m1", { ok: true, promiseMs: 1000 }).set("m2", { ok: true, promiseMs: 1000 });
-    const live = timing();
-    const g = new FailsafeGuard(m.transport(), clock, live, silentLogger);
-    g.afterBeat(0, g.beforeBeat([master("m1"), master("m2")])); // the store holds failsafe_max = 10 s
+    const { clock, live, g } = liveGuard(); // the store holds failsafe_max = 10 s
     Object.assign(live, { failsafeMaxMs: 60_000 }); // raised live; the next beat, which says so, fails
     g.beforeBeat([master("m1"), master("m2")]);
     await clock.advance(9500, 500);
@@ -187,11 +196,7 @@ describe("FailsafeGuard (a coreapp's side)", () => {
   });
 
   it("a smaller failsafe_max sent in a beat of unknown outcome counts at once: the store may hold it", async () => {
-    const clock = new ManualClock();
-    const m = new FakeMasters(clock);
-    const live = timing();
-    const g = new FailsafeGuard(m.transport(), clock, live, silentLogger);
-    g.afterBeat(0, g.beforeBeat([master("m1"), master("m2")]));
+    const { clock, live, g } = liveGuard();
     Object.assign(live, { failsafeMaxMs: 4000 });
     g.beforeBeat([master("m1"), master("m2")]); // sent with 4 s; its outcome unknown
     Object.assign(live, { failsafeMaxMs: 10_000 }); // raised back before the next beat
@@ -200,12 +205,7 @@ describe("FailsafeGuard (a coreapp's side)", () => {
   });
 
   it("turned off and on again, it counts nothing from before: a record without failsafe made the masters wait for nothing", async () => {
-    const clock = new ManualClock();
-    const m = new FakeMasters(clock);
-    m.answers.set("m1", { ok: true, promiseMs: 1000 }).set("m2", { ok: true, promiseMs: 1000 });
-    const live = timing();
-    const g = new FailsafeGuard(m.transport(), clock, live, silentLogger);
-    g.afterBeat(0, g.beforeBeat([master("m1"), master("m2")]));
+    const { clock, live, g } = liveGuard();
     Object.assign(live, { failsafeMaxMs: 0 });
     await clock.advance(100, 50);
     g.afterBeat(100, g.beforeBeat([master("m1"), master("m2")])); // accepted: the record says failsafe off
@@ -220,12 +220,7 @@ describe("FailsafeGuard (a coreapp's side)", () => {
   });
 
   it("a beat without failsafe whose outcome is unknown counts as failsafe off", async () => {
-    const clock = new ManualClock();
-    const m = new FakeMasters(clock);
-    m.answers.set("m1", { ok: true, promiseMs: 1000 }).set("m2", { ok: true, promiseMs: 1000 });
-    const live = timing();
-    const g = new FailsafeGuard(m.transport(), clock, live, silentLogger);
-    g.afterBeat(0, g.beforeBeat([master("m1"), master("m2")]));
+    const { live, g } = liveGuard();
     Object.assign(live, { failsafeMaxMs: 0 });
     g.beforeBeat([master("m1"), master("m2")]); // sent without failsafe; no answer
     Object.assign(live, { failsafeMaxMs: 10_000 });

@@ -2,9 +2,16 @@ import { describe, expect, it } from "vitest";
 import { MemoryStorage, MemoryStore } from "../../src/adapters/memory/index.js";
 import { ManualClock } from "../../src/core/clock.js";
 import { LeaseHolder } from "../../src/core/lease-holder.js";
+import type { LeaseStore } from "../../src/core/ports/leases.js";
 import { silentLogger } from "../../src/core/silent-logger.js";
 
 const timing = { leaseTtlMs: 3000, renewIntervalMs: 1000, safetyMarginMs: 300 };
+
+/** `store`'s leases, with `renew` replaced (a slow or lossy link to the store). */
+function withRenew(store: MemoryStore, renew: LeaseStore["renew"]): LeaseStore {
+  const leases = store.leases;
+  return { acquire: leases.acquire.bind(leases), release: leases.release.bind(leases), current: leases.current.bind(leases), renew };
+}
 
 async function setup() {
   const clock = new ManualClock();
@@ -46,18 +53,12 @@ describe("LeaseHolder", () => {
     // Each renewal spends 550 ms reaching the store and 550 ms coming back: a round trip of 1100 ms,
     // above the interval (1000 ms) and below (ttl − margin) / 2 = 1350 ms. Paced from answers, two
     // such renewals in a row (1100 + 1000 + 1100 ms) overran the deadline (2700 ms) and lost it.
-    const slow = {
-      ...store.leases,
-      acquire: store.leases.acquire.bind(store.leases),
-      release: store.leases.release.bind(store.leases),
-      current: store.leases.current.bind(store.leases),
-      renew: async (lease: Parameters<typeof store.leases.renew>[0], ttlMs: number) => {
-        await clock.sleep(550);
-        const ok = await store.leases.renew(lease, ttlMs);
-        await clock.sleep(550);
-        return ok;
-      },
-    };
+    const slow = withRenew(store, async (lease, ttlMs) => {
+      await clock.sleep(550);
+      const ok = await store.leases.renew(lease, ttlMs);
+      await clock.sleep(550);
+      return ok;
+    });
     const h = await LeaseHolder.acquire(slow, clock, "l", "n1", timing, silentLogger);
     if (!(h instanceof LeaseHolder)) throw new Error("not acquired");
     for (let t = 0; t < 20_000; t += 100) {
@@ -135,16 +136,10 @@ describe("LeaseHolder", () => {
     const storage = new MemoryStorage(clock);
     const store = new MemoryStore(storage);
     // Renewals reach the store, but their answers are lost.
-    const lossy = {
-      ...store.leases,
-      acquire: store.leases.acquire.bind(store.leases),
-      release: store.leases.release.bind(store.leases),
-      current: store.leases.current.bind(store.leases),
-      renew: async (lease: Parameters<typeof store.leases.renew>[0], ttlMs: number) => {
-        await store.leases.renew(lease, ttlMs);
-        throw new Error("timeout: the answer never came");
-      },
-    };
+    const lossy = withRenew(store, async (lease, ttlMs) => {
+      await store.leases.renew(lease, ttlMs);
+      throw new Error("timeout: the answer never came");
+    });
     const live = { ...timing };
     const h = await LeaseHolder.acquire(lossy, clock, "l", "n1", live, silentLogger);
     if (!(h instanceof LeaseHolder)) throw new Error("not acquired");
