@@ -13,6 +13,19 @@ function withRenew(store: MemoryStore, renew: LeaseStore["renew"]): LeaseStore {
   return { acquire: leases.acquire.bind(leases), release: leases.release.bind(leases), current: leases.current.bind(leases), renew };
 }
 
+/**
+ * A holder acquired at t=0 on a fresh store with timings the test may change (`live`, as a settings
+ * change does); `leases` wraps the store's lease port.
+ */
+async function setupLive(leases: (store: MemoryStore) => LeaseStore = (store) => store.leases) {
+  const clock = new ManualClock();
+  const storage = new MemoryStorage(clock);
+  const live = { ...timing };
+  const h = await LeaseHolder.acquire(leases(new MemoryStore(storage)), clock, "l", "n1", live, silentLogger);
+  if (!(h instanceof LeaseHolder)) throw new Error("not acquired");
+  return { clock, storage, live, h };
+}
+
 async function setup() {
   const clock = new ManualClock();
   const storage = new MemoryStorage(clock);
@@ -87,12 +100,7 @@ describe("LeaseHolder", () => {
   });
 
   it("a shorter TTL from new settings reaches the store at the next renewal, and the local deadline still precedes the store's expiry", async () => {
-    const clock = new ManualClock();
-    const storage = new MemoryStorage(clock);
-    const store = new MemoryStore(storage);
-    const live = { ...timing };
-    const h = await LeaseHolder.acquire(store.leases, clock, "l", "n1", live, silentLogger);
-    if (!(h instanceof LeaseHolder)) throw new Error("not acquired");
+    const { clock, storage, live, h } = await setupLive();
     await clock.advance(500, 10);
     Object.assign(live, { leaseTtlMs: 600, renewIntervalMs: 200, safetyMarginMs: 60 }); // settings changed
     await clock.advance(600, 10); // the renewal at t=1000 asks for 600 ms
@@ -110,12 +118,7 @@ describe("LeaseHolder", () => {
   });
 
   it("says when the store may expire the lease from the grant it holds, not from settings changed since", async () => {
-    const clock = new ManualClock();
-    const storage = new MemoryStorage(clock);
-    const store = new MemoryStore(storage);
-    const live = { ...timing };
-    const h = await LeaseHolder.acquire(store.leases, clock, "l", "n1", live, silentLogger);
-    if (!(h instanceof LeaseHolder)) throw new Error("not acquired");
+    const { clock, live, h } = await setupLive();
     // Granted at t=0 for 3000 ms: the store expires it no earlier than t=3000, one margin (300) after the deadline.
     expect(h.lapseRemainingMs - h.remainingMs).toBe(timing.safetyMarginMs);
     await clock.advance(500, 10);
@@ -132,17 +135,13 @@ describe("LeaseHolder", () => {
   });
 
   it("a renewal with a shorter TTL pulls the deadline in when it is sent: applied by the store but unanswered, it still shortened the expiry", async () => {
-    const clock = new ManualClock();
-    const storage = new MemoryStorage(clock);
-    const store = new MemoryStore(storage);
     // Renewals reach the store, but their answers are lost.
-    const lossy = withRenew(store, async (lease, ttlMs) => {
-      await store.leases.renew(lease, ttlMs);
-      throw new Error("timeout: the answer never came");
-    });
-    const live = { ...timing };
-    const h = await LeaseHolder.acquire(lossy, clock, "l", "n1", live, silentLogger);
-    if (!(h instanceof LeaseHolder)) throw new Error("not acquired");
+    const { clock, live, h } = await setupLive((store) =>
+      withRenew(store, async (lease, ttlMs) => {
+        await store.leases.renew(lease, ttlMs);
+        throw new Error("timeout: the answer never came");
+      }),
+    );
     await clock.advance(500, 10);
     Object.assign(live, { leaseTtlMs: 600, renewIntervalMs: 200, safetyMarginMs: 60 }); // settings changed
     let endedAt = -1;
