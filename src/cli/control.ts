@@ -4,7 +4,7 @@ import { parseSettingsPatch } from "../config/settings-patch.js";
 import { loadConfigFile } from "../config/load.js";
 import { ConfigError } from "../core/errors.js";
 import { DEFAULT_PAUSE_MS, pauseLengthProblem, toKeys } from "../core/master/control-plane.js";
-import type { AdminCommand, SettingKey } from "../core/ports/transport.js";
+import type { AdminCommand, AdminReply, SettingKey } from "../core/ports/transport.js";
 import { deriveTiming, failoverBoundMs } from "../core/timing.js";
 import { openClusterAccess, primaryMaster, type ClusterAccess } from "./cluster-access.js";
 
@@ -28,14 +28,15 @@ async function withAccess<T>(file: string, fn: (access: ClusterAccess) => Promis
   }
 }
 
-/** Sends `command` to the primary master; prints the outcome; false when it was refused. */
-async function send(access: ClusterAccess, command: AdminCommand, done: string): Promise<boolean> {
+/** Sends `command` to the primary master; prints the outcome (`done`); false when it was refused. */
+async function send(access: ClusterAccess, command: AdminCommand, done: string | ((reply: AdminReply) => string)): Promise<boolean> {
   const reply = await access.transport.admin(await primaryMaster(access), command, 10_000);
   if (!reply.ok) {
     process.stderr.write(`${command.op} refused: ${reply.error?.code} ${reply.error?.message}\n`);
     return false;
   }
-  process.stdout.write(`${done}${reply.version === undefined ? "" : ` (cluster document version ${reply.version})`}\n`);
+  const said = typeof done === "string" ? done : done(reply);
+  process.stdout.write(`${said}${reply.version === undefined ? "" : ` (cluster document version ${reply.version})`}\n`);
   return true;
 }
 
@@ -118,6 +119,18 @@ export async function resumeCommand(o: { config: string; shard?: number; by?: st
       { op: "resume", shard, by: operator(o.by) },
       shard === null ? "automatic failover resumed" : `automatic failover resumed for shard ${shard}`,
     ),
+  );
+}
+
+/**
+ * `multiconnect forget NODE`: removes one node's record at once (by id, or by a name only one
+ * record has). Refused for a shard's named owner, and for a live node unless `force`. The primary
+ * master removes it, so that no promotion to the node is on its way meanwhile (`Membership.forget`).
+ */
+export async function forgetCommand(o: { config: string; node: string; force?: boolean; by?: string }): Promise<boolean> {
+  const command = { op: "forget", node: o.node, force: o.force === true, by: operator(o.by) } as const;
+  return withAccess(o.config, (access) =>
+    send(access, command, ({ removed: n }) => (n ? `removed ${n.id} (${n.role} ${n.name}, last seen ${n.silentMs} ms ago)` : "removed")),
   );
 }
 

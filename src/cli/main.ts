@@ -5,7 +5,6 @@ import { MulticonnectError } from "../core/errors.js";
 import { SDK_VERSION } from "../version.js";
 import { consoleCommand } from "./console.js";
 import { devCommand } from "./dev.js";
-import { forgetCommand } from "./forget.js";
 import { resetCommand } from "./reset.js";
 import { supportBundleCommand } from "./support-bundle.js";
 import { startCommand, type StartOptions } from "./start.js";
@@ -13,6 +12,7 @@ import { statusCommand } from "./status.js";
 import { switchoverCommand } from "./switchover.js";
 import {
   clearHoldCommand,
+  forgetCommand,
   historyCommand,
   parsePauseDuration,
   parseSettingPairs,
@@ -167,7 +167,10 @@ program
   .argument("<node>", "the node's id, or a name only one record has")
   .requiredOption("-c, --config <file>", "the cluster's config file")
   .option("--force", "also remove a live node (it registers again at its next beat)", false)
-  .action(async (node: string, o: { config: string; force: boolean }) => forgetCommand({ ...o, node }));
+  .option("--by <name>", "who asks, for the history (default: $USER)")
+  .action(async (node: string, o: { config: string; force: boolean; by?: string }) => {
+    if (!(await forgetCommand({ ...o, node }))) process.exitCode = 1;
+  });
 
 program
   .command("reset")

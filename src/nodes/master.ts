@@ -4,9 +4,10 @@ import { ClusterView } from "../core/master/cluster-view.js";
 import { runElection } from "../core/master/election.js";
 import { FailsafePromises } from "../core/master/failsafe-promises.js";
 import { HeartbeatMonitor } from "../core/master/heartbeat-monitor.js";
-import { Membership } from "../core/master/membership.js";
+import { Membership, type PromotionGate, type RemovalCause } from "../core/master/membership.js";
 import { abortOn, ShardManager, type PromotionEvent, type UnservedShard } from "../core/master/shard-manager.js";
 import { MASTER_LEASE } from "../core/ports/leases.js";
+import type { NodeStatus } from "../core/ports/liveness.js";
 import type { ExitNotice, ExitReply, TransportServer } from "../core/ports/transport.js";
 import type { Store } from "../core/ports/store.js";
 import { Wakeup } from "../core/wakeup.js";
@@ -87,23 +88,26 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     this.metrics = deps.metrics ?? NodeMetrics.detached(identity.name);
     this.view = new ClusterView(store.liveness, clock, timing.evaluateTickMs);
     this.monitor = new HeartbeatMonitor(identity.id, transport, clock, timing, log);
-    this.membership = new Membership(store.liveness, store.shardMap, log, timing, (node, cause) => {
+    const promotions: PromotionGate = { withoutPromotionsTo: (node, fn) => this.manager.withoutPromotionsTo(node, fn) };
+    const recordRemoval = (node: NodeStatus, cause: RemovalCause) => {
       const lease = this.tenure?.held ? this.tenure.lease : null;
       if (!lease) return;
       this.control.record(lease, {
         type: "node_removed",
         shard: null,
-        cause: cause.kind === "retention" ? `silent for longer than node_retention (${cause.retentionMs} ms)` : "forgotten by an operator",
+        cause: cause.kind === "retention" ? `silent for longer than node_retention (${cause.retentionMs} ms)` : `forgotten by ${cause.by}`,
         evidence: { node: node.id, name: node.name, role: node.role, silentMs: Math.round(node.ageMs) },
         epochs: { master: lease.epoch },
       });
-    });
+    };
+    this.membership = new Membership(store.liveness, store.shardMap, log, timing, recordRemoval, promotions);
     this.follower = new ClusterDocumentFollower(store.clusterDocument, timing, store.capabilities, clock, log);
     // The file's settings, copied before the cluster document may change the live timing.
     const seed = { settings: settingsOf(timing), shardCount: shards };
-    this.control = new ControlPlane(identity.id, store.clusterDocument, store.history, this.follower, seed, clock, log, (node) =>
-      this.manager.clearHold(node),
-    );
+    this.control = new ControlPlane(identity.id, store.clusterDocument, store.history, this.follower, seed, clock, log, {
+      clearHold: (name) => this.manager.clearHold(name),
+      forget: (idOrName, force, by) => this.membership.forget(idOrName, force, by),
+    });
     const control = {
       pauseOf: (shard: number) => this.follower.pauseOf(shard),
       record: this.control.record.bind(this.control),

@@ -39,7 +39,8 @@ class BadRequest extends Error {}
  * - `PATCH /v1/settings/application` — `{"unhealthy_interval": "10s", …}` (the model product's path);
  * - `POST /v1/admin/pause` — `{"shard": 2, "duration": "30m", "reason": "…"}` (shard absent: the whole
  *   cluster; duration default one hour), `POST /v1/admin/resume` — `{"shard": 2}`,
- *   `POST /v1/admin/clear-hold` — `{"node": "coreapp-3"}`;
+ *   `POST /v1/admin/clear-hold` — `{"node": "coreapp-3"}`,
+ *   `POST /v1/admin/forget` — `{"node": "<id or name>", "force": false}` (409 when refused);
  * - `GET /v1/history?shard=N&limit=N&before=SEQ` — newest first.
  *
  * Reads come from the store. Changes go to the primary master over the transport, as the CLI's do:
@@ -88,6 +89,18 @@ export function addControlRoutes(routes: ReservedRoutes, d: ControlRouteDeps): v
         await command(res, d, { op: "clear-hold", node, by: BY });
       }),
     )
+    .add("POST", "/v1/admin/forget", (_req, res, _path, body) =>
+      answer(res, d, async () => {
+        const { node, force } = await jsonBody(body, d);
+        if (typeof node !== "string" || node === "" || (force !== undefined && typeof force !== "boolean"))
+          throw new BadRequest('send {"node": "<id or name>", "force": false}');
+        await command(res, d, { op: "forget", node, force: force === true, by: BY }, ({ removed: n }) => ({
+          removed: n?.id,
+          role: n?.role,
+          name: n?.name,
+        }));
+      }),
+    )
     .add("GET", "/v1/history", (req, res) =>
       answer(res, d, async () => {
         const q = new URL(req.url ?? "/", "http://local").searchParams;
@@ -118,8 +131,13 @@ async function answer(res: ServerResponse, d: ControlRouteDeps, fn: () => Promis
   }
 }
 
-/** Sends `c` to the primary master and passes its answer on. */
-async function command(res: ServerResponse, d: ControlRouteDeps, c: AdminCommand): Promise<void> {
+/** Sends `c` to the primary master and passes its answer on (`done`: the body of a 200, from its reply). */
+async function command(
+  res: ServerResponse,
+  d: ControlRouteDeps,
+  c: AdminCommand,
+  done: (reply: AdminReply) => object = (reply) => ({ ok: true, ...(reply.version === undefined ? {} : { version: reply.version }) }),
+): Promise<void> {
   const checked = asMasterReads(c);
   const master = await findPrimaryMaster(d.store);
   const { code, title } = API_ERRORS.NOT_PRIMARY_MASTER;
@@ -132,9 +150,9 @@ async function command(res: ServerResponse, d: ControlRouteDeps, c: AdminCommand
     if (sendMasterFailure(res, error, "GET /v1/settings (settings and pauses) or GET /v1/history")) return;
     throw error;
   }
-  if (reply.ok) return sendJson(res, 200, { ok: true, ...(reply.version === undefined ? {} : { version: reply.version }) });
+  if (reply.ok) return sendJson(res, 200, done(reply));
   const e = reply.error ?? { code: 500, message: "the primary master refused without a reason" };
-  const status = e.code === code ? 503 : e.code >= 400 && e.code < 500 ? e.code : 500;
+  const status = e.code === code ? 503 : e.code >= 400 && e.code < 600 ? e.code : 500;
   sendError(res, status, e.code, e.code === code ? title : "Refused", e.message);
 }
 

@@ -5,9 +5,7 @@ import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { API_ERRORS } from "../core/api-errors.js";
 import { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
-import { StoreUnavailableError } from "../core/errors.js";
 import { shardOf } from "../core/hash.js";
-import { ForgetRefusedError, Membership } from "../core/master/membership.js";
 import type { ShardAssignment, ShardMapStore } from "../core/ports/shard-map.js";
 import { InflightLimiter } from "../core/webapp/inflight.js";
 import { Router } from "../core/webapp/router.js";
@@ -37,7 +35,7 @@ import {
   sendError,
   sendJson,
 } from "./webapp-http.js";
-import { ReservedRoutes, type BodyReader } from "./webapp-admin.js";
+import { ReservedRoutes } from "./webapp-admin.js";
 import { addControlRoutes } from "./webapp-control.js";
 import { NodeMetrics, type Readiness } from "./metrics.js";
 import { addSwitchoverRoute, mountConsole } from "../console/routes.js";
@@ -99,9 +97,6 @@ export interface WebappEvents {
   /** The shards whose route moved to a newer epoch (a promotion the webapp learned of). */
   map: [changed: readonly ShardAssignment[]];
 }
-
-/** The largest `POST /v1/admin/forget` body: `{"node": …, "force": …}`. */
-const FORGET_BODY_LIMIT = 4096;
 
 /** What a framework adapter tells {@link Webapp.serve} beyond the raw request. */
 export interface ServeOptions {
@@ -176,8 +171,7 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
       .add("GET", "/v1/health", (_req, res) => this.health(res))
       .add("GET", "/metrics", (req, res, path) => void serveOps(req, res, this, path))
       .add("GET", "/livez", (req, res, path) => void serveOps(req, res, this, path))
-      .add("GET", "/readyz", (req, res, path) => void serveOps(req, res, this, path))
-      .add("POST", "/v1/admin/forget", (_req, res, _path, body) => this.forget(res, body));
+      .add("GET", "/readyz", (req, res, path) => void serveOps(req, res, this, path));
     addControlRoutes(this.reserved, {
       store: deps.store,
       transport: deps.transport,
@@ -397,32 +391,6 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
       sendJson(res, 200, status);
     } catch (error) {
       sendError(res, 503, API_ERRORS.STORE_UNAVAILABLE.code, API_ERRORS.STORE_UNAVAILABLE.title, (error as Error).message);
-    }
-  }
-
-  /** `POST /v1/admin/forget {"node": "<id or name>", "force": false}`: what `multiconnect forget` does. */
-  private async forget(res: ServerResponse, body: BodyReader): Promise<void> {
-    const usage = 'send {"node": "<id or name>", "force": false}';
-    let input: unknown;
-    try {
-      input = JSON.parse((await body(FORGET_BODY_LIMIT, this.options.bodyTimeoutMs)).toString("utf8"));
-    } catch (error) {
-      if (sendBodyError(res, error, FORGET_BODY_LIMIT, this.options.bodyTimeoutMs)) return;
-      return sendError(res, 400, 400, "Bad request", usage);
-    }
-    const { node, force } = (typeof input === "object" && input !== null ? input : {}) as { node?: unknown; force?: unknown };
-    if (typeof node !== "string" || (force !== undefined && typeof force !== "boolean"))
-      return sendError(res, 400, 400, "Bad request", usage);
-    const { store, timing, log } = this.deps;
-    try {
-      const removed = await new Membership(store.liveness, store.shardMap, log, timing).forget(node, force === true);
-      sendJson(res, 200, { removed: removed.id, role: removed.role, name: removed.name });
-    } catch (error) {
-      if (error instanceof ForgetRefusedError) return sendError(res, 409, 409, "Refused", error.message);
-      if (error instanceof StoreUnavailableError) {
-        return sendError(res, 503, API_ERRORS.STORE_UNAVAILABLE.code, API_ERRORS.STORE_UNAVAILABLE.title, error.message);
-      }
-      throw error;
     }
   }
 

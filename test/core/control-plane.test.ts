@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, onTestFinished } from "vitest";
 import { MAX_PAUSE_MS } from "../../src/core/master/control-plane.js";
 import type { HistoryEvent } from "../../src/core/ports/history.js";
 import type { AdminCommand } from "../../src/core/ports/transport.js";
@@ -109,6 +109,87 @@ describe("control plane", () => {
     expect(await admin(c, "primary", { op: "pause", shard: 0, reason: "", durationMs: MAX_PAUSE_MS, by: "ops" })).toMatchObject({
       ok: true,
     });
+  });
+
+  it("forget goes through the primary master (1017 elsewhere): a removal is recorded with who asked; a shard's owner is refused", async () => {
+    const c = await startCluster((cluster = new Cluster(1)), 2);
+    const owner = c.serving(0)[0]!;
+    const standby = c.coreapps.find((x) => x !== owner)!;
+    expect(await admin(c, "secondary", { op: "forget", node: standby.name, force: true, by: "ops" })).toMatchObject({
+      ok: false,
+      error: { code: 1017 },
+    });
+    expect(await admin(c, "primary", { op: "forget", node: owner.id, force: true, by: "ops" })).toMatchObject({
+      ok: false,
+      error: { code: 409, message: expect.stringContaining("owner") },
+    });
+    const live = await admin(c, "primary", { op: "forget", node: standby.name, force: false, by: "ops" });
+    expect(live).toMatchObject({ ok: false, error: { code: 409, message: expect.stringMatching(/is live/) } });
+    const removed = await admin(c, "primary", { op: "forget", node: standby.name, force: true, by: "ops" });
+    expect(removed).toMatchObject({ ok: true, removed: { id: standby.id, name: standby.name, role: "coreapp" } });
+    const events = await historyWhen(c, (es) => es.some((e) => e.type === "node_removed"));
+    expect(events.find((e) => e.type === "node_removed")).toMatchObject({ cause: "forgotten by ops", evidence: { node: standby.id } });
+  });
+
+  it("forget waits for a promotion on its way to the node, then refuses it as the shard's owner: no owner is left without a record", async () => {
+    const c = await startCluster((cluster = new Cluster(1)), 2);
+    const primary = c.masters.find((m) => m.role === "primary_master")!;
+    const owner = c.serving(0)[0]!;
+    const standby = c.coreapps.find((x) => x !== owner)!;
+    // The primary master's shard map writes wait for `release`.
+    const shardMap = c.stores.get(primary.id)!.shardMap;
+    const assign = shardMap.assign.bind(shardMap);
+    let release = () => {};
+    const released = new Promise<void>((r) => (release = r));
+    onTestFinished(() => release());
+    let writes = 0;
+    shardMap.assign = async (...args) => {
+      writes++;
+      await released;
+      return assign(...args);
+    };
+    c.isolate(owner);
+    await c.waitFor(() => writes > 0, 3000);
+    let answered = false;
+    const forgetting = admin(c, "primary", { op: "forget", node: standby.id, force: true, by: "ops" }).finally(() => (answered = true));
+    await sleep(100);
+    expect(answered).toBe(false);
+    release();
+    expect(await forgetting).toMatchObject({ ok: false, error: { code: 409, message: expect.stringContaining("owner") } });
+    const records = await c.stores.get(primary.id)!.liveness.list();
+    expect(records.some((n) => n.id === standby.id)).toBe(true);
+    await c.waitFor(() => c.serving(0)[0] === standby, 3000);
+    expect(c.overlaps).toEqual([]);
+  });
+
+  it("while a node's record is being removed, no promotion picks it; the master says why it passes it over", async () => {
+    const c = await startCluster((cluster = new Cluster(1)), 2);
+    const primary = c.masters.find((m) => m.role === "primary_master")!;
+    const owner = c.serving(0)[0]!;
+    const standby = c.coreapps.find((x) => x !== owner)!;
+    // The primary master's removal of a record waits for `release`.
+    const liveness = c.stores.get(primary.id)!.liveness;
+    const remove = liveness.remove.bind(liveness);
+    let release = () => {};
+    const released = new Promise<void>((r) => (release = r));
+    onTestFinished(() => release());
+    let removing = false;
+    liveness.remove = async (id) => {
+      removing = true;
+      await released;
+      return remove(id);
+    };
+    const forgetting = admin(c, "primary", { op: "forget", node: standby.id, force: true, by: "ops" });
+    await c.waitFor(() => removing, 3000);
+    c.isolate(owner);
+    await c.waitFor(() => primary.unserved().length === 1, 3000);
+    expect(primary.unserved()[0]!.passedOver).toContainEqual({ name: standby.name, reason: "its record is being removed (forget)" });
+    expect(c.assignments.filter((a) => a.to === standby.id)).toEqual([]);
+    release();
+    expect(await forgetting).toMatchObject({ ok: true, removed: { id: standby.id } });
+    // It registers again at its next beat, and is promoted then.
+    await c.waitFor(() => c.serving(0)[0] === standby, 5000);
+    expect(c.overlaps).toEqual([]);
   });
 
   it("a node whose config disagrees with the cluster's stored shard count refuses to start, naming both values", async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { MemoryStorage, MemoryStore } from "../../src/adapters/memory/index.js";
 import { ManualClock } from "../../src/core/clock.js";
-import { ForgetRefusedError, Membership } from "../../src/core/master/membership.js";
+import { ForgetRefusedError, Membership, type PromotionGate } from "../../src/core/master/membership.js";
 import { MASTER_LEASE } from "../../src/core/ports/leases.js";
 import type { Logger } from "../../src/core/ports/logger.js";
 import { DEFAULT_SETTINGS, deriveTiming } from "../../src/core/timing.js";
@@ -23,11 +23,22 @@ function recordingLogger(lines: { fields: Record<string, unknown>; message: stri
   return log;
 }
 
+const noHook = () => {};
+/** No shard manager here: nothing else writes the map while a test runs. */
+const noGate: PromotionGate = { withoutPromotionsTo: (_node, fn) => fn() };
+
 async function cluster() {
   const clock = new ManualClock();
   const store = new MemoryStore(new MemoryStorage(clock));
   const lines: { fields: Record<string, unknown>; message: string }[] = [];
-  const membership = new Membership(store.liveness, store.shardMap, recordingLogger(lines), { dbUnhealthyIntervalMs: DOWN_MS });
+  const membership = new Membership(
+    store.liveness,
+    store.shardMap,
+    recordingLogger(lines),
+    { dbUnhealthyIntervalMs: DOWN_MS },
+    noHook,
+    noGate,
+  );
   const beat = (id: string, role: "master" | "coreapp" | "webapp") =>
     store.liveness.beat({ id, name: id.split(".")[0]!, role, address: "h:1", meta: {} });
   const m = await store.leases.acquire(MASTER_LEASE, "m1.a", 600_000);
@@ -61,7 +72,7 @@ describe("Membership", () => {
     const { clock, store, lines } = await cluster();
     // The node's live Timing: a settings change raised db_unhealthy_interval after the config file was checked.
     const live = { dbUnhealthyIntervalMs: DOWN_MS };
-    const membership = new Membership(store.liveness, store.shardMap, recordingLogger(lines), live);
+    const membership = new Membership(store.liveness, store.shardMap, recordingLogger(lines), live, noHook, noGate);
     await store.liveness.beat({ id: "c2.b", name: "c2", role: "coreapp", address: "h:1", meta: {} });
     await clock.advance(3 * DOWN_MS, 1000);
     live.dbUnhealthyIntervalMs = 2 * DOWN_MS;
@@ -76,18 +87,18 @@ describe("Membership", () => {
     await beat("c1.a", "coreapp");
     await beat("c2.b", "coreapp");
     await store.shardMap.assign(0, 0, "c1.a", lease);
-    await expect(membership.forget("c2", false)).rejects.toThrow(/c2\.b is live .*--force/);
-    await expect(membership.forget("c1.a", true)).rejects.toBeInstanceOf(ForgetRefusedError);
-    await expect(membership.forget("nobody", true)).rejects.toThrow(/no node nobody/);
+    await expect(membership.forget("c2", false, "test")).rejects.toThrow(/c2\.b is live .*--force/);
+    await expect(membership.forget("c1.a", true, "test")).rejects.toBeInstanceOf(ForgetRefusedError);
+    await expect(membership.forget("nobody", true, "test")).rejects.toThrow(/no node nobody/);
     await clock.advance(DOWN_MS + 1, 1000);
-    expect((await membership.forget("c2", false)).id).toBe("c2.b");
+    expect((await membership.forget("c2", false, "test")).id).toBe("c2.b");
     expect((await store.liveness.list()).map((n) => n.id)).toEqual(["c1.a"]);
   });
 
   it("forget() with force removes a live node", async () => {
     const { store, membership, beat } = await cluster();
     await beat("w1.a", "webapp");
-    await membership.forget("w1.a", true);
+    await membership.forget("w1.a", true, "test");
     expect(await store.liveness.list()).toEqual([]);
   });
 });

@@ -149,7 +149,9 @@ describe("webapp: POST /v1/admin/forget", () => {
       expect((await call("POST", "/v1/admin/forget", undefined, forget)).status).toBe(401);
       expect((await call("POST", "/v1/admin/forget", "wrong-token", forget)).status).toBe(403);
       expect(await ids()).toContain("ghost.1");
-      expect(await call("POST", "/v1/admin/forget", ADMIN_TOKEN, forget)).toMatchObject({ status: 200 });
+      const ok = await call("POST", "/v1/admin/forget", ADMIN_TOKEN, forget);
+      expect(ok.status).toBe(200);
+      expect(JSON.parse(ok.text)).toEqual({ removed: "ghost.1", role: "coreapp", name: "ghost" });
       expect(await ids()).not.toContain("ghost.1");
       const owner = (await store.shardMap.read())[0]!.owner!;
       const refused = await call("POST", "/v1/admin/forget", ADMIN_TOKEN, JSON.stringify({ node: owner, force: true }));
@@ -161,11 +163,14 @@ describe("webapp: POST /v1/admin/forget", () => {
     }
   });
 
-  it("a body that is no JSON object is 400, one past 4096 bytes 413; neither is a 500", async () => {
-    for (const body of ["null", "[]", '"ghost"', "7"]) {
+  it("a body that is no JSON object, or names no node, is 400; one past 64 KiB 413; none is a 500", async () => {
+    for (const body of ["null", "[]", '"ghost"', "7", "{}", '{"node": "ghost", "force": "yes"}']) {
       expect(await call("POST", "/v1/admin/forget", ADMIN_TOKEN, body), body).toMatchObject({ status: 400, code: 400 });
     }
-    const big = JSON.stringify({ node: "x".repeat(5000) });
+    const long = await call("POST", "/v1/admin/forget", ADMIN_TOKEN, JSON.stringify({ node: "x".repeat(5000) }));
+    expect(long).toMatchObject({ status: 400, code: 400 });
+    expect(long.text).toContain("node must be a node id or name");
+    const big = JSON.stringify({ node: "x".repeat(70_000) });
     expect(await call("POST", "/v1/admin/forget", ADMIN_TOKEN, big)).toMatchObject({ status: 413, code: 413 });
   });
 

@@ -11,6 +11,7 @@
  * Adding a kind: a name and code in KIND_CODES, a request and a reply parser in JSON_KINDS, a
  * handler in TransportHandlers and a method on Transport (see docs/architecture.md, transport).
  */
+import type { NodeRole } from "../../core/ports/liveness.js";
 import type {
   AdminCommand,
   AdminReply,
@@ -431,10 +432,16 @@ export function parseAdminCommand(body: Uint8Array): AdminCommand {
     case "clear-hold":
       if (!isNodeId(o.node)) throw new MalformedMessage("admin: node must be a node id or name");
       return { op: "clear-hold", node: o.node, by };
+    case "forget":
+      if (!isNodeId(o.node)) throw new MalformedMessage("admin: node must be a node id or name");
+      if (typeof o.force !== "boolean") throw new MalformedMessage("admin: force must be a boolean");
+      return { op: "forget", node: o.node, force: o.force, by };
     default:
-      throw new MalformedMessage("admin: op must be settings, pause, resume or clear-hold");
+      throw new MalformedMessage("admin: op must be settings, pause, resume, clear-hold or forget");
   }
 }
+
+const ROLES: ReadonlySet<string> = new Set<NodeRole>(["master", "coreapp", "webapp"]);
 
 /** Validates an admin reply. */
 export function parseAdminReply(body: Uint8Array): AdminReply {
@@ -444,6 +451,22 @@ export function parseAdminReply(body: Uint8Array): AdminReply {
   if (o.version !== undefined) {
     if (!isUint(o.version)) throw new MalformedMessage("admin reply: version must be a non-negative integer");
     reply.version = o.version;
+  }
+  if (o.removed !== undefined) {
+    const r = o.removed as Record<string, unknown> | null;
+    if (
+      typeof r !== "object" ||
+      r === null ||
+      !isNodeId(r.id) ||
+      !isText(r.name, 200) ||
+      typeof r.role !== "string" ||
+      !ROLES.has(r.role) ||
+      typeof r.silentMs !== "number" ||
+      !(r.silentMs >= 0)
+    ) {
+      throw new MalformedMessage("admin reply: removed must be { id, name, role, silentMs }");
+    }
+    reply.removed = { id: r.id, name: r.name.replace(NON_ASCII, "?"), role: r.role as NodeRole, silentMs: r.silentMs };
   }
   if (o.error !== undefined) {
     const e = o.error as Record<string, unknown> | null;
@@ -455,7 +478,6 @@ export function parseAdminReply(body: Uint8Array): AdminReply {
   return reply;
 }
 
-const ROLES: ReadonlySet<string> = new Set(["master", "coreapp", "webapp"]);
 const LEASE_NAME = /^(master|shard\/\d{1,6})$/;
 
 /** Validates an exit notice. Unknown fields are dropped; text is bounded. */

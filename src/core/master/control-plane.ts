@@ -1,14 +1,16 @@
 import type { ClusterDocumentFollower } from "../cluster-document-follower.js";
-import { ConfigError } from "../errors.js";
+import { ConfigError, StoreUnavailableError } from "../errors.js";
 import type { LeaseHolder } from "../lease-holder.js";
 import type { Clock } from "../ports/clock.js";
 import type { ClusterDocument, ClusterDocumentInput, ClusterDocumentStore, PauseInput } from "../ports/cluster-document.js";
 import type { HistoryEventInput, HistoryStore } from "../ports/history.js";
 import type { Lease } from "../ports/leases.js";
+import type { NodeStatus } from "../ports/liveness.js";
 import type { Logger } from "../ports/logger.js";
 import type { AdminCommand, AdminReply, SettingKey } from "../ports/transport.js";
 import { validateSettings, type ClusterSettings } from "../timing.js";
 import { NOT_PRIMARY_MASTER } from "../api-errors.js";
+import { ForgetRefusedError } from "./membership.js";
 
 /** A pause lasts this long unless the operator says otherwise or renews it: one hour. */
 export const DEFAULT_PAUSE_MS = 3_600_000;
@@ -41,6 +43,14 @@ export const SETTING_FIELDS: Readonly<Record<SettingKey, keyof ClusterSettings>>
   failsafe_max: "failsafeMaxMs",
 };
 
+/** What the control plane asks of the rest of the primary master about single nodes. */
+export interface NodeCommands {
+  /** Ends a coreapp's hold-out (placement); false when no coreapp of that name is held out. */
+  clearHold(name: string): boolean;
+  /** Removes a node's record (`Membership.forget`); throws `ForgetRefusedError` or `StoreUnavailableError`. */
+  forget(idOrName: string, force: boolean, by: string): Promise<NodeStatus>;
+}
+
 /** An event for the history, before the master adds its own id. */
 export type HistoryNote = Omit<HistoryEventInput, "node">;
 
@@ -57,7 +67,8 @@ class Refusal extends Error {
  * The primary master's side of the cluster document (src/core/ports/cluster-document.ts) and of
  * the history: it writes the document from the config file's values when the store has none,
  * carries out operator commands (settings, pause, resume, clear-hold) as compare-and-set writes
- * fenced by the master lease (S3), and appends what it did to the history. Every node — this one
+ * fenced by the master lease (S3), and appends what it did to the history; it hands `forget` to
+ * the membership, which records its own removals. Every node — this one
  * included — applies a new document through its `ClusterDocumentFollower`.
  */
 export class ControlPlane {
@@ -73,8 +84,7 @@ export class ControlPlane {
     private readonly seed: { readonly settings: ClusterSettings; readonly shardCount: number },
     private readonly clock: Clock,
     private readonly log: Logger,
-    /** Ends a coreapp's hold-out (placement); false when no coreapp of that name is held out. */
-    private readonly clearHold: (node: string) => boolean,
+    private readonly nodes: NodeCommands,
   ) {}
 
   /**
@@ -108,8 +118,17 @@ export class ControlPlane {
         return this.pause(lease, command.shard, command.reason, command.durationMs, command.by);
       case "resume":
         return this.resume(lease, command.shard, command.by);
+      case "forget":
+        try {
+          const n = await this.nodes.forget(command.node, command.force, command.by);
+          return { ok: true, removed: { id: n.id, name: n.name, role: n.role, silentMs: Math.round(n.ageMs) } };
+        } catch (error) {
+          if (error instanceof ForgetRefusedError) return fail(409, error.message);
+          if (error instanceof StoreUnavailableError) return fail(503, error.message);
+          throw error;
+        }
       case "clear-hold": {
-        if (!this.clearHold(command.node)) return fail(404, `${command.node} is not held out`);
+        if (!this.nodes.clearHold(command.node)) return fail(404, `${command.node} is not held out`);
         await this.recorded(lease.lease, {
           type: "hold_cleared",
           shard: null,

@@ -6,7 +6,18 @@ import type { ClusterSettings } from "../timing.js";
 
 /** Why a node's record was removed: pruned by the primary master, or forgotten by an operator. */
 export type RemovalCause =
-  { readonly kind: "retention"; readonly retentionMs: number } | { readonly kind: "forget"; readonly force: boolean };
+  { readonly kind: "retention"; readonly retentionMs: number } | { readonly kind: "forget"; readonly force: boolean; readonly by: string };
+
+/**
+ * Keeps promotions away from one node while its record is removed: the primary master's shard
+ * manager (`ShardManager.withoutPromotionsTo`). Without it, a standby promoted between `forget`'s
+ * owner check and the removal would own a shard with no record (webapps could not route to it
+ * until its next beat, and the master would see its owner gone).
+ */
+export interface PromotionGate {
+  /** Runs `fn` once no promotion to `node` is on its way, and lets none start until it ends. */
+  withoutPromotionsTo<T>(node: string, fn: () => Promise<T>): Promise<T>;
+}
 
 /** A refused `forget`: the node is named as a shard's owner, or is live and `force` was not given. */
 export class ForgetRefusedError extends MulticonnectError {
@@ -33,7 +44,8 @@ export class Membership {
      */
     private readonly settings: Pick<ClusterSettings, "dbUnhealthyIntervalMs">,
     /** Told of every removal, after it happened (the primary master records it in the history). */
-    private readonly onRemoved: (node: NodeStatus, cause: RemovalCause) => void = () => {},
+    private readonly onRemoved: (node: NodeStatus, cause: RemovalCause) => void,
+    private readonly promotions: PromotionGate,
   ) {}
 
   /**
@@ -48,12 +60,15 @@ export class Membership {
    */
   async prune(configuredMs: number): Promise<string[]> {
     const retentionMs = Math.max(configuredMs, 2 * this.settings.dbUnhealthyIntervalMs);
-    const [nodes, owners] = await Promise.all([this.liveness.list(), this.owners()]);
     const removed: string[] = [];
-    for (const n of nodes) {
-      if (n.ageMs <= retentionMs || owners.has(n.id)) continue;
-      await this.remove(n, { kind: "retention", retentionMs });
-      removed.push(n.id);
+    for (const n of await this.liveness.list()) {
+      if (n.ageMs <= retentionMs) continue;
+      const gone = await this.promotions.withoutPromotionsTo(n.id, async () => {
+        if (await this.isOwner(n.id)) return false;
+        await this.remove(n, { kind: "retention", retentionMs });
+        return true;
+      });
+      if (gone) removed.push(n.id);
     }
     return removed;
   }
@@ -61,9 +76,9 @@ export class Membership {
   /**
    * Removes one node, found by id or by name (a name must match exactly one record). Refused with
    * `ForgetRefusedError` for a shard's named owner, and for a live node unless `force` (a live node
-   * re-registers at its next beat). Returns the removed record.
+   * re-registers at its next beat). Returns the removed record. Run by the primary master only.
    */
-  async forget(idOrName: string, force: boolean): Promise<NodeStatus> {
+  async forget(idOrName: string, force: boolean, by: string): Promise<NodeStatus> {
     const nodes = await this.liveness.list();
     const byId = nodes.find((n) => n.id === idOrName);
     const byName = nodes.filter((n) => n.name === idOrName);
@@ -72,17 +87,23 @@ export class Membership {
     }
     const node = byId ?? byName[0];
     if (!node) throw new ForgetRefusedError(`no node ${idOrName} is registered`);
-    if ((await this.owners()).has(node.id)) {
-      throw new ForgetRefusedError(`${node.id} is named as a shard's owner; switch the shard over first (multiconnect switchover)`);
-    }
-    if (node.ageMs <= this.settings.dbUnhealthyIntervalMs && !force) {
-      throw new ForgetRefusedError(`${node.id} is live (seen ${Math.round(node.ageMs)} ms ago); stop it first, or pass --force`);
-    }
-    await this.remove(node, { kind: "forget", force });
-    return node;
+    return this.promotions.withoutPromotionsTo(node.id, async () => {
+      if (await this.isOwner(node.id)) {
+        throw new ForgetRefusedError(`${node.id} is named as a shard's owner; switch the shard over first (multiconnect switchover)`);
+      }
+      if (node.ageMs <= this.settings.dbUnhealthyIntervalMs && !force) {
+        throw new ForgetRefusedError(`${node.id} is live (seen ${Math.round(node.ageMs)} ms ago); stop it first, or pass --force`);
+      }
+      await this.remove(node, { kind: "forget", force, by });
+      return node;
+    });
   }
 
-  /** The one place a node leaves the registry on someone else's decision (hook history here). */
+  /**
+   * The one place a node leaves the registry on someone else's decision. Its callers decide inside
+   * `withoutPromotionsTo`, so that no promotion to the node lands between their owner check and
+   * the removal.
+   */
   private async remove(node: NodeStatus, cause: RemovalCause): Promise<void> {
     await this.liveness.remove(node.id);
     this.log.info(
@@ -92,7 +113,8 @@ export class Membership {
     this.onRemoved(node, cause);
   }
 
-  private async owners(): Promise<Set<string>> {
-    return new Set((await this.shardMap.read()).flatMap((a) => (a.owner ? [a.owner] : [])));
+  /** True when the store's shard map names `node` as a shard's owner. */
+  private async isOwner(node: string): Promise<boolean> {
+    return (await this.shardMap.read()).some((a) => a.owner === node);
   }
 }

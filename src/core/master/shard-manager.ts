@@ -89,6 +89,10 @@ export class ShardManager {
   private readonly waiting = new Map<number, { since: number; loggedAt: number; entry: UnservedShard }>();
   /** Cuts the evaluation tick's sleep short (`wake()`). */
   private readonly wakeup = new Wakeup();
+  /** Nodes whose record is being removed (`withoutPromotionsTo`), with how many removals run for each. */
+  private readonly leaving = new Map<string, number>();
+  /** The shard map writes on their way, each settled when its outcome is known. */
+  private readonly writing = new Set<Promise<void>>();
 
   constructor(
     private readonly self: string,
@@ -125,6 +129,25 @@ export class ShardManager {
     if (!this.replacements.heldOut(name, now)) return false;
     this.replacements.clear(name, now);
     return true;
+  }
+
+  /**
+   * Runs `fn` (the removal of `node`'s record: src/core/master/membership.ts) once every shard map
+   * write already on its way has landed or failed, and lets no promotion or switchover pick `node`
+   * until `fn` ends. A write's target is chosen and the write registered in one synchronous step
+   * (`reconcile`, `switchover`), so when `fn` reads the map, every assignment to `node` that will
+   * ever be made before it ends is there.
+   */
+  async withoutPromotionsTo<T>(node: string, fn: () => Promise<T>): Promise<T> {
+    this.leaving.set(node, (this.leaving.get(node) ?? 0) + 1);
+    try {
+      await Promise.all(this.writing);
+      return await fn();
+    } finally {
+      const left = this.leaving.get(node)! - 1;
+      if (left === 0) this.leaving.delete(node);
+      else this.leaving.set(node, left);
+    }
   }
 
   /** The shards that need a primary and have no coreapp this master may promote, with the reasons. */
@@ -334,13 +357,19 @@ export class ShardManager {
     evidence: Record<string, unknown>,
   ): Promise<ShardAssignment | null> {
     if (!lease.held) return null;
-    // From here until the write's outcome is known, no failsafe promise is given for this shard.
+    // From here until the write's outcome is known, no failsafe promise is given for this shard,
+    // and a record's removal waits (withoutPromotionsTo).
     const release = this.failsafe?.hold(from.shard) ?? (() => {});
+    let landed = () => {};
+    const outcome = new Promise<void>((resolve) => (landed = resolve));
+    this.writing.add(outcome);
     let r: Awaited<ReturnType<ShardMapStore["assign"]>>;
     try {
       r = await this.shardMap.assign(from.shard, from.epoch, to, lease.lease);
     } finally {
       release();
+      this.writing.delete(outcome);
+      landed();
     }
     if (r.ok) {
       this.map.set(from.shard, r.assignment);
@@ -432,7 +461,7 @@ export class ShardManager {
 
   private isStandby(id: string, owners: Set<string>): boolean {
     const n = this.view.get(id);
-    if (!n || n.role !== "coreapp" || n.ageMs > this.timing.dbUnhealthyIntervalMs) return false;
+    if (!n || n.role !== "coreapp" || n.ageMs > this.timing.dbUnhealthyIntervalMs || this.leaving.has(id)) return false;
     if (owners.has(id)) return false;
     if (this.control.exitOf?.(id)) return false;
     if (!this.monitor.answeredWithin(id, this.timing.unhealthyIntervalMs)) return false;
@@ -492,6 +521,7 @@ export class ShardManager {
       const owned = [...this.map.values()].find((a) => a.owner === n.id);
       return `primary of shard ${owned?.shard ?? "?"}`;
     }
+    if (this.leaving.has(n.id)) return "its record is being removed (forget)";
     if (n.ageMs > t.dbUnhealthyIntervalMs) {
       return `liveness record ${Math.round(n.ageMs)} ms old (past db_unhealthy_interval, ${t.dbUnhealthyIntervalMs} ms)`;
     }

@@ -8,6 +8,8 @@
  * caller sees `AuthenticationError`. No wall clock takes part in authentication.
  */
 
+import type { NodeRole } from "./liveness.js";
+
 /** Where a node listens: its id (receivers reject messages addressed to another id) and `host:port`. */
 export interface Peer {
   /** The node id the message is addressed to. */
@@ -162,10 +164,10 @@ export type SettingKey =
   "heartbeat_interval" | "unhealthy_interval" | "db_heartbeat_interval" | "db_unhealthy_interval" | "heartbeat_quorum" | "failsafe_max";
 
 /**
- * An operator command to the primary master that changes the cluster document (other than a
- * switchover): new settings (the given keys, in ms or a count; the others unchanged), a pause of
- * automatic failover for the whole cluster (`shard` null) or one shard, its end, or the end of a
- * coreapp's hold-out. `by` says who asked, for the history.
+ * An operator command to the primary master (other than a switchover): new settings (the given
+ * keys, in ms or a count; the others unchanged), a pause of automatic failover for the whole
+ * cluster (`shard` null) or one shard, its end, the end of a coreapp's hold-out, or the removal of
+ * a node's record. `by` says who asked, for the history.
  */
 export type AdminCommand =
   | {
@@ -203,7 +205,29 @@ export type AdminCommand =
       readonly node: string;
       /** Who asked. */
       readonly by: string;
+    }
+  | {
+      /**
+       * Remove a node's liveness record at once (`multiconnect forget`). The primary master does
+       * it, so that no promotion to that node is on its way while the record goes.
+       */
+      readonly op: "forget";
+      /** The node's id, or a name only one record has. */
+      readonly node: string;
+      /** Remove it even when it is live (it registers again at its next beat). */
+      readonly force: boolean;
+      /** Who asked. */
+      readonly by: string;
     };
+
+/** The record a `forget` removed. */
+export interface RemovedNode {
+  readonly id: string;
+  readonly name: string;
+  readonly role: NodeRole;
+  /** How long the node had been silent, by the store's clock. */
+  readonly silentMs: number;
+}
 
 /** The primary master's answer: the document's new version, or why not (1017 Not Primary Master, 400 invalid, …). */
 export interface AdminReply {
@@ -211,6 +235,8 @@ export interface AdminReply {
   readonly ok: boolean;
   /** The cluster document's version after the change, when it changed the document. */
   readonly version?: number;
+  /** The record a `forget` removed. */
+  readonly removed?: RemovedNode;
   /** Why not. */
   readonly error?: {
     /** 1017 Not Primary Master, or an HTTP-like status (400 invalid, 404 nothing to resume, 409). */
