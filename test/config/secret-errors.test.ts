@@ -2,13 +2,14 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { mapEtcdError } from "../../src/adapters/etcd/errors.js";
 import { EtcdStore } from "../../src/adapters/etcd/index.js";
 import { MysqlStore } from "../../src/adapters/mysql/index.js";
 import { PostgresStore } from "../../src/adapters/postgres/index.js";
 import { RedisStore } from "../../src/adapters/redis/index.js";
 import { loadConfigFile, parseConfig } from "../../src/config/load.js";
 import { SystemClock } from "../../src/core/clock.js";
-import { ConfigError } from "../../src/core/errors.js";
+import { ConfigError, StoreUnavailableError } from "../../src/core/errors.js";
 import { openStore } from "../../src/nodes/open-store.js";
 
 /** docs/configuration.md: "Values are never echoed in errors". Each case puts PW where a secret goes. */
@@ -75,6 +76,20 @@ describe("store options: credentials in host entries are never echoed", () => {
     const mysql = configError(() => new MysqlStore({ url: `admin:${PW}@db:3306/x` }));
     expect(mysql.message).toBe("config: store.url: must start with mysql:// or mariadb://");
     expect(configError(() => new MysqlStore({ url: `mysql://app:123/${PW}@db:3306/x` })).message).toMatch(/percent-encode/);
+  });
+});
+
+describe("store errors: the driver's text is copied without the password", () => {
+  it("mapEtcdError() takes the store password out of the message and keeps no cause that holds it", () => {
+    class GRPCUnavailableError extends Error {}
+    const mapped = mapEtcdError(new GRPCUnavailableError(`auth as root:${PW} failed\nsecond line`), "etcd (h:2379)", PW);
+    expect(mapped).toBeInstanceOf(StoreUnavailableError);
+    expect(mapped.message).toBe("etcd (h:2379): unavailable: auth as root:*** failed");
+    expect(String((mapped.cause as Error).message)).not.toContain(PW);
+    expect((mapped.cause as Error).stack).not.toContain(PW);
+    // Without the password in it, the driver's error stays the cause, as it was.
+    const plain = new GRPCUnavailableError("No connection established");
+    expect(mapEtcdError(plain, "etcd (h:2379)", PW).cause).toBe(plain);
   });
 });
 

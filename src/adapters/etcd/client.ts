@@ -193,7 +193,7 @@ export class EtcdClient {
         const was = state;
         void stop();
         if (was === "creating") reject(error);
-        else on.lost(mapEtcdError(error, this.where));
+        else on.lost(mapEtcdError(error, this.where, this.o.password));
       };
       stream.on("data", (r) => {
         if (r.canceled) return fail(new EtcdWatchLostError(r.cancel_reason || "cancelled by etcd"));
@@ -229,7 +229,7 @@ export class EtcdClient {
   /** Runs one client call under the deadline: as gRPC's deadline and as a timer of our own. */
   private async call<T>(what: string, d: Deadline, fn: (options: { deadline: number }) => Promise<T>): Promise<T> {
     const left = Math.floor(d.remainingMs());
-    if (left <= 0) throw mapEtcdError(new EtcdDeadlineError(what, d.budgetMs), this.where);
+    if (left <= 0) throw mapEtcdError(new EtcdDeadlineError(what, d.budgetMs), this.where, this.o.password);
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new EtcdDeadlineError(what, d.budgetMs)), left);
@@ -237,7 +237,7 @@ export class EtcdClient {
     try {
       return await Promise.race([fn({ deadline: Date.now() + left }), expired]);
     } catch (error) {
-      throw mapEtcdError(error, this.where);
+      throw mapEtcdError(error, this.where, this.o.password);
     } finally {
       clearTimeout(timer);
     }

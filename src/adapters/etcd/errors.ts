@@ -68,13 +68,19 @@ const TLS_FAILURE = /No connection established\. Last error: .*(certificate|SSL 
 
 const className = (error: object): string => (error.constructor as { name?: string } | undefined)?.name ?? "";
 
-/** Maps anything the etcd client threw to `StoreUnavailableError` / `StoreConfigurationError`. */
-export function mapEtcdError(error: unknown, where: string): Error {
+/**
+ * Maps anything the etcd client threw to `StoreUnavailableError` / `StoreConfigurationError`. The
+ * client's text is copied into the message with `password` (the store's, when it has one) taken
+ * out, whatever put it there; an error whose text held it is not kept as the cause either.
+ */
+export function mapEtcdError(error: unknown, where: string, password?: string): Error {
   if (error instanceof StoreUnavailableError || error instanceof StoreConfigurationError) return error;
-  if (!(error instanceof Error)) return new StoreUnavailableError(`${where}: ${String(error)}`, { cause: error });
+  const hide = (text: string) => (password ? text.split(password).join("***") : text);
+  if (!(error instanceof Error)) return new StoreUnavailableError(`${where}: ${hide(String(error))}`);
   const name = className(error);
   const code = (error as { code?: unknown }).code;
-  const detail = oneLine(error.message);
+  const detail = hide(oneLine(error.message));
+  if (password && `${error.message}${error.stack ?? ""}`.includes(password)) error = scrubbedCopy(error, hide);
   if (MISCONFIGURED.has(name) || (name === "Error" && typeof code === "number" && MISCONFIGURED_CODES.has(code))) {
     return new StoreConfigurationError(`${where}: refused: ${detail}`, { cause: error });
   }
@@ -112,6 +118,15 @@ export function isUnreachable(error: unknown): boolean {
 export function describeHosts(hosts: readonly string[]): string {
   const bare = hosts.map((h) => h.replace(/^[a-z]+:\/\//i, "").replace(/^[^@/]*@/, ""));
   return `etcd (${bare.join(",")})`;
+}
+
+/** `error` as a plain error of the same name and code, with `hide` applied to its message. */
+function scrubbedCopy(error: Error, hide: (text: string) => string): Error {
+  const copy = new Error(hide(error.message));
+  copy.name = error.name;
+  const code = (error as { code?: unknown }).code;
+  if (code !== undefined) (copy as Error & { code?: unknown }).code = code;
+  return copy;
 }
 
 /** gRPC messages can span lines and repeat the status; keep the first line. */
