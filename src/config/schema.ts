@@ -15,12 +15,15 @@ const duration = z.union([z.number(), z.string()]).transform((v, ctx) => {
   return ms;
 });
 
+/** A timeout or an interval that 0 would break: every wait failing at once, or a busy loop. */
+const positiveDuration = duration.refine((ms) => ms > 0, "must be more than 0");
+
 const port = z.number().int().min(0).max(65535);
 const prefix = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,30}$/, "must be letters, digits or _ (at most 31)");
 const keyPrefix = z.string().regex(/^[A-Za-z0-9_.:/-]{1,64}$/, "must be 1-64 of letters, digits and _ . : / -");
 const timeouts = {
-  operation_timeout: duration.default(2000),
-  connect_timeout: duration.default(2000),
+  operation_timeout: positiveDuration.default(2000),
+  connect_timeout: positiveDuration.default(2000),
 };
 /** Keys every backend has beyond its connection: how many failover-history events are kept. */
 const common = {
@@ -66,7 +69,7 @@ export const storeSchemas = {
     backend: z.literal("sqlite"),
     path: z.string().min(1).default("./multiconnect.db"),
     table_prefix: prefix.default("mc_"),
-    poll_interval: duration.default(5),
+    poll_interval: positiveDuration.default(5),
     ...common,
   }),
   postgres: z.strictObject({
@@ -79,7 +82,7 @@ export const storeSchemas = {
   mysql: z.strictObject({
     backend: z.literal("mysql"),
     port: port.default(3306),
-    poll_interval: duration.default(50),
+    poll_interval: positiveDuration.default(50),
     ...sqlConnection,
   }),
   redis: z.strictObject({
@@ -187,8 +190,8 @@ export const fileSchema = z.strictObject({
         .max(64 * 1024 * 1024)
         .default(1024 * 1024),
       retry_window: duration.default(5_000),
-      forward_timeout: duration.default(10_000),
-      body_timeout: duration.default(10_000),
+      forward_timeout: positiveDuration.default(10_000),
+      body_timeout: positiveDuration.default(10_000),
       listen: z.boolean().default(true),
       max_inflight_per_shard: z.number().int().min(1).max(100_000).default(256),
       /** The live console at /console (read-only without the admin token); false turns it off. */
@@ -230,7 +233,7 @@ export const fileSchema = z.strictObject({
           cert: z.string().min(1),
           key: z.string().min(1),
           ca: z.string().min(1),
-          reload_interval: duration.default(30_000),
+          reload_interval: positiveDuration.default(30_000),
           server_name: z.string().min(1).optional(),
         })
         .optional(),

@@ -8,9 +8,7 @@ import { MysqlStore } from "../../src/adapters/mysql/index.js";
 import { PostgresStore } from "../../src/adapters/postgres/index.js";
 import { RedisStore } from "../../src/adapters/redis/index.js";
 import { loadConfigFile, parseConfig } from "../../src/config/load.js";
-import { SystemClock } from "../../src/core/clock.js";
 import { ConfigError, StoreUnavailableError } from "../../src/core/errors.js";
-import { openStore } from "../../src/nodes/open-store.js";
 
 /** docs/configuration.md: "Values are never echoed in errors". Each case puts PW where a secret goes. */
 const PW = "pw-that-must-not-leak-0123";
@@ -96,12 +94,18 @@ describe("store errors: the driver's text is copied without the password", () =>
 describe("store options: errors name the config keys users write", () => {
   const base = { cluster_name: "c1", secret: SECRET };
 
-  it("openStore() of a loaded config with operation_timeout: 0 names store.operation_timeout", async () => {
-    const config = parseConfig({ ...base, store: { backend: "mysql", operation_timeout: 0 } }, {});
-    const error = await openStore(config.store, new SystemClock()).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(ConfigError);
-    expect((error as ConfigError).key).toBe("store.operation_timeout");
-    expect((error as Error).message).toBe("config: store.operation_timeout: must be a positive number, got 0");
+  it("a config file with a timeout or poll interval of 0 is refused when it is read, naming the key", () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ store: { backend: "mysql", operation_timeout: 0 } }, "store.operation_timeout"],
+      [{ store: { backend: "postgres", connect_timeout: "0s" } }, "store.connect_timeout"],
+      [{ store: { backend: "sqlite", poll_interval: 0 } }, "store.poll_interval"],
+      [{ store: { backend: "sqlite" }, webapp: { forward_timeout: 0 } }, "webapp.forward_timeout"],
+      [{ store: { backend: "sqlite" }, webapp: { body_timeout: "0ms" } }, "webapp.body_timeout"],
+    ];
+    for (const [extra, key] of cases) {
+      const e = configError(() => parseConfig({ ...base, ...extra }, {}));
+      expect(e.message, key).toContain(`${key}: must be more than 0`);
+    }
   });
 
   it("new PostgresStore(), new MysqlStore() and new RedisStore() name connect_timeout and poll_interval as in the file", () => {
