@@ -29,7 +29,7 @@ import {
   BodyTooLargeError,
   forwardableHeaders,
   originForm,
-  readBody,
+  requestBody,
   responseHeaders,
   sendBodyError,
   sendError,
@@ -370,9 +370,7 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     const limit = this.options.maxBodyBytes;
     try {
       const given = alreadyRead(req, o.body);
-      if (given !== undefined && given.byteLength > limit) throw new BodyTooLargeError();
-      if (given !== undefined) return { bytes: given, preRead: true };
-      return { bytes: await readBody(req, limit, this.options.bodyTimeoutMs), preRead: false };
+      return { bytes: await requestBody(req, limit, this.options.bodyTimeoutMs, given), preRead: given !== undefined };
     } catch (error) {
       if (error instanceof BodyTooLargeError) this.metrics.request("too_large");
       else if (error instanceof BodyTimeoutError) this.metrics.request("body_timeout");

@@ -80,22 +80,22 @@ export function mapEtcdError(error: unknown, where: string, password?: string): 
   const name = className(error);
   const code = (error as { code?: unknown }).code;
   const detail = hide(oneLine(error.message));
-  if (password && `${error.message}${error.stack ?? ""}`.includes(password)) error = scrubbedCopy(error, hide);
+  const cause = password && `${error.message}${error.stack ?? ""}`.includes(password) ? scrubbedCopy(error, hide) : error;
   if (MISCONFIGURED.has(name) || (name === "Error" && typeof code === "number" && MISCONFIGURED_CODES.has(code))) {
-    return new StoreConfigurationError(`${where}: refused: ${detail}`, { cause: error });
+    return new StoreConfigurationError(`${where}: refused: ${detail}`, { cause });
   }
   if (TLS_FAILURE.test(detail) && (name === "GRPCUnavailableError" || code === 14)) {
     // gRPC reports a failed handshake as UNAVAILABLE and would retry it forever; only a change of
     // certificates or CA fixes it.
-    return new StoreConfigurationError(`${where}: TLS handshake failed: ${detail}`, { cause: error });
+    return new StoreConfigurationError(`${where}: TLS handshake failed: ${detail}`, { cause });
   }
   if (UNAVAILABLE.has(name) || (typeof code === "number" && UNAVAILABLE_CODES.has(code))) {
-    return new StoreUnavailableError(`${where}: unavailable: ${detail}`, { cause: error });
+    return new StoreUnavailableError(`${where}: unavailable: ${detail}`, { cause });
   }
   // Any other error of the client's own (a class it names Etcd… or GRPC…) is still the store's
   // doing, not ours: report it as an outage, whose outcome is unknown, rather than leak it untyped.
-  if (/^(Etcd|GRPC)/.test(name)) return new StoreUnavailableError(`${where}: ${name}: ${detail}`, { cause: error });
-  return error;
+  if (/^(Etcd|GRPC)/.test(name)) return new StoreUnavailableError(`${where}: ${name}: ${detail}`, { cause });
+  return cause;
 }
 
 /** True when etcd says a lease does not exist (expired, revoked, or never granted). */
