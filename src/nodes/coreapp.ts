@@ -197,6 +197,13 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     );
   }
 
+  /**
+   * The `seq` of the last liveness beat sent. The store keeps the record of the highest, so one that
+   * timed out and lands after a later one does not bring back what it said: an older failsafe set or
+   * `failsafe_max`, which the failsafe guard no longer counts on once a later beat was accepted.
+   */
+  private beats = 0;
+
   private beat(): Promise<void> {
     const next = this.beating.catch(() => {}).then(() => this.beatOnce());
     this.beating = next;
@@ -220,6 +227,7 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
       name: this.name,
       role: "coreapp",
       address: this.address,
+      seq: ++this.beats,
       meta: {
         shard: s.shard,
         epoch: s.epoch,

@@ -202,6 +202,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
       },
     });
     const address = `${this.identity.externalHostname}:${this.identity.advertisePort ?? this.server.port}`;
+    let beats = 0;
     this.monitor.start();
     this.loops.push(
       every(
@@ -218,6 +219,8 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
               name: this.name,
               role: "master",
               address,
+              // Ordered, so that a late beat does not bring back an older view (see the coreapp's).
+              seq: ++beats,
               meta: {
                 view: this.monitor.view(),
                 primary: this.role === "primary_master",

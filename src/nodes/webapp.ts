@@ -261,13 +261,14 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
       this.server = server;
       address = `${this.identity.externalHostname}:${this.identity.advertisePort ?? this.port}`;
     }
+    let beats = 0;
     this.loop = every(
       clock,
       () => timing.dbHeartbeatIntervalMs,
       this.stop$.signal,
       log,
       "webapp liveness beat",
-      () => store.liveness.beat({ id: this.id, name: this.name, role: "webapp", address, meta: { version: SDK_VERSION } }),
+      () => store.liveness.beat({ id: this.id, name: this.name, role: "webapp", address, meta: { version: SDK_VERSION }, seq: ++beats }),
     );
   }
 

@@ -543,6 +543,31 @@ export function storeConformance(t: ConformanceTestApi, backend: string, options
         expect(c2!.meta).toEqual({ again: 1 });
       });
 
+      it("beat() with a seq writes only over a lower one: a beat that lands after a later one changes neither the record nor its age", async () => {
+        const [a, b] = await openPair();
+        await a.liveness.beat({ ...rec("c1.abc", { said: "first" }), seq: 1 });
+        await a.liveness.beat({ ...rec("c1.abc", { said: "third" }), seq: 3 });
+        await sleep(ageResolutionMs + 400);
+        await a.liveness.beat({ ...rec("c1.abc", { said: "second, late" }), seq: 2 });
+        await a.liveness.beat({ ...rec("c1.abc", { said: "third again" }), seq: 3 });
+        const [late] = await b.liveness.list();
+        expect(late!.meta).toEqual({ said: "third" });
+        expect(late!.ageMs).toBeGreaterThanOrEqual(300);
+        expect("seq" in late!).toBe(false);
+        await a.liveness.beat({ ...rec("c1.abc", { said: "fourth" }), seq: 4 });
+        const [next] = await b.liveness.list();
+        expect(next!.meta).toEqual({ said: "fourth" });
+        expect(next!.ageMs).toBeLessThan(300);
+        // Without a seq the record is written whatever it held; a removed record starts over.
+        await a.liveness.beat(rec("c1.abc", { said: "no seq" }));
+        expect((await b.liveness.list())[0]!.meta).toEqual({ said: "no seq" });
+        await a.liveness.beat({ ...rec("c1.abc", { said: "seq again" }), seq: 2 });
+        expect((await b.liveness.list())[0]!.meta).toEqual({ said: "seq again" });
+        await a.liveness.remove("c1.abc");
+        await a.liveness.beat({ ...rec("c1.abc", { said: "back" }), seq: 1 });
+        expect((await b.liveness.list())[0]!.meta).toEqual({ said: "back" });
+      });
+
       it("remove() deletes a node and is idempotent", async () => {
         const [a] = await openPair();
         await a.liveness.beat(rec("c1.abc"));

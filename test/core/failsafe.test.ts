@@ -74,6 +74,19 @@ describe("failsafe mode (memory store)", () => {
     expect(c.overlaps).toEqual([]);
   });
 
+  it("every node's liveness beats carry a rising seq, so a beat that lands late cannot bring back an older record", async () => {
+    const c = await failsafeCluster(2);
+    const ids = [...c.masters, ...c.coreapps].map((n) => n.id);
+    const seqs = () => ids.map((id) => c.storage.nodes.get(id)?.seq ?? 0);
+    const before = seqs();
+    expect(before.every((s) => s > 0)).toBe(true);
+    await c.waitFor(
+      () => seqs().every((s, i) => s > before[i]!),
+      5000,
+      () => `seqs ${before.join(",")} then ${seqs().join(",")}`,
+    );
+  });
+
   it("failsafe off (the default): the same outage stops the primary", async () => {
     const c = await startCluster((cluster = new Cluster(1, settings)), 2);
     const primary = c.serving(0)[0]!;

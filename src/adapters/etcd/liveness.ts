@@ -38,23 +38,45 @@ export class EtcdLiveness implements LivenessStore {
 
   async beat(record: NodeRecord): Promise<void> {
     const d = this.client.deadline();
+    const key = this.keys.node(record.id);
     const value = JSON.stringify({
       id: record.id,
       name: record.name,
       role: record.role,
       address: record.address,
       meta: record.meta,
+      seq: record.seq,
     });
     const lease = await this.client.grant(NODE_RECORD_TTL_S, d);
-    let previous: Kv | null;
+    let previous: Kv | null | "older";
     try {
-      previous = await this.client.put(this.keys.node(record.id), value, lease.id, d);
+      previous =
+        record.seq === undefined
+          ? await this.client.put(key, value, lease.id, d)
+          : await this.putIfNewer(key, value, record.seq, lease.id, d);
     } catch (error) {
       this.revokeQuietly(lease.id); // the put may have landed; then the record goes, and the next beat restores it
       throw error;
     }
+    if (previous === "older") return this.revokeQuietly(lease.id);
     // The record has moved to the new lease, so revoking the old one deletes nothing.
     if (previous && previous.lease !== lease.id) this.revokeQuietly(previous.lease);
+  }
+
+  /**
+   * Puts `value` unless the record held has a `seq` at least `seq` ("older": nothing written);
+   * returns the pair it replaced. etcd compares no field inside a value, so the put is a
+   * compare-and-set on the key's revision as read: one that fails means a write landed in between
+   * (a late beat of ours, or a removal), and the record is read again.
+   */
+  private async putIfNewer(key: string, value: string, seq: number, lease: string, d: Deadline): Promise<Kv | null | "older"> {
+    for (;;) {
+      const held = await this.client.get(key, d);
+      const heldSeq = held ? parseSeq(held.value) : undefined;
+      if (heldSeq !== undefined && heldSeq >= seq) return "older";
+      const r = await this.client.txn([{ key, target: "mod", equals: held?.modRevision ?? 0 }], [{ put: { key, value, lease } }], [], d);
+      if (r.succeeded) return held;
+    }
   }
 
   async list(): Promise<NodeStatus[]> {
@@ -88,6 +110,16 @@ export class EtcdLiveness implements LivenessStore {
   private revokeQuietly(lease: string): void {
     if (lease === "0") return;
     this.client.revoke(lease, this.client.deadline()).catch(() => {}); // it expires by its TTL otherwise
+  }
+}
+
+/** The `seq` of a stored record, if it has one. */
+function parseSeq(value: string): number | undefined {
+  try {
+    const seq = (JSON.parse(value) as { seq?: unknown }).seq;
+    return typeof seq === "number" ? seq : undefined;
+  } catch {
+    return undefined;
   }
 }
 

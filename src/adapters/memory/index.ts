@@ -22,7 +22,7 @@ export class MemoryStorage implements MemoryControlStorage {
   unavailable = false;
   readonly leases = new Map<string, { holder: string | null; epoch: number; expiresAt: number }>();
   readonly shards = new Map<number, ShardAssignment>();
-  readonly nodes = new Map<string, { record: NodeRecord; seenAt: number }>();
+  readonly nodes = new Map<string, { record: Omit<NodeRecord, "seq">; seq: number | undefined; seenAt: number }>();
   readonly listeners = new Set<() => void>();
   cluster: { version: number; json: string } | null = null;
   clusterVersionFloor = 0;
@@ -132,7 +132,10 @@ class MemoryLiveness implements LivenessStore {
 
   async beat(record: NodeRecord): Promise<void> {
     this.check();
-    this.s.nodes.set(record.id, { record: structuredClone(record), seenAt: this.s.clock.now() });
+    const { seq, ...fields } = record;
+    const held = this.s.nodes.get(record.id);
+    if (seq !== undefined && held?.seq !== undefined && held.seq >= seq) return;
+    this.s.nodes.set(record.id, { record: structuredClone(fields), seq, seenAt: this.s.clock.now() });
   }
 
   async list(): Promise<NodeStatus[]> {

@@ -1,4 +1,5 @@
 import type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "../../core/ports/liveness.js";
+import { givenMeta, SEQ_KEY, storedMeta } from "../sql-record-seq.js";
 import type { MysqlDb } from "./db.js";
 
 interface NodeRow {
@@ -18,16 +19,26 @@ interface NodeRow {
 export class MysqlLiveness implements LivenessStore {
   constructor(private readonly db: MysqlDb) {}
 
-  /** One upsert; the parameters are repeated instead of `VALUES(col)`, which MySQL 8 deprecates. */
+  /**
+   * One upsert; the parameters are repeated instead of `VALUES(col)`, which MySQL 8 deprecates.
+   * Each column is set only when the row's stored `seq` is lower (`newer`), and `meta`, which
+   * holds it, is set last: MySQL applies the assignments left to right, and a later one sees the
+   * values the earlier ones wrote.
+   */
   async beat(r: NodeRecord): Promise<void> {
     const p = this.db.p;
-    const meta = JSON.stringify(r.meta);
+    const meta = storedMeta(r);
+    const seq = r.seq ?? null;
+    const newer = `(? IS NULL OR COALESCE(CAST(JSON_EXTRACT(meta, '$.${SEQ_KEY}') AS SIGNED), -1) < ?)`;
+    const ifNewer = (value: unknown) => [seq, seq, value];
     await this.db.run((sql) =>
       sql(
         `INSERT INTO ${p}nodes (id, name, role, address, meta, seen_at)
          VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(6))
-         ON DUPLICATE KEY UPDATE name = ?, role = ?, address = ?, meta = ?, seen_at = UTC_TIMESTAMP(6)`,
-        [r.id, r.name, r.role, r.address, meta, r.name, r.role, r.address, meta],
+         ON DUPLICATE KEY UPDATE name = IF(${newer}, ?, name), role = IF(${newer}, ?, role),
+           address = IF(${newer}, ?, address), seen_at = IF(${newer}, UTC_TIMESTAMP(6), seen_at),
+           meta = IF(${newer}, ?, meta)`,
+        [r.id, r.name, r.role, r.address, meta, ...ifNewer(r.name), ...ifNewer(r.role), ...ifNewer(r.address), seq, seq, ...ifNewer(meta)],
       ),
     );
   }
@@ -46,7 +57,7 @@ export class MysqlLiveness implements LivenessStore {
       name: row.name,
       role: row.role,
       address: row.address,
-      meta: JSON.parse(row.meta) as Record<string, unknown>,
+      meta: givenMeta(JSON.parse(row.meta) as Record<string, unknown>),
       // A server clock stepped back can make a fresh stamp look "in the future": report it as new.
       ageMs: Math.max(0, Number(row.age_us) / 1000),
     }));

@@ -1,4 +1,5 @@
 import type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "../../core/ports/liveness.js";
+import { givenMeta, SEQ_KEY, storedMeta } from "../sql-record-seq.js";
 import type { PgDb } from "./db.js";
 
 interface NodeRow {
@@ -20,11 +21,12 @@ export class PostgresLiveness implements LivenessStore {
   async beat(r: NodeRecord): Promise<void> {
     await this.db.query(
       "beat",
-      `INSERT INTO ${this.db.t("nodes")} (id, name, role, address, meta, seen_at)
+      `INSERT INTO ${this.db.t("nodes")} AS n (id, name, role, address, meta, seen_at)
        VALUES ($1, $2, $3, $4, $5::jsonb, clock_timestamp())
        ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, role = EXCLUDED.role, address = EXCLUDED.address,
-         meta = EXCLUDED.meta, seen_at = EXCLUDED.seen_at`,
-      [r.id, r.name, r.role, r.address, JSON.stringify(r.meta)],
+         meta = EXCLUDED.meta, seen_at = EXCLUDED.seen_at
+       WHERE $6::bigint IS NULL OR COALESCE((n.meta ->> '${SEQ_KEY}')::bigint, -1) < $6::bigint`,
+      [r.id, r.name, r.role, r.address, storedMeta(r), r.seq ?? null],
     );
   }
 
@@ -41,7 +43,7 @@ export class PostgresLiveness implements LivenessStore {
       name: row.name,
       role: row.role,
       address: row.address,
-      meta: row.meta,
+      meta: givenMeta(row.meta),
       ageMs: row.age_ms,
     }));
   }

@@ -8,6 +8,8 @@ interface StoredRecord {
   role: NodeRole;
   address: string;
   meta: Record<string, unknown>;
+  /** The beat's `seq`, when it had one: the BEAT script writes only over a lower one. */
+  seq?: number;
 }
 
 /**
@@ -24,8 +26,8 @@ export class RedisLiveness implements LivenessStore {
   ) {}
 
   async beat(r: NodeRecord): Promise<void> {
-    const stored: StoredRecord = { name: r.name, role: r.role, address: r.address, meta: { ...r.meta } };
-    await this.conn.eval(BEAT, [this.keys.nodes], [r.id, JSON.stringify(stored)]);
+    const stored: StoredRecord = { name: r.name, role: r.role, address: r.address, meta: { ...r.meta }, seq: r.seq };
+    await this.conn.eval(BEAT, [this.keys.nodes], [r.id, JSON.stringify(stored), r.seq === undefined ? "" : String(r.seq)]);
   }
 
   async list(): Promise<NodeStatus[]> {

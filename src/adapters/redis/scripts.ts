@@ -256,8 +256,18 @@ redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[3]) + 1))
 return {'ok', member}
 `);
 
-/** KEYS: nodes hash. ARGV: id, record JSON. Stores "seen µs|json" stamped by the server's clock. */
+/**
+ * KEYS: nodes hash. ARGV: id, record JSON, seq ("" for none). Stores "seen µs|json" stamped by the
+ * server's clock, unless the record held has a seq (in its JSON) at least as high: then nothing.
+ */
 export const BEAT = script(String.raw`
+if ARGV[3] ~= '' then
+  local held = redis.call('HGET', KEYS[1], ARGV[1])
+  if held then
+    local seq = cjson.decode(string.sub(held, string.find(held, '|', 1, true) + 1)).seq
+    if type(seq) == 'number' and seq >= tonumber(ARGV[3]) then return 0 end
+  end
+end
 redis.call('HSET', KEYS[1], ARGV[1], fmt(now_us()) .. '|' .. ARGV[2])
 return 0
 `);

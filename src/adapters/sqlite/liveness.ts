@@ -1,4 +1,5 @@
 import type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "../../core/ports/liveness.js";
+import { givenMeta, SEQ_KEY, storedMeta } from "../sql-record-seq.js";
 import type { SqliteDb } from "./db.js";
 
 interface NodeRow {
@@ -18,11 +19,12 @@ export class SqliteLiveness implements LivenessStore {
     await this.db.write((sql, now) => {
       sql
         .prepare(
-          `INSERT INTO ${this.db.p}nodes (id, name, role, address, meta, seen_at) VALUES (?, ?, ?, ?, ?, ?)
+          `INSERT INTO ${this.db.p}nodes (id, name, role, address, meta, seen_at) VALUES (@id, @name, @role, @address, @meta, @now)
            ON CONFLICT(id) DO UPDATE SET name = excluded.name, role = excluded.role, address = excluded.address,
-             meta = excluded.meta, seen_at = excluded.seen_at`,
+             meta = excluded.meta, seen_at = excluded.seen_at
+           WHERE @seq IS NULL OR coalesce(json_extract(${this.db.p}nodes.meta, '$.${SEQ_KEY}'), -1) < @seq`,
         )
-        .run(r.id, r.name, r.role, r.address, JSON.stringify(r.meta), now);
+        .run({ id: r.id, name: r.name, role: r.role, address: r.address, meta: storedMeta(r), now, seq: r.seq ?? null });
     });
   }
 
@@ -33,7 +35,7 @@ export class SqliteLiveness implements LivenessStore {
         name: row.name,
         role: row.role,
         address: row.address,
-        meta: JSON.parse(row.meta) as Record<string, unknown>,
+        meta: givenMeta(JSON.parse(row.meta) as Record<string, unknown>),
         ageMs: Math.max(0, now - row.seen_at),
       })),
     );

@@ -99,7 +99,8 @@ export class FailsafeGuard {
       this.unsure.clear();
       return;
     }
-    // Beats go one at a time: the store now holds this one, not one sent before it.
+    // Beats go one at a time, each with a higher seq, and the store writes a record only over a
+    // lower seq: it now holds this one, and no beat sent before it can land over it later.
     this.publishedMaxMs = published.maxMs;
     this.unsureMaxMs = Infinity;
     const ids = new Set(published.masters);

@@ -21,17 +21,29 @@ export interface NodeRecord {
   readonly address: string;
   /** Small role-specific facts (a coreapp's serving shard, a master's heartbeat view); JSON. */
   readonly meta: Readonly<Record<string, unknown>>;
+  /**
+   * Orders one process's beats: each carries a higher `seq` than the one before, and the store
+   * writes a record only over one with a lower `seq` (or none). A beat that reaches the store after
+   * a later one — it timed out, and the store applied it late — then changes nothing: the record
+   * never goes back to what the node said before (its failsafe promises rest on that; see
+   * docs/safety.md, "Failsafe"). Absent, the record is written whatever the store holds.
+   */
+  readonly seq?: number;
 }
 
 /** A record as the store holds it. */
-export interface NodeStatus extends NodeRecord {
+export interface NodeStatus extends Omit<NodeRecord, "seq"> {
   /** Milliseconds since the node's last `beat()`, by the store's clock. */
   readonly ageMs: number;
 }
 
 /** Each node's liveness record, with its age by the store's clock. One implementation per backend. */
 export interface LivenessStore {
-  /** Upserts `record` with "last seen" = the store's now. Throws `StoreUnavailableError`. */
+  /**
+   * Upserts `record` with "last seen" = the store's now, unless the store holds a record of the same
+   * id with a `seq` at least as high (then nothing changes, and it resolves all the same). Throws
+   * `StoreUnavailableError`.
+   */
   beat(record: NodeRecord): Promise<void>;
 
   /** Every registered node with its age, ordered by id. Throws `StoreUnavailableError`. */
