@@ -63,6 +63,21 @@ export const MAX_HANDSHAKING = 1024;
 const WARN_EVERY_MS = 10_000;
 /** Requests running at once on one connection; more are refused (503, nothing ran) rather than queued without bound. */
 export const MAX_IN_FLIGHT = 4096;
+/**
+ * Replies written to one connection and not yet taken by the kernel (`socket.writableLength`) past
+ * which its requests are no longer read until the kernel has taken them all (TCP backpressure).
+ * `socket.write` buffers whatever it is given, and MAX_IN_FLIGHT bounds requests running, not
+ * replies unread: a peer holding the secret that sends requests and never reads the replies
+ * (broken or hostile) would otherwise grow this process's memory until it dies. A few MiB is
+ * plenty, as healthy peers read replies at once: it fills only behind a stalled reader, or for a
+ * moment behind one reply larger than it (a media body). Memory per connection is then this bound
+ * plus the replies to the requests already read or running. The stalled peer stalls only itself:
+ * its requests back up in the kernel's buffers and then in its own process, while this node goes
+ * on serving every other connection. Slow is not hostile as such, so the connection stays open.
+ * Far above a socket's high-water mark (tens of KiB): a socket past it has had a write refused,
+ * so 'drain' is sure to follow.
+ */
+export const MAX_UNREAD_REPLY_BYTES = 4 * 1024 * 1024;
 const KEEPALIVE_MS = 15_000;
 
 /** One accepted connection. */
@@ -103,6 +118,7 @@ class ServerConnection {
   }
 
   private onData(chunk: Buffer): void {
+    this.throttle();
     let frames: Frame[];
     try {
       frames = this.reader.push(chunk);
@@ -114,6 +130,20 @@ class ServerConnection {
       if (this.state === "open") this.onSealed(frame);
       else this.onHandshake(frame);
     }
+  }
+
+  /**
+   * Stops reading while the replies the peer has not read pass MAX_UNREAD_REPLY_BYTES (the chunk
+   * in hand is still served); reading resumes once they have all left, unless the connection closed
+   * meanwhile. A paused connection closes as any other: on the listener's close, or on the error
+   * its pending write meets when the peer goes away.
+   */
+  private throttle(): void {
+    if (this.socket.isPaused() || this.socket.writableLength <= MAX_UNREAD_REPLY_BYTES) return;
+    this.socket.pause();
+    this.socket.once("drain", () => {
+      if (this.state !== "closed") this.socket.resume();
+    });
   }
 
   /** A frame after the handshake: opened (a batch into its frames), each a request. */
