@@ -146,6 +146,21 @@ describe("FailsafeGuard (a coreapp's side)", () => {
     expect(g.validUntil(0, 7)).toBe(300 + 800 - 100);
   });
 
+  it("covers a tenure only once a beat sent since it began was accepted: a removed record may have been rewritten by an older beat", async () => {
+    const clock = new ManualClock();
+    const m = new FakeMasters(clock);
+    m.answers.set("m1", { ok: true, promiseMs: 1000 }).set("m2", { ok: true, promiseMs: 1000 });
+    const g = await guardWithMasters(clock, m); // a beat accepted at t=0, before the tenure
+    await clock.advance(100, 50);
+    g.begin(0, 7);
+    await g.ask(0, 7);
+    expect(g.validUntil(0, 7)).toBe(-Infinity);
+    expect(g.lapseAt(0, 7)).toBe(-Infinity);
+    g.afterBeat(clock.now(), g.beforeBeat([master("m1"), master("m2")]));
+    await g.ask(0, 7);
+    expect(g.validUntil(0, 7)).toBe(100 + 1000 - 100);
+  });
+
   it("needs every master: one missing promise means no failsafe", async () => {
     const clock = new ManualClock();
     const m = new FakeMasters(clock);

@@ -42,6 +42,15 @@ export class FailsafeGuard {
   private unsureMaxMs = Infinity;
   /** The assignment the promises below are for (`shard:epoch`). */
   private tenure: string | null = null;
+  /**
+   * When this process took the tenure's lease (`begin`). Failsafe covers a tenure only once a
+   * liveness beat sent since then was accepted: before, the store may hold a record of ours that
+   * some other beat put there. Beats are ordered by `seq`, so one that timed out cannot land over
+   * a later record; but if the record was removed (`forget --force` of a standby, or pruning) a
+   * late beat writes it afresh, with an older set of masters or `failsafe_max`. A shard's owner is
+   * never removed, so the first beat accepted after this process took the lease is the last word.
+   */
+  private tenureSince = -Infinity;
   /** Master id → its latest promise for `tenure` (this clock). */
   private readonly until = new Map<string, Promised>();
   /** Why failsafe ended for `tenure` (no promise is taken any more), or null. */
@@ -134,7 +143,7 @@ export class FailsafeGuard {
   }
 
   private earliest(shard: number, epoch: number, which: keyof Promised): number {
-    if (!this.enabled || this.tenure !== `${shard}:${epoch}`) return -Infinity;
+    if (!this.enabled || this.tenure !== `${shard}:${epoch}` || this.lastBeatAt < this.tenureSince) return -Infinity;
     const masters = this.masters();
     if (masters.length === 0) return -Infinity;
     const maxMs = Math.min(this.publishedMaxMs, this.unsureMaxMs, this.timing.failsafeMaxMs!);
@@ -166,6 +175,12 @@ export class FailsafeGuard {
   /** True while the current tenure has been serving on promises. */
   get relying(): boolean {
     return this.relied && this.ended === null;
+  }
+
+  /** A new tenure: this process just took the lease of `shard` at `epoch` (see `tenureSince`). */
+  begin(shard: number, epoch: number): void {
+    this.reset(shard, epoch);
+    this.tenureSince = this.clock.now();
   }
 
   /** Forgets the promises of the last tenure: a new tenure, or the lease is held again. */

@@ -342,7 +342,7 @@ export class ShardOwner {
     };
     this.tenure = tenure;
     this.onEvent({ type: "acquired", shard: d.shard, epoch: d.epoch });
-    this.failsafe?.reset(d.shard, d.epoch);
+    this.failsafe?.begin(d.shard, d.epoch);
     const lost = new AbortController();
     void r.lost.then(() => {
       if (!tenure.serving) lost.abort(); // the signal speaks for onPromote's run only
