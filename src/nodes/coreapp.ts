@@ -289,6 +289,8 @@ export class Coreapp extends EventEmitter<CoreappEvents> implements Multiconnect
     this.stop$.abort();
     this.metrics.detach();
     await this.loop;
+    // A beat still on its way (an owner event sends one) would write the record back after it left.
+    await this.beating.catch(() => {});
     // Leave the registry first: the primary master then promotes a successor at once, which takes
     // the shard as soon as this node has drained, called onDemote and released the lease.
     await this.deps.store.liveness.remove(this.id).catch(() => {});
