@@ -9,9 +9,10 @@ import { deriveTiming, failoverBoundMs } from "../core/timing.js";
 import { openClusterAccess, primaryMaster, type ClusterAccess } from "./cluster-access.js";
 
 /**
- * The operator commands on the cluster document and the history: `settings get|set`, `pause`,
- * `resume`, `clear-hold`, `history`. Reads come straight from the store; every change goes to the
- * primary master, the only writer (a command it refuses exits 1 with its code and reason).
+ * The operator commands on the cluster document, the history and the node list: `settings
+ * get|set`, `pause`, `resume`, `clear-hold`, `history`, `forget`. Reads come straight from the
+ * store; every change goes to the primary master, the only writer (a command it refuses exits 1
+ * with its code and reason).
  */
 
 /** Who an operator command says asked, for the history: `--by`, else the login name. */

@@ -88,7 +88,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     this.metrics = deps.metrics ?? NodeMetrics.detached(identity.name);
     this.view = new ClusterView(store.liveness, clock, timing.evaluateTickMs);
     this.monitor = new HeartbeatMonitor(identity.id, transport, clock, timing, log);
-    const promotions: PromotionGate = { withoutPromotionsTo: (node, fn) => this.manager.withoutPromotionsTo(node, fn) };
+    const promotions: PromotionGate = { removeRecord: (node, remove) => this.manager.removeRecord(node, remove) };
     const recordRemoval = (node: NodeStatus, cause: RemovalCause) => {
       const lease = this.tenure?.held ? this.tenure.lease : null;
       if (!lease) return;
@@ -96,7 +96,13 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
         type: "node_removed",
         shard: null,
         cause: cause.kind === "retention" ? `silent for longer than node_retention (${cause.retentionMs} ms)` : `forgotten by ${cause.by}`,
-        evidence: { node: node.id, name: node.name, role: node.role, silentMs: Math.round(node.ageMs) },
+        evidence: {
+          node: node.id,
+          name: node.name,
+          role: node.role,
+          silentMs: Math.round(node.ageMs),
+          ...(cause.kind === "forget" ? { force: cause.force } : {}),
+        },
         epochs: { master: lease.epoch },
       });
     };

@@ -94,11 +94,13 @@ export function addControlRoutes(routes: ReservedRoutes, d: ControlRouteDeps): v
         const { node, force } = await jsonBody(body, d);
         if (typeof node !== "string" || node === "" || (force !== undefined && typeof force !== "boolean"))
           throw new BadRequest('send {"node": "<id or name>", "force": false}');
-        await command(res, d, { op: "forget", node, force: force === true, by: BY }, ({ removed: n }) => ({
-          removed: n?.id,
-          role: n?.role,
-          name: n?.name,
-        }));
+        await command(
+          res,
+          d,
+          { op: "forget", node, force: force === true, by: BY },
+          ({ removed: n }) => ({ removed: n?.id, role: n?.role, name: n?.name }),
+          "GET /v1/health (the node list)",
+        );
       }),
     )
     .add("GET", "/v1/history", (req, res) =>
@@ -131,12 +133,16 @@ async function answer(res: ServerResponse, d: ControlRouteDeps, fn: () => Promis
   }
 }
 
-/** Sends `c` to the primary master and passes its answer on (`done`: the body of a 200, from its reply). */
+/**
+ * Sends `c` to the primary master and passes its answer on: `done` makes the body of a 200 from
+ * its reply; `check` says where to see whether a command left without an answer took effect.
+ */
 async function command(
   res: ServerResponse,
   d: ControlRouteDeps,
   c: AdminCommand,
   done: (reply: AdminReply) => object = (reply) => ({ ok: true, ...(reply.version === undefined ? {} : { version: reply.version }) }),
+  check = "GET /v1/settings (settings and pauses) or GET /v1/history",
 ): Promise<void> {
   const checked = asMasterReads(c);
   const master = await findPrimaryMaster(d.store);
@@ -147,13 +153,16 @@ async function command(
   try {
     reply = await d.transport.admin(master, checked, COMMAND_TIMEOUT_MS);
   } catch (error) {
-    if (sendMasterFailure(res, error, "GET /v1/settings (settings and pauses) or GET /v1/history")) return;
+    if (sendMasterFailure(res, error, check)) return;
     throw error;
   }
   if (reply.ok) return sendJson(res, 200, done(reply));
   const e = reply.error ?? { code: 500, message: "the primary master refused without a reason" };
-  const status = e.code === code ? 503 : e.code >= 400 && e.code < 600 ? e.code : 500;
-  sendError(res, status, e.code, e.code === code ? title : "Refused", e.message);
+  const store = API_ERRORS.STORE_UNAVAILABLE;
+  if (e.code === code || e.code === store.code) {
+    return sendError(res, 503, e.code, e.code === code ? title : store.title, e.message, { "retry-after": "1" });
+  }
+  sendError(res, e.code >= 400 && e.code < 500 ? e.code : 500, e.code, "Refused", e.message);
 }
 
 /**

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, onTestFinished } from "vitest";
+import { StoreUnavailableError } from "../../src/core/errors.js";
 import { MAX_PAUSE_MS } from "../../src/core/master/control-plane.js";
 import type { HistoryEvent } from "../../src/core/ports/history.js";
 import type { AdminCommand } from "../../src/core/ports/transport.js";
@@ -189,6 +190,67 @@ describe("control plane", () => {
     expect(await forgetting).toMatchObject({ ok: true, removed: { id: standby.id } });
     // It registers again at its next beat, and is promoted then.
     await c.waitFor(() => c.serving(0)[0] === standby, 5000);
+    expect(c.overlaps).toEqual([]);
+  });
+
+  it("after forget, the primary master does not promote the node from its own copy of the node list until its record is back", async () => {
+    const c = await startCluster((cluster = new Cluster(1)), 2);
+    const primary = c.masters.find((m) => m.role === "primary_master")!;
+    const owner = c.serving(0)[0]!;
+    const standby = c.coreapps.find((x) => x !== owner)!;
+    const address = (await c.stores.get(primary.id)!.liveness.list()).find((n) => n.id === primary.id)!.address;
+    c.stores.get(standby.id)!.unavailable = true; // its beats fail: its record stays gone
+    expect(await admin(c, "primary", { op: "forget", node: standby.id, force: true, by: "ops" })).toMatchObject({ ok: true });
+    // The master's reads of the node list hang from here: all it has is the copy it read before.
+    const liveness = c.stores.get(primary.id)!.liveness;
+    const list = liveness.list.bind(liveness);
+    let release = () => {};
+    const released = new Promise<void>((r) => (release = r));
+    onTestFinished(() => release());
+    liveness.list = async () => {
+      await released;
+      return list();
+    };
+    const promotedWithoutRecord: string[] = [];
+    primary.on("promotion", (e) => {
+      if (e.to === standby.id && !c.storage.nodes.has(standby.id)) promotedWithoutRecord.push(`epoch ${e.epoch}`);
+    });
+    // The owner crashes, and its supervisor says so: the master decides at once, from that copy.
+    c.isolate(owner);
+    const exit = { node: owner.id, role: "coreapp", cause: "killed by SIGKILL", released: ["shard/0"] } as const;
+    expect((await c.net.endpoint("supervisor.x").exited({ id: primary.id, address }, exit, 2000)).ok).toBe(true);
+    await c.waitFor(() => primary.unserved().length === 1, 3000);
+    await sleep(200);
+    expect(promotedWithoutRecord).toEqual([]);
+    release();
+    c.stores.get(standby.id)!.unavailable = false;
+    await c.waitFor(() => c.serving(0)[0] === standby, 5000);
+    expect(promotedWithoutRecord).toEqual([]);
+    expect(c.overlaps).toEqual([]);
+  });
+
+  it("forget refuses while a promotion of the node went unanswered by the store and may still land", async () => {
+    const c = await startCluster((cluster = new Cluster(1)), 2);
+    const primary = c.masters.find((m) => m.role === "primary_master")!;
+    const owner = c.serving(0)[0]!;
+    const standby = c.coreapps.find((x) => x !== owner)!;
+    // The primary master's shard map writes get no answer, and are applied later (`late`).
+    const shardMap = c.stores.get(primary.id)!.shardMap;
+    const assign = shardMap.assign.bind(shardMap);
+    const unanswered: (() => Promise<unknown>)[] = [];
+    shardMap.assign = async (...args) => {
+      unanswered.push(() => assign(...args));
+      throw new StoreUnavailableError("memory store: no answer (simulated)");
+    };
+    onTestFinished(() => void (shardMap.assign = assign));
+    c.isolate(owner);
+    await c.waitFor(() => unanswered.length > 0, 3000);
+    const refused = await admin(c, "primary", { op: "forget", node: standby.id, force: true, by: "ops" });
+    expect(refused).toMatchObject({ ok: false, error: { code: 409, message: expect.stringContaining("may still land") } });
+    shardMap.assign = assign;
+    await unanswered[0]!(); // it lands after all
+    await c.waitFor(() => c.serving(0)[0] === standby, 5000);
+    expect(c.storage.nodes.has(standby.id)).toBe(true);
     expect(c.overlaps).toEqual([]);
   });
 

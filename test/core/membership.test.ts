@@ -25,7 +25,7 @@ function recordingLogger(lines: { fields: Record<string, unknown>; message: stri
 
 const noHook = () => {};
 /** No shard manager here: nothing else writes the map while a test runs. */
-const noGate: PromotionGate = { withoutPromotionsTo: (_node, fn) => fn() };
+const noGate: PromotionGate = { removeRecord: async (_node, remove) => ((await remove()) ? "removed" : "kept") };
 
 async function cluster() {
   const clock = new ManualClock();

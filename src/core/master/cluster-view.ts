@@ -40,6 +40,18 @@ export class ClusterView {
     return this.inflight;
   }
 
+  /**
+   * Takes `id` out of this copy (its record was just removed), once any read in flight has landed:
+   * that read may have started before the removal, and would bring the node back. Reads started
+   * later show it again only once it beats again.
+   */
+  async drop(id: string): Promise<void> {
+    await this.inflight?.catch(() => {});
+    this.nodes = this.nodes.filter((n) => n.id !== id);
+    this.byId.delete(id);
+    this.masterNodes = this.masterNodes.filter((n) => n.id !== id);
+  }
+
   /** Refreshes unless the list is younger than `minRefreshMs`. */
   async refreshIfOlderThan(ms = this.minRefreshMs): Promise<void> {
     if (this.clock.now() - this.readAt >= ms) await this.refresh();

@@ -9,7 +9,7 @@ import type { NodeStatus } from "../ports/liveness.js";
 import type { Logger } from "../ports/logger.js";
 import type { AdminCommand, AdminReply, SettingKey } from "../ports/transport.js";
 import { validateSettings, type ClusterSettings } from "../timing.js";
-import { NOT_PRIMARY_MASTER } from "../api-errors.js";
+import { API_ERRORS, NOT_PRIMARY_MASTER } from "../api-errors.js";
 import { ForgetRefusedError } from "./membership.js";
 
 /** A pause lasts this long unless the operator says otherwise or renews it: one hour. */
@@ -124,7 +124,7 @@ export class ControlPlane {
           return { ok: true, removed: { id: n.id, name: n.name, role: n.role, silentMs: Math.round(n.ageMs) } };
         } catch (error) {
           if (error instanceof ForgetRefusedError) return fail(409, error.message);
-          if (error instanceof StoreUnavailableError) return fail(503, error.message);
+          if (error instanceof StoreUnavailableError) return fail(API_ERRORS.STORE_UNAVAILABLE.code, error.message);
           throw error;
         }
       case "clear-hold": {

@@ -10,13 +10,17 @@ export type RemovalCause =
 
 /**
  * Keeps promotions away from one node while its record is removed: the primary master's shard
- * manager (`ShardManager.withoutPromotionsTo`). Without it, a standby promoted between `forget`'s
- * owner check and the removal would own a shard with no record (webapps could not route to it
- * until its next beat, and the master would see its owner gone).
+ * manager (`ShardManager.removeRecord`). Without it, a standby promoted between the owner check and
+ * the removal would own a shard with no record (webapps could not route to it until its next beat,
+ * and the master would see its owner gone).
  */
 export interface PromotionGate {
-  /** Runs `fn` once no promotion to `node` is on its way, and lets none start until it ends. */
-  withoutPromotionsTo<T>(node: string, fn: () => Promise<T>): Promise<T>;
+  /**
+   * Runs `remove` (true: it removed the record; false: it kept it) with no promotion to `node` on
+   * its way or starting until the node is out of the master's view; "in doubt", without running
+   * it, while a promotion to `node` went unanswered and may still land.
+   */
+  removeRecord(node: string, remove: () => Promise<boolean>): Promise<"removed" | "kept" | "in doubt">;
 }
 
 /** A refused `forget`: the node is named as a shard's owner, or is live and `force` was not given. */
@@ -63,12 +67,12 @@ export class Membership {
     const removed: string[] = [];
     for (const n of await this.liveness.list()) {
       if (n.ageMs <= retentionMs) continue;
-      const gone = await this.promotions.withoutPromotionsTo(n.id, async () => {
+      const outcome = await this.promotions.removeRecord(n.id, async () => {
         if (await this.isOwner(n.id)) return false;
         await this.remove(n, { kind: "retention", retentionMs });
         return true;
       });
-      if (gone) removed.push(n.id);
+      if (outcome === "removed") removed.push(n.id);
     }
     return removed;
   }
@@ -87,7 +91,7 @@ export class Membership {
     }
     const node = byId ?? byName[0];
     if (!node) throw new ForgetRefusedError(`no node ${idOrName} is registered`);
-    return this.promotions.withoutPromotionsTo(node.id, async () => {
+    const outcome = await this.promotions.removeRecord(node.id, async () => {
       if (await this.isOwner(node.id)) {
         throw new ForgetRefusedError(`${node.id} is named as a shard's owner; switch the shard over first (multiconnect switchover)`);
       }
@@ -95,14 +99,20 @@ export class Membership {
         throw new ForgetRefusedError(`${node.id} is live (seen ${Math.round(node.ageMs)} ms ago); stop it first, or pass --force`);
       }
       await this.remove(node, { kind: "forget", force, by });
-      return node;
+      return true;
     });
+    if (outcome === "in doubt") {
+      throw new ForgetRefusedError(
+        `a promotion of ${node.id} went unanswered by the store and may still land; try again once the store answers`,
+      );
+    }
+    return node;
   }
 
   /**
    * The one place a node leaves the registry on someone else's decision. Its callers decide inside
-   * `withoutPromotionsTo`, so that no promotion to the node lands between their owner check and
-   * the removal.
+   * `removeRecord`, so that no promotion to the node lands between their owner check and the
+   * removal.
    */
   private async remove(node: NodeStatus, cause: RemovalCause): Promise<void> {
     await this.liveness.remove(node.id);

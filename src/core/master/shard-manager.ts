@@ -89,10 +89,15 @@ export class ShardManager {
   private readonly waiting = new Map<number, { since: number; loggedAt: number; entry: UnservedShard }>();
   /** Cuts the evaluation tick's sleep short (`wake()`). */
   private readonly wakeup = new Wakeup();
-  /** Nodes whose record is being removed (`withoutPromotionsTo`), with how many removals run for each. */
+  /** Nodes whose record is being removed (`removeRecord`), with how many removals run for each. */
   private readonly leaving = new Map<string, number>();
-  /** The shard map writes on their way, each settled when its outcome is known. */
+  /** The shard map writes on their way, each settled when it was answered or failed. */
   private readonly writing = new Set<Promise<void>>();
+  /**
+   * Writes that failed without an answer (`shard:epoch:to`), which may still land: each expected
+   * the shard at `fromEpoch`, so once the store's map has the shard past it, it never will.
+   */
+  private readonly unanswered = new Map<string, { readonly shard: number; readonly fromEpoch: number; readonly to: string }>();
 
   constructor(
     private readonly self: string,
@@ -132,22 +137,35 @@ export class ShardManager {
   }
 
   /**
-   * Runs `fn` (the removal of `node`'s record: src/core/master/membership.ts) once every shard map
-   * write already on its way has landed or failed, and lets no promotion or switchover pick `node`
-   * until `fn` ends. A write's target is chosen and the write registered in one synchronous step
-   * (`reconcile`, `switchover`), so when `fn` reads the map, every assignment to `node` that will
-   * ever be made before it ends is there.
+   * The primary master's side of removing `node`'s record (src/core/master/membership.ts): runs
+   * `remove` — which reads the map, and removes the record unless a shard names `node` — once every
+   * shard map write on its way has been answered or failed, and lets no promotion or switchover
+   * pick `node` until the node is out of this master's view as well. A write's target is chosen
+   * and the write registered in one synchronous step (`reconcile`, `switchover`), so when `remove`
+   * reads the map, every assignment to `node` made before it ends is there — except one whose write
+   * went unanswered and may land later: while one may, `remove` does not run ("in doubt").
    */
-  async withoutPromotionsTo<T>(node: string, fn: () => Promise<T>): Promise<T> {
+  async removeRecord(node: string, remove: () => Promise<boolean>): Promise<"removed" | "kept" | "in doubt"> {
     this.leaving.set(node, (this.leaving.get(node) ?? 0) + 1);
     try {
       await Promise.all(this.writing);
-      return await fn();
+      if (await this.promotionInDoubt(node)) return "in doubt";
+      if (!(await remove())) return "kept";
+      await this.view.drop(node);
+      return "removed";
     } finally {
       const left = this.leaving.get(node)! - 1;
       if (left === 0) this.leaving.delete(node);
       else this.leaving.set(node, left);
     }
+  }
+
+  /** True while a write naming `node` went unanswered and the store's map says it may still land. */
+  private async promotionInDoubt(node: string): Promise<boolean> {
+    if (![...this.unanswered.values()].some((w) => w.to === node)) return false;
+    const epochs = new Map((await this.shardMap.read()).map((a) => [a.shard, a.epoch]));
+    for (const [key, w] of this.unanswered) if ((epochs.get(w.shard) ?? 0) > w.fromEpoch) this.unanswered.delete(key);
+    return [...this.unanswered.values()].some((w) => w.to === node);
   }
 
   /** The shards that need a primary and have no coreapp this master may promote, with the reasons. */
@@ -358,7 +376,7 @@ export class ShardManager {
   ): Promise<ShardAssignment | null> {
     if (!lease.held) return null;
     // From here until the write's outcome is known, no failsafe promise is given for this shard,
-    // and a record's removal waits (withoutPromotionsTo).
+    // and a record's removal waits (removeRecord).
     const release = this.failsafe?.hold(from.shard) ?? (() => {});
     let landed = () => {};
     const outcome = new Promise<void>((resolve) => (landed = resolve));
@@ -366,6 +384,9 @@ export class ShardManager {
     let r: Awaited<ReturnType<ShardMapStore["assign"]>>;
     try {
       r = await this.shardMap.assign(from.shard, from.epoch, to, lease.lease);
+    } catch (error) {
+      this.unanswered.set(`${from.shard}:${from.epoch}:${to}`, { shard: from.shard, fromEpoch: from.epoch, to });
+      throw error;
     } finally {
       release();
       this.writing.delete(outcome);

@@ -239,7 +239,10 @@ export interface AdminReply {
   readonly removed?: RemovedNode;
   /** Why not. */
   readonly error?: {
-    /** 1017 Not Primary Master, or an HTTP-like status (400 invalid, 404 nothing to resume, 409). */
+    /**
+     * 1017 Not Primary Master, 1011 the store did not answer the master (nothing was changed), or
+     * an HTTP-like status (400 invalid, 404 nothing to resume, 409 refused).
+     */
     readonly code: number;
     /** For people. */
     readonly message: string;
