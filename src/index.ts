@@ -83,6 +83,7 @@ export type {
   SwitchoverReply,
   AdminCommand,
   AdminReply,
+  RemovedNode,
   ExitNotice,
   ExitReply,
   FailsafeRequest,

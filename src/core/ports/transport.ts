@@ -222,8 +222,11 @@ export type AdminCommand =
 
 /** The record a `forget` removed. */
 export interface RemovedNode {
+  /** Its node id. */
   readonly id: string;
+  /** Its name from its configuration. */
   readonly name: string;
+  /** Its role. */
   readonly role: NodeRole;
   /** How long the node had been silent, by the store's clock. */
   readonly silentMs: number;
