@@ -36,6 +36,23 @@ async function historyWhen(c: Cluster, done: (events: HistoryEvent[]) => boolean
   return events;
 }
 
+/** A running cluster of one shard: its primary master, the shard's owner and the one standby. */
+async function ownerAndStandby() {
+  const c = await startCluster((cluster = new Cluster(1)), 2);
+  const primary = c.masters.find((m) => m.role === "primary_master")!;
+  const owner = c.serving(0)[0]!;
+  const standby = c.coreapps.find((x) => x !== owner)!;
+  return { c, primary, owner, standby };
+}
+
+/** A promise a patched store call waits on until `release()`; released at the test's end in any case. */
+function heldUntilReleased(): { released: Promise<void>; release: () => void } {
+  let release = () => {};
+  const released = new Promise<void>((r) => (release = r));
+  onTestFinished(() => release());
+  return { released, release };
+}
+
 describe("control plane", () => {
   it("settings change only through the primary master (1017 elsewhere) and reach every node, with the failover bound following", async () => {
     const c = await startCluster((cluster = new Cluster(1)));
@@ -113,9 +130,7 @@ describe("control plane", () => {
   });
 
   it("forget goes through the primary master (1017 elsewhere): a removal is recorded with who asked; a shard's owner is refused", async () => {
-    const c = await startCluster((cluster = new Cluster(1)), 2);
-    const owner = c.serving(0)[0]!;
-    const standby = c.coreapps.find((x) => x !== owner)!;
+    const { c, owner, standby } = await ownerAndStandby();
     expect(await admin(c, "secondary", { op: "forget", node: standby.name, force: true, by: "ops" })).toMatchObject({
       ok: false,
       error: { code: 1017 },
@@ -133,16 +148,11 @@ describe("control plane", () => {
   });
 
   it("forget waits for a promotion on its way to the node, then refuses it as the shard's owner: no owner is left without a record", async () => {
-    const c = await startCluster((cluster = new Cluster(1)), 2);
-    const primary = c.masters.find((m) => m.role === "primary_master")!;
-    const owner = c.serving(0)[0]!;
-    const standby = c.coreapps.find((x) => x !== owner)!;
+    const { c, primary, owner, standby } = await ownerAndStandby();
     // The primary master's shard map writes wait for `release`.
     const shardMap = c.stores.get(primary.id)!.shardMap;
     const assign = shardMap.assign.bind(shardMap);
-    let release = () => {};
-    const released = new Promise<void>((r) => (release = r));
-    onTestFinished(() => release());
+    const { released, release } = heldUntilReleased();
     let writes = 0;
     shardMap.assign = async (...args) => {
       writes++;
@@ -164,16 +174,11 @@ describe("control plane", () => {
   });
 
   it("while a node's record is being removed, no promotion picks it; the master says why it passes it over", async () => {
-    const c = await startCluster((cluster = new Cluster(1)), 2);
-    const primary = c.masters.find((m) => m.role === "primary_master")!;
-    const owner = c.serving(0)[0]!;
-    const standby = c.coreapps.find((x) => x !== owner)!;
+    const { c, primary, owner, standby } = await ownerAndStandby();
     // The primary master's removal of a record waits for `release`.
     const liveness = c.stores.get(primary.id)!.liveness;
     const remove = liveness.remove.bind(liveness);
-    let release = () => {};
-    const released = new Promise<void>((r) => (release = r));
-    onTestFinished(() => release());
+    const { released, release } = heldUntilReleased();
     let removing = false;
     liveness.remove = async (id) => {
       removing = true;
@@ -194,19 +199,14 @@ describe("control plane", () => {
   });
 
   it("after forget, the primary master does not promote the node from its own copy of the node list until its record is back", async () => {
-    const c = await startCluster((cluster = new Cluster(1)), 2);
-    const primary = c.masters.find((m) => m.role === "primary_master")!;
-    const owner = c.serving(0)[0]!;
-    const standby = c.coreapps.find((x) => x !== owner)!;
+    const { c, primary, owner, standby } = await ownerAndStandby();
     const address = (await c.stores.get(primary.id)!.liveness.list()).find((n) => n.id === primary.id)!.address;
     c.stores.get(standby.id)!.unavailable = true; // its beats fail: its record stays gone
     expect(await admin(c, "primary", { op: "forget", node: standby.id, force: true, by: "ops" })).toMatchObject({ ok: true });
     // The master's reads of the node list hang from here: all it has is the copy it read before.
     const liveness = c.stores.get(primary.id)!.liveness;
     const list = liveness.list.bind(liveness);
-    let release = () => {};
-    const released = new Promise<void>((r) => (release = r));
-    onTestFinished(() => release());
+    const { released, release } = heldUntilReleased();
     liveness.list = async () => {
       await released;
       return list();
@@ -230,10 +230,7 @@ describe("control plane", () => {
   });
 
   it("forget refuses while a promotion of the node went unanswered by the store and may still land", async () => {
-    const c = await startCluster((cluster = new Cluster(1)), 2);
-    const primary = c.masters.find((m) => m.role === "primary_master")!;
-    const owner = c.serving(0)[0]!;
-    const standby = c.coreapps.find((x) => x !== owner)!;
+    const { c, primary, owner, standby } = await ownerAndStandby();
     // The primary master's shard map writes get no answer, and are applied later (`late`).
     const shardMap = c.stores.get(primary.id)!.shardMap;
     const assign = shardMap.assign.bind(shardMap);
