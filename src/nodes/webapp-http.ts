@@ -94,7 +94,11 @@ export function alreadyRead(req: IncomingMessage, given?: Uint8Array | string): 
  * `timeoutMs`. Throws {@link BodyTooLargeError}, {@link BodyTimeoutError}, {@link BodyAlreadyParsedError}.
  */
 export async function requestBody(req: IncomingMessage, limit: number, timeoutMs: number, given?: Uint8Array | string): Promise<Buffer> {
-  const read = alreadyRead(req, given);
+  return bodyFrom(req, alreadyRead(req, given), limit, timeoutMs);
+}
+
+/** As {@link requestBody}, for a caller that already has what {@link alreadyRead} returned (`read`). */
+export async function bodyFrom(req: IncomingMessage, read: Buffer | undefined, limit: number, timeoutMs: number): Promise<Buffer> {
   if (read === undefined) return readBody(req, limit, timeoutMs);
   if (read.byteLength > limit) throw new BodyTooLargeError();
   return read;

@@ -25,11 +25,11 @@ import {
 import {
   alreadyRead,
   BodyAlreadyParsedError,
+  bodyFrom,
   BodyTimeoutError,
   BodyTooLargeError,
   forwardableHeaders,
   originForm,
-  requestBody,
   responseHeaders,
   sendBodyError,
   sendError,
@@ -371,7 +371,7 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     const limit = this.options.maxBodyBytes;
     try {
       const given = alreadyRead(req, o.body);
-      return { bytes: await requestBody(req, limit, this.options.bodyTimeoutMs, given), preRead: given !== undefined };
+      return { bytes: await bodyFrom(req, given, limit, this.options.bodyTimeoutMs), preRead: given !== undefined };
     } catch (error) {
       if (error instanceof BodyTooLargeError) this.metrics.request("too_large");
       else if (error instanceof BodyTimeoutError) this.metrics.request("body_timeout");
