@@ -6,7 +6,7 @@ import { FailsafePromises } from "../core/master/failsafe-promises.js";
 import { HeartbeatMonitor } from "../core/master/heartbeat-monitor.js";
 import { Membership, type PromotionGate, type RemovalCause } from "../core/master/membership.js";
 import { abortOn, ShardManager, type PromotionEvent, type UnservedShard } from "../core/master/shard-manager.js";
-import { MASTER_LEASE } from "../core/ports/leases.js";
+import { MASTER_LEASE, type Lease } from "../core/ports/leases.js";
 import type { NodeStatus } from "../core/ports/liveness.js";
 import type { ExitNotice, ExitReply, TransportServer } from "../core/ports/transport.js";
 import type { Store } from "../core/ports/store.js";
@@ -89,10 +89,8 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     this.view = new ClusterView(store.liveness, clock, timing.evaluateTickMs);
     this.monitor = new HeartbeatMonitor(identity.id, transport, clock, timing, log);
     const promotions: PromotionGate = { removeRecord: (node, remove) => this.manager.removeRecord(node, remove) };
-    const recordRemoval = (node: NodeStatus, cause: RemovalCause) => {
-      const lease = this.tenure?.held ? this.tenure.lease : null;
-      if (!lease) return;
-      this.control.record(lease, {
+    const recordRemoval = (node: NodeStatus, cause: RemovalCause, lease: Lease) =>
+      this.control.recorded(lease, {
         type: "node_removed",
         shard: null,
         cause: cause.kind === "retention" ? `silent for longer than node_retention (${cause.retentionMs} ms)` : `forgotten by ${cause.by}`,
@@ -105,14 +103,13 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
         },
         epochs: { master: lease.epoch },
       });
-    };
     this.membership = new Membership(store.liveness, store.shardMap, log, timing, recordRemoval, promotions);
     this.follower = new ClusterDocumentFollower(store.clusterDocument, timing, store.capabilities, clock, log);
     // The file's settings, copied before the cluster document may change the live timing.
     const seed = { settings: settingsOf(timing), shardCount: shards };
     this.control = new ControlPlane(identity.id, store.clusterDocument, store.history, this.follower, seed, clock, log, {
       clearHold: (name) => this.manager.clearHold(name),
-      forget: (idOrName, force, by) => this.membership.forget(idOrName, force, by),
+      forget: (idOrName, force, by, master) => this.membership.forget(idOrName, force, by, master),
     });
     const control = {
       pauseOf: (shard: number) => this.follower.pauseOf(shard),
@@ -318,7 +315,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
               this.deps.log,
               "pruning silent nodes",
               async () => {
-                await this.membership.prune(this.nodeRetentionMs);
+                await this.membership.prune(this.nodeRetentionMs, holder.lease);
               },
             )
           : Promise.resolve();

@@ -162,6 +162,12 @@ export function storeConformance(t: ConformanceTestApi, backend: string, options
     const b = await open(ns);
     return [a, b] as const;
   };
+  /** The master lease for `holder`, long enough for any test that does not let it lapse on purpose. */
+  const master = async (store: Store, holder = "m1"): Promise<Lease> => {
+    const r = await store.leases.acquire(MASTER_LEASE, holder, ttlMs * 20);
+    if (!r.acquired) throw new Error("setup: master lease not acquired");
+    return r.lease;
+  };
 
   t.afterEach(async () => {
     skew?.restore();
@@ -387,12 +393,6 @@ export function storeConformance(t: ConformanceTestApi, backend: string, options
     });
 
     describe("shard map", () => {
-      const master = async (store: Store, holder = "m1"): Promise<Lease> => {
-        const r = await store.leases.acquire(MASTER_LEASE, holder, ttlMs * 20);
-        if (!r.acquired) throw new Error("setup: master lease not acquired");
-        return r.lease;
-      };
-
       it("read() of a fresh store is empty", async () => {
         const [a] = await openPair();
         expect(await a.shardMap.read()).toEqual([]);
@@ -566,6 +566,26 @@ export function storeConformance(t: ConformanceTestApi, backend: string, options
         await a.liveness.remove("c1.abc");
         await a.liveness.beat({ ...rec("c1.abc", { said: "back" }), seq: 1 });
         expect((await b.liveness.list())[0]!.meta).toEqual({ said: "back" });
+      });
+
+      it("removeFenced() deletes only under the live master lease: from a lapsed or superseded one it deletes nothing", async () => {
+        const [a, b] = await openPair();
+        const r1 = await a.leases.acquire(MASTER_LEASE, "m1", ttlMs);
+        if (!r1.acquired) throw new Error("setup");
+        await a.liveness.beat(rec("c1.abc"));
+        await a.liveness.beat(rec("c2.abc"));
+        expect(await a.liveness.removeFenced("c1.abc", r1.lease)).toBe(true);
+        expect(await a.liveness.removeFenced("c1.abc", r1.lease)).toBe(true); // no record: nothing to do
+        await sleep(ttlMs + expiryLagMs + 300);
+        // The master lease lapsed: fenced even before anyone else takes over.
+        expect(await a.liveness.removeFenced("c2.abc", r1.lease)).toBe(false);
+        const m2 = await master(b, "m2");
+        expect(await a.liveness.removeFenced("c2.abc", r1.lease)).toBe(false);
+        // The live holder's name with an older tenure's epoch is fenced too.
+        expect(await a.liveness.removeFenced("c2.abc", { ...m2, epoch: r1.lease.epoch })).toBe(false);
+        expect((await b.liveness.list()).map((n) => n.id)).toEqual(["c2.abc"]);
+        expect(await b.liveness.removeFenced("c2.abc", m2)).toBe(true);
+        expect(await a.liveness.list()).toEqual([]);
       });
 
       it("remove() deletes a node and is idempotent", async () => {

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, onTestFinished } from "vitest";
 import { StoreUnavailableError } from "../../src/core/errors.js";
 import { MAX_PAUSE_MS } from "../../src/core/master/control-plane.js";
 import type { HistoryEvent } from "../../src/core/ports/history.js";
+import { MASTER_LEASE } from "../../src/core/ports/leases.js";
 import type { AdminCommand } from "../../src/core/ports/transport.js";
 import { Master } from "../../src/nodes/master.js";
 import { Cluster, sleep, startCluster } from "../support/memory-cluster.js";
@@ -177,13 +178,13 @@ describe("control plane", () => {
     const { c, primary, owner, standby } = await ownerAndStandby();
     // The primary master's removal of a record waits for `release`.
     const liveness = c.stores.get(primary.id)!.liveness;
-    const remove = liveness.remove.bind(liveness);
+    const remove = liveness.removeFenced.bind(liveness);
     const { released, release } = heldUntilReleased();
     let removing = false;
-    liveness.remove = async (id) => {
+    liveness.removeFenced = async (id, master) => {
       removing = true;
       await released;
-      return remove(id);
+      return remove(id, master);
     };
     const forgetting = admin(c, "primary", { op: "forget", node: standby.id, force: true, by: "ops" });
     await c.waitFor(() => removing, 3000);
@@ -195,6 +196,30 @@ describe("control plane", () => {
     expect(await forgetting).toMatchObject({ ok: true, removed: { id: standby.id } });
     // It registers again at its next beat, and is promoted then.
     await c.waitFor(() => c.serving(0)[0] === standby, 5000);
+    expect(c.overlaps).toEqual([]);
+  });
+
+  it("a removal that reaches the store after the primary master's lease ended is fenced: nothing removed, and forget answers 1017", async () => {
+    const { c, primary, standby } = await ownerAndStandby();
+    const liveness = c.stores.get(primary.id)!.liveness;
+    const remove = liveness.removeFenced.bind(liveness);
+    const { released, release } = heldUntilReleased();
+    let removing = false;
+    liveness.removeFenced = async (id, master) => {
+      removing = true;
+      await released;
+      return remove(id, master);
+    };
+    const forgetting = admin(c, "primary", { op: "forget", node: standby.id, force: true, by: "ops" });
+    await c.waitFor(() => removing, 3000);
+    // The master lease lapses in the store while the removal is on its way, and is taken again (a new tenure).
+    const lease = c.storage.leases.get(MASTER_LEASE)!;
+    const tenure = lease.epoch;
+    lease.expiresAt = 0;
+    await c.waitFor(() => c.storage.leases.get(MASTER_LEASE)!.epoch > tenure, 10_000);
+    release();
+    expect(await forgetting).toMatchObject({ ok: false, error: { code: 1017 } });
+    expect(c.storage.nodes.has(standby.id)).toBe(true);
     expect(c.overlaps).toEqual([]);
   });
 

@@ -10,6 +10,8 @@ import { readClusterStatus } from "../../src/nodes/cluster-status.js";
 const timing = deriveTiming(DEFAULT_SETTINGS);
 const DOWN_MS = timing.dbUnhealthyIntervalMs;
 const RETENTION_MS = 10 * DOWN_MS;
+/** The master lease's TTL here: longer than any test runs its clock, except where it lapses on purpose. */
+const LEASE_TTL_MS = 10 * RETENTION_MS;
 
 /** A logger that keeps its info lines, to check that every removal is logged. */
 function recordingLogger(lines: { fields: Record<string, unknown>; message: string }[]): Logger {
@@ -23,7 +25,7 @@ function recordingLogger(lines: { fields: Record<string, unknown>; message: stri
   return log;
 }
 
-const noHook = () => {};
+const noHook = async () => {};
 /** No shard manager here: nothing else writes the map while a test runs. */
 const noGate: PromotionGate = { removeRecord: async (_node, remove) => ((await remove()) ? "removed" : "kept") };
 
@@ -41,7 +43,7 @@ async function cluster() {
   );
   const beat = (id: string, role: "master" | "coreapp" | "webapp") =>
     store.liveness.beat({ id, name: id.split(".")[0]!, role, address: "h:1", meta: {} });
-  const m = await store.leases.acquire(MASTER_LEASE, "m1.a", 600_000);
+  const m = await store.leases.acquire(MASTER_LEASE, "m1.a", LEASE_TTL_MS);
   if (!m.acquired) throw new Error("setup: master lease");
   return { clock, store, membership, lines, beat, lease: m.lease };
 }
@@ -55,30 +57,30 @@ describe("Membership", () => {
     await store.shardMap.assign(0, 0, "c1.a", lease);
     await clock.advance(RETENTION_MS + 1, 1000);
     await beat("m1.a", "master");
-    expect(await membership.prune(RETENTION_MS)).toEqual(["c2.b"]);
+    expect(await membership.prune(RETENTION_MS, lease)).toEqual(["c2.b"]);
     expect((await store.liveness.list()).map((n) => n.id)).toEqual(["c1.a", "m1.a"]);
     expect(lines).toHaveLength(1);
     expect(lines[0]!.fields).toMatchObject({ removedNode: "c2.b", cause: { kind: "retention", retentionMs: RETENTION_MS } });
   });
 
   it("prune() keeps a node silent for less than the retention", async () => {
-    const { clock, membership, beat } = await cluster();
+    const { clock, membership, beat, lease } = await cluster();
     await beat("c2.b", "coreapp");
     await clock.advance(RETENTION_MS - 1, 1000);
-    expect(await membership.prune(RETENTION_MS)).toEqual([]);
+    expect(await membership.prune(RETENTION_MS, lease)).toEqual([]);
   });
 
   it("prune() keeps a node silent for less than 2 × the live db_unhealthy_interval, whatever the retention given", async () => {
-    const { clock, store, lines } = await cluster();
+    const { clock, store, lines, lease } = await cluster();
     // The node's live Timing: a settings change raised db_unhealthy_interval after the config file was checked.
     const live = { dbUnhealthyIntervalMs: DOWN_MS };
     const membership = new Membership(store.liveness, store.shardMap, recordingLogger(lines), live, noHook, noGate);
     await store.liveness.beat({ id: "c2.b", name: "c2", role: "coreapp", address: "h:1", meta: {} });
     await clock.advance(3 * DOWN_MS, 1000);
     live.dbUnhealthyIntervalMs = 2 * DOWN_MS;
-    expect(await membership.prune(2 * DOWN_MS)).toEqual([]);
+    expect(await membership.prune(2 * DOWN_MS, lease)).toEqual([]);
     await clock.advance(DOWN_MS + 1, 1000);
-    expect(await membership.prune(2 * DOWN_MS)).toEqual(["c2.b"]);
+    expect(await membership.prune(2 * DOWN_MS, lease)).toEqual(["c2.b"]);
     expect(lines[0]!.fields).toMatchObject({ cause: { kind: "retention", retentionMs: 4 * DOWN_MS } });
   });
 
@@ -87,19 +89,48 @@ describe("Membership", () => {
     await beat("c1.a", "coreapp");
     await beat("c2.b", "coreapp");
     await store.shardMap.assign(0, 0, "c1.a", lease);
-    await expect(membership.forget("c2", false, "test")).rejects.toThrow(/c2\.b is live .*--force/);
-    await expect(membership.forget("c1.a", true, "test")).rejects.toBeInstanceOf(ForgetRefusedError);
-    await expect(membership.forget("nobody", true, "test")).rejects.toThrow(/no node nobody/);
+    await expect(membership.forget("c2", false, "test", lease)).rejects.toThrow(/c2\.b is live .*--force/);
+    await expect(membership.forget("c1.a", true, "test", lease)).rejects.toBeInstanceOf(ForgetRefusedError);
+    await expect(membership.forget("nobody", true, "test", lease)).rejects.toThrow(/no node nobody/);
     await clock.advance(DOWN_MS + 1, 1000);
-    expect((await membership.forget("c2", false, "test")).id).toBe("c2.b");
+    expect(await membership.forget("c2", false, "test", lease)).toMatchObject({ id: "c2.b" });
     expect((await store.liveness.list()).map((n) => n.id)).toEqual(["c1.a"]);
   });
 
   it("forget() with force removes a live node", async () => {
-    const { store, membership, beat } = await cluster();
+    const { store, membership, beat, lease } = await cluster();
     await beat("w1.a", "webapp");
-    await membership.forget("w1.a", true, "test");
+    await membership.forget("w1.a", true, "test", lease);
     expect(await store.liveness.list()).toEqual([]);
+  });
+});
+
+describe("Membership under a master lease no longer live", () => {
+  it("forget() and prune() remove nothing and record nothing: the removal is fenced, as a promotion by the next primary master may have landed", async () => {
+    const { clock, store, lines, beat, lease } = await cluster();
+    const recorded: string[] = [];
+    const membership = new Membership(
+      store.liveness,
+      store.shardMap,
+      recordingLogger(lines),
+      { dbUnhealthyIntervalMs: DOWN_MS },
+      async (node) => void recorded.push(node.id),
+      noGate,
+    );
+    await beat("c1.a", "coreapp");
+    await beat("w1.a", "webapp");
+    await clock.advance(LEASE_TTL_MS + 1, 1000); // past the master lease's TTL: it lapsed, nobody renewed it
+    expect(await membership.forget("w1.a", true, "test", lease)).toBe("fenced");
+    expect(await membership.prune(RETENTION_MS, lease)).toEqual([]);
+    expect((await store.liveness.list()).map((n) => n.id)).toEqual(["c1.a", "w1.a"]);
+    expect(lines).toEqual([]);
+    expect(recorded).toEqual([]);
+    // The next primary master's lease removes them.
+    const next = await store.leases.acquire(MASTER_LEASE, "m2.b", LEASE_TTL_MS);
+    if (!next.acquired) throw new Error("setup: master lease");
+    expect(await membership.forget("w1.a", true, "test", next.lease)).toMatchObject({ id: "w1.a" });
+    expect(await membership.prune(RETENTION_MS, next.lease)).toEqual(["c1.a"]);
+    expect(recorded).toEqual(["w1.a", "c1.a"]);
   });
 });
 

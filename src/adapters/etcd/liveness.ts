@@ -1,5 +1,6 @@
+import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
 import type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "../../core/ports/liveness.js";
-import type { Deadline, Kv } from "./client-types.js";
+import type { Compare, Deadline, Kv } from "./client-types.js";
 import type { EtcdClient } from "./client.js";
 import type { EtcdKeys } from "./keys.js";
 
@@ -87,10 +88,24 @@ export class EtcdLiveness implements LivenessStore {
   }
 
   async remove(id: string): Promise<void> {
+    await this.removeIf(id, []);
+  }
+
+  async removeFenced(id: string, master: Lease): Promise<boolean> {
+    const masterKey = this.keys.lease(MASTER_LEASE);
+    return this.removeIf(id, [
+      { key: masterKey, target: "value", equals: master.holder },
+      { key: masterKey, target: "create", equals: master.epoch },
+    ]);
+  }
+
+  /** Deletes the record in one txn guarded by `compares` (false: they failed), then revokes its etcd lease. */
+  private async removeIf(id: string, compares: Compare[]): Promise<boolean> {
     const key = this.keys.node(id);
-    const r = await this.client.txn([], [{ range: key }, { delete: key }], [], this.client.deadline());
-    const kv = r.results[0]?.[0];
+    const r = await this.client.txn(compares, [{ range: key }, { delete: key }], [], this.client.deadline());
+    const kv = r.succeeded ? r.results[0]?.[0] : undefined;
     if (kv) this.revokeQuietly(kv.lease);
+    return r.succeeded;
   }
 
   /** One record with its age; a record whose lease vanished under us is read again once. */

@@ -26,7 +26,8 @@ export interface MemoryControlStorage {
   liveLease(name: string): Lease | null;
 }
 
-const isHeld = (s: MemoryControlStorage, master: Lease) => {
+/** True while `master` is the live lease of its name: the memory store's fence. */
+export const isHeld = (s: Pick<MemoryControlStorage, "liveLease">, master: Lease): boolean => {
   const live = s.liveLease(master.name);
   return live !== null && live.holder === master.holder && live.epoch === master.epoch;
 };

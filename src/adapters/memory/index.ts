@@ -10,7 +10,7 @@ import { startDiffingWatch } from "../../core/shard-map-watch.js";
 import { checkHistoryLimit } from "../../core/control-records.js";
 import type { ClusterDocumentStore } from "../../core/ports/cluster-document.js";
 import type { HistoryStore } from "../../core/ports/history.js";
-import { MemoryClusterDocument, MemoryHistory, type MemoryControlStorage } from "./control.js";
+import { isHeld, MemoryClusterDocument, MemoryHistory, type MemoryControlStorage } from "./control.js";
 
 /**
  * The in-memory store: one `MemoryStorage` shared by any number of `MemoryStore` handles, as one
@@ -149,6 +149,13 @@ class MemoryLiveness implements LivenessStore {
   async remove(id: string): Promise<void> {
     this.check();
     this.s.nodes.delete(id);
+  }
+
+  async removeFenced(id: string, master: Lease): Promise<boolean> {
+    this.check();
+    if (!isHeld(this.s, master)) return false;
+    this.s.nodes.delete(id);
+    return true;
   }
 }
 

@@ -6,10 +6,7 @@ import type {
   VersionedClusterDocument,
 } from "../../core/ports/cluster-document.js";
 import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
-import type { MysqlDb } from "./db.js";
-
-/** The server's now; constant within one statement, in UTC so no session time zone applies. */
-const NOW = "UTC_TIMESTAMP(6)";
+import { NOW, type MysqlDb } from "./db.js";
 
 /** A DATETIME(6) in UTC as whole µs since the Unix epoch (an integer: exact in a JS number). */
 const epochUs = (column: string) => `TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', ${column})`;

@@ -1,6 +1,9 @@
 import { createPool, type Pool, type PoolConnection, type PoolOptions } from "mysql2/promise";
 import { closedStore, type ErrorContext, isDeadlock, isFatal, mapMysqlError, timedOut } from "./errors.js";
 
+/** The server's now; constant within one statement, in UTC so no session time zone applies. */
+export const NOW = "UTC_TIMESTAMP(6)";
+
 /** Where and how to connect; resolved from `MysqlOptions` by the factory. */
 export interface MysqlTarget {
   readonly host: string;

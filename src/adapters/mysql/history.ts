@@ -1,9 +1,7 @@
 import { decodeHistoryEvent, encodeHistoryEvent, historyListLimit } from "../../core/control-records.js";
 import type { HistoryAppendResult, HistoryEvent, HistoryEventInput, HistoryQuery, HistoryStore } from "../../core/ports/history.js";
 import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
-import type { MysqlDb } from "./db.js";
-
-const NOW = "UTC_TIMESTAMP(6)";
+import { NOW, type MysqlDb } from "./db.js";
 
 interface EventRow {
   seq: number;

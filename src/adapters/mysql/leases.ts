@@ -1,8 +1,5 @@
 import type { AcquireResult, Lease, LeaseStore } from "../../core/ports/leases.js";
-import type { MysqlDb, Sql } from "./db.js";
-
-/** The server's now; constant within one statement, in UTC so no session time zone applies. */
-const NOW = "UTC_TIMESTAMP(6)";
+import { NOW, type MysqlDb, type Sql } from "./db.js";
 
 /** A lease row is live when it has a holder and its expiry is after the server's now. */
 const LIVE = `(holder IS NOT NULL AND expires_at > ${NOW})`;

@@ -2,10 +2,7 @@ import type { Clock } from "../../core/ports/clock.js";
 import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
 import type { AssignResult, ShardAssignment, ShardMapStore, ShardMapWatch } from "../../core/ports/shard-map.js";
 import { startDiffingWatch } from "../../core/shard-map-watch.js";
-import type { MysqlDb } from "./db.js";
-
-/** The server's now; constant within one statement, in UTC so no session time zone applies. */
-const NOW = "UTC_TIMESTAMP(6)";
+import { NOW, type MysqlDb } from "./db.js";
 
 /**
  * How often an unexplained failed compare-and-set is tried again. It happens only if the server's

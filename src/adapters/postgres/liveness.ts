@@ -1,3 +1,4 @@
+import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
 import type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "../../core/ports/liveness.js";
 import { givenMeta, SEQ_KEY, storedMeta } from "../sql-record-seq.js";
 import type { PgDb } from "./db.js";
@@ -50,5 +51,19 @@ export class PostgresLiveness implements LivenessStore {
 
   async remove(id: string): Promise<void> {
     await this.db.query("remove", `DELETE FROM ${this.db.t("nodes")} WHERE id = $1`, [id]);
+  }
+
+  /** One statement: the lease row is read `FOR SHARE`, so the lease cannot change hands before it commits. */
+  async removeFenced(id: string, master: Lease): Promise<boolean> {
+    const r = await this.db.query<{ fence_ok: boolean }>(
+      "remove",
+      `WITH fence AS (
+         SELECT 1 FROM ${this.db.t("leases")}
+          WHERE name = $2 AND holder = $3 AND epoch = $4::bigint AND expires_at > clock_timestamp() FOR SHARE
+       ), d AS (DELETE FROM ${this.db.t("nodes")} WHERE id = $1 AND EXISTS (SELECT 1 FROM fence))
+       SELECT EXISTS (SELECT 1 FROM fence) AS fence_ok`,
+      [id, MASTER_LEASE, master.holder, master.epoch],
+    );
+    return r.rows[0]?.fence_ok === true;
   }
 }

@@ -1,6 +1,7 @@
+import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
 import type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "../../core/ports/liveness.js";
 import type { RedisConnection } from "./connection.js";
-import { BEAT, LIST, type NamespaceKeys } from "./scripts.js";
+import { BEAT, LIST, REMOVE_FENCED, type NamespaceKeys } from "./scripts.js";
 
 /** What the value of a node's hash field holds after the "seen|" stamp. */
 interface StoredRecord {
@@ -55,5 +56,10 @@ export class RedisLiveness implements LivenessStore {
 
   async remove(id: string): Promise<void> {
     await this.conn.run((c) => c.hdel(this.keys.nodes, id));
+  }
+
+  async removeFenced(id: string, master: Lease): Promise<boolean> {
+    const keys = [this.keys.lease(MASTER_LEASE), this.keys.nodes];
+    return (await this.conn.eval(REMOVE_FENCED, keys, [master.holder, String(master.epoch), id])) === "ok";
   }
 }

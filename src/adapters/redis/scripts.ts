@@ -272,6 +272,17 @@ redis.call('HSET', KEYS[1], ARGV[1], fmt(now_us()) .. '|' .. ARGV[2])
 return 0
 `);
 
+/**
+ * KEYS: master lease, nodes hash. ARGV: master holder, master epoch, id. Deletes the node's field
+ * only while that master lease is live (an expired lease key is gone). Returns 'fenced' or 'ok'.
+ */
+export const REMOVE_FENCED = script(String.raw`
+local m = redis.call('HMGET', KEYS[1], 'h', 'e')
+if m[1] ~= ARGV[1] or m[2] ~= ARGV[2] then return 'fenced' end
+redis.call('HDEL', KEYS[2], ARGV[3])
+return 'ok'
+`);
+
 /** KEYS: nodes hash. Returns {now µs, HGETALL} read at one instant of the server's clock. */
 export const LIST = script(String.raw`
 return {fmt(now_us()), redis.call('HGETALL', KEYS[1])}

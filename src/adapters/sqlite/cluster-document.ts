@@ -5,7 +5,7 @@ import type {
   ClusterDocumentWriteResult,
   VersionedClusterDocument,
 } from "../../core/ports/cluster-document.js";
-import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
+import type { Lease } from "../../core/ports/leases.js";
 import { bootId } from "./clock.js";
 import type { SqliteDb } from "./db.js";
 
@@ -43,11 +43,7 @@ export class SqliteClusterDocument implements ClusterDocumentStore {
 
   async write(expectedVersion: number, doc: ClusterDocumentInput, master: Lease): Promise<ClusterDocumentWriteResult> {
     encodeClusterDocument(doc, 0, null); // refuse a malformed document before touching the store
-    return this.db.write((sql, now) => {
-      const fence = sql
-        .prepare(`SELECT 1 FROM ${this.db.p}leases WHERE name = ? AND holder = ? AND epoch = ? AND expires_at > ?`)
-        .get(MASTER_LEASE, master.holder, master.epoch, now);
-      if (!fence) return { ok: false, reason: "fenced" } as const;
+    const written = await this.db.writeAsMaster(master, (sql, now) => {
       const row = sql.prepare(`SELECT version, document, boot FROM ${this.db.p}cluster WHERE id = 1`).get() as ClusterRow | undefined;
       if ((row?.version ?? 0) !== expectedVersion) {
         return { ok: false, reason: "conflict", current: row ? toVersioned(row, now) : null } as const;
@@ -61,6 +57,7 @@ export class SqliteClusterDocument implements ClusterDocumentStore {
         .run(version, JSON.stringify(encodeClusterDocument(doc, now, Date.now())), BOOT);
       return { ok: true, version } as const;
     });
+    return written === "fenced" ? { ok: false, reason: "fenced" } : written;
   }
 }
 

@@ -1,6 +1,7 @@
 import Database from "better-sqlite3";
 import { bootId, storeNowMs } from "./clock.js";
 import { SchemaTooNewError, StoreUnavailableError } from "../../core/errors.js";
+import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
 import { ownedNames } from "../prefix-owned.js";
 import { mapSqliteError } from "./errors.js";
 import { SCHEMA_VERSION, schemaSql } from "./schema.js";
@@ -80,6 +81,19 @@ export class SqliteDb {
   /** A read-check-write in one `BEGIN IMMEDIATE` transaction, with the store's now taken inside it. */
   async write<T>(fn: (sql: Sql, now: number) => T): Promise<T> {
     return this.guard(() => this.sql.transaction(() => fn(this.sql, storeNowMs())).immediate());
+  }
+
+  /**
+   * A `write` fenced by the master lease (S3): `fn` runs only while `master` is the live master
+   * lease, checked inside the same transaction; "fenced", with nothing written, otherwise.
+   */
+  async writeAsMaster<T>(master: Lease, fn: (sql: Sql, now: number) => T): Promise<T | "fenced"> {
+    return this.write((sql, now) => {
+      const fence = sql
+        .prepare(`SELECT 1 FROM ${this.p}leases WHERE name = ? AND holder = ? AND epoch = ? AND expires_at > ?`)
+        .get(MASTER_LEASE, master.holder, master.epoch, now);
+      return fence ? fn(sql, now) : "fenced";
+    });
   }
 
   /**

@@ -1,6 +1,6 @@
 import { decodeHistoryEvent, encodeHistoryEvent, historyListLimit } from "../../core/control-records.js";
 import type { HistoryAppendResult, HistoryEvent, HistoryEventInput, HistoryQuery, HistoryStore } from "../../core/ports/history.js";
-import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
+import type { Lease } from "../../core/ports/leases.js";
 import type { SqliteDb } from "./db.js";
 
 interface EventRow {
@@ -24,16 +24,13 @@ export class SqliteHistory implements HistoryStore {
   async append(event: HistoryEventInput, master: Lease): Promise<HistoryAppendResult> {
     const body = encodeHistoryEvent(event);
     const h = `${this.db.p}history`;
-    return this.db.write((sql, now) => {
-      const fence = sql
-        .prepare(`SELECT 1 FROM ${this.db.p}leases WHERE name = ? AND holder = ? AND epoch = ? AND expires_at > ?`)
-        .get(MASTER_LEASE, master.holder, master.epoch, now);
-      if (!fence) return { ok: false, reason: "fenced" } as const;
+    const written = await this.db.writeAsMaster(master, (sql) => {
       const atMs = Date.now();
       const r = sql.prepare(`INSERT INTO ${h} (at_ms, shard, body) VALUES (?, ?, ?)`).run(atMs, event.shard, body);
       sql.prepare(`DELETE FROM ${h} WHERE seq <= (SELECT seq FROM ${h} ORDER BY seq DESC LIMIT 1 OFFSET ?)`).run(this.limit);
       return { ok: true, event: decodeHistoryEvent(Number(r.lastInsertRowid), atMs, event.shard, body) } as const;
     });
+    return written === "fenced" ? { ok: false, reason: "fenced" } : written;
   }
 
   async list(query: HistoryQuery = {}): Promise<HistoryEvent[]> {

@@ -1,3 +1,4 @@
+import type { Lease } from "../../core/ports/leases.js";
 import type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "../../core/ports/liveness.js";
 import { givenMeta, SEQ_KEY, storedMeta } from "../sql-record-seq.js";
 import type { SqliteDb } from "./db.js";
@@ -45,5 +46,12 @@ export class SqliteLiveness implements LivenessStore {
     await this.db.write((sql) => {
       sql.prepare(`DELETE FROM ${this.db.p}nodes WHERE id = ?`).run(id);
     });
+  }
+
+  async removeFenced(id: string, master: Lease): Promise<boolean> {
+    const removed = await this.db.writeAsMaster(master, (sql) => {
+      sql.prepare(`DELETE FROM ${this.db.p}nodes WHERE id = ?`).run(id);
+    });
+    return removed !== "fenced";
   }
 }

@@ -1,5 +1,5 @@
 import type { Clock } from "../../core/ports/clock.js";
-import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
+import type { Lease } from "../../core/ports/leases.js";
 import type { AssignResult, ShardAssignment, ShardMapStore, ShardMapWatch } from "../../core/ports/shard-map.js";
 import { startDiffingWatch } from "../../core/shard-map-watch.js";
 import type { SqliteDb } from "./db.js";
@@ -25,11 +25,7 @@ export class SqliteShardMap implements ShardMapStore {
   }
 
   async assign(shard: number, expectedEpoch: number, owner: string | null, master: Lease): Promise<AssignResult> {
-    return this.db.write((sql, now) => {
-      const fence = sql
-        .prepare(`SELECT 1 FROM ${this.db.p}leases WHERE name = ? AND holder = ? AND epoch = ? AND expires_at > ?`)
-        .get(MASTER_LEASE, master.holder, master.epoch, now);
-      if (!fence) return { ok: false, reason: "fenced" } as const;
+    const written = await this.db.writeAsMaster(master, (sql) => {
       const current = (sql.prepare(`SELECT shard, owner, epoch FROM ${this.db.p}shards WHERE shard = ?`).get(shard) as
         ShardAssignment | undefined) ?? { shard, owner: null, epoch: 0 };
       if (current.epoch !== expectedEpoch) return { ok: false, reason: "conflict", current } as const;
@@ -42,6 +38,7 @@ export class SqliteShardMap implements ShardMapStore {
         .run(shard, owner, assignment.epoch);
       return { ok: true, assignment } as const;
     });
+    return written === "fenced" ? { ok: false, reason: "fenced" } : written;
   }
 
   async watch(onChange: (changed: ShardAssignment[]) => void, onError?: (error: unknown) => void): Promise<ShardMapWatch> {

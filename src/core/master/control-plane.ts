@@ -47,8 +47,11 @@ export const SETTING_FIELDS: Readonly<Record<SettingKey, keyof ClusterSettings>>
 export interface NodeCommands {
   /** Ends a coreapp's hold-out (placement); false when no coreapp of that name is held out. */
   clearHold(name: string): boolean;
-  /** Removes a node's record (`Membership.forget`); throws `ForgetRefusedError` or `StoreUnavailableError`. */
-  forget(idOrName: string, force: boolean, by: string): Promise<NodeStatus>;
+  /**
+   * Removes a node's record under the master lease (`Membership.forget`): "fenced" when the lease
+   * was no longer live; throws `ForgetRefusedError` or `StoreUnavailableError`.
+   */
+  forget(idOrName: string, force: boolean, by: string, master: Lease): Promise<NodeStatus | "fenced">;
 }
 
 /** An event for the history, before the master adds its own id. */
@@ -120,7 +123,8 @@ export class ControlPlane {
         return this.resume(lease, command.shard, command.by);
       case "forget":
         try {
-          const n = await this.nodes.forget(command.node, command.force, command.by);
+          const n = await this.nodes.forget(command.node, command.force, command.by, lease.lease);
+          if (n === "fenced") return fail(NOT_PRIMARY_MASTER, "Not Primary Master");
           return { ok: true, removed: { id: n.id, name: n.name, role: n.role, silentMs: Math.round(n.ageMs) } };
         } catch (error) {
           if (error instanceof ForgetRefusedError) return fail(409, error.message);
@@ -154,7 +158,7 @@ export class ControlPlane {
    * As `record`, but resolves once the event is stored (or its append failed, which is logged):
    * an operator command answers after its history event, so the caller reads it right away.
    */
-  private recorded(lease: Lease, note: HistoryNote): Promise<void> {
+  recorded(lease: Lease, note: HistoryNote): Promise<void> {
     return this.history.append({ ...note, node: this.self }, lease).then(
       (r) => (r.ok ? undefined : this.log.debug({ type: note.type }, "history append fenced: no longer primary master")),
       (error: unknown) => this.log.warn({ type: note.type, err: String(error) }, "history append failed"),

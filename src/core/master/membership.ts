@@ -1,4 +1,5 @@
 import { MulticonnectError } from "../errors.js";
+import type { Lease } from "../ports/leases.js";
 import type { LivenessStore, NodeStatus } from "../ports/liveness.js";
 import type { Logger } from "../ports/logger.js";
 import type { ShardMapStore } from "../ports/shard-map.js";
@@ -47,30 +48,32 @@ export class Membership {
      * node's live `Timing`, read at each use so that a settings change applies.
      */
     private readonly settings: Pick<ClusterSettings, "dbUnhealthyIntervalMs">,
-    /** Told of every removal, after it happened (the primary master records it in the history). */
-    private readonly onRemoved: (node: NodeStatus, cause: RemovalCause) => void,
+    /**
+     * Told of every removal, after it happened, under the master lease that made it: the primary
+     * master records it in the history, and the removal's caller waits for that.
+     */
+    private readonly onRemoved: (node: NodeStatus, cause: RemovalCause, master: Lease) => Promise<void>,
     private readonly promotions: PromotionGate,
   ) {}
 
   /**
    * Removes every node silent for longer than `configuredMs` (`node_retention`), and at least
    * 2 × the live `db_unhealthy_interval`, that no shard names as owner; returns the removed ids.
-   * Run by the primary master only. Throws `StoreUnavailableError`.
+   * Run by the primary master only, under its lease `master`. Throws `StoreUnavailableError`.
    *
    * The config file's check of that floor (src/config/load.ts) knows only the file's interval; a
    * live settings change can raise it past half the retention, and a node marked down a moment
    * ago (a long GC pause, a store blip) would then lose its record. So the floor is applied here,
    * against the interval in force.
    */
-  async prune(configuredMs: number): Promise<string[]> {
+  async prune(configuredMs: number, master: Lease): Promise<string[]> {
     const retentionMs = Math.max(configuredMs, 2 * this.settings.dbUnhealthyIntervalMs);
     const removed: string[] = [];
     for (const n of await this.liveness.list()) {
       if (n.ageMs <= retentionMs) continue;
       const outcome = await this.promotions.removeRecord(n.id, async () => {
         if (await this.isOwner(n.id)) return false;
-        await this.remove(n, { kind: "retention", retentionMs });
-        return true;
+        return this.remove(n, { kind: "retention", retentionMs }, master);
       });
       if (outcome === "removed") removed.push(n.id);
     }
@@ -80,9 +83,11 @@ export class Membership {
   /**
    * Removes one node, found by id or by name (a name must match exactly one record). Refused with
    * `ForgetRefusedError` for a shard's named owner, and for a live node unless `force` (a live node
-   * re-registers at its next beat). Returns the removed record. Run by the primary master only.
+   * re-registers at its next beat). Returns the removed record, or "fenced" when `master`, the lease
+   * of the primary master running it, was no longer live when the removal reached the store
+   * (nothing removed: the next primary master may have promoted the node meanwhile).
    */
-  async forget(idOrName: string, force: boolean, by: string): Promise<NodeStatus> {
+  async forget(idOrName: string, force: boolean, by: string, master: Lease): Promise<NodeStatus | "fenced"> {
     const nodes = await this.liveness.list();
     const byId = nodes.find((n) => n.id === idOrName);
     const byName = nodes.filter((n) => n.name === idOrName);
@@ -91,6 +96,7 @@ export class Membership {
     }
     const node = byId ?? byName[0];
     if (!node) throw new ForgetRefusedError(`no node ${idOrName} is registered`);
+    let fenced = false;
     const outcome = await this.promotions.removeRecord(node.id, async () => {
       if (await this.isOwner(node.id)) {
         throw new ForgetRefusedError(`${node.id} is named as a shard's owner; switch the shard over first (multiconnect switchover)`);
@@ -98,9 +104,10 @@ export class Membership {
       if (node.ageMs <= this.settings.dbUnhealthyIntervalMs && !force) {
         throw new ForgetRefusedError(`${node.id} is live (seen ${Math.round(node.ageMs)} ms ago); stop it first, or pass --force`);
       }
-      await this.remove(node, { kind: "forget", force, by });
-      return true;
+      fenced = !(await this.remove(node, { kind: "forget", force, by }, master));
+      return !fenced;
     });
+    if (fenced) return "fenced";
     if (outcome === "in doubt") {
       throw new ForgetRefusedError(
         `a promotion of ${node.id} went unanswered by the store and may still land; try again once the store answers`,
@@ -110,17 +117,20 @@ export class Membership {
   }
 
   /**
-   * The one place a node leaves the registry on someone else's decision. Its callers decide inside
-   * `removeRecord`, so that no promotion to the node lands between their owner check and the
-   * removal.
+   * The one place a node leaves the registry on someone else's decision; false when `master` was
+   * no longer live (nothing removed). Its callers decide inside `removeRecord`, so that no
+   * promotion by this master lands between their owner check and the removal, and the removal is
+   * fenced by the master lease, so that none by the next primary master does: a removal that
+   * reached the store after this master's tenure ended would otherwise still land.
    */
-  private async remove(node: NodeStatus, cause: RemovalCause): Promise<void> {
-    await this.liveness.remove(node.id);
+  private async remove(node: NodeStatus, cause: RemovalCause, master: Lease): Promise<boolean> {
+    if (!(await this.liveness.removeFenced(node.id, master))) return false;
     this.log.info(
       { removedNode: node.id, name: node.name, role: node.role, silentMs: Math.round(node.ageMs), cause },
       cause.kind === "retention" ? "removed a node silent for longer than node_retention" : "removed a node on request (forget)",
     );
-    this.onRemoved(node, cause);
+    await this.onRemoved(node, cause, master);
+    return true;
   }
 
   /** True when the store's shard map names `node` as a shard's owner. */

@@ -6,6 +6,8 @@
  * its wall clock with another's.
  */
 
+import type { Lease } from "./leases.js";
+
 /** The three roles a node can have. */
 export type NodeRole = "master" | "coreapp" | "webapp";
 
@@ -49,6 +51,16 @@ export interface LivenessStore {
   /** Every registered node with its age, ordered by id. Throws `StoreUnavailableError`. */
   list(): Promise<NodeStatus[]>;
 
-  /** Deletes a node's record (a graceful leave, or pruning of long-dead ids). Idempotent. */
+  /** Deletes a node's record (a graceful leave, or a supervisor's release of a dead child's). Idempotent. */
   remove(id: string): Promise<void>;
+
+  /**
+   * Deletes a node's record on the primary master's decision (pruning, `forget`), fenced like
+   * `ShardMapStore.assign`: in one atomic step with the check that `master` is still the live
+   * master lease. Returns false, deleting nothing, when it is not; true when the record is gone
+   * (also when there was none). Without the fence, a removal that a deposed master sent could land
+   * after the next primary master promoted the node, which would then own a shard with no record.
+   * Throws `StoreUnavailableError`.
+   */
+  removeFenced(id: string, master: Lease): Promise<boolean>;
 }
