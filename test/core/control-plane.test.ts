@@ -54,6 +54,27 @@ function heldUntilReleased(): { released: Promise<void>; release: () => void } {
   return { released, release };
 }
 
+/**
+ * `ownerAndStandby()` with a `forget --force` of the standby sent to the primary master, once its
+ * removal of the record reached the store call, which waits there until `release()`.
+ */
+async function forgettingStandby() {
+  const setup = await ownerAndStandby();
+  const { c, primary, standby } = setup;
+  const liveness = c.stores.get(primary.id)!.liveness;
+  const remove = liveness.removeFenced.bind(liveness);
+  const { released, release } = heldUntilReleased();
+  let removing = false;
+  liveness.removeFenced = async (id, master) => {
+    removing = true;
+    await released;
+    return remove(id, master);
+  };
+  const forgetting = admin(c, "primary", { op: "forget", node: standby.id, force: true, by: "ops" });
+  await c.waitFor(() => removing, 3000);
+  return { ...setup, forgetting, release };
+}
+
 describe("control plane", () => {
   it("settings change only through the primary master (1017 elsewhere) and reach every node, with the failover bound following", async () => {
     const c = await startCluster((cluster = new Cluster(1)));
@@ -175,19 +196,7 @@ describe("control plane", () => {
   });
 
   it("while a node's record is being removed, no promotion picks it; the master says why it passes it over", async () => {
-    const { c, primary, owner, standby } = await ownerAndStandby();
-    // The primary master's removal of a record waits for `release`.
-    const liveness = c.stores.get(primary.id)!.liveness;
-    const remove = liveness.removeFenced.bind(liveness);
-    const { released, release } = heldUntilReleased();
-    let removing = false;
-    liveness.removeFenced = async (id, master) => {
-      removing = true;
-      await released;
-      return remove(id, master);
-    };
-    const forgetting = admin(c, "primary", { op: "forget", node: standby.id, force: true, by: "ops" });
-    await c.waitFor(() => removing, 3000);
+    const { c, primary, owner, standby, forgetting, release } = await forgettingStandby();
     c.isolate(owner);
     await c.waitFor(() => primary.unserved().length === 1, 3000);
     expect(primary.unserved()[0]!.passedOver).toContainEqual({ name: standby.name, reason: "its record is being removed (forget)" });
@@ -200,18 +209,7 @@ describe("control plane", () => {
   });
 
   it("a removal that reaches the store after the primary master's lease ended is fenced: nothing removed, and forget answers 1017", async () => {
-    const { c, primary, standby } = await ownerAndStandby();
-    const liveness = c.stores.get(primary.id)!.liveness;
-    const remove = liveness.removeFenced.bind(liveness);
-    const { released, release } = heldUntilReleased();
-    let removing = false;
-    liveness.removeFenced = async (id, master) => {
-      removing = true;
-      await released;
-      return remove(id, master);
-    };
-    const forgetting = admin(c, "primary", { op: "forget", node: standby.id, force: true, by: "ops" });
-    await c.waitFor(() => removing, 3000);
+    const { c, standby, forgetting, release } = await forgettingStandby();
     // The master lease lapses in the store while the removal is on its way, and is taken again (a new tenure).
     const lease = c.storage.leases.get(MASTER_LEASE)!;
     const tenure = lease.epoch;
