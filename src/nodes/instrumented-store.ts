@@ -44,7 +44,7 @@ export function instrumentStore(store: Store, metrics: NodeMetrics): Store {
 /** The methods of each port (src/core/ports), all asynchronous. */
 const METHODS = {
   leases: ["acquire", "renew", "release", "current"],
-  liveness: ["beat", "list", "remove"],
+  liveness: ["beat", "list", "remove", "removeFenced"],
   shardMap: ["read", "assign", "watch"],
   clusterDocument: ["read", "version", "write"],
   history: ["append", "list"],

@@ -315,7 +315,9 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
               this.deps.log,
               "pruning silent nodes",
               async () => {
-                await this.membership.prune(this.nodeRetentionMs, holder.lease);
+                if ((await this.membership.prune(this.nodeRetentionMs, holder.lease)) === "fenced") {
+                  holder.abandon("fenced by the store (pruning): the master lease is no longer ours");
+                }
               },
             )
           : Promise.resolve();

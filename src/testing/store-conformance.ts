@@ -579,6 +579,7 @@ export function storeConformance(t: ConformanceTestApi, backend: string, options
         await sleep(ttlMs + expiryLagMs + 300);
         // The master lease lapsed: fenced even before anyone else takes over.
         expect(await a.liveness.removeFenced("c2.abc", r1.lease)).toBe(false);
+        expect(await a.liveness.removeFenced("nobody.abc", r1.lease)).toBe(false); // fenced, not "no record"
         const m2 = await master(b, "m2");
         expect(await a.liveness.removeFenced("c2.abc", r1.lease)).toBe(false);
         // The live holder's name with an older tenure's epoch is fenced too.

@@ -165,7 +165,8 @@ describe("control plane", () => {
     expect(live).toMatchObject({ ok: false, error: { code: 409, message: expect.stringMatching(/is live/) } });
     const removed = await admin(c, "primary", { op: "forget", node: standby.name, force: true, by: "ops" });
     expect(removed).toMatchObject({ ok: true, removed: { id: standby.id, name: standby.name, role: "coreapp" } });
-    const events = await historyWhen(c, (es) => es.some((e) => e.type === "node_removed"));
+    // Stored before the answer: readable at once.
+    const events = await c.stores.get(c.masters[0]!.id)!.history.list();
     expect(events.find((e) => e.type === "node_removed")).toMatchObject({ cause: "forgotten by ops", evidence: { node: standby.id } });
   });
 

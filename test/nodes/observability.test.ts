@@ -185,6 +185,15 @@ describe("instrumentStore()", () => {
     expect(text).toMatch(/multiconnect_store_call_seconds_count\{node="n",operation="leases.acquire"\} 1/);
   });
 
+  it("times every method of every port (the memory store implements exactly the ports' methods)", () => {
+    const inner = new MemoryStore(new MemoryStorage());
+    const store = instrumentStore(inner, new NodeMetrics("n", { registry: new Registry() }));
+    for (const port of ["leases", "liveness", "shardMap", "clusterDocument", "history"] as const) {
+      const methods = Object.getOwnPropertyNames(Object.getPrototypeOf(inner[port])).filter((m) => m !== "constructor");
+      expect({ port, timed: Object.keys(store[port]).sort() }).toEqual({ port, timed: methods.sort() });
+    }
+  });
+
   it("cause labels stay a small fixed set whatever numbers the reasons carry", () => {
     expect(promotionCause("store detector: liveness record 1234 ms old")).toBe("store_detector");
     expect(promotionCause("heartbeat detector: silent 700 ms to the primary master and to 1 secondary master(s)")).toBe(

@@ -4,6 +4,13 @@ import { closedStore, type ErrorContext, isDeadlock, isFatal, mapMysqlError, tim
 /** The server's now; constant within one statement, in UTC so no session time zone applies. */
 export const NOW = "UTC_TIMESTAMP(6)";
 
+/**
+ * How often a fenced write that wrote nothing, and whose explanation read afterwards finds no
+ * reason, is tried again. It happens only if the server's clock stepped back between the write and
+ * its explanation (a lapsed master lease looked live again).
+ */
+export const UNEXPLAINED_RETRIES = 2;
+
 /** Where and how to connect; resolved from `MysqlOptions` by the factory. */
 export interface MysqlTarget {
   readonly host: string;

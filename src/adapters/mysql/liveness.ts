@@ -1,7 +1,7 @@
 import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
 import type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "../../core/ports/liveness.js";
 import { givenMeta, SEQ_KEY, storedMeta } from "../sql-record-seq.js";
-import { NOW, type MysqlDb } from "./db.js";
+import { NOW, UNEXPLAINED_RETRIES, type MysqlDb } from "./db.js";
 
 interface NodeRow {
   id: string;
@@ -72,24 +72,31 @@ export class MysqlLiveness implements LivenessStore {
   /**
    * A DELETE joined with the live master lease row, which InnoDB reads with a shared lock, as the
    * shard map's assign does. Nothing deleted means a fenced master or no record: a lapsed or
-   * superseded lease never becomes live again at the same epoch, so a later read of it tells which.
+   * superseded lease never becomes live again at the same epoch, so a later read tells which —
+   * unless the server's clock stepped back in between (a live lease and a record both there): then
+   * the DELETE is tried again, and after `UNEXPLAINED_RETRIES` the DELETE's own verdict stands.
    */
   async removeFenced(id: string, master: Lease): Promise<boolean> {
     const p = this.db.p;
     const fence = [MASTER_LEASE, master.holder, master.epoch];
     return this.db.run(async (sql) => {
-      const r = await sql<{ affectedRows: number }>(
-        `DELETE n FROM ${p}nodes AS n
-           JOIN ${p}leases AS l ON l.name = ? AND l.holder = ? AND l.epoch = ? AND l.expires_at > ${NOW}
-         WHERE n.id = ?`,
-        [...fence, id],
-      );
-      if (r.affectedRows > 0) return true;
-      const [why] = await sql<{ ok: number }[]>(
-        `SELECT EXISTS(SELECT 1 FROM ${p}leases WHERE name = ? AND holder = ? AND epoch = ? AND expires_at > ${NOW}) AS ok`,
-        fence,
-      );
-      return Number(why?.ok) === 1;
+      for (let attempt = 0; ; attempt++) {
+        const r = await sql<{ affectedRows: number }>(
+          `DELETE n FROM ${p}nodes AS n
+             JOIN ${p}leases AS l ON l.name = ? AND l.holder = ? AND l.epoch = ? AND l.expires_at > ${NOW}
+           WHERE n.id = ?`,
+          [...fence, id],
+        );
+        if (r.affectedRows > 0) return true;
+        const [why] = await sql<{ fence_ok: number; present: number }[]>(
+          `SELECT EXISTS(SELECT 1 FROM ${p}leases WHERE name = ? AND holder = ? AND epoch = ? AND expires_at > ${NOW}) AS fence_ok,
+                  EXISTS(SELECT 1 FROM ${p}nodes WHERE id = ?) AS present`,
+          [...fence, id],
+        );
+        if (Number(why?.fence_ok) !== 1) return false;
+        if (Number(why?.present) !== 1) return true;
+        if (attempt >= UNEXPLAINED_RETRIES) return false;
+      }
     });
   }
 }

@@ -2,13 +2,7 @@ import type { Clock } from "../../core/ports/clock.js";
 import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
 import type { AssignResult, ShardAssignment, ShardMapStore, ShardMapWatch } from "../../core/ports/shard-map.js";
 import { startDiffingWatch } from "../../core/shard-map-watch.js";
-import { NOW, type MysqlDb } from "./db.js";
-
-/**
- * How often an unexplained failed compare-and-set is tried again. It happens only if the server's
- * clock stepped back between the write and its explanation (a lapsed master lease looked live again).
- */
-const UNEXPLAINED_RETRIES = 2;
+import { NOW, UNEXPLAINED_RETRIES, type MysqlDb } from "./db.js";
 
 interface ShardRow {
   shard: number;

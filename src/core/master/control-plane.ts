@@ -124,7 +124,10 @@ export class ControlPlane {
       case "forget":
         try {
           const n = await this.nodes.forget(command.node, command.force, command.by, lease.lease);
-          if (n === "fenced") return fail(NOT_PRIMARY_MASTER, "Not Primary Master");
+          if (n === "fenced") {
+            lease.abandon("fenced by the store (forget): the master lease is no longer ours");
+            return fail(NOT_PRIMARY_MASTER, "Not Primary Master");
+          }
           return { ok: true, removed: { id: n.id, name: n.name, role: n.role, silentMs: Math.round(n.ageMs) } };
         } catch (error) {
           if (error instanceof ForgetRefusedError) return fail(409, error.message);

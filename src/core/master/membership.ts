@@ -58,23 +58,22 @@ export class Membership {
 
   /**
    * Removes every node silent for longer than `configuredMs` (`node_retention`), and at least
-   * 2 × the live `db_unhealthy_interval`, that no shard names as owner; returns the removed ids.
-   * Run by the primary master only, under its lease `master`. Throws `StoreUnavailableError`.
+   * 2 × the live `db_unhealthy_interval`, that no shard names as owner; returns the removed ids,
+   * or "fenced" (and stops) once a removal found `master` no longer live. Run by the primary master
+   * only, under its lease `master`. Throws `StoreUnavailableError`.
    *
    * The config file's check of that floor (src/config/load.ts) knows only the file's interval; a
    * live settings change can raise it past half the retention, and a node marked down a moment
    * ago (a long GC pause, a store blip) would then lose its record. So the floor is applied here,
    * against the interval in force.
    */
-  async prune(configuredMs: number, master: Lease): Promise<string[]> {
+  async prune(configuredMs: number, master: Lease): Promise<string[] | "fenced"> {
     const retentionMs = Math.max(configuredMs, 2 * this.settings.dbUnhealthyIntervalMs);
     const removed: string[] = [];
     for (const n of await this.liveness.list()) {
       if (n.ageMs <= retentionMs) continue;
-      const outcome = await this.promotions.removeRecord(n.id, async () => {
-        if (await this.isOwner(n.id)) return false;
-        return this.remove(n, { kind: "retention", retentionMs }, master);
-      });
+      const outcome = await this.remove(n, { kind: "retention", retentionMs }, master, async () => !(await this.isOwner(n.id)));
+      if (outcome === "fenced") return "fenced";
       if (outcome === "removed") removed.push(n.id);
     }
     return removed;
@@ -96,18 +95,16 @@ export class Membership {
     }
     const node = byId ?? byName[0];
     if (!node) throw new ForgetRefusedError(`no node ${idOrName} is registered`);
-    let fenced = false;
-    const outcome = await this.promotions.removeRecord(node.id, async () => {
+    const outcome = await this.remove(node, { kind: "forget", force, by }, master, async () => {
       if (await this.isOwner(node.id)) {
         throw new ForgetRefusedError(`${node.id} is named as a shard's owner; switch the shard over first (multiconnect switchover)`);
       }
       if (node.ageMs <= this.settings.dbUnhealthyIntervalMs && !force) {
         throw new ForgetRefusedError(`${node.id} is live (seen ${Math.round(node.ageMs)} ms ago); stop it first, or pass --force`);
       }
-      fenced = !(await this.remove(node, { kind: "forget", force, by }, master));
-      return !fenced;
+      return true;
     });
-    if (fenced) return "fenced";
+    if (outcome === "fenced") return "fenced";
     if (outcome === "in doubt") {
       throw new ForgetRefusedError(
         `a promotion of ${node.id} went unanswered by the store and may still land; try again once the store answers`,
@@ -117,20 +114,34 @@ export class Membership {
   }
 
   /**
-   * The one place a node leaves the registry on someone else's decision; false when `master` was
-   * no longer live (nothing removed). Its callers decide inside `removeRecord`, so that no
-   * promotion by this master lands between their owner check and the removal, and the removal is
-   * fenced by the master lease, so that none by the next primary master does: a removal that
-   * reached the store after this master's tenure ended would otherwise still land.
+   * The one place a node leaves the registry on someone else's decision. `decide` (true: remove)
+   * and the removal run inside `removeRecord`, so that no promotion by this master lands between
+   * the checks and the removal; the removal is fenced by the master lease, so that none by the next
+   * primary master does either (a removal that reached the store after this master's tenure ended
+   * would otherwise still land). "fenced": `master` was no longer live, nothing was removed. The
+   * history event comes after, outside the gate: it need not keep the node from promotion.
    */
-  private async remove(node: NodeStatus, cause: RemovalCause, master: Lease): Promise<boolean> {
-    if (!(await this.liveness.removeFenced(node.id, master))) return false;
-    this.log.info(
-      { removedNode: node.id, name: node.name, role: node.role, silentMs: Math.round(node.ageMs), cause },
-      cause.kind === "retention" ? "removed a node silent for longer than node_retention" : "removed a node on request (forget)",
-    );
-    await this.onRemoved(node, cause, master);
-    return true;
+  private async remove(
+    node: NodeStatus,
+    cause: RemovalCause,
+    master: Lease,
+    decide: () => Promise<boolean>,
+  ): Promise<"removed" | "kept" | "in doubt" | "fenced"> {
+    let fenced = false;
+    const outcome = await this.promotions.removeRecord(node.id, async () => {
+      if (!(await decide())) return false;
+      fenced = !(await this.liveness.removeFenced(node.id, master));
+      return !fenced;
+    });
+    if (fenced) return "fenced";
+    if (outcome === "removed") {
+      this.log.info(
+        { removedNode: node.id, name: node.name, role: node.role, silentMs: Math.round(node.ageMs), cause },
+        cause.kind === "retention" ? "removed a node silent for longer than node_retention" : "removed a node on request (forget)",
+      );
+      await this.onRemoved(node, cause, master);
+    }
+    return outcome;
   }
 
   /** True when the store's shard map names `node` as a shard's owner. */
