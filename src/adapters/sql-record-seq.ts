@@ -13,8 +13,8 @@ export function storedMeta(r: NodeRecord): string {
   return JSON.stringify(r.seq === undefined ? r.meta : { ...r.meta, [SEQ_KEY]: r.seq });
 }
 
-/** A stored meta object as the node gave it: without the `seq` kept in it. */
-export function givenMeta(stored: Record<string, unknown>): Record<string, unknown> {
-  const { [SEQ_KEY]: _seq, ...meta } = stored;
-  return meta;
+/** A stored meta object split back into what the node gave: its meta, and its beat's `seq` if it had one. */
+export function givenMetaAndSeq(stored: Record<string, unknown>): { meta: Record<string, unknown>; seq?: number } {
+  const { [SEQ_KEY]: seq, ...meta } = stored;
+  return typeof seq === "number" ? { meta, seq } : { meta };
 }

@@ -213,7 +213,8 @@ export function applySettings(timing: Timing, s: ClusterSettings, store: StoreCa
  *   - `unhealthy_interval` when at least `heartbeat_quorum` masters run (heartbeat detector), else
  *     `db_unhealthy_interval` (store detector) — plus one evaluation tick, plus one liveness read
  *     period for the store detector, plus the store's age resolution (a secondary master's view is
- *     aged by its liveness record);
+ *     aged by its liveness record; the primary's `ClusterView` sharpens a coarse store's ages by
+ *     watching each beat, so this term is rarely spent in full, but it stays the bound);
  *   - a primary cut from the store only keeps answering heartbeats: it stops at its lease's local
  *     deadline (≤ ttl − margin after the cut), says so in its next answer (≤ one heartbeat
  *     interval) and is replaced at the next tick;

@@ -86,7 +86,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     this.heldLeases = new HeldLeases(store.leases, () => this.emit("tokens", this.tokens()));
     this.deps = { ...deps, log, store: withLeases(store, this.heldLeases) };
     this.metrics = deps.metrics ?? NodeMetrics.detached(identity.name);
-    this.view = new ClusterView(store.liveness, clock, timing.evaluateTickMs);
+    this.view = new ClusterView(store.liveness, clock, timing.evaluateTickMs, store.capabilities.ageResolutionMs);
     this.monitor = new HeartbeatMonitor(identity.id, transport, clock, timing, log);
     const promotions: PromotionGate = { removeRecord: (node, remove) => this.manager.removeRecord(node, remove) };
     const recordRemoval = (node: NodeStatus, cause: RemovalCause, lease: Lease) =>

@@ -543,7 +543,7 @@ export function storeConformance(t: ConformanceTestApi, backend: string, options
         expect(c2!.meta).toEqual({ again: 1 });
       });
 
-      it("beat() with a seq writes only over a lower one: a beat that lands after a later one changes neither the record nor its age", async () => {
+      it("beat() with a seq writes only over a lower one: a beat that lands after a later one changes neither the record, nor its age, nor the seq list() reports", async () => {
         const [a, b] = await openPair();
         await a.liveness.beat({ ...rec("c1.abc", { said: "first" }), seq: 1 });
         await a.liveness.beat({ ...rec("c1.abc", { said: "third" }), seq: 3 });
@@ -553,14 +553,17 @@ export function storeConformance(t: ConformanceTestApi, backend: string, options
         const [late] = await b.liveness.list();
         expect(late!.meta).toEqual({ said: "third" });
         expect(late!.ageMs).toBeGreaterThanOrEqual(300);
-        expect("seq" in late!).toBe(false);
+        expect(late!.seq).toBe(3);
         await a.liveness.beat({ ...rec("c1.abc", { said: "fourth" }), seq: 4 });
         const [next] = await b.liveness.list();
         expect(next!.meta).toEqual({ said: "fourth" });
+        expect(next!.seq).toBe(4);
         expect(next!.ageMs).toBeLessThan(300);
         // Without a seq the record is written whatever it held; a removed record starts over.
         await a.liveness.beat(rec("c1.abc", { said: "no seq" }));
-        expect((await b.liveness.list())[0]!.meta).toEqual({ said: "no seq" });
+        const [unordered] = await b.liveness.list();
+        expect(unordered!.meta).toEqual({ said: "no seq" });
+        expect(unordered!.seq).toBe(undefined);
         await a.liveness.beat({ ...rec("c1.abc", { said: "seq again" }), seq: 2 });
         expect((await b.liveness.list())[0]!.meta).toEqual({ said: "seq again" });
         await a.liveness.remove("c1.abc");

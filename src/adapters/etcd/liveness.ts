@@ -149,6 +149,7 @@ function parseRecord(value: string): NodeRecord | null {
       role: r.role as NodeRole,
       address: typeof r.address === "string" ? r.address : "",
       meta: r.meta !== null && typeof r.meta === "object" ? (r.meta as Record<string, unknown>) : {},
+      ...(typeof r.seq === "number" ? { seq: r.seq } : {}),
     };
   } catch {
     return null;

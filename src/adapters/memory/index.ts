@@ -142,7 +142,7 @@ class MemoryLiveness implements LivenessStore {
     this.check();
     const now = this.s.clock.now();
     return [...this.s.nodes.values()]
-      .map(({ record, seenAt }) => ({ ...record, ageMs: now - seenAt }))
+      .map(({ record, seq, seenAt }) => ({ ...record, ...(seq === undefined ? {} : { seq }), ageMs: now - seenAt }))
       .sort((a, b) => a.id.localeCompare(b.id));
   }
 

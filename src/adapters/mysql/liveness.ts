@@ -1,6 +1,6 @@
 import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
 import type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "../../core/ports/liveness.js";
-import { givenMeta, SEQ_KEY, storedMeta } from "../sql-record-seq.js";
+import { givenMetaAndSeq, SEQ_KEY, storedMeta } from "../sql-record-seq.js";
 import { NOW, UNEXPLAINED_RETRIES, type MysqlDb } from "./db.js";
 
 interface NodeRow {
@@ -58,7 +58,7 @@ export class MysqlLiveness implements LivenessStore {
       name: row.name,
       role: row.role,
       address: row.address,
-      meta: givenMeta(JSON.parse(row.meta) as Record<string, unknown>),
+      ...givenMetaAndSeq(JSON.parse(row.meta) as Record<string, unknown>),
       // A server clock stepped back can make a fresh stamp look "in the future": report it as new.
       ageMs: Math.max(0, Number(row.age_us) / 1000),
     }));

@@ -1,6 +1,6 @@
 import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
 import type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "../../core/ports/liveness.js";
-import { givenMeta, SEQ_KEY, storedMeta } from "../sql-record-seq.js";
+import { givenMetaAndSeq, SEQ_KEY, storedMeta } from "../sql-record-seq.js";
 import type { PgDb } from "./db.js";
 
 interface NodeRow {
@@ -44,7 +44,7 @@ export class PostgresLiveness implements LivenessStore {
       name: row.name,
       role: row.role,
       address: row.address,
-      meta: givenMeta(row.meta),
+      ...givenMetaAndSeq(row.meta),
       ageMs: row.age_ms,
     }));
   }

@@ -47,6 +47,7 @@ export class RedisLiveness implements LivenessStore {
         role: record.role,
         address: record.address,
         meta: record.meta,
+        ...(record.seq === undefined ? {} : { seq: record.seq }),
         ageMs: Math.max(0, (now - seen) / 1000),
       });
     }

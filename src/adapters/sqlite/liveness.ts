@@ -1,6 +1,6 @@
 import type { Lease } from "../../core/ports/leases.js";
 import type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "../../core/ports/liveness.js";
-import { givenMeta, SEQ_KEY, storedMeta } from "../sql-record-seq.js";
+import { givenMetaAndSeq, SEQ_KEY, storedMeta } from "../sql-record-seq.js";
 import type { SqliteDb } from "./db.js";
 
 interface NodeRow {
@@ -36,7 +36,7 @@ export class SqliteLiveness implements LivenessStore {
         name: row.name,
         role: row.role,
         address: row.address,
-        meta: givenMeta(JSON.parse(row.meta) as Record<string, unknown>),
+        ...givenMetaAndSeq(JSON.parse(row.meta) as Record<string, unknown>),
         ageMs: Math.max(0, now - row.seen_at),
       })),
     );

@@ -33,8 +33,12 @@ export interface NodeRecord {
   readonly seq?: number;
 }
 
-/** A record as the store holds it. */
-export interface NodeStatus extends Omit<NodeRecord, "seq"> {
+/**
+ * A record as the store holds it: what the node's last accepted `beat()` said, `seq` included
+ * (absent when that beat had none), and its age. The pair (`id`, `seq`) names one beat, since ids
+ * are unique per process: a reader that sees the same pair again is looking at the same record.
+ */
+export interface NodeStatus extends NodeRecord {
   /** Milliseconds since the node's last `beat()`, by the store's clock. */
   readonly ageMs: number;
 }
