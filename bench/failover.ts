@@ -188,10 +188,11 @@ function whyMissed(s: FailoverSession, total: Summary, target: number): string {
   if (s.backend === "etcd" && p90((r) => r.detectionMs) > t.unhealthyIntervalMs + t.evaluateTickMs + 50) {
     causes.push(
       `detection (p90 ${ms(p90((r) => r.detectionMs))}) ran past unhealthy + one tick (${ms(t.unhealthyIntervalMs + t.evaluateTickMs)}) because etcd reports liveness ages in whole ` +
-        "seconds, rounded down (it has no sub-second server time): the primary master credits a secondary master's published view with less age than it has, " +
-        `so it waits until the secondary itself publishes a silence ≥ unhealthy — up to one master beat (${ms(t.masterBeatIntervalMs)}) later, plus a list read. ` +
-        "The product's own bound includes this (ageResolutionMs). Closing it: have secondary masters push their verdict to the primary over the transport " +
-        "(or the primary probe the owner through a secondary) instead of publishing it in a liveness record whose age etcd cannot tell to the millisecond",
+        "seconds, rounded down (it has no sub-second server time): the primary master ages a secondary master's published view by how long its own reads have " +
+        "shown that beat (src/core/master/cluster-view.ts), which falls short by the time from the secondary's write to the primary's first read of it — up to " +
+        `one master beat (${ms(t.masterBeatIntervalMs)}) for a record written before the primary began reading every tick. The product's own bound includes this ` +
+        "(ageResolutionMs). Closing it further: watch the masters' records, so that each is seen within milliseconds of its write, or have secondary masters push " +
+        "their verdict to the primary over the transport",
     );
   } else if (p90((r) => r.detectionMs) > t.unhealthyIntervalMs + t.evaluateTickMs + 50) {
     causes.push(
@@ -202,7 +203,8 @@ function whyMissed(s: FailoverSession, total: Summary, target: number): string {
   if (p90((r) => r.leaseWaitMs) > t.heartbeatIntervalMs + t.handoverPollMs + 20) {
     causes.push(
       `the wait for the old owner's lease (p90 ${ms(p90((r) => r.leaseWaitMs))}) exceeded heartbeat + poll: the lease (TTL ${ms(t.leaseTtlMs)}, renewed every ${ms(t.renewIntervalMs)}) ` +
-        "outlived detection — counting silence from the last answered heartbeat makes detection up to one heartbeat interval earlier than the lease's lapse",
+        "outlived detection — counting silence from the last answered heartbeat makes detection up to one heartbeat interval earlier than the lease's lapse" +
+        (s.backend === "etcd" ? ", and etcd rounds the TTL up to whole seconds and deletes an expired key in its ~0.5 s sweep" : ""),
     );
   }
   if (p90((r) => r.routeMs) > 60) {

@@ -88,7 +88,10 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     this.metrics = deps.metrics ?? NodeMetrics.detached(identity.name);
     this.view = new ClusterView(store.liveness, clock, timing.evaluateTickMs, store.capabilities.ageResolutionMs);
     this.monitor = new HeartbeatMonitor(identity.id, transport, clock, timing, log);
-    const promotions: PromotionGate = { removeRecord: (node, remove) => this.manager.removeRecord(node, remove) };
+    const promotions: PromotionGate = {
+      removeRecord: (node, remove) => this.manager.removeRecord(node, remove),
+      removalUnanswered: (node, seq) => this.manager.removalUnanswered(node, seq),
+    };
     const recordRemoval = (node: NodeStatus, cause: RemovalCause, lease: Lease) =>
       this.control.recorded(lease, {
         type: "node_removed",

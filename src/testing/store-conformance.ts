@@ -577,19 +577,46 @@ export function storeConformance(t: ConformanceTestApi, backend: string, options
         if (!r1.acquired) throw new Error("setup");
         await a.liveness.beat(rec("c1.abc"));
         await a.liveness.beat(rec("c2.abc"));
-        expect(await a.liveness.removeFenced("c1.abc", r1.lease)).toBe(true);
-        expect(await a.liveness.removeFenced("c1.abc", r1.lease)).toBe(true); // no record: nothing to do
+        expect(await a.liveness.removeFenced("c1.abc", r1.lease)).toBe("removed");
+        expect(await a.liveness.removeFenced("c1.abc", r1.lease)).toBe("removed"); // no record: nothing to do
         await sleep(ttlMs + expiryLagMs + 300);
         // The master lease lapsed: fenced even before anyone else takes over.
-        expect(await a.liveness.removeFenced("c2.abc", r1.lease)).toBe(false);
-        expect(await a.liveness.removeFenced("nobody.abc", r1.lease)).toBe(false); // fenced, not "no record"
+        expect(await a.liveness.removeFenced("c2.abc", r1.lease)).toBe("fenced");
+        expect(await a.liveness.removeFenced("nobody.abc", r1.lease)).toBe("fenced"); // fenced, not "no record"
         const m2 = await master(b, "m2");
-        expect(await a.liveness.removeFenced("c2.abc", r1.lease)).toBe(false);
+        expect(await a.liveness.removeFenced("c2.abc", r1.lease)).toBe("fenced");
         // The live holder's name with an older tenure's epoch is fenced too.
-        expect(await a.liveness.removeFenced("c2.abc", { ...m2, epoch: r1.lease.epoch })).toBe(false);
+        expect(await a.liveness.removeFenced("c2.abc", { ...m2, epoch: r1.lease.epoch })).toBe("fenced");
         expect((await b.liveness.list()).map((n) => n.id)).toEqual(["c2.abc"]);
-        expect(await b.liveness.removeFenced("c2.abc", m2)).toBe(true);
+        expect(await b.liveness.removeFenced("c2.abc", m2)).toBe("removed");
         expect(await a.liveness.list()).toEqual([]);
+      });
+
+      it("removeFenced() with a seq deletes only the record of that beat: after another beat it deletes nothing, and a lapsed lease still says fenced", async () => {
+        const [a, b] = await openPair();
+        const r1 = await a.leases.acquire(MASTER_LEASE, "m1", ttlMs);
+        if (!r1.acquired) throw new Error("setup");
+        const m1 = r1.lease;
+        await a.liveness.beat({ ...rec("c1.abc"), seq: 5 });
+        await a.liveness.beat({ ...rec("c2.abc"), seq: 5 });
+        await a.liveness.beat(rec("c3.abc")); // written without a seq
+        expect(await b.liveness.removeFenced("c1.abc", m1, 4)).toBe("superseded");
+        await a.liveness.beat({ ...rec("c1.abc", { again: 1 }), seq: 6 });
+        // The removal was decided on beat 5; the node beat since.
+        expect(await b.liveness.removeFenced("c1.abc", m1, 5)).toBe("superseded");
+        expect(await b.liveness.removeFenced("c3.abc", m1, 1)).toBe("superseded");
+        expect((await b.liveness.list()).map((n) => [n.id, n.seq])).toEqual([
+          ["c1.abc", 6],
+          ["c2.abc", 5],
+          ["c3.abc", undefined],
+        ]);
+        expect(await b.liveness.removeFenced("c2.abc", m1, 5)).toBe("removed");
+        expect(await b.liveness.removeFenced("c2.abc", m1, 5)).toBe("removed"); // no record: nothing to do
+        expect(await b.liveness.removeFenced("c3.abc", m1)).toBe("removed"); // no seq given: whatever it holds
+        await sleep(ttlMs + expiryLagMs + 300);
+        expect(await b.liveness.removeFenced("c1.abc", m1, 5)).toBe("fenced"); // fenced, whatever the record holds
+        expect(await b.liveness.removeFenced("c1.abc", m1, 6)).toBe("fenced");
+        expect((await a.liveness.list()).map((n) => n.id)).toEqual(["c1.abc"]);
       });
 
       it("remove() deletes a node and is idempotent", async () => {

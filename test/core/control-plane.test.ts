@@ -3,9 +3,10 @@ import { StoreUnavailableError } from "../../src/core/errors.js";
 import { MAX_PAUSE_MS } from "../../src/core/master/control-plane.js";
 import type { HistoryEvent } from "../../src/core/ports/history.js";
 import { MASTER_LEASE } from "../../src/core/ports/leases.js";
+import type { RemovalOutcome } from "../../src/core/ports/liveness.js";
 import type { AdminCommand } from "../../src/core/ports/transport.js";
 import { Master } from "../../src/nodes/master.js";
-import { Cluster, sleep, startCluster } from "../support/memory-cluster.js";
+import { Cluster, settings, sleep, startCluster } from "../support/memory-cluster.js";
 
 /**
  * The control plane on an in-process cluster (memory store, in-process network): live settings
@@ -65,10 +66,10 @@ async function forgettingStandby() {
   const remove = liveness.removeFenced.bind(liveness);
   const { released, release } = heldUntilReleased();
   let removing = false;
-  liveness.removeFenced = async (id, master) => {
+  liveness.removeFenced = async (id, master, seq) => {
     removing = true;
     await released;
-    return remove(id, master);
+    return remove(id, master, seq);
   };
   const forgetting = admin(c, "primary", { op: "forget", node: standby.id, force: true, by: "ops" });
   await c.waitFor(() => removing, 3000);
@@ -203,8 +204,10 @@ describe("control plane", () => {
     expect(primary.unserved()[0]!.passedOver).toContainEqual({ name: standby.name, reason: "its record is being removed (forget)" });
     expect(c.assignments.filter((a) => a.to === standby.id)).toEqual([]);
     release();
-    expect(await forgetting).toMatchObject({ ok: true, removed: { id: standby.id } });
-    // It registers again at its next beat, and is promoted then.
+    // The standby kept beating while the removal waited: the removal, made on the beat it was read
+    // with, removes nothing, and forget says so.
+    expect(await forgetting).toMatchObject({ ok: false, error: { code: 409, message: expect.stringContaining("beat again") } });
+    expect(c.storage.nodes.has(standby.id)).toBe(true);
     await c.waitFor(() => c.serving(0)[0] === standby, 5000);
     expect(c.overlaps).toEqual([]);
   });
@@ -250,6 +253,45 @@ describe("control plane", () => {
     c.stores.get(standby.id)!.unavailable = false;
     await c.waitFor(() => c.serving(0)[0] === standby, 5000);
     expect(promotedWithoutRecord).toEqual([]);
+    expect(c.overlaps).toEqual([]);
+  });
+
+  it("a removal the store did not answer keeps the node from promotion until its record shows a later beat; landing after that, it removes nothing", async () => {
+    // A db_unhealthy_interval long enough that the standby's record, its beats stopped, stays fresh.
+    const c = await startCluster((cluster = new Cluster(1, { ...settings, dbUnhealthyIntervalMs: 10_000 })), 2);
+    const primary = c.masters.find((m) => m.role === "primary_master")!;
+    const owner = c.serving(0)[0]!;
+    const standby = c.coreapps.find((x) => x !== owner)!;
+    // The standby's beats stop reaching the store: its record keeps the beat the removal is made on.
+    const standbyLiveness = c.stores.get(standby.id)!.liveness;
+    const beat = standbyLiveness.beat.bind(standbyLiveness);
+    let beating = false;
+    standbyLiveness.beat = async (r) => {
+      if (beating) await beat(r);
+    };
+    // The primary master's removal gets no answer, and is applied later (`late`).
+    const liveness = c.stores.get(primary.id)!.liveness;
+    const removeFenced = liveness.removeFenced.bind(liveness);
+    let late: (() => Promise<RemovalOutcome>) | null = null;
+    liveness.removeFenced = async (id, master, seq) => {
+      late = () => removeFenced(id, master, seq);
+      throw new StoreUnavailableError("memory store: no answer (simulated)");
+    };
+    onTestFinished(() => void (liveness.removeFenced = removeFenced));
+    expect(await admin(c, "primary", { op: "forget", node: standby.id, force: true, by: "ops" })).toMatchObject({
+      ok: false,
+      error: { code: 1011 },
+    });
+    c.isolate(owner);
+    const held = (p: { name: string; reason: string }) =>
+      p.name === standby.name && p.reason.includes("removal of its record went unanswered");
+    await c.waitFor(() => primary.unserved()[0]?.passedOver.some(held) === true, 3000);
+    expect(c.assignments.filter((a) => a.to === standby.id)).toEqual([]);
+    // Its next beat ends the doubt: the removal was made on the beat before, and can no longer land.
+    beating = true;
+    await c.waitFor(() => c.serving(0)[0] === standby, 5000);
+    expect(await late!()).toBe("superseded");
+    expect(c.storage.nodes.has(standby.id)).toBe(true);
     expect(c.overlaps).toEqual([]);
   });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { MemoryStorage, MemoryStore } from "../../src/adapters/memory/index.js";
 import { ManualClock } from "../../src/core/clock.js";
+import { StoreUnavailableError } from "../../src/core/errors.js";
 import { ForgetRefusedError, Membership, type PromotionGate } from "../../src/core/master/membership.js";
 import { MASTER_LEASE } from "../../src/core/ports/leases.js";
 import type { Logger } from "../../src/core/ports/logger.js";
@@ -27,25 +28,30 @@ function recordingLogger(lines: { fields: Record<string, unknown>; message: stri
 
 const noHook = async () => {};
 /** No shard manager here: nothing else writes the map while a test runs. */
-const noGate: PromotionGate = { removeRecord: async (_node, remove) => ((await remove()) ? "removed" : "kept") };
+const noGate: PromotionGate = {
+  removeRecord: async (_node, remove) => ((await remove()) ? "removed" : "kept"),
+  removalUnanswered: () => {},
+};
 
-async function cluster() {
+/** A memory store, a master lease on it, and a `Membership` whose removals are `recorded` (ids); `gateFor` gives its gate. */
+async function cluster(gateFor: (store: MemoryStore) => PromotionGate = () => noGate) {
   const clock = new ManualClock();
   const store = new MemoryStore(new MemoryStorage(clock));
   const lines: { fields: Record<string, unknown>; message: string }[] = [];
+  const recorded: string[] = [];
   const membership = new Membership(
     store.liveness,
     store.shardMap,
     recordingLogger(lines),
     { dbUnhealthyIntervalMs: DOWN_MS },
-    noHook,
-    noGate,
+    async (node) => void recorded.push(node.id),
+    gateFor(store),
   );
   const beat = (id: string, role: "master" | "coreapp" | "webapp") =>
     store.liveness.beat({ id, name: id.split(".")[0]!, role, address: "h:1", meta: {} });
   const m = await store.leases.acquire(MASTER_LEASE, "m1.a", LEASE_TTL_MS);
   if (!m.acquired) throw new Error("setup: master lease");
-  return { clock, store, membership, lines, beat, lease: m.lease };
+  return { clock, store, membership, lines, recorded, beat, lease: m.lease };
 }
 
 describe("Membership", () => {
@@ -107,16 +113,7 @@ describe("Membership", () => {
 
 describe("Membership under a master lease no longer live", () => {
   it("forget() and prune() remove nothing and record nothing: the removal is fenced, as a promotion by the next primary master may have landed", async () => {
-    const { clock, store, lines, beat, lease } = await cluster();
-    const recorded: string[] = [];
-    const membership = new Membership(
-      store.liveness,
-      store.shardMap,
-      recordingLogger(lines),
-      { dbUnhealthyIntervalMs: DOWN_MS },
-      async (node) => void recorded.push(node.id),
-      noGate,
-    );
+    const { clock, store, membership, lines, recorded, beat, lease } = await cluster();
     await beat("c1.a", "coreapp");
     await beat("w1.a", "webapp");
     await clock.advance(LEASE_TTL_MS + 1, 1000); // past the master lease's TTL: it lapsed, nobody renewed it
@@ -131,6 +128,60 @@ describe("Membership under a master lease no longer live", () => {
     expect(await membership.forget("w1.a", true, "test", next.lease)).toMatchObject({ id: "w1.a" });
     expect(await membership.prune(RETENTION_MS, next.lease)).toEqual(["c1.a"]);
     expect(recorded).toEqual(["w1.a", "c1.a"]);
+  });
+});
+
+describe("Membership when the node beats again while its removal is on its way", () => {
+  /** A membership whose gate lets node `id` beat (`seq` 2, over the 1 it was read with) before the removal runs. */
+  async function beatingBeforeRemoval(id: string) {
+    const beat = (store: MemoryStore, seq: number) =>
+      store.liveness.beat({ id, name: id.split(".")[0]!, role: "coreapp", address: "h:1", meta: {}, seq });
+    const setup = await cluster((store) => ({
+      ...noGate,
+      removeRecord: async (node, remove) => {
+        if (node === id) await beat(store, 2);
+        return (await remove()) ? "removed" : "kept";
+      },
+    }));
+    await beat(setup.store, 1);
+    return setup;
+  }
+
+  it("forget() removes nothing, records nothing, and says the node beat again", async () => {
+    const { store, membership, lines, recorded, lease } = await beatingBeforeRemoval("c1.a");
+    await expect(membership.forget("c1.a", true, "test", lease)).rejects.toThrow(/c1\.a beat again .*nothing was removed/);
+    expect((await store.liveness.list()).map((n) => [n.id, n.seq])).toEqual([["c1.a", 2]]);
+    expect(lines).toEqual([]);
+    expect(recorded).toEqual([]);
+  });
+
+  it("prune() keeps the node that came back", async () => {
+    const { clock, store, membership, recorded, lease } = await beatingBeforeRemoval("c1.a");
+    await clock.advance(RETENTION_MS + 1, 1000);
+    expect(await membership.prune(RETENTION_MS, lease)).toEqual([]);
+    expect((await store.liveness.list()).map((n) => n.id)).toEqual(["c1.a"]);
+    expect(recorded).toEqual([]);
+  });
+});
+
+describe("Membership when the store does not answer a removal", () => {
+  it("tells the gate, with the beat the removal was made on", async () => {
+    const unanswered: [string, number | undefined][] = [];
+    const { store, membership, lease } = await cluster(() => ({
+      ...noGate,
+      removalUnanswered: (node, seq) => void unanswered.push([node, seq]),
+    }));
+    await store.liveness.beat({ id: "w1.a", name: "w1", role: "webapp", address: "h:1", meta: {}, seq: 7 });
+    const removeFenced = store.liveness.removeFenced.bind(store.liveness);
+    const asked: (number | undefined)[] = [];
+    store.liveness.removeFenced = async (id, master, seq) => {
+      asked.push(seq);
+      await removeFenced(id, master, seq);
+      throw new StoreUnavailableError("memory store: no answer (simulated)");
+    };
+    await expect(membership.forget("w1.a", true, "test", lease)).rejects.toBeInstanceOf(StoreUnavailableError);
+    expect(asked).toEqual([7]);
+    expect(unanswered).toEqual([["w1.a", 7]]);
   });
 });
 

@@ -1,5 +1,5 @@
 import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
-import type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "../../core/ports/liveness.js";
+import type { LivenessStore, NodeRecord, NodeRole, NodeStatus, RemovalOutcome } from "../../core/ports/liveness.js";
 import type { Compare, Deadline, Kv } from "./client-types.js";
 import type { EtcdClient } from "./client.js";
 import type { EtcdKeys } from "./keys.js";
@@ -88,21 +88,35 @@ export class EtcdLiveness implements LivenessStore {
   }
 
   async remove(id: string): Promise<void> {
-    await this.removeIf(id, []);
+    await this.removeIf(id, [], this.client.deadline());
   }
 
-  async removeFenced(id: string, master: Lease): Promise<boolean> {
+  /**
+   * One txn guarded by the master key's value and create revision and, given `seq`, by the
+   * record's revision as read (etcd compares no field inside a value): a failed txn whose master
+   * key still matches means a beat landed since the read, and the record is read again.
+   */
+  async removeFenced(id: string, master: Lease, seq?: number): Promise<RemovalOutcome> {
+    const d = this.client.deadline();
+    const key = this.keys.node(id);
     const masterKey = this.keys.lease(MASTER_LEASE);
-    return this.removeIf(id, [
+    const fence: Compare[] = [
       { key: masterKey, target: "value", equals: master.holder },
       { key: masterKey, target: "create", equals: master.epoch },
-    ]);
+    ];
+    for (;;) {
+      const held = seq === undefined ? undefined : await this.client.get(key, d);
+      if (held && parseSeq(held.value) !== seq) return (await this.client.txn(fence, [], [], d)).succeeded ? "superseded" : "fenced";
+      const beat: Compare[] = held === undefined ? [] : [{ key, target: "mod", equals: held?.modRevision ?? 0 }];
+      if (await this.removeIf(id, [...fence, ...beat], d)) return "removed";
+      if (beat.length === 0 || !(await this.client.txn(fence, [], [], d)).succeeded) return "fenced";
+    }
   }
 
   /** Deletes the record in one txn guarded by `compares` (false: they failed), then revokes its etcd lease. */
-  private async removeIf(id: string, compares: Compare[]): Promise<boolean> {
+  private async removeIf(id: string, compares: Compare[], d: Deadline): Promise<boolean> {
     const key = this.keys.node(id);
-    const r = await this.client.txn(compares, [{ range: key }, { delete: key }], [], this.client.deadline());
+    const r = await this.client.txn(compares, [{ range: key }, { delete: key }], [], d);
     const kv = r.succeeded ? r.results[0]?.[0] : undefined;
     if (kv) this.revokeQuietly(kv.lease);
     return r.succeeded;

@@ -3,7 +3,7 @@ import { StoreUnavailableError } from "../../core/errors.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { AcquireResult, Lease, LeaseStore } from "../../core/ports/leases.js";
 import { MASTER_LEASE } from "../../core/ports/leases.js";
-import type { LivenessStore, NodeRecord, NodeStatus } from "../../core/ports/liveness.js";
+import type { LivenessStore, NodeRecord, NodeStatus, RemovalOutcome } from "../../core/ports/liveness.js";
 import type { AssignResult, ShardAssignment, ShardMapStore, ShardMapWatch } from "../../core/ports/shard-map.js";
 import type { Store, StoreCapabilities } from "../../core/ports/store.js";
 import { startDiffingWatch } from "../../core/shard-map-watch.js";
@@ -151,11 +151,13 @@ class MemoryLiveness implements LivenessStore {
     this.s.nodes.delete(id);
   }
 
-  async removeFenced(id: string, master: Lease): Promise<boolean> {
+  async removeFenced(id: string, master: Lease, seq?: number): Promise<RemovalOutcome> {
     this.check();
-    if (!isHeld(this.s, master)) return false;
+    if (!isHeld(this.s, master)) return "fenced";
+    const held = this.s.nodes.get(id);
+    if (held && seq !== undefined && held.seq !== seq) return "superseded";
     this.s.nodes.delete(id);
-    return true;
+    return "removed";
   }
 }
 

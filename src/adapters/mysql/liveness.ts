@@ -1,5 +1,5 @@
 import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
-import type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "../../core/ports/liveness.js";
+import type { LivenessStore, NodeRecord, NodeRole, NodeStatus, RemovalOutcome } from "../../core/ports/liveness.js";
 import { givenMetaAndSeq, SEQ_KEY, storedMeta } from "../sql-record-seq.js";
 import { NOW, UNEXPLAINED_RETRIES, type MysqlDb } from "./db.js";
 
@@ -71,31 +71,36 @@ export class MysqlLiveness implements LivenessStore {
 
   /**
    * A DELETE joined with the live master lease row, which InnoDB reads with a shared lock, as the
-   * shard map's assign does. Nothing deleted means a fenced master or no record: a lapsed or
-   * superseded lease never becomes live again at the same epoch, so a later read tells which —
-   * unless the server's clock stepped back in between (a live lease and a record both there): then
-   * the DELETE is tried again, and after `UNEXPLAINED_RETRIES` the DELETE's own verdict stands.
+   * shard map's assign does. Nothing deleted means a fenced master, no record, or a record holding
+   * another beat: a lapsed or superseded lease never becomes live again at the same epoch, and a
+   * record's `seq` only grows, so a later read tells which — unless the server's clock stepped back
+   * in between (a live lease and the same beat both there): then the DELETE is tried again, and
+   * after `UNEXPLAINED_RETRIES` the DELETE's own verdict ("fenced") stands.
    */
-  async removeFenced(id: string, master: Lease): Promise<boolean> {
+  async removeFenced(id: string, master: Lease, seq?: number): Promise<RemovalOutcome> {
     const p = this.db.p;
     const fence = [MASTER_LEASE, master.holder, master.epoch];
+    const sameBeat = `(? IS NULL OR CAST(JSON_EXTRACT(n.meta, '$.${SEQ_KEY}') AS SIGNED) = ?)`;
+    const beat = [seq ?? null, seq ?? null];
     return this.db.run(async (sql) => {
       for (let attempt = 0; ; attempt++) {
         const r = await sql<{ affectedRows: number }>(
           `DELETE n FROM ${p}nodes AS n
              JOIN ${p}leases AS l ON l.name = ? AND l.holder = ? AND l.epoch = ? AND l.expires_at > ${NOW}
-           WHERE n.id = ?`,
-          [...fence, id],
+           WHERE n.id = ? AND ${sameBeat}`,
+          [...fence, id, ...beat],
         );
-        if (r.affectedRows > 0) return true;
-        const [why] = await sql<{ fence_ok: number; present: number }[]>(
+        if (r.affectedRows > 0) return "removed";
+        const [why] = await sql<{ fence_ok: number; present: number; same: number }[]>(
           `SELECT EXISTS(SELECT 1 FROM ${p}leases WHERE name = ? AND holder = ? AND epoch = ? AND expires_at > ${NOW}) AS fence_ok,
-                  EXISTS(SELECT 1 FROM ${p}nodes WHERE id = ?) AS present`,
-          [...fence, id],
+                  EXISTS(SELECT 1 FROM ${p}nodes AS n WHERE n.id = ?) AS present,
+                  EXISTS(SELECT 1 FROM ${p}nodes AS n WHERE n.id = ? AND ${sameBeat}) AS same`,
+          [...fence, id, id, ...beat],
         );
-        if (Number(why?.fence_ok) !== 1) return false;
-        if (Number(why?.present) !== 1) return true;
-        if (attempt >= UNEXPLAINED_RETRIES) return false;
+        if (Number(why?.fence_ok) !== 1) return "fenced";
+        if (Number(why?.present) !== 1) return "removed";
+        if (Number(why?.same) !== 1) return "superseded";
+        if (attempt >= UNEXPLAINED_RETRIES) return "fenced";
       }
     });
   }

@@ -1,5 +1,5 @@
 import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
-import type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "../../core/ports/liveness.js";
+import type { LivenessStore, NodeRecord, NodeRole, NodeStatus, RemovalOutcome } from "../../core/ports/liveness.js";
 import { givenMetaAndSeq, SEQ_KEY, storedMeta } from "../sql-record-seq.js";
 import type { PgDb } from "./db.js";
 
@@ -53,17 +53,31 @@ export class PostgresLiveness implements LivenessStore {
     await this.db.query("remove", `DELETE FROM ${this.db.t("nodes")} WHERE id = $1`, [id]);
   }
 
-  /** One statement: the lease row is read `FOR SHARE`, so the lease cannot change hands before it commits. */
-  async removeFenced(id: string, master: Lease): Promise<boolean> {
-    const r = await this.db.query<{ fence_ok: boolean }>(
+  /**
+   * One statement: the lease row is read `FOR SHARE`, so the lease cannot change hands before it
+   * commits. A beat racing the delete makes it wait for the row and check `seq` on the new row.
+   * `present` is read from the statement's snapshot, from before the delete: a record another
+   * removal deleted meanwhile reads as "superseded", which is still true of this call (it removed
+   * nothing).
+   */
+  async removeFenced(id: string, master: Lease, seq?: number): Promise<RemovalOutcome> {
+    const nodes = this.db.t("nodes");
+    const r = await this.db.query<{ fence_ok: boolean; deleted: boolean; present: boolean }>(
       "remove",
       `WITH fence AS (
          SELECT 1 FROM ${this.db.t("leases")}
           WHERE name = $2 AND holder = $3 AND epoch = $4::bigint AND expires_at > clock_timestamp() FOR SHARE
-       ), d AS (DELETE FROM ${this.db.t("nodes")} WHERE id = $1 AND EXISTS (SELECT 1 FROM fence))
-       SELECT EXISTS (SELECT 1 FROM fence) AS fence_ok`,
-      [id, MASTER_LEASE, master.holder, master.epoch],
+       ), d AS (
+         DELETE FROM ${nodes} WHERE id = $1 AND EXISTS (SELECT 1 FROM fence)
+            AND ($5::bigint IS NULL OR (meta ->> '${SEQ_KEY}')::bigint = $5::bigint)
+         RETURNING 1
+       )
+       SELECT EXISTS (SELECT 1 FROM fence) AS fence_ok, EXISTS (SELECT 1 FROM d) AS deleted,
+              EXISTS (SELECT 1 FROM ${nodes} WHERE id = $1) AS present`,
+      [id, MASTER_LEASE, master.holder, master.epoch, seq ?? null],
     );
-    return r.rows[0]?.fence_ok === true;
+    const row = r.rows[0];
+    if (row?.fence_ok !== true) return "fenced";
+    return row.deleted || !row.present ? "removed" : "superseded";
   }
 }

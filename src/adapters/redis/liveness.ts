@@ -1,5 +1,5 @@
 import { MASTER_LEASE, type Lease } from "../../core/ports/leases.js";
-import type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "../../core/ports/liveness.js";
+import type { LivenessStore, NodeRecord, NodeRole, NodeStatus, RemovalOutcome } from "../../core/ports/liveness.js";
 import type { RedisConnection } from "./connection.js";
 import { BEAT, LIST, REMOVE_FENCED, type NamespaceKeys } from "./scripts.js";
 
@@ -59,8 +59,13 @@ export class RedisLiveness implements LivenessStore {
     await this.conn.run((c) => c.hdel(this.keys.nodes, id));
   }
 
-  async removeFenced(id: string, master: Lease): Promise<boolean> {
+  async removeFenced(id: string, master: Lease, seq?: number): Promise<RemovalOutcome> {
     const keys = [this.keys.lease(MASTER_LEASE), this.keys.nodes];
-    return (await this.conn.eval(REMOVE_FENCED, keys, [master.holder, String(master.epoch), id])) === "ok";
+    return (await this.conn.eval(REMOVE_FENCED, keys, [
+      master.holder,
+      String(master.epoch),
+      id,
+      seq === undefined ? "" : String(seq),
+    ])) as RemovalOutcome;
   }
 }

@@ -151,6 +151,9 @@ local function quarantine_left_ms(marker, now, window_ms)
   end
   return math.ceil((from - now) / 1000 + window_ms)
 end
+local function record_seq(stored)
+  return cjson.decode(string.sub(stored, string.find(stored, '|', 1, true) + 1)).seq
+end
 `;
 
 /**
@@ -264,7 +267,7 @@ export const BEAT = script(String.raw`
 if ARGV[3] ~= '' then
   local held = redis.call('HGET', KEYS[1], ARGV[1])
   if held then
-    local seq = cjson.decode(string.sub(held, string.find(held, '|', 1, true) + 1)).seq
+    local seq = record_seq(held)
     if type(seq) == 'number' and seq >= tonumber(ARGV[3]) then return 0 end
   end
 end
@@ -273,14 +276,19 @@ return 0
 `);
 
 /**
- * KEYS: master lease, nodes hash. ARGV: master holder, master epoch, id. Deletes the node's field
- * only while that master lease is live (an expired lease key is gone). Returns 'fenced' or 'ok'.
+ * KEYS: master lease, nodes hash. ARGV: master holder, master epoch, id, seq ("" for any). Deletes
+ * the node's field only while that master lease is live (an expired lease key is gone) and, given
+ * a seq, only while the record holds that beat. Returns 'fenced', 'superseded' or 'removed'.
  */
 export const REMOVE_FENCED = script(String.raw`
 local m = redis.call('HMGET', KEYS[1], 'h', 'e')
 if m[1] ~= ARGV[1] or m[2] ~= ARGV[2] then return 'fenced' end
+if ARGV[4] ~= '' then
+  local held = redis.call('HGET', KEYS[2], ARGV[3])
+  if held and record_seq(held) ~= tonumber(ARGV[4]) then return 'superseded' end
+end
 redis.call('HDEL', KEYS[2], ARGV[3])
-return 'ok'
+return 'removed'
 `);
 
 /** KEYS: nodes hash. Returns {now µs, HGETALL} read at one instant of the server's clock. */

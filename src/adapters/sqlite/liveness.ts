@@ -1,5 +1,5 @@
 import type { Lease } from "../../core/ports/leases.js";
-import type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "../../core/ports/liveness.js";
+import type { LivenessStore, NodeRecord, NodeRole, NodeStatus, RemovalOutcome } from "../../core/ports/liveness.js";
 import { givenMetaAndSeq, SEQ_KEY, storedMeta } from "../sql-record-seq.js";
 import type { SqliteDb } from "./db.js";
 
@@ -48,10 +48,13 @@ export class SqliteLiveness implements LivenessStore {
     });
   }
 
-  async removeFenced(id: string, master: Lease): Promise<boolean> {
-    const removed = await this.db.writeAsMaster(master, (sql) => {
+  async removeFenced(id: string, master: Lease, seq?: number): Promise<RemovalOutcome> {
+    return this.db.writeAsMaster(master, (sql) => {
+      const held = sql.prepare(`SELECT json_extract(meta, '$.${SEQ_KEY}') AS seq FROM ${this.db.p}nodes WHERE id = ?`).get(id) as
+        { seq: number | null } | undefined;
+      if (held && seq !== undefined && held.seq !== seq) return "superseded";
       sql.prepare(`DELETE FROM ${this.db.p}nodes WHERE id = ?`).run(id);
+      return "removed";
     });
-    return removed !== "fenced";
   }
 }

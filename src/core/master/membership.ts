@@ -1,6 +1,6 @@
 import { MulticonnectError } from "../errors.js";
 import type { Lease } from "../ports/leases.js";
-import type { LivenessStore, NodeStatus } from "../ports/liveness.js";
+import type { LivenessStore, NodeStatus, RemovalOutcome } from "../ports/liveness.js";
 import type { Logger } from "../ports/logger.js";
 import type { ShardMapStore } from "../ports/shard-map.js";
 import type { ClusterSettings } from "../timing.js";
@@ -22,6 +22,12 @@ export interface PromotionGate {
    * it, while a promotion to `node` went unanswered and may still land.
    */
   removeRecord(node: string, remove: () => Promise<boolean>): Promise<"removed" | "kept" | "in doubt">;
+  /**
+   * A removal of `node`'s record, made on the beat `seq`, went unanswered and may still land: no
+   * promotion may pick `node` until its record shows another beat (the removal, conditional on
+   * `seq`, can no longer land then).
+   */
+  removalUnanswered(node: string, seq: number | undefined): void;
 }
 
 /** A refused `forget`: the node is named as a shard's owner, or is live and `force` was not given. */
@@ -81,8 +87,8 @@ export class Membership {
 
   /**
    * Removes one node, found by id or by name (a name must match exactly one record). Refused with
-   * `ForgetRefusedError` for a shard's named owner, and for a live node unless `force` (a live node
-   * re-registers at its next beat). Returns the removed record, or "fenced" when `master`, the lease
+   * `ForgetRefusedError` for a shard's named owner, for a live node unless `force` (a live node
+   * re-registers at its next beat), and when the node beat again while its removal was on its way. Returns the removed record, or "fenced" when `master`, the lease
    * of the primary master running it, was no longer live when the removal reached the store
    * (nothing removed: the next primary master may have promoted the node meanwhile).
    */
@@ -110,6 +116,9 @@ export class Membership {
         `a promotion of ${node.id} went unanswered by the store and may still land; try again once the store answers`,
       );
     }
+    if (outcome === "superseded") {
+      throw new ForgetRefusedError(`${node.id} beat again while its removal was on its way, so nothing was removed; ask again`);
+    }
     return node;
   }
 
@@ -118,22 +127,32 @@ export class Membership {
    * and the removal run inside `removeRecord`, so that no promotion by this master lands between
    * the checks and the removal; the removal is fenced by the master lease, so that none by the next
    * primary master does either (a removal that reached the store after this master's tenure ended
-   * would otherwise still land). "fenced": `master` was no longer live, nothing was removed. The
-   * history event comes after, outside the gate: it need not keep the node from promotion.
+   * would otherwise still land), and it removes only the beat `node` was read with, so that a
+   * removal the store did not answer cannot land once the node beat again — which a promoted
+   * node does first, and which the gate waits for before it promotes the node (`removalUnanswered`).
+   * "fenced": `master` was no longer live; "superseded": the node beat since; nothing was removed.
+   * The history event comes after, outside the gate: it need not keep the node from promotion.
    */
   private async remove(
     node: NodeStatus,
     cause: RemovalCause,
     master: Lease,
     decide: () => Promise<boolean>,
-  ): Promise<"removed" | "kept" | "in doubt" | "fenced"> {
-    let fenced = false;
+  ): Promise<"removed" | "kept" | "in doubt" | Exclude<RemovalOutcome, "removed">> {
+    let refused: Exclude<RemovalOutcome, "removed"> | null = null;
     const outcome = await this.promotions.removeRecord(node.id, async () => {
       if (!(await decide())) return false;
-      fenced = !(await this.liveness.removeFenced(node.id, master));
-      return !fenced;
+      let r: RemovalOutcome;
+      try {
+        r = await this.liveness.removeFenced(node.id, master, node.seq);
+      } catch (error) {
+        this.promotions.removalUnanswered(node.id, node.seq);
+        throw error;
+      }
+      if (r !== "removed") refused = r;
+      return r === "removed";
     });
-    if (fenced) return "fenced";
+    if (refused) return refused;
     if (outcome === "removed") {
       this.log.info(
         { removedNode: node.id, name: node.name, role: node.role, silentMs: Math.round(node.ageMs), cause },

@@ -59,12 +59,22 @@ export interface LivenessStore {
   remove(id: string): Promise<void>;
 
   /**
-   * Deletes a node's record on the primary master's decision (pruning, `forget`), fenced like
-   * `ShardMapStore.assign`: in one atomic step with the check that `master` is still the live
-   * master lease. Returns false, deleting nothing, when it is not; true when the record is gone
-   * (also when there was none). Without the fence, a removal that a deposed master sent could land
-   * after the next primary master promoted the node, which would then own a shard with no record.
-   * Throws `StoreUnavailableError`.
+   * Deletes a node's record on the primary master's decision (pruning, `forget`), in one atomic
+   * step with two checks: that `master` is still the live master lease (fenced like
+   * `ShardMapStore.assign`), and, given `seq`, that the record still holds the beat `seq` — the one
+   * the decision was made on. Returns "removed" when the record is gone (also when there was none),
+   * and, deleting nothing, "fenced" when `master` is not live (whatever the record holds), or
+   * "superseded" when the record holds another beat (a later one, or one without a `seq`).
+   * Without `seq` the record is removed whatever beat it holds.
+   *
+   * Why both: without the fence, a removal that a deposed master sent could land after the next
+   * primary master promoted the node, which would then own a shard with no record; without the
+   * `seq`, a removal the store did not answer could land after this master promoted the node
+   * (`ShardManager.removeRecord` holds the node back until its record shows a later beat, after
+   * which the removal cannot land). Throws `StoreUnavailableError`.
    */
-  removeFenced(id: string, master: Lease): Promise<boolean>;
+  removeFenced(id: string, master: Lease, seq?: number): Promise<RemovalOutcome>;
 }
+
+/** What `LivenessStore.removeFenced` did. */
+export type RemovalOutcome = "removed" | "fenced" | "superseded";
