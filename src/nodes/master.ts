@@ -90,7 +90,7 @@ export class Master extends EventEmitter<MasterEvents> implements MulticonnectNo
     this.monitor = new HeartbeatMonitor(identity.id, transport, clock, timing, log);
     const promotions: PromotionGate = {
       removeRecord: (node, remove) => this.manager.removeRecord(node, remove),
-      removalUnanswered: (node, seq) => this.manager.removalUnanswered(node, seq),
+      removalUnanswered: (node, seq, master) => this.manager.removalUnanswered(node, seq, master),
     };
     const recordRemoval = (node: NodeStatus, cause: RemovalCause, lease: Lease) =>
       this.control.recorded(lease, {

@@ -2,8 +2,9 @@ import { describe, expect, it } from "vitest";
 import { MemoryStorage, MemoryStore } from "../../src/adapters/memory/index.js";
 import { ManualClock } from "../../src/core/clock.js";
 import { StoreUnavailableError } from "../../src/core/errors.js";
-import { ForgetRefusedError, Membership, type PromotionGate } from "../../src/core/master/membership.js";
-import { MASTER_LEASE } from "../../src/core/ports/leases.js";
+import { ForgetRefusedError, Membership, UnansweredRemovals, type PromotionGate } from "../../src/core/master/membership.js";
+import { MASTER_LEASE, type Lease } from "../../src/core/ports/leases.js";
+import type { NodeStatus } from "../../src/core/ports/liveness.js";
 import type { Logger } from "../../src/core/ports/logger.js";
 import { DEFAULT_SETTINGS, deriveTiming } from "../../src/core/timing.js";
 import { readClusterStatus } from "../../src/nodes/cluster-status.js";
@@ -182,6 +183,40 @@ describe("Membership when the store does not answer a removal", () => {
     await expect(membership.forget("w1.a", true, "test", lease)).rejects.toBeInstanceOf(StoreUnavailableError);
     expect(asked).toEqual([7]);
     expect(unanswered).toEqual([["w1.a", 7]]);
+  });
+});
+
+describe("UnansweredRemovals", () => {
+  const record = (id: string, seq?: number): NodeStatus => ({
+    id,
+    name: id,
+    role: "coreapp",
+    address: "h:1",
+    meta: {},
+    ageMs: 0,
+    ...(seq === undefined ? {} : { seq }),
+  });
+  const master = (epoch: number): Lease => ({ name: MASTER_LEASE, holder: "m1.a", epoch });
+
+  it("holds a node until its record shows a later beat than the removal's: the same beat, or an older one in a stale view, is not enough", () => {
+    const removals = new UnansweredRemovals();
+    removals.add("c1.a", 5, master(7));
+    expect(removals.mayLand(record("c1.a", 5), 7)).toBe(true);
+    expect(removals.mayLand(record("c1.a", 4), 7)).toBe(true); // the view is a beat behind the removal's read
+    expect(removals.mayLand(record("c1.a"), 7)).toBe(true);
+    expect(removals.mayLand(record("c2.a", 5), 7)).toBe(false);
+    expect(removals.mayLand(record("c1.a", 6), 7)).toBe(false);
+    expect(removals.mayLand(record("c1.a", 5), 7)).toBe(false); // done with: a seq never goes back
+  });
+
+  it("holds a node until a tenure of another master epoch runs, which fences the removal; a removal without a seq waits for that", () => {
+    const removals = new UnansweredRemovals();
+    removals.add("c1.a", undefined, master(7));
+    removals.add("c2.a", 5, master(7));
+    expect(removals.mayLand(record("c1.a", 9), 7)).toBe(true);
+    expect(removals.mayLand(record("c2.a", 5), 7)).toBe(true); // the same master took its lease back at the same epoch
+    expect(removals.mayLand(record("c1.a", 9), 8)).toBe(false);
+    expect(removals.mayLand(record("c2.a", 5), 8)).toBe(false);
   });
 });
 

@@ -29,7 +29,9 @@ export const ETCD_AGE_RESOLUTION_MS = 1000;
  * ago as 0 or 1000 ms. No sub-second server-side time exists in etcd 3.4 to do better.
  *
  * After an etcd restart or leader change etcd gives every lease its full TTL back, so every age
- * restarts from 0: detection is delayed by up to `db_unhealthy_interval`, never hastened.
+ * `list()` reports restarts from 0: never hastened. (A master's view also counts how long it has
+ * shown the same beat of a record, src/core/master/cluster-view.ts, and keeps counting through
+ * that: a lower bound of the age as well.)
  */
 export class EtcdLiveness implements LivenessStore {
   constructor(

@@ -75,7 +75,9 @@ export class MysqlLiveness implements LivenessStore {
    * another beat: a lapsed or superseded lease never becomes live again at the same epoch, and a
    * record's `seq` only grows, so a later read tells which — unless the server's clock stepped back
    * in between (a live lease and the same beat both there): then the DELETE is tried again, and
-   * after `UNEXPLAINED_RETRIES` the DELETE's own verdict ("fenced") stands.
+   * after `UNEXPLAINED_RETRIES` the DELETE's own verdict ("fenced") stands. A record that was gone
+   * at the DELETE and written again by a later beat before the read answers "superseded": this call
+   * removed nothing, and the node did beat again.
    */
   async removeFenced(id: string, master: Lease, seq?: number): Promise<RemovalOutcome> {
     const p = this.db.p;

@@ -55,10 +55,9 @@ export class PostgresLiveness implements LivenessStore {
 
   /**
    * One statement: the lease row is read `FOR SHARE`, so the lease cannot change hands before it
-   * commits. A beat racing the delete makes it wait for the row and check `seq` on the new row.
-   * `present` is read from the statement's snapshot, from before the delete: a record another
-   * removal deleted meanwhile reads as "superseded", which is still true of this call (it removed
-   * nothing).
+   * commits, and the record `FOR UPDATE` before the delete looks at it, so that `held` is the
+   * record's latest version (a beat that committed meanwhile, its new `seq`) or nothing (a removal
+   * that committed meanwhile), not the statement's snapshot of it.
    */
   async removeFenced(id: string, master: Lease, seq?: number): Promise<RemovalOutcome> {
     const nodes = this.db.t("nodes");
@@ -67,13 +66,15 @@ export class PostgresLiveness implements LivenessStore {
       `WITH fence AS (
          SELECT 1 FROM ${this.db.t("leases")}
           WHERE name = $2 AND holder = $3 AND epoch = $4::bigint AND expires_at > clock_timestamp() FOR SHARE
+       ), held AS (
+         SELECT (meta ->> '${SEQ_KEY}')::bigint AS seq FROM ${nodes} WHERE id = $1 FOR UPDATE
        ), d AS (
          DELETE FROM ${nodes} WHERE id = $1 AND EXISTS (SELECT 1 FROM fence)
-            AND ($5::bigint IS NULL OR (meta ->> '${SEQ_KEY}')::bigint = $5::bigint)
+            AND EXISTS (SELECT 1 FROM held WHERE $5::bigint IS NULL OR held.seq = $5::bigint)
          RETURNING 1
        )
        SELECT EXISTS (SELECT 1 FROM fence) AS fence_ok, EXISTS (SELECT 1 FROM d) AS deleted,
-              EXISTS (SELECT 1 FROM ${nodes} WHERE id = $1) AS present`,
+              EXISTS (SELECT 1 FROM held) AS present`,
       [id, MASTER_LEASE, master.holder, master.epoch, seq ?? null],
     );
     const row = r.rows[0];

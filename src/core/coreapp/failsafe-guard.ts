@@ -48,9 +48,10 @@ export class FailsafeGuard {
    * some other beat put there. Beats are ordered by `seq`, so one that timed out cannot land over
    * a later record; but if the record was removed (`forget --force` of a standby, or pruning) a
    * late beat writes it afresh, with an older set of masters or `failsafe_max`. A shard's owner is
-   * not removed (forget and pruning refuse an owner, fenced by the master lease; docs/safety.md
-   * names the one narrow gap), so the first beat accepted after this process took the lease is
-   * the last word.
+   * not removed (forget and pruning refuse an owner; their removal is fenced by the master lease
+   * and by the beat it was decided on, and a removal left unanswered holds the node back from
+   * promotion until it can no longer land: docs/safety.md), so the first beat accepted after this
+   * process took the lease is the last word.
    */
   private tenureSince = -Infinity;
   /** Master id → its latest promise for `tenure` (this clock). */

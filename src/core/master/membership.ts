@@ -23,11 +23,39 @@ export interface PromotionGate {
    */
   removeRecord(node: string, remove: () => Promise<boolean>): Promise<"removed" | "kept" | "in doubt">;
   /**
-   * A removal of `node`'s record, made on the beat `seq`, went unanswered and may still land: no
-   * promotion may pick `node` until its record shows another beat (the removal, conditional on
-   * `seq`, can no longer land then).
+   * A removal of `node`'s record, made on the beat `seq` under the master lease `master`, went
+   * unanswered and may still land: no promotion may pick `node` until its record shows a later
+   * beat (the removal, conditional on `seq`, can no longer land then), or until a tenure of another
+   * master epoch (the removal was fenced by this one).
    */
-  removalUnanswered(node: string, seq: number | undefined): void;
+  removalUnanswered(node: string, seq: number | undefined, master: Lease): void;
+}
+
+/**
+ * Record removals the store did not answer, each of which may still land until
+ * - the record, as the primary master's view shows it, holds a beat later than the removal's `seq`:
+ *   the removal removes only that beat, and a record's `seq` only grows. A *different* beat is not
+ *   enough: the view, read every master beat, may show one older than the one the removal read;
+ * - or a tenure of another master epoch runs: the removal was fenced by the epoch it was sent
+ *   under. A removal without a `seq` (of a record written without one) waits for that.
+ */
+export class UnansweredRemovals {
+  private readonly byNode = new Map<string, { readonly seq: number | undefined; readonly masterEpoch: number }>();
+
+  /** A removal of `node`'s record, made on the beat `seq` and fenced by `master`, went unanswered. */
+  add(node: string, seq: number | undefined, master: Lease): void {
+    this.byNode.set(node, { seq, masterEpoch: master.epoch });
+  }
+
+  /** True while a removal of `record` may still land, for a master in the tenure of `tenureEpoch`. */
+  mayLand(record: NodeStatus, tenureEpoch: number | null): boolean {
+    const hold = this.byNode.get(record.id);
+    if (!hold) return false;
+    const later = hold.seq !== undefined && record.seq !== undefined && record.seq > hold.seq;
+    if (!later && hold.masterEpoch === tenureEpoch) return true;
+    this.byNode.delete(record.id);
+    return false;
+  }
 }
 
 /** A refused `forget`: the node is named as a shard's owner, or is live and `force` was not given. */
@@ -146,7 +174,7 @@ export class Membership {
       try {
         r = await this.liveness.removeFenced(node.id, master, node.seq);
       } catch (error) {
-        this.promotions.removalUnanswered(node.id, node.seq);
+        this.promotions.removalUnanswered(node.id, node.seq, master);
         throw error;
       }
       if (r !== "removed") refused = r;

@@ -15,6 +15,7 @@ import type { FailsafePromises } from "./failsafe-promises.js";
 import type { HeartbeatMonitor } from "./heartbeat-monitor.js";
 import { Wakeup } from "../wakeup.js";
 import { chooseStandby, HOLD_AFTER_REPLACEMENTS, placementOf, ReplacementMemory } from "./placement.js";
+import { UnansweredRemovals } from "./membership.js";
 
 /** Something the primary master did to the shard map, for logs, the dev view and tests. */
 export interface PromotionEvent {
@@ -91,12 +92,10 @@ export class ShardManager {
   private readonly wakeup = new Wakeup();
   /** Nodes whose record is being removed (`removeRecord`), with how many removals run for each. */
   private readonly leaving = new Map<string, number>();
-  /**
-   * Removals the store did not answer (`removalUnanswered`): node → the beat (`seq`) the removal
-   * was made on. Kept until the node's record shows another beat; a node never seen again keeps its
-   * entry (one per failed removal, a few bytes).
-   */
-  private readonly removalsUnanswered = new Map<string, number | undefined>();
+  /** Record removals the store did not answer, which may still land (`removalUnanswered`). */
+  private readonly removalsUnanswered = new UnansweredRemovals();
+  /** The epoch of the master lease of the tenure running (or last run). */
+  private tenureEpoch: number | null = null;
   /** The shard map writes on their way, each settled when it was answered or failed. */
   private readonly writing = new Set<Promise<void>>();
   /**
@@ -167,22 +166,13 @@ export class ShardManager {
   }
 
   /**
-   * A removal of `node`'s record went unanswered (the gate of src/core/master/membership.ts): it
-   * may still land, and it would take away the record of a coreapp promoted meanwhile. It removes
-   * only the beat `seq`, so once the node's record shows another one it can land no more: until
-   * then, the node is not promoted (`isStandby`). Waiting for a promoted node's first beat would
-   * not do: the late removal could land before it.
+   * A removal of `node`'s record, fenced by the master lease `master`, went unanswered (the gate
+   * of src/core/master/membership.ts): it may still land, and it would take away the record of a
+   * coreapp promoted meanwhile. Until it can land no more, the node is not promoted (`isStandby`).
+   * Waiting for a promoted node's first beat would not do: the late removal could land before it.
    */
-  removalUnanswered(node: string, seq: number | undefined): void {
-    this.removalsUnanswered.set(node, seq);
-  }
-
-  /** True while an unanswered removal of `n`'s record may still land: its record shows the same beat. */
-  private removalMayLand(n: NodeStatus): boolean {
-    if (!this.removalsUnanswered.has(n.id)) return false;
-    if (this.removalsUnanswered.get(n.id) === n.seq) return true;
-    this.removalsUnanswered.delete(n.id);
-    return false;
+  removalUnanswered(node: string, seq: number | undefined, master: Lease): void {
+    this.removalsUnanswered.add(node, seq, master);
   }
 
   /** True while a write naming `node` went unanswered and the store's map says it may still land. */
@@ -215,6 +205,7 @@ export class ShardManager {
   /** Runs until the lease's tenure ends or `signal` aborts. */
   async run(lease: LeaseHolder, signal: AbortSignal): Promise<void> {
     this.tenureStart = this.clock.now();
+    this.tenureEpoch = lease.lease.epoch;
     this.waiting.clear();
     const stop = AbortSignal.any([signal, abortOn(lease.lost)]);
     await this.reload(stop);
@@ -508,7 +499,7 @@ export class ShardManager {
   private isStandby(id: string, owners: Set<string>): boolean {
     const n = this.view.get(id);
     if (!n || n.role !== "coreapp" || n.ageMs > this.timing.dbUnhealthyIntervalMs || this.leaving.has(id)) return false;
-    if (this.removalMayLand(n)) return false;
+    if (this.removalsUnanswered.mayLand(n, this.tenureEpoch)) return false;
     if (owners.has(id)) return false;
     if (this.control.exitOf?.(id)) return false;
     if (!this.monitor.answeredWithin(id, this.timing.unhealthyIntervalMs)) return false;
@@ -569,7 +560,8 @@ export class ShardManager {
       return `primary of shard ${owned?.shard ?? "?"}`;
     }
     if (this.leaving.has(n.id)) return "its record is being removed (forget)";
-    if (this.removalMayLand(n)) return "a removal of its record went unanswered by the store and may still land (until its next beat)";
+    if (this.removalsUnanswered.mayLand(n, this.tenureEpoch))
+      return "a removal of its record went unanswered by the store and may still land (until its record shows a later beat)";
     if (n.ageMs > t.dbUnhealthyIntervalMs) {
       return `liveness record ${Math.round(n.ageMs)} ms old (past db_unhealthy_interval, ${t.dbUnhealthyIntervalMs} ms)`;
     }
