@@ -215,6 +215,21 @@ function whyMissed(s: FailoverSession, total: Summary, target: number): string {
   }
   if (p90((r) => r.notifyMs) > (s.backend === "mysql" ? 70 : 25))
     causes.push(`the store's change notification to the new owner was slow (p90 ${ms(p90((r) => r.notifyMs))})`);
+  // The parts' p90s can all look ordinary while the few runs over the target share one long part.
+  const late = s.runs.filter((r) => r.totalMs > target);
+  const lateLeaseWait = Math.max(0, ...late.map((r) => r.leaseWaitMs ?? 0));
+  if (causes.length === 0 && lateLeaseWait > t.heartbeatIntervalMs) {
+    causes.push(
+      `the ${late.length} run(s) over the target waited up to ${ms(lateLeaseWait)} for the old owner's lease (median of all runs ` +
+        `${ms(col(s.runs, (r) => r.leaseWaitMs)?.median)}): the lease lapses up to its TTL (${ms(t.leaseTtlMs)}) after its last renewal before the kill, ` +
+        "while detection counts from the last answered heartbeat" +
+        (s.backend === "etcd"
+          ? `, and on etcd the TTL is rounded up to whole seconds (from ${ms(Math.min(t.unhealthyIntervalMs - t.heartbeatIntervalMs, t.dbUnhealthyIntervalMs))}) and an expired key goes in etcd's ` +
+            "~0.5 s sweep. Rounded down instead, the lease would lapse before detection, and a renewal would have too little time on a slow " +
+            "store link: the trade-off deriveTiming (src/core/timing.ts) decided"
+          : ""),
+    );
+  }
   return `${over} ${causes.length ? `Where it went: ${causes.join("; ")}.` : "No single part stands out: the tail is spread over the parts (see the breakdown)."}`;
 }
 
