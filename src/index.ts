@@ -94,7 +94,7 @@ export type {
 export type { OwnerState } from "./core/coreapp/shard-owner.js";
 // For authors of a store adapter (docs/write-a-store-adapter.md): the ports and their value types.
 export { MASTER_LEASE, shardLeaseName, type AcquireResult, type Lease, type LeaseStore } from "./core/ports/leases.js";
-export type { LivenessStore, NodeRecord, NodeRole, NodeStatus } from "./core/ports/liveness.js";
+export type { LivenessStore, NodeRecord, NodeRole, NodeStatus, RemovalOutcome } from "./core/ports/liveness.js";
 export type { AssignResult, ShardMapStore, ShardMapWatch } from "./core/ports/shard-map.js";
 export type { Clock } from "./core/ports/clock.js";
 export { SystemClock } from "./core/clock.js";
