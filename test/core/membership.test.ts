@@ -218,6 +218,16 @@ describe("UnansweredRemovals", () => {
     expect(removals.mayLand(record("c1.a", 9), 8)).toBe(false);
     expect(removals.mayLand(record("c2.a", 5), 8)).toBe(false);
   });
+
+  it("drops, when a tenure begins, every removal sent under another epoch, also of nodes no view shows again", () => {
+    const removals = new UnansweredRemovals();
+    removals.add("gone.a", 5, master(7));
+    removals.add("c1.a", 5, master(8));
+    removals.beginTenure(8);
+    // Asked as of epoch 7, a removal still held would answer true: it was dropped.
+    expect(removals.mayLand(record("gone.a", 5), 7)).toBe(false);
+    expect(removals.mayLand(record("c1.a", 5), 8)).toBe(true);
+  });
 });
 
 describe("readClusterStatus()", () => {

@@ -56,6 +56,14 @@ export class UnansweredRemovals {
     this.byNode.delete(record.id);
     return false;
   }
+
+  /**
+   * A tenure of `epoch` begins: every removal sent under another epoch is fenced now, including
+   * those of nodes this master will not see again (which `mayLand` would never drop).
+   */
+  beginTenure(epoch: number): void {
+    for (const [node, hold] of this.byNode) if (hold.masterEpoch !== epoch) this.byNode.delete(node);
+  }
 }
 
 /** A refused `forget`: the node is named as a shard's owner, or is live and `force` was not given. */

@@ -206,6 +206,7 @@ export class ShardManager {
   async run(lease: LeaseHolder, signal: AbortSignal): Promise<void> {
     this.tenureStart = this.clock.now();
     this.tenureEpoch = lease.lease.epoch;
+    this.removalsUnanswered.beginTenure(lease.lease.epoch);
     this.waiting.clear();
     const stop = AbortSignal.any([signal, abortOn(lease.lost)]);
     await this.reload(stop);
