@@ -200,12 +200,17 @@ function whyMissed(s: FailoverSession, total: Summary, target: number): string {
         "a secondary master's published view lagged (it is read from its liveness record, refreshed every master beat) — on a loaded machine timers fire late",
     );
   }
+  // Why a kill can leave the old owner's lease to outlive detection (both checks below use it).
+  const leaseOutlives =
+    `the lease lapses up to its TTL (${ms(t.leaseTtlMs)}, renewed every ${ms(t.renewIntervalMs)}) after its last renewal before the kill, ` +
+    "while detection counts from the last answered heartbeat" +
+    (s.backend === "etcd"
+      ? `, and on etcd the TTL is rounded up to whole seconds (from ${ms(Math.min(t.unhealthyIntervalMs - t.heartbeatIntervalMs, t.dbUnhealthyIntervalMs))}) and an expired key goes in etcd's ` +
+        "~0.5 s sweep. Rounded down instead, the lease would lapse before detection, and a renewal would have too little time on a slow " +
+        "store link: the trade-off deriveTiming (src/core/timing.ts) decided"
+      : "");
   if (p90((r) => r.leaseWaitMs) > t.heartbeatIntervalMs + t.handoverPollMs + 20) {
-    causes.push(
-      `the wait for the old owner's lease (p90 ${ms(p90((r) => r.leaseWaitMs))}) exceeded heartbeat + poll: the lease (TTL ${ms(t.leaseTtlMs)}, renewed every ${ms(t.renewIntervalMs)}) ` +
-        "outlived detection — counting silence from the last answered heartbeat makes detection up to one heartbeat interval earlier than the lease's lapse" +
-        (s.backend === "etcd" ? ", and etcd rounds the TTL up to whole seconds and deletes an expired key in its ~0.5 s sweep" : ""),
-    );
+    causes.push(`the wait for the old owner's lease (p90 ${ms(p90((r) => r.leaseWaitMs))}) exceeded heartbeat + poll: ${leaseOutlives}`);
   }
   if (p90((r) => r.routeMs) > 60) {
     causes.push(
@@ -221,13 +226,7 @@ function whyMissed(s: FailoverSession, total: Summary, target: number): string {
   if (causes.length === 0 && lateLeaseWait > t.heartbeatIntervalMs) {
     causes.push(
       `the ${late.length} run(s) over the target waited up to ${ms(lateLeaseWait)} for the old owner's lease (median of all runs ` +
-        `${ms(col(s.runs, (r) => r.leaseWaitMs)?.median)}): the lease lapses up to its TTL (${ms(t.leaseTtlMs)}) after its last renewal before the kill, ` +
-        "while detection counts from the last answered heartbeat" +
-        (s.backend === "etcd"
-          ? `, and on etcd the TTL is rounded up to whole seconds (from ${ms(Math.min(t.unhealthyIntervalMs - t.heartbeatIntervalMs, t.dbUnhealthyIntervalMs))}) and an expired key goes in etcd's ` +
-            "~0.5 s sweep. Rounded down instead, the lease would lapse before detection, and a renewal would have too little time on a slow " +
-            "store link: the trade-off deriveTiming (src/core/timing.ts) decided"
-          : ""),
+        `${ms(col(s.runs, (r) => r.leaseWaitMs)?.median)}): ${leaseOutlives}`,
     );
   }
   return `${over} ${causes.length ? `Where it went: ${causes.join("; ")}.` : "No single part stands out: the tail is spread over the parts (see the breakdown)."}`;

@@ -106,12 +106,13 @@ export class EtcdLiveness implements LivenessStore {
       { key: masterKey, target: "value", equals: master.holder },
       { key: masterKey, target: "create", equals: master.epoch },
     ];
+    const fenceHolds = async () => (await this.client.txn(fence, [], [], d)).succeeded;
     for (;;) {
       const held = seq === undefined ? undefined : await this.client.get(key, d);
-      if (held && parseSeq(held.value) !== seq) return (await this.client.txn(fence, [], [], d)).succeeded ? "superseded" : "fenced";
+      if (held && parseSeq(held.value) !== seq) return (await fenceHolds()) ? "superseded" : "fenced";
       const beat: Compare[] = held === undefined ? [] : [{ key, target: "mod", equals: held?.modRevision ?? 0 }];
       if (await this.removeIf(id, [...fence, ...beat], d)) return "removed";
-      if (beat.length === 0 || !(await this.client.txn(fence, [], [], d)).succeeded) return "fenced";
+      if (beat.length === 0 || !(await fenceHolds())) return "fenced";
     }
   }
 

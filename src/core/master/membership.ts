@@ -124,9 +124,10 @@ export class Membership {
   /**
    * Removes one node, found by id or by name (a name must match exactly one record). Refused with
    * `ForgetRefusedError` for a shard's named owner, for a live node unless `force` (a live node
-   * re-registers at its next beat), and when the node beat again while its removal was on its way. Returns the removed record, or "fenced" when `master`, the lease
-   * of the primary master running it, was no longer live when the removal reached the store
-   * (nothing removed: the next primary master may have promoted the node meanwhile).
+   * re-registers at its next beat), and when the node beat again while its removal was on its way.
+   * Returns the removed record, or "fenced" when `master`, the lease of the primary master running
+   * it, was no longer live when the removal reached the store (nothing removed: the next primary
+   * master may have promoted the node meanwhile).
    */
   async forget(idOrName: string, force: boolean, by: string, master: Lease): Promise<NodeStatus | "fenced"> {
     const nodes = await this.liveness.list();
@@ -164,8 +165,8 @@ export class Membership {
    * the checks and the removal; the removal is fenced by the master lease, so that none by the next
    * primary master does either (a removal that reached the store after this master's tenure ended
    * would otherwise still land), and it removes only the beat `node` was read with, so that a
-   * removal the store did not answer cannot land once the node beat again — which a promoted
-   * node does first, and which the gate waits for before it promotes the node (`removalUnanswered`).
+   * removal the store did not answer cannot land once the node beat again; the gate promotes the
+   * node only once it sees such a beat (`removalUnanswered`).
    * "fenced": `master` was no longer live; "superseded": the node beat since; nothing was removed.
    * The history event comes after, outside the gate: it need not keep the node from promotion.
    */
