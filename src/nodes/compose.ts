@@ -1,6 +1,6 @@
 import "reflect-metadata";
 import type { IncomingMessage } from "node:http";
-import { container as rootContainer, type DependencyContainer } from "tsyringe";
+import { container as rootContainer, instanceCachingFactory, type DependencyContainer } from "tsyringe";
 import { FramedTransport, testProtocolOverride } from "../adapters/transport/index.js";
 import { loadTlsFiles } from "../adapters/tls-files.js";
 import type { Config } from "../config/load.js";
@@ -198,8 +198,11 @@ function childContainer(config: Config, logger: Logger): DependencyContainer {
   c.register(TOKENS.config, { useValue: config });
   c.register(TOKENS.logger, { useValue: logger });
   c.register(TOKENS.clock, { useValue: new SystemClock() });
+  // Cached: the node and its stop() (closingStoreOnStop) must get the same transport; a plain
+  // factory would build a new one on each resolve, and stop() would close that one, leaving the
+  // node's connections open (a process that called stop() then did not exit).
   c.register(TOKENS.transport, {
-    useFactory: (k) => {
+    useFactory: instanceCachingFactory((k) => {
       const cfg = k.resolve(TOKENS.config);
       return new FramedTransport({
         nodeId: k.resolve(TOKENS.identity).id,
@@ -210,7 +213,7 @@ function childContainer(config: Config, logger: Logger): DependencyContainer {
         logger: k.resolve(TOKENS.logger),
         protocol: testProtocolOverride(),
       });
-    },
+    }),
   });
   return c;
 }
