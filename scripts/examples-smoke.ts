@@ -3,7 +3,8 @@
  * coreapps as separate processes on the real PostgreSQL from examples/cluster.yaml, and each
  * webapp example (node:http, Express 5, Fastify 5) in turn. Checks that a request keeps its full
  * path under the /api prefix, that a throwing handle() gets 500/1500 once with its stack in the
- * coreapp's log, and that every process leaves on SIGTERM with exit code 0. Prints the start-up
+ * coreapp's log, and that every process leaves on SIGTERM with exit code 0; then examples/caller.ts
+ * (webapp.request() from a service's own code) against the same cluster. Prints the start-up
  * and shutdown times it measured, and a closing "N passed, N failed" line.
  *
  *   npm run build && npx tsx scripts/examples-smoke.ts
@@ -38,8 +39,8 @@ interface Proc {
   readonly exited: Promise<number | null>;
 }
 
-function start(name: string, file: string, extra: Record<string, string> = {}): Proc {
-  const child = spawn(process.execPath, ["--import", "tsx", join("examples", file)], {
+function start(name: string, file: string, extra: Record<string, string> = {}, args: readonly string[] = []): Proc {
+  const child = spawn(process.execPath, ["--import", "tsx", join("examples", file), ...args], {
     cwd: root,
     env: { ...env, ...extra },
     stdio: ["ignore", "pipe", "pipe"],
@@ -148,6 +149,17 @@ try {
       web.child.kill("SIGKILL");
     }
   }
+  // A Node service calling the cluster from its own code (webapp.request(), no HTTP hop).
+  const phones = ["+15550100", "+15550101"];
+  const caller = start("caller", "caller.ts", {}, phones);
+  const exit = await Promise.race([caller.exited, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 90_000))]);
+  if (exit === "timeout") caller.child.kill("SIGKILL");
+  const answers = phones.map((phone) => caller.log.split("\n").find((line) => line.startsWith(`${phone}: `)) ?? "");
+  check(
+    "caller: webapp.request() gets each shard owner's answer with the path sent, then exits 0",
+    exit === 0 && answers.every((a) => / 200 \{.*"path":"\/v1\/messages"/.test(a)),
+    `exit ${exit}; ${answers.join(" | ")}${exit === 0 ? "" : `\n${caller.log}`}`,
+  );
 } finally {
   for (const p of cluster) {
     const stopped = await terminate(p);

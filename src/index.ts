@@ -17,7 +17,14 @@ export {
 } from "./nodes/compose.js";
 export { Master, type MasterEvents } from "./nodes/master.js";
 export { Coreapp, SERVED_BY_HEADER, EPOCH_HEADER, type CoreappEvents } from "./nodes/coreapp.js";
-export { Webapp, type WebappOptions, type WebappEvents, type ServeOptions } from "./nodes/webapp.js";
+export {
+  Webapp,
+  type WebappOptions,
+  type WebappEvents,
+  type ServeOptions,
+  type WebappRequest,
+  type WebappResponse,
+} from "./nodes/webapp.js";
 export { readClusterStatus, type ClusterStatus, type NodeHealth } from "./nodes/cluster-status.js";
 export type { MulticonnectNode, NodeDeps, NodeIdentity, StartOptions } from "./nodes/deps.js";
 export { openStore } from "./nodes/open-store.js";
@@ -46,6 +53,7 @@ export {
   AuthenticationError,
   TransportUnavailableError,
   ClusterDocumentError,
+  WebappRequestError,
 } from "./core/errors.js";
 export { DEFAULT_SETTINGS, deriveTiming, failoverBoundMs, type ClusterSettings, type Timing } from "./core/timing.js";
 export { shardOf } from "./core/hash.js";

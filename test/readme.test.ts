@@ -5,17 +5,19 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 
 /**
- * README.md's TypeScript blocks compile under strict tsc as a user's code would: each block is a
- * module of its own that imports "multiconnect" (the built package, through its exports map).
+ * The TypeScript blocks of README.md and docs/embedding.md compile under strict tsc as a user's code
+ * would: each block is a module of its own that imports "multiconnect" (the built package, through
+ * its exports map).
  */
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const blocks = [...readFileSync(join(root, "README.md"), "utf8").matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+const tsBlocks = (file: string) => [...readFileSync(join(root, file), "utf8").matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+const blocks = [...tsBlocks("README.md"), ...tsBlocks("docs/embedding.md")];
 // Inside the repository, so that "multiconnect" resolves to this package and express/fastify to its dev dependencies.
 const dir = mkdtempSync(join(root, ".readme-check-"));
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe("README.md", () => {
+describe("README.md and docs/embedding.md", () => {
   it("has TypeScript blocks, and every one compiles under strict tsc", () => {
     expect(blocks.length).toBeGreaterThanOrEqual(3);
     blocks.forEach((code, i) => writeFileSync(join(dir, `block-${i + 1}.ts`), code));

@@ -104,3 +104,37 @@ export class ClusterDocumentError extends MulticonnectError {
     super("cluster_document_invalid", `cluster document: ${message}`);
   }
 }
+
+/**
+ * `Webapp.request()` got no answer from the shard's owner. `status` and `apiCode` are what the
+ * webapp's HTTP listener answers for the same request (docs/operations.md, "Error codes"), so a host
+ * service can pass them on as they are. `retryable`: nothing ran and a later attempt may succeed
+ * (1016 overloaded, 1018 no primary coreapp). `mayHaveRun`: the owner acknowledged the request and
+ * its answer was lost (1502): sending it again may run it twice.
+ */
+export class WebappRequestError extends MulticonnectError {
+  /** The HTTP status the webapp's listener answers in this case (400, 413, 502, 503). */
+  readonly status: number;
+  /** The error code in the answer's body (400, 413, 1016, 1018, 1502). */
+  readonly apiCode: number;
+  /** The code's title, e.g. "Not Primary Coreapp". */
+  readonly title: string;
+  /** What happened, e.g. which shard has no primary; never a secret. */
+  readonly details: string;
+  /** True only when the owner started the request and its outcome is unknown. */
+  readonly mayHaveRun: boolean;
+  constructor(e: { status: number; apiCode: number; title: string; details: string; retryable?: boolean; mayHaveRun?: boolean }) {
+    super(
+      e.mayHaveRun ? "request_in_doubt" : e.retryable ? "not_served" : "request_refused",
+      `webapp: ${e.title} (${e.apiCode}): ${e.details}`,
+      {
+        retryable: e.retryable ?? false,
+      },
+    );
+    this.status = e.status;
+    this.apiCode = e.apiCode;
+    this.title = e.title;
+    this.details = e.details;
+    this.mayHaveRun = e.mayHaveRun ?? false;
+  }
+}

@@ -1,4 +1,5 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { WebappRequestError } from "../core/errors.js";
+import { validateHeaderName, validateHeaderValue, type IncomingMessage, type ServerResponse } from "node:http";
 
 /** Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1), plus ones we set. */
 const HOP_BY_HOP = new Set([
@@ -21,6 +22,30 @@ export function forwardableHeaders(req: IncomingMessage): Record<string, string>
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined || HOP_BY_HOP.has(name)) continue;
     out[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  return out;
+}
+
+/** The most headers a request may carry (the transport refuses more). */
+const MAX_HEADERS = 256;
+
+/**
+ * The headers given to `Webapp.request()` as a forwarded request carries them: names lower-cased,
+ * hop-by-hop ones dropped, each name and value checked by node:http's rules (what an HTTP request
+ * that reached the listener would have passed). Throws a TypeError naming the first bad header.
+ */
+export function givenHeaders(given: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  const names = Object.keys(given);
+  if (names.length > MAX_HEADERS) throw new TypeError(`${names.length} headers, more than ${MAX_HEADERS}`);
+  for (const name of names) {
+    const value = given[name];
+    const lower = name.toLowerCase();
+    if (typeof value !== "string") throw new TypeError(`the value of ${JSON.stringify(name)} is not a string`);
+    if (name.length > 256 || lower === "__proto__") throw new TypeError(`${JSON.stringify(name.slice(0, 40))} is not a header name`);
+    validateHeaderName(name);
+    validateHeaderValue(name, value);
+    if (!HOP_BY_HOP.has(lower)) out[lower] = value;
   }
   return out;
 }
@@ -230,6 +255,11 @@ export function sendError(
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), ...extra });
   res.end(body);
   lingerIfUnread(res);
+}
+
+/** Answers a refused request as the webapp's listener does: the error body, `retry-after` when nothing ran and a retry may succeed. */
+export function sendRefusal(res: ServerResponse, e: WebappRequestError): void {
+  sendError(res, e.status, e.apiCode, e.title, e.details, e.retryable ? { "retry-after": "1" } : {});
 }
 
 /** Writes a JSON body. */

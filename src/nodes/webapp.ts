@@ -4,11 +4,13 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { API_ERRORS } from "../core/api-errors.js";
+import { MulticonnectError, WebappRequestError } from "../core/errors.js";
+import type { ForwardResponse } from "../core/ports/transport.js";
 import { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
 import { shardOf } from "../core/hash.js";
 import type { ShardAssignment, ShardMapStore } from "../core/ports/shard-map.js";
 import { InflightLimiter } from "../core/webapp/inflight.js";
-import { Router } from "../core/webapp/router.js";
+import { Router, type RoutedRequest } from "../core/webapp/router.js";
 import { failoverBoundMs } from "../core/timing.js";
 import { readClusterStatus } from "./cluster-status.js";
 import {
@@ -31,9 +33,11 @@ import {
   forwardableHeaders,
   originForm,
   responseHeaders,
+  givenHeaders,
   sendBodyError,
   sendError,
   sendJson,
+  sendRefusal,
 } from "./webapp-http.js";
 import { ReservedRoutes } from "./webapp-admin.js";
 import { addControlRoutes } from "./webapp-control.js";
@@ -112,6 +116,36 @@ export interface ServeOptions {
    */
   readonly localPath?: string;
 }
+
+/** A request sent from the webapp's own process with {@link Webapp.request}: what an HTTP request to its listener carries. */
+export interface WebappRequest {
+  /** The shard key; required with more than one shard (the `shardKeyHeader` header is not read here). */
+  readonly shardKey?: string;
+  /** The HTTP method (default "GET"). */
+  readonly method?: string;
+  /** The path and query the coreapp sees, e.g. "/v1/messages?to=1" (an absolute URL is reduced to them). */
+  readonly path: string;
+  /** The request's headers; names are lower-cased and hop-by-hop ones (host, connection, content-length...) dropped. */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** The body, as bytes or as a string sent as UTF-8 (default empty); at most `maxBodyBytes`. */
+  readonly body?: Uint8Array | string;
+}
+
+/** The shard owner's answer to {@link Webapp.request}. */
+export interface WebappResponse {
+  /** The HTTP status the application answered. */
+  readonly status: number;
+  /** Its headers (hop-by-hop ones dropped), as the listener would send them. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** Its whole body. */
+  readonly body: Buffer;
+  /** The application's `handle()` threw: the request ran, the answer is the SDK's 500 (code 1500), and it is never sent again. */
+  readonly applicationError: boolean;
+}
+
+/** An HTTP method: a token of at most 32 characters (what the transport carries). */
+const METHOD_TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,32}$/;
+const EMPTY_BODY = new Uint8Array(0);
 
 /**
  * A webapp node: the API entry point. `handler` mounts into node:http or Express (see also
@@ -313,57 +347,122 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     if (this.reserved.claims(local) && (await this.reserved.handle(req, res, local, o.body))) return;
     if (path !== req.url && this.reserved.claims(path) && (await this.reserved.handle(req, res, path, o.body))) return;
     const key = this.options.shardKey ? this.options.shardKey(req) : (req.headers[this.options.shardKeyHeader] as string | undefined);
-    if (this.options.shards > 1 && (key === undefined || key === "")) {
-      this.metrics.request("bad_request");
-      req.resume();
-      const details = this.options.shardKey
+    const shard = this.shardFor(
+      key,
+      this.options.shardKey
         ? "the request carries no shard key (the service's shardKey function found none)"
-        : `send the shard key in the ${this.options.shardKeyHeader} header`;
-      return sendError(res, 400, 400, "Missing shard key", details);
+        : `send the shard key in the ${this.options.shardKeyHeader} header`,
+    );
+    if (shard instanceof WebappRequestError) {
+      req.resume();
+      return sendRefusal(res, shard);
     }
     const body = await this.body(req, res, o);
     if (body === null) return;
     const headers = forwardableHeaders(req);
     // A body parser inflated a compressed body: the bytes we forward are no longer encoded.
     if (o.body !== undefined || body.preRead) delete headers["content-encoding"];
-    const shard = this.options.shards > 1 ? shardOf(key!, this.options.shards) : 0;
-    const release = this.inflight.tryAcquire(shard);
+    const result = await this.forwardCounted({ shard, method: req.method ?? "GET", path, headers, body: body.bytes });
+    if (result instanceof WebappRequestError) return sendRefusal(res, result);
+    const answerHeaders = responseHeaders(result.response.headers);
+    answerHeaders["content-length"] = String(result.response.body.byteLength);
+    res.writeHead(result.response.status, answerHeaders);
+    res.end(result.response.body);
+  }
+
+  /**
+   * Sends one request from this process to its shard's primary coreapp, as the listener forwards
+   * an HTTP request but without the HTTP hop: for a Node service that calls the cluster itself, a
+   * webapp embedded in the caller (docs/embedding.md, "Calling the cluster from your own code").
+   * The same routing, retries through a failover, in-flight limit and metrics as HTTP requests;
+   * the webapp's own routes (health, metrics, the admin API) are HTTP only.
+   *
+   * Resolves with the owner's answer, the application's failure included (`applicationError`:
+   * its `handle()` threw, the answer is the 500 with code 1500, and it is never sent again).
+   * Rejects with {@link WebappRequestError} when there is no answer (its `status` and `apiCode` are
+   * what the listener would answer: 400 a malformed request, 413 a body over `maxBodyBytes`, 503
+   * 1016 / 1018 nothing ran, 502 1502 it may have run), and with a `not_started` error before
+   * `start()` or after `stop()`.
+   */
+  async request(r: WebappRequest): Promise<WebappResponse> {
+    if (!this.routing || this.stop$.signal.aborted) {
+      throw new MulticonnectError("not_started", "webapp: request() needs a started webapp (after start(), before stop())");
+    }
+    const refuse = (outcome: "bad_request" | "too_large", status: number, title: string, details: string): WebappRequestError => {
+      this.metrics.request(outcome);
+      return new WebappRequestError({ status, apiCode: status, title, details });
+    };
+    const path = typeof r.path === "string" ? originForm(r.path) : null;
+    if (path === null)
+      throw refuse("bad_request", 400, "Bad request target", "the path must start with / and be visible ASCII characters, at most 8 KiB");
+    const method = r.method ?? "GET";
+    if (typeof method !== "string" || !METHOD_TOKEN.test(method))
+      throw refuse("bad_request", 400, "Bad method", "the method must be an HTTP token of at most 32 characters");
+    let headers: Record<string, string>;
+    try {
+      headers = givenHeaders(r.headers ?? {});
+    } catch (error) {
+      throw refuse("bad_request", 400, "Bad header", (error as Error).message);
+    }
+    const body = typeof r.body === "string" ? Buffer.from(r.body) : (r.body ?? EMPTY_BODY);
+    if (!(body instanceof Uint8Array)) throw refuse("bad_request", 400, "Bad body", "the body must be a string or a Uint8Array");
+    if (body.byteLength > this.options.maxBodyBytes) {
+      throw refuse("too_large", 413, "Request too large", `the body exceeds ${this.options.maxBodyBytes} bytes`);
+    }
+    const shard = this.shardFor(r.shardKey, "pass the request's shard key as shardKey");
+    if (shard instanceof WebappRequestError) throw shard;
+    const result = await this.forwardCounted({ shard, method, path, headers, body });
+    if (result instanceof WebappRequestError) throw result;
+    const { status, headers: answered, body: bytes } = result.response;
+    return {
+      status,
+      headers: responseHeaders(answered),
+      body: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+      applicationError: result.applicationError,
+    };
+  }
+
+  /** The shard of a request's shard key; without a key (and with more than one shard), a 400 refusal whose details are `noKey`. */
+  private shardFor(key: string | undefined, noKey: string): number | WebappRequestError {
+    if (this.options.shards === 1) return 0;
+    if (typeof key === "string" && key !== "") return shardOf(key, this.options.shards);
+    this.metrics.request("bad_request");
+    return new WebappRequestError({ status: 400, apiCode: 400, title: "Missing shard key", details: noKey });
+  }
+
+  /**
+   * Forwards a request to its shard's owner within the in-flight limit and counts the outcome: the
+   * part of serving a request that the listener and {@link request} share. A refusal comes back as a
+   * value, for the listener to answer and `request()` to throw.
+   */
+  private async forwardCounted(req: RoutedRequest): Promise<{ response: ForwardResponse; applicationError: boolean } | WebappRequestError> {
+    const release = this.inflight.tryAcquire(req.shard);
     if (!release) {
       this.metrics.request("overloaded");
       const { code, title } = API_ERRORS.SYSTEM_OVERLOADED;
-      return sendError(
-        res,
-        503,
-        code,
-        title,
-        `${this.inflight.maxPerShard} requests to shard ${shard} are already in flight on this webapp`,
-        { "retry-after": "1" },
-      );
+      const details = `${this.inflight.maxPerShard} requests to shard ${req.shard} are already in flight on this webapp`;
+      return new WebappRequestError({ status: 503, apiCode: code, title, details, retryable: true });
     }
     const started = performance.now();
-    const result = await this.router.forward({ shard, method: req.method ?? "GET", path, headers, body: body.bytes }).finally(release);
+    const result = await this.router.forward(req).finally(release);
     const seconds = (performance.now() - started) / 1000;
     if (!result.ok && result.inDoubt) {
       this.metrics.request("in_doubt");
       this.metrics.forwarded("in_doubt", seconds, result.attempts);
       const { code, title } = API_ERRORS.REQUEST_IN_DOUBT;
-      return sendError(res, 502, code, title, result.reason);
+      return new WebappRequestError({ status: 502, apiCode: code, title, details: result.reason, mayHaveRun: true });
     }
     if (!result.ok) {
       this.metrics.request("no_primary");
       this.metrics.forwarded("no_primary", seconds, result.attempts);
       const { code, title } = API_ERRORS.NOT_PRIMARY_COREAPP;
-      return sendError(res, 503, code, title, result.reason, { "retry-after": "1" });
+      return new WebappRequestError({ status: 503, apiCode: code, title, details: result.reason, retryable: true });
     }
-    const { response } = result;
     // The application's handle() threw: it ran once, and is answered as it is, never sent again.
     const outcome = result.failed ? "app_error" : "ok";
     this.metrics.request(outcome);
     this.metrics.forwarded(outcome, seconds, result.attempts);
-    const answerHeaders = responseHeaders(response.headers);
-    answerHeaders["content-length"] = String(response.body.byteLength);
-    res.writeHead(response.status, answerHeaders);
-    res.end(response.body);
+    return { response: result.response, applicationError: result.failed };
   }
 
   /** The request body, or null when an error answer was already sent. */

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/load.js";
 import type { ConfigInput } from "../../src/config/schema.js";
 import type { ShardAssignment } from "../../src/core/ports/shard-map.js";
-import { APP_ERROR_CODE } from "../../src/core/api-errors.js";
+import { APP_ERROR_CODE, NOT_PRIMARY_COREAPP } from "../../src/core/api-errors.js";
+import { WebappRequestError } from "../../src/core/errors.js";
 import { createMaster, createWebapp } from "../../src/nodes/compose.js";
 import type { ClusterStatus } from "../../src/nodes/cluster-status.js";
 import type { Webapp } from "../../src/nodes/webapp.js";
@@ -208,5 +209,100 @@ describe("start-up and disposal", () => {
     expect(await registered()).toBe(true);
     await extra[Symbol.asyncDispose]();
     expect(await registered()).toBe(false);
+  });
+});
+
+describe("webapp.request(): calling the cluster from the host's own code", () => {
+  it("reaches the shard's owner the listener would route to, with the method, path, headers and body given", async () => {
+    const viaHttp = await fetch(`${base}/v1/messages`, { method: "POST", headers: { "x-phone": "+15550042" }, body: "x" });
+    await viaHttp.text();
+    const before = cluster.handled.length;
+    const r = await webapp.request({
+      shardKey: "+15550042",
+      method: "PUT",
+      path: "/v1/messages?to=2",
+      headers: { "Content-Type": "text/plain", Host: "ignored.example", Connection: "close", "X-Trace": "t1" },
+      body: "héllo",
+    });
+    expect(r.status).toBe(200);
+    expect(r.applicationError).toBe(false);
+    expect(r.body.toString()).toMatch(/^ok from c[123]$/);
+    expect(r.headers["x-multiconnect-node"]).toBe(viaHttp.headers.get("x-multiconnect-node"));
+    expect(cluster.handled.length - before).toBe(1);
+    const seen = cluster.handled.at(-1)!;
+    expect(seen).toMatchObject({ method: "PUT", path: "/v1/messages?to=2" });
+    // Names lower-cased as node:http gives them; hop-by-hop ones are not forwarded.
+    expect(seen.headers).toMatchObject({ "content-type": "text/plain", "x-trace": "t1" });
+    expect(seen.headers["host"]).toBeUndefined();
+    expect(seen.headers["connection"]).toBeUndefined();
+    expect(Buffer.from(seen.body).toString()).toBe("héllo");
+  });
+
+  it("resolves with the application's failure as answered (500, code 1500), ran once and marked applicationError", async () => {
+    const before = cluster.handled.length;
+    const r = await webapp.request({ shardKey: "+15550043", method: "POST", path: "/v1/boom", body: new Uint8Array([1, 2]) });
+    expect(r.status).toBe(500);
+    expect(r.applicationError).toBe(true);
+    expect((JSON.parse(r.body.toString()) as { errors: { code: number }[] }).errors[0]!.code).toBe(APP_ERROR_CODE);
+    expect(cluster.handled.length - before).toBe(1);
+  });
+
+  it("refuses a malformed request with the listener's status and code, naming the problem, and runs nothing", async () => {
+    const before = cluster.handled.length;
+    const refusal = (p: Promise<unknown>) =>
+      p.then(
+        () => expect.fail("request() resolved"),
+        (e: unknown) => e as WebappRequestError,
+      );
+    const cases: [Parameters<Webapp["request"]>[0], number, RegExp][] = [
+      [{ path: "/v1/messages" }, 400, /Missing shard key.*shardKey/],
+      [{ shardKey: "k", path: "v1/messages" }, 400, /Bad request target/],
+      [{ shardKey: "k", method: "GE T", path: "/v1/messages" }, 400, /Bad method/],
+      [{ shardKey: "k", path: "/v1/messages", headers: { "x-bad": "a\r\nx-injected: 1" } }, 400, /Bad header.*x-bad/],
+      [{ shardKey: "k", path: "/v1/messages", headers: { "bad name": "v" } }, 400, /Bad header.*bad name/],
+      [{ shardKey: "k", path: "/v1/messages", body: "x".repeat(cluster.config.webapp.maxBodyBytes + 1) }, 413, /exceeds \d+ bytes/],
+    ];
+    for (const [req, status, message] of cases) {
+      const e = await refusal(webapp.request(req));
+      expect(e).toBeInstanceOf(WebappRequestError);
+      expect({ status: e.status, apiCode: e.apiCode, retryable: e.retryable, mayHaveRun: e.mayHaveRun }).toEqual({
+        status,
+        apiCode: status,
+        retryable: false,
+        mayHaveRun: false,
+      });
+      expect(e.message).toMatch(message);
+    }
+    expect(cluster.handled.length).toBe(before);
+  });
+
+  it("rejects as retryable 1018 when no coreapp serves the shard within the retry window", async () => {
+    const config = parseConfig(
+      {
+        cluster_name: "no-coreapps",
+        shards: 2,
+        secret: "embedded-test-secret-0123456789",
+        store: { backend: "sqlite", path: join(mkdtempSync(join(tmpdir(), "mc-empty-")), "c.db") },
+        webapp: { retry_window: "200ms" },
+      } satisfies ConfigInput,
+      {},
+    );
+    const lonely = await createWebapp({ config, port: 0, listen: false, logger });
+    await expect(lonely.request({ shardKey: "k", path: "/v1/messages" })).rejects.toMatchObject({ code: "not_started" });
+    await lonely.start();
+    try {
+      const e = (await lonely.request({ shardKey: "k", path: "/v1/messages" }).catch((error: unknown) => error)) as WebappRequestError;
+      expect(e).toBeInstanceOf(WebappRequestError);
+      expect({ status: e.status, apiCode: e.apiCode, retryable: e.retryable, mayHaveRun: e.mayHaveRun }).toEqual({
+        status: 503,
+        apiCode: NOT_PRIMARY_COREAPP,
+        retryable: true,
+        mayHaveRun: false,
+      });
+      expect(e.details).toMatch(/has no primary coreapp/);
+    } finally {
+      await lonely.stop();
+    }
+    await expect(lonely.request({ shardKey: "k", path: "/v1/messages" })).rejects.toMatchObject({ code: "not_started" });
   });
 });
