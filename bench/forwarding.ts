@@ -5,8 +5,11 @@
  *   listener accepts only authenticated transport messages, so this is "straight to a coreapp");
  * - **webapp**: client → webapp → (the framed node-to-node transport) → coreapp running that same handler;
  * - **embedded**: a webapp, its shard's owner (that same handler) and a master in one process, the
- *   webapp reaching the coreapp through the in-process shortcut (no socket): the deployment for
- *   which a network hop's latency is too much;
+ *   webapp reaching the coreapp through the in-process shortcut (no socket);
+ * - **caller**: a Node process that calls the cluster itself through a webapp embedded in it
+ *   (`webapp.request()`): client → coreapp over the framed transport, no HTTP hop; measured by
+ *   that process against **caller-direct**, the same loop in the same process sending HTTP to the
+ *   plain server (routing-client.ts);
  * - the anchors, in front of the same plain server: **nginx** (one worker, upstream keep-alive) and
  *   **http-proxy** (a Node proxy library); and **node-pipe**, a Node process copying bytes both
  *   ways (no HTTP, no authentication): the least a hop through a Node process costs.
@@ -20,7 +23,7 @@ import { join } from "node:path";
 import autocannon from "autocannon";
 import { Pool } from "undici";
 import { monoNow, sleep } from "./support/clock.js";
-import { spawnTs, stopChild, treeCpuMs, type TsChild } from "./support/child.js";
+import { spawnTs, stopChild, tell, treeCpuMs, type TsChild } from "./support/child.js";
 import { BenchCluster } from "./support/cluster.js";
 import { summarizeProfile, type ProfileSummary } from "./support/cpu-profile.js";
 import { findNginx, startNginx, type Nginx } from "./support/nginx.js";
@@ -45,13 +48,20 @@ const ANCHORS = {
 /** Settings of the cluster behind the webapp: quiet background (the store is not on the hot path). */
 const QUIET = { heartbeat_interval: "1s", unhealthy_interval: "6s", db_heartbeat_interval: "2s", db_unhealthy_interval: "12s" };
 
-type TargetKey = "direct" | "webapp" | "embedded" | "nginx" | "http-proxy" | "node-pipe";
+type TargetKey = "direct" | "webapp" | "embedded" | "caller" | "caller-direct" | "nginx" | "http-proxy" | "node-pipe";
+
+/** The target whose figures a target's ratio and added latency are taken against, within a round. */
+function baselineOf(k: TargetKey): TargetKey {
+  return k === "caller" ? "caller-direct" : "direct";
+}
 
 interface Target {
   readonly key: TargetKey;
   readonly port: number;
   /** The processes on the request's path besides the client, by role ("proxy", "server"). */
   readonly pids: Readonly<Record<string, number>>;
+  /** Runs the load from its own client process (the caller targets); without it the load goes from this process to `port`. */
+  readonly run?: (connections: number, seconds: number) => Promise<LoadRun>;
 }
 
 interface LoadRun {
@@ -104,6 +114,7 @@ async function sequential(t: Target, seconds: number): Promise<LoadRun> {
 
 /** Many connections: autocannon, whose request count the servers confirm; latency by Little's law (connections ÷ rate). */
 async function load(t: Target, connections: number, seconds: number): Promise<LoadRun> {
+  if (t.run) return t.run(connections, seconds);
   if (connections === 1) return sequential(t, seconds);
   const before = Object.fromEntries(Object.entries(t.pids).map(([k, pid]) => [k, treeCpuMs(pid)]));
   const self = process.cpuUsage();
@@ -132,6 +143,19 @@ async function load(t: Target, connections: number, seconds: number): Promise<Lo
   };
 }
 
+/** A caller target: routing-client.ts runs the load in its own process; the server's CPU is read here. */
+function callerTarget(key: "caller" | "caller-direct", client: TsChild, serverPid: number): Target {
+  const run = async (connections: number, seconds: number): Promise<LoadRun> => {
+    const before = treeCpuMs(serverPid);
+    const answered = new Promise<unknown>((resolve) => (client.onMessage = resolve));
+    tell(client, { target: key, connections, seconds });
+    const r = (await answered) as { rps: number; p50Us: number; p99Us: number | null; failed: number; cpuUs: number; requests: number };
+    const server = ((treeCpuMs(serverPid) - before) * 1000) / Math.max(1, r.requests);
+    return { rps: r.rps, p50Us: r.p50Us, p99Us: r.p99Us ?? Number.NaN, failed: r.failed, cpuUsPerRequest: { client: r.cpuUs, server } };
+  };
+  return { key, port: 0, pids: { server: serverPid }, run };
+}
+
 /** Item 3. */
 export async function forwardingItem(p: BenchProfile, dir: string, say: (m: string) => void): Promise<ItemReport> {
   const o = p.forwarding;
@@ -157,10 +181,15 @@ export async function forwardingItem(p: BenchProfile, dir: string, say: (m: stri
     await cluster.waitSteady(60_000);
     const webapp = cluster.live("webapp")[0]!;
     const coreapp = cluster.live("coreapp")[0]!;
+    const caller = spawnTs("routing-client.ts", [cluster.config, String(echoPort)]);
+    children.push(caller);
+    await caller.ready;
     const targets: Target[] = [
       { key: "direct", port: echoPort, pids: { server: echo.child.pid! } },
       { key: "webapp", port: cluster.webappPort, pids: { proxy: webapp.child.pid!, server: coreapp.child.pid! } },
       { key: "embedded", port: embeddedPort, pids: { server: embedded.child.pid! } },
+      callerTarget("caller-direct", caller, echo.child.pid!),
+      callerTarget("caller", caller, coreapp.child.pid!),
       { key: "http-proxy", port: proxyPort, pids: { proxy: proxy.child.pid!, server: echo.child.pid! } },
       { key: "node-pipe", port: pipePort, pids: { proxy: pipe.child.pid!, server: echo.child.pid! } },
     ];
@@ -261,8 +290,8 @@ function missedText(
   missed: { ratio: boolean; latency: boolean },
 ): string {
   const cpu = (k: TargetKey, c: number, role: string) => median(get(k, c).map((r) => r.cpuUsPerRequest[role] ?? Number.NaN));
-  const added = (k: TargetKey) => median(get(k, one).map((r, i) => r.p50Us - (get("direct", one)[i]?.p50Us ?? Number.NaN)));
-  const ratioOf = (k: TargetKey) => median(get(k, many).map((r, i) => r.rps / (get("direct", many)[i]?.rps ?? Number.NaN)));
+  const added = (k: TargetKey) => median(get(k, one).map((r, i) => r.p50Us - (get(baselineOf(k), one)[i]?.p50Us ?? Number.NaN)));
+  const ratioOf = (k: TargetKey) => median(get(k, many).map((r, i) => r.rps / (get(baselineOf(k), many)[i]?.rps ?? Number.NaN)));
   const paragraphs: string[] = [];
   if (missed.ratio) {
     const share = (pred: (bucket: string) => boolean) =>
@@ -303,9 +332,10 @@ function missedText(
         `while the request waits: the Node proxy library adds ${num(added("http-proxy"))} µs, the webapp ${num(added("webapp"))} µs. At ${one} connection the webapp`,
         `spends ${num(cpu("webapp", one, "proxy"))} µs of CPU per request (${num(cpu("webapp", many, "proxy"))} µs under load), the byte pipe ${num(cpu("node-pipe", one, "proxy"))} µs and the plain server`,
         `${num(cpu("direct", one, "server"))} µs: the webapp terminates the client's HTTP as the plain server does, then seals the request, wakes for the`,
-        "coreapp's acknowledgement and again for its answer, and checks the MAC of each. What meets the target today is no hop at",
-        `all: a webapp in its shard owner's process (the in-process shortcut, docs/embedding.md; the "embedded" row, ${num(added("embedded"))} µs`,
-        'added). docs/architecture.md, "What a forward costs", has the breakdown and what was tried.',
+        "coreapp's acknowledgement and again for its answer, and checks the MAC of each. What meets the target is no webapp hop:",
+        `a webapp in the caller's own process (\`webapp.request()\`, docs/embedding.md; the "caller" row, ${num(added("caller"))} µs added against the`,
+        `same process's direct HTTP), or in its shard owner's process (the in-process shortcut; the "embedded" row, ${num(added("embedded"))} µs).`,
+        'docs/architecture.md, "What a forward costs", has the breakdown and what was tried.',
       ].join("\n"),
     );
   }
@@ -323,13 +353,16 @@ function report(
   const many = Math.max(...p.forwarding.connections);
   const one = Math.min(...p.forwarding.connections);
   // Ratios and differences are taken round by round (targets alternate), then the median.
-  const ratio = (k: TargetKey, c: number) => median(get(k, c).map((r, i) => r.rps / (get("direct", c)[i]?.rps ?? Number.NaN)));
-  const added = (k: TargetKey, c: number) => median(get(k, c).map((r, i) => r.p50Us - (get("direct", c)[i]?.p50Us ?? Number.NaN)));
+  const ratio = (k: TargetKey, c: number) => median(get(k, c).map((r, i) => r.rps / (get(baselineOf(k), c)[i]?.rps ?? Number.NaN)));
+  const added = (k: TargetKey, c: number) => median(get(k, c).map((r, i) => r.p50Us - (get(baselineOf(k), c)[i]?.p50Us ?? Number.NaN)));
+  const isBaseline = (k: TargetKey) => k === "direct" || k === "caller-direct";
   const range = (xs: number[], d = 0) => (xs.length > 1 ? ` (${num(Math.min(...xs), d)}–${num(Math.max(...xs), d)})` : "");
   const label: Record<TargetKey, string> = {
     direct: "direct (plain node:http, echo handler)",
     webapp: "**through the webapp** (→ coreapp)",
     embedded: "embedded: webapp and coreapp in one process",
+    caller: "**a caller's own webapp** (`webapp.request()` → coreapp)",
+    "caller-direct": "direct from the caller's process (undici; the row above's baseline)",
     nginx: "nginx → plain server",
     "http-proxy": "http-proxy → plain server",
     "node-pipe": "Node byte pipe (no HTTP) → plain server",
@@ -338,6 +371,8 @@ function report(
     direct: "",
     webapp: `target ≥ ${num(TARGET_RATIO, 2)}`,
     embedded: "",
+    caller: `target ≥ ${num(TARGET_RATIO, 2)}`,
+    "caller-direct": "",
     nginx: `anchor ${ANCHORS.nginx.ratio}`,
     "http-proxy": `anchor ${ANCHORS["http-proxy"].ratio}`,
     "node-pipe": "",
@@ -346,6 +381,8 @@ function report(
     direct: "",
     webapp: `target ≤ ${TARGET_ADDED_US} µs`,
     embedded: "",
+    caller: `target ≤ ${TARGET_ADDED_US} µs`,
+    "caller-direct": "",
     nginx: `anchor ${ANCHORS.nginx.added}`,
     "http-proxy": `anchor ${ANCHORS["http-proxy"].added}`,
     "node-pipe": "floor of a Node hop",
@@ -361,9 +398,9 @@ function report(
         label[k],
         String(c),
         `${num(median(rs.map((r) => r.rps)))}${range(rs.map((r) => r.rps))}`,
-        k === "direct" ? "1" : num(ratio(k, c), 2),
+        isBaseline(k) ? "1" : num(ratio(k, c), 2),
         `${num(median(rs.map((r) => r.p50Us)))}${range(rs.map((r) => r.p50Us))}`,
-        k === "direct" ? "0" : num(added(k, c)),
+        isBaseline(k) ? "0" : num(added(k, c)),
         num(median(rs.map((r) => r.p99Us))),
         String(rs.reduce((a, r) => a + r.failed, 0)),
         c === many ? anchors[k] : anchorsLat[k],
@@ -381,7 +418,7 @@ function report(
         label[k],
         String(c),
         num(part("client")),
-        k === "direct" || k === "embedded" ? "–" : num(part("proxy")),
+        Number.isFinite(part("proxy")) ? num(part("proxy")) : "–",
         num(part("server")),
         num(total),
         c === many ? num(2e6 / total) : "–",
@@ -406,6 +443,24 @@ function report(
       met: webAdded <= TARGET_ADDED_US,
     },
   ];
+  const callerRatio = ratio("caller", many);
+  const callerAdded = added("caller", one);
+  headlines.push(
+    {
+      item: "3 forwarding",
+      figure: `a caller's own webapp (\`webapp.request()\`): throughput / direct from that process at ${many} connections`,
+      measured: num(callerRatio, 2),
+      target: `≥ ${num(TARGET_RATIO, 2)}`,
+      met: callerRatio >= TARGET_RATIO,
+    },
+    {
+      item: "3 forwarding",
+      figure: `a caller's own webapp (\`webapp.request()\`): added p50 latency at ${one} connection`,
+      measured: `${num(callerAdded)} µs`,
+      target: `≤ ${TARGET_ADDED_US} µs`,
+      met: callerAdded <= TARGET_ADDED_US,
+    },
+  );
   if (get("embedded", many).length) {
     headlines.push({
       item: "3 forwarding",
@@ -451,8 +506,11 @@ function report(
     "connection a sequential undici loop times every request itself (p50, p99). Ratios and added latency are taken within a",
     "round, then the median. nginx keeps its connections for the whole run (keepalive_requests raised). The webapp's cluster runs on",
     "SQLite with 1 master and 1 coreapp (the store is not on the request path); the embedded target is one process with a master,",
-    "a coreapp and a webapp on SQLite, the webapp calling the coreapp in-process. Everything shares the same 2 cores: the client,",
-    "the proxy and the server compete for them, which is also true of the anchors.",
+    "a coreapp and a webapp on SQLite, the webapp calling the coreapp in-process. The caller targets send from a process of their",
+    "own (bench/support/routing-client.ts): `caller` through a webapp embedded there (`webapp.request()`) to the coreapp of the",
+    "webapp's cluster, and its baseline `caller-direct` the same loop sending HTTP to the plain server with undici (at 50",
+    "connections, 50 concurrent loops rather than autocannon); their client column is that process. Everything shares the same",
+    "2 cores: the client, the proxy and the server compete for them, which is also true of the anchors.",
     "",
     table(
       [
