@@ -197,11 +197,13 @@ export const fileSchema = z.strictObject({
       /** The live console at /console (read-only without the admin token); false turns it off. */
       console: z.boolean().default(true),
       max_connections: z.number().int().min(1).max(1_000_000).default(1000),
+      // At most 64 KiB: a forwarded request's metadata (path, headers in UTF-8) must fit in the
+      // room the transport's frames leave beside the body (256 KiB, FRAME_OVERHEAD).
       max_header_bytes: z
         .number()
         .int()
         .min(1024)
-        .max(1024 * 1024)
+        .max(64 * 1024)
         .default(16 * 1024),
       headers_timeout: duration.default(10_000),
       request_timeout: duration.default(30_000),

@@ -1,5 +1,5 @@
 import type { WebappRequestError } from "../core/errors.js";
-import { validateHeaderName, validateHeaderValue, type IncomingMessage, type ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 
 /** Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1), plus ones we set. */
 const HOP_BY_HOP = new Set([
@@ -26,26 +26,49 @@ export function forwardableHeaders(req: IncomingMessage): Record<string, string>
   return out;
 }
 
-/** The most headers a request may carry (the transport refuses more). */
-const MAX_HEADERS = 256;
+/** The most headers a forwarded request may carry (the transport's receiver refuses more). */
+export const MAX_HEADERS = 256;
+/** A header name: an HTTP token (RFC 9110 §5.1), as node:http accepts it. */
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,256}$/;
+/** A header value as node:http accepts one: tab, visible ASCII, space, obs-text; no CR, LF or NUL. */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** `Webapp.request()`'s headers are malformed (400); the message names the header, never its value. */
+export class BadHeadersError extends Error {}
+
+/** `Webapp.request()`'s headers are larger than `webapp.max_header_bytes` (431, as the listener answers). */
+export class HeadersTooLargeError extends Error {}
 
 /**
- * The headers given to `Webapp.request()` as a forwarded request carries them: names lower-cased,
- * hop-by-hop ones dropped, each name and value checked by node:http's rules (what an HTTP request
- * that reached the listener would have passed). Throws a TypeError naming the first bad header.
+ * The headers given to `Webapp.request()` as a forwarded request carries them, checked as the
+ * listener's HTTP parser checks a request's: names lower-cased (two that differ only in case are
+ * joined with ", ", as node:http joins repeated headers), hop-by-hop ones dropped, each name a token
+ * and each value free of control characters, at most 256 of them and `maxBytes` in all (each
+ * counted as its HTTP line: name, ": ", value, CRLF). Throws {@link BadHeadersError} or
+ * {@link HeadersTooLargeError}.
  */
-export function givenHeaders(given: Readonly<Record<string, string>>): Record<string, string> {
+export function givenHeaders(given: unknown, maxBytes: number): Record<string, string> {
+  const proto: unknown = typeof given === "object" && given !== null ? Object.getPrototypeOf(given) : undefined;
+  if (proto !== Object.prototype && proto !== null) throw new BadHeadersError("headers must be a plain object of strings");
+  const record = given as Record<string, unknown>;
+  const names = Object.keys(record);
+  if (names.length > MAX_HEADERS) throw new BadHeadersError(`${names.length} headers, more than ${MAX_HEADERS}`);
   const out: Record<string, string> = {};
-  const names = Object.keys(given);
-  if (names.length > MAX_HEADERS) throw new TypeError(`${names.length} headers, more than ${MAX_HEADERS}`);
+  let bytes = 0;
   for (const name of names) {
-    const value = given[name];
+    if (!HEADER_NAME.test(name) || name.toLowerCase() === "__proto__") {
+      throw new BadHeadersError(`${JSON.stringify(name.slice(0, 64))} is not a header name (an HTTP token of at most 256 characters)`);
+    }
+    const value = record[name];
+    if (typeof value !== "string" || !HEADER_VALUE.test(value)) {
+      throw new BadHeadersError(`the value of ${name} is not a string of visible characters (no CR, LF or NUL)`);
+    }
+    bytes += name.length + value.length + 4;
+    if (bytes > maxBytes) throw new HeadersTooLargeError(`the headers exceed ${maxBytes} bytes`);
     const lower = name.toLowerCase();
-    if (typeof value !== "string") throw new TypeError(`the value of ${JSON.stringify(name)} is not a string`);
-    if (name.length > 256 || lower === "__proto__") throw new TypeError(`${JSON.stringify(name.slice(0, 40))} is not a header name`);
-    validateHeaderName(name);
-    validateHeaderValue(name, value);
-    if (!HOP_BY_HOP.has(lower)) out[lower] = value;
+    if (HOP_BY_HOP.has(lower)) continue;
+    const earlier = out[lower];
+    out[lower] = earlier === undefined ? value : `${earlier}, ${value}`;
   }
   return out;
 }

@@ -34,6 +34,8 @@ import {
   originForm,
   responseHeaders,
   givenHeaders,
+  HeadersTooLargeError,
+  MAX_HEADERS,
   sendBodyError,
   sendError,
   sendJson,
@@ -119,13 +121,17 @@ export interface ServeOptions {
 
 /** A request sent from the webapp's own process with {@link Webapp.request}: what an HTTP request to its listener carries. */
 export interface WebappRequest {
-  /** The shard key; required with more than one shard (the `shardKeyHeader` header is not read here). */
+  /** The shard key; required with more than one shard. Not sent as a header (nor is the `shardKeyHeader` header read here). */
   readonly shardKey?: string;
-  /** The HTTP method (default "GET"). */
+  /** The HTTP method (default "GET"), upper-cased as node:http gives it to the listener. */
   readonly method?: string;
   /** The path and query the coreapp sees, e.g. "/v1/messages?to=1" (an absolute URL is reduced to them). */
   readonly path: string;
-  /** The request's headers; names are lower-cased and hop-by-hop ones (host, connection, content-length...) dropped. */
+  /**
+   * The request's headers, a plain object of strings: names are lower-cased (two differing only in
+   * case are joined with ", ") and hop-by-hop ones (host, connection, content-length...) dropped;
+   * at most `webapp.max_header_bytes` in all.
+   */
   readonly headers?: Readonly<Record<string, string>>;
   /** The body, as bytes or as a string sent as UTF-8 (default empty); at most `maxBodyBytes`. */
   readonly body?: Uint8Array | string;
@@ -360,6 +366,10 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     const body = await this.body(req, res, o);
     if (body === null) return;
     const headers = forwardableHeaders(req);
+    if (Object.keys(headers).length > MAX_HEADERS) {
+      this.metrics.request("too_large");
+      return sendError(res, 431, 431, "Request header fields too large", `more than ${MAX_HEADERS} distinct headers`);
+    }
     // A body parser inflated a compressed body: the bytes we forward are no longer encoded.
     if (o.body !== undefined || body.preRead) delete headers["content-encoding"];
     const result = await this.forwardCounted({ shard, method: req.method ?? "GET", path, headers, body: body.bytes });
@@ -375,14 +385,16 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
    * an HTTP request but without the HTTP hop: for a Node service that calls the cluster itself, a
    * webapp embedded in the caller (docs/embedding.md, "Calling the cluster from your own code").
    * The same routing, retries through a failover, in-flight limit and metrics as HTTP requests;
-   * the webapp's own routes (health, metrics, the admin API) are HTTP only.
+   * the webapp's own routes (health, metrics, the admin API) and the per-address client rate limit
+   * are HTTP only.
    *
    * Resolves with the owner's answer, the application's failure included (`applicationError`:
    * its `handle()` threw, the answer is the 500 with code 1500, and it is never sent again).
    * Rejects with {@link WebappRequestError} when there is no answer (its `status` and `apiCode` are
-   * what the listener would answer: 400 a malformed request, 413 a body over `maxBodyBytes`, 503
-   * 1016 / 1018 nothing ran, 502 1502 it may have run), and with a `not_started` error before
-   * `start()` or after `stop()`.
+   * what the listener would answer: 400 a malformed request, 413 a body over `maxBodyBytes`, 431
+   * headers over `webapp.max_header_bytes`, 503 1016 / 1018 nothing ran, 502 1502 it may have
+   * run), and with a `not_started` error before `start()` or after `stop()`. The body is copied
+   * both ways: neither side shares a buffer with the other, even in one process.
    */
   async request(r: WebappRequest): Promise<WebappResponse> {
     if (!this.routing || this.stop$.signal.aborted) {
@@ -392,34 +404,38 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
       this.metrics.request(outcome);
       return new WebappRequestError({ status, apiCode: status, title, details });
     };
+    if (typeof r !== "object" || r === null) throw refuse("bad_request", 400, "Bad request", "the request must be an object");
     const path = typeof r.path === "string" ? originForm(r.path) : null;
-    if (path === null)
+    if (path === null) {
       throw refuse("bad_request", 400, "Bad request target", "the path must start with / and be visible ASCII characters, at most 8 KiB");
+    }
     const method = r.method ?? "GET";
-    if (typeof method !== "string" || !METHOD_TOKEN.test(method))
+    if (typeof method !== "string" || !METHOD_TOKEN.test(method)) {
       throw refuse("bad_request", 400, "Bad method", "the method must be an HTTP token of at most 32 characters");
+    }
     let headers: Record<string, string>;
     try {
-      headers = givenHeaders(r.headers ?? {});
+      headers = givenHeaders(r.headers ?? {}, this.limits.maxHeaderBytes);
     } catch (error) {
+      if (error instanceof HeadersTooLargeError) throw refuse("too_large", 431, "Request header fields too large", error.message);
       throw refuse("bad_request", 400, "Bad header", (error as Error).message);
     }
-    const body = typeof r.body === "string" ? Buffer.from(r.body) : (r.body ?? EMPTY_BODY);
-    if (!(body instanceof Uint8Array)) throw refuse("bad_request", 400, "Bad body", "the body must be a string or a Uint8Array");
+    const given: unknown = r.body ?? EMPTY_BODY;
+    if (typeof given !== "string" && !(given instanceof Uint8Array)) {
+      throw refuse("bad_request", 400, "Bad body", "the body must be a string or a Uint8Array");
+    }
+    // A copy: in-process, the owner's handle() gets this very object, and the caller may reuse its buffer.
+    const body = Buffer.from(given as string | Uint8Array);
     if (body.byteLength > this.options.maxBodyBytes) {
       throw refuse("too_large", 413, "Request too large", `the body exceeds ${this.options.maxBodyBytes} bytes`);
     }
     const shard = this.shardFor(r.shardKey, "pass the request's shard key as shardKey");
     if (shard instanceof WebappRequestError) throw shard;
-    const result = await this.forwardCounted({ shard, method, path, headers, body });
+    const result = await this.forwardCounted({ shard, method: method.toUpperCase(), path, headers, body });
     if (result instanceof WebappRequestError) throw result;
     const { status, headers: answered, body: bytes } = result.response;
-    return {
-      status,
-      headers: responseHeaders(answered),
-      body: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
-      applicationError: result.applicationError,
-    };
+    // A copy: in-process, the answer's body is the very buffer the application returned (perhaps a cached one).
+    return { status, headers: responseHeaders(answered), body: Buffer.from(bytes), applicationError: result.applicationError };
   }
 
   /** The shard of a request's shard key; without a key (and with more than one shard), a 400 refusal whose details are `noKey`. */

@@ -62,6 +62,15 @@ describe("embedded nodes over HTTP", () => {
     expect(cluster.handled.length).toBe(before);
   });
 
+  it("a request with more distinct headers than a forward carries gets 431 and never reaches a coreapp", async () => {
+    const before = cluster.handled.length;
+    const headers = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`x-h${i}`, "v"]));
+    const r = await fetch(`${base}/v1/messages`, { method: "POST", headers: { ...headers, "x-shard-key": "k" }, body: "x" });
+    expect(r.status).toBe(431);
+    expect(await r.json()).toMatchObject({ errors: [{ code: 431, details: "more than 256 distinct headers" }] });
+    expect(cluster.handled.length).toBe(before);
+  });
+
   it("an unauthenticated message straight to a coreapp's listener is refused and runs nothing", async () => {
     const h = (await (await fetch(`${base}/v1/health`)).json()) as ClusterStatus;
     const target = h.nodes.find((n) => n.gateway_status === "connected")!;
@@ -79,7 +88,7 @@ describe("embedded nodes over HTTP", () => {
   it("GET /metrics exposes request counters and shard epochs in Prometheus text", async () => {
     const text = await (await fetch(`${base}/metrics`)).text();
     expect(text).toMatch(/multiconnect_requests_total\{node="webapp",outcome="ok"\} [1-9]/);
-    expect(text).toMatch(/multiconnect_requests_total\{node="webapp",outcome="too_large"\} 1/);
+    expect(text).toMatch(/multiconnect_requests_total\{node="webapp",outcome="too_large"\} 2/); // the 413 and the 431 above
     expect(text).toMatch(/multiconnect_shard_epoch\{node="webapp",shard="1"\} [1-9]/);
   });
 });

@@ -34,6 +34,9 @@ const logger = pino(
   }),
 );
 
+/** A body the application keeps and returns on every request (what a cache would do). */
+const CACHED = Buffer.from("cached answer");
+
 let cluster: EmbeddedCluster;
 let webapp: Webapp;
 let host: Server;
@@ -49,6 +52,7 @@ beforeAll(async () => {
       if (req.path.startsWith("/v1/boom")) throw new Error(`boom in ${name}`);
       if (req.path.startsWith("/v1/spoof")) return { status: 200, headers: { "X-MC-Error": "1018" }, body: "ran" };
       if (req.path.startsWith("/v1/proto")) return { status: 200, headers: JSON.parse('{"__proto__": "x"}') as Record<string, string> };
+      if (req.path.startsWith("/v1/cached")) return { status: 200, body: CACHED };
       return { status: 200, body: `ok from ${name}` };
     },
   });
@@ -249,9 +253,9 @@ describe("webapp.request(): calling the cluster from the host's own code", () =>
 
   it("refuses a malformed request with the listener's status and code, naming the problem, and runs nothing", async () => {
     const before = cluster.handled.length;
-    const refusal = (p: Promise<unknown>) =>
+    const refusal = (p: Promise<unknown>, what: string) =>
       p.then(
-        () => expect.fail("request() resolved"),
+        () => expect.fail(`request() resolved: ${what}`),
         (e: unknown) => e as WebappRequestError,
       );
     const cases: [Parameters<Webapp["request"]>[0], number, RegExp][] = [
@@ -262,8 +266,19 @@ describe("webapp.request(): calling the cluster from the host's own code", () =>
       [{ shardKey: "k", path: "/v1/messages", headers: { "bad name": "v" } }, 400, /Bad header.*bad name/],
       [{ shardKey: "k", path: "/v1/messages", body: "x".repeat(cluster.config.webapp.maxBodyBytes + 1) }, 413, /exceeds \d+ bytes/],
     ];
+    const many = Object.fromEntries(Array.from({ length: 257 }, (_, i) => [`x-h${i}`, "v"]));
+    const odd = (v: unknown) => v as Parameters<Webapp["request"]>[0];
+    cases.push(
+      [{ shardKey: "k", path: "/v1/messages", headers: JSON.parse('{"__proto__": "x"}') as Record<string, string> }, 400, /__proto__/],
+      [{ shardKey: "k", path: "/v1/messages", headers: { "x-n": 5 } as unknown as Record<string, string> }, 400, /Bad header.*x-n/],
+      [{ shardKey: "k", path: "/v1/messages", headers: many }, 400, /257 headers/],
+      [odd({ shardKey: "k", path: "/v1/messages", headers: new Map([["x-a", "1"]]) }), 400, /plain object/],
+      [odd({ shardKey: "k", path: "/v1/messages", body: 42 }), 400, /Bad body/],
+      [odd(null), 400, /must be an object/],
+      [{ shardKey: "k", path: "/v1/messages", headers: { "x-big": "b".repeat(20_000) } }, 431, /headers exceed 16384 bytes/],
+    );
     for (const [req, status, message] of cases) {
-      const e = await refusal(webapp.request(req));
+      const e = await refusal(webapp.request(req), `the case that expects ${String(message)}`);
       expect(e).toBeInstanceOf(WebappRequestError);
       expect({ status: e.status, apiCode: e.apiCode, retryable: e.retryable, mayHaveRun: e.mayHaveRun }).toEqual({
         status,
@@ -272,8 +287,25 @@ describe("webapp.request(): calling the cluster from the host's own code", () =>
         mayHaveRun: false,
       });
       expect(e.message).toMatch(message);
+      // A header's value may be a secret (authorization): a refusal names the header, never the value.
+      expect(e.message).not.toMatch(/x-injected|bbbb/);
     }
     expect(cluster.handled.length).toBe(before);
+  });
+
+  it("upper-cases the method and joins headers that differ only in case, as node:http gives them", async () => {
+    await webapp.request({ shardKey: "+15550044", method: "post", path: "/v1/messages", headers: { "X-A": "1", "x-a": "2" } });
+    expect(cluster.handled.at(-1)).toMatchObject({ method: "POST", headers: { "x-a": "1, 2" } });
+  });
+
+  it("shares no buffer with the application, either way, even in one process", async () => {
+    const sent = new Uint8Array([1, 2, 3]);
+    const first = await webapp.request({ shardKey: "+15550045", method: "POST", path: "/v1/cached", body: sent });
+    sent[0] = 9;
+    expect([...cluster.handled.at(-1)!.body]).toEqual([1, 2, 3]);
+    first.body.fill(0);
+    const again = await webapp.request({ shardKey: "+15550045", path: "/v1/cached" });
+    expect(again.body.toString()).toBe("cached answer");
   });
 
   it("rejects as retryable 1018 when no coreapp serves the shard within the retry window", async () => {

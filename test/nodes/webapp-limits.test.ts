@@ -223,6 +223,8 @@ describe("webapp limits in the config", () => {
     expect(error({ request_timeout: "5s", headers_timeout: "1s", body_timeout: "10s" }).message).toMatch(/body_timeout/);
     expect(error({ client_rate_burst: 10 }).key).toBe("webapp.client_rate_burst");
     expect(error({ max_header_bytes: 100 }).message).toMatch(/webapp\.max_header_bytes/);
+    // Past 64 KiB a forward's headers could outgrow the room the transport's frames leave for them.
+    expect(error({ max_header_bytes: 64 * 1024 + 1 }).message).toMatch(/webapp\.max_header_bytes/);
     expect(error({ max_connections: 0 }).message).toMatch(/webapp\.max_connections/);
     expect(error({ client_rate_limit: -1 }).message).toMatch(/webapp\.client_rate_limit/);
     expect(error({ headers_timeout: "soon" }).message).toMatch(/webapp\.headers_timeout/);
