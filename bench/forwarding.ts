@@ -55,6 +55,19 @@ function baselineOf(k: TargetKey): TargetKey {
   return k === "caller" ? "caller-direct" : "direct";
 }
 
+/**
+ * A target's throughput ratio and added p50 latency against its baseline, at `c` connections:
+ * taken round by round (targets alternate, so each pair ran minutes apart at most), then the median.
+ */
+function againstBaseline(get: (k: TargetKey, c: number) => LoadRun[]) {
+  const paired = (k: TargetKey, c: number, f: (r: LoadRun, base: LoadRun | undefined) => number) =>
+    median(get(k, c).map((r, i) => f(r, get(baselineOf(k), c)[i])));
+  return {
+    ratio: (k: TargetKey, c: number) => paired(k, c, (r, base) => r.rps / (base?.rps ?? Number.NaN)),
+    added: (k: TargetKey, c: number) => paired(k, c, (r, base) => r.p50Us - (base?.p50Us ?? Number.NaN)),
+  };
+}
+
 interface Target {
   readonly key: TargetKey;
   readonly port: number;
@@ -147,11 +160,28 @@ async function load(t: Target, connections: number, seconds: number): Promise<Lo
 function callerTarget(key: "caller" | "caller-direct", client: TsChild, serverPid: number): Target {
   const run = async (connections: number, seconds: number): Promise<LoadRun> => {
     const before = treeCpuMs(serverPid);
-    const answered = new Promise<unknown>((resolve) => (client.onMessage = resolve));
+    const answered = new Promise<unknown>((resolve, reject) => {
+      client.onMessage = resolve;
+      void client.exited.then(() => reject(new Error(`bench: routing-client.ts exited during a run: ${client.stderr().slice(-1500)}`)));
+    });
     tell(client, { target: key, connections, seconds });
-    const r = (await answered) as { rps: number; p50Us: number; p99Us: number | null; failed: number; cpuUs: number; requests: number };
+    // JSON has no NaN: a figure without data (every request failed) arrives as null.
+    const r = (await answered) as {
+      rps: number;
+      p50Us: number | null;
+      p99Us: number | null;
+      failed: number;
+      cpuUs: number;
+      requests: number;
+    };
     const server = ((treeCpuMs(serverPid) - before) * 1000) / Math.max(1, r.requests);
-    return { rps: r.rps, p50Us: r.p50Us, p99Us: r.p99Us ?? Number.NaN, failed: r.failed, cpuUsPerRequest: { client: r.cpuUs, server } };
+    return {
+      rps: r.rps,
+      p50Us: r.p50Us ?? Number.NaN,
+      p99Us: r.p99Us ?? Number.NaN,
+      failed: r.failed,
+      cpuUsPerRequest: { client: r.cpuUs, server },
+    };
   };
   return { key, port: 0, pids: { server: serverPid }, run };
 }
@@ -290,8 +320,9 @@ function missedText(
   missed: { ratio: boolean; latency: boolean },
 ): string {
   const cpu = (k: TargetKey, c: number, role: string) => median(get(k, c).map((r) => r.cpuUsPerRequest[role] ?? Number.NaN));
-  const added = (k: TargetKey) => median(get(k, one).map((r, i) => r.p50Us - (get(baselineOf(k), one)[i]?.p50Us ?? Number.NaN)));
-  const ratioOf = (k: TargetKey) => median(get(k, many).map((r, i) => r.rps / (get(baselineOf(k), many)[i]?.rps ?? Number.NaN)));
+  const vs = againstBaseline(get);
+  const added = (k: TargetKey) => vs.added(k, one);
+  const ratioOf = (k: TargetKey) => vs.ratio(k, many);
   const paragraphs: string[] = [];
   if (missed.ratio) {
     const share = (pred: (bucket: string) => boolean) =>
@@ -352,9 +383,7 @@ function report(
   const get = (k: TargetKey, c: number) => runs.get(`${k}/${c}`) ?? [];
   const many = Math.max(...p.forwarding.connections);
   const one = Math.min(...p.forwarding.connections);
-  // Ratios and differences are taken round by round (targets alternate), then the median.
-  const ratio = (k: TargetKey, c: number) => median(get(k, c).map((r, i) => r.rps / (get(baselineOf(k), c)[i]?.rps ?? Number.NaN)));
-  const added = (k: TargetKey, c: number) => median(get(k, c).map((r, i) => r.p50Us - (get(baselineOf(k), c)[i]?.p50Us ?? Number.NaN)));
+  const { ratio, added } = againstBaseline(get);
   const isBaseline = (k: TargetKey) => k === "direct" || k === "caller-direct";
   const range = (xs: number[], d = 0) => (xs.length > 1 ? ` (${num(Math.min(...xs), d)}–${num(Math.max(...xs), d)})` : "");
   const label: Record<TargetKey, string> = {
