@@ -113,9 +113,9 @@ export class ClusterDocumentError extends MulticonnectError {
  * its answer was lost (1502): sending it again may run it twice.
  */
 export class WebappRequestError extends MulticonnectError {
-  /** The HTTP status the webapp's listener answers in this case (400, 413, 502, 503). */
+  /** The HTTP status the webapp's listener answers in this case (400, 413, 431, 502, 503). */
   readonly status: number;
-  /** The error code in the answer's body (400, 413, 1016, 1018, 1502). */
+  /** The error code in the answer's body (400, 413, 431, 1016, 1018, 1502). */
   readonly apiCode: number;
   /** The code's title, e.g. "Not Primary Coreapp". */
   readonly title: string;

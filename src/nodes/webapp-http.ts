@@ -1,4 +1,5 @@
 import type { WebappRequestError } from "../core/errors.js";
+import { isForwardToken, MAX_FORWARD_HEADERS } from "../core/ports/transport.js";
 import type { IncomingMessage, ServerResponse } from "node:http";
 
 /** Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1), plus ones we set. */
@@ -26,10 +27,6 @@ export function forwardableHeaders(req: IncomingMessage): Record<string, string>
   return out;
 }
 
-/** The most headers a forwarded request may carry (the transport's receiver refuses more). */
-export const MAX_HEADERS = 256;
-/** A header name: an HTTP token (RFC 9110 §5.1), as node:http accepts it. */
-const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,256}$/;
 /** A header value as node:http accepts one: tab, visible ASCII, space, obs-text; no CR, LF or NUL. */
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
@@ -52,11 +49,11 @@ export function givenHeaders(given: unknown, maxBytes: number): Record<string, s
   if (proto !== Object.prototype && proto !== null) throw new BadHeadersError("headers must be a plain object of strings");
   const record = given as Record<string, unknown>;
   const names = Object.keys(record);
-  if (names.length > MAX_HEADERS) throw new BadHeadersError(`${names.length} headers, more than ${MAX_HEADERS}`);
+  if (names.length > MAX_FORWARD_HEADERS) throw new BadHeadersError(`${names.length} headers, more than ${MAX_FORWARD_HEADERS}`);
   const out: Record<string, string> = {};
   let bytes = 0;
   for (const name of names) {
-    if (!HEADER_NAME.test(name) || name.toLowerCase() === "__proto__") {
+    if (!isForwardToken(name, 256) || name.toLowerCase() === "__proto__") {
       throw new BadHeadersError(`${JSON.stringify(name.slice(0, 64))} is not a header name (an HTTP token of at most 256 characters)`);
     }
     const value = record[name];

@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { API_ERRORS } from "../core/api-errors.js";
 import { MulticonnectError, WebappRequestError } from "../core/errors.js";
-import type { ForwardResponse } from "../core/ports/transport.js";
+import { isForwardToken, MAX_FORWARD_HEADERS, type ForwardResponse } from "../core/ports/transport.js";
 import { ClusterDocumentFollower } from "../core/cluster-document-follower.js";
 import { shardOf } from "../core/hash.js";
 import type { ShardAssignment, ShardMapStore } from "../core/ports/shard-map.js";
@@ -35,7 +35,6 @@ import {
   responseHeaders,
   givenHeaders,
   HeadersTooLargeError,
-  MAX_HEADERS,
   sendBodyError,
   sendError,
   sendJson,
@@ -149,8 +148,6 @@ export interface WebappResponse {
   readonly applicationError: boolean;
 }
 
-/** An HTTP method: a token of at most 32 characters (what the transport carries). */
-const METHOD_TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,32}$/;
 const EMPTY_BODY = new Uint8Array(0);
 
 /**
@@ -169,6 +166,8 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
   private readonly inflight: InflightLimiter;
   private readonly limits: WebappLimits;
   private readonly rateGate: ClientRateGate;
+  /** What a 400 "Missing shard key" over HTTP says: built once, not for every request. */
+  private readonly noShardKey: string;
   /** The SDK's reserved paths (webapp-admin.ts): health, metrics, probes, the admin API. */
   readonly reserved: ReservedRoutes;
   /** This node's metrics (`metrics.registry` holds them). */
@@ -207,6 +206,9 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     this.inflight = new InflightLimiter(options.maxInflightPerShard ?? 256);
     this.limits = { ...DEFAULT_WEBAPP_LIMITS, ...definedOnly(options) };
     this.rateGate = new ClientRateGate(this.limits, deps.clock);
+    this.noShardKey = options.shardKey
+      ? "the request carries no shard key (the service's shardKey function found none)"
+      : `send the shard key in the ${options.shardKeyHeader} header`;
     this.reserved = new ReservedRoutes(options.adminToken)
       .add("GET", "/v1/health", (_req, res) => this.health(res))
       .add("GET", "/metrics", (req, res, path) => void serveOps(req, res, this, path))
@@ -353,12 +355,7 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     if (this.reserved.claims(local) && (await this.reserved.handle(req, res, local, o.body))) return;
     if (path !== req.url && this.reserved.claims(path) && (await this.reserved.handle(req, res, path, o.body))) return;
     const key = this.options.shardKey ? this.options.shardKey(req) : (req.headers[this.options.shardKeyHeader] as string | undefined);
-    const shard = this.shardFor(
-      key,
-      this.options.shardKey
-        ? "the request carries no shard key (the service's shardKey function found none)"
-        : `send the shard key in the ${this.options.shardKeyHeader} header`,
-    );
+    const shard = this.shardFor(key, this.noShardKey);
     if (shard instanceof WebappRequestError) {
       req.resume();
       return sendRefusal(res, shard);
@@ -366,9 +363,9 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
     const body = await this.body(req, res, o);
     if (body === null) return;
     const headers = forwardableHeaders(req);
-    if (Object.keys(headers).length > MAX_HEADERS) {
+    if (Object.keys(headers).length > MAX_FORWARD_HEADERS) {
       this.metrics.request("too_large");
-      return sendError(res, 431, 431, "Request header fields too large", `more than ${MAX_HEADERS} distinct headers`);
+      return sendError(res, 431, 431, "Request header fields too large", `more than ${MAX_FORWARD_HEADERS} distinct headers`);
     }
     // A body parser inflated a compressed body: the bytes we forward are no longer encoded.
     if (o.body !== undefined || body.preRead) delete headers["content-encoding"];
@@ -410,7 +407,7 @@ export class Webapp extends EventEmitter<WebappEvents> implements MulticonnectNo
       throw refuse("bad_request", 400, "Bad request target", "the path must start with / and be visible ASCII characters, at most 8 KiB");
     }
     const method = r.method ?? "GET";
-    if (typeof method !== "string" || !METHOD_TOKEN.test(method)) {
+    if (typeof method !== "string" || !isForwardToken(method, 32)) {
       throw refuse("bad_request", 400, "Bad method", "the method must be an HTTP token of at most 32 characters");
     }
     let headers: Record<string, string>;

@@ -12,6 +12,7 @@
  * handler in TransportHandlers and a method on Transport (see docs/architecture.md, transport).
  */
 import type { NodeRole } from "../../core/ports/liveness.js";
+import { isForwardToken, MAX_FORWARD_HEADERS } from "../../core/ports/transport.js";
 import type {
   AdminCommand,
   AdminReply,
@@ -85,13 +86,10 @@ export class MalformedMessage extends Error {}
 
 /** Visible ASCII only: ids and paths go into headers and into the signed text, where a line feed would be ambiguous. */
 const NODE_ID = /^[\x21-\x7e]{1,200}$/;
-const METHOD = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,32}$/;
 const PATH = /^\/[\x21-\x7e]{0,8191}$/;
-const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,256}$/;
 /** Header values may hold any byte but these (RFC 9110 §5.5). */
 const BAD_VALUE = /[\r\n\0]/;
 const NON_ASCII = /[^\x20-\x7e]/g;
-const MAX_HEADERS = 256;
 const MAX_TEXT = 1024;
 
 /** True for a node id the transport can carry. */
@@ -101,7 +99,7 @@ export function isNodeId(value: unknown): value is string {
 
 /** True for a method / a path-and-query a forward can carry. */
 export function isMethod(value: unknown): value is string {
-  return typeof value === "string" && METHOD.test(value);
+  return typeof value === "string" && isForwardToken(value, 32);
 }
 
 /** True for a path-and-query a forward can carry (starts with "/", visible ASCII, at most 8 KiB). */
@@ -225,15 +223,15 @@ class MetaReader {
     return this.buf.toString("utf8", at, at + n);
   }
 
-  /** A header map: at most {@link MAX_HEADERS} entries of valid names and values. */
+  /** A header map: at most {@link MAX_FORWARD_HEADERS} entries of valid names and values. */
   headers(): Record<string, string> {
     const count = this.u32();
-    if (count > MAX_HEADERS) throw new MalformedMessage(`${this.what}: more than ${MAX_HEADERS} headers`);
+    if (count > MAX_FORWARD_HEADERS) throw new MalformedMessage(`${this.what}: more than ${MAX_FORWARD_HEADERS} headers`);
     const out: Record<string, string> = {};
     for (let i = 0; i < count; i++) {
       const name = this.str(256);
       // "__proto__" would set the prototype of a plain object instead of adding a header.
-      if (!HEADER_NAME.test(name) || name === "__proto__") throw new MalformedMessage(`${this.what}: a header has an invalid name`);
+      if (!isForwardToken(name, 256) || name === "__proto__") throw new MalformedMessage(`${this.what}: a header has an invalid name`);
       const value = this.str(this.buf.length);
       if (BAD_VALUE.test(value)) throw new MalformedMessage(`${this.what}: ${name} is not a valid value`);
       out[name] = value;

@@ -69,6 +69,20 @@ export interface HeartbeatReply {
   readonly ended?: EndedTenure | null;
 }
 
+/** The most headers a forwarded request carries; its receiver refuses more. */
+export const MAX_FORWARD_HEADERS = 256;
+
+const TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
+
+/**
+ * True for what a forwarded request may carry as a method (`max` 32) or a header name (`max` 256):
+ * an HTTP token (RFC 9110 §5.6.2) of 1 to `max` characters, as node:http accepts one. The sender
+ * checks its requests with it; the receiver refuses any other.
+ */
+export function isForwardToken(value: string, max: 32 | 256): boolean {
+  return value.length >= 1 && value.length <= max && TOKEN.test(value);
+}
+
 /** An API request forwarded by a webapp to the shard's primary coreapp, stamped with the epoch it expects. */
 export interface ForwardRequest {
   /** The request's shard. */
